@@ -1,0 +1,1 @@
+"""AIM: Automated Interpretability Modelling."""

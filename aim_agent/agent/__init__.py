@@ -1,0 +1,1 @@
+"""The agent: state, nodes, VLM backends, the offline scientist, the code sandbox."""

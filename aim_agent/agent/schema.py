@@ -1,0 +1,106 @@
+"""The agent's vocabulary: hypotheses, proposals, observations, critic reports, conclusions.
+
+A :class:`Scientist` is whatever decides the next experiment: a VLM through LangChain
+(``agent.llm_scientist``) or the rule-based offline scientist (``agent.offline``). Both see the
+same :class:`ScientistView` and answer with a :class:`Proposal` or a :class:`Conclusion`, so
+the graph does not care which one it drives.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+HypothesisKind = Literal["single", "or", "and", "conditional", "other"]
+Mode = Literal["code", "tools"]
+
+
+class Hypothesis(BaseModel):
+    """A claim about what the unit detects, in words and as concepts."""
+
+    id: str
+    statement: str
+    concepts: list[str] = Field(default_factory=list, description="e.g. ['dog'], ['dog', 'car'] for OR")
+    kind: HypothesisKind = "single"
+    condition: str | None = Field(default=None, description="for conditional: the context that must be present")
+    status: Literal["open", "supported", "refuted"] = "open"
+    confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class ToolCall(BaseModel):
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class Proposal(BaseModel):
+    """The scientist's next step: updated hypotheses and one experiment (code or tool calls)."""
+
+    thoughts: str = ""
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+    code: str | None = Field(default=None, description="def run_experiment(system, tools): ...")
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    ready_to_conclude: bool = False
+
+
+class Observation(BaseModel):
+    """What an experiment returned, as the scientist will see it."""
+
+    round: int
+    ok: bool
+    text: str = ""
+    image_ids: list[str] = Field(default_factory=list)
+    activations: list[float] = Field(default_factory=list)
+    prompts: list[str] = Field(default_factory=list)
+    error: str | None = None
+    traceback: str | None = None
+
+
+class CriticReport(BaseModel):
+    """The critic's verdict on the evidence behind the leading hypothesis."""
+
+    round: int
+    satisfied: bool
+    requests: list[str] = Field(default_factory=list, description="concrete experiments to run next")
+    checks: dict[str, Any] = Field(default_factory=dict)
+
+
+class Conclusion(BaseModel):
+    """MAIA's output format plus the evidence behind it."""
+
+    description: str
+    labels: list[str]
+    evidence: list[str] = Field(default_factory=list)
+    confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    forced: bool = Field(default=False, description="true when a budget cap forced the conclusion")
+
+    def maia_text(self) -> str:
+        labels = "\n".join(f"[LABEL]: {label}" for label in self.labels)
+        return f"[DESCRIPTION]: {self.description}\n{labels}"
+
+
+class ScientistView(BaseModel):
+    """Everything a scientist may read when it decides (never the ground truth)."""
+
+    task: str
+    unit: str
+    mode: Mode = "code"
+    round: int = 0
+    max_rounds: int = 15
+    exemplar_activations: list[float] = Field(default_factory=list)
+    exemplar_image_ids: list[str] = Field(default_factory=list)
+    exemplar_descriptions: list[str] = Field(default_factory=list, description="from the blind describer")
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+    observations: list[Observation] = Field(default_factory=list)
+    critic: list[CriticReport] = Field(default_factory=list)
+    api_text: str = ""
+    must_conclude: bool = False
+
+
+@runtime_checkable
+class Scientist(Protocol):
+    name: str
+
+    def propose(self, view: ScientistView) -> Proposal: ...
+
+    def conclude(self, view: ScientistView) -> Conclusion: ...

@@ -1,0 +1,72 @@
+"""What a loaded model is, and the one entry point that loads any model by name.
+
+Loaders come from plugins (hook ``aim_model_loaders``). ``load_model(spec)`` asks each loader
+whether it recognises ``spec``; when none can load it, the error lists every place each
+loader looked and how to provide weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from PIL import Image
+
+
+@dataclass
+class LoadedModel:
+    """A vision model ready for probing.
+
+    ``preprocess`` turns PIL images into the input batch; ``run`` calls the module on that
+    batch (transformers models want ``pixel_values=``); ``prefix_tokens`` is how many leading
+    tokens (CLS, registers) a token layer carries before its patch grid.
+    """
+
+    name: str
+    module: torch.nn.Module
+    preprocess: Callable[[Sequence[Image.Image]], torch.Tensor]
+    input_size: int
+    fingerprint: str
+    run: Callable[[torch.nn.Module, torch.Tensor], Any] = field(default=lambda m, x: m(x))
+    prefix_tokens: int = 1
+    labels: list[str] | None = None
+    source: str = ""
+
+
+class ModelNotFound(LookupError):
+    """No loader could load a model spec; the message says where each looked."""
+
+
+@runtime_checkable
+class ModelLoader(Protocol):
+    """A way to load models. ``can_load`` must be cheap and never raise."""
+
+    name: str
+
+    def can_load(self, spec: str) -> bool: ...
+
+    def load(self, spec: str) -> LoadedModel: ...
+
+    def where_looked(self, spec: str) -> str:
+        """One line: where this loader looked for ``spec`` and how a user provides it."""
+        ...
+
+
+def load_model(spec: str, loaders: Sequence[ModelLoader] | None = None) -> LoadedModel:
+    """Load ``spec`` with the first loader that recognises it (plugin loaders by default)."""
+    if loaders is None:
+        from aim_agent.plugins import plugin_manager
+
+        loaders = plugin_manager().model_loaders()
+    for loader in loaders:
+        if loader.can_load(spec):
+            return loader.load(spec)
+    tried = "\n".join(f"  - {lo.name}: {lo.where_looked(spec)}" for lo in loaders) or "  (no loaders)"
+    raise ModelNotFound(
+        f"cannot load model {spec!r}. Looked in:\n{tried}\n"
+        "Give a local directory with a transformers config and weights, a cached Hugging Face id "
+        "(downloaded beforehand; AIM never downloads at run time), 'package.module:factory', "
+        "a TorchScript/torch.save file, or 'world-cnn'."
+    )

@@ -1,0 +1,56 @@
+"""Activation maps -> what the VLM looks at: the firing region kept, the rest dimmed, outlined."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+DIM = 0.25  # brightness kept outside the firing region
+OUTLINE = np.array([255, 220, 0], dtype=np.uint8)  # yellow contour, visible on most scenes
+
+
+def upsample_map(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear upsampling of an (h, w) map to an image of ``size`` = (width, height)."""
+    t = torch.as_tensor(np.asarray(grid, dtype=np.float32))[None, None]
+    width, height = size
+    if t.shape[-2:] == (height, width):
+        return t[0, 0].numpy()
+    return F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def activation_mask(full_map: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Where the unit fires: above the unit's dataset threshold when known.
+
+    Without a threshold (no exemplar run yet) the region is where the map reaches half of its
+    own maximum; a map that never goes above zero highlights nothing.
+    """
+    if threshold is not None:
+        return full_map > threshold
+    peak = float(full_map.max())
+    if peak <= 0:
+        return np.zeros(full_map.shape, dtype=bool)
+    return full_map >= 0.5 * peak
+
+
+def _edges(mask: np.ndarray) -> np.ndarray:
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    edge = mask & ~inner
+    # thicken to 2 px so it survives downscaling in a VLM
+    thick = edge.copy()
+    thick[1:, :] |= edge[:-1, :]
+    thick[:, 1:] |= edge[:, :-1]
+    return thick
+
+
+def make_overlay(image: Image.Image, mask: np.ndarray) -> Image.Image:
+    """The image with pixels outside ``mask`` dimmed and the mask's border drawn."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    out = np.where(mask[..., None], rgb, rgb * DIM).astype(np.uint8)
+    out[_edges(mask)] = OUTLINE
+    return Image.fromarray(out)

@@ -1,0 +1,43 @@
+"""Wiring a session: pick providers by name and build the :class:`ToolContext` tools run in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aim_agent.log import ExperimentLog
+from aim_agent.plugins import plugin_manager
+from aim_agent.system import System
+from aim_agent.tools.base import ToolContext, Tools
+from aim_agent.tools.registry import all_tools
+
+DEFAULT_PROVIDERS = {"text2image": "world", "editor": "world", "describer": "world"}
+
+
+def make_context(
+    system: System | None = None,
+    *,
+    text2image: str | None = "world",
+    editor: str | None = "world",
+    describer: str | None = "world",
+    log_dir: Path | None = None,
+    image_size: int = 224,
+    seed: int = 0,
+    exemplar_dataset: str | None = None,
+) -> ToolContext:
+    """A ToolContext with the named providers (None leaves a primitive unavailable)."""
+    pm = plugin_manager()
+    return ToolContext(
+        system=system,
+        text2image=pm.provider("text2image", text2image) if text2image else None,
+        editor=pm.provider("editor", editor) if editor else None,
+        describer=pm.provider("describer", describer) if describer else None,
+        log=ExperimentLog(log_dir),
+        image_size=image_size,
+        seed=seed,
+        extras={"exemplar_dataset": exemplar_dataset} if exemplar_dataset else {},
+    )
+
+
+def make_tools(ctx: ToolContext) -> Tools:
+    """The ``tools`` object for code mode, over every registered tool."""
+    return Tools(ctx, all_tools())

@@ -1,0 +1,247 @@
+"""The core experiment tools (MAIA's API, typed). Each is defined once, here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from aim_agent.providers import ProviderError
+from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, tool
+
+MAX_PROMPTS = 64  # one call; more is almost always a mistake, and costs minutes on a CPU
+MAX_IMAGES = 256
+
+
+class ExemplarsInput(ToolInput):
+    k: int = Field(default=15, ge=1, le=100, description="how many top-activating dataset images")
+
+
+class ActivationsOutput(ToolOutput):
+    activations: list[float] = Field(description="the unit's activation on each image")
+    images: list[AimImage] = Field(description="overlays: where the unit fires is bright and outlined")
+
+    def python(self) -> tuple[list[float], list[Any]]:
+        return self.activations, self.images
+
+
+@tool(positional=("k",))
+def dataset_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput:
+    """Top-activating images of the unit in the exemplar dataset, highest first.
+
+    Returns the activations and overlay images in which the region where the unit fires
+    above its threshold is kept and outlined and the rest is dimmed. Start every
+    investigation here: exemplars show what the unit responds to in natural data.
+    Python: ``activations, images = tools.dataset_exemplars()``.
+    """
+    from aim_agent.exemplars import exemplars_for_system
+
+    system = ctx.require_system()
+    found = exemplars_for_system(system, k=args.k, dataset=ctx.extras.get("exemplar_dataset"))
+    if ctx.log is not None:
+        ctx.log.add("exemplars", f"top {len(found.images)} dataset exemplars", images=found.images,
+                    activations=found.activations)
+    return ActivationsOutput(activations=found.activations, images=found.images)
+
+
+class NeuronInput(ToolInput):
+    images: list[AimImage] = Field(min_length=1, max_length=MAX_IMAGES, description="images to test")
+
+
+@tool(positional=("images",))
+def neuron(ctx: ToolContext, args: NeuronInput) -> ActivationsOutput:
+    """Run the unit on images: its activation on each and an overlay of where it fires.
+
+    Use it on images from text2image or edit_images to test a hypothesis: compare the
+    activation on images with the concept against images without it.
+    Python: ``activations, overlays = system.neuron(images)`` (same call).
+    """
+    acts, overlays = ctx.require_system().neuron(args.images)
+    return ActivationsOutput(activations=acts, images=overlays)
+
+
+class Text2ImageInput(ToolInput):
+    prompts: list[str] = Field(min_length=1, max_length=MAX_PROMPTS, description="one image per prompt")
+    seed: int | None = Field(default=None, description="random seed; default: the session seed")
+
+
+class Text2ImageOutput(ToolOutput):
+    images: list[AimImage]
+    prompts: list[str]
+    notes: list[str] = Field(default_factory=list, description="what the generator could not draw")
+
+    def python(self) -> list[Any]:
+        return self.images
+
+
+def _check_prompts(prompts: list[str]) -> None:
+    empty = [i for i, p in enumerate(prompts) if not p.strip()]
+    if empty:
+        raise ToolError(f"prompts at positions {empty} are empty; each prompt must describe an image")
+
+
+@tool(positional=("prompts",))
+def text2image(ctx: ToolContext, args: Text2ImageInput) -> Text2ImageOutput:
+    """Generate one image per text prompt.
+
+    Write prompts that describe whole scenes ("a red dog on the beach"). Use several
+    prompts per concept and vary the context (background, colour, size) so a result does
+    not hinge on one image. Words the generator could not draw come back in ``notes``.
+    Python: ``images = tools.text2image(["a dog on grass", "a car on a road"])``.
+    """
+    _check_prompts(args.prompts)
+    provider = ctx.require("text2image")
+    try:
+        made = provider.generate(args.prompts, size=ctx.image_size, seed=ctx.seed if args.seed is None else args.seed)
+    except ProviderError as exc:
+        raise ToolError(str(exc)) from exc
+    notes = [f"{g.prompt!r}: {n}" for g in made for n in g.notes]
+    return Text2ImageOutput(images=[g.image for g in made], prompts=[g.prompt for g in made], notes=notes)
+
+
+class EditInput(ToolInput):
+    prompts: list[str] | None = Field(
+        default=None, max_length=MAX_PROMPTS, description="prompts of the original images to generate"
+    )
+    images: list[AimImage] | None = Field(default=None, max_length=MAX_IMAGES, description="or existing images")
+    edits: list[str] = Field(min_length=1, max_length=MAX_PROMPTS, description="one instruction per image")
+
+
+class EditOutput(ToolOutput):
+    images: list[AimImage] = Field(description="original, edited, original, edited, ...")
+    prompts: list[str] = Field(description="the prompt or instruction behind each image")
+    applied: list[bool] = Field(description="for each edit, whether the editor could apply it")
+    notes: list[str] = Field(default_factory=list)
+
+    def python(self) -> tuple[list[Any], list[str]]:
+        return self.images, self.prompts
+
+
+@tool(positional=("prompts", "edits"))
+def edit_images(ctx: ToolContext, args: EditInput) -> EditOutput:
+    """Make controlled pairs: an original image and the same image with one change.
+
+    Give ``prompts`` (originals are generated) or ``images``, and one instruction per image,
+    phrased positively: "replace the dog with a cat", "change the color of the car to
+    green", "change the background to snow", "add a tree". The result interleaves originals
+    and edits; compare the unit's activation across each pair to test causality.
+    Python: ``images, prompts = tools.edit_images(["a dog on grass"], ["replace the dog with a cat"])``.
+    """
+    if (args.prompts is None) == (args.images is None):
+        raise ToolError("give exactly one of prompts (to generate originals) or images")
+    if args.prompts is not None:
+        _check_prompts(args.prompts)
+        originals = text2image.invoke(ctx, Text2ImageInput(prompts=args.prompts)).images
+        titles = list(args.prompts)
+    else:
+        originals = list(args.images or [])
+        titles = [f"image {i}" for i in range(len(originals))]
+    if len(args.edits) == 1 and len(originals) > 1:
+        edits = args.edits * len(originals)
+    elif len(args.edits) != len(originals):
+        raise ToolError(f"{len(originals)} images but {len(args.edits)} edits: give one edit per image, or one for all")
+    else:
+        edits = list(args.edits)
+    try:
+        done = ctx.require("editor").edit(originals, edits, seed=ctx.seed)
+    except ProviderError as exc:
+        raise ToolError(str(exc)) from exc
+    images, prompts, applied, notes = [], [], [], []
+    for title, result in zip(titles, done, strict=True):
+        images += [result.original, result.edited]
+        prompts += [title, result.instruction]
+        applied.append(result.applied)
+        notes += [f"{result.instruction!r}: {n}" for n in result.notes]
+    return EditOutput(images=images, prompts=prompts, applied=applied, notes=notes)
+
+
+class ImagesInput(ToolInput):
+    images: list[AimImage] = Field(min_length=1, max_length=MAX_IMAGES)
+
+
+class DescribeOutput(ToolOutput):
+    descriptions: list[str]
+
+    def python(self) -> list[str]:
+        return self.descriptions
+
+
+@tool(positional=("images",))
+def describe_images(ctx: ToolContext, args: ImagesInput) -> DescribeOutput:
+    """Describe what lies inside the highlighted region of each overlay image.
+
+    The describer never sees your hypotheses, so its words are an unbiased check.
+    Python: ``descriptions = tools.describe_images(overlays)``.
+    """
+    try:
+        return DescribeOutput(descriptions=ctx.require("describer").describe(args.images))
+    except ProviderError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+class SummaryOutput(ToolOutput):
+    summary: str
+
+    def python(self) -> str:
+        return self.summary
+
+
+@tool(positional=("images",))
+def summarize_images(ctx: ToolContext, args: ImagesInput) -> SummaryOutput:
+    """Say what the highlighted regions of a set of images have in common.
+
+    Python: ``summary = tools.summarize_images(exemplar_overlays)``.
+    """
+    try:
+        return SummaryOutput(summary=ctx.require("describer").summarize(args.images))
+    except ProviderError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+class LogInput(ToolInput):
+    note: str = Field(default="", description="what this experiment tested and what it showed")
+    activations: list[float] = Field(default_factory=list)
+    images: list[AimImage] = Field(default_factory=list, max_length=MAX_IMAGES)
+    prompts: list[str] = Field(default_factory=list)
+    descriptions: list[str] = Field(default_factory=list)
+
+
+class LogOutput(ToolOutput):
+    entry: int = Field(description="index of the new log entry")
+
+    def python(self) -> int:
+        return self.entry
+
+
+@tool(positional=("activations", "images", "prompts", "descriptions"))
+def log_experiment(ctx: ToolContext, args: LogInput) -> LogOutput:
+    """Record an experiment (images, prompts, activations, a note) in the experiment log.
+
+    Only logged results count as evidence for your conclusion, so log every experiment.
+    """
+    if ctx.log is None:
+        raise ToolError("no experiment log in this session")
+    if args.activations and args.images and len(args.activations) != len(args.images):
+        raise ToolError(f"{len(args.activations)} activations but {len(args.images)} images; they must pair up")
+    ctx.log.add("experiment", args.note, images=args.images, activations=args.activations,
+                prompts=args.prompts, descriptions=args.descriptions)
+    return LogOutput(entry=len(ctx.log.entries) - 1)
+
+
+class DisplayInput(ToolInput):
+    items: list[str | AimImage] = Field(min_length=1, max_length=64, description="text and images to show")
+
+
+@tool(positional=("items",))
+def display(ctx: ToolContext, args: DisplayInput) -> LogOutput:
+    """Show text and images to yourself: they appear in your next observation."""
+    if ctx.log is None:
+        raise ToolError("no experiment log in this session")
+    texts = [x for x in args.items if isinstance(x, str)]
+    images = [x for x in args.items if not isinstance(x, str)]
+    ctx.log.add("display", "\n".join(texts), images=images)
+    return LogOutput(entry=len(ctx.log.entries) - 1)
+
+
+CORE_TOOLS = [dataset_exemplars, neuron, text2image, edit_images, describe_images, summarize_images,
+              log_experiment, display]

@@ -1,0 +1,1 @@
+"""diffusers pipelines (Stable Diffusion, InstructPix2Pix, FLUX-Kontext) as AIM providers."""

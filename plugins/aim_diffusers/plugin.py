@@ -1,0 +1,1 @@
+"""Registers the diffusers providers (imported only when used)."""

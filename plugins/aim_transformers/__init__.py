@@ -1,0 +1,1 @@
+"""Hugging Face transformers vision models (ResNet, ViT/DINO, CLIP vision) as AIM models."""

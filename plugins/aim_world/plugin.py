@@ -1,0 +1,31 @@
+"""The world as an AIM plugin: generator, editor, describer, world models, synthetic neurons.
+
+Imports are deferred to the hooks so that loading the plugin costs nothing until used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aim_agent.hookspecs import hookimpl
+
+
+@hookimpl
+def aim_text2image() -> list[Any]:
+    from aim_world.providers import WorldTextToImage
+
+    return [WorldTextToImage]
+
+
+@hookimpl
+def aim_image_editors() -> list[Any]:
+    from aim_world.providers import WorldEditor
+
+    return [WorldEditor]
+
+
+@hookimpl
+def aim_describers() -> list[Any]:
+    from aim_world.providers import WorldDescriber
+
+    return [WorldDescriber]

@@ -1,0 +1,52 @@
+"""The world's scene graph: what an image contains, exactly.
+
+A :class:`Scene` is the single source of truth for a world image. The renderer turns it
+into pixels and per-object masks; the editor changes it and re-renders; the describer and
+the synthetic neurons read it. Coordinates are fractions of the image side, so one scene
+renders at any size.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Relation = Literal["left of", "right of", "above", "below", "next to", "with", "holding"]
+
+
+class SceneObject(BaseModel):
+    """One drawn object (a glyph from the noun vocabulary)."""
+
+    noun: str = Field(description="canonical vocabulary noun, e.g. 'dog'")
+    color: str = Field(description="canonical colour name, e.g. 'red'")
+    texture: str | None = Field(default=None, description="pattern inside the glyph: stripes, dots, ...")
+    style: Literal["filled", "outline"] = "filled"
+    x: float = Field(ge=0.0, le=1.0, description="centre, fraction of width from the left")
+    y: float = Field(ge=0.0, le=1.0, description="centre, fraction of height from the top")
+    size: float = Field(gt=0.0, le=1.0, description="glyph box side, fraction of the image side")
+    attached_to: int | None = Field(
+        default=None, description="index of the object this one belongs to ('dog with leash')"
+    )
+
+
+class SceneRelation(BaseModel):
+    """A spatial or compositional relation the prompt asked for, between two object indices."""
+
+    subject: int
+    relation: Relation
+    object: int
+
+
+class Scene(BaseModel):
+    """A whole image: background, objects in drawing order (later ones on top), relations."""
+
+    background: str = Field(description="canonical background name, e.g. 'beach'")
+    objects: list[SceneObject] = Field(default_factory=list)
+    relations: list[SceneRelation] = Field(default_factory=list)
+    seed: int = 0
+    prompt: str | None = None
+    unknown_words: list[str] = Field(default_factory=list, description="prompt words the world cannot draw")
+
+    def nouns(self) -> list[str]:
+        return [o.noun for o in self.objects]
