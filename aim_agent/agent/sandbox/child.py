@@ -1,0 +1,310 @@
+"""The sandbox child: runs model-written code and nothing else.
+
+Started by :mod:`aim_agent.agent.sandbox.runner` as ``python -I -c <bootstrap>``; the
+bootstrap loads this file and :mod:`wire` from their paths (so ``aim_agent`` itself is not
+imported) and calls :func:`main` with the two file descriptors of the protocol channel.
+
+Order of events, all before any model code runs: read the ``start`` message (code, entry
+name, object specs, limits), reserve a little memory to report a ``MemoryError`` with, set
+the resource limits, apply Landlock when asked and available, then ``exec`` the code in a
+fresh namespace and call the entry function with one :class:`Proxy` per object. Every proxy
+method call becomes a ``call`` message; the parent's ``result`` comes back as the return
+value, or as a :class:`ToolError` raised at the model's line. The last message is ``done``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import faulthandler
+import inspect
+import linecache
+import os
+import sys
+import threading
+import traceback
+from typing import Any
+
+try:
+    from . import landlock, wire
+except ImportError:  # loaded from its path by the bootstrap, outside the aim_agent package
+    import _aim_sandbox_landlock as landlock  # type: ignore[no-redef]
+    import _aim_sandbox_wire as wire  # type: ignore[no-redef]
+
+FILENAME = "<experiment>"
+_RESERVE_BYTES = 8 * 1024 * 1024
+_MACHINERY = frozenset({os.path.abspath(__file__), os.path.abspath(wire.__file__)})
+
+
+class ToolError(Exception):
+    """An error raised by the parent while it ran a call of the model's code."""
+
+
+class SandboxProtocolError(RuntimeError):
+    """The parent answered something the child did not expect (should never happen)."""
+
+
+_ERROR_CLASSES: dict[str, type[ToolError]] = {}
+_BUILTIN_ERRORS = {
+    name: getattr(builtins, name)
+    for name in (
+        "ValueError",
+        "TypeError",
+        "KeyError",
+        "IndexError",
+        "LookupError",
+        "AttributeError",
+        "RuntimeError",
+        "NotImplementedError",
+        "FileNotFoundError",
+        "PermissionError",
+        "ZeroDivisionError",
+        "ArithmeticError",
+    )
+}
+
+
+def tool_error(error_type: str, message: str) -> ToolError:
+    """A ToolError that is also an instance of the builtin class the parent raised, if any.
+
+    So ``except ValueError`` in model code catches a ValueError raised by a tool.
+    """
+    base = _BUILTIN_ERRORS.get(error_type)
+    if base is None:
+        return ToolError(message)
+    cls = _ERROR_CLASSES.get(error_type)
+    if cls is None:
+        cls = type("ToolError", (ToolError, base), {"__module__": "sandbox"})
+        _ERROR_CLASSES[error_type] = cls
+    return cls(message)
+
+
+ToolError.__module__ = "sandbox"
+
+
+class Channel:
+    """The child's end of the protocol: blocking reads and writes on two pipe descriptors."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self._rfd = rfd
+        self._wfd = wfd
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self.limit = wire.MAX_MESSAGE_BYTES
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = memoryview(wire.dumps(message, self.limit))
+        while data:
+            written = os.write(self._wfd, data)
+            data = data[written:]
+
+    def _read_exactly(self, n: int) -> bytes:
+        chunks, left = [], n
+        while left:
+            chunk = os.read(self._rfd, min(left, 1 << 20))
+            if not chunk:
+                raise SandboxProtocolError("the parent closed the sandbox channel")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def recv(self) -> dict[str, Any]:
+        length = wire.frame_length(self._read_exactly(wire.HEADER.size), self.limit)
+        return wire.loads(self._read_exactly(length))
+
+    def call(self, obj: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Ask the parent to run ``obj.method(*args, **kwargs)``; its result or its error."""
+        try:
+            payload = {"args": wire.encode(list(args), limit=self.limit), "kwargs": wire.encode(kwargs, limit=self.limit)}
+        except wire.MessageTooLarge as exc:
+            raise ValueError(f"arguments of {obj}.{method}: {exc}") from None
+        except TypeError as exc:
+            raise TypeError(f"arguments of {obj}.{method}: {exc}") from None
+        with self._lock:
+            self._next_id += 1
+            call_id = self._next_id
+            try:
+                self.send({"type": "call", "id": call_id, "object": obj, "method": method, **payload})
+            except wire.MessageTooLarge as exc:
+                raise ValueError(f"arguments of {obj}.{method}: {exc}") from None
+            reply = self.recv()
+        if reply.get("type") != "result" or reply.get("id") != call_id:
+            raise SandboxProtocolError(f"unexpected reply to {obj}.{method}: {reply.get('type')!r}")
+        if reply.get("ok"):
+            return wire.decode(reply.get("value"), tensors="if_imported")
+        raise tool_error(str(reply.get("error_type", "")), str(reply.get("error", f"{obj}.{method} failed")))
+
+
+class Method:
+    """A bound proxy method: calling it runs the real method in the parent."""
+
+    def __init__(self, channel: Channel, obj: str, name: str, doc: str) -> None:
+        self._channel = channel
+        self._obj = obj
+        self.__name__ = name
+        self.__qualname__ = f"{obj}.{name}"
+        self.__doc__ = doc or None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.call(self._obj, self.__name__, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<method {self.__qualname__} (runs outside the sandbox)>"
+
+
+class Proxy:
+    """Stands in for a parent object (``system``, ``tools``): allowed methods, plain attributes."""
+
+    def __init__(self, channel: Channel, spec: dict[str, Any], path: str = "") -> None:
+        name = str(spec["name"])
+        self._path = f"{path}.{name}" if path else name
+        self._channel = channel
+        self._methods = {str(m["name"]): str(m.get("doc") or "") for m in spec.get("methods", [])}
+        self._attributes = wire.decode(spec.get("attributes", {}), tensors="if_imported")
+        self._children = {str(c["name"]): Proxy(channel, c, self._path) for c in spec.get("children", [])}
+        self.__doc__ = spec.get("doc") or None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in self._attributes:
+            return self._attributes[name]
+        if name in self._children:
+            return self._children[name]
+        if name in self._methods:
+            return Method(self._channel, self._path, name, self._methods[name])
+        raise AttributeError(f"{self._path} has no method or attribute {name!r}; {self._available()}")
+
+    def _available(self) -> str:
+        methods = ", ".join(sorted(self._methods)) or "none"
+        attrs = ", ".join(sorted([*self._attributes, *self._children])) or "none"
+        return f"methods: {methods}; attributes: {attrs}"
+
+    def __dir__(self) -> list[str]:
+        return sorted([*self._methods, *self._attributes, *self._children])
+
+    def __repr__(self) -> str:
+        return f"<{self._path}: {self._available()}>"
+
+
+def _apply_rlimits(limits: dict[str, Any]) -> None:
+    import resource
+
+    def cap(which: int, soft: int | None, hard: int | None = None) -> None:
+        if soft is None:
+            return
+        hard = soft if hard is None else hard
+        _, current_hard = resource.getrlimit(which)
+        if current_hard != resource.RLIM_INFINITY:
+            soft, hard = min(soft, current_hard), min(hard, current_hard)
+        resource.setrlimit(which, (soft, hard))
+
+    cap(resource.RLIMIT_CORE, 0)
+    cap(resource.RLIMIT_AS, limits.get("memory_bytes"))
+    cpu = limits.get("cpu_time_s")
+    if cpu is not None:
+        cap(resource.RLIMIT_CPU, int(cpu), int(cpu) + 2)  # SIGXCPU first, SIGKILL 2 s later
+    cap(resource.RLIMIT_FSIZE, limits.get("file_size_bytes"))
+    cap(resource.RLIMIT_NOFILE, limits.get("open_files"))
+    if limits.get("max_processes") is not None:
+        cap(resource.RLIMIT_NPROC, limits["max_processes"])
+
+
+def _landlock(workdir: str, extra_read: list[str]) -> tuple[int, str]:
+    read = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    read.update(p for p in sys.path if p and os.path.isabs(p))
+    read.update(("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/localtime"))
+    read.update(("/dev/null", "/dev/urandom", "/dev/random", "/dev/zero", "/proc/cpuinfo", "/proc/meminfo"))
+    read.update(("/sys/devices/system/cpu", "/sys/fs/cgroup"))
+    read.add(f"/proc/{os.getpid()}")  # /proc/self of the child only; never the parent's
+    read.update(extra_read)
+    return landlock.restrict(sorted(read), [workdir, "/dev/null"])
+
+
+def _format_error(exc: BaseException) -> str:
+    """The model's traceback, without the frames of the sandbox machinery."""
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__, capture_locals=False)
+    seen: set[int] = set()
+    stack = [te]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        kept = [f for f in current.stack if os.path.abspath(f.filename) not in _MACHINERY]
+        current.stack = traceback.StackSummary.from_list(kept)
+        stack.extend(x for x in (current.__cause__, current.__context__) if x is not None)
+    return "".join(te.format())
+
+
+def _error_line(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def run(channel: Channel, start: dict[str, Any]) -> dict[str, Any]:
+    """Run the experiment described by ``start``; the ``done`` message to send back."""
+    code, entry = str(start["code"]), str(start["entry"])
+    reserve = bytearray(_RESERVE_BYTES)
+    linecache.cache[FILENAME] = (len(code), None, code.splitlines(keepends=True), FILENAME)
+    namespace: dict[str, Any] = {"__name__": "__experiment__", "__builtins__": builtins}
+    try:
+        proxies = [Proxy(channel, spec) for spec in start.get("objects", [])]
+        compiled = compile(code, FILENAME, "exec")
+        exec(compiled, namespace)
+        function = namespace.get(entry)
+        if not callable(function):
+            names = sorted(k for k, v in namespace.items() if inspect.isfunction(v))
+            found = f"functions defined: {', '.join(names)}" if names else "no functions are defined"
+            return {
+                "type": "done",
+                "ok": False,
+                "kind": "missing_entry",
+                "error": f"the code must define a function `def {entry}(...)` at top level; {found}",
+            }
+        value = function(*proxies)
+        if inspect.iscoroutine(value):
+            value = asyncio.run(value)
+    except MemoryError as exc:
+        del reserve
+        text = _format_error(exc)
+        return {"type": "done", "ok": False, "kind": "memory", "error": _error_line(exc) + " (memory limit reached)", "traceback": text}
+    except BaseException as exc:
+        kind = "syntax_error" if isinstance(exc, SyntaxError) and exc.filename == FILENAME else "runtime_error"
+        return {"type": "done", "ok": False, "kind": kind, "error": _error_line(exc), "traceback": _format_error(exc)}
+    try:
+        encoded = wire.encode(value, limit=channel.limit)
+    except (TypeError, ValueError) as exc:
+        return {"type": "done", "ok": False, "kind": "runtime_error", "error": f"the return value of {entry}() cannot be sent back: {exc}"}
+    return {"type": "done", "ok": True, "value": encoded}
+
+
+def main(rfd: int, wfd: int) -> None:
+    channel = Channel(rfd, wfd)
+    start = channel.recv()
+    limits = start.get("limits", {})
+    channel.limit = int(limits.get("max_message_bytes", wire.MAX_MESSAGE_BYTES))
+    sys.stdout.reconfigure(line_buffering=True)  # prints reach the parent even if we are killed
+    faulthandler.enable()  # a segfault prints the model's line on stderr
+    _apply_rlimits(limits)
+    isolation = {"landlock_abi": 0, "landlock": "not requested"}
+    if limits.get("landlock", True):
+        abi, reason = _landlock(os.getcwd(), list(limits.get("read_paths", [])))
+        isolation = {"landlock_abi": abi, "landlock": reason or f"in force (ABI {abi})"}
+        if not abi and limits.get("require_landlock"):
+            channel.send({"type": "done", "ok": False, "kind": "killed", "error": f"Landlock is required: {reason}"})
+            os._exit(3)
+    channel.send({"type": "ready", **isolation})
+    try:
+        done = run(channel, start)
+    except BaseException as exc:  # the channel itself failed
+        done = {"type": "done", "ok": False, "kind": "protocol_error", "error": _error_line(exc)}
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+    try:
+        channel.send(done)
+    except wire.MessageTooLarge as exc:
+        channel.send({"type": "done", "ok": False, "kind": "runtime_error", "error": f"the return value cannot be sent back: {exc}"})
+    os._exit(0)  # do not wait for threads the model's code left running
