@@ -30,18 +30,28 @@ class AimPlugins:
     def __init__(self, load_entry_points: bool = True) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        # core model loaders (module:factory, saved files) are a plugin like any other
+        from aim_agent.models import builtin_plugin
+
+        self.pm.register(builtin_plugin, name="aim_agent.models.builtin_plugin")
         if load_entry_points:
             self.pm.load_setuptools_entrypoints(hookspecs.PROJECT)
         self._instances: dict[tuple[str, str], Any] = {}
+        #: plugin name -> how it was added when not through an entry point ("--plugin", "environment ...")
+        self.module_sources: dict[str, str] = {}
 
-    def add_module(self, name: str) -> None:
-        """Register a plugin module by import path (``--plugin my_pkg.aim_plugin``)."""
+    def add_module(self, name: str, source: str = "--plugin") -> None:
+        """Register a plugin module by import path (``--plugin my_pkg.aim_plugin``).
+
+        ``source`` says where the name came from (shown by ``aim plugins``).
+        """
         try:
             module = importlib.import_module(name)
         except ImportError as exc:
             raise ImportError(f"cannot import plugin module {name!r}: {exc}") from exc
         if not self.pm.is_registered(module):
             self.pm.register(module, name=name)
+            self.module_sources[name] = source
 
     def _collect(self, hook: str) -> list[Any]:
         results = getattr(self.pm.hook, hook)()

@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Relation = Literal["left of", "right of", "above", "below", "next to", "with", "holding"]
+Relation = Literal["left of", "right of", "above", "below", "next to", "on top of", "with", "holding"]
+SPATIAL_RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below", "next to", "on top of")
 
 
 class SceneObject(BaseModel):
@@ -28,6 +29,20 @@ class SceneObject(BaseModel):
     attached_to: int | None = Field(
         default=None, description="index of the object this one belongs to ('dog with leash')"
     )
+
+    def phrase(self) -> str:
+        """Its attributes in words: 'red striped dog', 'blue outlined car'."""
+        words = [self.color]
+        if self.texture:
+            words.append(TEXTURE_ADJECTIVES.get(self.texture, self.texture))
+        if self.style == "outline":
+            words.append("outlined")
+        words.append(self.noun)
+        return " ".join(words)
+
+
+TEXTURE_ADJECTIVES = {"stripes": "striped", "dots": "polka-dot", "checkers": "checkered",
+                      "spiral": "spiral", "waves": "wavy"}
 
 
 class SceneRelation(BaseModel):
@@ -47,6 +62,30 @@ class Scene(BaseModel):
     seed: int = 0
     prompt: str | None = None
     unknown_words: list[str] = Field(default_factory=list, description="prompt words the world cannot draw")
+    notes: list[str] = Field(default_factory=list, description="what the parser could not do as asked")
 
     def nouns(self) -> list[str]:
         return [o.noun for o in self.objects]
+
+    def attachments(self, index: int) -> list[int]:
+        """Indices of the objects attached (directly or through others) to object ``index``."""
+        found: list[int] = []
+        frontier = [index]
+        while frontier:
+            parent = frontier.pop()
+            for j, obj in enumerate(self.objects):
+                if obj.attached_to == parent and j not in found and j != index:
+                    found.append(j)
+                    frontier.append(j)
+        return sorted(found)
+
+    def caption(self) -> str:
+        """A plain sentence of what the scene shows (what a perfect captioner would say)."""
+        from collections import Counter
+
+        from aim_world.vocabulary import plurals
+
+        counts = Counter(o.phrase() for o in self.objects)
+        parts = [f"a {phrase}" if n == 1 else f"{n} {plurals(phrase)[0]}" for phrase, n in counts.items()]
+        things = ", ".join(parts) if parts else "nothing"
+        return f"{things} on a {self.background} background"

@@ -1,8 +1,10 @@
 """The sandbox child: runs model-written code and nothing else.
 
 Started by :mod:`aim_agent.agent.sandbox.runner` as ``python -I -c <bootstrap>``; the
-bootstrap loads this file and :mod:`wire` from their paths (so ``aim_agent`` itself is not
-imported) and calls :func:`main` with the two file descriptors of the protocol channel.
+bootstrap loads this file, :mod:`wire` and :mod:`landlock` from their paths (so ``aim_agent``
+itself is not imported) and calls :func:`main` with the two file descriptors of the protocol
+channel. Model code may catch ``ToolError`` (a name in its namespace); a tool's ``ValueError``
+arrives as a ``ToolError`` that is also a ``ValueError`` (likewise for the common builtins).
 
 Order of events, all before any model code runs: read the ``start`` message (code, entry
 name, object specs, limits), reserve a little memory to report a ``MemoryError`` with, set
@@ -115,7 +117,10 @@ class Channel:
     def call(self, obj: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Ask the parent to run ``obj.method(*args, **kwargs)``; its result or its error."""
         try:
-            payload = {"args": wire.encode(list(args), limit=self.limit), "kwargs": wire.encode(kwargs, limit=self.limit)}
+            payload = {
+                "args": wire.encode(list(args), limit=self.limit),
+                "kwargs": wire.encode(kwargs, limit=self.limit),
+            }
         except wire.MessageTooLarge as exc:
             raise ValueError(f"arguments of {obj}.{method}: {exc}") from None
         except TypeError as exc:
@@ -135,21 +140,16 @@ class Channel:
         raise tool_error(str(reply.get("error_type", "")), str(reply.get("error", f"{obj}.{method} failed")))
 
 
-class Method:
-    """A bound proxy method: calling it runs the real method in the parent."""
+def make_method(channel: Channel, obj: str, name: str, doc: str) -> Any:
+    """A proxy method: calling it runs the real method in the parent (``help()`` shows its doc)."""
 
-    def __init__(self, channel: Channel, obj: str, name: str, doc: str) -> None:
-        self._channel = channel
-        self._obj = obj
-        self.__name__ = name
-        self.__qualname__ = f"{obj}.{name}"
-        self.__doc__ = doc or None
+    def method(*args: Any, **kwargs: Any) -> Any:
+        return channel.call(obj, name, args, kwargs)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._channel.call(self._obj, self.__name__, args, kwargs)
-
-    def __repr__(self) -> str:
-        return f"<method {self.__qualname__} (runs outside the sandbox)>"
+    method.__name__ = name
+    method.__qualname__ = f"{obj}.{name}"
+    method.__doc__ = doc or f"{obj}.{name}(...): runs outside the sandbox"
+    return method
 
 
 class Proxy:
@@ -159,7 +159,10 @@ class Proxy:
         name = str(spec["name"])
         self._path = f"{path}.{name}" if path else name
         self._channel = channel
-        self._methods = {str(m["name"]): str(m.get("doc") or "") for m in spec.get("methods", [])}
+        self._methods = {
+            str(m["name"]): f"{self._path}.{m['name']}{m.get('signature', '(...)')}\n\n{m.get('doc') or ''}".strip()
+            for m in spec.get("methods", [])
+        }
         self._attributes = wire.decode(spec.get("attributes", {}), tensors="if_imported")
         self._children = {str(c["name"]): Proxy(channel, c, self._path) for c in spec.get("children", [])}
         self.__doc__ = spec.get("doc") or None
@@ -172,7 +175,7 @@ class Proxy:
         if name in self._children:
             return self._children[name]
         if name in self._methods:
-            return Method(self._channel, self._path, name, self._methods[name])
+            return make_method(self._channel, self._path, name, self._methods[name])
         raise AttributeError(f"{self._path} has no method or attribute {name!r}; {self._available()}")
 
     def _available(self) -> str:
@@ -187,27 +190,34 @@ class Proxy:
         return f"<{self._path}: {self._available()}>"
 
 
-def _apply_rlimits(limits: dict[str, Any]) -> None:
+def _apply_rlimits(limits: dict[str, Any]) -> list[str]:
+    """Set the resource limits (soft and hard, so the code cannot raise them); the ones that failed."""
     import resource
 
-    def cap(which: int, soft: int | None, hard: int | None = None) -> None:
-        if soft is None:
-            return
-        hard = soft if hard is None else hard
-        _, current_hard = resource.getrlimit(which)
-        if current_hard != resource.RLIM_INFINITY:
-            soft, hard = min(soft, current_hard), min(hard, current_hard)
-        resource.setrlimit(which, (soft, hard))
+    failed: list[str] = []
 
-    cap(resource.RLIMIT_CORE, 0)
-    cap(resource.RLIMIT_AS, limits.get("memory_bytes"))
+    def cap(name: str, soft: int | None, hard: int | None = None) -> None:
+        if soft is None or not hasattr(resource, name):
+            return
+        which = getattr(resource, name)
+        hard = soft if hard is None else hard
+        try:
+            _, current_hard = resource.getrlimit(which)
+            if current_hard != resource.RLIM_INFINITY:
+                soft, hard = min(soft, current_hard), min(hard, current_hard)
+            resource.setrlimit(which, (soft, hard))
+        except (ValueError, OSError):
+            failed.append(name)
+
+    cap("RLIMIT_CORE", 0)
+    cap("RLIMIT_AS", limits.get("memory_bytes"))
     cpu = limits.get("cpu_time_s")
     if cpu is not None:
-        cap(resource.RLIMIT_CPU, int(cpu), int(cpu) + 2)  # SIGXCPU first, SIGKILL 2 s later
-    cap(resource.RLIMIT_FSIZE, limits.get("file_size_bytes"))
-    cap(resource.RLIMIT_NOFILE, limits.get("open_files"))
-    if limits.get("max_processes") is not None:
-        cap(resource.RLIMIT_NPROC, limits["max_processes"])
+        cap("RLIMIT_CPU", int(cpu), int(cpu) + 2)  # SIGXCPU first, SIGKILL 2 s later
+    cap("RLIMIT_FSIZE", limits.get("file_size_bytes"))
+    cap("RLIMIT_NOFILE", limits.get("open_files"))
+    cap("RLIMIT_NPROC", limits.get("max_processes"))
+    return failed
 
 
 def _landlock(workdir: str, extra_read: list[str]) -> tuple[int, str]:
@@ -246,7 +256,7 @@ def run(channel: Channel, start: dict[str, Any]) -> dict[str, Any]:
     code, entry = str(start["code"]), str(start["entry"])
     reserve = bytearray(_RESERVE_BYTES)
     linecache.cache[FILENAME] = (len(code), None, code.splitlines(keepends=True), FILENAME)
-    namespace: dict[str, Any] = {"__name__": "__experiment__", "__builtins__": builtins}
+    namespace: dict[str, Any] = {"__name__": "__experiment__", "__builtins__": builtins, "ToolError": ToolError}
     try:
         proxies = [Proxy(channel, spec) for spec in start.get("objects", [])]
         compiled = compile(code, FILENAME, "exec")
@@ -267,14 +277,25 @@ def run(channel: Channel, start: dict[str, Any]) -> dict[str, Any]:
     except MemoryError as exc:
         del reserve
         text = _format_error(exc)
-        return {"type": "done", "ok": False, "kind": "memory", "error": _error_line(exc) + " (memory limit reached)", "traceback": text}
+        return {
+            "type": "done",
+            "ok": False,
+            "kind": "memory",
+            "error": _error_line(exc) + " (memory limit reached)",
+            "traceback": text,
+        }
     except BaseException as exc:
         kind = "syntax_error" if isinstance(exc, SyntaxError) and exc.filename == FILENAME else "runtime_error"
         return {"type": "done", "ok": False, "kind": kind, "error": _error_line(exc), "traceback": _format_error(exc)}
     try:
         encoded = wire.encode(value, limit=channel.limit)
     except (TypeError, ValueError) as exc:
-        return {"type": "done", "ok": False, "kind": "runtime_error", "error": f"the return value of {entry}() cannot be sent back: {exc}"}
+        return {
+            "type": "done",
+            "ok": False,
+            "kind": "runtime_error",
+            "error": f"the return value of {entry}() cannot be sent back: {exc}",
+        }
     return {"type": "done", "ok": True, "value": encoded}
 
 
@@ -283,13 +304,15 @@ def main(rfd: int, wfd: int) -> None:
     start = channel.recv()
     limits = start.get("limits", {})
     channel.limit = int(limits.get("max_message_bytes", wire.MAX_MESSAGE_BYTES))
-    sys.stdout.reconfigure(line_buffering=True)  # prints reach the parent even if we are killed
+    # line buffering: prints reach the parent even when the child is killed mid-run
+    sys.stdout.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)
+    sys.stderr.reconfigure(encoding="utf-8", errors="backslashreplace")
     faulthandler.enable()  # a segfault prints the model's line on stderr
-    _apply_rlimits(limits)
-    isolation = {"landlock_abi": 0, "landlock": "not requested"}
+    isolation: dict[str, Any] = {"rlimits_failed": _apply_rlimits(limits), "landlock_abi": 0}
+    isolation["landlock"] = "not requested"
     if limits.get("landlock", True):
         abi, reason = _landlock(os.getcwd(), list(limits.get("read_paths", [])))
-        isolation = {"landlock_abi": abi, "landlock": reason or f"in force (ABI {abi})"}
+        isolation.update(landlock_abi=abi, landlock=reason or f"in force (ABI {abi})")
         if not abi and limits.get("require_landlock"):
             channel.send({"type": "done", "ok": False, "kind": "killed", "error": f"Landlock is required: {reason}"})
             os._exit(3)
@@ -305,6 +328,13 @@ def main(rfd: int, wfd: int) -> None:
         pass
     try:
         channel.send(done)
-    except wire.MessageTooLarge as exc:
-        channel.send({"type": "done", "ok": False, "kind": "runtime_error", "error": f"the return value cannot be sent back: {exc}"})
+    except (ValueError, TypeError) as exc:  # too large, or an int too long for JSON
+        channel.send(
+            {
+                "type": "done",
+                "ok": False,
+                "kind": "runtime_error",
+                "error": f"the return value cannot be sent back: {exc}",
+            }
+        )
     os._exit(0)  # do not wait for threads the model's code left running

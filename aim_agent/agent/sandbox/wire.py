@@ -9,7 +9,7 @@ child stays light unless the model's code imports them itself.
 A frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON. Values
 that JSON cannot hold travel as objects tagged with :data:`TAG`:
 
-=============  =============================================================================
+=============  ==================================================================================
 ``tuple``      ``{"__aim__": "tuple", "items": [...]}``
 ``set``        ``{"__aim__": "set", "items": [...]}``
 ``dict``       only when a key is not a string: ``{"__aim__": "dict", "items": [[k, v], ...]}``
@@ -18,8 +18,10 @@ that JSON cannot hold travel as objects tagged with :data:`TAG`:
 ``image``      a PIL image: ``{"__aim__": "image", "png": base64 PNG}``
 ``ndarray``    ``{"__aim__": "ndarray", "dtype": "<f4", "shape": [...], "data": base64}``
 ``tensor``     a torch tensor, same fields as ``ndarray`` (bfloat16 travels as float32)
-``record``     a pydantic model or dataclass: ``{"__aim__": "record", "name": ..., "fields": {...}}``
-=============  =============================================================================
+``record``     a pydantic model, dataclass or namedtuple: ``{"__aim__": "record", "name": ..., "fields": {...}}``
+=============  ==================================================================================
+
+Records decode as :class:`Record` (fields read as attributes or items) on both sides.
 
 Decoding never runs code and never trusts the sender: array dtypes must be plain numbers
 (no ``object``), byte counts must match shapes, images must be PNG and not larger than a
@@ -45,7 +47,7 @@ TAG = "__aim__"
 HEADER = struct.Struct(">I")
 #: default cap on one frame, both directions
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-#: default cap on the pixels of one decoded image (a PNG can claim any size in its header)
+#: default cap on the pixels of all images decoded from one message (a small PNG can hold a huge image)
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 #: deepest nesting of lists/dicts/tuples the codec accepts
 MAX_DEPTH = 64
@@ -69,7 +71,7 @@ class MessageTooLarge(ValueError):
     def __init__(self, size: int, limit: int, what: str = "message") -> None:
         super().__init__(
             f"the {what} is {size / 2**20:.1f} MB, over the sandbox limit of {limit / 2**20:.0f} MB; "
-            "send fewer or smaller images or arrays (or image ids from tools instead of pixels)"
+            "send fewer or smaller images or arrays"
         )
         self.size = size
         self.limit = limit
@@ -239,16 +241,17 @@ def decode(
     is not installed), ``"numpy"``, or ``"if_imported"`` (torch only when this process has
     already imported it: the child never imports torch on its own). ``on_image`` maps each
     decoded PIL image to the object to return (the parent looks it up in the image store).
+    ``max_image_pixels`` bounds the pixels of all images in ``data`` together.
     """
     try:
-        return _decode(data, 0, tensors, on_image, max_image_pixels)
+        return _decode(data, 0, tensors, on_image, [max_image_pixels])
     except WireError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
         raise WireError(f"malformed value on the sandbox wire: {type(exc).__name__}: {exc}") from None
 
 
-def _decode(data: Any, depth: int, tensors: TensorMode, on_image: Any, max_pixels: int) -> Any:
+def _decode(data: Any, depth: int, tensors: TensorMode, on_image: Any, max_pixels: list[int]) -> Any:
     if depth > MAX_DEPTH + 2:
         raise WireError(f"value nested more than {MAX_DEPTH} levels deep")
     if data is None or isinstance(data, bool | int | float | str):
@@ -324,15 +327,21 @@ def _unb64(value: Any) -> bytes:
         raise WireError(f"bad base64 data: {exc}") from None
 
 
-def _decode_image(png: bytes, max_pixels: int) -> Any:
+def _decode_image(png: bytes, budget: list[int]) -> Any:
+    """Decode one PNG; ``budget`` holds the pixels still allowed for this message (checked before decoding)."""
     from PIL import Image
 
     try:
         image = Image.open(io.BytesIO(png), formats=["PNG"])
         width, height = image.size
-        if width * height > max_pixels:
-            raise WireError(f"image of {width}x{height} pixels is over the limit of {max_pixels} pixels")
+        if width * height > budget[0]:
+            raise WireError(
+                f"image of {width}x{height} pixels is over what is left of the limit of pixels per message; "
+                "send fewer or smaller images"
+            )
+        budget[0] -= width * height
         image.load()
+        image = image.copy()  # a plain Image, detached from the PNG reader
     except WireError:
         raise
     except Exception as exc:  # Pillow raises many kinds on corrupt data
@@ -353,7 +362,9 @@ def _decode_array(data: dict[str, Any]) -> Any:
     if dt.kind not in "biufc":
         raise WireError(f"array dtype {dtype!r} is not a plain number type")
     if len(raw) != math.prod(shape) * dt.itemsize:
-        raise WireError(f"array data has {len(raw)} bytes, but shape {shape} of {dtype} needs {math.prod(shape) * dt.itemsize}")
+        raise WireError(
+            f"array data has {len(raw)} bytes, but shape {shape} of {dtype} needs {math.prod(shape) * dt.itemsize}"
+        )
     return np.frombuffer(raw, dtype=dt).reshape(shape).copy()
 
 

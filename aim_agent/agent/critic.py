@@ -1,0 +1,295 @@
+"""The critic: deterministic checks of the evidence behind the leading hypothesis.
+
+Agents (people too) stop early: a unit that fired on three dog pictures "is a dog detector".
+The critic reads every measurement of the run (each image the unit was run on, with the prompt
+behind it) and, for each concept of the leading hypothesis, counts
+
+- distinct images that show the concept,
+- distinct contexts (backgrounds, scenes) those images come from,
+- control images where the concept is absent (other objects, edits that remove or replace it),
+
+and compares activations with and without the concept (mean ratio, Cohen's d). When the evidence
+is thin it says exactly what to run next ("test 'dog' on 2 more backgrounds"). The rules are
+plain code, so the same log always gets the same verdict; a VLM may add a comment on top.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aim_agent.agent.schema import CriticReport, Hypothesis
+from aim_agent.agent.state import Measurement
+
+EDIT_SEP = " | edit: "
+_PREPOSITIONS = r"(?:on|in|at|near|under|beside|by|against|inside|over|behind|above|below|next to|in front of|among)"
+_ARTICLES = {"a", "an", "the", "some", "of", "and", "with", "its", "their"}
+COLORS = {
+    "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "gray", "grey",
+    "cyan", "magenta", "violet", "gold", "silver", "beige", "teal", "navy",
+}
+
+
+@dataclass(frozen=True)
+class CriticRules:
+    """Thresholds of the evidence checks."""
+
+    min_images: int = 5
+    min_contexts: int = 3
+    min_controls: int = 3
+    min_ratio: float = 1.5
+    min_effect: float = 0.8
+
+
+def _stem(word: str) -> str:
+    word = word.lower()
+    for suffix in ("ies", "es", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def mentions(text: str, concept: str) -> bool:
+    """Whether ``text`` names ``concept`` (whole words, plural-insensitive; multi-word concepts in order)."""
+    target = [_stem(w) for w in _words(concept) if w not in _ARTICLES]
+    if not target:
+        return False
+    words = [_stem(w) for w in _words(text)]
+    n = len(target)
+    return any(words[i : i + n] == target for i in range(len(words) - n + 1))
+
+
+def _foreground(prompt: str) -> str:
+    return re.split(rf"\b{_PREPOSITIONS}\b", prompt.lower(), maxsplit=1)[0]
+
+
+def concept_present(prompt: str, concept: str) -> bool | None:
+    """Whether an image with this prompt (and edits) shows ``concept``; None when the prompt is unknown."""
+    if not prompt.strip():
+        return None
+    base, *edits = prompt.split(EDIT_SEP)
+    present = mentions(base, concept)
+    is_color = all(w in COLORS for w in _words(concept))
+    for edit in edits:
+        text = edit.strip().lower()
+        m = re.match(r"(?:change|make|turn|set) (?:the )?(?:colou?r|color) of (.+?) (?:to|into) (.+)$", text)
+        if m:
+            if is_color:
+                present = mentions(m.group(2), concept) or (present and not mentions(m.group(1), concept)
+                                                            and not mentions(_foreground(base), concept))
+            continue
+        m = re.match(r"(?:change|replace|make|turn|set) (?:the )?background (?:to|with|into) (.+)$", text)
+        if m:
+            present = mentions(m.group(1), concept) or (present and mentions(_foreground(base), concept))
+            continue
+        m = re.match(r"(?:replace|swap|change|turn) (?:the )?(.+?) (?:with|to|into|for) (.+)$", text)
+        if m:
+            old, new = m.groups()
+            present = mentions(new, concept) or (present and not mentions(old, concept))
+            continue
+        m = re.match(r"(?:remove|delete|erase|take away|take out) (.+)$", text)
+        if m:
+            present = present and not mentions(m.group(1), concept)
+            continue
+        m = re.match(r"(?:add|insert|put) (.+)$", text)
+        if m:
+            present = present or mentions(m.group(1), concept)
+            continue
+        present = present or mentions(text, concept)
+    return present
+
+
+def context_of(prompt: str, concepts: Sequence[str]) -> str:
+    """The scene around the concept: the background phrase, plus any edit; normalised."""
+    base, *edits = prompt.split(EDIT_SEP)
+    parts = re.split(rf"\b{_PREPOSITIONS}\b", base.lower(), maxsplit=1)
+    if len(parts) == 2:
+        context = parts[1]
+    else:
+        context = base.lower()
+        for concept in concepts:
+            for word in _words(concept):
+                context = re.sub(rf"\b{re.escape(word)}\w*\b", " ", context)
+    for edit in edits:
+        m = re.match(r"(?:change|replace|make|turn|set) (?:the )?background (?:to|with|into) (.+)$", edit.lower())
+        if m:
+            context = m.group(1)
+    words = [_stem(w) for w in _words(context) if w not in _ARTICLES]
+    return " ".join(words) or "plain"
+
+
+def leading_hypothesis(hypotheses: Sequence[Hypothesis]) -> Hypothesis | None:
+    """The open or supported hypothesis with the highest confidence (first one on ties)."""
+    live = [h for h in hypotheses if h.status != "refuted"]
+    if not live:
+        return None
+    return max(live, key=lambda h: h.confidence)  # max keeps the first of equal ones
+
+
+def _groups(h: Hypothesis) -> list[list[str]]:
+    """The concept sets to check: one per concept for single/or, all together for and/conditional."""
+    concepts = [c for c in h.concepts if c.strip()]
+    if h.kind in ("and", "conditional"):
+        group = concepts + ([h.condition] if h.kind == "conditional" and h.condition else [])
+        return [group] if group else []
+    return [[c] for c in concepts]
+
+
+def _present(prompt: str, group: Sequence[str]) -> bool | None:
+    flags = [concept_present(prompt, c) for c in group]
+    if any(f is None for f in flags):
+        return None
+    return all(flags)
+
+
+def effect_size(with_: Sequence[float], without: Sequence[float]) -> float | None:
+    """Cohen's d with a pooled standard deviation; None with fewer than 2 values on a side."""
+    if len(with_) < 2 or len(without) < 2:
+        return None
+    diff = statistics.fmean(with_) - statistics.fmean(without)
+    n1, n2 = len(with_), len(without)
+    pooled = ((n1 - 1) * statistics.variance(with_) + (n2 - 1) * statistics.variance(without)) / (n1 + n2 - 2)
+    sd = math.sqrt(pooled)
+    if sd < 1e-9:
+        return 0.0 if abs(diff) < 1e-9 else math.copysign(99.0, diff)
+    return max(-99.0, min(99.0, diff / sd))
+
+
+def _ratio(mean_with: float, mean_without: float) -> float | None:
+    if mean_without > 1e-9:
+        return mean_with / mean_without
+    if mean_with > 1e-9:
+        return math.inf
+    return None
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.3g}"
+
+
+def evidence_for(group: Sequence[str], measurements: Sequence[Measurement]) -> dict[str, Any]:
+    """The counts and statistics for one concept set over all measurements (one per image id)."""
+    latest: dict[str, Measurement] = {}
+    for m in measurements:
+        if m.prompt:
+            latest[m.image_id] = m
+    with_, without, contexts = [], [], []
+    for m in latest.values():
+        present = _present(m.prompt, group)
+        if present is None:
+            continue
+        if present:
+            with_.append(m.activation)
+            contexts.append(context_of(m.prompt, group))
+        else:
+            without.append(m.activation)
+    mean_with = statistics.fmean(with_) if with_ else None
+    mean_without = statistics.fmean(without) if without else None
+    ratio = _ratio(mean_with, mean_without) if mean_with is not None and mean_without is not None else None
+    distinct_contexts = sorted(set(contexts))
+    return {
+        "concept": " & ".join(group),
+        "images": len(with_),
+        "contexts": len(distinct_contexts),
+        "context_list": distinct_contexts[:12],
+        "controls": len(without),
+        "mean_with": mean_with,
+        "mean_without": mean_without,
+        "ratio": None if ratio is None or math.isinf(ratio) else round(ratio, 4),
+        "ratio_infinite": ratio is not None and math.isinf(ratio),
+        "effect_size": effect_size(with_, without),
+    }
+
+
+def _requests(ev: dict[str, Any], rules: CriticRules) -> list[str]:
+    concept = ev["concept"]
+    out = []
+    if ev["images"] < rules.min_images:
+        out.append(
+            f"test '{concept}' on {rules.min_images - ev['images']} more distinct images "
+            f"(so far {ev['images']} image(s) show it)"
+        )
+    if ev["contexts"] < rules.min_contexts:
+        seen = ", ".join(ev["context_list"]) or "none"
+        out.append(
+            f"test '{concept}' on {rules.min_contexts - ev['contexts']} more backgrounds/contexts (so far: {seen})"
+        )
+    if ev["controls"] < rules.min_controls:
+        out.append(
+            f"run a control without '{concept}': {rules.min_controls - ev['controls']} more image(s) of similar "
+            f"scenes where '{concept}' is absent (e.g. edit_images: 'replace the {concept} with ...')"
+        )
+    enough = ev["images"] >= 2 and ev["controls"] >= 2
+    if enough:
+        ratio_ok = ev["ratio_infinite"] or (ev["ratio"] is not None and ev["ratio"] >= rules.min_ratio)
+        d = ev["effect_size"]
+        if ev["mean_without"] is not None and ev["mean_without"] <= 0 < (ev["mean_with"] or 0):
+            ratio_ok = True  # controls at or below zero: any positive response is a clear margin
+        if not ratio_ok or d is None or d < rules.min_effect:
+            out.append(
+                f"the margin for '{concept}' is thin: mean activation {_fmt(ev['mean_with'])} with it vs "
+                f"{_fmt(ev['mean_without'])} without (ratio {'inf' if ev['ratio_infinite'] else _fmt(ev['ratio'])}, "
+                f"effect size {_fmt(d)}; want ratio >= {rules.min_ratio} and effect size >= {rules.min_effect}); "
+                "test a more specific or a different concept"
+            )
+    return out
+
+
+def critique(
+    round: int,
+    hypotheses: Sequence[Hypothesis],
+    measurements: Sequence[Measurement],
+    rules: CriticRules | None = None,
+) -> CriticReport:
+    """The verdict on the leading hypothesis: satisfied, or concrete requests for more evidence."""
+    rules = rules or CriticRules()
+    lead = leading_hypothesis(hypotheses)
+    if lead is None:
+        return CriticReport(
+            round=round,
+            satisfied=False,
+            requests=["state at least one hypothesis, with the concept(s) it names, before concluding"],
+            checks={"leading": None},
+        )
+    groups = _groups(lead)
+    if not groups:
+        return CriticReport(
+            round=round,
+            satisfied=False,
+            requests=[f"name the concept(s) of hypothesis {lead.id} ('{lead.statement}') so they can be tested"],
+            checks={"leading": lead.id},
+        )
+    evidence = [evidence_for(g, measurements) for g in groups]
+    requests = [r for ev in evidence for r in _requests(ev, rules)]
+    return CriticReport(
+        round=round,
+        satisfied=not requests,
+        requests=requests,
+        checks={"leading": lead.id, "statement": lead.statement, "evidence": evidence,
+                "rules": rules.__dict__.copy()},
+    )
+
+
+def evidence_lines(report: CriticReport) -> list[str]:
+    """One readable line per checked concept (for conclusions and reports)."""
+    lines = []
+    for ev in report.checks.get("evidence", []):
+        ratio = "inf" if ev.get("ratio_infinite") else _fmt(ev.get("ratio"))
+        lines.append(
+            f"'{ev['concept']}': {ev['images']} images in {ev['contexts']} contexts, {ev['controls']} controls; "
+            f"mean {_fmt(ev['mean_with'])} with vs {_fmt(ev['mean_without'])} without "
+            f"(ratio {ratio}, effect size {_fmt(ev['effect_size'])})"
+        )
+    return lines

@@ -1,0 +1,389 @@
+"""Running one experiment: model-written code in the sandbox, or a list of tool calls.
+
+Both ways go through the same tool registry and the same :class:`Recorder`, which notes every
+image the unit was run on (with the prompt behind it, when a tool generated or edited it) so
+that the critic can count evidence no matter how the scientist chose to log it.
+
+Tool-calling mode chains calls with references: an argument value ``"$0.images"`` is the
+``images`` field of the output of call 0 (calls are numbered from 0 within one round);
+``"$1.images.2"`` is its third item. Inside a list, a reference to a list is spliced in, so
+``{"images": ["$0.images", "$1.images"]}`` passes both lists' images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ValidationError
+
+from aim_agent.agent.critic import EDIT_SEP
+from aim_agent.agent.schema import Observation, ToolCall
+from aim_agent.agent.state import Measurement
+from aim_agent.images import STORE, image_id, load_image
+from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec
+
+if TYPE_CHECKING:
+    from aim_agent.agent.sandbox import ObjectHandler, SandboxResult
+
+#: most images one observation shows the scientist (the log keeps them all)
+MAX_OBSERVATION_IMAGES = 24
+MAX_TEXT = 6000
+_REF = re.compile(r"^\$(\d+)\.([A-Za-z_]\w*)(?:\.(\d+))?$")
+
+
+# --------------------------------------------------------------------------------------------
+# recording
+
+
+@dataclass
+class Recorder:
+    """Collects what an experiment did: measurements, prompts of new images, images to show."""
+
+    round: int
+    known_prompts: dict[str, str] = field(default_factory=dict)
+    new_prompts: dict[str, str] = field(default_factory=dict)
+    measurements: list[Measurement] = field(default_factory=list)
+    overlays: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def prompt_of(self, image: Image.Image) -> str:
+        iid = image_id(image)
+        if iid in self.new_prompts:
+            return self.new_prompts[iid]
+        if iid in self.known_prompts:
+            return self.known_prompts[iid]
+        record = STORE.record(iid)
+        meta_prompt = record.meta.get("prompt") if record is not None else None
+        return str(meta_prompt) if meta_prompt else ""
+
+    def _remember(self, image: Image.Image, prompt: str) -> None:
+        if STORE.record(image) is None:
+            STORE.register(image)
+        self.new_prompts[image_id(image)] = prompt
+
+    def tool_output(self, spec: ToolSpec, args: BaseModel, output: ToolOutput) -> None:
+        """Learn from a tool's output: prompts of generated/edited images, activations measured."""
+        images = getattr(output, "images", None)
+        prompts = getattr(output, "prompts", None)
+        if spec.name == "edit_images" and isinstance(images, list) and isinstance(prompts, list):
+            for i in range(0, len(images) - 1, 2):
+                original, edited = images[i], images[i + 1]
+                base = self.prompt_of(original) or str(prompts[i])
+                self._remember(original, base)
+                self._remember(edited, f"{base}{EDIT_SEP}{prompts[i + 1]}")
+        elif isinstance(images, list) and isinstance(prompts, list) and len(images) == len(prompts):
+            for image, prompt in zip(images, prompts, strict=True):
+                if isinstance(image, Image.Image):
+                    self._remember(image, str(prompt))
+        notes = getattr(output, "notes", None)
+        if isinstance(notes, list):
+            self.notes += [f"{spec.name}: {n}" for n in notes]
+        activations = getattr(output, "activations", None)
+        inputs = getattr(args, "images", None)
+        if (
+            spec.name != "dataset_exemplars"
+            and isinstance(activations, list)
+            and isinstance(inputs, list)
+            and len(inputs) == len(activations)
+        ):
+            self.measure(inputs, activations, images if isinstance(images, list) else None, f"tools.{spec.name}")
+
+    def measure(
+        self,
+        images: Sequence[Image.Image],
+        activations: Sequence[float],
+        overlays: Sequence[Image.Image] | None,
+        source: str,
+    ) -> None:
+        for image, act in zip(images, activations, strict=True):
+            if STORE.record(image) is None:
+                STORE.register(image)
+            self.measurements.append(
+                Measurement(round=self.round, image_id=image_id(image), activation=float(act),
+                            prompt=self.prompt_of(image), source=source)
+            )
+        for overlay in overlays or []:
+            if isinstance(overlay, Image.Image):
+                if STORE.record(overlay) is None:
+                    STORE.register(overlay)
+                self.overlays.append(image_id(overlay))
+
+
+# --------------------------------------------------------------------------------------------
+# code mode
+
+
+def _system_handler(ctx: ToolContext, recorder: Recorder) -> ObjectHandler:
+    from aim_agent.agent.sandbox import ObjectHandler
+    from aim_agent.system import System
+
+    system = ctx.require_system()
+
+    def neuron(image_list: Sequence[Any]) -> tuple[list[float], list[Image.Image]]:
+        images = [load_image(x) for x in image_list]
+        acts, overlays = system.neuron(images)
+        recorder.measure(images, acts, overlays, "system.neuron")
+        return acts, overlays
+
+    def activations(images: Sequence[Any]) -> Any:
+        pil = [load_image(x) for x in images]
+        response = system.activations(pil)
+        recorder.measure(pil, [float(a) for a in response.activations], None, "system.activations")
+        return response
+
+    neuron.__doc__ = System.neuron.__doc__
+    activations.__doc__ = System.activations.__doc__
+    return ObjectHandler(
+        methods={"neuron": neuron, "activations": activations},
+        attributes={"model_name": system.model_name, "layer": system.layer, "unit": system.unit},
+        doc=system.describe(),
+    )
+
+
+def _tools_handler(ctx: ToolContext, specs: Sequence[ToolSpec], recorder: Recorder) -> ObjectHandler:
+    from aim_agent.agent.sandbox import ObjectHandler
+
+    def make(spec: ToolSpec) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                parsed = spec.parse(*args, **kwargs)
+            except ValidationError as exc:
+                raise ValueError(f"{spec.name}(): {validation_text(exc)}") from None
+            output = spec.invoke(ctx, parsed)
+            recorder.tool_output(spec, parsed, output)
+            return output.python()
+
+        call.__name__ = spec.name
+        call.__doc__ = spec.doc
+        return call
+
+    return ObjectHandler(methods={spec.name: make(spec) for spec in specs}, doc="experiment tools")
+
+
+def validation_text(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors())
+
+
+def plain_value(value: Any, depth: int = 0) -> Any:
+    """A returned value as JSON-ready data: images become ids, arrays lists, records dicts."""
+    if depth > 8:
+        return "..."
+    if isinstance(value, Image.Image):
+        if STORE.record(value) is None:
+            STORE.register(value)
+        return image_id(value)
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, np.generic):
+        return plain_value(value.item(), depth)
+    if isinstance(value, np.ndarray):
+        return plain_value(value.tolist() if value.size <= 4096 else f"array{value.shape}", depth)
+    if isinstance(value, dict):
+        return {str(k): plain_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [plain_value(v, depth + 1) for v in value]
+    if isinstance(value, BaseModel):
+        return plain_value(dict(value), depth + 1)
+    fields = getattr(value, "__dict__", None)
+    if isinstance(fields, dict):
+        return {k: plain_value(v, depth + 1) for k, v in fields.items() if not k.startswith("_")}
+    try:  # torch tensors and similar
+        return plain_value(np.asarray(value), depth)
+    except Exception:
+        return repr(value)[:200]
+
+
+def _images_in(value: Any) -> list[str]:
+    found: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str) and v.startswith("img_"):
+            found.append(v)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(value)
+    return found
+
+
+def _cut(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 30] + "\n[... cut ...]"
+
+
+@dataclass
+class ExperimentOutcome:
+    """The result of running a proposal: the observation and what was recorded on the way."""
+
+    observation: Observation
+    recorder: Recorder
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_code_experiment(
+    code: str,
+    ctx: ToolContext,
+    specs: Sequence[ToolSpec],
+    recorder: Recorder,
+    *,
+    timeout_s: float = 180.0,
+) -> ExperimentOutcome:
+    """Run ``def run_experiment(system, tools)`` in the sandbox; its output, errors and traceback."""
+    from aim_agent.agent.sandbox import SandboxLimits, run_code
+
+    handlers = {"system": _system_handler(ctx, recorder), "tools": _tools_handler(ctx, specs, recorder)}
+    limits = SandboxLimits(wall_time_s=timeout_s, cpu_time_s=max(1, int(timeout_s)))
+    result: SandboxResult = run_code(code, entry="run_experiment", handlers=handlers, limits=limits)
+    returned = plain_value(result.return_value) if result.ok else None
+    parts = []
+    calls: dict[str, int] = {}
+    for call in result.calls:
+        key = f"{call.object}.{call.method}"
+        calls[key] = calls.get(key, 0) + 1
+    parts.append("calls: " + (", ".join(f"{k} x{n}" if n > 1 else k for k, n in calls.items()) or "none"))
+    if result.stdout.strip():
+        parts.append("printed:\n" + _cut(result.stdout.rstrip(), 3000))
+    if result.ok and returned is not None:
+        parts.append("returned: " + _cut(json.dumps(returned), 2000))
+    if recorder.notes:
+        parts.append("tool notes:\n" + "\n".join(recorder.notes[:20]))
+    if not result.ok:
+        numbered = "\n".join(f"{i:3d}  {line}" for i, line in enumerate(code.splitlines(), 1))
+        parts.append(f"the code that failed ({result.kind}):\n{_cut(numbered, 4000)}")
+    image_ids = list(dict.fromkeys([*recorder.overlays, *_images_in(returned)]))
+    observation = Observation(
+        round=recorder.round,
+        ok=result.ok,
+        text="\n".join(parts),
+        image_ids=image_ids[:MAX_OBSERVATION_IMAGES],
+        activations=[m.activation for m in recorder.measurements],
+        prompts=[m.prompt for m in recorder.measurements],
+        error=None if result.ok else (result.error or result.kind or "failed"),
+        traceback=None if result.ok else result.traceback,
+    )
+    return ExperimentOutcome(observation, recorder, {"kind": result.kind, "wall_time_s": result.wall_time_s})
+
+
+# --------------------------------------------------------------------------------------------
+# tool-calling mode
+
+
+class ReferenceError_(ValueError):
+    """A ``$k.field`` reference that does not resolve."""
+
+
+def resolve_refs(value: Any, outputs: Sequence[ToolOutput | None]) -> Any:
+    """Replace ``"$k.field"`` / ``"$k.field.i"`` strings by values of earlier outputs of the round."""
+    if isinstance(value, str):
+        m = _REF.match(value)
+        if not m:
+            return value
+        k, name, index = int(m.group(1)), m.group(2), m.group(3)
+        if k >= len(outputs):
+            raise ReferenceError_(f"{value!r} refers to call {k}, but only calls 0..{len(outputs) - 1} ran before it")
+        out = outputs[k]
+        if out is None:
+            raise ReferenceError_(f"{value!r} refers to call {k}, which failed")
+        if name not in type(out).model_fields:
+            raise ReferenceError_(f"{value!r}: call {k} returned no field {name!r}; fields: "
+                                  f"{', '.join(type(out).model_fields)}")
+        got = getattr(out, name)
+        if index is not None:
+            try:
+                return got[int(index)]
+            except (IndexError, TypeError) as exc:
+                raise ReferenceError_(f"{value!r}: no item {index} in field {name!r}") from exc
+        return got
+    if isinstance(value, list):
+        result: list[Any] = []
+        for item in value:
+            resolved = resolve_refs(item, outputs)
+            if isinstance(item, str) and _REF.match(item) and isinstance(resolved, list):
+                result.extend(resolved)
+            else:
+                result.append(resolved)
+        return result
+    if isinstance(value, dict):
+        return {k: resolve_refs(v, outputs) for k, v in value.items()}
+    return value
+
+
+class ToolStep(BaseModel):
+    """One executed tool call: its arguments and JSON result (images as ids) or its error."""
+
+    index: int
+    call: ToolCall
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    image_ids: list[str] = []
+
+
+def run_tool_call(
+    index: int,
+    call: ToolCall,
+    ctx: ToolContext,
+    specs: dict[str, ToolSpec],
+    recorder: Recorder,
+    outputs: list[ToolOutput | None],
+) -> ToolStep:
+    """Run one call (resolving references to earlier outputs); append its output to ``outputs``."""
+    spec = specs.get(call.tool)
+    try:
+        if spec is None:
+            raise ToolError(f"unknown tool {call.tool!r}; available: {', '.join(sorted(specs))}")
+        args = resolve_refs(call.args, outputs)
+        try:
+            parsed = spec.input_model.model_validate(args)
+        except ValidationError as exc:
+            raise ToolError(f"invalid arguments for {spec.name}: {validation_text(exc)}") from None
+        output = spec.invoke(ctx, parsed)
+    except (ToolError, ReferenceError_, ValueError, TypeError, KeyError, LookupError) as exc:
+        outputs.append(None)
+        return ToolStep(index=index, call=call, ok=False, error=f"{type(exc).__name__}: {exc}")
+    recorder.tool_output(spec, parsed, output)
+    outputs.append(output)
+    data = output.model_dump(mode="json")
+    return ToolStep(index=index, call=call, ok=True, result=data, image_ids=[image_id(i) for i in output.all_images()])
+
+
+def step_text(step: ToolStep, limit: int = 1500) -> str:
+    args = json.dumps(step.call.args)
+    head = f"[{step.index}] {step.call.tool}({_cut(args, 400)})"
+    if not step.ok:
+        return f"{head} -> ERROR {step.error}"
+    return f"{head} -> {_cut(json.dumps(step.result), limit)}"
+
+
+def tool_steps_observation(round: int, steps: Sequence[ToolStep], recorder: Recorder, remarks: str = "") -> Observation:
+    """The observation of a tool-calling round."""
+    lines = [step_text(s) for s in steps] or ["no tool calls were made"]
+    if recorder.notes:
+        lines.append("tool notes:\n" + "\n".join(recorder.notes[:20]))
+    if remarks.strip():
+        lines.append("your remarks after the calls:\n" + textwrap.shorten(remarks, 1500))
+    failed = [s for s in steps if not s.ok]
+    shown = list(dict.fromkeys([*recorder.overlays, *(i for s in steps for i in s.image_ids)]))
+    return Observation(
+        round=round,
+        ok=bool(steps) and not failed,
+        text=_cut("\n".join(lines)),
+        image_ids=shown[:MAX_OBSERVATION_IMAGES],
+        activations=[m.activation for m in recorder.measurements],
+        prompts=[m.prompt for m in recorder.measurements],
+        error="; ".join(f"call {s.index} ({s.call.tool}): {s.error}" for s in failed) or
+              (None if steps else "no tool calls were made"),
+    )

@@ -1,0 +1,402 @@
+"""The nodes of the interpretation graph: small functions from state to a state update.
+
+exemplars -> describe -> hypothesize -> experiment -> log -> critic -> (hypothesize | conclude)
+
+Each node reads the state, uses the :class:`AgentRuntime` (model, providers, scientist) and
+returns only what it changes. The wrapper :func:`node` adds the seconds spent and the token use
+of the node's model calls to the update, so budgets survive checkpoints and resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+
+from aim_agent.agent.backends import summarize_usage
+from aim_agent.agent.critic import critique, evidence_lines, leading_hypothesis
+from aim_agent.agent.experiment import (
+    Recorder,
+    run_code_experiment,
+    run_tool_call,
+    tool_steps_observation,
+)
+from aim_agent.agent.prompts import CRITIC_SYSTEM
+from aim_agent.agent.runtime import AgentRuntime, runtime_for
+from aim_agent.agent.schema import Conclusion, Observation, Proposal, ScientistView
+from aim_agent.agent.state import AgentState, PendingExperiment
+from aim_agent.images import image_id
+from aim_agent.tools.base import ToolOutput
+
+Update = dict[str, Any]
+
+#: prefixes of ``state["forced"]``: why a conclusion was forced
+ROUND_CAP, TOKEN_CAP, COST_CAP, TIME_CAP = "round cap", "token budget", "cost budget", "time budget"
+
+
+def node(name: str) -> Callable[[Callable[[AgentState, AgentRuntime], Update]], Callable[..., Update]]:
+    """Make ``fn(state, rt)`` a graph node that also records its time and token use."""
+
+    def decorate(fn: Callable[[AgentState, AgentRuntime], Update]) -> Callable[..., Update]:
+        def run(state: AgentState, runtime: Runtime) -> Update:
+            rt = runtime_for(runtime.context, state)  # type: ignore[arg-type]
+            started = time.perf_counter()
+            update = fn(state, rt)
+            update["timings"] = {name: time.perf_counter() - started}
+            used = rt.meter.drain()
+            if used:
+                update["usage"] = list(update.get("usage", [])) + used
+            return update
+
+        run.__name__ = name
+        run.__doc__ = fn.__doc__
+        return run
+
+    return decorate
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def make_view(state: AgentState, rt: AgentRuntime, *, must_conclude: bool = False) -> ScientistView:
+    """What the scientist may read: no ground truth, no config, no raw state."""
+    max_rounds = state.get("max_rounds", rt.config.max_rounds)
+    return ScientistView(
+        task=state["task"],
+        unit=state["unit"],
+        mode=state.get("mode", rt.config.mode),
+        round=min(state.get("round", 0) + 1, max_rounds),
+        max_rounds=max_rounds,
+        exemplar_activations=state.get("exemplar_activations", []),
+        exemplar_image_ids=state.get("exemplar_image_ids", []),
+        exemplar_descriptions=state.get("exemplar_descriptions", []),
+        hypotheses=state.get("hypotheses", []),
+        observations=state.get("observations", []),
+        critic=state.get("critic", []),
+        api_text=rt.api,
+        must_conclude=must_conclude,
+    )
+
+
+def budget_reason(state: AgentState, rt: AgentRuntime) -> str | None:
+    """Why the run must conclude now (a cap is reached), or None."""
+    cfg = rt.config
+    rounds = state.get("round", 0)
+    max_rounds = state.get("max_rounds", cfg.max_rounds)
+    if rounds >= max_rounds:
+        return f"{ROUND_CAP}: {rounds} of {max_rounds} rounds run"
+    usage = summarize_usage(state.get("usage", []))
+    if cfg.max_tokens is not None and usage.total_tokens >= cfg.max_tokens:
+        return f"{TOKEN_CAP}: {usage.total_tokens} of {cfg.max_tokens} tokens used"
+    if cfg.max_cost is not None and usage.cost_known_usd >= cfg.max_cost:
+        return f"{COST_CAP}: ${usage.cost_known_usd:.4f} of ${cfg.max_cost:.4f} spent"
+    seconds = sum(state.get("timings", {}).values())
+    if cfg.max_seconds is not None and seconds >= cfg.max_seconds:
+        return f"{TIME_CAP}: {seconds:.0f} of {cfg.max_seconds:.0f} seconds used"
+    return None
+
+
+def _images(rt: AgentRuntime, ids: list[str]) -> list[Any]:
+    from aim_agent.agent.llm_scientist import default_resolver
+
+    resolve = default_resolver(rt.image_dir)
+    found = [resolve(i) for i in ids]
+    return [im for im in found if im is not None]
+
+
+# --------------------------------------------------------------------------------------------
+# nodes
+
+
+@node("exemplars")
+def exemplars(state: AgentState, rt: AgentRuntime) -> Update:
+    """Top-activating dataset images of the unit (the tool ``dataset_exemplars``)."""
+    log = rt.sync_log(state.get("log", []), 0)
+    start = len(log.entries)
+    spec = rt.spec_by_name.get("dataset_exemplars")
+    if spec is None:
+        return {"exemplar_image_ids": [], "exemplar_activations": [], "notes": ["no dataset_exemplars tool"]}
+    try:
+        output = spec.invoke(rt.ctx, spec.input_model.model_validate({"k": rt.config.exemplars_k}))
+    except Exception as exc:  # a missing dataset must not end the run: the agent can still experiment
+        note = f"dataset exemplars unavailable: {type(exc).__name__}: {exc}"
+        log.add("note", note)
+        return {"exemplar_image_ids": [], "exemplar_activations": [], "notes": [note], "log": log.since(start)}
+    images = output.all_images()
+    activations = [float(a) for a in getattr(output, "activations", [])]
+    ids = [image_id(im) for im in images]
+    logged = {i for e in log.since(start) for i in e.image_ids}
+    if not set(ids) <= logged:  # make sure they are on disk for the report and for a resume
+        log.add("exemplars", f"top {len(ids)} dataset exemplars", images=images, activations=activations)
+    return {"exemplar_image_ids": ids, "exemplar_activations": activations, "log": log.since(start)}
+
+
+@node("describe")
+def describe(state: AgentState, rt: AgentRuntime) -> Update:
+    """The blind describer: it receives the exemplar overlays and nothing else."""
+    ids = state.get("exemplar_image_ids", [])
+    describer = rt.ctx.describer
+    if not ids or describer is None:
+        return {"exemplar_descriptions": []}
+    images = _images(rt, ids)
+    try:
+        descriptions = list(describer.describe(images))  # images only: no task, no hypotheses
+    except Exception as exc:
+        return {"exemplar_descriptions": [], "notes": [f"describer failed: {type(exc).__name__}: {exc}"]}
+    log = rt.sync_log(state.get("log", []), 0)
+    start = len(log.entries)
+    log.add("note", "blind descriptions of the exemplars", images=images, descriptions=descriptions)
+    return {"exemplar_descriptions": descriptions, "log": log.since(start)}
+
+
+@node("hypothesize")
+def hypothesize(state: AgentState, rt: AgentRuntime) -> Update:
+    """The scientist updates its hypotheses and proposes the next experiment (unless a cap is hit)."""
+    reason = budget_reason(state, rt)
+    if reason:
+        return {"forced": reason, "proposal": None}
+    proposal = rt.scientist.propose(make_view(state, rt))
+    update: Update = {"proposal": proposal}
+    if proposal.hypotheses:
+        update["hypotheses"] = proposal.hypotheses
+    return update
+
+
+def _has_experiment(proposal: Proposal | None) -> bool:
+    return proposal is not None and (bool(proposal.code and proposal.code.strip()) or bool(proposal.tool_calls))
+
+
+@node("experiment")
+def experiment(state: AgentState, rt: AgentRuntime) -> Update:
+    """Run the proposal: code in the sandbox, or tool calls (with follow-up turns for LLM scientists)."""
+    proposal = state.get("proposal") or Proposal()
+    round_no = state.get("round", 0) + 1
+    log = rt.sync_log(state.get("log", []), round_no)
+    start = len(log.entries)
+    recorder = Recorder(round=round_no, known_prompts=dict(state.get("image_prompts", {})))
+    mode = state.get("mode", rt.config.mode)
+    if proposal.code and proposal.code.strip() and (mode == "code" or not proposal.tool_calls):
+        outcome = run_code_experiment(proposal.code, rt.ctx, rt.specs, recorder, timeout_s=rt.config.code_timeout_s)
+        observation = outcome.observation
+    elif proposal.tool_calls:
+        observation = _tool_round(state, rt, proposal, recorder, round_no)
+    else:
+        expected = "a ```python block defining run_experiment(system, tools)" if mode == "code" else "tool calls"
+        observation = Observation(
+            round=round_no, ok=False, text=f"your reply began: {proposal.thoughts[:300]!r}",
+            error=f"no experiment was given: the reply must contain {expected}",
+        )
+    pending = PendingExperiment(
+        observation=observation,
+        measurements=recorder.measurements,
+        log_entries=log.since(start),
+        image_prompts=recorder.new_prompts,
+        code=proposal.code,
+        tool_calls=proposal.tool_calls,
+    )
+    return {"pending": pending}
+
+
+def _tool_round(state: AgentState, rt: AgentRuntime, proposal: Proposal, recorder: Recorder, round_no: int) -> Any:
+    specs = rt.spec_by_name
+    outputs: list[ToolOutput | None] = []
+    steps = [run_tool_call(i, call, rt.ctx, specs, recorder, outputs) for i, call in enumerate(proposal.tool_calls)]
+    turns = [(proposal, list(steps))]
+    remarks = ""
+    followup = getattr(rt.scientist, "followup", None)
+    if callable(followup):
+        view = make_view(state, rt)
+        for _ in range(rt.config.react_steps):
+            more = followup(view, turns)
+            if not more.tool_calls:
+                remarks = more.thoughts
+                break
+            new = [run_tool_call(len(outputs), call, rt.ctx, specs, recorder, outputs) for call in more.tool_calls]
+            steps += new
+            turns.append((more, new))
+    return tool_steps_observation(round_no, steps, recorder, remarks)
+
+
+@node("log")
+def log_results(state: AgentState, rt: AgentRuntime) -> Update:
+    """Commit the experiment: observation, measurements and experiment-log entries (images on disk)."""
+    pending = state.get("pending")
+    if pending is None:
+        return {}
+    obs = pending.observation
+    log = rt.sync_log(state.get("log", []), obs.round)
+    start = len(log.entries)
+    log.entries.extend(pending.log_entries)
+    proposal = state.get("proposal")
+    log.add("hypothesis", proposal.thoughts if proposal else "",
+            data={"proposal": proposal.model_dump(mode="json") if proposal else None})
+    measured = {m.image_id: m for m in pending.measurements}
+    inputs = _images(rt, list(measured))
+    save_images(rt.image_dir, _images(rt, obs.image_ids))
+    log.add(
+        "experiment",
+        obs.text,
+        images=inputs,
+        activations=[measured[image_id(im)].activation for im in inputs],
+        prompts=[measured[image_id(im)].prompt for im in inputs],
+        data={
+            "ok": obs.ok,
+            "error": obs.error,
+            "traceback": obs.traceback,
+            "code": pending.code,
+            "tool_calls": [c.model_dump() for c in pending.tool_calls],
+            "overlay_ids": obs.image_ids,
+            "measurements": [m.model_dump() for m in pending.measurements],
+        },
+    )
+    new = log.since(start)
+    _write_log(rt, [*state.get("log", []), *new])
+    return {
+        "observations": [obs],
+        "measurements": pending.measurements,
+        "image_prompts": pending.image_prompts,
+        "log": new,
+        "round": obs.round,
+        "pending": None,
+    }
+
+
+def save_images(image_dir: Any, images: list[Any]) -> None:
+    """Write images as ``<id>.png`` (what a resumed run and the report read back)."""
+    image_dir.mkdir(parents=True, exist_ok=True)
+    for image in images:
+        path = image_dir / f"{image_id(image)}.png"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            image.save(tmp, format="PNG")
+            tmp.replace(path)
+
+
+def _write_log(rt: AgentRuntime, entries: list[Any]) -> None:
+    """The log as JSON lines in the run folder (rewritten whole; the checkpoint is the source of truth)."""
+    path = rt.run_dir / "log.jsonl"
+    tmp = path.with_suffix(".jsonl.tmp")
+    rt.run_dir.mkdir(parents=True, exist_ok=True)
+    with tmp.open("w") as f:
+        for entry in entries:
+            f.write(json.dumps(entry.model_dump(mode="json")) + "\n")
+    tmp.replace(path)
+
+
+@node("critic")
+def critic(state: AgentState, rt: AgentRuntime) -> Update:
+    """Check the evidence behind the leading hypothesis; decide whether the run may conclude."""
+    round_no = state.get("round", 0)
+    report = critique(round_no, state.get("hypotheses", []), state.get("measurements", []), rt.critic_rules)
+    if rt.critic_client is not None:
+        report.checks["comment"] = _critic_comment(rt, state, report)
+    proposal = state.get("proposal")
+    wants = bool(proposal and proposal.ready_to_conclude)
+    vetoes = state.get("vetoes", 0)
+    update: Update = {"critic": [report]}
+    reason = budget_reason(state, rt)
+    if reason:
+        update["forced"] = reason
+    elif wants and not report.satisfied and vetoes < rt.config.max_critic_vetoes:
+        update["vetoes"] = vetoes + 1
+        report.checks["vetoed_conclusion"] = True
+    elif wants:
+        update["conclude_now"] = True
+        if not report.satisfied:
+            report.checks["overruled"] = f"concluding after {vetoes} vetoes; open requests remain"
+    log = rt.sync_log(state.get("log", []), round_no)
+    start = len(log.entries)
+    text = "satisfied" if report.satisfied else "requests:\n" + "\n".join(f"- {r}" for r in report.requests)
+    log.add("critic", text, data=report.model_dump(mode="json"))
+    update["log"] = log.since(start)
+    return update
+
+
+def _critic_comment(rt: AgentRuntime, state: AgentState, report: Any) -> str:
+    lead = leading_hypothesis(state.get("hypotheses", []))
+    body = {
+        "leading_hypothesis": lead.model_dump() if lead else None,
+        "evidence": report.checks.get("evidence", []),
+        "rule_requests": report.requests,
+        "rounds_run": state.get("round", 0),
+    }
+    assert rt.critic_client is not None
+    try:
+        from aim_agent.agent.llm_scientist import text_of
+
+        reply = rt.critic_client.invoke(
+            [SystemMessage(content=CRITIC_SYSTEM), HumanMessage(content=json.dumps(body, default=str))]
+        )
+        return text_of(reply).strip()[:1200]
+    except Exception as exc:  # the comment is optional; the rules already decided
+        return f"(critic model unavailable: {type(exc).__name__})"
+
+
+def fallback_conclusion(state: AgentState) -> Conclusion:
+    """A conclusion without a model call: the leading hypothesis as it stands."""
+    lead = leading_hypothesis(state.get("hypotheses", []))
+    if lead is None:
+        return Conclusion(description="no hypothesis was formed before the budget ran out",
+                          labels=["unknown"], confidence=0.0)
+    return Conclusion(description=lead.statement, labels=[", ".join(lead.concepts) or lead.statement],
+                      confidence=lead.confidence)
+
+
+@node("conclude")
+def conclude(state: AgentState, rt: AgentRuntime) -> Update:
+    """The final answer: MAIA's [DESCRIPTION] and [LABEL]s, plus the evidence behind them."""
+    forced = state.get("forced")
+    if forced and forced.startswith((TOKEN_CAP, COST_CAP)):
+        conclusion = fallback_conclusion(state)  # no more model calls once the money or tokens are spent
+    else:
+        conclusion = rt.scientist.conclude(make_view(state, rt, must_conclude=bool(forced)))
+    conclusion.forced = bool(forced)
+    if not conclusion.evidence:
+        reports = state.get("critic", [])
+        last = reports[-1] if reports else critique(state.get("round", 0), state.get("hypotheses", []),
+                                                     state.get("measurements", []), rt.critic_rules)
+        conclusion.evidence = evidence_lines(last)
+    log = rt.sync_log(state.get("log", []), state.get("round", 0))
+    start = len(log.entries)
+    log.add("conclusion", conclusion.maia_text(), data={**conclusion.model_dump(), "forced_by": forced})
+    new = log.since(start)
+    _write_log(rt, [*state.get("log", []), *new])
+    return {"conclusion": conclusion, "log": new}
+
+
+# --------------------------------------------------------------------------------------------
+# routing
+
+
+def after_hypothesize(state: AgentState) -> str:
+    if state.get("forced"):
+        return "conclude"
+    proposal = state.get("proposal")
+    if proposal is not None and proposal.ready_to_conclude and not _has_experiment(proposal):
+        return "critic"
+    return "experiment"
+
+
+def after_critic(state: AgentState) -> str:
+    if state.get("forced") or state.get("conclude_now"):
+        return "conclude"
+    return "hypothesize"
+
+
+__all__ = [
+    "after_critic",
+    "after_hypothesize",
+    "conclude",
+    "critic",
+    "describe",
+    "exemplars",
+    "experiment",
+    "hypothesize",
+    "log_results",
+    "make_view",
+]

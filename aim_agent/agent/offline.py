@@ -1,0 +1,1171 @@
+"""The offline scientist: a deterministic, rule-based experimenter for the embedded world.
+
+It is AIM's baseline and what ``aim demo`` runs: no VLM, no network, the same run for the
+same inputs. It uses exactly the tools any agent uses, in tool-calling mode or in code mode.
+
+Strategy
+--------
+1. **Read.** Parse the blind describer's exemplar descriptions with the world vocabulary
+   into concepts (objects, colours, textures, backgrounds). Score each concept by how often
+   it occurs across the top exemplars, weighting every exemplar by its activation.
+2. **Hypothesize.** A *single* hypothesis for every frequent concept; an *OR* hypothesis for
+   two concepts that each explain different exemplars; a *conditional* hypothesis "A only
+   when B" for a concept A whose exemplars almost always also contain B.
+3. **Experiment**, in fixed phases, each one experiment through the tools:
+
+   - ``screen``: each candidate concept alone in several contexts (other backgrounds,
+     colours, objects) plus neutral controls (``text2image``);
+   - ``pairs``: for OR and conditional candidates, the 2x2 design A+B, A only, B only,
+     neither, in several contexts (``text2image``);
+   - ``context``: when the leading concept alone barely drives the unit, A together with
+     each plausible companion (other exemplar concepts, worn and attached objects,
+     backgrounds), looking for a hidden condition (``text2image``);
+   - ``edits``: causal pairs for the leading hypothesis: replace the object, change its
+     colour or the background, remove or add the condition (``edit_images``);
+   - ``critic``: then what the critic's last report asks for (new concepts, edits, more
+     contexts), at most :data:`MAX_CRITIC_ROUNDS` times.
+
+4. **Measure.** Every image is known by the features of its prompt (or of the edit applied
+   to its original), so each hypothesis is a predicate on features. It is scored by the
+   rank separation (AUC) of activations where it predicts firing against where it does
+   not, by the effect size relative to the exemplars, and by the edit pairs. Statuses
+   and confidences are recomputed from all evidence every round, so the scientist holds no
+   hidden state: a resumed run continues exactly where it stopped.
+5. **Conclude** with the supported hypothesis that separates best (the simplest one on a
+   near tie), in MAIA's format, with the numbers behind it.
+
+When the descriptions hold no world vocabulary (a real model described by a VLM), it says
+so and concludes without pretending: such units need a VLM scientist.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from aim_world import vocabulary as vocab
+
+from aim_agent.agent.schema import (
+    Conclusion,
+    Hypothesis,
+    Observation,
+    Proposal,
+    ScientistView,
+    ToolCall,
+)
+
+ConceptKind = Literal["object", "color", "texture", "background"]
+
+MAX_CANDIDATES = 4  # single-concept hypotheses tested in the screen
+MAX_PAIRS = 2  # OR / conditional hypotheses tested in the pairs phase
+MAX_CRITIC_ROUNDS = 3  # experiments run on the critic's requests before concluding anyway
+MIN_SCORE = 0.3  # exemplar frequency a concept needs to become a hypothesis
+SCREEN_CONTEXTS = 4
+PAIR_CONTEXTS = 3
+EDIT_CONTEXTS = 4
+
+NON_WORLD_NOTE = (
+    "The exemplar descriptions contain no words of the world's vocabulary (objects, colours, "
+    "textures, backgrounds), so these are not world images and the rule-based offline scientist "
+    "cannot design experiments for them. A VLM backend is needed for non-world models: run with a "
+    "VLM scientist (for example --scientist gemini, openai, anthropic or ollama)."
+)
+
+# --------------------------------------------------------------------------- concepts
+
+
+@dataclass(frozen=True, order=True)
+class Concept:
+    """One testable concept of the world: an object noun, a colour, a texture or a background."""
+
+    kind: ConceptKind
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def phrase(self) -> str:
+        """How the concept reads in a label."""
+        if self.kind == "background":
+            return f"{self.name} background"
+        if self.kind == "texture":
+            return f"{TEXTURE_ADJECTIVES[self.name]} texture"
+        return self.name
+
+    @property
+    def term(self) -> str:
+        """The word the experiment prompts use for it ('dog', 'red', 'striped', 'grass')."""
+        return TEXTURE_ADJECTIVES[self.name] if self.kind == "texture" else self.name
+
+    @classmethod
+    def parse(cls, key: str) -> Concept:
+        kind, _, name = key.partition(":")
+        if kind not in ("object", "color", "texture", "background") or not name:
+            raise ValueError(f"not a concept key: {key!r} (expected e.g. 'object:dog', 'color:red')")
+        return cls(kind, name)  # type: ignore[arg-type]
+
+
+KIND_ORDER: dict[str, int] = {"object": 0, "color": 1, "texture": 2, "background": 3}
+TEXTURE_ADJECTIVES = {"stripes": "striped", "dots": "dotted", "checkers": "checkered", "spiral": "swirly",
+                      "waves": "wavy"}
+BACKGROUND_PHRASES = {
+    "plain": "on a plain background", "sky": "in the sky", "grass": "on grass", "water": "on water",
+    "snow": "on snow", "beach": "on a beach", "desert": "in the desert", "road": "on a road",
+    "brick wall": "against a brick wall", "forest": "in a forest", "room": "in a room",
+    "night": "at night", "mountains": "in the mountains",
+}
+# Contexts the experiments vary: backgrounds, neutral objects, neutral colours (fixed orders).
+CONTEXT_BACKGROUNDS = ("grass", "snow", "beach", "room", "road", "plain", "water", "desert", "forest",
+                       "night", "mountains", "brick wall", "sky")
+NEUTRAL_NOUNS = ("cup", "chair", "umbrella", "book", "clock", "bucket", "lamp", "guitar", "apple", "shoe",
+                 "bell", "teapot", "kite", "drum")
+NEUTRAL_COLORS = ("blue", "green", "yellow", "purple", "gray", "orange", "pink", "white", "red", "black",
+                  "brown", "cyan", "magenta", "beige")
+# Companions tried when a concept alone does not drive the unit (a hidden condition).
+COMPANION_NOUNS = ("leash", "hat", "ball", "person", "tree", "house", "car", "flower", "sunglasses", "crown")
+COMPANION_BACKGROUNDS = ("grass", "water", "snow", "road", "sky", "room")
+
+# --------------------------------------------------------------------------- parsing text
+
+_PREPOSITIONS = {"on", "in", "at", "over", "against", "across", "under", "of", "through", "into", "onto"}
+_ARTICLES = {"a", "an", "the", "some", "its", "their"}
+_NEGATIONS = {"no", "not", "without", "never", "nor", "lacking"}
+_SCENE_WORDS = {"background", "backdrop", "scene", "setting", "landscape"}
+# Vocabulary synonyms that are far more often ordinary English words in a description.
+_STOP_WORDS = {"present", "lead", "figure", "someone", "world", "plant", "drop", "spirit", "light", "bow",
+               "pin", "seat", "figures", "home", "camp"}
+_CLAUSE_SPLIT = re.compile(r"[.;:!?()\[\]\n]|,|\band\b|\bwhile\b|\bbut\b")
+_TOKEN = re.compile(r"[a-z][a-z'\-]*")
+# The world describer lists a scene's parts ("background of the beach scene: sky (20%), sand (30%)"):
+# the scene is the concept, its parts (trees, window, sky) are not objects or other backgrounds.
+_SCENE_PARTS = re.compile(r"background of the ([a-z ]+?) scene\s*:[^.;]*")
+
+
+@dataclass
+class Thing:
+    """An object mentioned in a text, with the attributes written next to it."""
+
+    noun: str
+    color: str | None = None
+    texture: str | None = None
+
+
+@dataclass
+class Parsed:
+    """What a text says is in an image: objects and backgrounds, plus free colour/texture words."""
+
+    things: list[Thing] = field(default_factory=list)
+    backgrounds: list[str] = field(default_factory=list)
+    colors: list[str] = field(default_factory=list)
+    textures: list[str] = field(default_factory=list)
+
+    def concepts(self) -> list[Concept]:
+        """Every concept the text mentions, in order of first mention, without repeats."""
+        found: list[Concept] = []
+        for thing in self.things:
+            found.append(Concept("object", thing.noun))
+            if thing.color:
+                found.append(Concept("color", thing.color))
+            if thing.texture:
+                found.append(Concept("texture", thing.texture))
+        found += [Concept("color", c) for c in self.colors]
+        found += [Concept("texture", t) for t in self.textures]
+        found += [Concept("background", b) for b in self.backgrounds]
+        return list(dict.fromkeys(found))
+
+    def features(self) -> frozenset[str]:
+        """Concept keys plus object-attribute compounds ('object:car|color:red')."""
+        feats = {c.key for c in self.concepts()}
+        for thing in self.things:
+            if thing.color:
+                feats.add(f"object:{thing.noun}|color:{thing.color}")
+            if thing.texture:
+                feats.add(f"object:{thing.noun}|texture:{thing.texture}")
+        return frozenset(feats)
+
+
+def _lookups(phrase: str) -> dict[str, str]:
+    """Every vocabulary reading of a phrase: kind -> canonical name."""
+    found = {}
+    for kind, fn in (("noun", vocab.lookup_noun), ("background", vocab.lookup_background),
+                     ("color", vocab.lookup_color), ("texture", vocab.lookup_texture)):
+        name = fn(phrase)
+        if name:
+            found[kind] = name
+    return found
+
+
+def _spans(tokens: list[str]) -> list[tuple[int, int, dict[str, str]]]:
+    """Longest vocabulary matches, left to right: (start, end, readings)."""
+    spans, i = [], 0
+    while i < len(tokens):
+        for n in range(min(4, len(tokens) - i), 0, -1):
+            phrase = " ".join(tokens[i : i + n])
+            if n == 1 and phrase in _STOP_WORDS:
+                continue
+            readings = _lookups(phrase)
+            if readings:
+                spans.append((i, i + n, readings))
+                i += n
+                break
+        else:
+            i += 1
+    return spans
+
+
+def _negated(tokens: list[str], start: int) -> bool:
+    before = tokens[max(0, start - 3) : start]
+    return any(t in _NEGATIONS for t in before)
+
+
+def _as_background(tokens: list[str], start: int, end: int) -> bool:
+    """Whether a word that can be an object or a background is used as a background here."""
+    prev = [t for t in tokens[max(0, start - 2) : start] if t not in _ARTICLES]
+    after = tokens[end] if end < len(tokens) else ""
+    return bool(prev and prev[-1] in _PREPOSITIONS) or after in _SCENE_WORDS
+
+
+def _resolve(tokens: list[str], spans: list, idx: int) -> tuple[str, str]:
+    """Choose one reading of span ``idx`` from its neighbours."""
+    start, end, readings = spans[idx]
+    if "noun" in readings and "background" in readings:
+        return ("background", readings["background"]) if _as_background(tokens, start, end) \
+            else ("noun", readings["noun"])
+    if "noun" in readings and ("color" in readings or "texture" in readings):
+        nxt = spans[idx + 1] if idx + 1 < len(spans) else None
+        modifies = nxt is not None and nxt[0] == end and ("noun" in nxt[2] or "texture" in nxt[2]
+                                                        or "color" in nxt[2])
+        if modifies:
+            kind = "color" if "color" in readings else "texture"
+            return kind, readings[kind]
+        return "noun", readings["noun"]
+    for kind in ("background", "noun", "color", "texture"):
+        if kind in readings:
+            return kind, readings[kind]
+    raise AssertionError("a span always has a reading")
+
+
+def _parse_clause(tokens: list[str], out: Parsed) -> None:
+    spans = _spans(tokens)
+    colors: list[str] = []
+    textures: list[str] = []
+    last: Thing | None = None
+    for idx, (start, _end, _readings) in enumerate(spans):
+        kind, name = _resolve(tokens, spans, idx)
+        if _negated(tokens, start):
+            continue
+        if kind == "noun":
+            last = Thing(name, colors[-1] if colors else None, textures[-1] if textures else None)
+            out.things.append(last)
+            colors, textures = [], []
+        elif kind == "background":
+            out.backgrounds.append(name)
+        elif kind == "color":
+            colors.append(name)
+        else:
+            textures.append(name)
+    for color in colors:  # attributes after the noun ("a dog, brown") or free ("blue background")
+        if last is not None and last.color is None:
+            last.color = color
+        else:
+            out.colors.append(color)
+    for texture in textures:
+        if last is not None and last.texture is None:
+            last.texture = texture
+        else:
+            out.textures.append(texture)
+
+
+def parse_text(text: str) -> Parsed:
+    """Objects (with colour and texture), backgrounds and free attributes named in ``text``.
+
+    Negated mentions ("no leash", "without a hat") are dropped; words that are both an object
+    and a background ("mountains") are backgrounds after a preposition or before
+    "background"; a colour that is also an object ("orange") is a colour when it modifies
+    the next word.
+    """
+    out = Parsed()
+    lowered = _SCENE_PARTS.sub(r"on a \1 background.", text.lower().replace("_", " "))
+    for clause in _CLAUSE_SPLIT.split(lowered):
+        tokens = [t.strip("'-") for t in _TOKEN.findall(clause)]
+        tokens = [t for t in tokens if t]
+        if tokens:
+            _parse_clause(tokens, out)
+    out.backgrounds = list(dict.fromkeys(out.backgrounds))
+    return out
+
+
+# --------------------------------------------------------------------------- edits on parsed scenes
+
+_EDIT_VERB = re.compile(r"^\s*(replace|change|remove|add|make|turn|put|delete|swap)\b", re.I)
+_REPLACE = re.compile(r"^\s*(?:replace|swap)\s+(?:the\s+|a\s+|an\s+)?(.+?)\s+(?:with|by|for)\s+(.+)$", re.I)
+_RECOLOR = re.compile(r"^\s*(?:change|make|turn)\s+the\s+colou?r\s+of\s+(?:the\s+)?(.+?)\s+(?:to|into)\s+(.+)$",
+                      re.I)
+_BACKGROUND = re.compile(r"^\s*(?:change|replace|make|turn)\s+the\s+background\s+(?:to|into|with)\s+(.+)$", re.I)
+_REMOVE = re.compile(r"^\s*(?:remove|delete)\s+(?:the\s+|a\s+|an\s+)?(.+)$", re.I)
+_ADD = re.compile(r"^\s*(?:add|put)\s+(.+)$", re.I)
+
+
+def is_edit_instruction(text: str) -> bool:
+    return bool(_EDIT_VERB.match(text))
+
+
+def _first_noun(text: str) -> str | None:
+    things = parse_text(text).things
+    return things[0].noun if things else None
+
+
+def apply_edit(scene: Parsed, instruction: str) -> Parsed | None:
+    """The parsed scene after an edit instruction, or None when the instruction is not understood."""
+    new = Parsed([replace(t) for t in scene.things], list(scene.backgrounds), list(scene.colors),
+                 list(scene.textures))
+    if m := _BACKGROUND.match(instruction):
+        bg = parse_text("on " + m.group(1)).backgrounds or [vocab.lookup_background(m.group(1)) or ""]
+        if not bg[0]:
+            return None
+        new.backgrounds = bg[:1]
+        return new
+    if m := _RECOLOR.match(instruction):
+        noun, color = _first_noun(m.group(1)), vocab.lookup_color(m.group(2).strip())
+        targets = [t for t in new.things if t.noun == noun]
+        if not targets or color is None:
+            return None
+        for t in targets:
+            t.color = color
+        return new
+    if m := _REPLACE.match(instruction):
+        old, repl = _first_noun(m.group(1)), parse_text(m.group(2)).things
+        targets = [t for t in new.things if t.noun == old]
+        if not targets or not repl:
+            return None
+        for t in targets:
+            # the world editor keeps the old colour and texture unless the instruction names new ones
+            t.noun, t.color, t.texture = repl[0].noun, repl[0].color or t.color, repl[0].texture or t.texture
+        return new
+    if m := _REMOVE.match(instruction):
+        noun = _first_noun(m.group(1))
+        if noun is None or noun not in [t.noun for t in new.things]:
+            return None
+        new.things = [t for t in new.things if t.noun != noun]
+        return new
+    if m := _ADD.match(instruction):
+        added = parse_text(m.group(1)).things
+        if not added:
+            return None
+        new.things += added
+        return new
+    return None
+
+
+# --------------------------------------------------------------------------- evidence
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image of an experiment: what it contains (features), the activation, its context."""
+
+    features: frozenset[str]
+    activation: float
+    round: int
+    background: str | None
+    pair: int | None = None  # index of the original when this image is an edit of it
+
+
+def evidence_from(observations: Sequence[Observation]) -> list[Record]:
+    """Records from every successful observation that pairs prompts with activations.
+
+    A prompt is a scene ("a red dog on grass"), an edit instruction following its original
+    (``edit_images`` interleaves them), or both in one string ("a red dog on grass | edit:
+    replace the dog with a cat").
+    """
+    records: list[Record] = []
+    for obs in observations:
+        if not obs.activations or len(obs.prompts) != len(obs.activations):
+            continue  # (a failed experiment's measurements still count: they were measured)
+        originals: dict[str, int] = {}
+        last: tuple[Parsed, int] | None = None
+        for prompt, act in zip(obs.prompts, obs.activations, strict=True):
+            base, _, instruction = prompt.partition(" | edit: ")
+            if not instruction and is_edit_instruction(prompt):
+                base, instruction = "", prompt
+            pair: int | None = None
+            if instruction:
+                source = (parse_text(base), originals.get(base)) if base else last
+                if source is None:
+                    continue
+                scene, pair = apply_edit(source[0], instruction), source[1]
+            else:
+                scene = parse_text(prompt)
+            if scene is None or not scene.concepts():
+                continue
+            if not instruction:
+                originals[prompt] = len(records)
+                last = (scene, len(records))
+            bg = scene.backgrounds[0] if scene.backgrounds else "plain"
+            records.append(Record(scene.features(), float(act), obs.round, bg, pair))
+    return records
+
+
+# --------------------------------------------------------------------------- hypotheses
+
+
+@dataclass(frozen=True)
+class Hyp:
+    """A hypothesis as a predicate on image features."""
+
+    kind: Literal["single", "or", "conditional"]
+    a: Concept
+    b: Concept | None = None
+
+    def fires(self, features: frozenset[str]) -> bool:
+        if self.kind == "single":
+            return self.a.key in features
+        assert self.b is not None
+        if self.kind == "or":
+            return self.a.key in features or self.b.key in features
+        return _joint_key(self.a, self.b) in features if _joint_key(self.a, self.b) else \
+            (self.a.key in features and self.b.key in features)
+
+    @property
+    def concepts(self) -> list[Concept]:
+        return [self.a] if self.b is None else [self.a, self.b]
+
+    @property
+    def complexity(self) -> int:
+        return 0 if self.kind == "single" else 1
+
+    def labels(self) -> list[str]:
+        if self.kind == "single":
+            return [self.a.phrase]
+        assert self.b is not None
+        if self.kind == "or":
+            return [self.a.phrase, self.b.phrase]
+        return [f"{self.a.phrase}, {condition_phrase(self.a, self.b)}"]
+
+    def statement(self) -> str:
+        if self.kind == "single":
+            return f"The unit detects {self.a.phrase}, whatever the context."
+        assert self.b is not None
+        if self.kind == "or":
+            return f"The unit is polysemantic: it detects {self.a.phrase} OR {self.b.phrase}."
+        return f"The unit detects {self.a.phrase}, {condition_phrase(self.a, self.b)}."
+
+
+def _joint_key(a: Concept, b: Concept) -> str | None:
+    """The compound feature of an object with an attribute ('object:car|color:red'), if that is the pair."""
+    pair = sorted([a, b], key=lambda c: KIND_ORDER[c.kind])
+    if pair[0].kind == "object" and pair[1].kind in ("color", "texture"):
+        return f"{pair[0].key}|{pair[1].key}"
+    return None
+
+
+def condition_phrase(a: Concept, b: Concept) -> str:
+    """'only when a leash is present', 'only on a grass background', 'only when it is red'."""
+    if b.kind == "object":
+        return f"only when a {b.name} is present"
+    if b.kind == "background":
+        return f"only on a {b.name} background"
+    if b.kind == "color":
+        return f"only when it is {b.name}"
+    return f"only when it is {TEXTURE_ADJECTIVES[b.name]}"
+
+
+def hyp_id(h: Hyp) -> str:
+    """A stable id from the hypothesis itself, so ids survive re-derivation every round."""
+    if h.kind == "single":
+        return f"H:{h.a.key}"
+    assert h.b is not None
+    return f"H:{h.a.key}{' OR ' if h.kind == 'or' else ' | '}{h.b.key}"
+
+
+@dataclass
+class Scored:
+    """A hypothesis with the numbers behind its status."""
+
+    hyp: Hyp
+    n_pos: int = 0
+    n_neg: int = 0
+    mean_pos: float = 0.0
+    mean_neg: float = 0.0
+    auc: float = 0.5
+    edits_total: int = 0
+    edits_agree: int = 0
+    contexts_total: int = 0
+    contexts_agree: int = 0
+    status: Literal["open", "supported", "refuted"] = "open"
+    confidence: float = 0.5
+
+    @property
+    def effect(self) -> float:
+        return self.mean_pos - self.mean_neg
+
+
+# --------------------------------------------------------------------------- reading exemplars
+
+
+@dataclass
+class Reading:
+    """What the exemplars suggest: ranked concepts and the hypotheses built from them."""
+
+    scores: dict[Concept, float]
+    mentions: list[set[Concept]]
+    weights: list[float]
+    candidates: list[Concept]
+    hypotheses: list[Hyp]
+    mentioned: set[Concept]
+    first_pos: dict[Concept, float]
+
+
+def _weights(activations: Sequence[float], n: int) -> list[float]:
+    acts = [max(0.0, float(a)) for a in activations[:n]] + [0.0] * max(0, n - len(activations))
+    top = max(acts, default=0.0)
+    if top <= 0:
+        return [1.0] * n
+    return [a / top for a in acts]
+
+
+def read_exemplars(descriptions: Sequence[str], activations: Sequence[float]) -> Reading:
+    """Score concepts by activation-weighted frequency and form single/OR/conditional hypotheses."""
+    parsed = [parse_text(d) for d in descriptions]
+    mentions = [set(p.concepts()) for p in parsed]
+    weights = _weights(activations, len(descriptions))
+    total = sum(weights) or 1.0
+    scores: dict[Concept, float] = {}
+    first: dict[Concept, list[int]] = {}
+    for p, ms, w in zip(parsed, mentions, weights, strict=True):
+        for c in ms:
+            scores[c] = scores.get(c, 0.0) + w / total
+        for pos, c in enumerate(p.concepts()):
+            first.setdefault(c, []).append(pos)
+    first_pos = {c: sum(v) / len(v) for c, v in first.items()}
+    ranked = sorted(scores, key=lambda c: (-round(scores[c], 6), KIND_ORDER[c.kind], first_pos[c], c.name))
+    candidates = [c for c in ranked if scores[c] >= MIN_SCORE][:MAX_CANDIDATES]
+    if not candidates and ranked:
+        candidates = ranked[:1]
+    reading = Reading(scores, mentions, weights, candidates, [], set(scores), first_pos)
+    reading.hypotheses = _initial_hypotheses(reading)
+    return reading
+
+
+def _share(reading: Reading, pred: Callable[[set[Concept]], bool]) -> float:
+    total = sum(reading.weights) or 1.0
+    return sum(w for ms, w in zip(reading.mentions, reading.weights, strict=True) if pred(ms)) / total
+
+
+def _focus_first(reading: Reading, a: Concept, b: Concept) -> tuple[Concept, Concept]:
+    """Order a conditional pair: objects before attributes, then the more frequent, then the first named."""
+    def rank(c: Concept) -> tuple:
+        return (KIND_ORDER[c.kind] > 0, -round(reading.scores.get(c, 0), 6), reading.first_pos.get(c, 99), c)
+    return (a, b) if rank(a) <= rank(b) else (b, a)
+
+
+def _explained_by_another(reading: Reading, a: Concept, b: Concept) -> bool:
+    """Whether a more frequent concept is in (nearly) every exemplar that has ``a`` or ``b``.
+
+    Then the pair is two attributes of that concept (a brown dog, a black dog), not OR or AND.
+    """
+    either = _share(reading, lambda ms: a in ms or b in ms)
+    for c, sc in reading.scores.items():
+        if c in (a, b) or sc <= max(reading.scores[a], reading.scores[b]):
+            continue
+        if _share(reading, lambda ms, c=c: c in ms and (a in ms or b in ms)) >= 0.9 * either:
+            return True
+    return False
+
+
+def _initial_hypotheses(reading: Reading) -> list[Hyp]:
+    hyps: list[Hyp] = [Hyp("single", c) for c in reading.candidates]
+    pool = sorted(reading.scores, key=lambda c: (-reading.scores[c], KIND_ORDER[c.kind], c))[:8]
+    pairs: list[tuple[float, Hyp]] = []
+    for i, a in enumerate(pool):
+        for b in pool[i + 1 :]:
+            if a.kind == b.kind == "background":
+                continue
+            pa, pb = reading.scores[a], reading.scores[b]
+            if _explained_by_another(reading, a, b):
+                continue
+            both = _share(reading, lambda ms, a=a, b=b: a in ms and b in ms)
+            either = _share(reading, lambda ms, a=a, b=b: a in ms or b in ms)
+            if min(pa, pb) >= 0.25 and either >= 0.7 and both <= 0.5 * min(pa, pb):
+                pairs.append((pa + pb, Hyp("or", *sorted([a, b], key=lambda c: -reading.scores[c]))))
+            elif max(pa, pb) >= 0.4 and min(pa, pb) >= MIN_SCORE:
+                focus, cond = _focus_first(reading, a, b)
+                if both / max(reading.scores[focus], 1e-9) >= 0.8:
+                    pairs.append((pa + pb, Hyp("conditional", focus, cond)))
+    pairs.sort(key=lambda x: (-round(x[0], 6), hyp_id(x[1])))
+    hyps += [h for _, h in pairs[:MAX_PAIRS]]
+    return hyps
+
+
+# --------------------------------------------------------------------------- designing images
+
+
+@dataclass(frozen=True)
+class Obj:
+    noun: str
+    color: str
+    texture: str | None = None
+
+    def phrase(self) -> str:
+        tex = f" {TEXTURE_ADJECTIVES[self.texture]}" if self.texture else ""
+        article = "an" if self.color[0] in "aeiou" else "a"
+        return f"{article} {self.color}{tex} {self.noun}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One image to generate: objects and a background."""
+
+    objects: tuple[Obj, ...]
+    background: str
+
+    def prompt(self) -> str:
+        first, *rest = self.objects
+        text = first.phrase() + "".join(f" with {o.phrase()}" for o in rest)
+        return f"{text} {BACKGROUND_PHRASES.get(self.background, 'on ' + self.background)}"
+
+
+@dataclass
+class Palette:
+    """Context material the experiments draw from: never one of the concepts under test."""
+
+    backgrounds: list[str]
+    nouns: list[str]
+    colors: list[str]
+
+    @classmethod
+    def avoiding(cls, concepts: Iterable[Concept], mentioned: Iterable[Concept] = ()) -> Palette:
+        avoid = set(concepts) | set(mentioned)
+        names = {c.name for c in avoid}
+        tested_colors = {c.name for c in concepts if c.kind == "color"}
+        bgs = [b for b in CONTEXT_BACKGROUNDS if b not in names] or ["plain"]
+        nouns = [n for n in NEUTRAL_NOUNS if n not in names] or list(NEUTRAL_NOUNS)
+        colors = [c for c in NEUTRAL_COLORS if c not in tested_colors]
+        return cls(bgs, nouns, colors)
+
+    def background(self, i: int) -> str:
+        return self.backgrounds[i % len(self.backgrounds)]
+
+    def noun(self, i: int) -> str:
+        return self.nouns[(3 * i + 1) % len(self.nouns)]
+
+    def color_for(self, noun: str, i: int) -> str:
+        """A natural colour of ``noun`` (cycling with i) that is not under test."""
+        natural = [c for c in vocab.NOUN_BY_NAME[noun].colors if c in self.colors] if noun in vocab.NOUN_BY_NAME \
+            else []
+        pool = natural or self.colors
+        return pool[i % len(pool)]
+
+
+def realize(cell: Sequence[Concept], i: int, palette: Palette) -> Spec | None:
+    """The image of context ``i`` that contains exactly the concepts of ``cell`` (None if impossible)."""
+    objects = [c.name for c in cell if c.kind == "object"]
+    colors = [c.name for c in cell if c.kind == "color"]
+    textures = [c.name for c in cell if c.kind == "texture"]
+    backgrounds = [c.name for c in cell if c.kind == "background"]
+    if len(backgrounds) > 1:
+        return None
+    nouns = objects or [palette.noun(i)]
+    while len(nouns) < max(len(colors), len(textures)):
+        nouns.append(palette.noun(i + len(nouns)))
+    objs = [Obj(n, colors[k] if k < len(colors) else palette.color_for(n, i + k),
+                textures[k] if k < len(textures) else None) for k, n in enumerate(nouns)]
+    return Spec(tuple(objs), backgrounds[0] if backgrounds else palette.background(i))
+
+
+@dataclass
+class Experiment:
+    """One experiment: a phase name, a note, and prompts (text2image) or prompts + edits (edit_images)."""
+
+    phase: str
+    note: str
+    prompts: list[str]
+    edits: list[str] | None = None
+
+    def tool_calls(self) -> list[ToolCall]:
+        if self.edits is None:
+            make = ToolCall(tool="text2image", args={"prompts": self.prompts})
+        else:
+            make = ToolCall(tool="edit_images", args={"prompts": self.prompts, "edits": self.edits})
+        return [
+            make,
+            ToolCall(tool="neuron", args={"images": "$0.images"}),
+            ToolCall(tool="log_experiment", args={"note": self.note, "activations": "$1.activations",
+                                                  "images": "$1.images", "prompts": "$0.prompts"}),
+        ]
+
+    def code(self) -> str:
+        def listing(name: str, items: list[str]) -> list[str]:
+            return [f"    {name} = ["] + [f"        {item!r}," for item in items] + ["    ]"]
+
+        lines = ["def run_experiment(system, tools):", f"    # {self.phase}: {_one_line(self.note)}"]
+        if self.edits is None:
+            lines += listing("prompts", self.prompts)
+            lines += ["    images = tools.text2image(prompts)"]
+        else:
+            lines += listing("originals", self.prompts) + listing("edits", self.edits)
+            lines += ["    images, prompts = tools.edit_images(originals, edits)"]
+        lines += [
+            "    activations, overlays = system.neuron(images)",
+            f"    tools.log_experiment(activations, overlays, prompts, note={self.note!r})",
+            '    return {"prompts": prompts, "activations": activations}',
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200]
+
+
+def _cells_experiment(phase: str, note: str, cells: list[list[Concept]], contexts: Iterable[int],
+                      palette: Palette) -> Experiment:
+    prompts: list[str] = []
+    for i in contexts:
+        for cell in cells:
+            spec = realize(cell, i, palette)
+            if spec is not None and spec.prompt() not in prompts:
+                prompts.append(spec.prompt())
+    return Experiment(phase, note, prompts)
+
+
+def design_screen(reading: Reading) -> Experiment:
+    """Each candidate concept alone, across contexts, with neutral controls."""
+    palette = Palette.avoiding(reading.candidates, reading.mentioned)
+    cells = [[c] for c in reading.candidates] + [[]]
+    names = ", ".join(c.phrase for c in reading.candidates)
+    note = (f"screen: each candidate ({names}) alone on {SCREEN_CONTEXTS} backgrounds with other colours and "
+            "objects, plus neutral controls without any candidate")
+    return _cells_experiment("screen", note, cells, range(SCREEN_CONTEXTS), palette)
+
+
+def design_pairs(reading: Reading, pairs: list[Hyp], offset: int) -> Experiment:
+    """The 2x2 design (A+B, A only, B only, neither) for each OR / conditional hypothesis."""
+    palette = Palette.avoiding(reading.candidates, reading.mentioned)
+    cells: list[list[Concept]] = []
+    for h in pairs:
+        assert h.b is not None
+        for cell in ([h.a, h.b], [h.a], [h.b], []):
+            if cell not in cells:
+                cells.append(cell)
+    names = "; ".join(f"{h.a.phrase} with/without {h.b.phrase}" for h in pairs if h.b)
+    note = f"pairs: 2x2 designs ({names}) on {PAIR_CONTEXTS} new backgrounds"
+    return _cells_experiment("pairs", note, cells, range(offset, offset + PAIR_CONTEXTS), palette)
+
+
+def companions(reading: Reading, a: Concept) -> list[Concept]:
+    """Concepts that might be a hidden condition of ``a``: other exemplar concepts, then common companions."""
+    found = [c for c in sorted(reading.scores, key=lambda c: (-reading.scores[c], c)) if c != a and c.kind in
+             ("object", "background")]
+    found += [Concept("object", n) for n in COMPANION_NOUNS]
+    found += [Concept("background", b) for b in COMPANION_BACKGROUNDS]
+    if a.kind == "background":
+        found = [c for c in found if c.kind == "object"]
+    return list(dict.fromkeys(c for c in found if c != a))[:10]
+
+
+def design_context(reading: Reading, a: Concept, offset: int) -> Experiment:
+    """``a`` together with each plausible companion, twice, to find a condition it needs."""
+    comps = companions(reading, a)
+    palette = Palette.avoiding([a, *comps], [])
+    cells = [[a, c] for c in comps] + [[a]]
+    note = (f"context search: {a.phrase} alone barely drives the unit; testing it with each of "
+            f"{', '.join(c.phrase for c in comps)}")
+    return _cells_experiment("context", note, cells, range(offset, offset + 2), palette)
+
+
+def _removal_edit(spec: Spec, c: Concept, i: int, palette: Palette) -> str:
+    main = spec.objects[0].noun
+    if c.kind == "object":
+        if len(spec.objects) > 1 and spec.objects[0].noun != c.name:
+            return f"remove the {c.name}"
+        return f"replace the {c.name} with a {palette.noun(i)}"
+    if c.kind == "color":
+        return f"change the color of the {main} to {palette.color_for(main, i + 1)}"
+    if c.kind == "background":
+        return f"change the background to {palette.background(i)}"
+    return f"replace the {main} with a {palette.color_for(palette.noun(i), i)} {palette.noun(i)}"
+
+
+def design_edits(reading: Reading, h: Hyp, offset: int) -> Experiment:
+    """Causal pairs: remove each concept of the hypothesis from images where it fires, and add it back."""
+    palette = Palette.avoiding(h.concepts, reading.mentioned)
+    originals: list[str] = []
+    edits: list[str] = []
+    for k in range(EDIT_CONTEXTS):
+        i = offset + k
+        if h.kind == "single":
+            removed = h.a
+            cell = [h.a]
+        elif h.kind == "or":
+            removed = h.a if k % 2 == 0 else h.b
+            cell = [removed]
+        else:
+            removed = h.b if k % 2 == 0 else h.a
+            cell = [h.a, h.b]
+        assert removed is not None
+        spec = realize(cell, i, palette)
+        if spec is None:
+            continue
+        originals.append(spec.prompt())
+        edits.append(_removal_edit(spec, removed, i, palette))
+    adding = _adding_edit(h, offset + EDIT_CONTEXTS, palette)
+    if adding:
+        originals.append(adding[0])
+        edits.append(adding[1])
+    note = (f"edits: causal pairs for '{'; '.join(h.labels())}': remove or replace "
+            f"{' / '.join(c.phrase for c in h.concepts)} (activation should drop) and add it (should rise)")
+    return Experiment("edits", note, originals, edits)
+
+
+def _adding_edit(h: Hyp, i: int, palette: Palette) -> tuple[str, str] | None:
+    """An original where the hypothesis does not fire and an edit that makes it fire."""
+    if h.kind == "conditional" and h.b is not None and h.b.kind == "object":
+        spec = realize([h.a], i, palette)
+        return (spec.prompt(), f"add a {h.b.name}") if spec else None
+    if h.a.kind == "object" and h.kind != "conditional":
+        spec = realize([], i, palette)
+        return (spec.prompt(), f"replace the {spec.objects[0].noun} with a {h.a.name}") if spec else None
+    if h.a.kind == "background" and h.kind != "conditional":
+        spec = realize([], i, palette)
+        return (spec.prompt(), f"change the background to {h.a.name}") if spec else None
+    if h.a.kind == "color" and h.kind != "conditional":
+        spec = realize([], i, palette)
+        return (spec.prompt(), f"change the color of the {spec.objects[0].noun} to {h.a.name}") if spec else None
+    return None
+
+
+def design_replication(reading: Reading, h: Hyp, offset: int, n: int = 6) -> Experiment:
+    """The hypothesis's positive and negative cells again, on new contexts."""
+    palette = Palette.avoiding(h.concepts, reading.mentioned)
+    cells: list[list[Concept]] = [list(h.concepts)] if h.kind != "or" else [[h.a], [h.b]]  # type: ignore[list-item]
+    if h.kind == "conditional":
+        cells += [[h.a], [h.b]]  # type: ignore[list-item]
+    cells.append([])
+    note = f"replication: '{'; '.join(h.labels())}' with and without its concepts on {n} new contexts"
+    return _cells_experiment("replication", note, cells, range(offset, offset + n), palette)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _auc(pos: list[float], neg: list[float]) -> float:
+    """Probability that a random positive outranks a random negative (ties count half)."""
+    if not pos or not neg:
+        return 0.5
+    wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def _scale(records: list[Record], exemplar_acts: Sequence[float]) -> float:
+    values = [abs(r.activation) for r in records] + [abs(float(a)) for a in exemplar_acts]
+    return max(values, default=1.0) or 1.0
+
+
+def score(h: Hyp, records: list[Record], scale: float) -> Scored:
+    """Separation, effect, per-context consistency and edit agreement of one hypothesis."""
+    s = Scored(h)
+    pos = [r.activation for r in records if h.fires(r.features)]
+    neg = [r.activation for r in records if not h.fires(r.features)]
+    s.n_pos, s.n_neg = len(pos), len(neg)
+    s.mean_pos = sum(pos) / len(pos) if pos else 0.0
+    s.mean_neg = sum(neg) / len(neg) if neg else 0.0
+    s.auc = _auc(pos, neg)
+    for bg in sorted({r.background or "plain" for r in records}):
+        p = [r.activation for r in records if r.background == bg and h.fires(r.features)]
+        q = [r.activation for r in records if r.background == bg and not h.fires(r.features)]
+        if p and q:
+            s.contexts_total += 1
+            s.contexts_agree += sum(p) / len(p) - sum(q) / len(q) >= 0.1 * scale
+    for r in records:
+        if r.pair is None:
+            continue
+        orig = records[r.pair]
+        before, after = h.fires(orig.features), h.fires(r.features)
+        delta = r.activation - orig.activation
+        if before != after:
+            s.edits_total += 1
+            s.edits_agree += delta * (1 if after else -1) >= 0.1 * scale
+        elif before:
+            s.edits_total += 1
+            s.edits_agree += r.activation >= 0.5 * orig.activation
+    _judge(s, scale)
+    return s
+
+
+def _judge(s: Scored, scale: float) -> None:
+    rel = s.effect / scale
+    edit_rate = s.edits_agree / s.edits_total if s.edits_total else None
+    if s.n_pos < 2 or s.n_neg < 2:
+        s.status, s.confidence = "open", 0.5
+        return
+    if s.auc < 0.65 or rel < 0.05 or (edit_rate is not None and s.edits_total >= 3 and edit_rate < 0.4):
+        s.status = "refuted"
+    elif s.n_pos >= 3 and s.n_neg >= 3 and s.auc >= 0.85 and rel >= 0.15 and (edit_rate is None or edit_rate >= 0.7):
+        s.status = "supported"
+    else:
+        s.status = "open"
+    separation = max(0.0, (s.auc - 0.5) * 2)
+    size = min(1.0, (s.n_pos + s.n_neg) / 30)
+    edits = edit_rate if edit_rate is not None else 0.8
+    s.confidence = round(min(0.97, 0.05 + 0.92 * separation * (0.6 + 0.4 * size) * (0.5 + 0.5 * edits)), 2)
+
+
+def best(scored: list[Scored]) -> Scored | None:
+    """Supported before open before refuted; within a status the best separation, the simplest on near ties."""
+    if not scored:
+        return None
+    rank = {"supported": 0, "open": 1, "refuted": 2}
+    top_status = min(rank[s.status] for s in scored)
+    group = [s for s in scored if rank[s.status] == top_status]
+    top_auc = max(s.auc for s in group)
+    near = [s for s in group if s.auc >= top_auc - 0.03]
+    return sorted(near, key=lambda s: (s.hyp.complexity, -s.auc, -s.effect, hyp_id(s.hyp)))[0]
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class State:
+    """Everything derived from the view (recomputed each call: the scientist keeps no state)."""
+
+    reading: Reading
+    hyps: list[Hyp]
+    records: list[Record]
+    scored: list[Scored]
+    scale: float
+    done: int  # experiments already run (successful or not)
+    hidden: Concept | None = None  # the concept a context search looks for a condition of
+
+    @property
+    def leader(self) -> Scored | None:
+        return best(self.scored)
+
+
+def critic_concepts(view: ScientistView) -> list[Concept]:
+    """Concepts named in any critic request, in order (alternatives the critic wants tested)."""
+    found: list[Concept] = []
+    for report in view.critic:
+        for request in report.requests:
+            found += parse_text(re.sub(r"\([^)]*\)", " ", request)).concepts()  # drop "(so far: ...)" asides
+    return list(dict.fromkeys(found))
+
+
+def derive(view: ScientistView) -> State:
+    reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
+    hyps = list(reading.hypotheses)
+    for c in critic_concepts(view):
+        if Hyp("single", c) not in hyps:
+            hyps.append(Hyp("single", c))
+    hidden = hidden_condition_target(view, reading)
+    if hidden is not None:
+        for c in companions(reading, hidden):
+            h = Hyp("conditional", *_focus_first(reading, hidden, c))
+            if h not in hyps:
+                hyps.append(h)
+    records = evidence_from(view.observations)
+    scale = _scale(records, view.exemplar_activations)
+    scored = [score(h, records, scale) for h in hyps]
+    return State(reading, hyps, records, scored, scale, len(view.observations), hidden)
+
+
+def _pair_hyps(reading: Reading) -> list[Hyp]:
+    return [h for h in reading.hypotheses if h.kind != "single"]
+
+
+def next_experiment(view: ScientistView, state: State) -> Experiment | None:
+    """The next experiment of the plan, or None when it is time to conclude."""
+    phases = _planned_phases(view, state)
+    if state.done < len(phases):
+        return phases[state.done]()
+    critic_rounds = state.done - len(phases)
+    if critic_rounds >= MAX_CRITIC_ROUNDS or not view.critic:
+        return None
+    last = view.critic[-1]
+    if last.satisfied or not last.requests:
+        return None
+    return design_for_requests(view, state, last.requests, offset=20 + 6 * critic_rounds)
+
+
+def _planned_phases(view: ScientistView, state: State) -> list[Callable[[], Experiment]]:
+    """The fixed phases; each is designed only when it is its turn, from the evidence so far."""
+    reading = state.reading
+    phases: list[Callable[[], Experiment]] = [lambda: design_screen(reading)]
+    pairs = _pair_hyps(reading)
+    if pairs:
+        phases.append(lambda: design_pairs(reading, pairs, offset=SCREEN_CONTEXTS))
+    if state.done < len(phases):
+        return phases
+    hidden = state.hidden
+    if hidden is not None:
+        phases.append(lambda: design_context(reading, hidden, offset=8))
+    phases.append(lambda: design_edits(reading, _edit_target(state), offset=12))
+    return phases
+
+
+def hidden_condition_target(view: ScientistView, reading: Reading) -> Concept | None:
+    """The top candidate, when images with it alone stay far below its exemplars (a hidden condition?).
+
+    Decided on the evidence of the screen and pairs phases only, so the plan stays the same
+    whatever later experiments show.
+    """
+    if not reading.candidates:
+        return None
+    first = 2 if _pair_hyps(reading) else 1
+    if len(view.observations) < first:
+        return None
+    records = evidence_from(view.observations[:first])
+    scale = _scale(records, view.exemplar_activations)
+    if any(score(h, records, scale).status == "supported" for h in reading.hypotheses):
+        return None
+    a = reading.candidates[0]
+    with_a = [r.activation for r in records if a.key in r.features]
+    ref = max((float(x) for x in view.exemplar_activations), default=0.0)
+    if not with_a or ref <= 0:
+        return None
+    return a if max(with_a) < 0.3 * ref else None
+
+
+def _edit_target(state: State) -> Hyp:
+    lead = state.leader
+    if lead is not None:
+        return lead.hyp
+    return Hyp("single", state.reading.candidates[0])
+
+
+def design_for_requests(view: ScientistView, state: State, requests: list[str], offset: int) -> Experiment:
+    """Answer the critic: test concepts it names, run edits when it asks for causal evidence, else replicate."""
+    text = " ".join(requests).lower()
+    known = {c for h in state.hyps for c in h.concepts if any(c.key in r.features for r in state.records)}
+    new = [c for c in critic_concepts(view) if c not in known]
+    lead = state.leader.hyp if state.leader else Hyp("single", state.reading.candidates[0])
+    asked = "; ".join(requests)
+    if new:
+        palette = Palette.avoiding([*lead.concepts, *new], state.reading.mentioned)
+        cells = [[c] for c in new] + [list(lead.concepts)] + [[]]
+        note = f"critic: testing the concepts it named ({', '.join(c.phrase for c in new)}); it asked: {asked}"
+        return _cells_experiment("critic", note, cells, range(offset, offset + SCREEN_CONTEXTS), palette)
+    if any(w in text for w in ("edit", "causal", "remove", "replace", "intervention", "counterfactual")):
+        exp = design_edits(state.reading, lead, offset)
+        exp.phase, exp.note = "critic", f"critic asked for causal evidence ({asked}); {exp.note}"
+        return exp
+    exp = design_replication(state.reading, lead, offset)
+    exp.phase, exp.note = "critic", f"critic asked: {asked}; {exp.note}"
+    return exp
+
+
+# --------------------------------------------------------------------------- the scientist
+
+
+def _hypotheses_out(state: State) -> list[Hypothesis]:
+    out = []
+    for s in state.scored:
+        h = s.hyp
+        out.append(Hypothesis(
+            id=hyp_id(h),
+            statement=h.statement(),
+            # plain prompt words, so any reader of prompts (the critic) can count the images that show them
+            concepts=[h.a.term] if h.kind == "conditional" else [c.term for c in h.concepts],
+            kind=h.kind,
+            condition=h.b.term if h.kind == "conditional" and h.b else None,
+            status=s.status if state.records else "open",
+            confidence=s.confidence if state.records else _prior(state.reading, h),
+        ))
+    return out
+
+
+def _prior(reading: Reading, h: Hyp) -> float:
+    return round(0.2 + 0.5 * min(reading.scores.get(c, 0.0) for c in h.concepts), 2)
+
+
+def _summary(s: Scored) -> str:
+    text = (f"{'; '.join(s.hyp.labels())}: {s.status} (AUC {s.auc:.2f}; mean {s.mean_pos:.3g} where it predicts "
+            f"firing, n={s.n_pos}, vs {s.mean_neg:.3g}, n={s.n_neg}")
+    if s.contexts_total:
+        text += f"; holds on {s.contexts_agree}/{s.contexts_total} backgrounds"
+    if s.edits_total:
+        text += f"; {s.edits_agree}/{s.edits_total} edit pairs agree"
+    return text + ")"
+
+
+def _reading_text(reading: Reading) -> str:
+    top = sorted(reading.scores, key=lambda c: (-reading.scores[c], c))[:6]
+    return "Exemplar concepts (activation-weighted share): " + ", ".join(
+        f"{c.phrase} {reading.scores[c]:.2f}" for c in top)
+
+
+class OfflineScientist:
+    """Deterministic rule-based scientist for world units (see the module docstring for the strategy)."""
+
+    name = "offline"
+
+    def propose(self, view: ScientistView) -> Proposal:
+        reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
+        if not reading.scores:
+            return Proposal(thoughts=NON_WORLD_NOTE, ready_to_conclude=True)
+        state = derive(view)
+        thoughts = [_reading_text(reading)]
+        if state.records:
+            thoughts += [_summary(s) for s in sorted(state.scored, key=lambda s: hyp_id(s.hyp))]
+        if view.critic and view.critic[-1].requests:
+            thoughts.append("Critic requests: " + "; ".join(view.critic[-1].requests))
+        exp = None if view.must_conclude or view.round >= view.max_rounds else next_experiment(view, state)
+        if exp is None or not exp.prompts:
+            thoughts.append("Planned experiments are done and the critic has no open request: concluding.")
+            return Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses_out(state), ready_to_conclude=True)
+        thoughts.append(f"Next ({exp.phase}): {exp.note}")
+        proposal = Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses_out(state))
+        if view.mode == "code":
+            proposal.code = exp.code()
+        else:
+            proposal.tool_calls = exp.tool_calls()
+        return proposal
+
+    def conclude(self, view: ScientistView) -> Conclusion:
+        reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
+        if not reading.scores:
+            return Conclusion(description=NON_WORLD_NOTE, labels=["uninterpreted: needs a VLM backend"],
+                              evidence=[f"{len(view.exemplar_descriptions)} exemplar descriptions, none with "
+                                        "world vocabulary"], confidence=0.0, forced=view.must_conclude)
+        state = derive(view)
+        lead = state.leader
+        if lead is None or not state.records:
+            c = reading.candidates[0]
+            return Conclusion(
+                description=f"Untested guess from the exemplars only: {c.phrase} (no experiment ran).",
+                labels=[c.phrase], evidence=[_reading_text(reading)], confidence=0.2, forced=view.must_conclude)
+        return Conclusion(description=_description(lead, state), labels=lead.hyp.labels(),
+                          evidence=_evidence(lead, state, reading), confidence=lead.confidence,
+                          forced=view.must_conclude)
+
+
+def _description(s: Scored, state: State) -> str:
+    h = s.hyp
+    if h.kind == "single":
+        core = f"Selective for {h.a.phrase}"
+    elif h.kind == "or":
+        assert h.b is not None
+        core = f"Polysemantic: {h.a.phrase} OR {h.b.phrase}"
+    else:
+        assert h.b is not None
+        core = f"Selective for {h.a.phrase}, {condition_phrase(h.a, h.b)}"
+    numbers = (f"mean activation {s.mean_pos:.3g} on {s.n_pos} images where this predicts firing vs "
+               f"{s.mean_neg:.3g} on {s.n_neg} where it does not (AUC {s.auc:.2f})")
+    if s.status == "supported":
+        return f"{core}: {numbers}."
+    if s.status == "open":
+        return f"Tentatively: {core.lower()} ({numbers}); the evidence is not conclusive."
+    return (f"No tested hypothesis holds; the least bad is: {core.lower()} ({numbers}). "
+            "The unit may respond to something the world vocabulary cannot express.")
+
+
+def _evidence(lead: Scored, state: State, reading: Reading) -> list[str]:
+    lines = [_reading_text(reading), f"Leading: {_summary(lead)}"]
+    others = [s for s in state.scored if s is not lead]
+    lines += [f"Alternative {_summary(s)}" for s in sorted(others, key=lambda s: (-s.auc, hyp_id(s.hyp)))]
+    lines.append(f"{len(state.records)} images over {state.done} experiments")
+    return lines

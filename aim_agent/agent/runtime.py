@@ -1,0 +1,256 @@
+"""The heavy side of a run: model, providers, tools, chat clients. Rebuilt from the config.
+
+The graph state holds only data; everything here is built from a :class:`RunConfig` by
+:func:`build_runtime`, once per process. A resumed run builds a fresh runtime from the config
+stored in its checkpoint, and reloads the images it saved in ``runs/<id>/images``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from aim_agent.agent.backends import BackendSpec, ChatClient, UsageMeter, default_backend
+from aim_agent.agent.config import RunConfig
+from aim_agent.agent.critic import CriticRules
+from aim_agent.agent.schema import Scientist
+from aim_agent.images import STORE
+from aim_agent.log import ExperimentLog, LogEntry
+from aim_agent.system import System
+from aim_agent.tools.api_text import api_text
+from aim_agent.tools.base import ToolContext, ToolSpec
+from aim_agent.tools.registry import all_tools
+
+
+@dataclass
+class AgentRuntime:
+    """What the nodes use besides the state. Never checkpointed."""
+
+    config: RunConfig
+    run_dir: Path
+    ctx: ToolContext
+    specs: list[ToolSpec]
+    scientist: Scientist
+    meter: UsageMeter = field(default_factory=UsageMeter)
+    critic_client: ChatClient | None = None
+    critic_rules: CriticRules = field(default_factory=CriticRules)
+    api: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def image_dir(self) -> Path:
+        return self.run_dir / "images"
+
+    @property
+    def spec_by_name(self) -> dict[str, ToolSpec]:
+        return {s.name: s for s in self.specs}
+
+    def sync_log(self, entries: Sequence[LogEntry], round: int) -> ExperimentLog:
+        """Make the tools' experiment log equal to the checkpointed one (after a resume or a retry)."""
+        log = self.ctx.log
+        if log is None:
+            log = self.ctx.log = ExperimentLog(self.image_dir)
+        if len(log.entries) != len(entries) or (entries and log.entries[-1] is not entries[-1]):
+            log.entries = list(entries)
+        log.round = round
+        return log
+
+
+# --------------------------------------------------------------------------------------------
+# building the pieces
+
+
+def import_object(path: str) -> Any:
+    """``'package.module:attribute'`` -> the attribute."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"expected 'module:attribute', got {path!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r} (from {path!r}): {exc}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def build_system(config: RunConfig) -> System:
+    """The unit under study, from the config."""
+    if config.system_factory:
+        factory = import_object(config.system_factory)
+        takes_config = bool(inspect.signature(factory).parameters)
+        system = factory(config) if takes_config else factory()
+        if not isinstance(system, System):
+            raise TypeError(f"{config.system_factory} returned {type(system).__name__}, not a System")
+        return system
+    if config.synthetic:
+        try:
+            from aim_world.neurons import synthetic_system
+        except ImportError as exc:
+            raise ValueError("synthetic neurons need the world plugin (aim_world.neurons)") from exc
+        return synthetic_system(config.synthetic)
+    from aim_agent.models.base import load_model
+    from aim_agent.models.probe import ModelProbe
+
+    assert config.model is not None and config.layer is not None and config.unit is not None
+    probe: Any = ModelProbe(load_model(config.model), config.layer)
+    if config.sae:
+        probe = _sae_probe(probe, config.sae)
+    return System(probe, config.unit)
+
+
+def _sae_probe(probe: Any, path: str) -> Any:
+    """A probe over the latents of the SAE at ``path`` trained on ``probe``'s layer."""
+    try:
+        sae_module = importlib.import_module("aim_agent.sae")
+    except ImportError as exc:
+        raise ValueError("--sae needs the SAE module (aim_agent.sae), which this installation lacks") from exc
+    for name in ("sae_probe", "SAEProbe", "load_sae_probe"):
+        make = getattr(sae_module, name, None)
+        if make is not None:
+            return make(probe, path)
+    raise ValueError("aim_agent.sae offers no probe over SAE latents (expected sae_probe(probe, path))")
+
+
+def _describer(config: RunConfig, meter: UsageMeter) -> Any:
+    """A describer provider by name, or a VLM describer when given a backend ``provider:model``."""
+    from aim_agent.plugins import plugin_manager
+
+    name = config.describer
+    pm = plugin_manager()
+    if name in pm.provider_names("describer"):
+        return pm.provider("describer", name)
+    spec = BackendSpec.parse(name)
+    if spec.offline:
+        return pm.provider("describer", "world")
+    from aim_agent.agent.vlm_describer import VLMDescriber
+
+    return VLMDescriber(ChatClient.from_spec(spec, role="describer", meter=meter))
+
+
+def _provider(kind: str, name: str | None) -> Any:
+    if not name:
+        return None
+    from aim_agent.plugins import plugin_manager
+
+    return plugin_manager().provider(kind, name)
+
+
+def build_scientist(config: RunConfig, rt: AgentRuntime) -> Scientist:
+    spec = config.backend or default_backend()
+    if spec.offline:
+        try:
+            from aim_agent.agent.offline import OfflineScientist
+        except ImportError as exc:
+            raise ValueError("the offline scientist (aim_agent.agent.offline) is not available; "
+                             "name a VLM backend with --backend") from exc
+        return OfflineScientist()
+    from aim_agent.agent.llm_scientist import LLMScientist, default_resolver
+    from aim_agent.tools.adapters import langchain_tools
+
+    client = ChatClient.from_spec(spec, role="agent", meter=rt.meter)
+    scientist = LLMScientist(client, mode=config.mode, resolver=default_resolver(rt.image_dir),
+                             max_images=config.max_prompt_images, recent=config.recent_observations)
+    if config.mode == "tools":
+        scientist.bind(langchain_tools(rt.ctx, rt.specs))
+    return scientist
+
+
+def merge_tools(overrides: Sequence[ToolSpec] | None) -> list[ToolSpec]:
+    """The registry, with same-named specs replaced by ``overrides`` (new names appended)."""
+    specs = {s.name: s for s in all_tools()}
+    for spec in overrides or ():
+        specs[spec.name] = spec
+    return list(specs.values())
+
+
+def preload_images(image_dir: Path) -> int:
+    """Put a run's saved images back into the image store (ids are content hashes, so they match)."""
+    count = 0
+    if not image_dir.is_dir():
+        return 0
+    for path in sorted(image_dir.glob("img_*.png")):
+        if STORE.record(path.stem) is not None:
+            continue
+        with Image.open(path) as im:
+            STORE.register(im.convert("RGB"))
+        count += 1
+    return count
+
+
+def build_runtime(
+    config: RunConfig,
+    run_dir: Path,
+    *,
+    scientist: Scientist | None = None,
+    tools: Sequence[ToolSpec] | None = None,
+) -> AgentRuntime:
+    """Everything a run needs, from its config (the plugins it names are loaded first)."""
+    from aim_agent.plugins import plugin_manager
+
+    for module in config.plugins:
+        plugin_manager().add_module(module, source="run config")
+    meter = UsageMeter()
+    system = build_system(config)
+    ctx = ToolContext(
+        system=system,
+        text2image=_provider("text2image", config.text2image),
+        editor=_provider("editor", config.editor),
+        describer=_describer(config, meter),
+        log=ExperimentLog(run_dir / "images"),
+        image_size=config.image_size,
+        seed=config.seed,
+        extras={"exemplar_dataset": config.dataset} if config.dataset else {},
+    )
+    specs = merge_tools(tools)
+    rt = AgentRuntime(config=config, run_dir=run_dir, ctx=ctx, specs=specs, scientist=scientist,  # type: ignore[arg-type]
+                      meter=meter)
+    rt.api = api_text(specs, system=system, style="python" if config.mode == "code" else "json")
+    if rt.scientist is None:
+        rt.scientist = build_scientist(config, rt)
+    if config.critic_backend is not None and not config.critic_backend.offline:
+        rt.critic_client = ChatClient.from_spec(config.critic_backend, role="critic", meter=meter)
+    preload_images(rt.image_dir)
+    return rt
+
+
+_CACHE: dict[str, AgentRuntime] = {}
+_LOCK = threading.Lock()
+
+
+def register_runtime(rt: AgentRuntime) -> None:
+    with _LOCK:
+        _CACHE[rt.run_id] = rt
+
+
+def runtime_for(context: Any, state: dict[str, Any]) -> AgentRuntime:
+    """The runtime of a graph call: the one passed as context, else one built from the state's config."""
+    if isinstance(context, AgentRuntime):
+        return context
+    run_id = state.get("run_id")
+    with _LOCK:
+        if run_id in _CACHE:
+            return _CACHE[run_id]
+    config = state.get("config")
+    if config is None:
+        raise ValueError("the graph state has no run config: start runs with aim_agent.agent.runner.run_interpret")
+    config = config if isinstance(config, RunConfig) else RunConfig.model_validate(config)
+    runs_dir = Path(context.get("runs_dir", config.runs_dir)) if isinstance(context, dict) else Path(config.runs_dir)
+    rt = build_runtime(config, runs_dir / str(run_id))
+    register_runtime(rt)
+    return rt

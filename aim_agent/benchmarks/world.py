@@ -1,0 +1,119 @@
+"""World speed: scenes rendered per second at 224 px (cold and warm caches), edits per second.
+
+The result dict is built from :data:`MEASUREMENTS`, a list of functions ``f(args) -> dict``;
+another measurement (e.g. synthetic-neuron activations per second) is one more function
+appended with :func:`measurement`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections.abc import Callable
+
+Measurement = Callable[[argparse.Namespace], dict]
+MEASUREMENTS: list[Measurement] = []
+
+
+def measurement(fn: Measurement) -> Measurement:
+    """Decorator: add a measurement to ``aim bench world``."""
+    MEASUREMENTS.append(fn)
+    return fn
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenes", type=int, default=500, help="random scenes to render (default 500)")
+    parser.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
+    parser.add_argument("--edits", type=int, default=300, help="edits to apply and render (default 300)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def random_prompts(n: int, seed: int = 0) -> list[str]:
+    """Random prompts over the whole vocabulary: 1-3 objects, colours, textures, relations, backgrounds."""
+    from aim_world.vocabulary import BACKGROUNDS, COLORS, NOUNS, TEXTURES
+
+    rng = random.Random(seed)
+    relations = ["next to", "left of", "right of", "above", "below", "and", "with"]
+    prompts = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.randint(1, 3)):
+            texture = rng.choice([*TEXTURES, "", "", "", ""])
+            texture = {"stripes": "striped", "dots": "dotted", "checkers": "checkered", "waves": "wavy"}.get(
+                texture, texture
+            )
+            parts.append(f"a {rng.choice(list(COLORS))} {texture} {rng.choice(NOUNS).name}".replace("  ", " "))
+        prompt = parts[0]
+        for part in parts[1:]:
+            prompt += f" {rng.choice(relations)} {part}"
+        prompts.append(f"{prompt} in the {rng.choice(BACKGROUNDS).name}")
+    return prompts
+
+
+def _rate(n: int, seconds: float) -> float:
+    return round(n / seconds, 1) if seconds > 0 else float("inf")
+
+
+@measurement
+def render_rate(args: argparse.Namespace) -> dict:
+    from aim_world.parse import parse
+    from aim_world.render import clear_caches, render
+
+    prompts = random_prompts(args.scenes, args.seed)
+    t0 = time.perf_counter()
+    scenes = [parse(p, seed=i) for i, p in enumerate(prompts)]
+    parse_s = time.perf_counter() - t0  # includes loading the glyphs the prompts name
+    clear_caches()
+    t0 = time.perf_counter()
+    for scene in scenes:
+        render(scene, args.size)
+    cold_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for scene in scenes:
+        render(scene, args.size)
+    warm_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i, p in enumerate(prompts):
+        render(parse(p, seed=i + 1), args.size)
+    e2e_s = time.perf_counter() - t0
+    return {
+        "scenes": len(scenes),
+        "size_px": args.size,
+        "objects_per_scene": round(sum(len(s.objects) for s in scenes) / max(1, len(scenes)), 2),
+        "parse_per_s_cold": _rate(len(scenes), parse_s),
+        "render_per_s_cold_caches": _rate(len(scenes), cold_s),
+        "render_per_s_warm_caches": _rate(len(scenes), warm_s),
+        "prompt_to_image_per_s_warm": _rate(len(scenes), e2e_s),
+    }
+
+
+@measurement
+def edit_rate(args: argparse.Namespace) -> dict:
+    from aim_world.edit import edit_scene
+    from aim_world.parse import parse
+    from aim_world.render import render
+
+    rng = random.Random(args.seed + 1)
+    prompts = random_prompts(args.edits, args.seed + 1)
+    scenes = [parse(p, seed=i) for i, p in enumerate(prompts)]
+    templates = [
+        "make the {n} green", "make the {n} bigger", "move the {n} to the left", "remove the {n}",
+        "replace the {n} with a cat", "make the {n} striped", "change the background to snow", "add a tree",
+    ]
+    jobs = [(s, rng.choice(templates).format(n=rng.choice(s.objects).noun)) for s in scenes]
+    applied = 0
+    t0 = time.perf_counter()
+    for scene, instruction in jobs:
+        new, result = edit_scene(scene, instruction)
+        render(new, args.size)
+        applied += result.applied
+    seconds = time.perf_counter() - t0
+    return {"edits": len(jobs), "edits_applied": applied, "edit_and_render_per_s": _rate(len(jobs), seconds)}
+
+
+def run(args: argparse.Namespace) -> dict:
+    result: dict = {}
+    for fn in MEASUREMENTS:
+        result.update(fn(args))
+    return result

@@ -1,0 +1,49 @@
+"""``aim layers MODEL``: the layers of a model that AIM can probe, with kind, shape and units."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "layers",
+        help="list a model's probe-able layers (kind, output shape, units)",
+        description="Load MODEL (a transformers directory or cached id, 'package.module:factory', a "
+        "TorchScript/torch.save file, or a plugin model such as world-cnn) and list its layers from one "
+        "forward pass of a blank image.",
+    )
+    parser.add_argument("model", help="model spec")
+    parser.add_argument("--kind", choices=("conv", "tokens", "vector"), help="only layers of this kind")
+    parser.add_argument("--grep", metavar="TEXT", help="only layers whose name contains TEXT")
+    parser.add_argument("--all", action="store_true",
+                        help="also list modules whose output repeats another's (dropouts, wrappers)")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="input size for plain torch modules (module:factory, saved files); default 224")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aim_agent.models.probe import list_layers
+    from aim_agent.models.user_loader import open_model
+
+    model = open_model(args.model, input_size=args.input_size)
+    layers = list_layers(model, dedupe=not args.all)
+    if args.kind:
+        layers = [info for info in layers if info.kind == args.kind]
+    if args.grep:
+        layers = [info for info in layers if args.grep in info.name]
+    table = Table(title=f"{model.name}: {len(layers)} layers (input {model.input_size} px)", title_justify="left")
+    for column, justify in (("layer", "left"), ("kind", "left"), ("output shape", "left"), ("units", "right"),
+                            ("grid", "left"), ("module", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for info in layers:
+        table.add_row(info.name, info.kind, "x".join(map(str, info.shape)), str(info.units),
+                      f"{info.grid[0]}x{info.grid[1]}", info.module_type)
+    console = Console(width=max(120, Console().width))
+    console.print(table)
+    console.print(f"Probe one with: aim exemplars --model {model.name} --layer LAYER --dataset FOLDER")
+    return 0

@@ -1,0 +1,132 @@
+"""``aim plugins``: installed plugins, where each came from, their providers (which is active), tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from aim_agent.config import PROVIDER_FIELDS, AimConfig, add_provider_arguments, apply_plugins, config_from_args
+
+CORE = "aim_agent"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "plugins",
+        help="list installed plugins, their providers and tools, and which providers are active",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_provider_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _call(impl: Any) -> list[Any]:
+    try:
+        return list(impl.function() or [])
+    except Exception as exc:  # a broken plugin is reported, not fatal
+        return [_Broken(exc)]
+
+
+class _Broken:
+    def __init__(self, exc: Exception) -> None:
+        self.name = f"<error: {type(exc).__name__}: {exc}>"
+
+
+def _name(item: Any) -> str:
+    from aim_agent.plugins import _name_of
+
+    return _name_of(item)
+
+
+def inventory(config: AimConfig, manager: Any | None = None) -> dict[str, Any]:
+    """Everything ``aim plugins`` shows, as plain data."""
+    from aim_agent.plugins import PROVIDER_KINDS, plugin_manager
+    from aim_agent.tools.core import CORE_TOOLS
+
+    manager = manager or plugin_manager()
+    pm = manager.pm
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    plugins: dict[str, dict[str, Any]] = {}
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        dist = dists.get(id(plugin))
+        if dist is not None:
+            source = f"entry point aim_agent:{name} ({dist.project_name} {dist.version})"
+        else:
+            source = manager.module_sources.get(name, "registered in code")
+        plugins[name] = {
+            "name": name,
+            "module": getattr(plugin, "__name__", type(plugin).__name__),
+            "source": source,
+            "providers": {},
+            "tools": [],
+            "model_loaders": [],
+        }
+
+    def plugin_entry(impl: Any) -> dict[str, Any]:
+        return plugins.setdefault(
+            impl.plugin_name,
+            {"name": impl.plugin_name, "module": "", "source": "registered in code", "providers": {}, "tools": [],
+             "model_loaders": []},
+        )
+
+    providers: dict[str, dict[str, Any]] = {}
+    for kind, hook in PROVIDER_KINDS.items():
+        names: list[dict[str, str]] = []
+        for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):  # registration order
+            found = [_name(p) for p in _call(impl)]
+            plugin_entry(impl)["providers"].setdefault(kind, []).extend(found)
+            names += [{"name": n, "plugin": impl.plugin_name} for n in found]
+        active = config.provider(kind) if kind in PROVIDER_FIELDS else None
+        providers[kind] = {
+            "installed": names,
+            "active": active,
+            "active_from": config.describe_source(kind) if kind in PROVIDER_FIELDS else None,
+            "active_installed": active is None or any(n["name"] == active for n in names),
+        }
+    for impl in reversed(pm.hook.aim_tools.get_hookimpls()):
+        plugin_entry(impl)["tools"].extend(getattr(t, "name", str(t)) for t in _call(impl))
+    for impl in reversed(pm.hook.aim_model_loaders.get_hookimpls()):
+        plugin_entry(impl)["model_loaders"].extend(_name(lo) for lo in _call(impl))
+    return {
+        "config_file": str(config.file) if config.file else None,
+        "plugins": list(plugins.values()),
+        "providers": providers,
+        "core_tools": [spec.name for spec in CORE_TOOLS],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    apply_plugins(config)
+    data = inventory(config)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"configuration file: {data['config_file'] or 'none (see docs/plugins.md)'}")
+    print("\nplugins:")
+    for plugin in data["plugins"]:
+        print(f"  {plugin['name']:<16} {plugin['source']}")
+        if plugin["module"]:
+            print(f"  {'':<16} module {plugin['module']}")
+        for kind, names in plugin["providers"].items():
+            print(f"  {'':<16} {kind}: {', '.join(names)}")
+        if plugin["model_loaders"]:
+            print(f"  {'':<16} model loaders: {', '.join(plugin['model_loaders'])}")
+        if plugin["tools"]:
+            print(f"  {'':<16} tools: {', '.join(plugin['tools'])}")
+    print("\nproviders (* = active):")
+    for kind, info in data["providers"].items():
+        names = [("*" if n["name"] == info["active"] else " ") + f"{n['name']} ({n['plugin']})"
+                 for n in info["installed"]]
+        line = f"  {kind:<11} {'  '.join(names) or '(none installed)'}"
+        if kind in PROVIDER_FIELDS:
+            active = info["active"] or "off"
+            line += f"\n  {'':<11} active: {active}, from {info['active_from']}"
+            if not info["active_installed"]:
+                line += "  -- NOT INSTALLED: install its plugin or choose another"
+        print(line)
+    print(f"\ncore tools ({CORE}): {', '.join(data['core_tools'])}")
+    return 0

@@ -1,0 +1,74 @@
+"""``aim world ...``: the embedded image world from the command line.
+
+Each sub-command is a registrar in :data:`SUBCOMMANDS` (a function taking the ``world``
+group's sub-parsers); another module adds its own with :func:`subcommand`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+Registrar = Callable[[argparse._SubParsersAction], None]
+SUBCOMMANDS: list[Registrar] = []
+
+
+def subcommand(registrar: Registrar) -> Registrar:
+    """Decorator: add a ``world`` sub-command registrar (``aim world render``, ``dataset``, ``train``)."""
+    SUBCOMMANDS.append(registrar)
+    return registrar
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "world", help="the embedded image world: render prompts, build datasets, train the world model"
+    )
+    world_sub = parser.add_subparsers(dest="world_command", metavar="WORLD_COMMAND")
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    for registrar in SUBCOMMANDS:
+        registrar(world_sub)
+
+
+@subcommand
+def _register_render(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "render",
+        help="draw a prompt: writes the PNG and its scene graph (.json)",
+        description="Draw a prompt such as 'a red dog next to a blue car on the beach'. Writes OUT.png and "
+        "OUT.json (the scene graph) and says which words could not be drawn.",
+    )
+    p.add_argument("prompt", help="what to draw, in words")
+    p.add_argument("-o", "--out", default="world.png", help="PNG path to write (default: world.png)")
+    p.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
+    p.add_argument("--seed", type=int, default=0, help="placement/colour seed (default 0)")
+    p.set_defaults(func=run_render)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from aim_agent.providers import ProviderError
+    from aim_world.parse import parse
+    from aim_world.render import render
+
+    if not 16 <= args.size <= 2048:
+        raise ValueError(f"--size must be between 16 and 2048 pixels, got {args.size}")
+    try:
+        scene = parse(args.prompt, seed=args.seed)
+    except ProviderError as exc:
+        print(f"aim world render: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        out = out.with_suffix(".png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    render(scene, args.size).image.save(out)
+    scene_path = out.with_suffix(".json")
+    scene_path.write_text(json.dumps(scene.model_dump(), indent=2) + "\n")
+    print(f"wrote {out} and {scene_path}: {scene.caption()}")
+    if scene.unknown_words:
+        print("could not draw: " + ", ".join(repr(w) for w in scene.unknown_words))
+    for note in scene.notes:
+        print(f"note: {note}")
+    return 0

@@ -1,0 +1,332 @@
+"""Tools that only make sense over MCP: choose the unit, read the log, start and read runs.
+
+They are declared like every other tool (pydantic input and output, a docstring for the
+model) and go through the same bridge; ``ctx.extras["mcp_session"]`` is the caller's
+:class:`~aim_agent.mcp_server.sessions.McpSession`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from aim_agent.log import ExperimentLog
+from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, ToolSpec, tool
+
+if TYPE_CHECKING:
+    from aim_agent.mcp_server import AimMcpState
+
+#: tools that run without a session (they read nothing a session owns)
+SESSIONLESS = frozenset({"new_session", "list_models", "list_layers", "read_result"})
+READ_ONLY = frozenset({"list_models", "list_layers", "list_log", "read_log", "read_result"})
+
+
+class NoInput(ToolInput):
+    pass
+
+
+class SessionOutput(ToolOutput):
+    session: str = Field(description="pass this as 'session' to later calls")
+    note: str = ""
+
+
+class ModelsOutput(ToolOutput):
+    loaders: list[dict[str, Any]] = Field(description="model loaders and what model specs each accepts")
+    world_models: list[dict[str, Any]] = Field(description="models trained on the embedded world")
+    synthetic_neurons: list[str] = Field(description="synthetic neurons with a known (hidden) answer")
+
+
+class ModelInput(ToolInput):
+    model: str = Field(min_length=1, max_length=500, description="model spec, e.g. 'world-cnn' or a local path")
+
+
+class LayersOutput(ToolOutput):
+    model: str
+    layers: list[dict[str, Any]] = Field(description="probe-able layers, in forward order")
+
+
+class LoadSystemInput(ToolInput):
+    model: str | None = Field(default=None, max_length=500, description="model spec (see list_models)")
+    layer: str | None = Field(default=None, max_length=200, description="layer name (see list_layers)")
+    unit: int | None = Field(default=None, ge=0, description="unit index in the layer")
+    synthetic: str | None = Field(default=None, max_length=200, description="or: a synthetic neuron's name")
+    sae: str | None = Field(default=None, max_length=500, description="with model and layer: an SAE; unit = latent")
+    reduce: Literal["max", "mean"] = Field(default="max", description="how a spatial map becomes one activation")
+
+
+class SystemOutput(ToolOutput):
+    description: str
+    model: str
+    layer: str
+    unit: int
+    num_units: int
+    kind: Literal["neuron", "synthetic", "sae"]
+
+
+class LogListOutput(ToolOutput):
+    system: str | None = Field(description="the unit this log is about")
+    entries: list[dict[str, Any]] = Field(description="index, kind, round, text (cut), number of images")
+
+
+class LogEntryInput(ToolInput):
+    entry: int = Field(ge=0, description="index from list_log")
+
+
+class LogEntryOutput(ToolOutput):
+    index: int
+    entry: dict[str, Any]
+    images: list[AimImage] = Field(default_factory=list)
+
+
+class InterpretInput(ToolInput):
+    model: str | None = Field(default=None, max_length=500)
+    layer: str | None = Field(default=None, max_length=200)
+    unit: int | None = Field(default=None, ge=0)
+    synthetic: str | None = Field(default=None, max_length=200, description="or a synthetic neuron's name")
+    backend: str | None = Field(default=None, max_length=200, description="VLM backend; default: the runner's")
+    mode: Literal["code", "tools"] | None = Field(default=None, description="how the scientist runs experiments")
+    max_rounds: int | None = Field(default=None, ge=1, le=100)
+
+
+class RunStartOutput(ToolOutput):
+    run_id: str
+    status: str
+    report_uri: str
+    result_uri: str
+
+
+class RunIdInput(ToolInput):
+    run_id: str = Field(min_length=1, max_length=80)
+
+
+class RunResultOutput(ToolOutput):
+    run_id: str
+    status: Literal["running", "finished", "failed"]
+    elapsed_s: float
+    error: str | None = None
+    result: Any = None
+    report_uri: str | None = None
+
+
+class CodeInput(ToolInput):
+    code: str = Field(min_length=1, max_length=200_000, description="defines run_experiment(system, tools)")
+    timeout_s: float = Field(default=120.0, gt=0, le=600, description="wall-clock limit of the run")
+
+
+class CodeOutput(ToolOutput):
+    ok: bool
+    report: str = Field(description="outcome, calls, error and traceback, printed output")
+    return_value: Any = Field(default=None, description="what run_experiment returned (images as ids)")
+    images: list[AimImage] = Field(default_factory=list, description="images in the return value")
+
+
+def _names(items: Any) -> list[str]:
+    out = []
+    for item in items or []:
+        out.append(item if isinstance(item, str) else str(getattr(item, "name", item)))
+    return out
+
+
+def _plain_layer(layer: Any) -> dict[str, Any]:
+    if isinstance(layer, str):
+        return {"name": layer}
+    if hasattr(layer, "model_dump"):
+        return layer.model_dump(mode="json")
+    if dataclasses.is_dataclass(layer) and not isinstance(layer, type):
+        from aim_agent.mcp_server.runs import plain
+
+        return plain(layer)
+    if isinstance(layer, dict):
+        return dict(layer)
+    if isinstance(layer, tuple) and layer:
+        return {"name": str(layer[0]), "info": [str(x) for x in layer[1:]]}
+    return {"name": str(getattr(layer, "name", layer))}
+
+
+def _layers(loaded: Any) -> list[dict[str, Any]]:
+    try:
+        from aim_agent.models.probe import list_layers
+    except ImportError as exc:
+        raise ToolError(f"layer listing is not available in this installation: {exc}") from None
+    return [_plain_layer(layer) for layer in list_layers(loaded)]
+
+
+def _session_of(ctx: ToolContext) -> Any:
+    session = ctx.extras.get("mcp_session")
+    if session is None:
+        raise ToolError("this tool needs an MCP session")
+    return session
+
+
+def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list[ToolSpec]:
+    """The MCP-only tools, bound to one server's state."""
+
+    @tool()
+    def new_session(ctx: ToolContext, args: NoInput) -> SessionOutput:
+        """Open a new, empty session and return its handle.
+
+        Pass the handle as ``session`` to every later call to keep a loaded system and an
+        experiment log across calls. Needed only where the transport keeps no session
+        (stateless HTTP); over stdio the connection is the session.
+        """
+        session = state.registry.new_explicit()
+        return SessionOutput(session=session.key, note=f"sessions idle longest are dropped beyond "
+                                                        f"{state.registry.max_sessions}")
+
+    @tool()
+    def list_models(ctx: ToolContext, args: NoInput) -> ModelsOutput:
+        """What can be studied: model loaders, models trained on the world, synthetic neurons."""
+        loaders = []
+        for loader in state.plugins.model_loaders():
+            doc = (type(loader).__doc__ or "").strip().splitlines()
+            loaders.append({"name": str(getattr(loader, "name", type(loader).__name__)),
+                            "accepts": doc[0] if doc else ""})
+        world: list[dict[str, Any]] = []
+        try:
+            from aim_world import cnn
+
+            for name, task in cnn.MODELS.items():
+                try:
+                    available = cnn.weights_path(task).exists()
+                except Exception:
+                    available = False
+                world.append({"name": name, "available": available})
+        except ImportError:
+            pass
+        try:
+            from aim_world.neurons import list_synthetic
+
+            synthetic = _names(list_synthetic())
+        except ImportError:
+            synthetic = []
+        return ModelsOutput(loaders=loaders, world_models=world, synthetic_neurons=synthetic)
+
+    @tool()
+    def list_layers(ctx: ToolContext, args: ModelInput) -> LayersOutput:
+        """The layers of a model whose units can be studied, with their number of units."""
+        from aim_agent.models.base import load_model
+
+        return LayersOutput(model=args.model, layers=_layers(load_model(args.model)))
+
+    @tool()
+    def load_system(ctx: ToolContext, args: LoadSystemInput) -> SystemOutput:
+        """Choose the unit to study: ``model`` + ``layer`` + ``unit``, or ``synthetic``, or an SAE latent.
+
+        Every experiment tool (dataset_exemplars, neuron, ...) then runs on this unit. Loading
+        a system starts a fresh experiment log for this session.
+        """
+        session = _session_of(ctx)
+        kind: Literal["neuron", "synthetic", "sae"]
+        if args.synthetic:
+            if args.model or args.layer or args.sae:
+                raise ToolError("give either synthetic, or model + layer + unit (+ sae), not both")
+            try:
+                from aim_world.neurons import synthetic_system
+            except ImportError as exc:
+                raise ToolError(f"synthetic neurons need the world plugin (aim_world): {exc}") from None
+            system = synthetic_system(args.synthetic)
+            kind = "synthetic"
+        else:
+            missing = [n for n in ("model", "layer", "unit") if getattr(args, n) is None]
+            if missing:
+                raise ToolError(
+                    f"load_system needs model, layer and unit (missing: {', '.join(missing)}), or synthetic=NAME; "
+                    "list_models and list_layers show what exists"
+                )
+            from aim_agent.models.base import load_model
+            from aim_agent.system import System
+
+            loaded = load_model(str(args.model))
+            if args.sae:
+                try:
+                    from aim_agent.sae import load_sae_probe  # type: ignore[attr-defined]
+                except ImportError as exc:
+                    raise ToolError(f"SAE latents are not available in this installation: {exc}") from None
+                probe = load_sae_probe(loaded, args.layer, args.sae)
+                kind = "sae"
+            else:
+                from aim_agent.models.probe import ModelProbe
+
+                probe = ModelProbe(loaded, args.layer)
+                kind = "neuron"
+            system = System(probe, int(args.unit), reduce=args.reduce)  # type: ignore[arg-type]
+        session.ctx.system = system
+        session.ctx.log = ExperimentLog(session.ctx.log.image_dir if session.ctx.log else None)
+        session.ctx.log.add("note", f"loaded {system.describe()}")
+        return SystemOutput(description=system.describe(), model=system.model_name, layer=system.layer,
+                            unit=system.unit, num_units=system.probe.num_units, kind=kind)
+
+    @tool()
+    def list_log(ctx: ToolContext, args: NoInput) -> LogListOutput:
+        """This session's experiment log: one line per entry (read one with read_log)."""
+        log = ctx.log or ExperimentLog()
+        entries = [
+            {"index": i, "kind": e["kind"], "round": e["round"], "text": e["text"][:200],
+             "images": len(e["image_ids"]), "activations": len(e["activations"])}
+            for i, e in enumerate(log.dump())
+        ]
+        return LogListOutput(system=ctx.system.describe() if ctx.system else None, entries=entries)
+
+    @tool()
+    def read_log(ctx: ToolContext, args: LogEntryInput) -> LogEntryOutput:
+        """One entry of this session's experiment log, with its images."""
+        log = ctx.log or ExperimentLog()
+        entries = log.dump()
+        if args.entry >= len(entries):
+            raise ToolError(f"entry {args.entry} does not exist; the log has {len(entries)} entries "
+                            f"(0..{len(entries) - 1})" if entries else "the log is empty")
+        entry = entries[args.entry]
+        images = []
+        for iid in entry["image_ids"]:
+            try:
+                images.append(state.image(iid, log))
+            except KeyError:
+                pass  # evicted from the image store and not on disk: listed by id only
+        return LogEntryOutput(index=args.entry, entry=entry, images=images)
+
+    @tool()
+    def start_interpret(ctx: ToolContext, args: InterpretInput) -> RunStartOutput:
+        """Start the whole AIM agent on a unit, in the background; returns a run id at once.
+
+        Read progress and the final [DESCRIPTION]/[LABEL] with read_result; the HTML report is
+        the resource aim://runs/<run_id>/report.html once the run has finished.
+        """
+        if not args.synthetic and (args.model is None or args.layer is None or args.unit is None):
+            raise ToolError("start_interpret needs model, layer and unit, or synthetic=NAME")
+        session = _session_of(ctx)
+        record = state.runs.start(args.model_dump(exclude_none=True), owner=session.key)
+        session.runs.append(record.id)
+        return RunStartOutput(run_id=record.id, status=record.status,
+                              report_uri=f"aim://runs/{record.id}/report.html",
+                              result_uri=f"aim://runs/{record.id}/result.json")
+
+    @tool()
+    def read_result(ctx: ToolContext, args: RunIdInput) -> RunResultOutput:
+        """Status of a run from start_interpret; its result (description, labels, evidence) once finished."""
+        import time
+
+        record = state.runs.get(args.run_id)
+        end = record.finished or time.time()
+        return RunResultOutput(
+            run_id=record.id, status=record.status, elapsed_s=round(end - record.started, 1), error=record.error,
+            result=record.result,
+            report_uri=f"aim://runs/{record.id}/report.html" if record.status == "finished" else None,
+        )
+
+    specs = [new_session, list_models, list_layers, load_system, list_log, read_log, start_interpret, read_result]
+    if enable_code:
+
+        @tool()
+        def run_code(ctx: ToolContext, args: CodeInput) -> CodeOutput:
+            """Run Python experiment code in AIM's sandbox: it must define ``run_experiment(system, tools)``.
+
+            ``system.neuron(images)`` and every tool (``tools.text2image([...])``, ...) are available
+            inside; the code runs in a separate, resource-limited process without the model or
+            keys. Returns the sandbox's report and what ``run_experiment`` returned.
+            """
+            return state.run_code(ctx, args.code, args.timeout_s)
+
+        specs.append(run_code)
+    return specs

@@ -1,0 +1,349 @@
+"""Render a :class:`~aim_agent.report.model.ReportData` as one self-contained HTML page.
+
+Inline CSS, no scripts, images linked relatively from ``images/`` (the page works when opened
+from disk and stays small). Every piece of text goes through :func:`esc`: model-written
+text can never inject markup.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterable, Sequence
+from urllib.parse import quote
+
+from aim_agent.report.model import ImageItem, ReportData, RoundData
+
+_IMAGE_ID = re.compile(r"^img_[0-9A-Za-z]{4,64}$")
+STATUS_CLASS = {"supported": "ok", "refuted": "bad", "open": "neutral"}
+
+
+def esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+CSS = """
+:root{--ink:#1d2433;--muted:#5d6678;--line:#e3e6ee;--bg:#f6f7fb;--card:#fff;--accent:#2f5bea;
+--ok:#1a7f4b;--okbg:#e4f5ec;--bad:#b4232a;--badbg:#fbe6e7;--warn:#9a5b00;--warnbg:#fff3dc;--neutral:#4b5563;
+--neutralbg:#eef0f4;--bar:#2f5bea;--barneg:#c2410c}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
+"Helvetica Neue",Arial,sans-serif}
+main{max-width:1180px;margin:0 auto;padding:24px 20px 60px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:0 0 12px}h3{font-size:15px;margin:18px 0 8px}
+.sub{color:var(--muted)}
+.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:18px 20px;margin:16px 0}
+.meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px 18px;margin-top:14px}
+.meta div{min-width:0}.meta dt{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+.meta dd{margin:0;font-weight:600;overflow-wrap:anywhere}
+.badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600;
+white-space:nowrap;vertical-align:1px}
+.ok{background:var(--okbg);color:var(--ok)}.bad{background:var(--badbg);color:var(--bad)}
+.warn{background:var(--warnbg);color:var(--warn)}.neutral{background:var(--neutralbg);color:var(--neutral)}
+.truth{margin-top:14px;padding:10px 12px;border-radius:8px;background:var(--neutralbg)}
+.description{font-size:16px;white-space:pre-wrap;margin:4px 0 12px}
+.labels{margin:0 0 12px}.label{display:inline-block;background:#e8eeff;color:#1e3a9a;border-radius:6px;
+padding:3px 10px;margin:0 6px 6px 0;font-weight:600}
+.conf{display:flex;align-items:center;gap:10px;margin:6px 0 10px}
+.conf .track{width:220px}
+.track{height:8px;background:#edf0f6;border-radius:4px;overflow:hidden;position:relative}
+.track span{display:block;height:100%;background:var(--bar)}
+.track span.neg{background:var(--barneg)}
+ul.evidence{margin:6px 0 0;padding-left:20px}ul.evidence li{margin:2px 0}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:12px}
+.tile{background:#fafbfd;border:1px solid var(--line);border-radius:8px;padding:6px;min-width:0}
+.tile img,.ph{width:100%;aspect-ratio:1;object-fit:cover;border-radius:5px;display:block;background:#dfe3ea}
+.ph{display:flex;align-items:center;justify-content:center;color:var(--muted);font-size:12px}
+.cap{font-size:12px;color:var(--ink);margin-top:5px;overflow-wrap:anywhere;display:-webkit-box;
+-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
+.act{display:flex;align-items:center;gap:6px;font:12px ui-monospace,SFMono-Regular,Menlo,monospace;margin-top:4px}
+.act .track{flex:1}
+.pair{grid-column:span 2;display:grid;grid-template-columns:1fr 1fr;gap:6px;background:#fafbfd;
+border:1px solid var(--line);border-radius:8px;padding:6px;min-width:0}
+.pair .tile{border:0;padding:0;background:none}
+.pair .delta{grid-column:span 2;font:12px ui-monospace,Menlo,monospace;color:var(--muted)}
+.edit .cap{color:#7c3aed}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:6px 8px;border-bottom:1px solid var(--line);
+vertical-align:top}th{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
+pre{background:#0f172a;color:#e2e8f0;border-radius:8px;padding:12px 14px;overflow:auto;font:12px/1.45
+ui-monospace,SFMono-Regular,Menlo,monospace;margin:6px 0;white-space:pre}
+pre.wrap{white-space:pre-wrap;background:#f3f4f8;color:var(--ink)}
+.round{border-left:4px solid var(--accent)}
+.round h2 .badge{margin-left:8px}
+.thoughts{white-space:pre-wrap;color:#2b3345;background:#f7f8fc;border-radius:8px;padding:10px 12px;margin:4px 0}
+.hyps{display:flex;flex-direction:column;gap:4px}.hyp{display:flex;gap:8px;align-items:baseline}
+.hyp .conf-num{color:var(--muted);font:12px ui-monospace,Menlo,monospace}
+.critic{background:#fffaf0;border:1px solid #f3e2bf;border-radius:8px;padding:10px 12px;margin-top:12px}
+.critic.good{background:#f2fbf6;border-color:#cdebd9}
+.error{background:var(--badbg);border:1px solid #f3c5c8;border-radius:8px;padding:10px 12px;margin-top:10px}
+details summary{cursor:pointer;font-weight:600}
+.chart{margin:6px 0 10px}.chart svg{width:100%;height:auto;display:block}
+.notes{color:var(--muted);font-size:13px}
+footer{color:var(--muted);font-size:12px;margin-top:30px;text-align:center}
+.toc a{margin-right:10px;color:var(--accent);text-decoration:none}
+"""
+
+
+# --------------------------------------------------------------------------- small pieces
+
+
+def badge(text: str, cls: str) -> str:
+    return f'<span class="badge {esc(cls)}">{esc(text)}</span>'
+
+
+def status_badge(status: str) -> str:
+    return badge(status or "open", STATUS_CLASS.get(status, "neutral"))
+
+
+def bar(value: float | None, scale: float) -> str:
+    if value is None:
+        return '<div class="track"></div>'
+    width = 0.0 if scale <= 0 else min(100.0, abs(value) / scale * 100)
+    neg = ' class="neg"' if value < 0 else ""
+    return f'<div class="track"><span{neg} style="width:{width:.1f}%"></span></div>'
+
+
+def image_tag(image_id: str, alt: str, available: set[str]) -> str:
+    if not _IMAGE_ID.match(image_id or "") or image_id not in available:
+        return f'<div class="ph" title="{esc(image_id)}">image not saved</div>'
+    src = "images/" + quote(image_id) + ".png"
+    return f'<img src="{src}" alt="{esc(alt)}" title="{esc(alt)}" loading="lazy">'
+
+
+def tile(item: ImageItem, scale: float, available: set[str], extra_class: str = "") -> str:
+    caption = item.caption or item.image_id
+    act = (f'<div class="act">{bar(item.activation, scale)}<span>{esc(fmt(item.activation))}</span></div>'
+           if item.activation is not None else "")
+    desc = f'<div class="cap sub" title="{esc(item.description)}">{esc(item.description)}</div>' \
+        if item.description else ""
+    shown = item.image_id if item.image_id in available or not item.fallback_id else item.fallback_id
+    return (f'<div class="tile {esc(extra_class)}">{image_tag(shown, caption, available)}'
+            f'<div class="cap" title="{esc(caption)}">{esc(caption)}</div>{act}{desc}</div>')
+
+
+def image_grid(items: Sequence[ImageItem], scale: float, available: set[str]) -> str:
+    """Tiles; an edit right after its original is shown as a pair with the change in activation."""
+    parts: list[str] = []
+    i = 0
+    while i < len(items):
+        item = items[i]
+        nxt = items[i + 1] if i + 1 < len(items) else None
+        if nxt is not None and nxt.is_edit and not item.is_edit:
+            delta = ""
+            if item.activation is not None and nxt.activation is not None:
+                change = _signed(nxt.activation - item.activation)
+                delta = f'<div class="delta">edit changes the activation by {esc(change)}</div>'
+            parts.append(f'<div class="pair">{tile(item, scale, available)}'
+                         f'{tile(nxt, scale, available, "edit")}{delta}</div>')
+            i += 2
+            continue
+        parts.append(tile(item, scale, available, "edit" if item.is_edit else ""))
+        i += 1
+    return f'<div class="grid">{"".join(parts)}</div>'
+
+
+def _signed(x: float) -> str:
+    return ("+" if x >= 0 else "−") + fmt(abs(x))
+
+
+def activation_chart(items: Sequence[ImageItem], scale: float) -> str:
+    """A compact inline-SVG bar chart of a round's activations, in experiment order (hover: prompt)."""
+    values = [(it.activation, it.caption or it.image_id, it.is_edit) for it in items if it.activation is not None]
+    if len(values) < 2 or scale <= 0:
+        return ""
+    width, height, pad = 1000, 120, 18
+    step = (width - 2 * pad) / len(values)
+    zero = height - pad if min(v for v, _, _ in values) >= 0 else height / 2
+    span = (zero - 6)
+    bars = []
+    for k, (value, label, is_edit) in enumerate(values):
+        h = abs(value) / scale * span
+        x = pad + k * step + step * 0.12
+        y = zero - h if value >= 0 else zero
+        color = "#c2410c" if value < 0 else ("#8b5cf6" if is_edit else "#2f5bea")
+        bars.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.76:.1f}" height="{max(h, 0.5):.1f}" '
+                    f'fill="{color}" rx="1.5"><title>{esc(label)}: {esc(fmt(value))}</title></rect>')
+    axis = f'<line x1="{pad}" y1="{zero:.1f}" x2="{width - pad}" y2="{zero:.1f}" stroke="#9aa3b5" stroke-width="1"/>'
+    legend = (f'<text x="{pad}" y="12" font-size="11" fill="#5d6678">activation per image, in order '
+              f'(max of scale {esc(fmt(scale))}); purple: edited images</text>')
+    return (f'<div class="chart"><svg viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="activations">{legend}{axis}{"".join(bars)}</svg></div>')
+
+
+def meta_grid(rows: Iterable[tuple[str, str]]) -> str:
+    cells = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in rows if v not in (None, ""))
+    return f'<dl class="meta">{cells}</dl>'
+
+
+def hypotheses_list(hyps: Sequence[dict]) -> str:
+    if not hyps:
+        return '<p class="notes">No hypotheses recorded.</p>'
+    rows = []
+    for h in hyps:
+        conf = h.get("confidence")
+        conf_txt = f'<span class="conf-num">{conf:.2f}</span>' if isinstance(conf, int | float) else ""
+        kind = h.get("kind") or ""
+        rows.append(f'<div class="hyp">{status_badge(str(h.get("status", "open")))}'
+                    f'<span>{esc(h.get("statement") or h.get("id"))}</span>'
+                    f'{badge(kind, "neutral") if kind and kind != "single" else ""}{conf_txt}</div>')
+    return f'<div class="hyps">{"".join(rows)}</div>'
+
+
+def hypotheses_table(hyps: Sequence[dict]) -> str:
+    if not hyps:
+        return ""
+    rows = []
+    for h in hyps:
+        conf = h.get("confidence")
+        conf_cell = (f'<div class="act">{bar(float(conf), 1.0)}<span>{float(conf):.2f}</span></div>'
+                     if isinstance(conf, int | float) else "")
+        rows.append(f'<tr><td>{status_badge(str(h.get("status", "open")))}</td>'
+                    f'<td>{esc(h.get("statement") or h.get("id"))}</td><td>{esc(h.get("kind", ""))}</td>'
+                    f'<td style="width:190px">{conf_cell}</td></tr>')
+    return ('<table><thead><tr><th>status</th><th>hypothesis</th><th>kind</th><th>confidence</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def tool_calls_block(calls: Sequence[dict]) -> str:
+    lines = []
+    for k, call in enumerate(calls):
+        args = call.get("args", {})
+        text = json.dumps(args, indent=2, ensure_ascii=False, default=str)
+        lines.append(f"${k} = {call.get('tool', '?')}({text})")
+    return f'<pre>{esc(chr(10).join(lines))}</pre>'
+
+
+def error_block(message: str | None, traceback: str | None, title: str = "Error") -> str:
+    if not message and not traceback:
+        return ""
+    body = f"<p>{esc(message)}</p>" if message else ""
+    tb = (f"<details><summary>traceback</summary><pre>{esc(traceback)}</pre></details>" if traceback else "")
+    return f'<div class="error"><strong>{esc(title)}</strong>{body}{tb}</div>'
+
+
+def critic_block(report: dict) -> str:
+    satisfied = bool(report.get("satisfied"))
+    head = badge("satisfied" if satisfied else "not satisfied", "ok" if satisfied else "warn")
+    requests = report.get("requests") or []
+    req = ("<ul class=\"evidence\">" + "".join(f"<li>{esc(r)}</li>" for r in requests) + "</ul>") if requests else ""
+    checks = report.get("checks") or {}
+    chk = ""
+    if checks:
+        items = "".join(f"<tr><td>{esc(k)}</td><td>{esc(_plain(v))}</td></tr>" for k, v in checks.items())
+        chk = f'<details><summary>checks</summary><table><tbody>{items}</tbody></table></details>'
+    return (f'<div class="critic {"good" if satisfied else ""}"><strong>Critic</strong> {head}'
+            f'{req}{chk}</div>')
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, float):
+        return fmt(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def header(data: ReportData) -> str:
+    status = badge("failed", "bad") if data.failed else badge("finished", "ok") if data.conclusion \
+        else badge("no conclusion", "warn")
+    truth = ""
+    if data.ground_truth:
+        match = ("" if data.label_match is None else badge("labels match", "ok") if data.label_match
+                 else badge("labels do not match", "bad"))
+        truth = f'<div class="truth"><strong>Ground truth:</strong> {esc(data.ground_truth)} {match}</div>'
+    task = f'<p class="sub">{esc(data.task)}</p>' if data.task else ""
+    return (f'<header class="card"><h1>{esc(data.title)} {status}</h1>{task}'
+            f'{meta_grid(data.meta)}{truth}{error_block(data.error, data.traceback, "The run failed")}</header>')
+
+
+def conclusion_section(data: ReportData) -> str:
+    c = data.conclusion
+    if not c:
+        return ('<section class="card" id="conclusion"><h2>Conclusion</h2>'
+                '<p class="notes">The run ended without a conclusion.</p></section>')
+    labels = "".join(f'<span class="label">[LABEL] {esc(label)}</span>' for label in c.get("labels") or [])
+    conf = c.get("confidence")
+    conf_html = (f'<div class="conf"><span class="sub">confidence</span>{bar(float(conf), 1.0)}'
+                 f'<strong>{float(conf):.2f}</strong></div>') if isinstance(conf, int | float) else ""
+    forced = badge("forced by a budget", "warn") if c.get("forced") else ""
+    evidence = c.get("evidence") or []
+    ev = ('<h3>Evidence</h3><ul class="evidence">' + "".join(f"<li>{esc(e)}</li>" for e in evidence) + "</ul>"
+          if evidence else "")
+    final = (f"<h3>Hypotheses at the end</h3>{hypotheses_table(data.hypotheses)}" if data.hypotheses else "")
+    return (f'<section class="card" id="conclusion"><h2>Conclusion {forced}</h2>'
+            f'<div class="sub">[DESCRIPTION]</div><p class="description">{esc(c.get("description"))}</p>'
+            f'<div class="labels">{labels}</div>{conf_html}{ev}{final}</section>')
+
+
+def exemplars_section(data: ReportData, available: set[str]) -> str:
+    if not data.exemplars:
+        return ('<section class="card" id="exemplars"><h2>Dataset exemplars</h2>'
+                '<p class="notes">No exemplars were recorded.</p></section>')
+    summary = f'<p class="notes">{esc(data.exemplar_summary)}</p>' if data.exemplar_summary else ""
+    return (f'<section class="card" id="exemplars"><h2>Dataset exemplars '
+            f'<span class="sub">({len(data.exemplars)} top-activating images, highest first, with what the blind '
+            f'describer saw in the highlighted region)</span></h2>{summary}'
+            f'{image_grid(data.exemplars, data.scale, available)}</section>')
+
+
+def round_section(r: RoundData, scale: float, available: set[str]) -> str:
+    parts = [f'<section class="card round" id="round-{r.index}"><h2>Round {r.index}'
+             f'{badge(r.phase, "neutral") if r.phase else ""}'
+             f'{badge("failed", "bad") if r.failed else ""}</h2>']
+    if r.thoughts:
+        parts.append(f'<h3>Scientist</h3><div class="thoughts">{esc(r.thoughts)}</div>')
+    if r.hypotheses:
+        parts.append(f"<h3>Hypotheses</h3>{hypotheses_list(r.hypotheses)}")
+    if r.code:
+        parts.append(f"<h3>Experiment (code)</h3><pre>{esc(r.code)}</pre>")
+    elif r.tool_calls:
+        parts.append(f"<h3>Experiment (tool calls)</h3>{tool_calls_block(r.tool_calls)}")
+    if r.images:
+        parts.append(f"<h3>Results <span class=\"sub\">({len(r.images)} images)</span></h3>")
+        parts.append(activation_chart(r.images, scale))
+        parts.append(image_grid(r.images, scale, available))
+    if r.text:
+        parts.append(f'<details><summary>experiment output</summary><pre class="wrap">{esc(r.text)}</pre></details>')
+    for note in r.notes:
+        parts.append(f'<p class="notes">{esc(note)}</p>')
+    parts.append(error_block(r.error, r.traceback, "The experiment failed"))
+    for report in r.critic:
+        parts.append(critic_block(report))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def render(data: ReportData, available: set[str]) -> str:
+    toc = "".join(f'<a href="#round-{r.index}">round {r.index}</a>' for r in data.rounds)
+    rounds = "".join(round_section(r, data.scale, available) for r in data.rounds)
+    if not data.rounds:
+        rounds = '<section class="card"><h2>Rounds</h2><p class="notes">No experiment rounds were run.</p></section>'
+    notes = ""
+    if data.notes:
+        notes = ('<section class="card"><h2>Run notes</h2><ul class="evidence">'
+                 + "".join(f"<li>{esc(n)}</li>" for n in data.notes) + "</ul></section>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{esc(data.title)} — AIM report</title><style>{CSS}</style></head>
+<body><main>
+{header(data)}
+<nav class="toc sub"><a href="#conclusion">conclusion</a><a href="#exemplars">exemplars</a>{toc}</nav>
+{conclusion_section(data)}
+{exemplars_section(data, available)}
+{rounds}
+{notes}
+<footer>AIM — Automated Interpretability Modelling · activation bars are scaled to the largest
+|activation| in this run ({esc(fmt(data.scale))}) · generated from result.json and log.jsonl</footer>
+</main></body></html>
+"""

@@ -1,0 +1,102 @@
+"""The world as providers: text-to-image, image editor and describer (``--text2image world`` ...).
+
+Every image they make is registered in :data:`aim_agent.images.STORE` with its scene graph, so
+edits and descriptions of world images (and of activation overlays made from them) are exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from aim_agent.images import STORE, image_id, load_image
+from aim_agent.providers import Edited, Generated, ProviderError
+from aim_world.describe import describe_region, summarize_regions
+from aim_world.edit import edit_scene
+from aim_world.parse import parse
+from aim_world.render import render
+from aim_world.scene import Scene
+
+NOT_A_WORLD_IMAGE = (
+    "image {iid} is not a world image (no scene graph is known for it); {what} it needs a VLM "
+    "{role} (--{role} gemini/openai/...)"
+)
+
+
+def generate_scene_image(scene: Scene, size: int = 224, **meta: Any) -> Image.Image:
+    """Render a scene and register the image (with its scene graph) in the store."""
+    image = render(scene, size).image
+    STORE.register(image, scene=scene.model_dump(), meta={"source": "world", **meta})
+    return image
+
+
+def scene_of(image: Image.Image | str, what: str, role: str) -> tuple[Image.Image, Scene]:
+    """The pixels and scene graph behind an image (or image id); ProviderError when it has none."""
+    pixels = load_image(image)
+    data = STORE.scene_of(pixels)
+    if data is None:
+        raise ProviderError(NOT_A_WORLD_IMAGE.format(iid=image_id(pixels), what=what, role=role))
+    return pixels, Scene.model_validate(data)
+
+
+def _notes(scene: Scene) -> list[str]:
+    notes = [f"could not draw: {', '.join(repr(w) for w in scene.unknown_words)}"] if scene.unknown_words else []
+    return notes + list(scene.notes)
+
+
+class WorldTextToImage:
+    """Prompt -> scene graph -> image. Unknown words are reported in ``Generated.notes``."""
+
+    name = "world"
+
+    def generate(self, prompts: list[str], *, size: int = 224, seed: int = 0) -> list[Generated]:
+        out = []
+        for prompt in prompts:
+            scene = parse(prompt, seed=seed)
+            image = generate_scene_image(scene, size, prompt=prompt)
+            out.append(Generated(image=image, prompt=prompt, notes=_notes(scene)))
+        return out
+
+
+class WorldEditor:
+    """Edits applied to the scene graph and re-rendered: pixels outside the edit stay identical."""
+
+    name = "world"
+
+    def edit(self, images: list[Image.Image], instructions: list[str], *, seed: int = 0) -> list[Edited]:
+        if len(images) != len(instructions):
+            raise ProviderError(f"{len(images)} images but {len(instructions)} instructions: give one per image")
+        out = []
+        for image, instruction in zip(images, instructions, strict=True):
+            pixels, scene = scene_of(image, "editing", "editor")
+            new_scene, result = edit_scene(scene, instruction)
+            if not result.applied:
+                out.append(Edited(pixels, pixels, instruction, applied=False, notes=result.notes))
+                continue
+            edited = render(new_scene, pixels.width).image
+            STORE.register(edited, scene=new_scene.model_dump(), parent=image_id(pixels),
+                           meta={"source": "world", "instruction": instruction, "edit": result.kind})
+            out.append(Edited(pixels, edited, instruction, applied=True, notes=result.notes))
+        return out
+
+
+class WorldDescriber:
+    """Exact descriptions of highlighted regions of world images, read from their scene graphs."""
+
+    name = "world"
+
+    def _region(self, image: Image.Image | str) -> tuple[Scene, np.ndarray | None]:
+        pixels, scene = scene_of(image, "describing", "describer")
+        record = STORE.record(pixels)
+        mask = record.mask if record is not None else None
+        if mask is None:
+            mask = np.ones((pixels.height, pixels.width), dtype=bool)
+        return scene, np.asarray(mask, dtype=bool)
+
+    def describe(self, images: list[Image.Image]) -> list[str]:
+        return [describe_region(*self._region(image)) for image in images]
+
+    def summarize(self, images: list[Image.Image]) -> str:
+        return summarize_regions([self._region(image) for image in images])

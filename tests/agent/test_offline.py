@@ -1,0 +1,284 @@
+"""The offline scientist: reads world descriptions, designs controls, updates statuses, concludes.
+
+Views are built by hand, as the graph would: exemplar descriptions in the world describer's
+words, observations with the prompts and activations the experiment recorder produces
+("<prompt> | edit: <instruction>" for edited images). The unit is simulated by a predicate on
+what each prompt shows, so these tests need no rendering and run in well under a second.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+
+import pytest
+
+from aim_agent.agent.offline import (
+    Concept,
+    OfflineScientist,
+    apply_edit,
+    parse_text,
+    read_exemplars,
+)
+from aim_agent.agent.schema import CriticReport, Observation, Proposal, Scientist, ScientistView
+
+EDIT = " | edit: "
+
+
+def region(text: str, scene: str) -> str:
+    """A description in the world describer's format."""
+    return (f"The highlighted region (21% of the image, around the centre) contains {text} (64% of the region); "
+            f"background of the {scene} scene: sky (12%), ground (20%).")
+
+
+MONO_DOG = [region("a brown dog", "grass"), region("a black dog", "snow"), region("a white dog", "room"),
+            region("a brown dog", "beach"), region("an orange dog", "road")]
+OR_DOG_CAR = [region("a brown dog", "grass"), region("a red car", "road"), region("a black dog", "snow"),
+              region("a blue car", "beach"), region("a white dog", "room"), region("a yellow car", "night")]
+COND_DOG_LEASH = [region("a brown dog; the lower part of a red leash", "grass"),
+                  region("a black dog; a gray leash", "snow"),
+                  region("a white dog; the upper part of a black leash", "room"),
+                  region("a brown dog; a red leash", "beach")]
+
+Predicate = Callable[[frozenset[str]], bool]
+
+
+def scene_features(prompt: str) -> frozenset[str]:
+    base, _, instruction = prompt.partition(EDIT)
+    scene = parse_text(base)
+    if instruction:
+        scene = apply_edit(scene, instruction)
+        assert scene is not None, f"the scientist wrote an edit it cannot read back: {instruction!r}"
+    return scene.features()
+
+
+def prompts_of(proposal: Proposal) -> list[str]:
+    """What the recorder would log for the proposal's images (edits as 'prompt | edit: ...')."""
+    first = proposal.tool_calls[0]
+    if first.tool == "text2image":
+        return list(first.args["prompts"])
+    assert first.tool == "edit_images"
+    out = []
+    for original, edit in zip(first.args["prompts"], first.args["edits"], strict=True):
+        out += [original, f"{original}{EDIT}{edit}"]
+    return out
+
+
+def observe(view: ScientistView, proposal: Proposal, fires: Predicate) -> Observation:
+    prompts = prompts_of(proposal)
+    acts = [round(0.9 if fires(scene_features(p)) else 0.03 + 0.01 * (i % 3), 4) for i, p in enumerate(prompts)]
+    return Observation(round=view.round + 1, ok=True, prompts=prompts, activations=acts)
+
+
+def new_view(descriptions: list[str], mode: str = "tools") -> ScientistView:
+    return ScientistView(task="describe the unit", unit="unit 0", mode=mode, exemplar_descriptions=descriptions,
+                         exemplar_activations=[1.0 - 0.03 * i for i in range(len(descriptions))])
+
+
+def run(descriptions: list[str], fires: Predicate, *, critic: Callable[[ScientistView], CriticReport] | None = None,
+        max_rounds: int = 12) -> tuple[ScientistView, list[Proposal]]:
+    """Drive the scientist as the graph does: propose, run, (critic), until it is ready to conclude."""
+    scientist = OfflineScientist()
+    view = new_view(descriptions)
+    proposals = []
+    for _ in range(max_rounds):
+        proposal = scientist.propose(view)
+        proposals.append(proposal)
+        view.hypotheses = proposal.hypotheses
+        if proposal.ready_to_conclude:
+            break
+        view.observations.append(observe(view, proposal, fires))
+        view.round += 1
+        if critic is not None:
+            view.critic.append(critic(view))
+    return view, proposals
+
+
+def test_it_is_a_scientist() -> None:
+    assert isinstance(OfflineScientist(), Scientist)
+    assert OfflineScientist.name == "offline"
+
+
+def test_reading_the_describer_text() -> None:
+    parsed = parse_text(region("a red striped dog; the lower part of a polka-dot blue leash", "forest"))
+    keys = [c.key for c in parsed.concepts()]
+    assert keys == ["object:dog", "color:red", "texture:stripes", "object:leash", "color:blue", "texture:dots",
+                    "background:forest"]  # scene parts (sky, trees) are not objects
+    assert [c.key for c in parse_text("a dog without a leash in the mountains").concepts()] == [
+        "object:dog", "background:mountains"]
+    assert [c.key for c in parse_text("an orange cat next to an orange").concepts()] == [
+        "object:cat", "color:orange", "object:orange"]
+
+
+def test_ranks_concepts_by_weighted_frequency_and_forms_hypotheses() -> None:
+    mono = read_exemplars(MONO_DOG, [1.0, 0.9, 0.8, 0.7, 0.6])
+    assert mono.candidates[0] == Concept("object", "dog")
+    assert all(h.kind == "single" for h in mono.hypotheses)  # brown and black are attributes of the dog
+
+    either = read_exemplars(OR_DOG_CAR, [1.0] * 6)
+    assert {c.name for c in either.candidates[:2]} == {"dog", "car"}
+    assert any(h.kind == "or" and {h.a.name, h.b.name} == {"dog", "car"} for h in either.hypotheses)
+
+    cond = read_exemplars(COND_DOG_LEASH, [1.0] * 4)
+    assert any(h.kind == "conditional" and (h.a.name, h.b.name) == ("dog", "leash") for h in cond.hypotheses)
+
+
+def test_first_experiment_is_a_controlled_screen() -> None:
+    proposal = OfflineScientist().propose(new_view(MONO_DOG))
+    assert not proposal.ready_to_conclude
+    tools = [c.tool for c in proposal.tool_calls]
+    assert tools == ["text2image", "neuron", "log_experiment"]
+    assert proposal.tool_calls[1].args == {"images": "$0.images"}
+    prompts = proposal.tool_calls[0].args["prompts"]
+    with_dog = [p for p in prompts if "object:dog" in scene_features(p)]
+    without = [p for p in prompts if "object:dog" not in scene_features(p)]
+    assert len(with_dog) >= 3 and len(without) >= 3
+    backgrounds = {next(f for f in scene_features(p) if f.startswith("background:")) for p in with_dog}
+    assert len(backgrounds) >= 3, "the concept must be tested in several contexts"
+    assert all(h.status == "open" for h in proposal.hypotheses)
+
+
+def test_code_mode_writes_the_same_experiment() -> None:
+    tools_prompts = OfflineScientist().propose(new_view(MONO_DOG)).tool_calls[0].args["prompts"]
+    proposal = OfflineScientist().propose(new_view(MONO_DOG, mode="code"))
+    assert proposal.code and not proposal.tool_calls
+    tree = ast.parse(proposal.code)
+    assert [n.name for n in tree.body if isinstance(n, ast.FunctionDef)] == ["run_experiment"]
+
+    calls = []
+
+    class FakeTools:
+        def text2image(self, prompts):
+            calls.append(("text2image", list(prompts)))
+            return [f"img_{i:04d}" for i in range(len(prompts))]
+
+        def log_experiment(self, activations, images, prompts, note=""):
+            calls.append(("log", note))
+
+    class FakeSystem:
+        def neuron(self, images):
+            return [0.5] * len(images), list(images)
+
+    namespace: dict = {}
+    exec(compile(proposal.code, "<experiment>", "exec"), namespace)
+    out = namespace["run_experiment"](FakeSystem(), FakeTools())
+    assert calls[0] == ("text2image", tools_prompts)
+    assert calls[-1][0] == "log"
+    assert out["prompts"] == tools_prompts and out["activations"] == [0.5] * len(tools_prompts)
+
+
+def test_mono_neuron_statuses_edits_and_label() -> None:
+    view, proposals = run(MONO_DOG, lambda f: "object:dog" in f)
+    after_screen = {h.id: h for h in proposals[1].hypotheses}
+    assert after_screen["H:object:dog"].status == "supported"
+    assert after_screen["H:color:brown"].status == "refuted"
+    edit = next(p for p in proposals if p.tool_calls and p.tool_calls[0].tool == "edit_images")
+    assert any(e.startswith("replace the dog with") for e in edit.tool_calls[0].args["edits"])
+    assert proposals[-1].ready_to_conclude
+    conclusion = OfflineScientist().conclude(view)
+    assert conclusion.labels == ["dog"]
+    assert conclusion.confidence >= 0.8
+    assert "dog" in conclusion.description and conclusion.evidence
+
+
+def test_or_neuron_names_both_concepts() -> None:
+    view, _ = run(OR_DOG_CAR, lambda f: "object:dog" in f or "object:car" in f)
+    conclusion = OfflineScientist().conclude(view)
+    assert sorted(conclusion.labels) == ["car", "dog"]
+    assert " OR " in conclusion.description
+
+
+def test_conditional_neuron_runs_the_2x2_design_and_names_the_condition() -> None:
+    fires = lambda f: "object:dog" in f and "object:leash" in f  # noqa: E731
+    view, proposals = run(COND_DOG_LEASH, fires)
+    pairs = prompts_of(proposals[1])
+    cells = {("object:dog" in scene_features(p), "object:leash" in scene_features(p)) for p in pairs}
+    assert cells == {(True, True), (True, False), (False, True), (False, False)}
+    conclusion = OfflineScientist().conclude(view)
+    assert conclusion.labels == ["dog, only when a leash is present"]
+    final = {h.id: h for h in proposals[-1].hypotheses}
+    assert final["H:object:dog | object:leash"].status == "supported"
+    assert final["H:object:dog | object:leash"].condition == "leash"
+
+
+def test_hidden_condition_is_found_by_a_context_search() -> None:
+    """The describer saw only the dog; the unit also needs a leash."""
+    view, proposals = run(MONO_DOG, lambda f: "object:dog" in f and "object:leash" in f)
+    assert any("context search" in p.thoughts for p in proposals)
+    assert OfflineScientist().conclude(view).labels == ["dog, only when a leash is present"]
+
+
+@pytest.mark.parametrize(("descriptions", "fires", "label"), [
+    ([region("a red cup", "grass"), region("a red car", "road"), region("a red apple", "room"),
+      region("a red umbrella", "beach")], lambda f: "color:red" in f, "red"),
+    ([region("a brown dog", "snow"), region("a red car", "snow"), region("a white snowman", "snow"),
+      region("a blue cup", "snow")], lambda f: "background:snow" in f, "snow background"),
+    ([region("a red striped cup", "grass"), region("a blue striped car", "road"),
+      region("a gray striped cat", "room")], lambda f: "texture:stripes" in f, "striped texture"),
+])
+def test_colour_background_and_texture_units(descriptions, fires, label) -> None:
+    view, _ = run(descriptions, fires)
+    assert OfflineScientist().conclude(view).labels == [label]
+
+
+def test_answers_the_critic() -> None:
+    asked = []
+
+    def critic(view: ScientistView) -> CriticReport:
+        if len(view.observations) < 2:
+            return CriticReport(round=view.round, satisfied=True)
+        if not asked:
+            asked.append(view.round)
+            return CriticReport(round=view.round, satisfied=False,
+                                requests=["test whether 'cat' drives the unit too (so far: grass, snow)"])
+        return CriticReport(round=view.round, satisfied=True)
+
+    view, proposals = run(MONO_DOG, lambda f: "object:dog" in f, critic=critic)
+    answer = next(p for p in proposals if "Critic requests: test whether 'cat'" in p.thoughts)
+    assert "critic" in answer.thoughts.splitlines()[-1]
+    prompts = answer.tool_calls[0].args["prompts"]
+    assert any("object:cat" in scene_features(p) for p in prompts)
+    assert not any("background:grass" in h.id for h in proposals[-1].hypotheses), "asides are not concepts"
+    assert proposals[-1].ready_to_conclude
+    assert OfflineScientist().conclude(view).labels == ["dog"]
+
+
+def test_gives_up_on_the_critic_after_a_few_rounds() -> None:
+    never = lambda v: CriticReport(round=v.round, satisfied=False, requests=["test 'dog' on 2 more images"])  # noqa: E731
+    view, proposals = run(MONO_DOG, lambda f: "object:dog" in f, critic=never)
+    assert proposals[-1].ready_to_conclude
+    assert len(view.observations) <= 6
+
+
+def test_must_conclude_stops_at_once() -> None:
+    view = new_view(MONO_DOG)
+    view.must_conclude = True
+    assert OfflineScientist().propose(view).ready_to_conclude
+    assert OfflineScientist().conclude(view).labels == ["dog"]  # an untested guess, said as such
+    assert "no experiment ran" in OfflineScientist().conclude(view).description
+
+
+def test_non_world_descriptions_say_a_vlm_is_needed() -> None:
+    view = new_view(["A close-up photograph of intricate lace embroidery.", "Fine woven textile threads."])
+    proposal = OfflineScientist().propose(view)
+    assert proposal.ready_to_conclude and not proposal.tool_calls and proposal.code is None
+    conclusion = OfflineScientist().conclude(view)
+    assert "VLM backend is needed" in conclusion.description
+    assert conclusion.confidence == 0.0
+
+
+def test_deterministic() -> None:
+    a, pa = run(OR_DOG_CAR, lambda f: "object:dog" in f or "object:car" in f)
+    b, pb = run(OR_DOG_CAR, lambda f: "object:dog" in f or "object:car" in f)
+    assert [p.model_dump() for p in pa] == [p.model_dump() for p in pb]
+    assert OfflineScientist().conclude(a) == OfflineScientist().conclude(b)
+
+
+def test_failed_experiment_does_not_stall_the_plan() -> None:
+    scientist = OfflineScientist()
+    view = new_view(MONO_DOG)
+    first = scientist.propose(view)
+    view.observations.append(Observation(round=1, ok=False, error="boom", traceback="Traceback ..."))
+    view.round = 1
+    second = scientist.propose(view)
+    assert second.tool_calls and second.tool_calls != first.tool_calls
