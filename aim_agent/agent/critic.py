@@ -46,10 +46,16 @@ class CriticRules:
 
 
 def _stem(word: str) -> str:
+    """A crude singular: dogs -> dog, boxes -> box, berries -> berry; grass, bus, glass stay."""
     word = word.lower()
-    for suffix in ("ies", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    if len(word) <= 3 or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "sses", "zes")):
+        return word[:-2]
+    if word.endswith("s"):
+        return word[:-1]
     return word
 
 
@@ -229,7 +235,7 @@ def _requests(ev: dict[str, Any], rules: CriticRules) -> list[str]:
     if ev["controls"] < rules.min_controls:
         out.append(
             f"run a control without '{concept}': {rules.min_controls - ev['controls']} more image(s) of similar "
-            f"scenes where '{concept}' is absent (e.g. edit_images: 'replace the {concept} with ...')"
+            f"scenes where '{concept}' is absent (e.g. edit_images that replace or remove it)"
         )
     enough = ev["images"] >= 2 and ev["controls"] >= 2
     if enough:

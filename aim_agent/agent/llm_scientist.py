@@ -243,9 +243,14 @@ class ViewRenderer:
         def text(t: str) -> None:
             blocks.append({"type": "text", "text": t})
 
-        head = [f"# Task\n{view.task}", f"Unit: {view.unit}.", f"Round {view.round} of {view.max_rounds}."]
+        head = [f"# Task\n{view.task}", f"Unit: {view.unit}."]
         if view.must_conclude:
-            head.append("The experiment budget is spent: no more experiments. Conclude from the evidence you have.")
+            head.append(f"{view.round} experiment rounds were run and the budget is spent: no more experiments. "
+                        "Conclude from the evidence you have.")
+        elif concluding:
+            head.append(f"{view.round} experiment rounds were run.")
+        else:
+            head.append(f"This is round {view.round + 1} of at most {view.max_rounds}.")
         text("\n".join(head))
 
         if view.exemplar_activations or view.exemplar_image_ids:

@@ -65,12 +65,12 @@ def node(name: str) -> Callable[[Callable[[AgentState, AgentRuntime], Update]], 
 
 def make_view(state: AgentState, rt: AgentRuntime, *, must_conclude: bool = False) -> ScientistView:
     """What the scientist may read: no ground truth, no config, no raw state."""
-    max_rounds = state.get("max_rounds", rt.config.max_rounds)
+    max_rounds = rt.config.max_rounds
     return ScientistView(
         task=state["task"],
         unit=state["unit"],
         mode=state.get("mode", rt.config.mode),
-        round=min(state.get("round", 0) + 1, max_rounds),
+        round=state.get("round", 0),  # experiments finished so far (the next one is round + 1)
         max_rounds=max_rounds,
         exemplar_activations=state.get("exemplar_activations", []),
         exemplar_image_ids=state.get("exemplar_image_ids", []),
@@ -87,7 +87,7 @@ def budget_reason(state: AgentState, rt: AgentRuntime) -> str | None:
     """Why the run must conclude now (a cap is reached), or None."""
     cfg = rt.config
     rounds = state.get("round", 0)
-    max_rounds = state.get("max_rounds", cfg.max_rounds)
+    max_rounds = cfg.max_rounds  # from the config, so a resume may raise it
     if rounds >= max_rounds:
         return f"{ROUND_CAP}: {rounds} of {max_rounds} rounds run"
     usage = summarize_usage(state.get("usage", []))

@@ -62,15 +62,25 @@ MAX_CANDIDATES = 4  # single-concept hypotheses tested in the screen
 MAX_PAIRS = 2  # OR / conditional hypotheses tested in the pairs phase
 MAX_CRITIC_ROUNDS = 3  # experiments run on the critic's requests before concluding anyway
 MIN_SCORE = 0.3  # exemplar frequency a concept needs to become a hypothesis
-SCREEN_CONTEXTS = 4
+SCREEN_CONTEXTS = 5  # a critic wants about five images of a concept, in three or more contexts
 PAIR_CONTEXTS = 3
 EDIT_CONTEXTS = 4
 
 NON_WORLD_NOTE = (
     "The exemplar descriptions contain no words of the world's vocabulary (objects, colours, "
     "textures, backgrounds), so these are not world images and the rule-based offline scientist "
-    "cannot design experiments for them. A VLM backend is needed for non-world models: run with a "
-    "VLM scientist (for example --scientist gemini, openai, anthropic or ollama)."
+    "cannot design experiments for them. A VLM backend is needed for non-world models: run with "
+    "--backend google_genai (or openai, anthropic, ollama)."
+)
+SILENT_NOTE = (
+    "The unit fired on none of its exemplars (every highlighted region is empty), so there is nothing to "
+    "describe: it may be a dead unit, or the exemplar dataset may not contain what it detects."
+)
+_EMPTY_REGION = re.compile(r"nothing is highlighted|region is empty", re.I)
+NO_EXEMPLARS_NOTE = (
+    "No exemplar descriptions were available (the dataset exemplars or the describer failed; see the "
+    "run notes), and the rule-based offline scientist chooses what to test from them. Give an "
+    "exemplar dataset (--dataset), or use a VLM backend (--backend google_genai, openai, anthropic, ollama)."
 )
 
 # --------------------------------------------------------------------------- concepts
@@ -137,7 +147,7 @@ _NEGATIONS = {"no", "not", "without", "never", "nor", "lacking"}
 _SCENE_WORDS = {"background", "backdrop", "scene", "setting", "landscape"}
 # Vocabulary synonyms that are far more often ordinary English words in a description.
 _STOP_WORDS = {"present", "lead", "figure", "someone", "world", "plant", "drop", "spirit", "light", "bow",
-               "pin", "seat", "figures", "home", "camp"}
+               "pin", "seat", "figures", "home", "camp", "nothing"}
 _CLAUSE_SPLIT = re.compile(r"[.;:!?()\[\]\n]|,|\band\b|\bwhile\b|\bbut\b")
 _TOKEN = re.compile(r"[a-z][a-z'\-]*")
 # The world describer lists a scene's parts ("background of the beach scene: sky (20%), sand (30%)"):
@@ -466,12 +476,23 @@ def _joint_key(a: Concept, b: Concept) -> str | None:
 def condition_phrase(a: Concept, b: Concept) -> str:
     """'only when a leash is present', 'only on a grass background', 'only when it is red'."""
     if b.kind == "object":
-        return f"only when a {b.name} is present"
+        return f"only when {_with_article(b.name)} {'are' if _plural_only(b.name) else 'is'} present"
     if b.kind == "background":
         return f"only on a {b.name} background"
     if b.kind == "color":
         return f"only when it is {b.name}"
     return f"only when it is {TEXTURE_ADJECTIVES[b.name]}"
+
+
+def _plural_only(noun: str) -> bool:
+    """Nouns used in the plural ('sunglasses', 'grapes', 'scissors')."""
+    return noun.endswith("s") and not noun.endswith(("ss", "us"))
+
+
+def _with_article(noun: str) -> str:
+    if _plural_only(noun):
+        return noun
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def hyp_id(h: Hyp) -> str:
@@ -1072,8 +1093,8 @@ def _hypotheses_out(state: State) -> list[Hypothesis]:
             concepts=[h.a.term] if h.kind == "conditional" else [c.term for c in h.concepts],
             kind=h.kind,
             condition=h.b.term if h.kind == "conditional" and h.b else None,
-            status=s.status if state.records else "open",
-            confidence=s.confidence if state.records else _prior(state.reading, h),
+            status=s.status,
+            confidence=s.confidence if s.n_pos >= 2 and s.n_neg >= 2 else _prior(state.reading, h),
         ))
     return out
 
@@ -1092,10 +1113,39 @@ def _summary(s: Scored) -> str:
     return text + ")"
 
 
+def _ranked(scored: list[Scored]) -> list[Scored]:
+    """Supported, then open, then refuted; within each the best separation first."""
+    rank = {"supported": 0, "open": 1, "refuted": 2}
+    return sorted(scored, key=lambda s: (rank[s.status], -round(s.auc, 3), s.hyp.complexity, hyp_id(s.hyp)))
+
+
+def _summaries(scored: list[Scored], limit: int, prefix: str = "") -> list[str]:
+    """One line per tested hypothesis (the most telling first), the rest counted."""
+    tested = [s for s in _ranked(scored) if s.n_pos and s.n_neg]
+    lines = [prefix + _summary(s) for s in tested[:limit]]
+    rest = tested[limit:]
+    if rest:
+        counts = {st: sum(1 for s in rest if s.status == st) for st in ("supported", "open", "refuted")}
+        what = ", ".join(f"{n} {st}" for st, n in counts.items() if n)
+        lines.append(f"{len(rest)} more hypotheses ({what}): " + "; ".join("; ".join(s.hyp.labels()) for s in rest))
+    return lines
+
+
 def _reading_text(reading: Reading) -> str:
     top = sorted(reading.scores, key=lambda c: (-reading.scores[c], c))[:6]
     return "Exemplar concepts (activation-weighted share): " + ", ".join(
         f"{c.phrase} {reading.scores[c]:.2f}" for c in top)
+
+
+def cannot_start(view: ScientistView, reading: Reading) -> str | None:
+    """Why there is nothing to experiment on (no exemplars, a silent unit, non-world images), or None."""
+    if not view.exemplar_descriptions:
+        return NO_EXEMPLARS_NOTE
+    if any(w > 0 and ms for w, ms in zip(reading.weights, reading.mentions, strict=True)):
+        return None
+    if all(_EMPTY_REGION.search(d) for d in view.exemplar_descriptions):
+        return SILENT_NOTE
+    return NON_WORLD_NOTE
 
 
 class OfflineScientist:
@@ -1105,12 +1155,13 @@ class OfflineScientist:
 
     def propose(self, view: ScientistView) -> Proposal:
         reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
-        if not reading.scores:
-            return Proposal(thoughts=NON_WORLD_NOTE, ready_to_conclude=True)
+        blocked = cannot_start(view, reading)
+        if blocked:
+            return Proposal(thoughts=blocked, ready_to_conclude=True)
         state = derive(view)
         thoughts = [_reading_text(reading)]
         if state.records:
-            thoughts += [_summary(s) for s in sorted(state.scored, key=lambda s: hyp_id(s.hyp))]
+            thoughts += _summaries(state.scored, limit=5)
         if view.critic and view.critic[-1].requests:
             thoughts.append("Critic requests: " + "; ".join(view.critic[-1].requests))
         exp = None if view.must_conclude or view.round >= view.max_rounds else next_experiment(view, state)
@@ -1127,10 +1178,13 @@ class OfflineScientist:
 
     def conclude(self, view: ScientistView) -> Conclusion:
         reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
-        if not reading.scores:
-            return Conclusion(description=NON_WORLD_NOTE, labels=["uninterpreted: needs a VLM backend"],
-                              evidence=[f"{len(view.exemplar_descriptions)} exemplar descriptions, none with "
-                                        "world vocabulary"], confidence=0.0, forced=view.must_conclude)
+        blocked = cannot_start(view, reading)
+        if blocked:
+            label = "uninterpreted: needs a VLM backend" if blocked == NON_WORLD_NOTE else "uninterpreted"
+            return Conclusion(description=blocked, labels=[label],
+                              evidence=[f"{len(view.exemplar_descriptions)} exemplar descriptions, "
+                                        f"{len(reading.scores)} world concepts in them"],
+                              confidence=0.0, forced=view.must_conclude)
         state = derive(view)
         lead = state.leader
         if lead is None or not state.records:
@@ -1165,7 +1219,6 @@ def _description(s: Scored, state: State) -> str:
 
 def _evidence(lead: Scored, state: State, reading: Reading) -> list[str]:
     lines = [_reading_text(reading), f"Leading: {_summary(lead)}"]
-    others = [s for s in state.scored if s is not lead]
-    lines += [f"Alternative {_summary(s)}" for s in sorted(others, key=lambda s: (-s.auc, hyp_id(s.hyp)))]
+    lines += _summaries([s for s in state.scored if s is not lead], limit=3, prefix="Alternative ")
     lines.append(f"{len(state.records)} images over {state.done} experiments")
     return lines

@@ -104,27 +104,16 @@ def build_system(config: RunConfig) -> System:
         except ImportError as exc:
             raise ValueError("synthetic neurons need the world plugin (aim_world.neurons)") from exc
         return synthetic_system(config.synthetic)
-    from aim_agent.models.base import load_model
     from aim_agent.models.probe import ModelProbe
+    from aim_agent.models.user_loader import open_model
 
     assert config.model is not None and config.layer is not None and config.unit is not None
-    probe: Any = ModelProbe(load_model(config.model), config.layer)
+    probe: Any = ModelProbe(open_model(config.model), config.layer)
     if config.sae:
-        probe = _sae_probe(probe, config.sae)
+        from aim_agent.sae import SAEProbe, SparseAutoencoder
+
+        probe = SAEProbe(probe, SparseAutoencoder.load(config.sae))  # the unit is one of its latents
     return System(probe, config.unit)
-
-
-def _sae_probe(probe: Any, path: str) -> Any:
-    """A probe over the latents of the SAE at ``path`` trained on ``probe``'s layer."""
-    try:
-        sae_module = importlib.import_module("aim_agent.sae")
-    except ImportError as exc:
-        raise ValueError("--sae needs the SAE module (aim_agent.sae), which this installation lacks") from exc
-    for name in ("sae_probe", "SAEProbe", "load_sae_probe"):
-        make = getattr(sae_module, name, None)
-        if make is not None:
-            return make(probe, path)
-    raise ValueError("aim_agent.sae offers no probe over SAE latents (expected sae_probe(probe, path))")
 
 
 def _describer(config: RunConfig, meter: UsageMeter) -> Any:
@@ -223,6 +212,12 @@ def build_runtime(
     rt.api = api_text(specs, system=system, style="python" if config.mode == "code" else "json")
     if rt.scientist is None:
         rt.scientist = build_scientist(config, rt)
+    elif config.mode == "tools" and callable(getattr(rt.scientist, "bind", None)) and not getattr(
+        rt.scientist, "tools", None
+    ):
+        from aim_agent.tools.adapters import langchain_tools
+
+        rt.scientist.bind(langchain_tools(ctx, specs))  # a chat scientist passed in by the caller
     if config.critic_backend is not None and not config.critic_backend.offline:
         rt.critic_client = ChatClient.from_spec(config.critic_backend, role="critic", meter=meter)
     preload_images(rt.image_dir)

@@ -214,7 +214,7 @@ def describe_exception(name: str, exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, KeyError):
         return f"{name} failed: {exc.args[0] if exc.args else exc}"
-    if isinstance(exc, IndexError | _USER_ERRORS):
+    if isinstance(exc, (IndexError, *_USER_ERRORS)):
         return f"{name} failed: {exc}"
     if isinstance(exc, MemoryError):
         return f"{name} ran out of memory; try fewer or smaller images"

@@ -89,6 +89,11 @@ details summary{cursor:pointer;font-weight:600}
 .notes{color:var(--muted);font-size:13px}
 footer{color:var(--muted);font-size:12px;margin-top:30px;text-align:center}
 .toc a{margin-right:10px;color:var(--accent);text-decoration:none}
+tr.muted td{opacity:.62}
+details.exp{margin:14px 0 6px}details.exp>summary{font-size:15px;margin-bottom:6px}
+.exemplars .grid{grid-template-columns:repeat(auto-fill,minmax(170px,1fr))}
+.exemplars .cap.sub{-webkit-line-clamp:7;font-size:11.5px;color:var(--muted)}
+.rank{font-weight:600}
 """
 
 
@@ -157,12 +162,12 @@ def _signed(x: float) -> str:
 def activation_chart(items: Sequence[ImageItem], scale: float) -> str:
     """A compact inline-SVG bar chart of a round's activations, in experiment order (hover: prompt)."""
     values = [(it.activation, it.caption or it.image_id, it.is_edit) for it in items if it.activation is not None]
-    if len(values) < 2 or scale <= 0:
+    if len(values) < 10 or scale <= 0:  # few images: the bars under the tiles say it all
         return ""
-    width, height, pad = 1000, 120, 18
+    width, height, pad, top = 1000, 110, 18, 8
     step = (width - 2 * pad) / len(values)
-    zero = height - pad if min(v for v, _, _ in values) >= 0 else height / 2
-    span = (zero - 6)
+    zero = height - 4 if min(v for v, _, _ in values) >= 0 else (height + top) / 2
+    span = zero - top
     bars = []
     for k, (value, label, is_edit) in enumerate(values):
         h = abs(value) / scale * span
@@ -172,10 +177,10 @@ def activation_chart(items: Sequence[ImageItem], scale: float) -> str:
         bars.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.76:.1f}" height="{max(h, 0.5):.1f}" '
                     f'fill="{color}" rx="1.5"><title>{esc(label)}: {esc(fmt(value))}</title></rect>')
     axis = f'<line x1="{pad}" y1="{zero:.1f}" x2="{width - pad}" y2="{zero:.1f}" stroke="#9aa3b5" stroke-width="1"/>'
-    legend = (f'<text x="{pad}" y="12" font-size="11" fill="#5d6678">activation per image, in order '
-              f'(max of scale {esc(fmt(scale))}); purple: edited images</text>')
-    return (f'<div class="chart"><svg viewBox="0 0 {width} {height}" role="img" '
-            f'aria-label="activations">{legend}{axis}{"".join(bars)}</svg></div>')
+    legend = ('<div class="notes">Activation of every image of the round, in order (hover a bar for its '
+              'prompt); blue: generated, purple: edited, full height = the largest activation of the run.</div>')
+    return (f'<div class="chart">{legend}<svg viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="activations">{axis}{"".join(bars)}</svg></div>')
 
 
 def meta_grid(rows: Iterable[tuple[str, str]]) -> str:
@@ -187,7 +192,7 @@ def hypotheses_list(hyps: Sequence[dict]) -> str:
     if not hyps:
         return '<p class="notes">No hypotheses recorded.</p>'
     rows = []
-    for h in hyps:
+    for h in _sorted_hypotheses(hyps):
         conf = h.get("confidence")
         conf_txt = f'<span class="conf-num">{conf:.2f}</span>' if isinstance(conf, int | float) else ""
         kind = h.get("kind") or ""
@@ -197,15 +202,26 @@ def hypotheses_list(hyps: Sequence[dict]) -> str:
     return f'<div class="hyps">{"".join(rows)}</div>'
 
 
+STATUS_ORDER = {"supported": 0, "open": 1, "refuted": 2}
+
+
+def _sorted_hypotheses(hyps: Sequence[dict]) -> list[dict]:
+    def key(h: dict) -> tuple:
+        conf = h.get("confidence")
+        return (STATUS_ORDER.get(str(h.get("status")), 1), -(conf if isinstance(conf, int | float) else 0))
+    return sorted(hyps, key=key)
+
+
 def hypotheses_table(hyps: Sequence[dict]) -> str:
     if not hyps:
         return ""
     rows = []
-    for h in hyps:
+    for h in _sorted_hypotheses(hyps):
         conf = h.get("confidence")
         conf_cell = (f'<div class="act">{bar(float(conf), 1.0)}<span>{float(conf):.2f}</span></div>'
                      if isinstance(conf, int | float) else "")
-        rows.append(f'<tr><td>{status_badge(str(h.get("status", "open")))}</td>'
+        muted = ' class="muted"' if h.get("status") == "refuted" else ""
+        rows.append(f'<tr{muted}><td>{status_badge(str(h.get("status", "open")))}</td>'
                     f'<td>{esc(h.get("statement") or h.get("id"))}</td><td>{esc(h.get("kind", ""))}</td>'
                     f'<td style="width:190px">{conf_cell}</td></tr>')
     return ('<table><thead><tr><th>status</th><th>hypothesis</th><th>kind</th><th>confidence</th></tr></thead>'
@@ -291,7 +307,7 @@ def exemplars_section(data: ReportData, available: set[str]) -> str:
         return ('<section class="card" id="exemplars"><h2>Dataset exemplars</h2>'
                 '<p class="notes">No exemplars were recorded.</p></section>')
     summary = f'<p class="notes">{esc(data.exemplar_summary)}</p>' if data.exemplar_summary else ""
-    return (f'<section class="card" id="exemplars"><h2>Dataset exemplars '
+    return (f'<section class="card exemplars" id="exemplars"><h2>Dataset exemplars '
             f'<span class="sub">({len(data.exemplars)} top-activating images, highest first, with what the blind '
             f'describer saw in the highlighted region)</span></h2>{summary}'
             f'{image_grid(data.exemplars, data.scale, available)}</section>')
@@ -306,11 +322,12 @@ def round_section(r: RoundData, scale: float, available: set[str]) -> str:
     if r.hypotheses:
         parts.append(f"<h3>Hypotheses</h3>{hypotheses_list(r.hypotheses)}")
     if r.code:
-        parts.append(f"<h3>Experiment (code)</h3><pre>{esc(r.code)}</pre>")
+        parts.append(experiment_block("code", f"<pre>{esc(r.code)}</pre>", r.code.count(chr(10)) + 1))
     elif r.tool_calls:
-        parts.append(f"<h3>Experiment (tool calls)</h3>{tool_calls_block(r.tool_calls)}")
+        block = tool_calls_block(r.tool_calls)
+        parts.append(experiment_block(f"{len(r.tool_calls)} tool calls", block, block.count(chr(10)) + 1))
     if r.images:
-        parts.append(f"<h3>Results <span class=\"sub\">({len(r.images)} images)</span></h3>")
+        parts.append(f'<h3>Results <span class="sub">({esc(results_summary(r.images))})</span></h3>')
         parts.append(activation_chart(r.images, scale))
         parts.append(image_grid(r.images, scale, available))
     if r.text:
@@ -322,6 +339,22 @@ def round_section(r: RoundData, scale: float, available: set[str]) -> str:
         parts.append(critic_block(report))
     parts.append("</section>")
     return "".join(parts)
+
+
+def experiment_block(kind: str, body: str, lines: int) -> str:
+    """The experiment, open when short, folded (one click away) when long."""
+    state = " open" if lines <= 30 else ""
+    return (f'<details class="exp"{state}><summary>Experiment <span class="sub">({esc(kind)}, {lines} lines)'
+            f'</span></summary>{body}</details>')
+
+
+def results_summary(items: Sequence[ImageItem]) -> str:
+    acts = [i.activation for i in items if i.activation is not None]
+    edits = sum(1 for i in items if i.is_edit)
+    text = f"{len(items)} images" + (f", {edits} of them edits" if edits else "")
+    if acts:
+        text += f"; activation max {fmt(max(acts))}, mean {fmt(sum(acts) / len(acts))}"
+    return text
 
 
 def render(data: ReportData, available: set[str]) -> str:

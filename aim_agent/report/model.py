@@ -8,6 +8,7 @@ pieces are left empty and the renderer says so.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,10 +158,19 @@ def _backend_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _rounds_text(result: dict[str, Any], n_rounds: int) -> str:
+    done = result.get("rounds")
+    done = done if isinstance(done, int) else n_rounds
+    cap = result.get("max_rounds")
+    return f"{done} of {cap} max" if isinstance(cap, int) else str(done)
+
+
 def _meta(result: dict[str, Any], config: dict[str, Any], n_rounds: int) -> list[tuple[str, str]]:
     tokens, cost = _usage_totals(_get(result, "usage", "tokens_used"))
-    tokens = tokens if tokens is not None else _get(result, "tokens", "total_tokens")
-    cost = cost if cost is not None else _float(_get(result, "cost_usd", "cost"))
+    if tokens is None:
+        tokens = _get(result, "total_tokens", "tokens.total", "tokens")
+    if cost is None:
+        cost = _float(_get(result, "cost_usd", "cost"))
     wall = _float(_get(result, "wall_time_s", "elapsed_s", "seconds", "duration_s"))
     if wall is None and isinstance(result.get("timings"), dict):
         wall = sum(v for v in (_float(x) for x in result["timings"].values()) if v is not None) or None
@@ -172,9 +182,12 @@ def _meta(result: dict[str, Any], config: dict[str, Any], n_rounds: int) -> list
                      config.get("unit") if config.get("unit") is not None else synthetic or "")),
         ("scientist", _backend_text(_get(result, "scientist", "backend") or config.get("backend")) or "offline"),
         ("mode", str(_get(result, "mode") or config.get("mode") or "")),
-        ("rounds", str(_get(result, "rounds_done", "n_rounds") or n_rounds)),
-        ("tokens", f"{int(tokens):,}" if isinstance(tokens, int | float) else "0 (no model calls)"),
-        ("cost", f"${cost:.4f}" if isinstance(cost, float) else "$0"),
+        ("describer", str(_get(result, "describer") or config.get("describer") or "")),
+        ("critic", str(_get(result, "critic_backend") or "")),
+        ("rounds", _rounds_text(result, n_rounds)),
+        ("tokens", f"{int(tokens):,}" if isinstance(tokens, int | float) and tokens else "0 (no model calls)"),
+        ("cost", f"${cost:.4f}" if isinstance(cost, float) and cost > 0 else
+                 str(_get(result, "cost_note") or "$0")),
         ("wall time", _duration(wall)),
         ("run", str(_get(result, "run_id") or config.get("run_id") or "")),
         ("finished", str(_get(result, "finished_at", "ended_at", "created_at") or "")),
@@ -225,7 +238,10 @@ def _exemplars(result: dict[str, Any], log: list[dict[str, Any]]) -> list[ImageI
         described = next((e for e in log if e.get("kind") == "note" and e.get("descriptions")), None)
         if described and list(described.get("image_ids") or []) == list(ids):
             descs = described["descriptions"]
-    return _image_items(list(ids), list(acts), [], list(descs))
+    items = _image_items(list(ids), list(acts), [], list(descs))
+    for rank, item in enumerate(items, 1):
+        item.caption = f"#{rank}"
+    return items
 
 
 # --------------------------------------------------------------------------- rounds
@@ -278,7 +294,9 @@ def _round_images(entries: list[dict[str, Any]], record: dict[str, Any] | None,
         for k, item in enumerate(items):
             item.fallback_id = str(shown[k]) if k < len(shown) else ""
         return items
-    return _image_items(obs.get("image_ids") or [], obs.get("activations") or [], obs.get("prompts") or [], [])
+    source = record or obs
+    return _image_items(source.get("image_ids") or [], source.get("activations") or [],
+                        source.get("prompts") or [], [])
 
 
 def _rounds(result: dict[str, Any], log: list[dict[str, Any]]) -> list[RoundData]:
@@ -335,6 +353,8 @@ def load_report_data(run_dir: Path) -> ReportData:
     data.meta = _meta(result, config, len(rounds))
     data.ground_truth = _get(result, "ground_truth", "truth.label")
     match = _get(result, "label_match", "labels_match", "match", "truth.match")
+    if not isinstance(match, bool) and data.ground_truth and data.conclusion:
+        match = labels_match(str(data.ground_truth), list(data.conclusion.get("labels") or []))
     data.label_match = match if isinstance(match, bool) else None
     conclusion = result.get("conclusion")
     if not isinstance(conclusion, dict):  # the conclude node logs it too
@@ -358,6 +378,30 @@ def load_report_data(run_dir: Path) -> ReportData:
     values += [abs(i.activation) for rd in rounds for i in rd.images if i.activation is not None]
     data.scale = max(values, default=1.0) or 1.0
     return data
+
+
+_FILLER = frozenset({
+    "a", "an", "the", "of", "on", "in", "at", "with", "and", "or", "only", "when", "if", "is", "are", "it", "its",
+    "present", "background", "scene", "texture", "pattern", "objects", "object", "unit", "detects", "not",
+})
+
+
+def _content_words(text: str) -> set[str]:
+    words = re.findall(r"[a-z]+", text.lower())
+    return {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+            for w in words if w not in _FILLER}
+
+
+def labels_match(ground_truth: str, labels: list[str]) -> bool | None:
+    """Whether the labels name every concept word of the ground truth ('dog | leash' -> dog and leash).
+
+    A plain, strict word check (plurals folded), shown as such in the report; an embedding
+    judge may give a kinder verdict on paraphrases.
+    """
+    wanted = _content_words(ground_truth)
+    if not wanted:
+        return None
+    return wanted <= _content_words(" ".join(labels))
 
 
 def _unit_label(config: dict[str, Any]) -> str:

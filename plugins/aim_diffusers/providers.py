@@ -131,8 +131,10 @@ class _DiffusersProvider:
                 )
             path = resolve_weights(self.model, self.name)
             dtype = torch.float16 if self.device == "cuda" else torch.float32
+            version = tuple(int(p) for p in diffusers.__version__.split(".")[:2] if p.isdigit())
+            dtype_kw = "dtype" if version >= (0, 40) else "torch_dtype"  # torch_dtype is deprecated in 0.4x
             try:
-                pipe = cls.from_pretrained(path, torch_dtype=dtype, local_files_only=True)
+                pipe = cls.from_pretrained(path, local_files_only=True, **{dtype_kw: dtype})
             except (OSError, ValueError) as exc:
                 raise ProviderError(f"cannot load the {self.name} pipeline from {path}: {exc}") from exc
             pipe = pipe.to(self.device)
@@ -209,7 +211,7 @@ class _DiffusersEditor(_DiffusersProvider):
         done: list[Edited] = []
         with self._lock:
             for start in range(0, len(images), self.batch_size):
-                originals = [im.convert("RGB") for im in images[start : start + self.batch_size]]
+                originals = [im if im.mode == "RGB" else im.convert("RGB") for im in images[start : start + self.batch_size]]
                 chunk = list(instructions[start : start + self.batch_size])
                 inputs = [im.resize((self.resolution, self.resolution), Image.Resampling.LANCZOS) for im in originals]
                 edited = self._edit_batch(inputs, chunk, self._generators(seed + start, len(chunk)))

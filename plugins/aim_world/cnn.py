@@ -35,8 +35,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-INPUT_SIZE = 112
-WIDTHS = (24, 48, 96, 192, 256)
+INPUT_SIZE = 64
+WIDTHS = (16, 32, 64, 128, 256)
 MEAN = 0.5
 STD = 0.25
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -70,7 +70,7 @@ class WorldCNN(nn.Module):
         self.conv1 = ConvBlock(chans[0], chans[1], pool=True)
         self.conv2 = ConvBlock(chans[1], chans[2], pool=True)
         self.conv3 = ConvBlock(chans[2], chans[3], pool=True)
-        self.conv4 = ConvBlock(chans[3], chans[4], pool=True)
+        self.conv4 = ConvBlock(chans[3], chans[4], pool=False)
         self.conv5 = ConvBlock(chans[4], chans[5], pool=False)
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(0.2)

@@ -68,7 +68,8 @@ class _Refused(Exception):
 
 def _clean(text: str) -> str:
     text = text.lower().strip().rstrip(".!?").replace("colour", "color").replace("grey", "gray")
-    return " ".join(text.split())
+    text = re.sub(r"^(?:please\s+|can you\s+|could you\s+)+|\s+please$", "", " ".join(text.split()))
+    return text
 
 
 def _meaningful(tokens: list[Token]) -> list[Token]:
@@ -437,24 +438,24 @@ def _apply(scene: Scene, kind: str, g: dict[str, str | None], instruction: str) 
     if kind == "make":
         # "make the red dog blue": find where the object ends and the new attributes begin
         words = f"{ref} {target}".split()
+        missing: _Refused | None = None  # the new look was readable but the object was not found
         for cut in range(len(words) - 1, 0, -1):
             head, tail = " ".join(words[:cut]), " ".join(words[cut:])
-            if tail in {"plain", "solid color", "without pattern", "plain colored"}:
-                return _set_attrs(scene, resolve(scene, head), {"texture": None}, "texture")
-            attrs = _modifiers(tail)
-            if attrs is None:
-                if tail.startswith(("a ", "an ", "into ")):
-                    try:
-                        idx = resolve(scene, head)
-                    except _Refused:
-                        continue
-                    return _replace(scene, idx, tail.removeprefix("into "))
+            plain = tail in {"plain", "solid color", "without pattern", "plain colored"}
+            attrs = {"texture": None} if plain else _modifiers(tail)
+            replace = attrs is None and tail.startswith(("a ", "an ", "into "))
+            if attrs is None and not replace:
                 continue
             try:
                 idx = resolve(scene, head)
-            except _Refused:
+            except _Refused as exc:
+                missing = missing or exc
                 continue
-            return _set_attrs(scene, idx, attrs, "attributes")
+            if replace:
+                return _replace(scene, idx, tail.removeprefix("into "))
+            return _set_attrs(scene, idx, attrs, "texture" if plain else "attributes")  # type: ignore[arg-type]
+        if missing is not None:
+            raise missing
         raise _Refused(f"cannot draw {target!r} for {ref!r}; {HELP}")
     raise _Refused(HELP)  # pragma: no cover
 

@@ -63,7 +63,8 @@ RELATIONS: dict[str, str] = {
     "above": "above", "over": "above", "below": "below", "under": "below", "underneath": "below",
     "beneath": "below", "next to": "next to", "beside": "next to", "besides": "next to", "near": "next to",
     "by": "next to", "alongside": "next to", "close to": "next to", "on top of": "on top of",
-    "atop": "on top of", "on": "on top of", "upon": "on top of", "onto": "on top of",
+    "atop": "on top of", "on": "on top of", "upon": "on top of", "onto": "on top of", "riding": "on top of",
+    "on the back of": "on top of",
 }
 COMPOSE: dict[str, str] = {
     "with": "with", "holding": "holding", "carrying": "holding", "wearing": "with", "has": "with",
@@ -449,8 +450,8 @@ def layout(parsed: Parsed, rng: np.random.Generator) -> tuple[list[SceneObject],
 
     best: tuple[float, list[_Box]] | None = None
     shrink = 1.0
-    for attempt in range(240):
-        if attempt and attempt % 60 == 0:
+    for attempt in range(160):
+        if attempt and attempt % 40 == 0:  # crowded: shrink everything a little and try again
             shrink *= 0.85
         boxes = [_Box(spec.noun, sz, NOUN_BY_NAME[spec.noun].zone, spec.hint)
                  for spec, sz in zip(specs, sizes(shrink), strict=True)]

@@ -48,21 +48,26 @@ class Rendered:
 # --------------------------------------------------------------------------- morphology helpers
 
 
-def _box_sum(a: np.ndarray, k: int) -> np.ndarray:
-    """Sum of ``a`` over a k x k window centred on each pixel (zero padding)."""
+def _window(a: np.ndarray, k: int, op: np.ufunc) -> np.ndarray:
+    """``op`` (logical or/and) over a k x k window centred on each pixel, outside the array = False."""
     r = k // 2
-    p = np.pad(a.astype(np.int32), r + 1)
-    c = p.cumsum(0).cumsum(1)
     h, w = a.shape
-    return c[k : k + h, k : k + w] - c[0:h, k : k + w] - c[k : k + h, 0:w] + c[0:h, 0:w]
+    p = np.pad(a, r)
+    rows = p[:, 0:w].copy()
+    for d in range(1, k):
+        op(rows, p[:, d : d + w], out=rows)
+    out = rows[0:h].copy()
+    for d in range(1, k):
+        op(out, rows[d : d + h], out=out)
+    return out
 
 
 def _erode(a: np.ndarray, k: int) -> np.ndarray:
-    return _box_sum(a, k) == k * k
+    return _window(a, k, np.logical_and)
 
 
 def _dilate(a: np.ndarray, k: int) -> np.ndarray:
-    return _box_sum(a, k) > 0
+    return _window(a, k, np.logical_or)
 
 
 def _run_ids(free: np.ndarray) -> np.ndarray:
@@ -111,11 +116,13 @@ def _font() -> ImageFont.FreeTypeFont:
 
 def glyph_ink(char: str) -> np.ndarray:
     """Boolean ink of one character of the emoji font at master resolution, cropped (may be empty)."""
-    mask = _font().getmask(char)
-    w, h = mask.size
-    if w == 0 or h == 0:
+    font = _font()
+    x0, y0, x1, y1 = font.getbbox(char)
+    if x1 <= x0 or y1 <= y0:
         return np.zeros((0, 0), dtype=bool)
-    ink = np.asarray(mask, dtype=np.uint8).reshape(h, w) >= 128
+    canvas = Image.new("L", (x1 - x0, y1 - y0), 0)
+    ImageDraw.Draw(canvas).text((-x0, -y0), char, font=font, fill=255)
+    ink = np.asarray(canvas) >= 128
     ys, xs = np.nonzero(ink)
     if len(ys) == 0:
         return np.zeros((0, 0), dtype=bool)
@@ -428,7 +435,7 @@ def _draw_forest(draw, labels, rng, s):
     labels.rectangle([0, int(0.35 * s), s, floor], fill=1)
     _vgradient(draw, (0, floor, s, s), (80, 105, 45), (60, 80, 35))
     labels.rectangle([0, floor, s, s], fill=2)
-    trunks = sorted(rng.uniform(0, s, size=13))
+    trunks = (np.arange(11) + rng.uniform(0.15, 0.85, size=11)) / 11 * s  # spread over the width
     for i, tx in enumerate(trunks):
         near = i % 2
         tw = (0.03 + 0.025 * near) * s

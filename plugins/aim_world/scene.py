@@ -86,6 +86,9 @@ class Scene(BaseModel):
         from aim_world.vocabulary import plurals
 
         counts = Counter(o.phrase() for o in self.objects)
-        parts = [f"a {phrase}" if n == 1 else f"{n} {plurals(phrase)[0]}" for phrase, n in counts.items()]
+        parts = [
+            (f"an {phrase}" if phrase[0] in "aeiou" else f"a {phrase}") if n == 1 else f"{n} {plurals(phrase)[0]}"
+            for phrase, n in counts.items()
+        ]
         things = ", ".join(parts) if parts else "nothing"
         return f"{things} on a {self.background} background"

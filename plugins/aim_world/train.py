@@ -69,18 +69,15 @@ def render_set(samples: Iterable[ds.Sample], classes: tuple[str, ...], size: int
     return torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.long)
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, shift: int = 6) -> torch.Tensor:
-    """Random horizontal flips and shifts (edge-padded) of a uint8 batch."""
+def augment(x: torch.Tensor, gen: torch.Generator, shift: int = 4) -> torch.Tensor:
+    """Random horizontal flips per image, and one random shift (edge-padded) per batch."""
     b, _, h, w = x.shape
     flip = torch.rand(b, generator=gen) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    padded = F.pad(x.float(), (shift, shift, shift, shift), mode="replicate")
-    dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
-    dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
-    out = torch.empty_like(x, dtype=torch.float32)
-    for i in range(b):
-        out[i] = padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
-    return out
+    x = torch.where(flip[:, None, None, None], x.flip(3), x).float()
+    if shift:
+        dx, dy = (int(v) for v in torch.randint(0, 2 * shift + 1, (2,), generator=gen))
+        x = F.pad(x, (shift, shift, shift, shift), mode="replicate")[:, :, dy : dy + h, dx : dx + w]
+    return x
 
 
 @torch.no_grad()
@@ -116,7 +113,7 @@ def fit(
         t0 = time.time()
         for start in range(0, len(x), settings.batch_size):
             idx = order[start : start + settings.batch_size]
-            xb = (augment(x[idx], gen) / 255.0 - 0.5) / 0.25
+            xb = normalize(augment(x[idx], gen))
             yb = y[idx]
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=settings.label_smoothing)
@@ -124,7 +121,7 @@ def fit(
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += float(loss) * len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
             total += len(idx)
         log(f"epoch {epoch + 1}/{settings.epochs}: loss {loss_sum / total:.3f}, "
@@ -239,7 +236,7 @@ def train(
             **asdict(settings),
             "seed": seed,
             "threads": threads,
-            "augmentation": "horizontal flip, shift up to 6 px",
+            "augmentation": "horizontal flip per image, shift up to 4 px per batch",
             "optimizer": "AdamW + OneCycle",
             "render_seconds": round(render_s, 1),
             "fit_seconds": round(fit_s, 1),

@@ -84,6 +84,17 @@ def write_images(folder: Path, n: int, seed: int = 0, *, corrupt: bool = True) -
 
 
 @pytest.fixture(scope="session")
+def make_images():  # noqa: ANN201
+    """``make_images(folder, n, seed=0, corrupt=True)``: write a test image folder."""
+    return write_images
+
+
+@pytest.fixture(scope="session")
+def n_good() -> int:
+    return N_GOOD
+
+
+@pytest.fixture(scope="session")
 def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_images(tmp_path_factory.mktemp("images"), N_GOOD)
 

@@ -8,6 +8,7 @@ import string
 import pytest
 
 pytest.importorskip("diffusers")
+pytestmark = pytest.mark.slow
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -56,9 +57,9 @@ def tiny_pipelines(tmp_path_factory):
     from diffusers import DDIMScheduler, PNDMScheduler, StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
 
     tmp = tmp_path_factory.mktemp("pipelines")
-    StableDiffusionPipeline(scheduler=PNDMScheduler(skip_prk_steps=True), **_components(tmp, 4)).save_pretrained(
+    StableDiffusionPipeline(scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1), **_components(tmp, 4)).save_pretrained(
         tmp / "sd")
-    StableDiffusionInstructPix2PixPipeline(scheduler=DDIMScheduler(), **_components(tmp, 8)).save_pretrained(
+    StableDiffusionInstructPix2PixPipeline(scheduler=DDIMScheduler(steps_offset=1), **_components(tmp, 8)).save_pretrained(
         tmp / "p2p")
     return tmp
 

@@ -1,0 +1,357 @@
+"""Running an interpretation: budgets, checkpoints, resume, and the files a run leaves.
+
+``run_interpret(config)`` creates ``runs/<id>/`` with
+
+- ``run.json``: the config (what a resume rebuilds the run from),
+- ``checkpoint.sqlite``: a LangGraph checkpoint after every node (thread id = run id),
+- ``images/``: every logged image as ``<id>.png``,
+- ``log.jsonl``: the experiment log, one entry a line (rewritten after every round),
+- ``result.json``: description, labels, evidence, rounds, tokens, cost, timings, backends,
+  and the ground truth when the unit has one,
+- ``report.html`` when :mod:`aim_agent.report` is installed.
+
+``run_interpret(None, resume=RUN_ID)`` continues a killed run from its last finished node:
+finished rounds are not run again (their results are in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.util
+import json
+import os
+import secrets
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from aim_agent.agent.backends import BackendSpec, default_backend, summarize_usage
+from aim_agent.agent.config import RunConfig
+from aim_agent.agent.graph import build_graph, sqlite_checkpointer
+from aim_agent.agent.runtime import AgentRuntime, build_runtime, register_runtime
+from aim_agent.agent.schema import Conclusion, Scientist
+from aim_agent.agent.state import AgentState
+from aim_agent.tools.base import ToolSpec
+
+__all__ = ["RunConfig", "RunResult", "initial_state", "new_run_id", "run_interpret"]
+
+BUDGET_FIELDS = ("max_rounds", "max_tokens", "max_cost", "max_seconds")
+Progress = Callable[[str], None]
+
+
+class RunResult(BaseModel):
+    """What a finished run produced, and where its files are."""
+
+    run_id: str
+    run_dir: Path
+    result_path: Path
+    log_path: Path
+    report_path: Path | None = None
+    conclusion: Conclusion | None = None
+    rounds: int = 0
+    forced: str | None = None
+    total_tokens: int = 0
+    cost_usd: float | None = None
+    ground_truth: str | None = None
+    resumed: bool = False
+    notes: list[str] = Field(default_factory=list)
+
+
+def new_run_id(config: RunConfig) -> str:
+    """``YYYYmmdd-HHMMSS-<unit>-<4 hex>``: sortable, readable, unique."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if config.synthetic:
+        what = config.synthetic
+    elif config.model:
+        what = f"{Path(config.model).name}-{config.layer}-{config.unit}"
+    else:
+        what = "custom"
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in what)[:48].strip("-") or "run"
+    return f"{stamp}-{slug}-{secrets.token_hex(2)}"
+
+
+def default_task(config: RunConfig) -> str:
+    return config.task or (
+        f"Describe the visual concept(s) that make {config.unit_label()} fire, with evidence from experiments."
+    )
+
+
+def initial_state(config: RunConfig, run_id: str) -> AgentState:
+    """The graph input of a new run."""
+    return AgentState(
+        run_id=run_id,
+        config=config,
+        task=default_task(config),
+        unit=config.unit_label(),
+        mode=config.mode,
+        max_rounds=config.max_rounds,
+        round=0,
+        hypotheses=[],
+        proposal=None,
+        pending=None,
+        vetoes=0,
+        forced=None,
+        conclude_now=False,
+        conclusion=None,
+    )
+
+
+def _read_run_json(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no run to resume at {run_dir}: run.json is missing (list runs with `ls {run_dir.parent}`)")
+    return json.loads(path.read_text())
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
+def _resume_config(run_dir: Path, override: RunConfig | None) -> RunConfig:
+    stored = RunConfig.model_validate(_read_run_json(run_dir)["config"])
+    if override is None:
+        return stored
+    changes = {f: getattr(override, f) for f in BUDGET_FIELDS if f in override.model_fields_set}
+    return stored.model_copy(update=changes)
+
+
+def run_interpret(
+    config: RunConfig | None,
+    *,
+    scientist: Scientist | None = None,
+    resume: str | None = None,
+    tools: Sequence[ToolSpec] | None = None,
+    progress: Progress | None = None,
+    runs_dir: str | Path | None = None,
+) -> RunResult:
+    """Interpret one unit; with ``resume=RUN_ID`` continue that run instead of starting anew.
+
+    ``scientist`` replaces the one the config names (tests, custom agents); ``tools`` replaces
+    registry tools of the same name. On resume, budget fields set explicitly on ``config``
+    (max_rounds, max_tokens, max_cost, max_seconds) override the stored ones.
+    """
+    say = progress or (lambda _msg: None)
+    if resume:
+        root = Path(runs_dir or (config.runs_dir if config else "runs"))
+        run_dir = root / resume
+        config = _resume_config(run_dir, config)
+        run_id = resume
+    else:
+        if config is None:
+            raise ValueError("give a RunConfig, or resume=RUN_ID to continue a run")
+        run_id = config.run_id or new_run_id(config)
+        root = Path(runs_dir or config.runs_dir)
+        run_dir = root / run_id
+        if (run_dir / "run.json").exists():
+            raise FileExistsError(f"run {run_id} already exists at {run_dir}: resume it with --resume {run_id}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = config.model_copy(update={"run_id": run_id, "runs_dir": str(root)})
+        _write_json(run_dir / "run.json", {"run_id": run_id, "config": config.public(),
+                                           "created_at": _now()})
+
+    rt = build_runtime(config, run_dir, scientist=scientist, tools=tools)
+    register_runtime(rt)
+    saver = sqlite_checkpointer(run_dir / "checkpoint.sqlite")
+    graph = build_graph(checkpointer=saver)
+    vetoes = config.max_critic_vetoes
+    run_config = {"configurable": {"thread_id": run_id}, "recursion_limit": 8 * (config.max_rounds + vetoes) + 40}
+    started = time.monotonic()
+    notes: list[str] = []
+    error: BaseException | None = None
+    try:
+        if resume:
+            snapshot = graph.get_state(run_config)
+            if not snapshot.values:
+                raise FileNotFoundError(f"run {run_id} has no checkpoint to resume from (it died before starting)")
+            if snapshot.next or not snapshot.values.get("conclusion"):
+                done = snapshot.values.get("round", 0)
+                say(f"resuming {run_id} after round {done} (next: {', '.join(snapshot.next) or 'nothing'})")
+                notes.append(f"resumed after round {done}")
+                _stream(graph, None, run_config, rt, say)
+            else:
+                say(f"run {run_id} had already finished; rewriting its result")
+        else:
+            say(f"run {run_id}: {config.unit_label()} ({rt.scientist.name} scientist, {config.mode} mode)")
+            _stream(graph, initial_state(config, run_id), run_config, rt, say)
+    except BaseException as exc:  # write what we have, then re-raise: the run can be resumed
+        error = exc
+        raise
+    finally:
+        state = graph.get_state(run_config).values
+        result_path = write_result(run_dir, state, rt, time.monotonic() - started, error=error, notes=notes,
+                                   resumed=bool(resume))
+        saver.conn.close()
+        report = _write_report(run_dir)
+    usage = summarize_usage(state.get("usage", []))
+    return RunResult(
+        run_id=run_id,
+        run_dir=run_dir,
+        result_path=result_path,
+        log_path=run_dir / "log.jsonl",
+        report_path=report,
+        conclusion=state.get("conclusion"),
+        rounds=state.get("round", 0),
+        forced=state.get("forced"),
+        total_tokens=usage.total_tokens,
+        cost_usd=usage.cost_usd,
+        ground_truth=_ground_truth(rt),
+        resumed=bool(resume),
+        notes=notes,
+    )
+
+
+def _stream(graph: Any, inputs: Any, run_config: dict[str, Any], rt: AgentRuntime, say: Progress) -> None:
+    """Run the graph, checkpointing synchronously after every node, and report progress."""
+    for update in graph.stream(inputs, run_config, context=rt, stream_mode="updates", durability="sync"):
+        for name, delta in update.items():
+            line = _progress_line(name, delta or {})
+            if line:
+                say(line)
+
+
+def _progress_line(name: str, delta: dict[str, Any]) -> str | None:
+    if name == "exemplars":
+        return f"exemplars: {len(delta.get('exemplar_image_ids') or [])} images"
+    if name == "hypothesize":
+        if delta.get("forced"):
+            return f"concluding: {delta['forced']}"
+        proposal = delta.get("proposal")
+        if proposal is not None and proposal.hypotheses:
+            lead = max(proposal.hypotheses, key=lambda h: h.confidence)
+            return f"hypothesis {lead.id} ({lead.confidence:.2f}): {lead.statement[:90]}"
+    if name == "log":
+        obs = (delta.get("observations") or [None])[0]
+        if obs is not None:
+            status = "ok" if obs.ok else f"failed: {(obs.error or '')[:80]}"
+            acts = f", {len(obs.activations)} activations (max {max(obs.activations):.3g})" if obs.activations else ""
+            return f"round {obs.round}: {status}{acts}"
+    if name == "critic":
+        report = (delta.get("critic") or [None])[0]
+        if report is not None and not report.satisfied and report.requests:
+            return f"critic: {report.requests[0][:110]}" + (f" (+{len(report.requests) - 1} more)"
+                                                            if len(report.requests) > 1 else "")
+    if name == "conclude":
+        conclusion = delta.get("conclusion")
+        if conclusion is not None:
+            return f"conclusion: {', '.join(conclusion.labels)}"
+    return None
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _ground_truth(rt: AgentRuntime) -> str | None:
+    system = rt.ctx.system
+    try:
+        return system.ground_truth if system is not None else None
+    except Exception:
+        return None
+
+
+def _backend_label(spec: BackendSpec | None, fallback: str) -> str:
+    return spec.label() if spec is not None else fallback
+
+
+def write_result(
+    run_dir: Path,
+    state: dict[str, Any],
+    rt: AgentRuntime,
+    seconds: float,
+    *,
+    error: BaseException | None = None,
+    notes: Sequence[str] = (),
+    resumed: bool = False,
+) -> Path:
+    """``result.json`` (and ``log.jsonl``) from the checkpointed state."""
+    config = rt.config
+    usage = summarize_usage(state.get("usage", []))
+    conclusion: Conclusion | None = state.get("conclusion")
+    timings = dict(state.get("timings", {}))
+    previous = {}
+    if (run_dir / "result.json").exists():
+        try:
+            previous = json.loads((run_dir / "result.json").read_text())
+        except ValueError:
+            previous = {}
+    wall = float(previous.get("wall_time_s") or 0.0) + seconds if resumed else seconds
+    status = "finished" if conclusion is not None else ("failed" if error is not None else "stopped")
+    log_entries = state.get("log", [])
+    result: dict[str, Any] = {
+        "run_id": rt.run_id,
+        "status": status,
+        "task": state.get("task"),
+        "unit_label": state.get("unit") or config.unit_label(),
+        "model": config.model,
+        "layer": config.layer,
+        "unit_index": config.unit,
+        "synthetic": config.synthetic,
+        "mode": config.mode,
+        "scientist": getattr(rt.scientist, "name", type(rt.scientist).__name__),
+        "backend": (config.backend or default_backend()).label(),
+        "describer": getattr(rt.ctx.describer, "name", config.describer),
+        "critic_backend": _backend_label(config.critic_backend, "rules only"),
+        "description": conclusion.description if conclusion else None,
+        "labels": conclusion.labels if conclusion else [],
+        "evidence": conclusion.evidence if conclusion else [],
+        "confidence": conclusion.confidence if conclusion else None,
+        "maia_text": conclusion.maia_text() if conclusion else None,
+        "conclusion": conclusion.model_dump(mode="json") if conclusion else None,
+        "forced": state.get("forced"),
+        "ground_truth": _ground_truth(rt),
+        "rounds": state.get("round", 0),
+        "max_rounds": state.get("max_rounds", config.max_rounds),
+        "hypotheses": [h.model_dump(mode="json") for h in state.get("hypotheses", [])],
+        "exemplars": {
+            "image_ids": state.get("exemplar_image_ids", []),
+            "activations": state.get("exemplar_activations", []),
+            "descriptions": state.get("exemplar_descriptions", []),
+        },
+        "observations": [o.model_dump(mode="json") for o in state.get("observations", [])],
+        "critic": [c.model_dump(mode="json") for c in state.get("critic", [])],
+        "measurements": [m.model_dump(mode="json") for m in state.get("measurements", [])],
+        "proposals": [
+            {"round": e.round, "proposal": e.data.get("proposal")}
+            for e in log_entries if e.kind == "hypothesis" and e.data.get("proposal")
+        ],
+        "tokens": {"input": usage.input_tokens, "output": usage.output_tokens, "total": usage.total_tokens,
+                   "calls": usage.calls, "by_role": usage.by_role},
+        "total_tokens": usage.total_tokens,
+        "cost_usd": usage.cost_usd,
+        "cost_note": usage.cost_note,
+        "usage": [u.model_dump(mode="json") for u in state.get("usage", [])],
+        "timings": timings,
+        "wall_time_s": round(wall, 3),
+        "notes": [*state.get("notes", []), *notes],
+        "config": config.public(),
+        "finished_at": _now(),
+        "files": {"log": "log.jsonl", "images": "images/", "checkpoint": "checkpoint.sqlite"},
+    }
+    if error is not None:
+        result["error"] = f"{type(error).__name__}: {error}"
+        result["traceback"] = "".join(traceback.format_exception(error))[-6000:]
+    with (run_dir / "log.jsonl.tmp").open("w") as f:
+        for entry in log_entries:
+            f.write(json.dumps(entry.model_dump(mode="json")) + "\n")
+    os.replace(run_dir / "log.jsonl.tmp", run_dir / "log.jsonl")
+    _write_json(run_dir / "result.json", result)
+    return run_dir / "result.json"
+
+
+def _write_report(run_dir: Path) -> Path | None:
+    """``report.html`` via :mod:`aim_agent.report` when it is installed; None otherwise."""
+    if importlib.util.find_spec("aim_agent.report") is None:
+        return None
+    try:
+        from aim_agent.report import write_report
+
+        return Path(write_report(run_dir))
+    except Exception as exc:  # the report is a convenience; the result files are written
+        (run_dir / "report-error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+        return None

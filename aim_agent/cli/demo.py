@@ -1,0 +1,70 @@
+"""``aim demo``: the whole loop, offline, in about a minute: the offline scientist explains one unit
+of the world CNN (or a synthetic neuron) and writes an HTML report.
+
+No network, no API key, no model download: the world CNN ships with AIM, the images come from
+the embedded world, and the scientist is the rule-based offline one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEMO_MODEL = "world-cnn"
+DEMO_LAYER = "conv5"
+#: a conv5 unit whose top exemplars are all one clean concept (chosen once, fixed so every demo is the same)
+DEMO_UNIT = 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "demo",
+        help="run the offline scientist on one unit of the world CNN and write an HTML report (no network)",
+        description="Interprets one unit of the shipped world CNN with the rule-based offline scientist: "
+        "dataset exemplars, blind descriptions, controlled experiments with generated and edited images, a "
+        "critic, a conclusion. Prints where report.html is.",
+    )
+    parser.add_argument("--unit", type=int, default=None, help=f"unit of {DEMO_LAYER} (default {DEMO_UNIT})")
+    parser.add_argument("--layer", default=DEMO_LAYER, help=f"layer of {DEMO_MODEL} (default {DEMO_LAYER})")
+    parser.add_argument("--synthetic", metavar="NAME", default=None,
+                        help="interpret this synthetic neuron (ground truth known) instead of a CNN unit")
+    parser.add_argument("--out", metavar="DIR", default="runs", help="where the run folder is written (default runs)")
+    parser.add_argument("--mode", choices=("code", "tools"), default="code",
+                        help="code: experiments are Python run in the sandbox; tools: tool calls (default code)")
+    parser.add_argument("--max-rounds", type=int, default=8, help="experiment rounds at most (default 8)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(func=main)
+
+
+def demo_config(args: argparse.Namespace):  # -> RunConfig
+    from aim_agent.agent.backends import BackendSpec
+    from aim_agent.agent.config import RunConfig
+
+    unit = dict(synthetic=args.synthetic) if args.synthetic else dict(
+        model=DEMO_MODEL, layer=args.layer, unit=DEMO_UNIT if args.unit is None else args.unit)
+    return RunConfig(**unit, backend=BackendSpec(provider="offline"), mode=args.mode,
+                     max_rounds=args.max_rounds, runs_dir=str(args.out))
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from aim_agent.agent.runner import run_interpret
+
+    config = demo_config(args)
+    err = Console(stderr=True, highlight=False)
+    say = None if args.quiet else (lambda line: err.print(f"[dim]aim demo[/dim] {line}"))
+    result = run_interpret(config, progress=say)
+    out = Console(highlight=False)
+    if result.conclusion is not None:
+        out.print(result.conclusion.maia_text())
+        out.print(f"[dim]confidence {result.conclusion.confidence:.2f}, {result.rounds} rounds[/dim]")
+    if result.ground_truth:
+        out.print(f"[dim]ground truth:[/dim] {result.ground_truth}")
+    if result.report_path is None:
+        out.print(f"[yellow]no report was written[/yellow] (see {result.run_dir / 'report-error.txt'})")
+        return 1
+    report = Path(result.report_path).resolve()
+    out.print(f"report  {report}")
+    out.print(f"open    {report.as_uri()}")
+    return 0

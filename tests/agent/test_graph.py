@@ -1,0 +1,277 @@
+"""Whole sessions through the graph, offline: scripted scientists and a scripted chat model, both modes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aim_test_fakes import (
+    CONTROL_PROMPTS,
+    RED_PROMPTS,
+    FakeDescriber,
+    ScriptedScientist,
+    draw,
+    fake_chat,
+    fake_config,
+    fake_exemplars,
+    tool_round,
+)
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from PIL import Image
+
+from aim_agent.agent import backends
+from aim_agent.agent.backends import BackendSpec
+from aim_agent.agent.critic import concept_present, context_of, critique
+from aim_agent.agent.experiment import resolve_refs
+from aim_agent.agent.runner import run_interpret
+from aim_agent.agent.schema import Hypothesis
+from aim_agent.agent.state import Measurement
+from aim_agent.tools.core import Text2ImageOutput
+
+TASK_WORDS = ("Describe the visual concept", "redness_system")
+
+
+def _text(messages: list[Any]) -> str:
+    parts = []
+    for m in messages:
+        content = m.content if isinstance(m.content, list) else [m.content]
+        parts += [b["text"] if isinstance(b, dict) and b.get("type") == "text" else b for b in content
+                  if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text")]
+    return "\n".join(parts)
+
+
+def _log(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+# --------------------------------------------------------------------------- scripted scientists
+
+
+def test_tools_mode_session_with_critic_intervention(tmp_path):
+    FakeDescriber.calls.clear()
+    thin = tool_round(RED_PROMPTS[:2], ready=True)  # two red images, no control: too thin to conclude
+    full = tool_round(RED_PROMPTS[2:] + CONTROL_PROMPTS, ready=True)
+    scientist = ScriptedScientist([thin, full])
+    result = run_interpret(fake_config(tmp_path, run_id="critic"), scientist=scientist, tools=[fake_exemplars])
+
+    # the critic vetoed the first conclusion and its requests reached the next view
+    first, second = scientist.views
+    assert first.critic == [] and first.exemplar_descriptions[0] == "a red square"
+    requests = second.critic[-1].requests
+    assert not second.critic[-1].satisfied
+    assert any("test 'red' on 3 more distinct images" in r for r in requests)
+    assert any("more backgrounds/contexts" in r for r in requests)
+    assert any(r.startswith("run a control without 'red'") for r in requests)
+    # after round 2 the evidence passes and the run concludes
+    assert result.rounds == 2 and result.conclusion.labels == ["red"] and not result.conclusion.forced
+    data = json.loads(result.result_path.read_text())
+    assert data["critic"][-1]["satisfied"] and data["labels"] == ["red"]
+    assert data["critic"][-1]["checks"]["evidence"][0]["controls"] == 3
+    # the observation chained text2image -> neuron through "$0.images" and paired prompts with activations
+    obs = second.observations[0]
+    assert obs.ok and obs.prompts == RED_PROMPTS[:2] and min(obs.activations) > 0.5
+    kinds = [(e["kind"], e["round"]) for e in _log(result.run_dir)]
+    assert kinds.count(("experiment", 1)) == 1 and kinds.count(("experiment", 2)) == 1
+    assert kinds[-1] == ("conclusion", 2)
+    assert (result.run_dir / "images").is_dir() and any((result.run_dir / "images").glob("img_*.png"))
+
+
+def test_describer_is_blind(tmp_path):
+    FakeDescriber.calls.clear()
+    scientist = ScriptedScientist([tool_round(RED_PROMPTS + CONTROL_PROMPTS, ready=True)])
+    run_interpret(fake_config(tmp_path, run_id="blind"), scientist=scientist, tools=[fake_exemplars])
+    assert FakeDescriber.calls, "the describer was not used"
+    for kind, images, args, kwargs in FakeDescriber.calls:
+        assert kind == "describe" and args == () and kwargs == {}
+        assert all(isinstance(im, Image.Image) for im in images)
+    assert len(FakeDescriber.calls[0][1]) == len(scientist.views[0].exemplar_image_ids)
+
+
+def test_round_cap_forces_a_conclusion(tmp_path):
+    scientist = ScriptedScientist([tool_round(["a red ball on grass"])])  # never ready, never enough
+    result = run_interpret(fake_config(tmp_path, run_id="cap", max_rounds=3), scientist=scientist,
+                           tools=[fake_exemplars])
+    assert len(scientist.views) == 3 and [v.round for v in scientist.views] == [0, 1, 2]
+    (final,) = scientist.conclude_views
+    assert final.must_conclude
+    assert result.rounds == 3 and result.conclusion.forced
+    assert result.forced.startswith("round cap")
+    data = json.loads(result.result_path.read_text())
+    assert data["forced"].startswith("round cap") and data["rounds"] == 3 and data["status"] == "finished"
+
+
+def test_tool_call_errors_are_observed_and_references_resolve(tmp_path):
+    bad = tool_round(RED_PROMPTS[:1])
+    bad.tool_calls[1].args = {"images": "$5.images"}  # no call 5
+    scientist = ScriptedScientist([bad, tool_round(RED_PROMPTS + CONTROL_PROMPTS, ready=True)])
+    result = run_interpret(fake_config(tmp_path, run_id="refs"), scientist=scientist, tools=[fake_exemplars])
+    obs = scientist.views[1].observations[0]
+    assert not obs.ok and "refers to call 5" in obs.error
+    assert result.conclusion.labels == ["red"]
+    out = Text2ImageOutput(images=[draw("a"), draw("b")], prompts=["a", "b"])
+    assert resolve_refs({"images": ["$0.images", "$0.images.1"]}, [out])["images"][2] is out.images[1]
+
+
+# --------------------------------------------------------------------------- a scripted chat model
+
+
+SYNTAX_ERROR = """[THOUGHTS]: the exemplars are red.
+[HYPOTHESIS h1] (concepts: red | kind: single | confidence: 0.6) the unit fires on red objects
+[CODE]:
+```python
+def run_experiment(system, tools)
+    return 1
+```"""
+
+RUNTIME_ERROR = """[THOUGHTS]: fix the colon.
+[HYPOTHESIS h1] (concepts: red | kind: single | confidence: 0.6) the unit fires on red objects
+```python
+def run_experiment(system, tools):
+    images = tools.text2image(["a red ball on grass"])
+    acts, overlays = system.neuron(images)
+    return acts[0] / 0
+```"""
+
+GOOD = f"""[THOUGHTS]: now a proper test with controls.
+[HYPOTHESIS h1] (concepts: red | kind: single | confidence: 0.8) the unit fires on red objects
+```python
+def run_experiment(system, tools):
+    prompts = {RED_PROMPTS + CONTROL_PROMPTS!r}
+    images = tools.text2image(prompts)
+    acts, overlays = system.neuron(images)
+    tools.log_experiment(acts, overlays, prompts, note="red vs other colours")
+    print("red mean", sum(acts[:5]) / 5)
+    return dict(zip(prompts, acts))
+```
+[CONCLUDE]"""
+
+CONCLUSION = """[DESCRIPTION]: red objects, whatever the background
+[LABEL]: red objects
+[EVIDENCE]:
+- five red objects fire, three other colours do not
+[CONFIDENCE]: 0.9"""
+
+USAGE = {"input_tokens": 900, "output_tokens": 100, "total_tokens": 1000}
+
+
+@pytest.fixture
+def chats(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """init_chat_model returns the fake registered for the model name (no network, no keys used)."""
+    fakes: dict[str, Any] = {}
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+
+    def fake_init(model: str, **kwargs: Any) -> Any:
+        return fakes[model]
+
+    monkeypatch.setattr(backends, "init_chat_model", fake_init)
+    return fakes
+
+
+def test_code_mode_llm_session_recovers_from_syntax_and_runtime_errors(tmp_path, chats):
+    replies = [SYNTAX_ERROR, RUNTIME_ERROR, GOOD, CONCLUSION]
+    chats["gpt-4o"] = agent = fake_chat([AIMessage(content=r, usage_metadata=USAGE) for r in replies])
+    chats["gpt-4o-mini"] = describer = fake_chat(["\n".join(f"{i}: a red square" for i in range(1, 9))])
+    config = fake_config(tmp_path, run_id="code", mode="code", backend=BackendSpec.parse("openai:gpt-4o"),
+                         describer="openai:gpt-4o-mini")
+    result = run_interpret(config, tools=[fake_exemplars])
+
+    second, third = _text(agent.received[1]), _text(agent.received[2])
+    assert "SyntaxError" in second and "def run_experiment(system, tools)" in second
+    assert "ZeroDivisionError" in third and 'File "<experiment>", line 4' in third
+    assert "[HYPOTHESIS h1]" in third  # the scientist sees its hypotheses each round
+    data = json.loads(result.result_path.read_text())
+    assert data["rounds"] == 3 and [o["ok"] for o in data["observations"]] == [False, False, True]
+    assert data["labels"] == ["red objects"] and data["description"].startswith("red objects")
+    assert data["evidence"] == ["five red objects fire, three other colours do not"]
+    assert "red mean" in data["observations"][2]["text"]
+    # tokens per call and a cost estimate from the price table
+    assert data["total_tokens"] == 4000 and data["tokens"]["calls"] == 5
+    assert data["cost_usd"] is not None and data["cost_usd"] > 0
+    # the VLM describer saw the exemplar overlays and a fixed prompt: no task, no hypotheses
+    (call,) = describer.received
+    words = _text(call)
+    assert all(w not in words for w in (*TASK_WORDS, "HYPOTHESIS", "red objects", "unit"))
+    assert sum(1 for b in call[-1].content if b.get("type") == "image_url") == 4
+    assert data["exemplars"]["descriptions"] == ["a red square"] * 4
+
+
+def _neuron_on_generated(messages: list[Any]) -> AIMessage:
+    tool_results = [m for m in messages if isinstance(m, ToolMessage)]
+    ids = json.loads(tool_results[-1].content)["images"]
+    return AIMessage(content="", tool_calls=[{"name": "neuron", "args": {"images": ids}, "id": "n1"}])
+
+
+def test_tools_mode_llm_session_runs_a_react_loop(tmp_path, chats):
+    first = AIMessage(
+        content="[THOUGHTS]: red?\n[HYPOTHESIS h1] (concepts: red | confidence: 0.6) red objects",
+        tool_calls=[{"name": "text2image", "args": {"prompts": RED_PROMPTS + CONTROL_PROMPTS}, "id": "t1"}],
+    )
+    chats["gpt-4o"] = agent = fake_chat([
+        first,
+        _neuron_on_generated,
+        "The five red images fire and the others do not.",
+        "[HYPOTHESIS h1] (concepts: red | confidence: 0.9) red objects\n[CONCLUDE]",
+        CONCLUSION,
+    ])
+    config = fake_config(tmp_path, run_id="react", mode="tools", backend=BackendSpec.parse("openai:gpt-4o"))
+    result = run_interpret(config, tools=[fake_exemplars])
+
+    assert {t.name for t in agent.bound_tools} >= {"text2image", "neuron", "edit_images", "log_experiment"}
+    followup = agent.received[1]
+    assert isinstance(followup[-2], ToolMessage) and '"images": ["img_' in followup[-2].content
+    assert isinstance(followup[-1], HumanMessage)
+    assert sum(1 for b in followup[-1].content if b.get("type") == "image_url") > 0
+    data = json.loads(result.result_path.read_text())
+    obs = data["observations"][0]
+    assert obs["ok"] and len(obs["activations"]) == 8 and obs["prompts"][:5] == RED_PROMPTS
+    assert "The five red images fire" in obs["text"]
+    assert data["rounds"] == 1 and data["labels"] == ["red objects"] and data["critic"][-1]["satisfied"]
+
+
+def test_token_budget_forces_a_conclusion_without_another_call(tmp_path, chats):
+    chats["gpt-4o"] = agent = fake_chat([AIMessage(content=GOOD.replace("[CONCLUDE]", ""), usage_metadata=USAGE)])
+    config = fake_config(tmp_path, run_id="tokens", mode="code", backend=BackendSpec.parse("openai:gpt-4o"),
+                         max_tokens=500)
+    result = run_interpret(config, tools=[fake_exemplars])
+    assert len(agent.received) == 1
+    assert result.forced.startswith("token budget") and result.conclusion.forced
+    assert result.conclusion.labels == ["red"] and result.rounds == 1
+
+
+# --------------------------------------------------------------------------- the critic's rules
+
+
+def test_critic_reads_edits_contexts_and_margins():
+    assert concept_present("a red ball on grass | edit: change the color of the ball to blue", "red") is False
+    assert concept_present("a dog on grass | edit: replace the dog with a cat", "dog") is False
+    assert concept_present("a dog on grass | edit: change the background to snow", "dog") is True
+    assert concept_present("a dog on grass | edit: change the background to snow", "grass") is False
+    assert concept_present("two dogs on a beach", "dog") is True and concept_present("", "dog") is None
+    assert context_of("a red ball on the grass", ["red"]) == "grass"
+    hyp = [Hypothesis(id="h1", statement="dogs", concepts=["dog"], confidence=0.9)]
+    ms = [Measurement(round=1, image_id=f"i{k}", activation=1.0, prompt=f"a dog on {bg}")
+          for k, bg in enumerate(["grass", "snow", "sand", "road", "water"])]
+    ms += [Measurement(round=1, image_id=f"c{k}", activation=0.9, prompt=f"a cat on {bg}")
+           for k, bg in enumerate(["grass", "snow", "sand"])]
+    report = critique(1, hyp, ms)
+    assert not report.satisfied and any("margin for 'dog' is thin" in r for r in report.requests)
+    ms[-3:] = [m.model_copy(update={"activation": 0.1}) for m in ms[-3:]]
+    assert critique(1, hyp, ms).satisfied
+
+
+# --------------------------------------------------------------------------- end to end on the world
+
+
+def test_offline_scientist_on_a_synthetic_neuron(tmp_path):
+    neurons = pytest.importorskip("aim_world.neurons")
+    pytest.importorskip("aim_agent.agent.offline")
+    name = neurons.list_synthetic()[0]
+    result = run_interpret(
+        fake_config(tmp_path, run_id="world", system_factory=None, synthetic=name, plugins=[], text2image="world",
+                    editor="world", describer="world", mode="tools", max_rounds=8),
+    )
+    data = json.loads(result.result_path.read_text())
+    assert data["status"] == "finished" and data["labels"] and data["ground_truth"]
+    assert data["rounds"] >= 1 and data["scientist"] == "offline"

@@ -1,0 +1,148 @@
+"""The session tools over a real model-loading path: a plugin's model loader, ModelProbe, System."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+
+import anyio
+import pytest
+from mcp import Client
+
+from aim_agent.config import load_config
+from aim_agent.plugins import AimPlugins
+
+pytestmark = pytest.mark.anyio
+
+
+def _text(result) -> str:
+    return "\n".join(c.text for c in result.content if c.type == "text")
+
+
+@pytest.fixture
+def server(tmp_path):
+    from aim_agent.mcp_server import build_server
+
+    plugins = AimPlugins()
+    plugins.add_module("aim_fake_plugin", source="test")
+    config = load_config({"text2image": "fake", "editor": "fake", "describer": "fake"}, env={}, cwd=tmp_path)
+    return build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs", progress_interval=0.05)
+
+
+async def test_list_models_layers_and_load_a_system(server):
+    async with Client(server, mode="legacy") as client:
+        models = (await client.call_tool("list_models", {})).structured_content
+        assert any(lo["name"] == "fake" for lo in models["loaders"])
+        layers = await client.call_tool("list_layers", {"model": "fake-color"})
+        assert not layers.is_error, _text(layers)
+        by_name = {layer["name"]: layer for layer in layers.structured_content["layers"]}
+        assert by_name["relu"]["units"] == 4
+
+        before = await client.call_tool("neuron", {"images": ["img_x"]})
+        assert before.is_error
+
+        none_yet = await client.call_tool("text2image", {"prompts": ["a red square", "a green square"]})
+        ids = none_yet.structured_content["images"]
+        no_system = await client.call_tool("neuron", {"images": ids})
+        assert no_system.is_error and "load_system" in _text(no_system)
+
+        loaded = await client.call_tool("load_system", {"model": "fake-color", "layer": "relu", "unit": 1})
+        assert not loaded.is_error, _text(loaded)
+        assert loaded.structured_content["num_units"] == 4 and loaded.structured_content["kind"] == "neuron"
+        acts = (await client.call_tool("neuron", {"images": ids})).structured_content["activations"]
+        assert acts[1] > 0.3 > acts[0]  # unit 1 is the green unit
+
+        entries = (await client.call_tool("list_log", {})).structured_content
+        assert "unit 1 of layer relu" in entries["system"]
+
+
+async def test_bad_system_arguments_are_clear_errors(server):
+    async with Client(server) as client:
+        cases = {
+            "unknown layer": ({"model": "fake-color", "layer": "conv9", "unit": 0}, "no layer 'conv9'"),
+            "unit out of range": ({"model": "fake-color", "layer": "relu", "unit": 99}, "valid units are 0..3"),
+            "missing unit": ({"model": "fake-color", "layer": "relu"}, "missing: unit"),
+            "unknown model": ({"model": "no-such-model", "layer": "x", "unit": 0}, "cannot load model"),
+            "negative unit": ({"model": "fake-color", "layer": "relu", "unit": -1}, ">= 0"),
+            "both": ({"synthetic": "dog", "model": "fake-color"}, "not both"),
+        }
+        for name, (arguments, expected) in cases.items():
+            result = await client.call_tool("load_system", arguments)
+            assert result.is_error, name
+            assert expected in _text(result), (name, _text(result))
+        ok = await client.call_tool("load_system", {"model": "fake-color", "layer": "relu", "unit": 0})
+        assert not ok.is_error
+
+
+async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
+    """start_interpret/read_result/report resources, with a stand-in runner (the real one is tested elsewhere)."""
+    from dataclasses import dataclass
+    from pathlib import Path
+
+    @dataclass
+    class RunConfig:
+        model: str | None = None
+        layer: str | None = None
+        unit: int | None = None
+        synthetic: str | None = None
+        max_rounds: int = 3
+        run_dir: Path | None = None
+
+    @dataclass
+    class RunResult:
+        description: str
+        labels: list[str]
+        run_dir: Path
+
+    release = threading.Event()
+
+    def run_interpret(config: RunConfig) -> RunResult:
+        config.run_dir.mkdir(parents=True)
+        (config.run_dir / "report.html").write_text("<html>unit report</html>")
+        if config.unit == 13:
+            raise RuntimeError("the scientist gave up")
+        release.wait(10)
+        return RunResult(description="fires on red", labels=["red"], run_dir=config.run_dir)
+
+    fake = types.ModuleType("aim_agent.agent.runner")
+    fake.RunConfig, fake.run_interpret = RunConfig, run_interpret
+    monkeypatch.setitem(sys.modules, "aim_agent.agent.runner", fake)
+
+    async with Client(server) as client:
+        bad = await client.call_tool("start_interpret", {"model": "fake-color"})
+        assert bad.is_error and "needs model, layer and unit" in _text(bad)
+        wrong = await client.call_tool("start_interpret", {"synthetic": "red", "backend": "gemini"})
+        assert wrong.is_error and "does not take backend" in _text(wrong)
+
+        started = await client.call_tool("start_interpret", {"model": "fake-color", "layer": "relu", "unit": 0})
+        assert not started.is_error, _text(started)
+        run_id = started.structured_content["run_id"]
+        status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
+        assert status["status"] == "running" and status["result"] is None
+        release.set()
+        for _ in range(200):
+            status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
+            if status["status"] != "running":
+                break
+            await anyio.sleep(0.02)
+        assert status["status"] == "finished", status
+        assert status["result"]["labels"] == ["red"]
+        report = await client.read_resource(f"aim://runs/{run_id}/report.html")
+        assert "unit report" in report.contents[0].text
+        result = await client.read_resource(f"aim://runs/{run_id}/result.json")
+        assert '"fires on red"' in result.contents[0].text
+
+        failing = await client.call_tool("start_interpret", {"model": "fake-color", "layer": "relu", "unit": 13})
+        failing_id = failing.structured_content["run_id"]
+        for _ in range(200):
+            status = (await client.call_tool("read_result", {"run_id": failing_id})).structured_content
+            if status["status"] != "running":
+                break
+            await anyio.sleep(0.02)
+        assert status["status"] == "failed" and "gave up" in status["error"]
+
+        unknown = await client.call_tool("read_result", {"run_id": "nope"})
+        assert unknown.is_error and "unknown run" in _text(unknown)
+        with pytest.raises(Exception, match="no run"):
+            await client.read_resource("aim://runs/nope/report.html")
