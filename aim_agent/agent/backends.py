@@ -58,7 +58,9 @@ class BackendSpec(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict, description="passed to the LangChain chat class as is")
 
     @classmethod
-    def parse(cls, text: str | None, *, base_url: str | None = None, env: Mapping[str, str] | None = None) -> BackendSpec:
+    def parse(
+        cls, text: str | None, *, base_url: str | None = None, env: Mapping[str, str] | None = None
+    ) -> BackendSpec:
         """``provider[:model]`` as a spec; None/empty picks :func:`default_backend`."""
         if not text:
             spec = default_backend(env)
@@ -95,15 +97,11 @@ def default_backend(env: Mapping[str, str] | None = None) -> BackendSpec:
 
 
 def _plugin_backend(name: str) -> Any | None:
-    try:
-        from aim_agent.plugins import plugin_manager
+    """A VLM backend a plugin offers under ``name`` (hook ``aim_vlm_backends``), or None."""
+    from aim_agent.plugins import plugin_manager
 
-        for backend in plugin_manager()._collect("aim_vlm_backends"):
-            if getattr(backend, "name", None) == name:
-                return backend() if isinstance(backend, type) else backend
-    except Exception:  # a broken plugin must not hide the built-in providers
-        return None
-    return None
+    pm = plugin_manager()
+    return pm.provider("vlm", name) if name in pm.provider_names("vlm") else None
 
 
 def make_chat_model(spec: BackendSpec, *, env: Mapping[str, str] | None = None) -> BaseChatModel:
@@ -143,7 +141,9 @@ def make_chat_model(spec: BackendSpec, *, env: Mapping[str, str] | None = None) 
         return init_chat_model(spec.model_name, model_provider=spec.provider, **kwargs)
     except ImportError as exc:
         package = {"google_genai": "langchain-google-genai"}.get(spec.provider, f"langchain-{spec.provider}")
-        raise BackendError(f"backend {spec.provider} needs the package {package}: pip install 'aim-agent[vlm]'") from exc
+        raise BackendError(
+            f"backend {spec.provider} needs the package {package}: pip install 'aim-agent[vlm]'"
+        ) from exc
 
 
 # --------------------------------------------------------------------------------------------

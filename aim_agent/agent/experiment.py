@@ -281,7 +281,7 @@ def run_code_experiment(
 # tool-calling mode
 
 
-class ReferenceError_(ValueError):
+class BadReference(ValueError):
     """A ``$k.field`` reference that does not resolve."""
 
 
@@ -293,19 +293,19 @@ def resolve_refs(value: Any, outputs: Sequence[ToolOutput | None]) -> Any:
             return value
         k, name, index = int(m.group(1)), m.group(2), m.group(3)
         if k >= len(outputs):
-            raise ReferenceError_(f"{value!r} refers to call {k}, but only calls 0..{len(outputs) - 1} ran before it")
+            raise BadReference(f"{value!r} refers to call {k}, but only calls 0..{len(outputs) - 1} ran before it")
         out = outputs[k]
         if out is None:
-            raise ReferenceError_(f"{value!r} refers to call {k}, which failed")
+            raise BadReference(f"{value!r} refers to call {k}, which failed")
         if name not in type(out).model_fields:
-            raise ReferenceError_(f"{value!r}: call {k} returned no field {name!r}; fields: "
+            raise BadReference(f"{value!r}: call {k} returned no field {name!r}; fields: "
                                   f"{', '.join(type(out).model_fields)}")
         got = getattr(out, name)
         if index is not None:
             try:
                 return got[int(index)]
             except (IndexError, TypeError) as exc:
-                raise ReferenceError_(f"{value!r}: no item {index} in field {name!r}") from exc
+                raise BadReference(f"{value!r}: no item {index} in field {name!r}") from exc
         return got
     if isinstance(value, list):
         result: list[Any] = []
@@ -351,7 +351,7 @@ def run_tool_call(
         except ValidationError as exc:
             raise ToolError(f"invalid arguments for {spec.name}: {validation_text(exc)}") from None
         output = spec.invoke(ctx, parsed)
-    except (ToolError, ReferenceError_, ValueError, TypeError, KeyError, LookupError) as exc:
+    except (ToolError, BadReference, ValueError, TypeError, KeyError, LookupError) as exc:
         outputs.append(None)
         return ToolStep(index=index, call=call, ok=False, error=f"{type(exc).__name__}: {exc}")
     recorder.tool_output(spec, parsed, output)

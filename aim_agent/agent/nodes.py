@@ -20,6 +20,7 @@ from langgraph.runtime import Runtime
 from aim_agent.agent.backends import summarize_usage
 from aim_agent.agent.critic import critique, evidence_lines, leading_hypothesis
 from aim_agent.agent.experiment import (
+    MAX_OBSERVATION_IMAGES,
     Recorder,
     run_code_experiment,
     run_tool_call,
@@ -191,6 +192,7 @@ def experiment(state: AgentState, rt: AgentRuntime) -> Update:
             round=round_no, ok=False, text=f"your reply began: {proposal.thoughts[:300]!r}",
             error=f"no experiment was given: the reply must contain {expected}",
         )
+    observation = with_log_entries(observation, log.since(start))
     pending = PendingExperiment(
         observation=observation,
         measurements=recorder.measurements,
@@ -200,6 +202,23 @@ def experiment(state: AgentState, rt: AgentRuntime) -> Update:
         tool_calls=proposal.tool_calls,
     )
     return {"pending": pending}
+
+
+def with_log_entries(observation: Observation, entries: list[Any]) -> Observation:
+    """Add what the experiment displayed or logged (``display``, ``log_experiment``) to its observation."""
+    lines, shown = [], []
+    for entry in entries:
+        if entry.kind == "display":
+            lines.append(f"displayed: {entry.text}" if entry.text else "displayed images:")
+            shown += entry.image_ids
+        elif entry.kind == "experiment":
+            lines.append(f"logged experiment: {entry.text or '(no note)'} ({len(entry.image_ids)} images)")
+            shown += entry.image_ids
+    if not lines:
+        return observation
+    ids = list(dict.fromkeys([*shown, *observation.image_ids]))[:MAX_OBSERVATION_IMAGES]
+    text = "\n".join([observation.text, *lines]) if observation.text else "\n".join(lines)
+    return observation.model_copy(update={"text": text, "image_ids": ids})
 
 
 def _tool_round(state: AgentState, rt: AgentRuntime, proposal: Proposal, recorder: Recorder, round_no: int) -> Any:

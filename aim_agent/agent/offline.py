@@ -41,6 +41,7 @@ so and concludes without pretending: such units need a VLM scientist.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -110,13 +111,6 @@ class Concept:
     def term(self) -> str:
         """The word the experiment prompts use for it ('dog', 'red', 'striped', 'grass')."""
         return TEXTURE_ADJECTIVES[self.name] if self.kind == "texture" else self.name
-
-    @classmethod
-    def parse(cls, key: str) -> Concept:
-        kind, _, name = key.partition(":")
-        if kind not in ("object", "color", "texture", "background") or not name:
-            raise ValueError(f"not a concept key: {key!r} (expected e.g. 'object:dog', 'color:red')")
-        return cls(kind, name)  # type: ignore[arg-type]
 
 
 KIND_ORDER: dict[str, int] = {"object": 0, "color": 1, "texture": 2, "background": 3}
@@ -720,10 +714,13 @@ class Experiment:
         ]
 
     def code(self) -> str:
+        """The same experiment as ``def run_experiment(system, tools)`` for code mode."""
+
         def listing(name: str, items: list[str]) -> list[str]:
             return [f"    {name} = ["] + [f"        {item!r}," for item in items] + ["    ]"]
 
-        lines = ["def run_experiment(system, tools):", f"    # {self.phase}: {_one_line(self.note)}"]
+        lines = ["def run_experiment(system, tools):"]
+        lines += [f"    # {line}" for line in textwrap.wrap(_one_line(self.note), 90)]
         if self.edits is None:
             lines += listing("prompts", self.prompts)
             lines += ["    images = tools.text2image(prompts)"]
@@ -732,14 +729,14 @@ class Experiment:
             lines += ["    images, prompts = tools.edit_images(originals, edits)"]
         lines += [
             "    activations, overlays = system.neuron(images)",
-            f"    tools.log_experiment(activations, overlays, prompts, note={self.note!r})",
+            f"    tools.log_experiment(activations, overlays, prompts, note={self.phase + ' experiment'!r})",
             '    return {"prompts": prompts, "activations": activations}',
         ]
         return "\n".join(lines) + "\n"
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())[:200]
+    return " ".join(text.split())
 
 
 def _cells_experiment(phase: str, note: str, cells: list[list[Concept]], contexts: Iterable[int],
@@ -979,15 +976,14 @@ def critic_concepts(view: ScientistView) -> list[Concept]:
 def derive(view: ScientistView) -> State:
     reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
     hyps = list(reading.hypotheses)
-    for c in critic_concepts(view):
-        if Hyp("single", c) not in hyps:
-            hyps.append(Hyp("single", c))
     hidden = hidden_condition_target(view, reading)
     if hidden is not None:
         for c in companions(reading, hidden):
             h = Hyp("conditional", *_focus_first(reading, hidden, c))
             if h not in hyps:
                 hyps.append(h)
+    named = {c for h in hyps for c in h.concepts}
+    hyps += [Hyp("single", c) for c in critic_concepts(view) if c not in named]  # alternatives the critic raised
     records = evidence_from(view.observations)
     scale = _scale(records, view.exemplar_activations)
     scored = [score(h, records, scale) for h in hyps]

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from aim_agent.agent.backends import BackendSpec, default_backend, summarize_usage
 from aim_agent.agent.config import RunConfig
 from aim_agent.agent.graph import build_graph, sqlite_checkpointer
-from aim_agent.agent.runtime import AgentRuntime, build_runtime, register_runtime
+from aim_agent.agent.runtime import AgentRuntime, build_runtime
 from aim_agent.agent.schema import Conclusion, Scientist
 from aim_agent.agent.state import AgentState
 from aim_agent.tools.base import ToolSpec
@@ -74,19 +74,29 @@ def new_run_id(config: RunConfig) -> str:
     return f"{stamp}-{slug}-{secrets.token_hex(2)}"
 
 
-def default_task(config: RunConfig) -> str:
+def unit_text(config: RunConfig, system: Any | None = None) -> str:
+    """How the unit is named to the scientist: never a synthetic neuron's name (it would give the answer away)."""
+    if config.synthetic:
+        return "a synthetic neuron (its definition is hidden from you)"
+    if config.system_factory and system is not None:
+        return str(system.describe())
+    return config.unit_label()
+
+
+def default_task(config: RunConfig, unit: str | None = None) -> str:
     return config.task or (
-        f"Describe the visual concept(s) that make {config.unit_label()} fire, with evidence from experiments."
+        f"Describe the visual concept(s) that make {unit or unit_text(config)} fire, with evidence from experiments."
     )
 
 
-def initial_state(config: RunConfig, run_id: str) -> AgentState:
-    """The graph input of a new run."""
+def initial_state(config: RunConfig, run_id: str, *, unit: str | None = None) -> AgentState:
+    """The graph input of a new run (``unit``: the scientist-facing name of the unit, see :func:`unit_text`)."""
+    unit = unit or unit_text(config)
     return AgentState(
         run_id=run_id,
         config=config,
-        task=default_task(config),
-        unit=config.unit_label(),
+        task=default_task(config, unit),
+        unit=unit,
         mode=config.mode,
         max_rounds=config.max_rounds,
         round=0,
@@ -103,7 +113,9 @@ def initial_state(config: RunConfig, run_id: str) -> AgentState:
 def _read_run_json(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.exists():
-        raise FileNotFoundError(f"no run to resume at {run_dir}: run.json is missing (list runs with `ls {run_dir.parent}`)")
+        raise FileNotFoundError(
+            f"no run to resume at {run_dir}: run.json is missing (list runs with `ls {run_dir.parent}`)"
+        )
     return json.loads(path.read_text())
 
 
@@ -156,7 +168,6 @@ def run_interpret(
                                            "created_at": _now()})
 
     rt = build_runtime(config, run_dir, scientist=scientist, tools=tools)
-    register_runtime(rt)
     saver = sqlite_checkpointer(run_dir / "checkpoint.sqlite")
     graph = build_graph(checkpointer=saver)
     vetoes = config.max_critic_vetoes
@@ -178,7 +189,8 @@ def run_interpret(
                 say(f"run {run_id} had already finished; rewriting its result")
         else:
             say(f"run {run_id}: {config.unit_label()} ({rt.scientist.name} scientist, {config.mode} mode)")
-            _stream(graph, initial_state(config, run_id), run_config, rt, say)
+            state0 = initial_state(config, run_id, unit=unit_text(config, rt.ctx.system))
+            _stream(graph, state0, run_config, rt, say)
     except BaseException as exc:  # write what we have, then re-raise: the run can be resumed
         error = exc
         raise
@@ -287,7 +299,7 @@ def write_result(
         "run_id": rt.run_id,
         "status": status,
         "task": state.get("task"),
-        "unit_label": state.get("unit") or config.unit_label(),
+        "unit_label": config.unit_label(),
         "model": config.model,
         "layer": config.layer,
         "unit_index": config.unit,

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="The agent looks at the unit's dataset exemplars, forms hypotheses, runs experiments "
         "(code in a sandbox, or tool calls), answers a critic, and concludes with a description and labels. "
         "Each run writes runs/<id>/result.json, log.jsonl, images/ and report.html; a stopped run "
-        "continues with --resume RUN_ID.",
+        "continues with --resume RUN_ID. --describer takes a provider name (world) or a VLM backend "
+        "(provider:model), which sees only the exemplar images.",
     )
     unit = parser.add_argument_group("the unit (one of: --model/--layer/--unit, --synthetic, --system)")
     unit.add_argument("--model", help="model spec, as for `aim layers` (e.g. world-cnn)")
@@ -126,7 +127,7 @@ def main(args: argparse.Namespace) -> int:
                                progress=say)
     else:
         result = run_interpret(build_config(args, settings), progress=say)
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)  # paths and labels stay on one line, copyable
     if args.json:
         out.print_json(result.result_path.read_text())
         return 0

@@ -49,19 +49,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Serve every AIM tool (and the plugins' tools), the unit under study, runs and reports "
         "over the Model Context Protocol. Default transport: stdio (for desktop clients).",
     )
-    parser.add_argument("--http", metavar="HOST:PORT",
-                        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (host 127.0.0.1 "
-                        "when only a port is given)")
-    parser.add_argument("--allow-remote", action="store_true",
-                        help="allow --http on an address other than loopback (anyone who reaches it can run "
-                        "models on this machine: put it behind authentication)")
-    parser.add_argument("--enable-code", action="store_true",
-                        help="add the run_code tool: clients may run Python in AIM's sandbox (off by default)")
+    parser.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (host 127.0.0.1 "
+        "when only a port is given)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow --http on an address other than loopback (anyone who reaches it can run "
+        "models on this machine: put it behind authentication)",
+    )
+    parser.add_argument(
+        "--enable-code",
+        action="store_true",
+        help="add the run_code tool: clients may run Python in AIM's sandbox (off by default)",
+    )
     parser.add_argument("--runs-dir", metavar="DIR", help="where start_interpret writes runs (default: ./runs)")
-    parser.add_argument("--max-sessions", type=int, default=32, metavar="N",
-                        help="explicit sessions kept at once (default 32)")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="server log level (logs go to stderr)")
+    parser.add_argument(
+        "--max-sessions", type=int, default=32, metavar="N", help="explicit sessions kept at once (default 32)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="server log level (logs go to stderr)",
+    )
     add_provider_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -75,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
             f"refusing to serve on {address[0]}: it is not a loopback address, and AIM's tools run models and "
             "write files on this machine. Use 127.0.0.1, or add --allow-remote behind an authenticating proxy"
         )
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     config = config_from_args(args)
     if args.runs_dir:
         config.runs_dir = args.runs_dir

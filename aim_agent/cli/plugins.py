@@ -54,8 +54,12 @@ def inventory(config: AimConfig, manager: Any | None = None) -> dict[str, Any]:
         dist = dists.get(id(plugin))
         if dist is not None:
             source = f"entry point aim_agent:{name} ({dist.project_name} {dist.version})"
+        elif name in manager.module_sources:
+            source = manager.module_sources[name]
+        elif getattr(plugin, "__name__", "").startswith("aim_agent."):
+            source = "built into aim-agent"
         else:
-            source = manager.module_sources.get(name, "registered in code")
+            source = "registered in code"
         plugins[name] = {
             "name": name,
             "module": getattr(plugin, "__name__", type(plugin).__name__),
@@ -68,8 +72,14 @@ def inventory(config: AimConfig, manager: Any | None = None) -> dict[str, Any]:
     def plugin_entry(impl: Any) -> dict[str, Any]:
         return plugins.setdefault(
             impl.plugin_name,
-            {"name": impl.plugin_name, "module": "", "source": "registered in code", "providers": {}, "tools": [],
-             "model_loaders": []},
+            {
+                "name": impl.plugin_name,
+                "module": "",
+                "source": "registered in code",
+                "providers": {},
+                "tools": [],
+                "model_loaders": [],
+            },
         )
 
     providers: dict[str, dict[str, Any]] = {}
@@ -119,8 +129,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {'':<16} tools: {', '.join(plugin['tools'])}")
     print("\nproviders (* = active):")
     for kind, info in data["providers"].items():
-        names = [("*" if n["name"] == info["active"] else " ") + f"{n['name']} ({n['plugin']})"
-                 for n in info["installed"]]
+        names = [
+            ("*" if n["name"] == info["active"] else " ") + f"{n['name']} ({n['plugin']})" for n in info["installed"]
+        ]
         line = f"  {kind:<11} {'  '.join(names) or '(none installed)'}"
         if kind in PROVIDER_FIELDS:
             active = info["active"] or "off"

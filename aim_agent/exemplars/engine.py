@@ -16,9 +16,10 @@ For each unit the pass keeps
   file (by sorted position), with ``s`` the smallest stride that fits. The result says
   which (``quantile_method``).
 
-The running state is checkpointed atomically every ``checkpoint_every`` batches and on
-Ctrl-C; a rerun after an interruption (even ``kill -9``) resumes from the checkpoint. A
-finished result is stored in the cache and returned without any forward pass next time.
+The running state is checkpointed atomically every ``checkpoint_every`` batches (at most
+once per ``checkpoint_seconds``) and on Ctrl-C; a rerun after an interruption (even
+``kill -9``) resumes from the checkpoint. A finished result is stored in the cache and
+returned without any forward pass next time.
 """
 
 from __future__ import annotations
@@ -297,6 +298,7 @@ def compute_exemplars(
     reduce: Reduce = "max",
     keep: int | None = None,
     checkpoint_every: int = 10,
+    checkpoint_seconds: float = 20.0,
     quantile_budget_mb: float = 512,
     progress: bool | None = None,
     on_batch: Callable[[int], None] | None = None,
@@ -305,7 +307,9 @@ def compute_exemplars(
 
     ``dataset`` is a folder, a plugin dataset name (default ``world``) or an ImageFolder.
     Results are cached under ``cache_dir`` (default ``$AIM_CACHE`` or ``~/.cache/aim``) and
-    reused; an interrupted pass resumes from its last checkpoint. ``on_batch(batches_done)``
+    reused; an interrupted pass resumes from its last checkpoint, written every
+    ``checkpoint_every`` batches but at most once per ``checkpoint_seconds`` (a fast GPU should
+    not spend its time writing checkpoints), and on Ctrl-C. ``on_batch(batches_done)``
     is called after each batch (progress hooks, tests that interrupt a pass).
     """
     if not 0.0 < quantile < 1.0:
@@ -338,6 +342,7 @@ def compute_exemplars(
                           f"exemplars {probe.layer}")
 
     skipped_before: list[tuple[int, str]] = []  # files skipped before the first image decoded
+    last_checkpoint = time.monotonic()
     try:
         with bar, torch.inference_mode():
             for batch in folder.batches(batch_size, start=state.next_index if state else 0):
@@ -359,8 +364,10 @@ def compute_exemplars(
                 state = new  # one assignment: an interrupt sees the old state or the new one, whole
                 batches_run += 1
                 bar.update(task, completed=batch.stop)
-                if checkpoint_every and state.batches_done % checkpoint_every == 0:
+                if (checkpoint_every and state.batches_done % checkpoint_every == 0
+                        and time.monotonic() - last_checkpoint >= checkpoint_seconds):
                     _save_checkpoint(run, ckpt, key, state)
+                    last_checkpoint = time.monotonic()
                 if on_batch is not None:
                     on_batch(state.batches_done)
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ Each client has its own session (loaded system, experiment log), see :mod:`.sess
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -258,21 +259,29 @@ def build_server(
     name a handle from ``new_session``. ``enable_code`` adds ``run_code`` (the agent sandbox).
     The returned server has the attribute ``aim`` (:class:`AimMcpState`).
     """
-    from aim_agent.config import load_config
+    from aim_agent.config import apply_plugins, load_config
     from aim_agent.plugins import plugin_manager
     from aim_agent.tools.registry import all_tools
 
     config = config or load_config()
     plugins = plugins or plugin_manager()
+    apply_plugins(config, plugins)  # AIM_PLUGINS / aim.toml modules (already-registered ones are skipped)
     experiment_specs = list(tools) if tools is not None else all_tools(plugins)
     registry = SessionRegistry(
         context_factory or default_context_factory(config, plugins),
         max_sessions=max_sessions,
         require_session=require_session,
     )
-    runs = RunManager(Path(runs_dir or config.runs_dir), max_running=max_running)
+    run_defaults = {kind: config.provider(kind) for kind in ("text2image", "editor", "describer")}
+    run_defaults.update(plugins=list(config.plugins) or None, seed=config.seed, image_size=config.image_size,
+                        dataset=config.exemplar_dataset)
+    runs = RunManager(Path(runs_dir or config.runs_dir), max_running=max_running, defaults=run_defaults)
     state = AimMcpState(
-        plugins=plugins, registry=registry, runs=runs, specs=[], max_inline_images=max_inline_images,
+        plugins=plugins,
+        registry=registry,
+        runs=runs,
+        specs=[],
+        max_inline_images=max_inline_images,
         progress_interval=progress_interval,
     )
     state.experiment_specs = experiment_specs
@@ -314,8 +323,9 @@ def _add_resources(server: MCPServer, state: AimMcpState) -> None:
         system = found.ctx.system.describe() if found.ctx.system else None
         return json.dumps({"system": system, "entries": log.dump()}, indent=1)
 
-    @server.resource("aim://image/{image_id}", name="image", description="An image by its img_… id (PNG).",
-                     mime_type="image/png")
+    @server.resource(
+        "aim://image/{image_id}", name="image", description="An image by its img_… id (PNG).", mime_type="image/png"
+    )
     def image(image_id: str) -> bytes:
         try:
             return to_png_bytes(state.image(image_id))
@@ -329,21 +339,26 @@ def _add_resources(server: MCPServer, state: AimMcpState) -> None:
             raise ResourceError(str(exc)) from None
         if not path.is_file():
             status = ""
-            try:
+            with contextlib.suppress(ToolError):
                 status = f" (run status: {state.runs.get(run_id).status})"
-            except ToolError:
-                pass
             raise ResourceError(f"{filename} of run {run_id!r} does not exist yet{status}")
         return path.read_text(encoding="utf-8")
 
-    @server.resource("aim://runs/{run_id}/report.html", name="run_report",
-                     description="The HTML report of a finished run.", mime_type="text/html")
+    @server.resource(
+        "aim://runs/{run_id}/report.html",
+        name="run_report",
+        description="The HTML report of a finished run.",
+        mime_type="text/html",
+    )
     def run_report(run_id: str) -> str:
         return run_file(run_id, "report.html")
 
-    @server.resource("aim://runs/{run_id}/result.json", name="run_result",
-                     description="The result of a finished run (description, labels, evidence).",
-                     mime_type="application/json")
+    @server.resource(
+        "aim://runs/{run_id}/result.json",
+        name="run_result",
+        description="The result of a finished run (description, labels, evidence).",
+        mime_type="application/json",
+    )
     def run_result(run_id: str) -> str:
         return run_file(run_id, "result.json")
 

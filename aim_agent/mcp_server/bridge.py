@@ -130,6 +130,9 @@ async def run_blocking(
 
 
 def _limits(schema: dict[str, Any]) -> str:
+    for option in schema.get("anyOf", []):  # Optional[...] fields keep their limits one level down
+        if isinstance(option, dict) and option.get("type") != "null":
+            schema = {**option, **schema}
     parts = []
     for key, text in (
         ("minItems", "at least {} items"),
@@ -164,7 +167,8 @@ def describe_validation_error(name: str, exc: ValidationError, schema: dict[str,
         line = f"{where}: {error.get('msg', 'invalid value')}"
         limits = _limits(properties.get(field, {}))
         if limits:
-            line += f" (allowed: {limits}; split larger work into several calls)"
+            hint = "; split larger work into several calls" if kind == "too_long" else ""
+            line += f" (allowed: {limits}{hint})"
         lines.append(line)
     return f"{name}: invalid arguments:\n" + "\n".join(f"  - {line}" for line in lines)
 

@@ -34,8 +34,9 @@ does not activate it>
 """
 
 
-def neuron_task(model: str = "", layer: str = "", unit: str = "", synthetic: str = "",
-                tools: Sequence[str] = ()) -> str:
+def neuron_task(
+    model: str = "", layer: str = "", unit: str = "", synthetic: str = "", tools: Sequence[str] = ()
+) -> str:
     """The task text for one unit (or a generic one when no unit is named)."""
     if synthetic:
         subject = f"the synthetic neuron {synthetic!r}"
@@ -45,6 +46,8 @@ def neuron_task(model: str = "", layer: str = "", unit: str = "", synthetic: str
         load_step = f"Call load_system with model={model!r}, layer={layer!r}, unit={unit}."
     else:
         subject = "one unit of a vision model"
-        load_step = ("Pick the unit: list_models and list_layers show what exists; load it with load_system "
-                     "(model, layer, unit) or load_system(synthetic=...).")
+        load_step = (
+            "Pick the unit: list_models and list_layers show what exists; load it with load_system "
+            "(model, layer, unit) or load_system(synthetic=...)."
+        )
     return TASK.format(subject=subject, load_step=load_step, tools=", ".join(tools) or "see the tool list")

@@ -7,6 +7,7 @@ A run id is a random token: knowing it is what lets a client read the run (``rea
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import re
@@ -37,6 +38,7 @@ class RunRecord:
     result: Any = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    messages: list[str] = field(default_factory=list)
 
 
 def plain(value: Any) -> Any:
@@ -72,9 +74,11 @@ def _config_fields(config_cls: Any) -> set[str] | None:
 class RunManager:
     """Starts runs in threads, tracks their status, finds their files."""
 
-    def __init__(self, runs_dir: Path, *, max_running: int = 2) -> None:
+    def __init__(self, runs_dir: Path, *, max_running: int = 2, defaults: dict[str, Any] | None = None) -> None:
         self.runs_dir = Path(runs_dir)
         self.max_running = max_running
+        #: run settings the server's configuration supplies (providers, plugins), under the caller's
+        self.defaults = dict(defaults or {})
         self._runs: dict[str, RunRecord] = {}
         self._lock = threading.Lock()
 
@@ -101,10 +105,16 @@ class RunManager:
             unknown = sorted(set(values) - fields)
             if unknown:
                 raise ToolError(f"the runner does not take {', '.join(unknown)}; it takes {', '.join(sorted(fields))}")
-            for name in ("run_dir", "out_dir", "output_dir"):
-                if name in fields:
-                    values[name] = run_dir
-                    break
+            values = {**{k: v for k, v in self.defaults.items() if k in fields and v is not None}, **values}
+            if "run_id" in fields:  # the runner writes runs_dir/run_id
+                values["run_id"] = run_id
+                if "runs_dir" in fields:
+                    values["runs_dir"] = str(self.runs_dir.resolve())
+            else:
+                for name in ("run_dir", "out_dir", "output_dir"):
+                    if name in fields:
+                        values[name] = run_dir
+                        break
         try:
             config = RunConfig(**values)
         except Exception as exc:  # pydantic/dataclass validation: the caller's arguments
@@ -119,8 +129,16 @@ class RunManager:
         return record
 
     def _run(self, record: RunRecord, run_interpret: Any, config: Any) -> None:
+        def progress(message: str) -> None:
+            record.messages.append(str(message)[:500])
+            del record.messages[:-20]
+
         try:
-            result = run_interpret(config)
+            try:
+                takes_progress = "progress" in inspect.signature(run_interpret).parameters
+            except (TypeError, ValueError):
+                takes_progress = False
+            result = run_interpret(config, progress=progress) if takes_progress else run_interpret(config)
             record.result = plain(result)
             reported_dir = getattr(result, "run_dir", None)
             if reported_dir:

@@ -7,6 +7,7 @@ model) and go through the same bridge; ``ctx.extras["mcp_session"]`` is the call
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -84,8 +85,12 @@ class InterpretInput(ToolInput):
     model: str | None = Field(default=None, max_length=500)
     layer: str | None = Field(default=None, max_length=200)
     unit: int | None = Field(default=None, ge=0)
+    sae: str | None = Field(default=None, max_length=500, description="with model and layer: an SAE; unit = latent")
     synthetic: str | None = Field(default=None, max_length=200, description="or a synthetic neuron's name")
-    backend: str | None = Field(default=None, max_length=200, description="VLM backend; default: the runner's")
+    task: str | None = Field(default=None, max_length=2000, description="the question; default: describe the unit")
+    backend: str | None = Field(
+        default=None, max_length=200, description="the scientist, e.g. 'offline' or 'google_genai:MODEL'"
+    )
     mode: Literal["code", "tools"] | None = Field(default=None, description="how the scientist runs experiments")
     max_rounds: int | None = Field(default=None, ge=1, le=100)
 
@@ -105,6 +110,7 @@ class RunResultOutput(ToolOutput):
     run_id: str
     status: Literal["running", "finished", "failed"]
     elapsed_s: float
+    progress: list[str] = Field(default_factory=list, description="the run's latest progress messages")
     error: str | None = None
     result: Any = None
     report_uri: str | None = None
@@ -172,8 +178,9 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         (stateless HTTP); over stdio the connection is the session.
         """
         session = state.registry.new_explicit()
-        return SessionOutput(session=session.key, note=f"sessions idle longest are dropped beyond "
-                                                        f"{state.registry.max_sessions}")
+        return SessionOutput(
+            session=session.key, note=f"sessions idle longest are dropped beyond {state.registry.max_sessions}"
+        )
 
     @tool()
     def list_models(ctx: ToolContext, args: NoInput) -> ModelsOutput:
@@ -181,8 +188,9 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         loaders = []
         for loader in state.plugins.model_loaders():
             doc = (type(loader).__doc__ or "").strip().splitlines()
-            loaders.append({"name": str(getattr(loader, "name", type(loader).__name__)),
-                            "accepts": doc[0] if doc else ""})
+            loaders.append(
+                {"name": str(getattr(loader, "name", type(loader).__name__)), "accepts": doc[0] if doc else ""}
+            )
         world: list[dict[str, Any]] = []
         try:
             from aim_world import cnn
@@ -208,7 +216,7 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         """The layers of a model whose units can be studied, with their number of units."""
         from aim_agent.models.base import load_model
 
-        return LayersOutput(model=args.model, layers=_layers(load_model(args.model)))
+        return LayersOutput(model=args.model, layers=_layers(load_model(args.model, state.plugins.model_loaders())))
 
     @tool()
     def load_system(ctx: ToolContext, args: LoadSystemInput) -> SystemOutput:
@@ -238,7 +246,7 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
             from aim_agent.models.base import load_model
             from aim_agent.system import System
 
-            loaded = load_model(str(args.model))
+            loaded = load_model(str(args.model), state.plugins.model_loaders())
             if args.sae:
                 try:
                     from aim_agent.sae import load_sae_probe  # type: ignore[attr-defined]
@@ -255,16 +263,28 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         session.ctx.system = system
         session.ctx.log = ExperimentLog(session.ctx.log.image_dir if session.ctx.log else None)
         session.ctx.log.add("note", f"loaded {system.describe()}")
-        return SystemOutput(description=system.describe(), model=system.model_name, layer=system.layer,
-                            unit=system.unit, num_units=system.probe.num_units, kind=kind)
+        return SystemOutput(
+            description=system.describe(),
+            model=system.model_name,
+            layer=system.layer,
+            unit=system.unit,
+            num_units=system.probe.num_units,
+            kind=kind,
+        )
 
     @tool()
     def list_log(ctx: ToolContext, args: NoInput) -> LogListOutput:
         """This session's experiment log: one line per entry (read one with read_log)."""
         log = ctx.log or ExperimentLog()
         entries = [
-            {"index": i, "kind": e["kind"], "round": e["round"], "text": e["text"][:200],
-             "images": len(e["image_ids"]), "activations": len(e["activations"])}
+            {
+                "index": i,
+                "kind": e["kind"],
+                "round": e["round"],
+                "text": e["text"][:200],
+                "images": len(e["image_ids"]),
+                "activations": len(e["activations"]),
+            }
             for i, e in enumerate(log.dump())
         ]
         return LogListOutput(system=ctx.system.describe() if ctx.system else None, entries=entries)
@@ -275,15 +295,16 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         log = ctx.log or ExperimentLog()
         entries = log.dump()
         if args.entry >= len(entries):
-            raise ToolError(f"entry {args.entry} does not exist; the log has {len(entries)} entries "
-                            f"(0..{len(entries) - 1})" if entries else "the log is empty")
+            raise ToolError(
+                f"entry {args.entry} does not exist; the log has {len(entries)} entries (0..{len(entries) - 1})"
+                if entries
+                else "the log is empty"
+            )
         entry = entries[args.entry]
         images = []
         for iid in entry["image_ids"]:
-            try:
+            with contextlib.suppress(KeyError):  # evicted and not on disk: listed by id only
                 images.append(state.image(iid, log))
-            except KeyError:
-                pass  # evicted from the image store and not on disk: listed by id only
         return LogEntryOutput(index=args.entry, entry=entry, images=images)
 
     @tool()
@@ -298,9 +319,12 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         session = _session_of(ctx)
         record = state.runs.start(args.model_dump(exclude_none=True), owner=session.key)
         session.runs.append(record.id)
-        return RunStartOutput(run_id=record.id, status=record.status,
-                              report_uri=f"aim://runs/{record.id}/report.html",
-                              result_uri=f"aim://runs/{record.id}/result.json")
+        return RunStartOutput(
+            run_id=record.id,
+            status=record.status,
+            report_uri=f"aim://runs/{record.id}/report.html",
+            result_uri=f"aim://runs/{record.id}/result.json",
+        )
 
     @tool()
     def read_result(ctx: ToolContext, args: RunIdInput) -> RunResultOutput:
@@ -310,7 +334,11 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         record = state.runs.get(args.run_id)
         end = record.finished or time.time()
         return RunResultOutput(
-            run_id=record.id, status=record.status, elapsed_s=round(end - record.started, 1), error=record.error,
+            run_id=record.id,
+            status=record.status,
+            elapsed_s=round(end - record.started, 1),
+            error=record.error,
+            progress=list(record.messages[-5:]),
             result=record.result,
             report_uri=f"aim://runs/{record.id}/report.html" if record.status == "finished" else None,
         )

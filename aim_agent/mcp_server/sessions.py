@@ -23,6 +23,7 @@ state. Explicit sessions live until evicted (least recently used beyond ``max_se
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -186,7 +187,6 @@ def _meta_session(request: Any | None) -> str | None:
 def _on_close(connection: Any, callback: Callable[[], None]) -> None:
     stack = getattr(connection, "exit_stack", None)
     if stack is not None:
-        try:
+        # a closed stack: the session is simply kept until the process ends
+        with contextlib.suppress(Exception):
             stack.callback(callback)
-        except Exception:  # a closed stack: the session is simply kept until the process ends
-            pass

@@ -255,6 +255,11 @@ def critic_block(report: dict) -> str:
     if checks:
         items = "".join(f"<tr><td>{esc(k)}</td><td>{esc(_plain(v))}</td></tr>" for k, v in checks.items())
         chk = f'<details><summary>checks</summary><table><tbody>{items}</tbody></table></details>'
+    checks_ = report.get("checks") or {}
+    if checks_.get("vetoed_conclusion"):
+        head += " " + badge("sent the conclusion back", "warn")
+    if checks_.get("overruled"):
+        head += " " + badge(str(checks_["overruled"]), "neutral")
     return (f'<div class="critic {"good" if satisfied else ""}"><strong>Critic</strong> {head}'
             f'{req}{chk}</div>')
 
@@ -328,7 +333,10 @@ def round_section(r: RoundData, scale: float, available: set[str]) -> str:
         parts.append(experiment_block(f"{len(r.tool_calls)} tool calls", block, block.count(chr(10)) + 1))
     if r.images:
         parts.append(f'<h3>Results <span class="sub">({esc(results_summary(r.images))})</span></h3>')
-        parts.append(activation_chart(r.images, scale))
+        if all(abs(i.activation or 0.0) <= 0.01 * scale for i in r.images):
+            parts.append('<p class="notes">The unit stayed silent on every image of this round.</p>')
+        else:
+            parts.append(activation_chart(r.images, scale))
         parts.append(image_grid(r.images, scale, available))
     if r.text:
         parts.append(f'<details><summary>experiment output</summary><pre class="wrap">{esc(r.text)}</pre></details>')

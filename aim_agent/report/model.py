@@ -198,11 +198,18 @@ def _meta(result: dict[str, Any], config: dict[str, Any], n_rounds: int) -> list
 # --------------------------------------------------------------------------- images
 
 
+_EDIT_VERB = re.compile(r"^\s*(replace|change|remove|add|make|turn|put|delete|swap|insert|erase)\b", re.I)
+
+
 def _image_items(ids: list[Any], acts: list[Any], prompts: list[Any], descriptions: list[Any]) -> list[ImageItem]:
+    """Images with their activations and captions; an edit is 'prompt | edit: instruction', or an
+    instruction right after its original (as ``edit_images`` returns them)."""
     items = []
     for k, iid in enumerate(ids):
         prompt = str(prompts[k]) if k < len(prompts) and prompts[k] is not None else ""
         base, _, edit = prompt.partition(EDIT_SEP)
+        if not edit and k > 0 and _EDIT_VERB.match(prompt) and not items[-1].is_edit:
+            base, edit = "", prompt
         items.append(ImageItem(
             image_id=str(iid),
             activation=_float(acts[k]) if k < len(acts) else None,
@@ -299,6 +306,19 @@ def _round_images(entries: list[dict[str, Any]], record: dict[str, Any] | None,
                         source.get("prompts") or [], [])
 
 
+def _distinct(reports: list[Any]) -> list[dict[str, Any]]:
+    """Critic reports without repeats of the same verdict (the critic also runs when the scientist
+    asks to conclude, often saying the same thing twice)."""
+    out: list[dict[str, Any]] = []
+    for report in reports:
+        key = (report.get("satisfied"), report.get("requests"))
+        if not out or (out[-1].get("satisfied"), out[-1].get("requests")) != key:
+            out.append(report)
+        elif (report.get("checks") or {}).get("overruled") or (report.get("checks") or {}).get("vetoed_conclusion"):
+            out[-1] = report
+    return out
+
+
 def _rounds(result: dict[str, Any], log: list[dict[str, Any]]) -> list[RoundData]:
     """One entry per experiment round, from the log (and the result's lists where the log lacks them)."""
     entries = _by_round(log)
@@ -317,7 +337,7 @@ def _rounds(result: dict[str, Any], log: list[dict[str, Any]]) -> list[RoundData
         data = record.get("data", {}) if record else {}
         obs = (observations.get(r) or [{}])[-1]
         thoughts = str(hyp.get("text") or "")
-        critic = [e.get("data") for e in es if e.get("kind") == "critic" and isinstance(e.get("data"), dict)]
+        critic = _distinct([e.get("data") for e in es if e.get("kind") == "critic" and isinstance(e.get("data"), dict)])
         rd = RoundData(
             index=r,
             phase=_phase_of(thoughts),
@@ -352,15 +372,15 @@ def load_report_data(run_dir: Path) -> ReportData:
     data.task = str(_get(result, "task") or config.get("task") or "")
     data.meta = _meta(result, config, len(rounds))
     data.ground_truth = _get(result, "ground_truth", "truth.label")
-    match = _get(result, "label_match", "labels_match", "match", "truth.match")
-    if not isinstance(match, bool) and data.ground_truth and data.conclusion:
-        match = labels_match(str(data.ground_truth), list(data.conclusion.get("labels") or []))
-    data.label_match = match if isinstance(match, bool) else None
     conclusion = result.get("conclusion")
     if not isinstance(conclusion, dict):  # the conclude node logs it too
         entry = next((e for e in reversed(log) if e.get("kind") == "conclusion"), None)
         conclusion = entry.get("data") if entry else None
     data.conclusion = conclusion if isinstance(conclusion, dict) else None
+    match = _get(result, "label_match", "labels_match", "truth.match")
+    if not isinstance(match, bool) and data.ground_truth and data.conclusion:
+        match = labels_match(str(data.ground_truth), list(data.conclusion.get("labels") or []))
+    data.label_match = match if isinstance(match, bool) else None
     data.hypotheses = _dicts(result.get("hypotheses"))
     data.exemplars = _exemplars(result, log)
     data.exemplar_summary = str(_get(result, "exemplar_summary", "exemplars.summary") or "")

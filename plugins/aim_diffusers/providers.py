@@ -61,13 +61,14 @@ def resolve_weights(spec: str | Path, provider: str) -> Path:
     raise ProviderError(
         f"cannot find weights for the {provider} provider ({text!r}). Looked at: {'; '.join(looked)}. "
         "AIM never downloads: fetch them beforehand (`huggingface-cli download ID` on a machine with network, "
-        f"then copy the cache), or point to a local folder with [diffusers.{provider}] model = \"/path\" in aim.toml "
+        f'then copy the cache), or point to a local folder with [diffusers.{provider}] model = "/path" in aim.toml '
         f"or AIM_DIFFUSERS_{provider.upper().replace('-', '_')}_MODEL=/path"
     )
 
 
 def _setting(provider: str, key: str, default: Any) -> Any:
-    """``AIM_DIFFUSERS_<PROVIDER>_<KEY>`` > ``[diffusers.<provider>] key`` > ``AIM_DIFFUSERS_<KEY>`` > ``[diffusers] key``."""
+    """A setting, first found in: ``AIM_DIFFUSERS_<PROVIDER>_<KEY>``, ``[diffusers.<provider>] key``,
+    ``AIM_DIFFUSERS_<KEY>``, ``[diffusers] key``."""
     from aim_agent.config import load_config
 
     config = load_config()
@@ -117,7 +118,7 @@ class _DiffusersProvider:
         if self._pipe is None:
             if not self.model:
                 raise ProviderError(
-                    f"the {self.name} provider has no model: set [diffusers.{self.name}] model = \"/path\" in aim.toml "
+                    f'the {self.name} provider has no model: set [diffusers.{self.name}] model = "/path" in aim.toml '
                     f"or AIM_DIFFUSERS_{self.name.upper().replace('-', '_')}_MODEL"
                 )
             import diffusers
@@ -201,7 +202,9 @@ class StableDiffusionXL(DiffusersTextToImage):
 
 
 class _DiffusersEditor(_DiffusersProvider):
-    def _edit_batch(self, images: list[Image.Image], instructions: list[str], generators: list[Any]) -> list[Image.Image]:
+    def _edit_batch(
+        self, images: list[Image.Image], instructions: list[str], generators: list[Any]
+    ) -> list[Image.Image]:
         raise NotImplementedError
 
     def edit(self, images: list[Image.Image], instructions: list[str], *, seed: int = 0) -> list[Edited]:
@@ -211,7 +214,9 @@ class _DiffusersEditor(_DiffusersProvider):
         done: list[Edited] = []
         with self._lock:
             for start in range(0, len(images), self.batch_size):
-                originals = [im if im.mode == "RGB" else im.convert("RGB") for im in images[start : start + self.batch_size]]
+                originals = [
+                    im if im.mode == "RGB" else im.convert("RGB") for im in images[start : start + self.batch_size]
+                ]
                 chunk = list(instructions[start : start + self.batch_size])
                 inputs = [im.resize((self.resolution, self.resolution), Image.Resampling.LANCZOS) for im in originals]
                 edited = self._edit_batch(inputs, chunk, self._generators(seed + start, len(chunk)))
@@ -219,8 +224,9 @@ class _DiffusersEditor(_DiffusersProvider):
                     result = result.convert("RGB").resize(original.size, Image.Resampling.LANCZOS)
                     if STORE.record(original) is None:
                         STORE.register(original)
-                    STORE.register(result, parent=image_id(original),
-                                   meta={"instruction": instruction, "provider": self.name})
+                    STORE.register(
+                        result, parent=image_id(original), meta={"instruction": instruction, "provider": self.name}
+                    )
                     done.append(Edited(original=original, edited=result, instruction=instruction, applied=True))
         return done
 
@@ -234,7 +240,9 @@ class InstructPix2PixEditor(_DiffusersEditor):
     default_steps: ClassVar[int] = 20
     image_guidance: ClassVar[float] = 1.5
 
-    def _edit_batch(self, images: list[Image.Image], instructions: list[str], generators: list[Any]) -> list[Image.Image]:
+    def _edit_batch(
+        self, images: list[Image.Image], instructions: list[str], generators: list[Any]
+    ) -> list[Image.Image]:
         out = self.pipe(
             prompt=instructions,
             image=images,
@@ -257,7 +265,9 @@ class FluxKontextEditor(_DiffusersEditor):
     default_steps: ClassVar[int] = 28
     default_guidance: ClassVar[float] = 2.5
 
-    def _edit_batch(self, images: list[Image.Image], instructions: list[str], generators: list[Any]) -> list[Image.Image]:
+    def _edit_batch(
+        self, images: list[Image.Image], instructions: list[str], generators: list[Any]
+    ) -> list[Image.Image]:
         results: list[Image.Image] = []
         for image, instruction, generator in zip(images, instructions, generators, strict=True):
             out = self.pipe(

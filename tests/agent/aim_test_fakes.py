@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -125,7 +125,7 @@ class FakeDescriber:
     """Names the colour of the brightest region. Records every call (to check it is blind)."""
 
     name = "fake"
-    calls: list[tuple[Any, ...]] = []
+    calls: ClassVar[list[tuple[Any, ...]]] = []
 
     def describe(self, images: list[Image.Image], *args: Any, **kwargs: Any) -> list[str]:
         FakeDescriber.calls.append(("describe", images, args, kwargs))
@@ -272,9 +272,9 @@ class FakeChat(GenericFakeChatModel):
     ``bind_tools`` returns the model itself, so tool-calling code paths run unchanged.
     """
 
-    script: list[Any] = []
-    received: list[list[BaseMessage]] = []
-    bound_tools: list[Any] = []
+    script: list[Any] = []  # noqa: RUF012 (pydantic fields: copied per instance)
+    received: list[list[BaseMessage]] = []  # noqa: RUF012
+    bound_tools: list[Any] = []  # noqa: RUF012
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> FakeChat:  # type: ignore[override]
         self.bound_tools = list(tools)

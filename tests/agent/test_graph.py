@@ -23,14 +23,16 @@ from PIL import Image
 
 from aim_agent.agent import backends
 from aim_agent.agent.backends import BackendSpec
+from aim_agent.agent.config import RunConfig
 from aim_agent.agent.critic import concept_present, context_of, critique
 from aim_agent.agent.experiment import resolve_refs
 from aim_agent.agent.runner import run_interpret
 from aim_agent.agent.schema import Hypothesis
 from aim_agent.agent.state import Measurement
-from aim_agent.tools.core import Text2ImageOutput
+from aim_agent.tools.base import ToolContext, tool
+from aim_agent.tools.core import ActivationsOutput, ExemplarsInput, Text2ImageOutput
 
-TASK_WORDS = ("Describe the visual concept", "redness_system")
+TASK_WORDS = ("Describe the visual concept", "layer pixels of redness")
 
 
 def _text(messages: list[Any]) -> str:
@@ -178,6 +180,7 @@ def test_code_mode_llm_session_recovers_from_syntax_and_runtime_errors(tmp_path,
     result = run_interpret(config, tools=[fake_exemplars])
 
     second, third = _text(agent.received[1]), _text(agent.received[2])
+    assert "unit 0 of layer pixels of redness" in _text(agent.received[0])
     assert "SyntaxError" in second and "def run_experiment(system, tools)" in second
     assert "ZeroDivisionError" in third and 'File "<experiment>", line 4' in third
     assert "[HYPOTHESIS h1]" in third  # the scientist sees its hypotheses each round
@@ -186,6 +189,7 @@ def test_code_mode_llm_session_recovers_from_syntax_and_runtime_errors(tmp_path,
     assert data["labels"] == ["red objects"] and data["description"].startswith("red objects")
     assert data["evidence"] == ["five red objects fire, three other colours do not"]
     assert "red mean" in data["observations"][2]["text"]
+    assert "logged experiment: red vs other colours" in data["observations"][2]["text"]
     # tokens per call and a cost estimate from the price table
     assert data["total_tokens"] == 4000 and data["tokens"]["calls"] == 5
     assert data["cost_usd"] is not None and data["cost_usd"] > 0
@@ -215,7 +219,9 @@ def test_tools_mode_llm_session_runs_a_react_loop(tmp_path, chats):
         "[HYPOTHESIS h1] (concepts: red | confidence: 0.9) red objects\n[CONCLUDE]",
         CONCLUSION,
     ])
-    config = fake_config(tmp_path, run_id="react", mode="tools", backend=BackendSpec.parse("openai:gpt-4o"))
+    chats["gpt-4o-mini"] = critic = fake_chat(["Colour may be confounded with brightness: test dark red."] * 2)
+    config = fake_config(tmp_path, run_id="react", mode="tools", backend=BackendSpec.parse("openai:gpt-4o"),
+                         critic_backend=BackendSpec.parse("openai:gpt-4o-mini"))
     result = run_interpret(config, tools=[fake_exemplars])
 
     assert {t.name for t in agent.bound_tools} >= {"text2image", "neuron", "edit_images", "log_experiment"}
@@ -228,6 +234,10 @@ def test_tools_mode_llm_session_runs_a_react_loop(tmp_path, chats):
     assert obs["ok"] and len(obs["activations"]) == 8 and obs["prompts"][:5] == RED_PROMPTS
     assert "The five red images fire" in obs["text"]
     assert data["rounds"] == 1 and data["labels"] == ["red objects"] and data["critic"][-1]["satisfied"]
+    # the optional critic model commented on the rule-based checks, and the scientist read the comment
+    assert data["critic"][0]["checks"]["comment"].startswith("Colour may be confounded")
+    assert '"evidence"' in _text(critic.received[0]) and "Reviewer's comment: Colour" in _text(agent.received[3])
+    assert data["tokens"]["by_role"]["critic"]["calls"] == 2
 
 
 def test_token_budget_forces_a_conclusion_without_another_call(tmp_path, chats):
@@ -264,14 +274,61 @@ def test_critic_reads_edits_contexts_and_margins():
 # --------------------------------------------------------------------------- end to end on the world
 
 
+WORLD_PROMPTS = [
+    "a brown dog on grass", "a black dog on snow", "a red car on a road", "a blue car on a beach",
+    "a yellow cat on a beach", "a blue cup on grass", "a green tree in a forest", "a white boat on water",
+    "a brown dog with a red leash on grass", "a gray car at night", "a brown horse in the desert",
+    "a red ball in a room",
+]
+
+
+@tool(name="dataset_exemplars", positional=("k",))
+def world_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput:
+    """The unit's top images among a few world scenes (no dataset pass: fast)."""
+    made = ctx.require("text2image").generate(WORLD_PROMPTS, size=ctx.image_size, seed=ctx.seed)
+    acts, overlays = ctx.require_system().neuron([g.image for g in made])
+    order = sorted(range(len(acts)), key=lambda i: (-acts[i], i))[: args.k]
+    return ActivationsOutput(activations=[acts[i] for i in order], images=[overlays[i] for i in order])
+
+
 def test_offline_scientist_on_a_synthetic_neuron(tmp_path):
     neurons = pytest.importorskip("aim_world.neurons")
     pytest.importorskip("aim_agent.agent.offline")
     name = neurons.list_synthetic()[0]
-    result = run_interpret(
-        fake_config(tmp_path, run_id="world", system_factory=None, synthetic=name, plugins=[], text2image="world",
-                    editor="world", describer="world", mode="tools", max_rounds=8),
-    )
+    config = RunConfig(synthetic=name, backend=BackendSpec(provider="offline"), mode="tools", runs_dir=str(tmp_path),
+                       run_id="world", max_rounds=8, exemplars_k=6, image_size=112)
+    result = run_interpret(config, tools=[world_exemplars])
     data = json.loads(result.result_path.read_text())
     assert data["status"] == "finished" and data["labels"] and data["ground_truth"]
     assert data["rounds"] >= 1 and data["scientist"] == "offline"
+    assert name not in data["task"] and data["ground_truth"] not in data["task"]  # the answer is not given away
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_cli_interpret_writes_the_run_files_and_prints_their_paths(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("aim_agent.agent.offline")
+    from aim_test_fakes import EXEMPLAR_PROMPTS
+
+    from aim_agent.cli import main
+
+    monkeypatch.setenv("AIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i, prompt in enumerate(EXEMPLAR_PROMPTS):
+        draw(prompt).save(folder / f"{i}.png")
+    code = main(["--plugin", "aim_test_fakes", "interpret", "--system", "aim_test_fakes:redness_system",
+                 "--text2image", "fake", "--editor", "fake", "--describer", "fake", "--runs-dir",
+                 str(tmp_path / "runs"), "--max-rounds", "2", "--dataset", str(folder), "--k", "4",
+                 "--run-id", "cli", "--mode", "tools", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    run = tmp_path / "runs" / "cli"
+    assert "[DESCRIPTION]:" in out and "[LABEL]:" in out
+    assert str(run / "result.json") in out and str(run / "log.jsonl") in out
+    data = json.loads((run / "result.json").read_text())
+    assert data["scientist"] == "offline" and data["backend"] == "offline" and data["status"] == "finished"
+    assert len(data["exemplars"]["image_ids"]) == 4 and data["rounds"] <= 2
+    assert json.loads((run / "run.json").read_text())["config"]["mode"] == "tools"

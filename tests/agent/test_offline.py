@@ -11,7 +11,11 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
+import numpy as np
 import pytest
+import torch
+from aim_world.render import render
+from aim_world.scene import Scene
 
 from aim_agent.agent.offline import (
     Concept,
@@ -21,6 +25,10 @@ from aim_agent.agent.offline import (
     read_exemplars,
 )
 from aim_agent.agent.schema import CriticReport, Observation, Proposal, Scientist, ScientistView
+from aim_agent.images import STORE
+from aim_agent.system import LayerProbe, System
+from aim_agent.tools.base import ToolContext, tool
+from aim_agent.tools.core import ActivationsOutput, ExemplarsInput
 
 EDIT = " | edit: "
 
@@ -282,3 +290,91 @@ def test_failed_experiment_does_not_stall_the_plan() -> None:
     view.round = 1
     second = scientist.propose(view)
     assert second.tool_calls and second.tool_calls != first.tool_calls
+
+
+def test_silent_unit_and_missing_exemplars_are_said_plainly() -> None:
+    silent = new_view(["Nothing is highlighted: the region is empty."] * 3)
+    assert "fired on none of its exemplars" in OfflineScientist().propose(silent).thoughts
+    missing = new_view([])
+    proposal = OfflineScientist().propose(missing)
+    assert proposal.ready_to_conclude and "No exemplar descriptions" in proposal.thoughts
+
+
+# --------------------------------------------------------------------------- end to end, real world and graph
+
+
+class SceneUnit(LayerProbe):
+    """A unit that reads the world's scene graph: fires on the mask of ``focus`` objects (MAIA's synthetic
+    neurons): OR over several focus nouns, or only when ``condition`` (a noun or background) is present."""
+
+    model_name = "scene-units"
+    layer = "scenes"
+    num_units = 1
+
+    def __init__(self, focus: tuple[str, ...], condition: str | None = None) -> None:
+        self.focus, self.condition = focus, condition
+
+    def forward(self, images):
+        out = np.zeros((len(images), 1, 14, 14), np.float32)
+        for i, image in enumerate(images):
+            raw = STORE.scene_of(image)
+            scene = Scene.model_validate(raw) if isinstance(raw, dict) else raw
+            if scene is None or (self.condition and self.condition not in [*scene.nouns(), scene.background]):
+                continue
+            for obj, mask in zip(scene.objects, render(scene, 112).masks, strict=True):
+                if obj.noun in self.focus:
+                    out[i, 0] = np.maximum(out[i, 0], mask.reshape(14, 8, 14, 8).mean(axis=(1, 3)))
+        return torch.from_numpy(out)
+
+    def unit_label(self, unit: int) -> str:
+        return " OR ".join(self.focus) + (f" | {self.condition}" if self.condition else "")
+
+
+def mono_dog():
+    return System(SceneUnit(("dog",)), 0)
+
+
+def dog_or_car():
+    return System(SceneUnit(("dog", "car")), 0)
+
+
+def dog_with_leash():
+    return System(SceneUnit(("dog",), "leash"), 0)
+
+
+EXEMPLAR_PROMPTS = [
+    "a brown dog on grass", "a black dog on snow", "a white dog in a room", "a red car on a road",
+    "a blue car on a beach", "a yellow cat on a beach", "a blue cup on grass", "a green tree in a forest",
+    "a brown dog with a red leash on grass", "a black dog with a gray leash on snow",
+    "an orange dog with a black leash on a beach", "a person with a red leash on a road", "a gray car at night",
+    "a brown horse in the desert", "a white dog with a blue leash in a room",
+]
+
+
+@tool(name="dataset_exemplars", positional=("k",))
+def world_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput:
+    """A small fixed exemplar set of world images (the unit's top k of them)."""
+    made = ctx.require("text2image").generate(EXEMPLAR_PROMPTS, size=ctx.image_size, seed=ctx.seed)
+    acts, overlays = ctx.require_system().neuron([g.image for g in made])
+    order = sorted(range(len(acts)), key=lambda i: (-acts[i], i))[: args.k]
+    return ActivationsOutput(activations=[acts[i] for i in order], images=[overlays[i] for i in order])
+
+
+@pytest.mark.parametrize(("factory", "mode", "labels"), [
+    ("mono_dog", "tools", ["dog"]),
+    ("dog_or_car", "code", ["car", "dog"]),
+    ("dog_with_leash", "tools", ["dog, only when a leash is present"]),
+])
+def test_end_to_end_through_the_graph(tmp_path, factory, mode, labels) -> None:
+    from aim_agent.agent.backends import BackendSpec
+    from aim_agent.agent.config import RunConfig
+    from aim_agent.agent.runner import run_interpret
+
+    config = RunConfig(system_factory=f"{__name__}:{factory}", backend=BackendSpec(provider="offline"), mode=mode,
+                       runs_dir=str(tmp_path), run_id=factory, max_rounds=10, exemplars_k=6, image_size=112)
+    result = run_interpret(config, tools=[world_exemplars])
+    assert result.conclusion is not None
+    assert sorted(result.conclusion.labels) == labels
+    assert result.conclusion.confidence >= 0.8 and not result.conclusion.forced
+    assert 2 <= result.rounds <= 6
+    assert result.report_path is not None and result.report_path.is_file()

@@ -77,5 +77,5 @@ def test_resume_after_the_process_is_killed(tmp_path: Path, mode: str) -> None:
 def test_resume_of_an_unknown_run_says_what_to_do(tmp_path: Path) -> None:
     from aim_agent.agent.runner import run_interpret
 
-    with pytest.raises(FileNotFoundError, match="run.json is missing"):
+    with pytest.raises(FileNotFoundError, match=r"run\.json is missing"):
         run_interpret(None, resume="nope", runs_dir=tmp_path)

@@ -84,7 +84,7 @@ def write_images(folder: Path, n: int, seed: int = 0, *, corrupt: bool = True) -
 
 
 @pytest.fixture(scope="session")
-def make_images():  # noqa: ANN201
+def make_images():
     """``make_images(folder, n, seed=0, corrupt=True)``: write a test image folder."""
     return write_images
 
@@ -100,14 +100,14 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def resnet(resnet_dir: Path):  # noqa: ANN201
+def resnet(resnet_dir: Path):
     from aim_transformers.loader import TransformersLoader
 
     return TransformersLoader().load(str(resnet_dir))
 
 
 @pytest.fixture(scope="session")
-def vit(vit_dir: Path):  # noqa: ANN201
+def vit(vit_dir: Path):
     from aim_transformers.loader import TransformersLoader
 
     return TransformersLoader().load(str(vit_dir))

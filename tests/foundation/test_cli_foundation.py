@@ -65,7 +65,7 @@ def test_exemplar_benchmark_reports_both_ratios(resnet_dir: Path) -> None:
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     args = parser.parse_args(["--images", "12", "--batch-size", "4", "--model", str(resnet_dir),
-                              "--layer", "resnet.encoder.stages.0"])
+                              "--layer", "resnet.encoder.stages.0", "--repeat", "1"])
     result = bench.run(args)
     assert result["images"] == 12
     for key in ("bare_s", "engine_s", "engine_no_stop_early_s"):

@@ -53,7 +53,7 @@ def brute_force(probe: LayerProbe, folder: ImageFolder) -> tuple[list[int], torc
     return indices, torch.cat(maps)
 
 
-def check_against_reference(result, probe: LayerProbe, folder: ImageFolder, reduce: str = "max") -> None:  # noqa: ANN001
+def check_against_reference(result, probe: LayerProbe, folder: ImageFolder, reduce: str = "max") -> None:
     indices, maps = brute_force(probe, folder)
     flat = maps.flatten(2)
     scores = flat.amax(2) if reduce == "max" else flat.mean(2)  # (N, U)
@@ -185,7 +185,8 @@ SLOW_PROBE = textwrap.dedent("""
 
     def run(folder, cache, delay):
         probe = Slow(delay)
-        result = compute_exemplars(probe, folder, batch_size=2, cache_dir=cache, checkpoint_every=1, progress=False)
+        result = compute_exemplars(probe, folder, batch_size=2, cache_dir=cache, checkpoint_every=1,
+                                   checkpoint_seconds=0, progress=False)
         return probe.calls, result
 
     if __name__ == "__main__":
@@ -195,7 +196,7 @@ SLOW_PROBE = textwrap.dedent("""
 
 
 def test_kill_9_mid_run_then_rerun_continues_from_the_checkpoint(
-    tmp_path: Path, make_images, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    tmp_path: Path, make_images, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aim_agent.exemplars.cache import load_tensors
 
@@ -249,7 +250,7 @@ def test_empty_and_unreadable_datasets_give_clear_errors(conv_probe: ModelProbe,
 
 
 def test_unknown_dataset_name_lists_plugin_datasets_and_names_resolve_through_plugins(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_images  # noqa: ANN001
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_images
 ) -> None:
     import aim_agent.plugins as plugins
     from aim_agent.hookspecs import hookimpl
@@ -275,7 +276,7 @@ def test_unknown_dataset_name_lists_plugin_datasets_and_names_resolve_through_pl
 
 
 def test_exemplars_for_system_gives_overlays_registered_with_masks_and_scenes(
-    conv_probe: ModelProbe, tmp_path: Path, make_images  # noqa: ANN001
+    conv_probe: ModelProbe, tmp_path: Path, make_images
 ) -> None:
     folder = make_images(tmp_path / "world", 9, seed=5, corrupt=False)
     files = ImageFolder(folder).files
@@ -300,7 +301,7 @@ def test_exemplars_for_system_gives_overlays_registered_with_masks_and_scenes(
     assert system2.threshold == 123.0
 
 
-def test_folder_lists_recursively_sorted_and_fingerprint_tracks_changes(tmp_path: Path, make_images) -> None:  # noqa: ANN001
+def test_folder_lists_recursively_sorted_and_fingerprint_tracks_changes(tmp_path: Path, make_images) -> None:
     folder = make_images(tmp_path / "imgs", 6, corrupt=False)
     listed = ImageFolder(folder)
     assert listed.files == sorted(listed.files) and "sub/img000.jpg" in listed.files

@@ -159,7 +159,7 @@ def test_module_factory_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     with torch.no_grad():
         expected = model.module[1](model.module[0](model.preprocess([image])))
     torch.testing.assert_close(probe.forward([image]), expected)
-    with pytest.raises(ValueError, match="must return a torch.nn.Module"):
+    with pytest.raises(ValueError, match=r"must return a torch\.nn\.Module"):
         load_model("my_models:not_a_model")
     with pytest.raises(LookupError, match="callables there: build"):
         load_model("my_models:nope")

@@ -17,7 +17,7 @@ from aim_agent.system import System
 
 
 @pytest.fixture(scope="module")
-def trained(resnet: LoadedModel, image_folder: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def trained(resnet: LoadedModel, image_folder: Path, tmp_path_factory: pytest.TempPathFactory):
     base = ModelProbe(resnet, "resnet.encoder.stages.1")
     out = tmp_path_factory.mktemp("sae")
     sae = train_sae(base, image_folder, 24, activation="topk", k=4, epochs=6, batch_size=8, vectors_per_step=32,
@@ -25,7 +25,7 @@ def trained(resnet: LoadedModel, image_folder: Path, tmp_path_factory: pytest.Te
     return base, sae, out
 
 
-def test_training_reduces_reconstruction_error(trained) -> None:  # noqa: ANN001
+def test_training_reduces_reconstruction_error(trained) -> None:
     _, sae, _ = trained
     history = sae.meta["history"]
     assert len(history) == 6
@@ -33,7 +33,7 @@ def test_training_reduces_reconstruction_error(trained) -> None:  # noqa: ANN001
     assert sae.meta["layer"] == "resnet.encoder.stages.1"
 
 
-def test_sae_probe_shapes_and_a_latent_equals_a_direct_computation(trained) -> None:  # noqa: ANN001
+def test_sae_probe_shapes_and_a_latent_equals_a_direct_computation(trained) -> None:
     base, sae, _ = trained
     probe = SAEProbe(base, sae)
     assert probe.num_units == 24 and probe.layer == "resnet.encoder.stages.1/sae24"
@@ -51,7 +51,7 @@ def test_sae_probe_shapes_and_a_latent_equals_a_direct_computation(trained) -> N
 
 
 def test_saved_sae_round_trips_and_works_with_system_and_exemplars(
-    trained, image_folder: Path, tmp_path: Path  # noqa: ANN001
+    trained, image_folder: Path, tmp_path: Path
 ) -> None:
     base, sae, out = trained
     loaded = SparseAutoencoder.load(out)

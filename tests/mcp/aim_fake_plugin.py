@@ -127,8 +127,14 @@ class FakeLoader:
         return spec == "fake-color"
 
     def load(self, spec: str) -> LoadedModel:
-        return LoadedModel(name=spec, module=ColorNet().eval(), preprocess=_preprocess, input_size=16,
-                           fingerprint="fake-color-v1", source="test plugin")
+        return LoadedModel(
+            name=spec,
+            module=ColorNet().eval(),
+            preprocess=_preprocess,
+            input_size=16,
+            fingerprint="fake-color-v1",
+            source="test plugin",
+        )
 
     def where_looked(self, spec: str) -> str:
         return "only the name 'fake-color'"

@@ -25,8 +25,21 @@ def anyio_backend() -> str:
 @pytest.fixture
 def fakes() -> SimpleNamespace:
     """The fake classes, for tests that build their own server."""
-    return SimpleNamespace(module=aim_fake_plugin, **{name: getattr(aim_fake_plugin, name) for name in (
-        "ColorProbe", "FakeTextToImage", "FakeEditor", "FakeDescriber", "FakeLoader", "fake_context", "draw")})
+    return SimpleNamespace(
+        module=aim_fake_plugin,
+        **{
+            name: getattr(aim_fake_plugin, name)
+            for name in (
+                "ColorProbe",
+                "FakeTextToImage",
+                "FakeEditor",
+                "FakeDescriber",
+                "FakeLoader",
+                "fake_context",
+                "draw",
+            )
+        },
+    )
 
 
 @pytest.fixture

@@ -39,8 +39,16 @@ async def test_lists_every_tool_with_schema_and_doc(fake_server):
         assert set(spec.input_model.model_fields) <= set(schema_props)
         assert "session" in schema_props
         assert listed.output_schema is not None
-    for name in ("list_models", "list_layers", "load_system", "list_log", "read_log", "start_interpret",
-                 "read_result", "new_session"):
+    for name in (
+        "list_models",
+        "list_layers",
+        "load_system",
+        "list_log",
+        "read_log",
+        "start_interpret",
+        "read_result",
+        "new_session",
+    ):
         assert name in tools
     assert "run_code" not in tools  # off by default
     prompts = tools["text2image"].input_schema["properties"]["prompts"]
@@ -123,8 +131,12 @@ async def test_log_tools_and_resource(fake_server):
         acts = await client.call_tool("neuron", {"images": made.structured_content["images"]})
         logged = await client.call_tool(
             "log_experiment",
-            {"note": "red test", "activations": acts.structured_content["activations"],
-             "images": made.structured_content["images"], "prompts": ["a red square"]},
+            {
+                "note": "red test",
+                "activations": acts.structured_content["activations"],
+                "images": made.structured_content["images"],
+                "prompts": ["a red square"],
+            },
         )
         assert logged.structured_content == {"entry": 0}
         listing = await client.call_tool("list_log", {})
@@ -214,4 +226,40 @@ async def test_prompt_and_templates(fake_server):
         text = got.messages[0].content.text
         assert "[DESCRIPTION]" in text and "[LABEL]" in text and "conv4" in text and "text2image" in text
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
-        assert {"aim://runs/{run_id}/report.html", "aim://runs/{run_id}/result.json", "aim://image/{image_id}"} <= templates
+        assert {
+            "aim://runs/{run_id}/report.html",
+            "aim://runs/{run_id}/result.json",
+            "aim://image/{image_id}",
+        } <= templates
+
+
+async def test_run_code_only_when_enabled(fakes, tmp_path):
+    from aim_agent.mcp_server import build_server
+    from aim_agent.system import System
+
+    server = build_server(
+        context_factory=lambda: fakes.fake_context(System(fakes.ColorProbe(), 0)),
+        runs_dir=tmp_path,
+        enable_code=True,
+    )
+    code = (
+        "def run_experiment(system, tools):\n"
+        "    images = tools.text2image(['a red square', 'a blue square'])\n"
+        "    acts, overlays = system.neuron(images)\n"
+        "    print('measured', len(acts))\n"
+        "    return {'activations': acts, 'overlay': overlays[0]}\n"
+    )
+    async with Client(server) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert "run_code" in tools
+        result = await client.call_tool("run_code", {"code": code, "timeout_s": 60})
+        assert not result.is_error, _text(result)
+        out = result.structured_content
+        assert out["ok"], out["report"]
+        red, blue = out["return_value"]["activations"]
+        assert red > 0.3 and blue < 0.01
+        assert out["return_value"]["overlay"] == out["images"][0] and len(_images(result)) == 1
+        assert "measured 2" in out["report"]
+        broken = await client.call_tool("run_code", {"code": "def run_experiment(system, tools):\n    1/0\n"})
+        assert not broken.is_error and not broken.structured_content["ok"]
+        assert "ZeroDivisionError" in broken.structured_content["report"]

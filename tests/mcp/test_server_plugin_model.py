@@ -81,13 +81,15 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
     from pathlib import Path
 
     @dataclass
-    class RunConfig:
+    class RunConfig:  # the shape of aim_agent.agent.config.RunConfig that the server relies on
         model: str | None = None
         layer: str | None = None
         unit: int | None = None
         synthetic: str | None = None
+        text2image: str | None = "world"
         max_rounds: int = 3
-        run_dir: Path | None = None
+        runs_dir: str = "runs"
+        run_id: str | None = None
 
     @dataclass
     class RunResult:
@@ -96,14 +98,18 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
         run_dir: Path
 
     release = threading.Event()
+    seen: list[RunConfig] = []
 
-    def run_interpret(config: RunConfig) -> RunResult:
-        config.run_dir.mkdir(parents=True)
-        (config.run_dir / "report.html").write_text("<html>unit report</html>")
+    def run_interpret(config: RunConfig, *, progress=None) -> RunResult:
+        seen.append(config)
+        run_dir = Path(config.runs_dir) / config.run_id
+        run_dir.mkdir(parents=True)
+        (run_dir / "report.html").write_text("<html>unit report</html>")
+        progress("round 1: testing red")
         if config.unit == 13:
             raise RuntimeError("the scientist gave up")
         release.wait(10)
-        return RunResult(description="fires on red", labels=["red"], run_dir=config.run_dir)
+        return RunResult(description="fires on red", labels=["red"], run_dir=run_dir)
 
     fake = types.ModuleType("aim_agent.agent.runner")
     fake.RunConfig, fake.run_interpret = RunConfig, run_interpret
@@ -120,6 +126,13 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
         run_id = started.structured_content["run_id"]
         status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
         assert status["status"] == "running" and status["result"] is None
+        assert seen[0].text2image == "fake" and seen[0].run_id == run_id  # the server's providers are used
+        for _ in range(100):
+            status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
+            if status["progress"]:
+                break
+            await anyio.sleep(0.02)
+        assert status["progress"] == ["round 1: testing red"]
         release.set()
         for _ in range(200):
             status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content

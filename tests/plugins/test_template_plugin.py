@@ -63,9 +63,23 @@ def installed(tmp_path_factory):
     shutil.copytree(TEMPLATE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     target = tmp / "site"
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(target), str(source)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert list(target.glob("aim_plugin_occlusion-*.dist-info"))
@@ -87,16 +101,16 @@ def plugins(installed):
 
 def test_aim_plugins_lists_the_installed_plugin(installed):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([AIM, "plugins", "--json"], capture_output=True,
-                          text=True, env=env, timeout=120, cwd=installed)
+    done = subprocess.run(
+        [AIM, "plugins", "--json"], capture_output=True, text=True, env=env, timeout=120, cwd=installed
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     occlusion = next(p for p in data["plugins"] if p["name"] == "occlusion")
     assert occlusion["module"] == "aim_occlusion.plugin"
     assert occlusion["source"].startswith("entry point aim_agent:occlusion (aim-plugin-occlusion 0.1.0")
     assert occlusion["tools"] == ["occlusion_map"]
-    text = subprocess.run([AIM, "plugins"], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=installed).stdout
+    text = subprocess.run([AIM, "plugins"], capture_output=True, text=True, env=env, timeout=120, cwd=installed).stdout
     assert "occlusion" in text and "tools: occlusion_map" in text
 
 

@@ -138,3 +138,17 @@ def test_failed_round_shows_error_and_collapsed_traceback(tmp_path: Path) -> Non
 def test_missing_run_dir_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no run directory"):
         write_report(tmp_path / "nope")
+
+
+def test_label_match_is_computed_when_the_result_has_none(tmp_path: Path) -> None:
+    from aim_agent.report.model import labels_match
+
+    assert labels_match("dog | leash", ["dog, only when a leash is present"])
+    assert labels_match("dog OR car", ["dogs", "car"])
+    assert not labels_match("dog | leash", ["dog"])
+    run = make_run(tmp_path / "run5")
+    result = json.loads((run / "result.json").read_text())
+    del result["label_match"]
+    result["ground_truth"] = "cat"
+    (run / "result.json").write_text(json.dumps(result))
+    assert "labels do not match" in render_report(run)

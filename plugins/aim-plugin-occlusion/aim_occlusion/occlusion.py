@@ -22,7 +22,9 @@ class OcclusionInput(ToolInput):
     """Arguments: validated before the tool runs; ``Field`` limits become the MCP schema's limits."""
 
     image: AimImage = Field(description="the image to explain (an id from another tool, or base64 PNG)")
-    patch: float = Field(default=0.25, gt=0.02, le=0.75, description="side of the grey patch, as a fraction of the image side")
+    patch: float = Field(
+        default=0.25, gt=0.02, le=0.75, description="side of the grey patch, as a fraction of the image side"
+    )
     stride: float = Field(default=0.125, gt=0.01, le=0.5, description="step between patch positions, as a fraction")
     fill: int = Field(default=128, ge=0, le=255, description="grey level of the patch")
 

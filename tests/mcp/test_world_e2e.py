@@ -1,0 +1,161 @@
+"""End to end on the embedded world: the world CNN, the world providers, a small exemplar folder.
+
+In process (the MCP client library's in-memory transport) and through a real ``aim mcp``
+subprocess over stdio. Skipped where the world CNN's weights are not built yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+from PIL import Image
+
+from aim_agent.models.base import ModelNotFound, load_model
+
+pytestmark = pytest.mark.anyio
+
+PROMPTS = [
+    "a dog on grass", "a red car on a road", "a cat in a room", "a boat on water", "a tree in a forest",
+    "a bird in the sky", "a house in the snow", "a green apple on a beach", "a blue car in the desert",
+    "a dog on a beach", "a horse on grass", "a chair in a room",
+]  # fmt: skip
+LAYER = "conv4"
+
+
+def _world_cnn_available() -> bool:
+    try:
+        load_model("world-cnn")
+    except (ModelNotFound, ImportError, FileNotFoundError):
+        return False
+    return True
+
+
+if not _world_cnn_available():
+    pytest.skip("the world CNN is not available in this checkout", allow_module_level=True)
+
+
+def _text(result) -> str:
+    return "\n".join(c.text for c in result.content if c.type == "text")
+
+
+def _sizes(result) -> list[tuple[int, int]]:
+    return [Image.open(io.BytesIO(base64.b64decode(c.data))).size for c in result.content if c.type == "image"]
+
+
+@pytest.fixture(scope="module")
+def exemplar_folder(tmp_path_factory) -> Path:
+    """A dozen world images: a small, fast exemplar dataset."""
+    from aim_agent.plugins import plugin_manager
+
+    folder = tmp_path_factory.mktemp("exemplar-images")
+    generator = plugin_manager().provider("text2image", "world")
+    for i, made in enumerate(generator.generate(PROMPTS, size=112, seed=1)):
+        made.image.save(folder / f"{i:03d}.png")
+    return folder
+
+
+@pytest.fixture
+def world_env(tmp_path, exemplar_folder, monkeypatch) -> dict[str, str]:
+    env = {"AIM_CACHE": str(tmp_path / "cache"), "AIM_EXEMPLAR_DATASET": str(exemplar_folder), "AIM_CONFIG": ""}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    return env
+
+
+async def _experiment(client: Client) -> None:
+    """The MAIA loop's primitives in order, checking images and numbers come back."""
+    layers = await client.call_tool("list_layers", {"model": "world-cnn"})
+    assert not layers.is_error, _text(layers)
+    assert LAYER in [layer["name"] for layer in layers.structured_content["layers"]]
+    loaded = await client.call_tool("load_system", {"model": "world-cnn", "layer": LAYER, "unit": 5})
+    assert not loaded.is_error, _text(loaded)
+
+    exemplars = await client.call_tool("dataset_exemplars", {"k": 3})
+    assert not exemplars.is_error, _text(exemplars)
+    acts = exemplars.structured_content["activations"]
+    assert len(acts) == 3 and acts == sorted(acts, reverse=True)
+    assert len(_sizes(exemplars)) == 3
+
+    made = await client.call_tool("text2image", {"prompts": ["a dog on grass", "a red car on a road"]})
+    assert not made.is_error, _text(made)
+    assert _sizes(made) == [(224, 224), (224, 224)]
+    fired = await client.call_tool("neuron", {"images": made.structured_content["images"]})
+    assert not fired.is_error, _text(fired)
+    assert len(fired.structured_content["activations"]) == 2
+    assert all(isinstance(a, float) for a in fired.structured_content["activations"])
+
+    pairs = await client.call_tool(
+        "edit_images", {"prompts": ["a dog on grass"], "edits": ["replace the dog with a cat"]}
+    )
+    assert not pairs.is_error, _text(pairs)
+    assert len(pairs.structured_content["images"]) == 2 and pairs.structured_content["applied"] == [True]
+
+    described = await client.call_tool("describe_images", {"images": exemplars.structured_content["images"][:2]})
+    assert not described.is_error, _text(described)
+    assert len(described.structured_content["descriptions"]) == 2
+    assert all(d.strip() for d in described.structured_content["descriptions"])
+
+    bad_layer = await client.call_tool("load_system", {"model": "world-cnn", "layer": "conv99", "unit": 0})
+    assert bad_layer.is_error and "conv99" in _text(bad_layer)
+    bad_unit = await client.call_tool("load_system", {"model": "world-cnn", "layer": LAYER, "unit": 100_000})
+    assert bad_unit.is_error and "out of range" in _text(bad_unit)
+    again = await client.call_tool("neuron", {"images": made.structured_content["images"][:1]})
+    assert not again.is_error  # the last good system is still loaded
+
+
+async def test_world_in_process(world_env, tmp_path):
+    from aim_agent.config import load_config
+    from aim_agent.mcp_server import build_server
+
+    server = build_server(config=load_config(), runs_dir=tmp_path / "runs")
+    async with Client(server) as client:
+        await _experiment(client)
+
+
+async def test_world_over_stdio(world_env, tmp_path):
+    env = dict(world_env, PYTHONPATH=os.environ.get("PYTHONPATH", ""), HF_HUB_OFFLINE="1")
+    aim = str(Path(sys.executable).parent / "aim")
+    async with Client(StdioServerParameters(command=aim, args=["mcp"], env=env, cwd=str(tmp_path))) as client:
+        await _experiment(client)
+
+
+async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
+    neurons = pytest.importorskip("aim_world.neurons")
+    pytest.importorskip("aim_agent.agent.runner")
+    import anyio
+
+    from aim_agent.config import load_config
+    from aim_agent.mcp_server import build_server
+
+    names = [n if isinstance(n, str) else n.name for n in neurons.list_synthetic()]
+    server = build_server(config=load_config(), runs_dir=tmp_path / "runs")
+    async with Client(server) as client:
+        listed = (await client.call_tool("list_models", {})).structured_content
+        assert names[0] in listed["synthetic_neurons"]
+        loaded = await client.call_tool("load_system", {"synthetic": names[0]})
+        assert not loaded.is_error, _text(loaded)
+        assert loaded.structured_content["kind"] == "synthetic"
+
+        started = await client.call_tool(
+            "start_interpret", {"synthetic": names[0], "backend": "offline", "max_rounds": 2}
+        )
+        assert not started.is_error, _text(started)
+        run_id = started.structured_content["run_id"]
+        with anyio.fail_after(80):
+            while True:
+                status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
+                if status["status"] != "running":
+                    break
+                await anyio.sleep(0.5)
+        assert status["status"] == "finished", status
+        conclusion = status["result"].get("conclusion") or {}
+        assert conclusion.get("labels"), status["result"]
+        report = await client.read_resource(f"aim://runs/{run_id}/report.html")
+        assert "<html" in report.contents[0].text.lower()
