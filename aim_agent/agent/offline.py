@@ -511,6 +511,7 @@ class Scored:
     edits_agree: int = 0
     contexts_total: int = 0
     contexts_agree: int = 0
+    r2: float = 0.0  # share of the activation variance the prediction explains
     status: Literal["open", "supported", "refuted"] = "open"
     confidence: float = 0.5
 
@@ -878,6 +879,19 @@ def _auc(pos: list[float], neg: list[float]) -> float:
     return wins / (len(pos) * len(neg))
 
 
+def _r2(pos: list[float], neg: list[float]) -> float:
+    """Squared point-biserial correlation between 'predicted to fire' and the activation."""
+    values = pos + neg
+    if not pos or not neg:
+        return 0.0
+    mean = sum(values) / len(values)
+    total = sum((v - mean) ** 2 for v in values)
+    if total <= 1e-12:
+        return 0.0
+    between = len(pos) * (sum(pos) / len(pos) - mean) ** 2 + len(neg) * (sum(neg) / len(neg) - mean) ** 2
+    return between / total
+
+
 def _scale(records: list[Record], exemplar_acts: Sequence[float]) -> float:
     values = [abs(r.activation) for r in records] + [abs(float(a)) for a in exemplar_acts]
     return max(values, default=1.0) or 1.0
@@ -892,6 +906,7 @@ def score(h: Hyp, records: list[Record], scale: float) -> Scored:
     s.mean_pos = sum(pos) / len(pos) if pos else 0.0
     s.mean_neg = sum(neg) / len(neg) if neg else 0.0
     s.auc = _auc(pos, neg)
+    s.r2 = _r2(pos, neg)
     for bg in sorted({r.background or "plain" for r in records}):
         p = [r.activation for r in records if r.background == bg and h.fires(r.features)]
         q = [r.activation for r in records if r.background == bg and not h.fires(r.features)]
@@ -933,7 +948,12 @@ def _judge(s: Scored, scale: float) -> None:
 
 
 def best(scored: list[Scored]) -> Scored | None:
-    """Supported before open before refuted; within a status the best separation, the simplest on near ties."""
+    """Supported before open before refuted; within a status the best separation (AUC).
+
+    Near ties in AUC (a unit that fires a lot on dogs and a little on cars ranks dog images
+    first either way) are settled by the variance explained, with a small price on every
+    extra concept, so "dog OR car" wins only if the cars really matter.
+    """
     if not scored:
         return None
     rank = {"supported": 0, "open": 1, "refuted": 2}
@@ -941,7 +961,7 @@ def best(scored: list[Scored]) -> Scored | None:
     group = [s for s in scored if rank[s.status] == top_status]
     top_auc = max(s.auc for s in group)
     near = [s for s in group if s.auc >= top_auc - 0.03]
-    return sorted(near, key=lambda s: (s.hyp.complexity, -s.auc, -s.effect, hyp_id(s.hyp)))[0]
+    return sorted(near, key=lambda s: (-round(s.r2 - 0.05 * s.hyp.complexity, 4), -s.auc, hyp_id(s.hyp)))[0]
 
 
 # --------------------------------------------------------------------------- the plan

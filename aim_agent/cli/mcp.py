@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         enable_code=args.enable_code,
         require_session=address is not None,
         max_sessions=args.max_sessions,
+        log_level=args.log_level,
     )
     if address is None:
         server.run("stdio")

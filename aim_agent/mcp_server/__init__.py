@@ -250,6 +250,7 @@ def build_server(
     max_running: int = 2,
     progress_interval: float = 1.0,
     name: str = "aim",
+    log_level: str = "WARNING",
 ) -> MCPServer:
     """Build the AIM MCP server.
 
@@ -273,8 +274,12 @@ def build_server(
         require_session=require_session,
     )
     run_defaults = {kind: config.provider(kind) for kind in ("text2image", "editor", "describer")}
-    run_defaults.update(plugins=list(config.plugins) or None, seed=config.seed, image_size=config.image_size,
-                        dataset=config.exemplar_dataset)
+    run_defaults.update(
+        plugins=list(config.plugins) or None,
+        seed=config.seed,
+        image_size=config.image_size,
+        dataset=config.exemplar_dataset,
+    )
     runs = RunManager(Path(runs_dir or config.runs_dir), max_running=max_running, defaults=run_defaults)
     state = AimMcpState(
         plugins=plugins,
@@ -300,7 +305,7 @@ def build_server(
         mcp_tools.append(
             make_tool(spec, handler, read_only=spec.name in READ_ONLY, with_session=spec.name not in SESSIONLESS)
         )
-    server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, tools=mcp_tools)
+    server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, tools=mcp_tools, log_level=log_level)  # type: ignore[arg-type]
     server.aim = state  # type: ignore[attr-defined]
     _add_resources(server, state)
     _add_prompts(server, state)

@@ -71,6 +71,18 @@ def _config_fields(config_cls: Any) -> set[str] | None:
     return None
 
 
+def _parse_backend(text: str) -> Any:
+    """``provider[:model]`` as the runner's BackendSpec (kept as text when there is none)."""
+    try:
+        from aim_agent.agent.backends import BackendSpec
+    except ImportError:
+        return text
+    try:
+        return BackendSpec.parse(text)
+    except Exception as exc:
+        raise ToolError(f"start_interpret: invalid backend {text!r}: {exc}") from None
+
+
 class RunManager:
     """Starts runs in threads, tracks their status, finds their files."""
 
@@ -115,6 +127,8 @@ class RunManager:
                     if name in fields:
                         values[name] = run_dir
                         break
+        if isinstance(values.get("backend"), str):
+            values["backend"] = _parse_backend(values["backend"])
         try:
             config = RunConfig(**values)
         except Exception as exc:  # pydantic/dataclass validation: the caller's arguments

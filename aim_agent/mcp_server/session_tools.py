@@ -36,7 +36,8 @@ class SessionOutput(ToolOutput):
 class ModelsOutput(ToolOutput):
     loaders: list[dict[str, Any]] = Field(description="model loaders and what model specs each accepts")
     world_models: list[dict[str, Any]] = Field(description="models trained on the embedded world")
-    synthetic_neurons: list[str] = Field(description="synthetic neurons with a known (hidden) answer")
+    synthetic_neurons: list[str] = Field(description="synthetic neurons with a known answer, in unit order")
+    notes: list[str] = Field(default_factory=list)
 
 
 class ModelInput(ToolInput):
@@ -209,7 +210,13 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
             synthetic = _names(list_synthetic())
         except ImportError:
             synthetic = []
-        return ModelsOutput(loaders=loaders, world_models=world, synthetic_neurons=synthetic)
+        notes = []
+        if synthetic:
+            notes.append(
+                "synthetic neuron names state their answer: to keep it from the scientist, load one by index "
+                f"(load_system(synthetic='7'); 0..{len(synthetic) - 1})"
+            )
+        return ModelsOutput(loaders=loaders, world_models=world, synthetic_neurons=synthetic, notes=notes)
 
     @tool()
     def list_layers(ctx: ToolContext, args: ModelInput) -> LayersOutput:
@@ -234,7 +241,8 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
                 from aim_world.neurons import synthetic_system
             except ImportError as exc:
                 raise ToolError(f"synthetic neurons need the world plugin (aim_world): {exc}") from None
-            system = synthetic_system(args.synthetic)
+            name = args.synthetic.strip()
+            system = synthetic_system(int(name) if name.isdigit() else name)
             kind = "synthetic"
         else:
             missing = [n for n in ("model", "layer", "unit") if getattr(args, n) is None]
@@ -244,21 +252,21 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
                     "list_models and list_layers show what exists"
                 )
             from aim_agent.models.base import load_model
+            from aim_agent.models.probe import ModelProbe
             from aim_agent.system import System
 
             loaded = load_model(str(args.model), state.plugins.model_loaders())
+            probe = ModelProbe(loaded, str(args.layer))
+            kind = "neuron"
             if args.sae:
-                try:
-                    from aim_agent.sae import load_sae_probe  # type: ignore[attr-defined]
-                except ImportError as exc:
-                    raise ToolError(f"SAE latents are not available in this installation: {exc}") from None
-                probe = load_sae_probe(loaded, args.layer, args.sae)
-                kind = "sae"
-            else:
-                from aim_agent.models.probe import ModelProbe
+                from aim_agent.sae import SAEProbe, SparseAutoencoder
 
-                probe = ModelProbe(loaded, args.layer)
-                kind = "neuron"
+                try:
+                    sae = SparseAutoencoder.load(args.sae)
+                except (OSError, KeyError, ValueError) as exc:
+                    raise ToolError(f"cannot load the SAE {args.sae!r}: {exc}") from None
+                probe = SAEProbe(probe, sae)  # the unit is one of its latents
+                kind = "sae"
             system = System(probe, int(args.unit), reduce=args.reduce)  # type: ignore[arg-type]
         session.ctx.system = system
         session.ctx.log = ExperimentLog(session.ctx.log.image_dir if session.ctx.log else None)

@@ -70,3 +70,21 @@ def load_model(spec: str, loaders: Sequence[ModelLoader] | None = None) -> Loade
         "(downloaded beforehand; AIM never downloads at run time), 'package.module:factory', "
         "a TorchScript/torch.save file, or 'world-cnn'."
     )
+
+
+def load_probe(spec: str, layer: str, loaders: Sequence[ModelLoader] | None = None) -> Any | None:
+    """A ready :class:`~aim_agent.system.LayerProbe` from a loader that makes probes directly, or None.
+
+    Some models are not torch modules (the world's ``synthetic`` neurons): their loader has
+    ``can_probe(spec)`` and ``probe(spec, layer)`` instead of returning a :class:`LoadedModel`.
+    Callers try this first and fall back to ``load_model`` + a module probe when it gives None.
+    """
+    if loaders is None:
+        from aim_agent.plugins import plugin_manager
+
+        loaders = plugin_manager().model_loaders()
+    for loader in loaders:
+        can_probe = getattr(loader, "can_probe", None)
+        if callable(can_probe) and can_probe(spec):
+            return loader.probe(spec, layer)  # type: ignore[attr-defined]
+    return None

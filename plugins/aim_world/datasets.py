@@ -409,6 +409,10 @@ def bias_ground_truth(split: Split, rows: list[tuple[Scene, str]]) -> dict[str, 
 # --------------------------------------------------------------------------- writing and reading
 
 
+class DatasetExists(FileExistsError, ValueError):
+    """The output folder of :func:`write_dataset` exists already (and ``overwrite`` is off)."""
+
+
 def write_dataset(
     out_dir: str | Path,
     n: int,
@@ -432,7 +436,7 @@ def write_dataset(
         raise ValueError(f"n must be a positive number of images, got {n}")
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; choose another folder or pass overwrite=True (--overwrite)")
+        raise DatasetExists(f"{out} already exists; choose another folder or pass overwrite=True (--overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

@@ -29,3 +29,19 @@ def aim_describers() -> list[Any]:
     from aim_world.providers import WorldDescriber
 
     return [WorldDescriber]
+
+
+@hookimpl
+def aim_model_loaders() -> list[Any]:
+    # world-cnn, world-cnn-spawrious, world-cnn-bias; and, outside the LoadedModel protocol,
+    # `loader.probe("synthetic", "neurons")` for the synthetic neurons.
+    from aim_world.cnn import WorldModelLoader
+
+    return [WorldModelLoader()]
+
+
+@hookimpl
+def aim_datasets() -> list[Any]:
+    from aim_world.datasets import WorldDataset
+
+    return [WorldDataset()]

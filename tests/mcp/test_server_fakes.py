@@ -174,6 +174,10 @@ async def test_explicit_session_handles_isolate_stateless_clients(fake_server):
         assert [e["text"] for e in log_one] == ["one"] and log_two == []
         stale = await client.call_tool("list_log", {"session": "s_nope"})
         assert stale.is_error and "new_session" in _text(stale)
+        via_meta = await client.call_tool("list_log", {}, meta={"aim/session": one})  # the handle in _meta
+        assert [e["text"] for e in via_meta.structured_content["entries"]] == ["one"]
+        log = await client.read_resource(f"aim://session/log?session={one}")
+        assert json.loads(log.contents[0].text)["entries"][0]["text"] == "one"
 
 
 async def test_concurrent_calls_of_two_sessions(fake_server):

@@ -159,3 +159,31 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
         assert unknown.is_error and "unknown run" in _text(unknown)
         with pytest.raises(Exception, match="no run"):
             await client.read_resource("aim://runs/nope/report.html")
+
+
+async def test_sae_latents_as_units(server, tmp_path):
+    from aim_agent.sae import SparseAutoencoder
+
+    SparseAutoencoder(4, 8, activation="relu").save(tmp_path / "sae")
+    SparseAutoencoder(5, 8, activation="relu").save(tmp_path / "wrong-width")
+    async with Client(server, mode="legacy") as client:
+        loaded = await client.call_tool(
+            "load_system", {"model": "fake-color", "layer": "relu", "unit": 7, "sae": str(tmp_path / "sae")}
+        )
+        assert not loaded.is_error, _text(loaded)
+        assert loaded.structured_content["kind"] == "sae" and loaded.structured_content["num_units"] == 8
+        made = await client.call_tool("text2image", {"prompts": ["a red square"]})
+        fired = await client.call_tool("neuron", {"images": made.structured_content["images"]})
+        assert not fired.is_error and len(fired.structured_content["activations"]) == 1
+        too_far = await client.call_tool(
+            "load_system", {"model": "fake-color", "layer": "relu", "unit": 8, "sae": str(tmp_path / "sae")}
+        )
+        assert too_far.is_error and "0..7" in _text(too_far)
+        wrong = await client.call_tool(
+            "load_system", {"model": "fake-color", "layer": "relu", "unit": 0, "sae": str(tmp_path / "wrong-width")}
+        )
+        assert wrong.is_error and "5-dim" in _text(wrong)
+        missing = await client.call_tool(
+            "load_system", {"model": "fake-color", "layer": "relu", "unit": 0, "sae": str(tmp_path / "nothing")}
+        )
+        assert missing.is_error and "no SAE" in _text(missing)

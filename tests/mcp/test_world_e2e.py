@@ -1,7 +1,8 @@
 """End to end on the embedded world: the world CNN, the world providers, a small exemplar folder.
 
 In process (the MCP client library's in-memory transport) and through a real ``aim mcp``
-subprocess over stdio. Skipped where the world CNN's weights are not built yet.
+subprocess over stdio. Uses the shipped world CNN, or random weights in its format while
+those are not built; skipped where the world plugin registers no model loader.
 """
 
 from __future__ import annotations
@@ -20,24 +21,29 @@ from aim_agent.models.base import ModelNotFound, load_model
 
 pytestmark = pytest.mark.anyio
 
-PROMPTS = [
-    "a dog on grass", "a red car on a road", "a cat in a room", "a boat on water", "a tree in a forest",
-    "a bird in the sky", "a house in the snow", "a green apple on a beach", "a blue car in the desert",
-    "a dog on a beach", "a horse on grass", "a chair in a room",
-]  # fmt: skip
 LAYER = "conv4"
 
 
-def _world_cnn_available() -> bool:
+@pytest.fixture(scope="module")
+def world_model(tmp_path_factory) -> str:
+    """The shipped world CNN; else a random-weight one in the world loader's format; else skip."""
+    from aim_agent.plugins import plugin_manager
+
     try:
         load_model("world-cnn")
+        return "world-cnn"
     except (ModelNotFound, ImportError, FileNotFoundError):
-        return False
-    return True
+        pass
+    loaders = plugin_manager().model_loaders()
+    if not any(loader.can_load("world-cnn:weights.safetensors") for loader in loaders):
+        pytest.skip("the world plugin registers no world-cnn loader in this checkout")
+    import torch
+    from aim_world.cnn import WorldCNN, save_model
 
-
-if not _world_cnn_available():
-    pytest.skip("the world CNN is not available in this checkout", allow_module_level=True)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("world-cnn") / "random.safetensors"
+    save_model(WorldCNN(4), path, {"classes": ["dog", "car", "cat", "boat"]})
+    return f"world-cnn:{path}"
 
 
 def _text(result) -> str:
@@ -50,14 +56,10 @@ def _sizes(result) -> list[tuple[int, int]]:
 
 @pytest.fixture(scope="module")
 def exemplar_folder(tmp_path_factory) -> Path:
-    """A dozen world images: a small, fast exemplar dataset."""
-    from aim_agent.plugins import plugin_manager
+    """A dozen world images with their scenes.jsonl: a small, fast exemplar dataset."""
+    from aim_world.datasets import write_dataset
 
-    folder = tmp_path_factory.mktemp("exemplar-images")
-    generator = plugin_manager().provider("text2image", "world")
-    for i, made in enumerate(generator.generate(PROMPTS, size=112, seed=1)):
-        made.image.save(folder / f"{i:03d}.png")
-    return folder
+    return write_dataset(tmp_path_factory.mktemp("exemplars") / "world-12", 12, seed=1, size=112)
 
 
 @pytest.fixture
@@ -69,12 +71,12 @@ def world_env(tmp_path, exemplar_folder, monkeypatch) -> dict[str, str]:
     return env
 
 
-async def _experiment(client: Client) -> None:
+async def _experiment(client: Client, model: str) -> None:
     """The MAIA loop's primitives in order, checking images and numbers come back."""
-    layers = await client.call_tool("list_layers", {"model": "world-cnn"})
+    layers = await client.call_tool("list_layers", {"model": model})
     assert not layers.is_error, _text(layers)
     assert LAYER in [layer["name"] for layer in layers.structured_content["layers"]]
-    loaded = await client.call_tool("load_system", {"model": "world-cnn", "layer": LAYER, "unit": 5})
+    loaded = await client.call_tool("load_system", {"model": model, "layer": LAYER, "unit": 5})
     assert not loaded.is_error, _text(loaded)
 
     exemplars = await client.call_tool("dataset_exemplars", {"k": 3})
@@ -102,28 +104,33 @@ async def _experiment(client: Client) -> None:
     assert len(described.structured_content["descriptions"]) == 2
     assert all(d.strip() for d in described.structured_content["descriptions"])
 
-    bad_layer = await client.call_tool("load_system", {"model": "world-cnn", "layer": "conv99", "unit": 0})
+    bad_layer = await client.call_tool("load_system", {"model": model, "layer": "conv99", "unit": 0})
     assert bad_layer.is_error and "conv99" in _text(bad_layer)
-    bad_unit = await client.call_tool("load_system", {"model": "world-cnn", "layer": LAYER, "unit": 100_000})
+    bad_unit = await client.call_tool("load_system", {"model": model, "layer": LAYER, "unit": 100_000})
     assert bad_unit.is_error and "out of range" in _text(bad_unit)
     again = await client.call_tool("neuron", {"images": made.structured_content["images"][:1]})
     assert not again.is_error  # the last good system is still loaded
 
 
-async def test_world_in_process(world_env, tmp_path):
+async def test_world_in_process(world_model, world_env, tmp_path):
     from aim_agent.config import load_config
     from aim_agent.mcp_server import build_server
 
     server = build_server(config=load_config(), runs_dir=tmp_path / "runs")
     async with Client(server) as client:
-        await _experiment(client)
+        await _experiment(client, world_model)
 
 
-async def test_world_over_stdio(world_env, tmp_path):
-    env = dict(world_env, PYTHONPATH=os.environ.get("PYTHONPATH", ""), HF_HUB_OFFLINE="1")
+async def test_world_over_stdio(world_model, world_env, tmp_path):
+    env = dict(
+        world_env,
+        PYTHONPATH=os.environ.get("PYTHONPATH", ""),
+        HF_HUB_OFFLINE="1",
+        AIM_PLUGINS=os.environ.get("AIM_PLUGINS", ""),
+    )
     aim = str(Path(sys.executable).parent / "aim")
     async with Client(StdioServerParameters(command=aim, args=["mcp"], env=env, cwd=str(tmp_path))) as client:
-        await _experiment(client)
+        await _experiment(client, world_model)
 
 
 async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
@@ -142,6 +149,10 @@ async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
         loaded = await client.call_tool("load_system", {"synthetic": names[0]})
         assert not loaded.is_error, _text(loaded)
         assert loaded.structured_content["kind"] == "synthetic"
+        by_index = await client.call_tool("load_system", {"synthetic": "1"})  # blind: the name is the answer
+        assert not by_index.is_error and by_index.structured_content["unit"] == 1
+        unknown = await client.call_tool("load_system", {"synthetic": "no_such_neuron"})
+        assert unknown.is_error and "no_such_neuron" in _text(unknown)
 
         started = await client.call_tool(
             "start_interpret", {"synthetic": names[0], "backend": "offline", "max_rounds": 2}
