@@ -15,6 +15,7 @@ probe into a probe whose units are the SAE's latents, ``(B, n_latents, h, w)``, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -176,28 +177,29 @@ def train_sae(
                 total, steps = train_on(all_vectors)
                 bar.advance(task, len(folder))
             else:
-                for batch in folder.batches(batch_size):
-                    if not batch.images:
-                        continue
-                    with torch.no_grad():
-                        vectors = _vectors(probe.forward(batch.images)).float().clone()
-                    if sae is None:
-                        sae = SparseAutoencoder(vectors.shape[1], n_latents, activation=activation, k=k)
+                with contextlib.closing(folder.batches(batch_size)) as batches:  # stops the decoder thread
+                    for batch in batches:
+                        if not batch.images:
+                            continue
                         with torch.no_grad():
-                            mean = vectors.mean(0)
-                            scale = (vectors - mean).pow(2).mean().sqrt().clamp_min(1e-6)
-                            sae.scale.fill_(scale)
-                            sae.b_pre.copy_(mean / scale)
-                        optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
-                    if epoch == 0 and epochs > 1 and not buffer_full:
-                        buffer_bytes += vectors.numel() * 4
-                        if buffer_bytes <= buffer_mb * 2**20:
-                            buffer.append(vectors)
-                        else:
-                            buffer, buffer_full = [], True
-                    t, s = train_on(vectors)
-                    total, steps = total + t, steps + s
-                    bar.advance(task, batch.stop - batch.start)
+                            vectors = _vectors(probe.forward(batch.images)).float().clone()
+                        if sae is None:
+                            sae = SparseAutoencoder(vectors.shape[1], n_latents, activation=activation, k=k)
+                            with torch.no_grad():
+                                mean = vectors.mean(0)
+                                scale = (vectors - mean).pow(2).mean().sqrt().clamp_min(1e-6)
+                                sae.scale.fill_(scale)
+                                sae.b_pre.copy_(mean / scale)
+                            optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
+                        if epoch == 0 and epochs > 1 and not buffer_full:
+                            buffer_bytes += vectors.numel() * 4
+                            if buffer_bytes <= buffer_mb * 2**20:
+                                buffer.append(vectors)
+                            else:
+                                buffer, buffer_full = [], True
+                        t, s = train_on(vectors)
+                        total, steps = total + t, steps + s
+                        bar.advance(task, batch.stop - batch.start)
             if sae is None:
                 raise ValueError(f"no image in {folder.name!r} could be decoded: cannot train an SAE")
             history.append(total / max(steps, 1))

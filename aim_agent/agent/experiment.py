@@ -203,7 +203,8 @@ def plain_value(value: Any, depth: int = 0) -> Any:
         return repr(value)[:200]
 
 
-def _images_in(value: Any) -> list[str]:
+def image_ids_in(value: Any) -> list[str]:
+    """Every ``img_…`` id inside a JSON-ready value, in order."""
     found: list[str] = []
 
     def walk(v: Any) -> None:
@@ -263,7 +264,7 @@ def run_code_experiment(
     if not result.ok:
         numbered = "\n".join(f"{i:3d}  {line}" for i, line in enumerate(code.splitlines(), 1))
         parts.append(f"the code that failed ({result.kind}):\n{_cut(numbered, 4000)}")
-    image_ids = list(dict.fromkeys([*recorder.overlays, *_images_in(returned)]))
+    image_ids = list(dict.fromkeys([*recorder.overlays, *image_ids_in(returned)]))
     observation = Observation(
         round=recorder.round,
         ok=result.ok,

@@ -17,9 +17,10 @@ Strategy
      colours, objects) plus neutral controls (``text2image``);
    - ``pairs``: for OR and conditional candidates, the 2x2 design A+B, A only, B only,
      neither, in several contexts (``text2image``);
-   - ``context``: when the leading concept alone barely drives the unit, A together with
-     each plausible companion (other exemplar concepts, worn and attached objects,
-     backgrounds), looking for a hidden condition (``text2image``);
+   - ``context``: unless a pair hypothesis is already supported, the leading concept A
+     alone and together with each plausible companion (other exemplar concepts, attached
+     and worn objects, animals, regions such as sky or water), looking for a condition the
+     describer could not see: exemplars may hold only a weak "leak" response (``text2image``);
    - ``edits``: causal pairs for the leading hypothesis: replace the object, change its
      colour or the background, remove or add the condition (``edit_images``);
    - ``critic``: then what the critic's last report asks for (new concepts, edits, more
@@ -44,9 +45,11 @@ import re
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Literal
 
 from aim_world import vocabulary as vocab
+from aim_world.scene import TEXTURE_ADJECTIVES
 
 from aim_agent.agent.schema import (
     Conclusion,
@@ -57,7 +60,7 @@ from aim_agent.agent.schema import (
     ToolCall,
 )
 
-ConceptKind = Literal["object", "color", "texture", "background"]
+ConceptKind = Literal["object", "group", "category", "color", "texture", "background", "region"]
 
 MAX_CANDIDATES = 4  # single-concept hypotheses tested in the screen
 MAX_PAIRS = 2  # OR / conditional hypotheses tested in the pairs phase
@@ -89,7 +92,13 @@ NO_EXEMPLARS_NOTE = (
 
 @dataclass(frozen=True, order=True)
 class Concept:
-    """One testable concept of the world: an object noun, a colour, a texture or a background."""
+    """One testable concept of the world.
+
+    ``object`` (a noun: dog), ``group`` (any of several nouns the exemplars show: bird, eagle,
+    owl), ``category`` (every noun of a vocabulary category: animal),
+    ``color`` and ``texture`` (of any object), ``background`` (a whole scene: beach), ``region``
+    (a part shared by several backgrounds: the sky above grass, beach, snow, ...).
+    """
 
     kind: ConceptKind
     name: str
@@ -105,17 +114,51 @@ class Concept:
             return f"{self.name} background"
         if self.kind == "texture":
             return f"{TEXTURE_ADJECTIVES[self.name]} texture"
+        if self.kind == "category":
+            return CATEGORY_PHRASES.get(self.name, f"{self.name}s")
+        if self.kind == "region":
+            return f"{self.name} regions"
+        if self.kind == "group":
+            named = next((h for h, nouns in HYPERNYMS.items() if tuple(self.members) == nouns), None)
+            *head, last = self.members
+            return named or f"{', '.join(head)} or {last}"
         return self.name
+
+    @property
+    def members(self) -> list[str]:
+        """The nouns of an object or group concept."""
+        return self.name.split("+") if self.kind == "group" else [self.name]
 
     @property
     def term(self) -> str:
         """The word the experiment prompts use for it ('dog', 'red', 'striped', 'grass')."""
-        return TEXTURE_ADJECTIVES[self.name] if self.kind == "texture" else self.name
+        return TEXTURE_ADJECTIVES[self.name] if self.kind == "texture" else self.members[0]
 
 
-KIND_ORDER: dict[str, int] = {"object": 0, "color": 1, "texture": 2, "background": 3}
-TEXTURE_ADJECTIVES = {"stripes": "striped", "dots": "dotted", "checkers": "checkered", "spiral": "swirly",
-                      "waves": "wavy"}
+KIND_ORDER: dict[str, int] = {"object": 0, "group": 1, "category": 2, "color": 3, "texture": 4, "background": 5,
+                              "region": 6}
+OBJECT_KINDS = ("object", "group", "category")
+ATTRIBUTE_KINDS = ("color", "texture")
+CATEGORY_PHRASES = {"animal": "animals", "vehicle": "vehicles", "food": "food", "plant": "plants",
+                    "building": "buildings", "person": "people", "instrument": "musical instruments",
+                    "clothing": "clothing", "electronics": "electronics", "sport": "sports gear",
+                    "nature": "nature things", "object": "household objects"}
+MIN_CATEGORY_NOUNS = 3  # distinct nouns among the exemplars before their group and category become concepts
+MAX_GROUP = 6  # nouns named in a group concept
+# Everyday names for sets of vocabulary nouns (what a person would call them; finer than the categories).
+HYPERNYMS: dict[str, tuple[str, ...]] = {
+    "birds": ("bird", "eagle", "owl", "parrot", "duck", "chicken", "penguin", "flamingo", "peacock", "swan"),
+    "insects": ("beetle", "ant", "bee", "ladybug", "spider", "butterfly"),
+    "boats": ("boat", "ocean liner", "canoe", "speedboat"),
+    "trucks": ("truck", "pickup truck", "fire truck"),
+    "fruit": ("apple", "banana", "orange", "lemon", "grapes", "strawberry", "cherry", "pear", "pineapple",
+              "watermelon"),
+    "flowers": ("flower", "tulip", "sunflower", "rose"),
+    "trees": ("tree", "pine tree", "palm tree"),
+    "big cats": ("lion", "tiger", "leopard"),
+}
+MIN_OBJECT_SHARE = 10  # % of a highlighted region an object must fill to count (slivers are noise)
+MIN_REGION_SHARE = 25  # % of a highlighted region a background part must fill to count as a concept
 BACKGROUND_PHRASES = {
     "plain": "on a plain background", "sky": "in the sky", "grass": "on grass", "water": "on water",
     "snow": "on snow", "beach": "on a beach", "desert": "in the desert", "road": "on a road",
@@ -129,9 +172,12 @@ NEUTRAL_NOUNS = ("cup", "chair", "umbrella", "book", "clock", "bucket", "lamp", 
                  "bell", "teapot", "kite", "drum")
 NEUTRAL_COLORS = ("blue", "green", "yellow", "purple", "gray", "orange", "pink", "white", "red", "black",
                   "brown", "cyan", "magenta", "beige")
-# Companions tried when a concept alone does not drive the unit (a hidden condition).
-COMPANION_NOUNS = ("leash", "hat", "ball", "person", "tree", "house", "car", "flower", "sunglasses", "crown")
-COMPANION_BACKGROUNDS = ("grass", "water", "snow", "road", "sky", "room")
+# Companions a context search puts next to the leading concept (looking for a condition it needs).
+COMPANION_NOUNS = ("leash", "person", "tree", "glove", "spoon", "tie", "umbrella", "dog", "cat", "bird", "car",
+                   "hat", "ball", "mountain")
+COMPANION_REGIONS = ("sky", "grass", "water")
+COMPANION_COLORS = ("blue", "red", "yellow")  # for a background or region: objects of a colour
+MAX_COMPANIONS = 20
 
 # --------------------------------------------------------------------------- parsing text
 
@@ -145,8 +191,20 @@ _STOP_WORDS = {"present", "lead", "figure", "someone", "world", "plant", "drop",
 _CLAUSE_SPLIT = re.compile(r"[.;:!?()\[\]\n]|,|\band\b|\bwhile\b|\bbut\b")
 _TOKEN = re.compile(r"[a-z][a-z'\-]*")
 # The world describer lists a scene's parts ("background of the beach scene: sky (20%), sand (30%)"):
-# the scene is the concept, its parts (trees, window, sky) are not objects or other backgrounds.
-_SCENE_PARTS = re.compile(r"background of the ([a-z ]+?) scene\s*:[^.;]*")
+# the scene is a background concept; a part is a region concept when it fills enough of the region and
+# several backgrounds have it (sky, grass, water); parts like trees or a room's window are not objects.
+_SCENE_PARTS = re.compile(r"background of the ([a-z ]+?) scene\s*:([^.;]*)")
+_PART_SHARE = re.compile(r"([a-z][a-z ]*?)\s*\((\d+)%\)")
+_NOT_REGIONS = {"wall", "window", "floor", "trees", "dark ground"}
+# "... contains the middle of a red camel (2% of the region); ...": an object phrase and its share.
+_SLIVERS = re.compile(r"([^;:()]*?)\s*\((\d+)% of the region\)")
+
+
+def _drop_sliver(m: re.Match[str]) -> str:
+    """Keep an object phrase of the describer only when it fills enough of the highlighted region."""
+    if int(m.group(2)) >= MIN_OBJECT_SHARE:
+        return m.group(0)
+    return " contains " if m.group(1).strip().startswith("contains") else " "
 
 
 @dataclass
@@ -166,6 +224,7 @@ class Parsed:
     backgrounds: list[str] = field(default_factory=list)
     colors: list[str] = field(default_factory=list)
     textures: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
 
     def concepts(self) -> list[Concept]:
         """Every concept the text mentions, in order of first mention, without repeats."""
@@ -179,17 +238,65 @@ class Parsed:
         found += [Concept("color", c) for c in self.colors]
         found += [Concept("texture", t) for t in self.textures]
         found += [Concept("background", b) for b in self.backgrounds]
+        found += [Concept("region", r) for r in self.regions]
         return list(dict.fromkeys(found))
 
     def features(self) -> frozenset[str]:
-        """Concept keys plus object-attribute compounds ('object:car|color:red')."""
+        """What an image with this prompt shows, as concept keys: the concepts named, the category of
+        each object, the regions of its background, and object-attribute compounds
+        ('object:car|color:red', 'category:vehicle|color:red')."""
         feats = {c.key for c in self.concepts()}
+        for bg in self.backgrounds:
+            feats |= {f"region:{r}" for r in regions_of(bg)}
         for thing in self.things:
-            if thing.color:
-                feats.add(f"object:{thing.noun}|color:{thing.color}")
-            if thing.texture:
-                feats.add(f"object:{thing.noun}|texture:{thing.texture}")
+            category = noun_category(thing.noun)
+            feats.add(f"category:{category}")
+            for attr, value in (("color", thing.color), ("texture", thing.texture)):
+                if value:
+                    feats |= {f"object:{thing.noun}|{attr}:{value}", f"category:{category}|{attr}:{value}"}
         return frozenset(feats)
+
+
+def noun_category(noun: str) -> str:
+    return vocab.NOUN_BY_NAME[noun].category
+
+
+def _canonical_part(part: str) -> str | None:
+    """The background a background part is named after ('sea' -> water, 'meadow' -> grass), if any."""
+    if part in _NOT_REGIONS:
+        return None
+    return vocab.lookup_background(part) or next(iter(parse_text("on " + part).backgrounds), None)
+
+
+@cache
+def _parts_table() -> dict[str, tuple[str, ...]]:
+    """Background -> the canonical names of its parts, from the world's own background renderer."""
+    from aim_world.render import background_parts
+
+    table = {}
+    for bg in vocab.BACKGROUND_BY_NAME:
+        _, parts = background_parts(bg, 16, 0)
+        table[bg] = tuple(dict.fromkeys(c for c in (_canonical_part(p) for p in parts) if c))
+    return table
+
+
+@cache
+def region_names() -> frozenset[str]:
+    """Parts that several backgrounds share (sky, grass, water): concepts of their own."""
+    counts: dict[str, int] = {}
+    for parts in _parts_table().values():
+        for part in parts:
+            counts[part] = counts.get(part, 0) + 1
+    return frozenset(p for p, n in counts.items() if n >= 2)
+
+
+def regions_of(background: str) -> tuple[str, ...]:
+    """The regions a background contains ('grass' -> sky, grass; 'beach' -> sky, water)."""
+    return tuple(p for p in _parts_table().get(background, ()) if p in region_names())
+
+
+def backgrounds_with(region: str) -> list[str]:
+    return [bg for bg, parts in _parts_table().items() if region in parts and region in region_names()]
 
 
 def _lookups(phrase: str) -> dict[str, str]:
@@ -293,13 +400,20 @@ def parse_text(text: str) -> Parsed:
     the next word.
     """
     out = Parsed()
-    lowered = _SCENE_PARTS.sub(r"on a \1 background.", text.lower().replace("_", " "))
+    lowered = _SLIVERS.sub(_drop_sliver, text.lower().replace("_", " "))
+    for m in _SCENE_PARTS.finditer(lowered):
+        for part, share in _PART_SHARE.findall(m.group(2)):
+            name = _canonical_part(part.strip())
+            if name in region_names() and int(share) >= MIN_REGION_SHARE:
+                out.regions.append(name)
+    lowered = _SCENE_PARTS.sub(r"on a \1 background.", lowered)
     for clause in _CLAUSE_SPLIT.split(lowered):
         tokens = [t.strip("'-") for t in _TOKEN.findall(clause)]
         tokens = [t for t in tokens if t]
         if tokens:
             _parse_clause(tokens, out)
     out.backgrounds = list(dict.fromkeys(out.backgrounds))
+    out.regions = list(dict.fromkeys(out.regions))
     return out
 
 
@@ -427,12 +541,14 @@ class Hyp:
 
     def fires(self, features: frozenset[str]) -> bool:
         if self.kind == "single":
-            return self.a.key in features
+            return present(self.a, features)
         assert self.b is not None
         if self.kind == "or":
-            return self.a.key in features or self.b.key in features
-        return _joint_key(self.a, self.b) in features if _joint_key(self.a, self.b) else \
-            (self.a.key in features and self.b.key in features)
+            return present(self.a, features) or present(self.b, features)
+        joint = _joint_keys(self.a, self.b)
+        if joint:
+            return any(k in features for k in joint)
+        return present(self.a, features) and present(self.b, features)
 
     @property
     def concepts(self) -> list[Concept]:
@@ -459,20 +575,37 @@ class Hyp:
         return f"The unit detects {self.a.phrase}, {condition_phrase(self.a, self.b)}."
 
 
-def _joint_key(a: Concept, b: Concept) -> str | None:
-    """The compound feature of an object with an attribute ('object:car|color:red'), if that is the pair."""
-    pair = sorted([a, b], key=lambda c: KIND_ORDER[c.kind])
-    if pair[0].kind == "object" and pair[1].kind in ("color", "texture"):
-        return f"{pair[0].key}|{pair[1].key}"
-    return None
+def present(c: Concept, features: frozenset[str]) -> bool:
+    """Whether an image with these features shows concept ``c``."""
+    if c.kind == "group":
+        return any(f"object:{m}" in features for m in c.members)
+    return c.key in features
+
+
+def _joint_keys(a: Concept, b: Concept) -> list[str]:
+    """Compound features of an object-like concept with an attribute ('object:car|color:red'), if that is the pair."""
+    thing, attr = sorted([a, b], key=lambda c: KIND_ORDER[c.kind])
+    if thing.kind not in OBJECT_KINDS or attr.kind not in ATTRIBUTE_KINDS:
+        return []
+    if thing.kind == "group":
+        return [f"object:{m}|{attr.key}" for m in thing.members]
+    return [f"{thing.key}|{attr.key}"]
 
 
 def condition_phrase(a: Concept, b: Concept) -> str:
     """'only when a leash is present', 'only on a grass background', 'only when it is red'."""
     if b.kind == "object":
         return f"only when {_with_article(b.name)} {'are' if _plural_only(b.name) else 'is'} present"
+    if b.kind == "group":
+        return f"only when a {b.phrase} is present"
     if b.kind == "background":
         return f"only on a {b.name} background"
+    if b.kind == "region":
+        return f"only when the scene has {b.name}"
+    if b.kind == "category":
+        return f"only when {b.phrase} are present"
+    if b.kind in ATTRIBUTE_KINDS and a.kind not in OBJECT_KINDS:  # water, only when blue objects are present
+        return f"only when {TEXTURE_ADJECTIVES.get(b.name, b.name)} objects are present"
     if b.kind == "color":
         return f"only when it is {b.name}"
     return f"only when it is {TEXTURE_ADJECTIVES[b.name]}"
@@ -547,8 +680,8 @@ def _weights(activations: Sequence[float], n: int) -> list[float]:
 def read_exemplars(descriptions: Sequence[str], activations: Sequence[float]) -> Reading:
     """Score concepts by activation-weighted frequency and form single/OR/conditional hypotheses."""
     parsed = [parse_text(d) for d in descriptions]
-    mentions = [set(p.concepts()) for p in parsed]
     weights = _weights(activations, len(descriptions))
+    mentions = _with_categories([set(p.concepts()) for p in parsed], weights)
     total = sum(weights) or 1.0
     scores: dict[Concept, float] = {}
     first: dict[Concept, list[int]] = {}
@@ -558,7 +691,7 @@ def read_exemplars(descriptions: Sequence[str], activations: Sequence[float]) ->
         for pos, c in enumerate(p.concepts()):
             first.setdefault(c, []).append(pos)
     first_pos = {c: sum(v) / len(v) for c, v in first.items()}
-    ranked = sorted(scores, key=lambda c: (-round(scores[c], 6), KIND_ORDER[c.kind], first_pos[c], c.name))
+    ranked = sorted(scores, key=lambda c: (-round(scores[c], 6), KIND_ORDER[c.kind], first_pos.get(c, 99), c.name))
     candidates = [c for c in ranked if scores[c] >= MIN_SCORE][:MAX_CANDIDATES]
     if not candidates and ranked:
         candidates = ranked[:1]
@@ -567,15 +700,54 @@ def read_exemplars(descriptions: Sequence[str], activations: Sequence[float]) ->
     return reading
 
 
+def _with_categories(mentions: list[set[Concept]], weights: list[float]) -> list[set[Concept]]:
+    """Add broader object concepts when the firing exemplars show several different nouns.
+
+    A ``category`` (animals) when three or more nouns of one vocabulary category fire; a
+    ``group`` for every everyday set (:data:`HYPERNYMS`: birds) of which three or more members
+    fire; else a ``group`` of the nouns seen when no single noun dominates.
+    """
+    weight: dict[str, float] = {}
+    for ms, w in zip(mentions, weights, strict=True):
+        for c in ms:
+            if w > 0 and c.kind == "object":
+                weight[c.name] = weight.get(c.name, 0.0) + w
+    by_category: dict[str, set[str]] = {}
+    for noun in weight:
+        by_category.setdefault(noun_category(noun), set()).add(noun)
+    broad = {cat for cat, nouns in by_category.items() if len(nouns) >= MIN_CATEGORY_NOUNS}
+    groups = [Concept("group", "+".join(nouns)) for nouns in HYPERNYMS.values()
+              if len(set(nouns) & set(weight)) >= MIN_CATEGORY_NOUNS]
+    total = sum(w for w in weights if w > 0) or 1.0
+    if not groups and len(weight) >= MIN_CATEGORY_NOUNS and max(weight.values()) / total < 0.6:
+        groups = [Concept("group", "+".join(sorted(weight, key=lambda n: (-weight[n], n))[:MAX_GROUP]))]
+    out = []
+    for ms in mentions:
+        nouns = {c.name for c in ms if c.kind == "object"}
+        more = {Concept("category", noun_category(n)) for n in nouns if noun_category(n) in broad}
+        more |= {g for g in groups if nouns & set(g.members)}
+        out.append(ms | more)
+    return out
+
+
 def _share(reading: Reading, pred: Callable[[set[Concept]], bool]) -> float:
     total = sum(reading.weights) or 1.0
     return sum(w for ms, w in zip(reading.mentions, reading.weights, strict=True) if pred(ms)) / total
 
 
 def _focus_first(reading: Reading, a: Concept, b: Concept) -> tuple[Concept, Concept]:
-    """Order a conditional pair: objects before attributes, then the more frequent, then the first named."""
+    """Order a conditional pair: what the highlighted regions show most is the focus (the unit fires on
+    it), the other the condition; an object and its own colour or texture (about equally frequent)
+    read as "car, only when it is red"."""
+    sa, sb = reading.scores.get(a, 0.0), reading.scores.get(b, 0.0)
+    if abs(sa - sb) < 0.1:
+        if a.kind in ATTRIBUTE_KINDS and b.kind in OBJECT_KINDS:
+            return b, a
+        if b.kind in ATTRIBUTE_KINDS and a.kind in OBJECT_KINDS:
+            return a, b
+
     def rank(c: Concept) -> tuple:
-        return (KIND_ORDER[c.kind] > 0, -round(reading.scores.get(c, 0), 6), reading.first_pos.get(c, 99), c)
+        return (-round(reading.scores.get(c, 0.0), 1), KIND_ORDER[c.kind], reading.first_pos.get(c, 99), c)
     return (a, b) if rank(a) <= rank(b) else (b, a)
 
 
@@ -586,11 +758,20 @@ def _explained_by_another(reading: Reading, a: Concept, b: Concept) -> bool:
     """
     either = _share(reading, lambda ms: a in ms or b in ms)
     for c, sc in reading.scores.items():
-        if c in (a, b) or sc <= max(reading.scores[a], reading.scores[b]):
-            continue
+        if c in (a, b) or c.kind in ("category", "group") or sc <= max(reading.scores[a], reading.scores[b]):
+            continue  # (a category does not explain away its members: dog OR bird is not just "animals")
         if _share(reading, lambda ms, c=c: c in ms and (a in ms or b in ms)) >= 0.9 * either:
             return True
     return False
+
+
+def _is_member(a: Concept, b: Concept) -> bool:
+    """Whether ``b`` is part of the broader ``a`` (dog and animals, or dog and 'dog, cat or cow', are not a pair)."""
+    if b.kind not in ("object", "group"):
+        return False
+    if a.kind == "category":
+        return all(noun_category(m) == a.name for m in b.members)
+    return a.kind == "group" and set(b.members) <= set(a.members) and a != b
 
 
 def _initial_hypotheses(reading: Reading) -> list[Hyp]:
@@ -602,7 +783,7 @@ def _initial_hypotheses(reading: Reading) -> list[Hyp]:
             if a.kind == b.kind == "background":
                 continue
             pa, pb = reading.scores[a], reading.scores[b]
-            if _explained_by_another(reading, a, b):
+            if _explained_by_another(reading, a, b) or _is_member(a, b) or _is_member(b, a):
                 continue
             both = _share(reading, lambda ms, a=a, b=b: a in ms and b in ms)
             either = _share(reading, lambda ms, a=a, b=b: a in ms or b in ms)
@@ -647,27 +828,50 @@ class Spec:
 
 @dataclass
 class Palette:
-    """Context material the experiments draw from: never one of the concepts under test."""
+    """Context material the experiments draw from: never one of the concepts under test.
+
+    ``backgrounds``, ``nouns`` and ``colors`` are the neutral contexts (no tested background,
+    no background holding a tested region, no noun the exemplars mention or of a tested
+    category, no tested colour); ``excluded_*`` are never used, not even for positive cells.
+    """
 
     backgrounds: list[str]
     nouns: list[str]
     colors: list[str]
+    excluded_backgrounds: frozenset[str] = frozenset()
+    excluded_nouns: frozenset[str] = frozenset()
 
     @classmethod
-    def avoiding(cls, concepts: Iterable[Concept], mentioned: Iterable[Concept] = ()) -> Palette:
-        avoid = set(concepts) | set(mentioned)
-        names = {c.name for c in avoid}
-        tested_colors = {c.name for c in concepts if c.kind == "color"}
-        bgs = [b for b in CONTEXT_BACKGROUNDS if b not in names] or ["plain"]
-        nouns = [n for n in NEUTRAL_NOUNS if n not in names] or list(NEUTRAL_NOUNS)
-        colors = [c for c in NEUTRAL_COLORS if c not in tested_colors]
-        return cls(bgs, nouns, colors)
+    def avoiding(cls, tested: Iterable[Concept], mentioned: Iterable[Concept] = ()) -> Palette:
+        tested = list(tested)
+        names = {kind: {c.name for c in tested if c.kind == kind} for kind in KIND_ORDER}
+        avoid_nouns = names["object"] | {m for c in [*tested, *mentioned] if c.kind == "group" for m in c.members}
+        avoid_nouns |= {c.name for c in mentioned if c.kind == "object"}
+        bgs = [b for b in CONTEXT_BACKGROUNDS
+               if b not in names["background"] and not set(regions_of(b)) & names["region"]]
+        nouns = [n for n in NEUTRAL_NOUNS if n not in avoid_nouns and noun_category(n) not in names["category"]]
+        if not nouns:
+            nouns = [n.name for n in vocab.NOUNS if n.name not in avoid_nouns and n.category not in
+                     names["category"]][:12]
+        colors = [c for c in NEUTRAL_COLORS if c not in names["color"]]
+        return cls(bgs or ["plain"], nouns, colors, frozenset(names["background"]), frozenset(avoid_nouns))
 
     def background(self, i: int) -> str:
         return self.backgrounds[i % len(self.backgrounds)]
 
     def noun(self, i: int) -> str:
         return self.nouns[(3 * i + 1) % len(self.nouns)]
+
+    def member(self, category: str, i: int) -> str:
+        """A noun of ``category`` for context i (a different one in each context)."""
+        members = [n.name for n in vocab.NOUNS if n.category == category and n.name not in self.excluded_nouns]
+        return members[(5 * i + 2) % len(members)] if members else self.noun(i)
+
+    def background_with(self, regions: Sequence[str], i: int) -> str | None:
+        """A background holding every region in ``regions``, for context i."""
+        options = [b for b in CONTEXT_BACKGROUNDS if set(regions) <= set(regions_of(b))]
+        options = [b for b in options if b not in self.excluded_backgrounds] or options
+        return options[i % len(options)] if options else None
 
     def color_for(self, noun: str, i: int) -> str:
         """A natural colour of ``noun`` (cycling with i) that is not under test."""
@@ -677,20 +881,31 @@ class Palette:
         return pool[i % len(pool)]
 
 
+def _cycle(items: Sequence[str], i: int) -> str:
+    return items[i % len(items)]
+
+
 def realize(cell: Sequence[Concept], i: int, palette: Palette) -> Spec | None:
     """The image of context ``i`` that contains exactly the concepts of ``cell`` (None if impossible)."""
-    objects = [c.name for c in cell if c.kind == "object"]
-    colors = [c.name for c in cell if c.kind == "color"]
-    textures = [c.name for c in cell if c.kind == "texture"]
-    backgrounds = [c.name for c in cell if c.kind == "background"]
-    if len(backgrounds) > 1:
+    def named(kind: str) -> list[str]:
+        return [c.name for c in cell if c.kind == kind]
+
+    objects = named("object") + [palette.member(cat, i) for cat in named("category")]
+    objects += [_cycle(c.members, i) for c in cell if c.kind == "group"]
+    colors, textures = named("color"), named("texture")
+    backgrounds, regions = named("background"), named("region")
+    if len(backgrounds) > 1 or (backgrounds and not set(regions) <= set(regions_of(backgrounds[0]))):
+        return None
+    background = backgrounds[0] if backgrounds else palette.background_with(regions, i) if regions \
+        else palette.background(i)
+    if background is None:
         return None
     nouns = objects or [palette.noun(i)]
     while len(nouns) < max(len(colors), len(textures)):
         nouns.append(palette.noun(i + len(nouns)))
     objs = [Obj(n, colors[k] if k < len(colors) else palette.color_for(n, i + k),
                 textures[k] if k < len(textures) else None) for k, n in enumerate(nouns)]
-    return Spec(tuple(objs), backgrounds[0] if backgrounds else palette.background(i))
+    return Spec(tuple(objs), background)
 
 
 @dataclass
@@ -776,14 +991,26 @@ def design_pairs(reading: Reading, pairs: list[Hyp], offset: int) -> Experiment:
 
 
 def companions(reading: Reading, a: Concept) -> list[Concept]:
-    """Concepts that might be a hidden condition of ``a``: other exemplar concepts, then common companions."""
-    found = [c for c in sorted(reading.scores, key=lambda c: (-reading.scores[c], c)) if c != a and c.kind in
-             ("object", "background")]
-    found += [Concept("object", n) for n in COMPANION_NOUNS]
-    found += [Concept("background", b) for b in COMPANION_BACKGROUNDS]
-    if a.kind == "background":
-        found = [c for c in found if c.kind == "object"]
-    return list(dict.fromkeys(c for c in found if c != a))[:10]
+    """Concepts that might be a condition of ``a``: other exemplar concepts first, then regions (or, for a
+    background, colours of objects), then common companion objects."""
+    attribute_like = a.kind in ("background", "region")
+    kinds = ("object", "color") if attribute_like else ("object", "background", "region")
+    seen = [c for c in sorted(reading.scores, key=lambda c: (-reading.scores[c], c))
+            if c.kind in kinds and reading.scores[c] > 0][:4]
+    extra = [Concept("color", c) for c in COMPANION_COLORS] if attribute_like else \
+        [Concept("region", r) for r in COMPANION_REGIONS]
+    found = [*seen, *extra, *(Concept("object", n) for n in COMPANION_NOUNS)]
+    found = [c for c in found if c != a and not _is_member(c, a) and not _is_member(a, c)]
+    return list(dict.fromkeys(found))[:MAX_COMPANIONS]
+
+
+def design_coverage(reading: Reading, lead: Concept, other: Concept, offset: int) -> Experiment:
+    """``other`` (from exemplars the leading concept leaves unexplained) alone, next to ``lead`` and controls."""
+    palette = Palette.avoiding([lead, other], reading.mentioned)
+    note = (f"coverage: some top exemplars show {other.phrase} but no {lead.phrase}; does {other.phrase} "
+            "drive the unit on its own (then it responds to either)?")
+    return _cells_experiment("coverage", note, [[other], [lead], []], range(offset, offset + SCREEN_CONTEXTS),
+                             palette)
 
 
 def design_context(reading: Reading, a: Concept, offset: int) -> Experiment:
@@ -791,20 +1018,23 @@ def design_context(reading: Reading, a: Concept, offset: int) -> Experiment:
     comps = companions(reading, a)
     palette = Palette.avoiding([a, *comps], [])
     cells = [[a, c] for c in comps] + [[a]]
-    note = (f"context search: {a.phrase} alone barely drives the unit; testing it with each of "
-            f"{', '.join(c.phrase for c in comps)}")
+    note = (f"context search: {a.phrase} alone, and with each of {', '.join(c.phrase for c in comps)} "
+            "(does anything in the scene switch the response on or off?)")
     return _cells_experiment("context", note, cells, range(offset, offset + 2), palette)
 
 
 def _removal_edit(spec: Spec, c: Concept, i: int, palette: Palette) -> str:
+    """An instruction that takes concept ``c`` out of the image of ``spec``."""
     main = spec.objects[0].noun
-    if c.kind == "object":
-        if len(spec.objects) > 1 and spec.objects[0].noun != c.name:
-            return f"remove the {c.name}"
-        return f"replace the {c.name} with a {palette.noun(i)}"
+    if c.kind in OBJECT_KINDS:
+        target = next((o.noun for o in spec.objects if o.noun in c.members or
+                       (c.kind == "category" and noun_category(o.noun) == c.name)), main)
+        if len(spec.objects) > 1 and target != main:
+            return f"remove the {target}"
+        return f"replace the {target} with a {palette.noun(i)}"
     if c.kind == "color":
         return f"change the color of the {main} to {palette.color_for(main, i + 1)}"
-    if c.kind == "background":
+    if c.kind in ("background", "region"):
         return f"change the background to {palette.background(i)}"
     return f"replace the {main} with a {palette.color_for(palette.noun(i), i)} {palette.noun(i)}"
 
@@ -842,19 +1072,30 @@ def design_edits(reading: Reading, h: Hyp, offset: int) -> Experiment:
 
 def _adding_edit(h: Hyp, i: int, palette: Palette) -> tuple[str, str] | None:
     """An original where the hypothesis does not fire and an edit that makes it fire."""
-    if h.kind == "conditional" and h.b is not None and h.b.kind == "object":
+    if h.kind == "conditional":
+        assert h.b is not None
         spec = realize([h.a], i, palette)
-        return (spec.prompt(), f"add a {h.b.name}") if spec else None
-    if h.a.kind == "object" and h.kind != "conditional":
-        spec = realize([], i, palette)
-        return (spec.prompt(), f"replace the {spec.objects[0].noun} with a {h.a.name}") if spec else None
-    if h.a.kind == "background" and h.kind != "conditional":
-        spec = realize([], i, palette)
-        return (spec.prompt(), f"change the background to {h.a.name}") if spec else None
-    if h.a.kind == "color" and h.kind != "conditional":
-        spec = realize([], i, palette)
-        return (spec.prompt(), f"change the color of the {spec.objects[0].noun} to {h.a.name}") if spec else None
-    return None
+        return (spec.prompt(), _adding_instruction(spec, h.b, i, palette, beside=True)) if spec else None
+    spec = realize([], i, palette)
+    return (spec.prompt(), _adding_instruction(spec, h.a, i, palette)) if spec else None
+
+
+def _adding_instruction(spec: Spec, c: Concept, i: int, palette: Palette, beside: bool = False) -> str:
+    """An instruction that puts concept ``c`` into the image (next to what is there when ``beside``)."""
+    main = spec.objects[0].noun
+    if c.kind == "object":
+        return f"add a {c.name}" if beside else f"replace the {main} with a {c.name}"
+    if c.kind == "category":
+        return f"replace the {main} with a {palette.member(c.name, i)}"
+    if c.kind == "group":
+        return f"replace the {main} with a {_cycle(c.members, i)}"
+    if c.kind == "background":
+        return f"change the background to {c.name}"
+    if c.kind == "region":
+        return f"change the background to {palette.background_with([c.name], i)}"
+    if c.kind == "color":
+        return f"change the color of the {main} to {c.name}"
+    return f"replace the {main} with a {TEXTURE_ADJECTIVES[c.name]} {main}"
 
 
 def design_replication(reading: Reading, h: Hyp, offset: int, n: int = 6) -> Experiment:
@@ -977,7 +1218,8 @@ class State:
     scored: list[Scored]
     scale: float
     done: int  # experiments already run (successful or not)
-    hidden: Concept | None = None  # the concept a context search looks for a condition of
+    context: Concept | None = None  # the concept a context search looks for a condition of
+    coverage: tuple[Concept, Concept] | None = None  # (leading concept, concept of exemplars it leaves out)
 
     @property
     def leader(self) -> Scored | None:
@@ -994,20 +1236,35 @@ def critic_concepts(view: ScientistView) -> list[Concept]:
 
 
 def derive(view: ScientistView) -> State:
+    """Hypotheses, evidence and scores from the view (the same view always gives the same state)."""
     reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
-    hyps = list(reading.hypotheses)
-    hidden = hidden_condition_target(view, reading)
-    if hidden is not None:
-        for c in companions(reading, hidden):
-            h = Hyp("conditional", *_focus_first(reading, hidden, c))
-            if h not in hyps:
-                hyps.append(h)
+    hyps, focus = base_hypotheses(view, reading)
+    coverage = coverage_target(view, reading, hyps)
+    if coverage is not None:
+        lead, other = coverage
+        hyps += [h for h in (Hyp("single", other), Hyp("or", lead, other)) if h not in hyps]
     named = {c for h in hyps for c in h.concepts}
     hyps += [Hyp("single", c) for c in critic_concepts(view) if c not in named]  # alternatives the critic raised
     records = evidence_from(view.observations)
     scale = _scale(records, view.exemplar_activations)
     scored = [score(h, records, scale) for h in hyps]
-    return State(reading, hyps, records, scored, scale, len(view.observations), hidden)
+    return State(reading, hyps, records, scored, scale, len(view.observations), focus, coverage)
+
+
+def base_hypotheses(view: ScientistView, reading: Reading) -> tuple[list[Hyp], Concept | None]:
+    """The exemplars' hypotheses plus, once the context search is due, one conditional per companion."""
+    hyps = list(reading.hypotheses)
+    focus = context_target(view, reading)
+    if focus is not None:
+        for c in companions(reading, focus):
+            h = Hyp("conditional", *_focus_first(reading, focus, c))
+            if h not in hyps:
+                hyps.append(h)
+    return hyps, focus
+
+
+def _first_phases(reading: Reading) -> int:
+    return 2 if _pair_hyps(reading) else 1
 
 
 def _pair_hyps(reading: Reading) -> list[Hyp]:
@@ -1037,34 +1294,64 @@ def _planned_phases(view: ScientistView, state: State) -> list[Callable[[], Expe
         phases.append(lambda: design_pairs(reading, pairs, offset=SCREEN_CONTEXTS))
     if state.done < len(phases):
         return phases
-    hidden = state.hidden
-    if hidden is not None:
-        phases.append(lambda: design_context(reading, hidden, offset=8))
+    focus = state.context
+    if focus is not None:
+        phases.append(lambda: design_context(reading, focus, offset=8))
+    coverage = state.coverage
+    if coverage is not None:
+        phases.append(lambda: design_coverage(reading, *coverage, offset=17))
     phases.append(lambda: design_edits(reading, _edit_target(state), offset=12))
     return phases
 
 
-def hidden_condition_target(view: ScientistView, reading: Reading) -> Concept | None:
-    """The top candidate, when images with it alone stay far below its exemplars (a hidden condition?).
+def context_target(view: ScientistView, reading: Reading) -> Concept | None:
+    """The concept a context search is about: the top candidate, once the screen (and pairs) ran.
 
-    Decided on the evidence of the screen and pairs phases only, so the plan stays the same
-    whatever later experiments show.
+    It always runs: exemplars may show only a weak response (a conditional unit "leaks" a
+    little without its condition), so what the describer saw is not enough to rule out a
+    condition it could not see.
     """
     if not reading.candidates:
         return None
-    first = 2 if _pair_hyps(reading) else 1
-    if len(view.observations) < first:
+    return reading.candidates[0] if len(view.observations) >= _first_phases(reading) else None
+
+
+def coverage_target(view: ScientistView, reading: Reading, hyps: list[Hyp]) -> tuple[Concept, Concept] | None:
+    """(leading concept, another concept) when the leading single hypothesis, after the screen, pairs and
+    context search, leaves strongly firing exemplars unexplained: the unit may respond to both (OR).
+
+    Decided on those first experiments only, so the plan does not change afterwards.
+    """
+    done = _first_phases(reading) + (1 if context_target(view, reading) is not None else 0)
+    if len(view.observations) < done or not reading.candidates:
         return None
-    records = evidence_from(view.observations[:first])
+    records = evidence_from(view.observations[:done])
     scale = _scale(records, view.exemplar_activations)
-    if any(score(h, records, scale).status == "supported" for h in reading.hypotheses):
+    lead = best([score(h, records, scale) for h in hyps])
+    if lead is None or lead.hyp.kind != "single":
         return None
-    a = reading.candidates[0]
-    with_a = [r.activation for r in records if a.key in r.features]
-    ref = max((float(x) for x in view.exemplar_activations), default=0.0)
-    if not with_a or ref <= 0:
+    left_out = uncovered(view.exemplar_descriptions, reading, lead.hyp)
+    counts: dict[Concept, float] = {}
+    for i in left_out:
+        for c in reading.mentions[i]:
+            if c != lead.hyp.a and not _is_member(c, lead.hyp.a) and not _is_member(lead.hyp.a, c):
+                counts[c] = counts.get(c, 0.0) + reading.weights[i]
+    if not counts:
         return None
-    return a if max(with_a) < 0.3 * ref else None
+    other = min(counts, key=lambda c: (c.kind not in OBJECT_KINDS, -round(counts[c], 6), KIND_ORDER[c.kind], c))
+    return lead.hyp.a, other
+
+
+def uncovered(descriptions: Sequence[str], reading: Reading, h: Hyp) -> list[int]:
+    """Strongly firing exemplars (at least half the top activation) where ``h`` predicts no response."""
+    out = []
+    for i, (text, w) in enumerate(zip(descriptions, reading.weights, strict=True)):
+        if w < 0.5:
+            continue
+        features = parse_text(text).features() | {c.key for c in reading.mentions[i]}
+        if not h.fires(frozenset(features)):
+            out.append(i)
+    return out
 
 
 def _edit_target(state: State) -> Hyp:

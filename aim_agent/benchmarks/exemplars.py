@@ -11,8 +11,8 @@ plugin can render them) into a temporary folder, then times:
 
 It also reports the engine's own work: its wall time minus the time spent inside the probe's
 forward passes (top-k merges, maps, quantile state, checkpoints, the result file, waiting
-for decoding). On a shared machine whose speed drifts, that number is the steadier measure
-of the overhead.
+for decoding), and the CPU time of each variant (all threads of this process). On a shared
+machine whose speed drifts, those are the steadier measures of the overhead.
 
 The ratio (c)/(a) is the engine's own overhead; (b)/(a) is what a user sees, and is below
 (c)/(a) because the forward pass stops after the probed layer. Each engine run uses a
@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         setup = time.perf_counter() - start
         best: dict[str, float] = {}
         own: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         # interleaved repeats, best of each: the machines are shared and their speed drifts
         for _ in range(max(1, args.repeat)):
             for name, fn in (
@@ -143,9 +144,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ("engine", lambda: _engine(probes[True], folder, args.batch_size)),
                 ("engine_no_stop_early", lambda: _engine(probes[False], folder, args.batch_size)),
             ):
+                cpu_start = time.process_time()
                 seconds, outside = fn()
+                cpu_seconds = time.process_time() - cpu_start
                 if seconds < best.get(name, float("inf")):
                     best[name], own[name] = seconds, outside
+                cpu[name] = min(cpu.get(name, float("inf")), cpu_seconds)
     n = len(folder)
     return {
         "model": model.name,
@@ -169,7 +173,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "engine_own_work_fraction_of_bare": round(own["engine"] / best["bare"], 4),
         "ratio_engine_over_bare": round(best["engine"] / best["bare"], 3),
         "ratio_engine_no_stop_early_over_bare": round(best["engine_no_stop_early"] / best["bare"], 3),
+        # CPU time of this process (all its threads): what the work costs, whatever else the machine runs
+        "bare_cpu_s": round(cpu["bare"], 3),
+        "engine_cpu_s": round(cpu["engine"], 3),
+        "engine_no_stop_early_cpu_s": round(cpu["engine_no_stop_early"], 3),
+        "cpu_ratio_engine_over_bare": round(cpu["engine"] / cpu["bare"], 3),
+        "cpu_ratio_engine_no_stop_early_over_bare": round(cpu["engine_no_stop_early"] / cpu["bare"], 3),
         "target_ratio": 1.15,
-        # judged on the engine's own overhead (no early stop), the stricter of the two ratios
-        "meets_target": best["engine_no_stop_early"] / best["bare"] <= 1.15,
+        # judged on the engine's own overhead (no early stop), the stricter case
+        "meets_target_wall": best["engine_no_stop_early"] / best["bare"] <= 1.15,
+        "meets_target_cpu": cpu["engine_no_stop_early"] / cpu["bare"] <= 1.15,
     }

@@ -24,6 +24,7 @@ returned without any forward pass next time.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -344,8 +345,9 @@ def compute_exemplars(
     skipped_before: list[tuple[int, str]] = []  # files skipped before the first image decoded
     last_checkpoint = time.monotonic()
     try:
-        with bar, torch.inference_mode():
-            for batch in folder.batches(batch_size, start=state.next_index if state else 0):
+        batches = folder.batches(batch_size, start=state.next_index if state else 0)
+        with bar, torch.inference_mode(), contextlib.closing(batches):  # closing: stop the decoder thread
+            for batch in batches:
                 if batch.images:
                     acts = probe.forward(batch.images)
                     if state is None:

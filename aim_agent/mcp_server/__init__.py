@@ -198,42 +198,14 @@ class AimMcpState:
     # -- run_code ---------------------------------------------------------------------------
 
     def run_code(self, ctx: ToolContext, code: str, timeout_s: float) -> CodeOutput:
-        from aim_agent.agent.sandbox import ObjectHandler, SandboxLimits, run_code
+        from aim_agent.agent.experiment import image_ids_in, plain_value
+        from aim_agent.agent.sandbox import SandboxLimits, experiment_handlers, run_code
 
-        system = ctx.require_system()
-        tools = Tools(ctx, self.experiment_specs)
-        handlers = {
-            "system": ObjectHandler(
-                methods={"neuron": system.neuron},
-                attributes={"model_name": system.model_name, "layer": system.layer, "unit": system.unit},
-                doc="the unit under study",
-            ),
-            "tools": ObjectHandler(methods={name: getattr(tools, name) for name in dir(tools)}, doc="AIM tools"),
-        }
+        handlers = experiment_handlers(ctx.require_system(), Tools(ctx, self.experiment_specs))
         result = run_code(code, handlers=handlers, limits=SandboxLimits(wall_time_s=timeout_s))
-        images: list[Image.Image] = []
-        value = _jsonable(result.return_value, images)
+        value = plain_value(result.return_value)
+        images = [STORE.pixels(iid) for iid in dict.fromkeys(image_ids_in(value))]
         return CodeOutput(ok=result.ok, report=result.report(), return_value=value, images=images[:256])
-
-
-def _jsonable(value: Any, images: list[Image.Image], depth: int = 0) -> Any:
-    if depth > 20:
-        return "..."
-    if isinstance(value, Image.Image):
-        STORE.register(value)
-        images.append(value)
-        from aim_agent.images import image_id
-
-        return image_id(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, images, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v, images, depth + 1) for v in value]
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return repr(value)
 
 
 def build_server(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -115,10 +116,16 @@ def find_layer(model: LoadedModel, layer: str) -> torch.nn.Module:
     names = _module_names(model)
     close = difflib.get_close_matches(layer, names, n=6, cutoff=0.6)
     close += [n for n in names if layer and (n.endswith("." + layer) or layer in n) and n not in close][:6]
+    torchvision_style = re.fullmatch(r"layer(\d)", layer)
+    if torchvision_style:  # torchvision's layer1..4 are the stages 0..3 of a transformers ResNet
+        stage = f"stages.{int(torchvision_style[1]) - 1}"
+        close = [n for n in names if n.endswith(stage)] + close
     if close:
         hint = "close matches: " + ", ".join(close[:8])
     else:
-        hint = "layers include: " + ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+        blocks = sorted((n for n in names if n.rsplit(".", 1)[-1].isdigit()), key=lambda n: n.count("."))
+        shown = blocks[:10] or names[:10]
+        hint = "layers include: " + ", ".join(shown) + (" and more" if len(names) > len(shown) else "")
     raise LayerNotFound(
         f"model {model.name!r} has no layer {layer!r}; {hint}. "
         f"List all {len(names)} layers with `aim layers {model.name}`"

@@ -402,14 +402,24 @@ def load_report_data(run_dir: Path) -> ReportData:
 
 _FILLER = frozenset({
     "a", "an", "the", "of", "on", "in", "at", "with", "and", "or", "only", "when", "if", "is", "are", "it", "its",
-    "present", "background", "scene", "texture", "pattern", "objects", "object", "unit", "detects", "not",
+    "present", "background", "scene", "texture", "pattern", "object", "unit", "detect", "not", "also", "region",
+    "thing",
 })
 
 
+def _stem(word: str) -> str:
+    """A crude singular, the same on both sides of a comparison ('leashes', 'leash' -> 'leash')."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
 def _content_words(text: str) -> set[str]:
-    words = re.findall(r"[a-z]+", text.lower())
-    return {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
-            for w in words if w not in _FILLER}
+    """Words that carry meaning, plurals folded; asides in parentheses ('leashes (chains)') dropped."""
+    text = re.sub(r"\([^)]*\)", " ", text.lower())
+    return {w for w in (_stem(x) for x in re.findall(r"[a-z]+", text)) if w not in _FILLER}
 
 
 def labels_match(ground_truth: str, labels: list[str]) -> bool | None:

@@ -57,6 +57,7 @@ CLASSIFY_CLASSES: tuple[str, ...] = (
 SPAWRIOUS_PAIRS: dict[str, str] = {"dog": "beach", "cat": "snow", "bird": "grass", "cow": "desert"}
 SPAWRIOUS_CLASSES: tuple[str, ...] = tuple(SPAWRIOUS_PAIRS)
 SPAWRIOUS_CORRELATION = 0.95
+SPAWRIOUS_SIZES = (0.28, 0.5)
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,8 @@ def spawrious_samples(n: int, seed: int, split: Split = "train") -> Iterator[Sam
             background = own
         else:
             background = _pick(rng, others)
-        yield Sample(_classify_scene(rng, cls, background=background, size_range=(0.2, 0.38), p_distractor=0.0), cls)
+        scene = _classify_scene(rng, cls, background=background, size_range=SPAWRIOUS_SIZES, p_distractor=0.0)
+        yield Sample(scene, cls)
 
 
 def spawrious_in_distribution(n: int, seed: int) -> Iterator[Sample]:

@@ -111,3 +111,9 @@ def vit(vit_dir: Path):
     from aim_transformers.loader import TransformersLoader
 
     return TransformersLoader().load(str(vit_dir))
+
+
+@pytest.fixture(autouse=True)
+def _private_aim_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes to the user's ~/.cache/aim, even one that forgets ``cache_dir``."""
+    monkeypatch.setenv("AIM_CACHE", str(tmp_path_factory.mktemp("aim-cache")))

@@ -200,6 +200,8 @@ def test_bad_layer_name_lists_close_matches(resnet: LoadedModel) -> None:
         ModelProbe(resnet, "resnet.encoder.stage.1")
     text = str(err.value)
     assert "resnet.encoder.stages.1" in text and f"aim layers {resnet.name}" in text
+    with pytest.raises(LookupError, match=r"close matches: resnet\.encoder\.stages\.1"):
+        ModelProbe(resnet, "layer2")  # torchvision's name for the second stage
 
 
 def test_unit_out_of_range_is_a_clear_index_error(resnet: LoadedModel) -> None:
