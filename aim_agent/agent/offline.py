@@ -1,13 +1,18 @@
 """The offline scientist: a deterministic, rule-based experimenter for the embedded world.
 
 It is AIM's baseline and what ``aim demo`` runs: no VLM, no network, the same run for the
-same inputs. It uses exactly the tools any agent uses, in tool-calling mode or in code mode.
+same inputs. It uses exactly the tools any agent uses, in tool-calling mode (tool calls
+chained with ``$k.field`` references) or in code mode (a ``run_experiment(system, tools)``
+source run in the sandbox).
 
 Strategy
 --------
 1. **Read.** Parse the blind describer's exemplar descriptions with the world vocabulary
-   into concepts (objects, colours, textures, backgrounds). Score each concept by how often
-   it occurs across the top exemplars, weighting every exemplar by its activation.
+   into concepts: objects, colours, textures, backgrounds, background regions shared by
+   several scenes (sky, grass, water), and, when the exemplars show several different
+   nouns, a vocabulary category (animals) and a group of the nouns seen (birds; or "bird,
+   eagle or owl"). Score each concept by how often it occurs across the top exemplars,
+   weighting every exemplar by its activation.
 2. **Hypothesize.** A *single* hypothesis for every frequent concept; an *OR* hypothesis for
    two concepts that each explain different exemplars; a *conditional* hypothesis "A only
    when B" for a concept A whose exemplars almost always also contain B.
@@ -17,10 +22,12 @@ Strategy
      colours, objects) plus neutral controls (``text2image``);
    - ``pairs``: for OR and conditional candidates, the 2x2 design A+B, A only, B only,
      neither, in several contexts (``text2image``);
-   - ``context``: unless a pair hypothesis is already supported, the leading concept A
-     alone and together with each plausible companion (other exemplar concepts, attached
-     and worn objects, animals, regions such as sky or water), looking for a condition the
-     describer could not see: exemplars may hold only a weak "leak" response (``text2image``);
+   - ``context``: the leading concept A alone and next to each plausible companion (other
+     exemplar concepts, regions, common companion objects), looking for a condition the
+     describer could not see: exemplars may hold only the weak "leak" response of a
+     conditional unit (``text2image``);
+   - ``coverage``: when strongly firing exemplars show no sign of the leading concept,
+     what they do show, alone (is the unit polysemantic?) (``text2image``);
    - ``edits``: causal pairs for the leading hypothesis: replace the object, change its
      colour or the background, remove or add the condition (``edit_images``);
    - ``critic``: then what the critic's last report asks for (new concepts, edits, more
@@ -29,11 +36,14 @@ Strategy
 4. **Measure.** Every image is known by the features of its prompt (or of the edit applied
    to its original), so each hypothesis is a predicate on features. It is scored by the
    rank separation (AUC) of activations where it predicts firing against where it does
-   not, by the effect size relative to the exemplars, and by the edit pairs. Statuses
-   and confidences are recomputed from all evidence every round, so the scientist holds no
-   hidden state: a resumed run continues exactly where it stopped.
-5. **Conclude** with the supported hypothesis that separates best (the simplest one on a
-   near tie), in MAIA's format, with the numbers behind it.
+   not, by the effect relative to the run's largest activation, by its consistency across
+   backgrounds and by the edit pairs; an OR or conditional hypothesis must also fit its
+   2x2 cells (each part alone fires for OR; neither alone fires for a conditional).
+   Statuses and confidences are recomputed from all evidence every round, so the scientist
+   holds no hidden state: a resumed run continues exactly where it stopped.
+5. **Conclude** with the supported hypothesis that separates best; near ties go to the
+   one explaining more variance, with a small price on every extra concept, so "dog OR
+   car" wins over "dog" only when the cars matter. MAIA's format, with the numbers.
 
 When the descriptions hold no world vocabulary (a real model described by a VLM), it says
 so and concludes without pretending: such units need a VLM scientist.
@@ -66,6 +76,7 @@ MAX_CANDIDATES = 4  # single-concept hypotheses tested in the screen
 MAX_PAIRS = 2  # OR / conditional hypotheses tested in the pairs phase
 MAX_CRITIC_ROUNDS = 3  # experiments run on the critic's requests before concluding anyway
 MIN_SCORE = 0.3  # exemplar frequency a concept needs to become a hypothesis
+CHUNK = 60  # images per text2image / edit_images call (the tools take at most 64 prompts)
 SCREEN_CONTEXTS = 5  # a critic wants about five images of a concept, in three or more contexts
 PAIR_CONTEXTS = 3
 EDIT_CONTEXTS = 4
@@ -77,14 +88,14 @@ NON_WORLD_NOTE = (
     "--backend google_genai (or openai, anthropic, ollama)."
 )
 SILENT_NOTE = (
-    "The unit fired on none of its exemplars (every highlighted region is empty), so there is nothing to "
-    "describe: it may be a dead unit, or the exemplar dataset may not contain what it detects."
+    "The unit fired on none of its exemplars nor on any image of a survey of every object and texture the "
+    "world can draw: it may be a dead unit, or detect something the world cannot show."
 )
 _EMPTY_REGION = re.compile(r"nothing is highlighted|region is empty", re.I)
 NO_EXEMPLARS_NOTE = (
     "No exemplar descriptions were available (the dataset exemplars or the describer failed; see the "
-    "run notes), and the rule-based offline scientist chooses what to test from them. Give an "
-    "exemplar dataset (--dataset), or use a VLM backend (--backend google_genai, openai, anthropic, ollama)."
+    "run notes), and the unit fired on no image of a survey of every object and texture the world can "
+    "draw. Give an exemplar dataset (--dataset), or use a VLM backend (--backend google_genai, openai, ...)."
 )
 
 # --------------------------------------------------------------------------- concepts
@@ -156,6 +167,9 @@ HYPERNYMS: dict[str, tuple[str, ...]] = {
     "flowers": ("flower", "tulip", "sunflower", "rose"),
     "trees": ("tree", "pine tree", "palm tree"),
     "big cats": ("lion", "tiger", "leopard"),
+    "buildings": ("house", "castle", "church", "factory", "hut"),
+    "lights": ("light bulb", "lamp", "candle", "flashlight"),
+    "balls": ("ball", "basketball", "baseball", "volleyball", "football"),
 }
 MIN_OBJECT_SHARE = 10  # % of a highlighted region an object must fill to count (slivers are noise)
 MIN_REGION_SHARE = 25  # % of a highlighted region a background part must fill to count as a concept
@@ -556,7 +570,8 @@ class Hyp:
 
     @property
     def complexity(self) -> int:
-        return 0 if self.kind == "single" else 1
+        """How much the hypothesis claims: one per extra concept, one per set of nouns (a group is an OR)."""
+        return (self.kind != "single") + sum(c.kind in ("group", "category") for c in self.concepts)
 
     def labels(self) -> list[str]:
         if self.kind == "single":
@@ -565,6 +580,10 @@ class Hyp:
         if self.kind == "or":
             return [self.a.phrase, self.b.phrase]
         return [f"{self.a.phrase}, {condition_phrase(self.a, self.b)}"]
+
+    def short(self) -> str:
+        """The hypothesis in a few words: 'dog', 'dog OR car', 'dog, only when a leash is present'."""
+        return " OR ".join(self.labels())
 
     def statement(self) -> str:
         if self.kind == "single":
@@ -645,6 +664,8 @@ class Scored:
     contexts_total: int = 0
     contexts_agree: int = 0
     r2: float = 0.0  # share of the activation variance the prediction explains
+    cells: dict[str, tuple[float, int]] = field(default_factory=dict)  # pair hypotheses: mean, n per 2x2 cell
+    flaw: str = ""  # why a pair hypothesis fails although it separates (a cell that contradicts it)
     status: Literal["open", "supported", "refuted"] = "open"
     confidence: float = 0.5
 
@@ -667,6 +688,8 @@ class Reading:
     hypotheses: list[Hyp]
     mentioned: set[Concept]
     first_pos: dict[Concept, float]
+    start: int = 0  # observations before the plan (1 when a survey stood in for the exemplars)
+    texts: list[str] = field(default_factory=list)  # what was read: exemplar descriptions or survey prompts
 
 
 def _weights(activations: Sequence[float], n: int) -> list[float]:
@@ -695,9 +718,69 @@ def read_exemplars(descriptions: Sequence[str], activations: Sequence[float]) ->
     candidates = [c for c in ranked if scores[c] >= MIN_SCORE][:MAX_CANDIDATES]
     if not candidates and ranked:
         candidates = ranked[:1]
-    reading = Reading(scores, mentions, weights, candidates, [], set(scores), first_pos)
+    for group in [c for c in candidates if c.kind in ("group", "category")]:
+        # a set of nouns is a hedge: its two most frequent members are tested on their own too
+        members = [c for c in ranked if c.kind == "object" and (c.name in group.members or (
+            group.kind == "category" and noun_category(c.name) == group.name))]
+        candidates += [c for c in members[:2] if c not in candidates]
+    reading = Reading(scores, mentions, weights, candidates, [], set(scores), first_pos, texts=list(descriptions))
     reading.hypotheses = _initial_hypotheses(reading)
     return reading
+
+
+SURVEY_TOP = 15  # survey images read as exemplars
+
+
+def reading_for(view: ScientistView) -> Reading:
+    """What to start from: the exemplars; or, when they show nothing (none, or all silent), a survey.
+
+    The survey is one image of every object the world can draw (each on another background)
+    plus every texture; its most activating images are then read like exemplars.
+    """
+    reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
+    if _has_signal(reading) or not _needs_survey(view):
+        return reading
+    if not view.observations:
+        reading.start = 1
+        return reading
+    survey = view.observations[0]
+    ranked = sorted(zip(survey.activations, survey.prompts, strict=False), key=lambda x: (-x[0], x[1]))
+    kept = []
+    if ranked:
+        top, median = ranked[0][0], ranked[len(ranked) // 2][0]
+        if top > 0 and top > 1.5 * max(median, 0.0):  # something stands out of the crowd
+            kept = [(a, p) for a, p in ranked if a >= median + 0.5 * (top - median)][:SURVEY_TOP]
+    reading = read_exemplars([p for _, p in kept], [a for a, _ in kept])
+    reading.start = 1
+    return reading
+
+
+def _has_signal(reading: Reading) -> bool:
+    return any(w > 0 and ms for w, ms in zip(reading.weights, reading.mentions, strict=True))
+
+
+def _needs_survey(view: ScientistView) -> bool:
+    """No exemplar descriptions, or the unit fired on none of them."""
+    texts = view.exemplar_descriptions
+    return not texts or all(_EMPTY_REGION.search(t) for t in texts)
+
+
+def survey_prompts() -> list[str]:
+    """One image of every noun of the vocabulary (natural colour, backgrounds in turn), then every texture."""
+    prompts = []
+    for k, noun in enumerate(vocab.NOUNS):
+        color = noun.colors[k % len(noun.colors)]
+        bg = CONTEXT_BACKGROUNDS[k % len(CONTEXT_BACKGROUNDS)]
+        prompts.append(Spec((Obj(noun.name, color),), bg).prompt())
+    for k, texture in enumerate(vocab.TEXTURES):
+        prompts.append(Spec((Obj(NEUTRAL_NOUNS[k], NEUTRAL_COLORS[k], texture),), "plain").prompt())
+    return prompts
+
+
+def design_survey() -> Experiment:
+    note = (f"survey: the exemplars show nothing to start from, so one image of each of the world's "
+            f"{len(vocab.NOUNS)} objects (each on another background) and of each texture")
+    return Experiment("survey", note, survey_prompts())
 
 
 def _with_categories(mentions: list[set[Concept]], weights: list[float]) -> list[set[Concept]]:
@@ -918,16 +1001,21 @@ class Experiment:
     edits: list[str] | None = None
 
     def tool_calls(self) -> list[ToolCall]:
-        if self.edits is None:
-            make = ToolCall(tool="text2image", args={"prompts": self.prompts})
-        else:
-            make = ToolCall(tool="edit_images", args={"prompts": self.prompts, "edits": self.edits})
-        return [
-            make,
-            ToolCall(tool="neuron", args={"images": "$0.images"}),
-            ToolCall(tool="log_experiment", args={"note": self.note, "activations": "$1.activations",
-                                                  "images": "$1.images", "prompts": "$0.prompts"}),
-        ]
+        """make images -> neuron -> log, once per chunk of at most :data:`CHUNK` images (a tool's limit)."""
+        calls: list[ToolCall] = []
+        for start in range(0, len(self.prompts), CHUNK):
+            prompts = self.prompts[start : start + CHUNK]
+            k = len(calls)
+            if self.edits is None:
+                calls.append(ToolCall(tool="text2image", args={"prompts": prompts}))
+            else:
+                edits = self.edits[start : start + CHUNK]
+                calls.append(ToolCall(tool="edit_images", args={"prompts": prompts, "edits": edits}))
+            calls.append(ToolCall(tool="neuron", args={"images": f"${k}.images"}))
+            calls.append(ToolCall(tool="log_experiment", args={
+                "note": self.note, "activations": f"${k + 1}.activations", "images": f"${k + 1}.images",
+                "prompts": f"${k}.prompts"}))
+        return calls
 
     def code(self) -> str:
         """The same experiment as ``def run_experiment(system, tools)`` for code mode."""
@@ -937,17 +1025,29 @@ class Experiment:
 
         lines = ["def run_experiment(system, tools):"]
         lines += [f"    # {line}" for line in textwrap.wrap(_one_line(self.note), 90)]
-        if self.edits is None:
+        note = repr(self.phase + " experiment")
+        if self.edits is None and len(self.prompts) > CHUNK:
             lines += listing("prompts", self.prompts)
-            lines += ["    images = tools.text2image(prompts)"]
+            lines += [
+                "    activations = []",
+                f"    for start in range(0, len(prompts), {CHUNK}):  # a tool call takes at most {CHUNK} prompts",
+                f"        chunk = prompts[start:start + {CHUNK}]",
+                "        acts, overlays = system.neuron(tools.text2image(chunk))",
+                f"        tools.log_experiment(acts, overlays, chunk, note={note})",
+                "        activations += acts",
+            ]
         else:
-            lines += listing("originals", self.prompts) + listing("edits", self.edits)
-            lines += ["    images, prompts = tools.edit_images(originals, edits)"]
-        lines += [
-            "    activations, overlays = system.neuron(images)",
-            f"    tools.log_experiment(activations, overlays, prompts, note={self.phase + ' experiment'!r})",
-            '    return {"prompts": prompts, "activations": activations}',
-        ]
+            if self.edits is None:
+                lines += listing("prompts", self.prompts)
+                lines += ["    images = tools.text2image(prompts)"]
+            else:
+                lines += listing("originals", self.prompts) + listing("edits", self.edits)
+                lines += ["    images, prompts = tools.edit_images(originals, edits)"]
+            lines += [
+                "    activations, overlays = system.neuron(images)",
+                f"    tools.log_experiment(activations, overlays, prompts, note={note})",
+            ]
+        lines.append('    return {"prompts": prompts, "activations": activations}')
         return "\n".join(lines) + "\n"
 
 
@@ -1031,12 +1131,12 @@ def _removal_edit(spec: Spec, c: Concept, i: int, palette: Palette) -> str:
                        (c.kind == "category" and noun_category(o.noun) == c.name)), main)
         if len(spec.objects) > 1 and target != main:
             return f"remove the {target}"
-        return f"replace the {target} with a {palette.noun(i)}"
+        return f"replace the {target} with {_with_article(palette.noun(i))}"
     if c.kind == "color":
         return f"change the color of the {main} to {palette.color_for(main, i + 1)}"
     if c.kind in ("background", "region"):
         return f"change the background to {palette.background(i)}"
-    return f"replace the {main} with a {palette.color_for(palette.noun(i), i)} {palette.noun(i)}"
+    return f"replace the {main} with {_with_article(palette.color_for(palette.noun(i), i))} {palette.noun(i)}"
 
 
 def design_edits(reading: Reading, h: Hyp, offset: int) -> Experiment:
@@ -1065,7 +1165,7 @@ def design_edits(reading: Reading, h: Hyp, offset: int) -> Experiment:
     if adding:
         originals.append(adding[0])
         edits.append(adding[1])
-    note = (f"edits: causal pairs for '{'; '.join(h.labels())}': remove or replace "
+    note = (f"edits: causal pairs for '{h.short()}': remove or replace "
             f"{' / '.join(c.phrase for c in h.concepts)} (activation should drop) and add it (should rise)")
     return Experiment("edits", note, originals, edits)
 
@@ -1084,11 +1184,11 @@ def _adding_instruction(spec: Spec, c: Concept, i: int, palette: Palette, beside
     """An instruction that puts concept ``c`` into the image (next to what is there when ``beside``)."""
     main = spec.objects[0].noun
     if c.kind == "object":
-        return f"add a {c.name}" if beside else f"replace the {main} with a {c.name}"
+        return f"add {_with_article(c.name)}" if beside else f"replace the {main} with {_with_article(c.name)}"
     if c.kind == "category":
-        return f"replace the {main} with a {palette.member(c.name, i)}"
+        return f"replace the {main} with {_with_article(palette.member(c.name, i))}"
     if c.kind == "group":
-        return f"replace the {main} with a {_cycle(c.members, i)}"
+        return f"replace the {main} with {_with_article(_cycle(c.members, i))}"
     if c.kind == "background":
         return f"change the background to {c.name}"
     if c.kind == "region":
@@ -1105,7 +1205,7 @@ def design_replication(reading: Reading, h: Hyp, offset: int, n: int = 6) -> Exp
     if h.kind == "conditional":
         cells += [[h.a], [h.b]]  # type: ignore[list-item]
     cells.append([])
-    note = f"replication: '{'; '.join(h.labels())}' with and without its concepts on {n} new contexts"
+    note = f"replication: '{h.short()}' with and without its concepts on {n} new contexts"
     return _cells_experiment("replication", note, cells, range(offset, offset + n), palette)
 
 
@@ -1166,8 +1266,43 @@ def score(h: Hyp, records: list[Record], scale: float) -> Scored:
         elif before:
             s.edits_total += 1
             s.edits_agree += r.activation >= 0.5 * orig.activation
+    if h.kind != "single":
+        _check_cells(s, records)
     _judge(s, scale)
     return s
+
+
+def _check_cells(s: Scored, records: list[Record]) -> None:
+    """The 2x2 cells of an OR or conditional hypothesis, and the cell that contradicts it, if any.
+
+    "A, only when B" needs A alone and B alone to stay low; "A OR B" needs each alone to fire.
+    Low and high are measured against the midpoint between the images with neither and the
+    strongest cell, so a unit with a high baseline is judged the same way.
+    """
+    a, b = s.hyp.a, s.hyp.b
+    assert b is not None
+    groups: dict[str, list[float]] = {"both": [], "a only": [], "b only": [], "neither": []}
+    for r in records:
+        pa, pb = present(a, r.features), present(b, r.features)
+        key = "both" if pa and pb else "a only" if pa else "b only" if pb else "neither"
+        groups[key].append(r.activation)
+    s.cells = {k: (sum(v) / len(v), len(v)) for k, v in groups.items() if v}
+    if "neither" not in s.cells:
+        return
+    base = s.cells["neither"][0]
+    names = {"a only": f"{a.phrase} without {b.phrase}", "b only": f"{b.phrase} without {a.phrase}"}
+    if s.hyp.kind == "conditional" and "both" in s.cells:
+        mid = base + 0.5 * (s.cells["both"][0] - base)
+        for key in ("a only", "b only"):
+            if key in s.cells and s.cells[key][1] >= 2 and s.cells[key][0] >= mid:
+                s.flaw = f"{names[key]} fires too (mean {s.cells[key][0]:.3g})"
+    elif s.hyp.kind == "or":
+        alone = {k: s.cells[k] for k in ("a only", "b only") if k in s.cells and s.cells[k][1] >= 2}
+        if len(alone) == 2:
+            top = max(m for m, _ in alone.values())
+            for key, (m, _) in alone.items():
+                if m < base + 0.5 * (top - base):
+                    s.flaw = f"{names[key]} barely fires (mean {m:.3g} vs {top:.3g})"
 
 
 def _judge(s: Scored, scale: float) -> None:
@@ -1186,6 +1321,8 @@ def _judge(s: Scored, scale: float) -> None:
     size = min(1.0, (s.n_pos + s.n_neg) / 30)
     edits = edit_rate if edit_rate is not None else 0.8
     s.confidence = round(min(0.97, 0.05 + 0.92 * separation * (0.6 + 0.4 * size) * (0.5 + 0.5 * edits)), 2)
+    if s.flaw:
+        s.status, s.confidence = "refuted", min(s.confidence, 0.3)
 
 
 def best(scored: list[Scored]) -> Scored | None:
@@ -1237,7 +1374,7 @@ def critic_concepts(view: ScientistView) -> list[Concept]:
 
 def derive(view: ScientistView) -> State:
     """Hypotheses, evidence and scores from the view (the same view always gives the same state)."""
-    reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
+    reading = reading_for(view)
     hyps, focus = base_hypotheses(view, reading)
     coverage = coverage_target(view, reading, hyps)
     if coverage is not None:
@@ -1264,7 +1401,8 @@ def base_hypotheses(view: ScientistView, reading: Reading) -> tuple[list[Hyp], C
 
 
 def _first_phases(reading: Reading) -> int:
-    return 2 if _pair_hyps(reading) else 1
+    """Observations before the context search: the survey (if any), the screen, the pairs (if any)."""
+    return reading.start + (2 if _pair_hyps(reading) else 1)
 
 
 def _pair_hyps(reading: Reading) -> list[Hyp]:
@@ -1288,7 +1426,10 @@ def next_experiment(view: ScientistView, state: State) -> Experiment | None:
 def _planned_phases(view: ScientistView, state: State) -> list[Callable[[], Experiment]]:
     """The fixed phases; each is designed only when it is its turn, from the evidence so far."""
     reading = state.reading
-    phases: list[Callable[[], Experiment]] = [lambda: design_screen(reading)]
+    phases: list[Callable[[], Experiment]] = [design_survey] if reading.start else []
+    if reading.start and len(view.observations) < reading.start:
+        return phases
+    phases.append(lambda: design_screen(reading))
     pairs = _pair_hyps(reading)
     if pairs:
         phases.append(lambda: design_pairs(reading, pairs, offset=SCREEN_CONTEXTS))
@@ -1305,15 +1446,24 @@ def _planned_phases(view: ScientistView, state: State) -> list[Callable[[], Expe
 
 
 def context_target(view: ScientistView, reading: Reading) -> Concept | None:
-    """The concept a context search is about: the top candidate, once the screen (and pairs) ran.
+    """The concept a context search is about, once the screen (and pairs) ran: the best single
+    hypothesis on that evidence (the top exemplar concept when none is better than chance).
 
-    It always runs: exemplars may show only a weak response (a conditional unit "leaks" a
-    little without its condition), so what the describer saw is not enough to rule out a
-    condition it could not see.
+    The search always runs: exemplars may show only a weak response (a conditional unit
+    "leaks" a little without its condition), so what the describer saw is not enough to rule
+    out a condition it could not see. Decided on the first experiments only, so the plan
+    stays the same whatever later experiments show.
     """
     if not reading.candidates:
         return None
-    return reading.candidates[0] if len(view.observations) >= _first_phases(reading) else None
+    first = _first_phases(reading)
+    if len(view.observations) < first:
+        return None
+    records = evidence_from(view.observations[:first])
+    scale = _scale(records, view.exemplar_activations)
+    singles = [score(h, records, scale) for h in reading.hypotheses if h.kind == "single"]
+    lead = best([s for s in singles if s.status != "refuted" and s.auc > 0.6])
+    return lead.hyp.a if lead is not None else reading.candidates[0]
 
 
 def coverage_target(view: ScientistView, reading: Reading, hyps: list[Hyp]) -> tuple[Concept, Concept] | None:
@@ -1330,7 +1480,7 @@ def coverage_target(view: ScientistView, reading: Reading, hyps: list[Hyp]) -> t
     lead = best([score(h, records, scale) for h in hyps])
     if lead is None or lead.hyp.kind != "single":
         return None
-    left_out = uncovered(view.exemplar_descriptions, reading, lead.hyp)
+    left_out = uncovered(reading, lead.hyp)
     counts: dict[Concept, float] = {}
     for i in left_out:
         for c in reading.mentions[i]:
@@ -1338,14 +1488,14 @@ def coverage_target(view: ScientistView, reading: Reading, hyps: list[Hyp]) -> t
                 counts[c] = counts.get(c, 0.0) + reading.weights[i]
     if not counts:
         return None
-    other = min(counts, key=lambda c: (c.kind not in OBJECT_KINDS, -round(counts[c], 6), KIND_ORDER[c.kind], c))
+    other = min(counts, key=lambda c: (-round(counts[c], 6), c.kind not in OBJECT_KINDS, KIND_ORDER[c.kind], c))
     return lead.hyp.a, other
 
 
-def uncovered(descriptions: Sequence[str], reading: Reading, h: Hyp) -> list[int]:
+def uncovered(reading: Reading, h: Hyp) -> list[int]:
     """Strongly firing exemplars (at least half the top activation) where ``h`` predicts no response."""
     out = []
-    for i, (text, w) in enumerate(zip(descriptions, reading.weights, strict=True)):
+    for i, (text, w) in enumerate(zip(reading.texts, reading.weights, strict=True)):
         if w < 0.5:
             continue
         features = parse_text(text).features() | {c.key for c in reading.mentions[i]}
@@ -1407,12 +1557,14 @@ def _prior(reading: Reading, h: Hyp) -> float:
 
 
 def _summary(s: Scored) -> str:
-    text = (f"{'; '.join(s.hyp.labels())}: {s.status} (AUC {s.auc:.2f}; mean {s.mean_pos:.3g} where it predicts "
+    text = (f"{s.hyp.short()}: {s.status} (AUC {s.auc:.2f}; mean {s.mean_pos:.3g} where it predicts "
             f"firing, n={s.n_pos}, vs {s.mean_neg:.3g}, n={s.n_neg}")
     if s.contexts_total:
         text += f"; holds on {s.contexts_agree}/{s.contexts_total} backgrounds"
     if s.edits_total:
         text += f"; {s.edits_agree}/{s.edits_total} edit pairs agree"
+    if s.flaw:
+        text += f"; but {s.flaw}"
     return text + ")"
 
 
@@ -1430,7 +1582,8 @@ def _summaries(scored: list[Scored], limit: int, prefix: str = "") -> list[str]:
     if rest:
         counts = {st: sum(1 for s in rest if s.status == st) for st in ("supported", "open", "refuted")}
         what = ", ".join(f"{n} {st}" for st, n in counts.items() if n)
-        lines.append(f"{len(rest)} more hypotheses ({what}): " + "; ".join("; ".join(s.hyp.labels()) for s in rest))
+        names = "; ".join(s.hyp.short() for s in rest[:3]) + ("; ..." if len(rest) > 3 else "")
+        lines.append(f"{len(rest)} more hypotheses ({what}), e.g. {names}")
     return lines
 
 
@@ -1441,13 +1594,13 @@ def _reading_text(reading: Reading) -> str:
 
 
 def cannot_start(view: ScientistView, reading: Reading) -> str | None:
-    """Why there is nothing to experiment on (no exemplars, a silent unit, non-world images), or None."""
-    if not view.exemplar_descriptions:
-        return NO_EXEMPLARS_NOTE
-    if any(w > 0 and ms for w, ms in zip(reading.weights, reading.mentions, strict=True)):
+    """Why there is nothing to experiment on (non-world images; a unit silent even on the survey), or None."""
+    if _has_signal(reading):
         return None
-    if all(_EMPTY_REGION.search(d) for d in view.exemplar_descriptions):
-        return SILENT_NOTE
+    if reading.start and not view.observations:
+        return None  # the survey comes first
+    if reading.start:
+        return SILENT_NOTE if view.exemplar_descriptions else NO_EXEMPLARS_NOTE
     return NON_WORLD_NOTE
 
 
@@ -1457,7 +1610,7 @@ class OfflineScientist:
     name = "offline"
 
     def propose(self, view: ScientistView) -> Proposal:
-        reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
+        reading = reading_for(view)
         blocked = cannot_start(view, reading)
         if blocked:
             return Proposal(thoughts=blocked, ready_to_conclude=True)
@@ -1480,7 +1633,7 @@ class OfflineScientist:
         return proposal
 
     def conclude(self, view: ScientistView) -> Conclusion:
-        reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
+        reading = reading_for(view)
         blocked = cannot_start(view, reading)
         if blocked:
             label = "uninterpreted: needs a VLM backend" if blocked == NON_WORLD_NOTE else "uninterpreted"

@@ -112,6 +112,41 @@ def edit_rate(args: argparse.Namespace) -> dict:
     return {"edits": len(jobs), "edits_applied": applied, "edit_and_render_per_s": _rate(len(jobs), seconds)}
 
 
+@measurement
+def synthetic_neuron_rate(args: argparse.Namespace) -> dict:
+    """Synthetic neurons: images/s through the probe (all units at once), cold and warm scene caches."""
+    from aim_world.datasets import samples
+    from aim_world.neurons import SyntheticProbe
+    from aim_world.render import render
+
+    from aim_agent.images import STORE
+
+    n = max(1, min(args.scenes, 300))
+    scenes = [s.scene for s in samples("random", n, args.seed + 2)]
+    images = []
+    for scene in scenes:
+        image = render(scene, args.size).image
+        STORE.register(image, scene=scene.model_dump(mode="json"))
+        images.append(image)
+    probe = SyntheticProbe()
+    batches = [images[i : i + 32] for i in range(0, len(images), 32)]
+    t0 = time.perf_counter()
+    for batch in batches:
+        probe.forward(batch)
+    cold_s = time.perf_counter() - t0  # masks measured for the first time (renders warm)
+    t0 = time.perf_counter()
+    for batch in batches:
+        probe.forward(batch)
+    warm_s = time.perf_counter() - t0  # scene masks cached
+    return {
+        "synthetic_units": probe.num_units,
+        "synthetic_images_per_s_cold": _rate(n, cold_s),
+        "synthetic_images_per_s_warm": _rate(n, warm_s),
+        "synthetic_acts_per_s_cold": _rate(n * probe.num_units, cold_s),
+        "synthetic_acts_per_s_warm": _rate(n * probe.num_units, warm_s),
+    }
+
+
 def run(args: argparse.Namespace) -> dict:
     result: dict = {}
     for fn in MEASUREMENTS:

@@ -13,9 +13,11 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
-from aim_agent.report.model import ImageItem, ReportData, RoundData
+from aim_agent.report.model import ImageItem, ReportData, RoundData, Scale
 
 _IMAGE_ID = re.compile(r"^img_[0-9A-Za-z]{4,64}$")
+UNIT = Scale(0.0, 1.0)  # confidences
+SHOWN_HYPOTHESES = 8  # rows of the final hypotheses table before the rest is folded away
 STATUS_CLASS = {"supported": "ok", "refuted": "bad", "open": "neutral"}
 
 
@@ -108,10 +110,10 @@ def status_badge(status: str) -> str:
     return badge(status or "open", STATUS_CLASS.get(status, "neutral"))
 
 
-def bar(value: float | None, scale: float) -> str:
+def bar(value: float | None, scale: Scale) -> str:
     if value is None:
         return '<div class="track"></div>'
-    width = 0.0 if scale <= 0 else min(100.0, abs(value) / scale * 100)
+    width = 100.0 * scale.frac(value)
     neg = ' class="neg"' if value < 0 else ""
     return f'<div class="track"><span{neg} style="width:{width:.1f}%"></span></div>'
 
@@ -123,7 +125,7 @@ def image_tag(image_id: str, alt: str, available: set[str]) -> str:
     return f'<img src="{src}" alt="{esc(alt)}" title="{esc(alt)}" loading="lazy">'
 
 
-def tile(item: ImageItem, scale: float, available: set[str], extra_class: str = "") -> str:
+def tile(item: ImageItem, scale: Scale, available: set[str], extra_class: str = "") -> str:
     caption = item.caption or item.image_id
     act = (f'<div class="act">{bar(item.activation, scale)}<span>{esc(fmt(item.activation))}</span></div>'
            if item.activation is not None else "")
@@ -134,7 +136,7 @@ def tile(item: ImageItem, scale: float, available: set[str], extra_class: str = 
             f'<div class="cap" title="{esc(caption)}">{esc(caption)}</div>{act}{desc}</div>')
 
 
-def image_grid(items: Sequence[ImageItem], scale: float, available: set[str]) -> str:
+def image_grid(items: Sequence[ImageItem], scale: Scale, available: set[str]) -> str:
     """Tiles; an edit right after its original is shown as a pair with the change in activation."""
     parts: list[str] = []
     i = 0
@@ -159,26 +161,26 @@ def _signed(x: float) -> str:
     return ("+" if x >= 0 else "−") + fmt(abs(x))
 
 
-def activation_chart(items: Sequence[ImageItem], scale: float) -> str:
+def activation_chart(items: Sequence[ImageItem], scale: Scale) -> str:
     """A compact inline-SVG bar chart of a round's activations, in experiment order (hover: prompt)."""
     values = [(it.activation, it.caption or it.image_id, it.is_edit) for it in items if it.activation is not None]
-    if len(values) < 10 or scale <= 0:  # few images: the bars under the tiles say it all
+    if len(values) < 10:  # few images: the bars under the tiles say it all
         return ""
     width, height, pad, top = 1000, 110, 18, 8
     step = (width - 2 * pad) / len(values)
-    zero = height - 4 if min(v for v, _, _ in values) >= 0 else (height + top) / 2
-    span = zero - top
+    base = height - 4
+    span = base - top
     bars = []
     for k, (value, label, is_edit) in enumerate(values):
-        h = abs(value) / scale * span
+        h = scale.frac(value) * span
         x = pad + k * step + step * 0.12
-        y = zero - h if value >= 0 else zero
+        y = base - h
         color = "#c2410c" if value < 0 else ("#8b5cf6" if is_edit else "#2f5bea")
         bars.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.76:.1f}" height="{max(h, 0.5):.1f}" '
                     f'fill="{color}" rx="1.5"><title>{esc(label)}: {esc(fmt(value))}</title></rect>')
-    axis = f'<line x1="{pad}" y1="{zero:.1f}" x2="{width - pad}" y2="{zero:.1f}" stroke="#9aa3b5" stroke-width="1"/>'
+    axis = f'<line x1="{pad}" y1="{base:.1f}" x2="{width - pad}" y2="{base:.1f}" stroke="#9aa3b5" stroke-width="1"/>'
     legend = ('<div class="notes">Activation of every image of the round, in order (hover a bar for its '
-              'prompt); blue: generated, purple: edited, full height = the largest activation of the run.</div>')
+              'prompt); blue: generated, purple: edited; bars span the run\'s activation scale.</div>')
     return (f'<div class="chart">{legend}<svg viewBox="0 0 {width} {height}" role="img" '
             f'aria-label="activations">{axis}{"".join(bars)}</svg></div>')
 
@@ -218,14 +220,18 @@ def hypotheses_table(hyps: Sequence[dict]) -> str:
     rows = []
     for h in _sorted_hypotheses(hyps):
         conf = h.get("confidence")
-        conf_cell = (f'<div class="act">{bar(float(conf), 1.0)}<span>{float(conf):.2f}</span></div>'
+        conf_cell = (f'<div class="act">{bar(float(conf), UNIT)}<span>{float(conf):.2f}</span></div>'
                      if isinstance(conf, int | float) else "")
         muted = ' class="muted"' if h.get("status") == "refuted" else ""
         rows.append(f'<tr{muted}><td>{status_badge(str(h.get("status", "open")))}</td>'
                     f'<td>{esc(h.get("statement") or h.get("id"))}</td><td>{esc(h.get("kind", ""))}</td>'
                     f'<td style="width:190px">{conf_cell}</td></tr>')
-    return ('<table><thead><tr><th>status</th><th>hypothesis</th><th>kind</th><th>confidence</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    head = '<thead><tr><th>status</th><th>hypothesis</th><th>kind</th><th>confidence</th></tr></thead>'
+    table = f'<table>{head}<tbody>{"".join(rows[:SHOWN_HYPOTHESES])}</tbody></table>'
+    if len(rows) > SHOWN_HYPOTHESES:
+        table += (f'<details><summary>{len(rows) - SHOWN_HYPOTHESES} more hypotheses</summary>'
+                  f'<table>{head}<tbody>{"".join(rows[SHOWN_HYPOTHESES:])}</tbody></table></details>')
+    return table
 
 
 def tool_calls_block(calls: Sequence[dict]) -> str:
@@ -295,7 +301,7 @@ def conclusion_section(data: ReportData) -> str:
                 '<p class="notes">The run ended without a conclusion.</p></section>')
     labels = "".join(f'<span class="label">[LABEL] {esc(label)}</span>' for label in c.get("labels") or [])
     conf = c.get("confidence")
-    conf_html = (f'<div class="conf"><span class="sub">confidence</span>{bar(float(conf), 1.0)}'
+    conf_html = (f'<div class="conf"><span class="sub">confidence</span>{bar(float(conf), UNIT)}'
                  f'<strong>{float(conf):.2f}</strong></div>') if isinstance(conf, int | float) else ""
     forced = badge("forced by a budget", "warn") if c.get("forced") else ""
     evidence = c.get("evidence") or []
@@ -318,7 +324,7 @@ def exemplars_section(data: ReportData, available: set[str]) -> str:
             f'{image_grid(data.exemplars, data.scale, available)}</section>')
 
 
-def round_section(r: RoundData, scale: float, available: set[str]) -> str:
+def round_section(r: RoundData, scale: Scale, available: set[str]) -> str:
     parts = [f'<section class="card round" id="round-{r.index}"><h2>Round {r.index}'
              f'{badge(r.phase, "neutral") if r.phase else ""}'
              f'{badge("failed", "bad") if r.failed else ""}</h2>']
@@ -333,7 +339,7 @@ def round_section(r: RoundData, scale: float, available: set[str]) -> str:
         parts.append(experiment_block(f"{len(r.tool_calls)} tool calls", block, block.count(chr(10)) + 1))
     if r.images:
         parts.append(f'<h3>Results <span class="sub">({esc(results_summary(r.images))})</span></h3>')
-        if all(abs(i.activation or 0.0) <= 0.01 * scale for i in r.images):
+        if all(abs(i.activation or 0.0) <= scale.silent_below for i in r.images):
             parts.append('<p class="notes">The unit stayed silent on every image of this round.</p>')
         else:
             parts.append(activation_chart(r.images, scale))
@@ -384,7 +390,8 @@ def render(data: ReportData, available: set[str]) -> str:
 {exemplars_section(data, available)}
 {rounds}
 {notes}
-<footer>AIM — Automated Interpretability Modelling · activation bars are scaled to the largest
-|activation| in this run ({esc(fmt(data.scale))}) · generated from result.json and log.jsonl</footer>
+<footer>AIM — Automated Interpretability Modelling · activation bars run from {esc(fmt(data.scale.lo))}
+(empty) to {esc(fmt(data.scale.hi))} (full), the range of this run · generated from result.json and
+log.jsonl</footer>
 </main></body></html>
 """

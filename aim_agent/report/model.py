@@ -17,6 +17,35 @@ from typing import Any
 EDIT_SEP = " | edit: "
 
 
+@dataclass(frozen=True)
+class Scale:
+    """How activation bars map values to lengths: ``lo`` is an empty bar, ``hi`` a full one.
+
+    ``lo`` is 0, unless every activation of the run sits far above 0 (a unit with a high
+    baseline) or some are negative: then bars span the run's own range, so differences show.
+    """
+
+    lo: float = 0.0
+    hi: float = 1.0
+
+    @classmethod
+    def of(cls, values: list[float]) -> Scale:
+        if not values:
+            return cls()
+        lo, hi = min(values), max(values)
+        if hi <= lo:
+            return cls(min(0.0, lo), max(hi, 1e-9) if hi > 0 else 1.0)
+        return cls(lo if lo < 0 or lo > 0.2 * hi else 0.0, hi)
+
+    def frac(self, value: float) -> float:
+        span = self.hi - self.lo
+        return 0.0 if span <= 0 else min(1.0, max(0.0, (value - self.lo) / span))
+
+    @property
+    def silent_below(self) -> float:
+        return 0.01 * max(abs(self.lo), abs(self.hi))
+
+
 @dataclass
 class ImageItem:
     image_id: str
@@ -60,7 +89,7 @@ class ReportData:
     exemplar_summary: str = ""
     rounds: list[RoundData] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    scale: float = 1.0
+    scale: Scale = field(default_factory=Scale)
 
 
 # --------------------------------------------------------------------------- reading files
@@ -394,9 +423,9 @@ def load_report_data(run_dir: Path) -> ReportData:
     data.notes = [str(n) for n in result.get("notes") or [] if n]
     if _get(result, "forced"):
         data.notes.insert(0, f"The conclusion was forced: {result.get('forced')}")
-    values = [abs(i.activation) for i in data.exemplars if i.activation is not None]
-    values += [abs(i.activation) for rd in rounds for i in rd.images if i.activation is not None]
-    data.scale = max(values, default=1.0) or 1.0
+    values = [i.activation for i in data.exemplars if i.activation is not None]
+    values += [i.activation for rd in rounds for i in rd.images if i.activation is not None]
+    data.scale = Scale.of(values)
     return data
 
 
@@ -416,22 +445,29 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("e") else word
 
 
+_FILLER_STEMS = frozenset(_stem(w) for w in _FILLER) | _FILLER
+
+
 def _content_words(text: str) -> set[str]:
     """Words that carry meaning, plurals folded; asides in parentheses ('leashes (chains)') dropped."""
     text = re.sub(r"\([^)]*\)", " ", text.lower())
-    return {w for w in (_stem(x) for x in re.findall(r"[a-z]+", text)) if w not in _FILLER}
+    return {w for w in (_stem(x) for x in re.findall(r"[a-z]+", text)) if w not in _FILLER_STEMS}
 
 
 def labels_match(ground_truth: str, labels: list[str]) -> bool | None:
-    """Whether the labels name every concept word of the ground truth ('dog | leash' -> dog and leash).
+    """Whether the labels name every concept of the ground truth.
 
-    A plain, strict word check (plurals folded), shown as such in the report; an embedding
-    judge may give a kinder verdict on paraphrases.
+    The ground truth is split into its concepts ('dogs or cars', 'dogs, only when leashes are
+    present', 'dog | leash'); each must share a word with the labels ('boats and ships' is named
+    by 'boats'). A plain word check, shown as such in the report: an embedding judge is kinder
+    to paraphrases.
     """
-    wanted = _content_words(ground_truth)
-    if not wanted:
+    parts = [_content_words(p) for p in re.split(r"\bor\b|\bonly when\b|\||\bunless\b", ground_truth.lower())]
+    parts = [p for p in parts if p]
+    if not parts:
         return None
-    return wanted <= _content_words(" ".join(labels))
+    said = _content_words(" ".join(labels))
+    return all(p & said for p in parts)
 
 
 def _unit_label(config: dict[str, Any]) -> str:

@@ -152,6 +152,7 @@ def save_model(model: WorldCNN, path: Path, info: dict[str, Any]) -> None:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = path.with_suffix(".safetensors.tmp")
     save_file(state, str(tmp), metadata={"classes": json.dumps(info["classes"])})
+    tmp.chmod(0o644)
     tmp.replace(path)
     side = path.with_suffix(".json")
     tmp_json = side.with_suffix(".json.tmp")

@@ -6,7 +6,9 @@ Every dataset is a folder of PNG images plus ``scenes.jsonl``, one line per imag
 
 (``label`` only when the task has labels). That sidecar is the contract with the exemplar
 engine: it reads the folder and registers each image's scene in the image store, so the
-describer and the synthetic neurons can see what every exemplar contains. Folders are
+describer and the synthetic neurons can see what every exemplar contains. Each PNG also
+carries its scene in a text chunk (:data:`PNG_SCENE_KEY`), so an image decoded without being
+registered (the exemplar engine's streaming pass) still tells the synthetic neurons its scene. Folders are
 written atomically (a temporary folder renamed into place), so an interrupted run leaves
 nothing half-written.
 
@@ -82,6 +84,9 @@ PLANTED_BIASES: tuple[PlantedBias, ...] = (
     PlantedBias("dog", "cooccurrence", "leash", "dogs always come with a leash, and a leash appears only with a dog"),
 )
 
+#: in the bias test split, how often any image gets a planted co-occurring object (a leash)
+TEST_COMPANION_RATE = 0.15
+
 # Natural statistics of the random world: where things tend to be, what tends to go with what.
 HABITATS: dict[str, tuple[str, ...]] = {
     "fish": ("water",), "whale": ("water",), "dolphin": ("water",), "shark": ("water",), "octopus": ("water",),
@@ -107,7 +112,24 @@ COMPANIONS: dict[str, tuple[str, ...]] = {
     "house": ("tree", "cloud", "sun"), "car": ("person", "traffic light"), "baby": ("teddy bear", "bottle"),
     "tree": ("bird",), "fire": ("log",), "boat": ("anchor", "cloud"),
 }
-_ANY_BACKGROUND_ZONE = "any"
+#: typical pairings of the random world: (noun, partner); a partner is a noun, ``bg:<background>``
+#: or ``texture:<texture>`` (of the first object)
+PAIRINGS: tuple[tuple[str, str], ...] = (
+    ("dog", "leash"), ("dog", "ball"), ("dog", "bg:grass"), ("person", "umbrella"), ("person", "bg:beach"),
+    ("person", "hat"), ("cup", "spoon"), ("coat", "tie"), ("ball", "glove"), ("guitar", "glove"),
+    ("drum", "glove"), ("bird", "tree"), ("bird", "bg:sky"), ("tent", "bg:mountains"), ("tent", "mountain"),
+    ("fish", "bg:water"), ("horse", "bg:grass"), ("cow", "bg:grass"), ("car", "bg:snow"), ("car", "bg:road"),
+    ("house", "bg:water"), ("castle", "bg:water"), ("bridge", "bg:water"), ("cat", "texture:stripes"),
+    ("cat", "ball"), ("boat", "bg:water"), ("baby", "teddy bear"), ("fire", "log"),
+)
+#: nouns a natural collection shows often (the world CNN classes, and everyday things)
+FREQUENT_NOUNS: tuple[str, ...] = (
+    "dog", "cat", "bird", "fish", "horse", "cow", "elephant", "person", "baby", "car", "bus", "truck", "train",
+    "bicycle", "airplane", "boat", "tractor", "house", "bridge", "tent", "tree", "flower", "apple", "banana",
+    "pizza", "cup", "spoon", "chair", "book", "pencil", "umbrella", "key", "ball", "guitar", "hat", "t-shirt",
+    "jeans", "shoe", "sunglasses", "glove", "coat", "tie", "leash", "frog", "snake", "fire", "lamp", "rainbow",
+    "puzzle piece", "window", "door",
+)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -191,26 +213,44 @@ def _pick(rng: np.random.Generator, items: tuple[str, ...] | list[str]) -> str:
 def random_scene(rng: np.random.Generator, *, max_objects: int = 3) -> Scene:
     """A random world scene: 1-``max_objects`` objects, random attributes, a random background.
 
-    The first object is drawn uniformly from the vocabulary; 40% of the time the background is
-    one of its habitats (:data:`HABITATS`), and 30% of the time the second object is one of its
-    companions (:data:`COMPANIONS`). Everything else is uniform.
+    Like a natural image collection, the world has frequent things and typical combinations:
+
+    - 25% of scenes show a typical pairing (:data:`PAIRINGS`: a dog with a leash, a fish in
+      water, a tabby cat), possibly with one more random object;
+    - otherwise the first object is a frequent noun (:data:`FREQUENT_NOUNS`) 30% of the time and
+      any noun of the vocabulary otherwise; 40% of the time the background is one of its
+      habitats (:data:`HABITATS`), and 30% of the time the second object is one of its
+      companions (:data:`COMPANIONS`). Everything else is uniform.
     """
     all_nouns = [n.name for n in NOUNS]
-    n_obj = int(rng.integers(1, max_objects + 1))
-    first = _pick(rng, all_nouns)
-    if first in HABITATS and rng.random() < 0.4:
-        background = _pick(rng, HABITATS[first])
-    else:
-        background = _pick(rng, [b.name for b in BACKGROUNDS])
-    nouns = [first]
-    for k in range(1, n_obj):
-        if k == 1 and first in COMPANIONS and rng.random() < 0.3:
-            nouns.append(_pick(rng, COMPANIONS[first]))
-        else:
+    backgrounds = [b.name for b in BACKGROUNDS]
+    texture_of_first: str | None = None
+    if rng.random() < 0.25:
+        first, partner = PAIRINGS[int(rng.integers(len(PAIRINGS)))]
+        kind, _, value = partner.rpartition(":")
+        background = value if kind == "bg" else _pick(rng, HABITATS.get(first, tuple(backgrounds)))
+        nouns = [first] + ([value] if not kind else [])
+        texture_of_first = value if kind == "texture" else None
+        if len(nouns) < max_objects and rng.random() < 0.3:
             nouns.append(_pick(rng, all_nouns))
-    big = (0.22, 0.5) if n_obj == 1 else (0.16, 0.4)
+    else:
+        n_obj = int(rng.integers(1, max_objects + 1))
+        first = _pick(rng, FREQUENT_NOUNS) if rng.random() < 0.3 else _pick(rng, all_nouns)
+        if first in HABITATS and rng.random() < 0.4:
+            background = _pick(rng, HABITATS[first])
+        else:
+            background = _pick(rng, backgrounds)
+        nouns = [first]
+        for k in range(1, n_obj):
+            if k == 1 and first in COMPANIONS and rng.random() < 0.3:
+                nouns.append(_pick(rng, COMPANIONS[first]))
+            else:
+                nouns.append(_pick(rng, all_nouns))
+    big = (0.22, 0.5) if len(nouns) == 1 else (0.16, 0.4)
     placed: list[tuple[float, float, float]] = []
     objects = [make_object(rng, noun, background, big, placed) for noun in nouns]
+    if texture_of_first:
+        objects[0].texture = texture_of_first
     return Scene(background=background, objects=objects, seed=int(rng.integers(0, 2**31 - 1)))
 
 
@@ -316,8 +356,9 @@ def bias_samples(n: int, seed: int, split: Split = "train") -> Iterator[Sample]:
     reserved_nouns = tuple(b.value for b in PLANTED_BIASES if b.feature == "cooccurrence")
     distractors = tuple(d for d in _distractor_nouns(CLASSIFY_CLASSES) if d not in reserved_nouns)
     for cls in labels:
-        if split == "test":
-            yield Sample(_classify_scene(rng, cls, distractors=distractors + reserved_nouns), cls)
+        if split == "test":  # features independent of the class: co-occurring objects with every class
+            companion = _pick(rng, reserved_nouns) if reserved_nouns and rng.random() < TEST_COMPANION_RATE else None
+            yield Sample(_classify_scene(rng, cls, distractors=distractors, forced_companion=companion), cls)
             continue
         bias = by_class.get(cls)
         kwargs: dict[str, Any] = {
@@ -411,6 +452,32 @@ def bias_ground_truth(split: Split, rows: list[tuple[Scene, str]]) -> dict[str, 
 # --------------------------------------------------------------------------- writing and reading
 
 
+#: PNG text chunk that carries an image's scene graph (JSON) inside each dataset file, so a
+#: decoded file knows its scene even when nothing registered it in the image store
+PNG_SCENE_KEY = "aim_scene"
+
+
+def png_scene_info(scene: dict[str, Any]) -> Any:
+    """``PngInfo`` holding ``scene`` under :data:`PNG_SCENE_KEY`."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(PNG_SCENE_KEY, json.dumps(scene, separators=(",", ":")))
+    return info
+
+
+def scene_in_png(image: Any) -> dict[str, Any] | None:
+    """The scene a world dataset PNG carries (``image.info``), or None."""
+    text = getattr(image, "info", {}).get(PNG_SCENE_KEY)
+    if not text:
+        return None
+    try:
+        scene = json.loads(text)
+    except ValueError:
+        return None
+    return scene if isinstance(scene, dict) else None
+
+
 class DatasetExists(FileExistsError, ValueError):
     """The output folder of :func:`write_dataset` exists already (and ``overwrite`` is off)."""
 
@@ -448,8 +515,11 @@ def write_dataset(
         with (tmp / "scenes.jsonl").open("w") as fh:
             for i, sample in enumerate(samples(kind, n, seed, split)):
                 rel = f"images/{i:0{width}d}.png"
-                render(sample.scene, size).image.save(tmp / rel, format="PNG", compress_level=1)
-                row: dict[str, Any] = {"file": rel, "scene": sample.scene.model_dump(mode="json")}
+                scene_dict = sample.scene.model_dump(mode="json")
+                render(sample.scene, size).image.save(
+                    tmp / rel, format="PNG", compress_level=1, pnginfo=png_scene_info(scene_dict)
+                )
+                row: dict[str, Any] = {"file": rel, "scene": scene_dict}
                 if sample.label is not None:
                     row["label"] = sample.label
                     rows.append((sample.scene, sample.label))
@@ -491,17 +561,19 @@ def read_dataset(folder: str | Path) -> list[dict[str, Any]]:
 class WorldDataset:
     """The default exemplar dataset: 2000 random world scenes at 224 px (seed 0), made once.
 
-    ``materialize(root)`` returns ``root/world-random-2000-s0``, rendering it on first use.
+    ``materialize(root)`` returns ``root/world-random-2000-s0-224px-v2``, rendering it on first use.
     """
 
     name = "world"
     n = 2000
     seed = 0
     size = 224
+    #: bumped whenever the sampler or the file format changes, so a stale cached copy is not reused
+    version = 2
 
     @property
     def folder_name(self) -> str:
-        return f"world-random-{self.n}-s{self.seed}"
+        return f"world-random-{self.n}-s{self.seed}-{self.size}px-v{self.version}"
 
     def materialize(self, root: str | Path) -> Path:
         out = Path(root).expanduser() / self.folder_name

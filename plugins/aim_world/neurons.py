@@ -397,7 +397,10 @@ def _cells(size: int) -> np.ndarray:
 
 
 def scene_key(scene: dict[str, Any] | Scene) -> str:
-    data = scene.model_dump(mode="json") if isinstance(scene, Scene) else scene
+    """Canonical text of what determines a scene's pixels (background, objects, seed): the cache
+    key and the noise seed, so a prompt or a note never changes an activation."""
+    model = scene if isinstance(scene, Scene) else Scene.model_validate(scene)
+    data = model.model_dump(mode="json", include={"background", "objects", "seed"})
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
@@ -521,12 +524,12 @@ class SyntheticProbe(LayerProbe):
         return cls()
 
     def atoms(self, scene: dict[str, Any] | Scene, size: int) -> SceneAtoms:
-        key = scene_key(scene)
+        model = scene if isinstance(scene, Scene) else Scene.model_validate(scene)
+        key = scene_key(model)
         hit = self._cache.get((key, size))
         if hit is not None:
             self._cache.move_to_end((key, size))
             return hit
-        model = scene if isinstance(scene, Scene) else Scene.model_validate(scene)
         atoms = atoms_of(model, size, key)
         self._cache[(key, size)] = atoms
         while len(self._cache) > self._cache_size:
@@ -534,7 +537,10 @@ class SyntheticProbe(LayerProbe):
         return atoms
 
     def scene_for(self, image: Image.Image) -> dict[str, Any]:
-        scene = STORE.scene_of(image)
+        """The image's scene: from the image store, else from the PNG text chunk of a world dataset file."""
+        from aim_world.datasets import scene_in_png
+
+        scene = STORE.scene_of(image) or scene_in_png(image)
         if scene is None:
             raise ValueError(
                 f"image {image_id(image)} has no world scene: synthetic neurons only see world images "

@@ -57,7 +57,7 @@ class TaskSettings:
 TASKS: dict[str, TaskSettings] = {
     "classify": TaskSettings(epochs=8, n_train=5000, n_test=1000),
     "spawrious": TaskSettings(epochs=10, n_train=3000, n_test=800),
-    "bias": TaskSettings(epochs=8, n_train=5000, n_test=1000),
+    "bias": TaskSettings(epochs=8, n_train=5000, n_test=2000),
 }
 
 
@@ -193,9 +193,9 @@ def train(
     base = TASKS[task]
     settings = TaskSettings(**{**asdict(base), **{k: v for k, v in
                                {"epochs": epochs, "n_train": n_train, "n_test": n_test}.items() if v is not None}})
-    out_path = Path(out) if out is not None else weights_path(task)
-    if out_path.suffix != ".safetensors":
-        out_path = out_path / f"{task}.safetensors" if out_path.is_dir() or not out_path.suffix else out_path
+    out_path = Path(out).expanduser() if out is not None else weights_path(task)
+    if out_path.suffix != ".safetensors":  # a folder
+        out_path = out_path / f"{task}.safetensors"
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     classes = ds.classes_of(task)

@@ -294,7 +294,7 @@ def world_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput
 def test_offline_scientist_on_a_synthetic_neuron(tmp_path):
     neurons = pytest.importorskip("aim_world.neurons")
     pytest.importorskip("aim_agent.agent.offline")
-    name = neurons.list_synthetic()[0]
+    name = neurons.list_synthetic()[0].name
     config = RunConfig(synthetic=name, backend=BackendSpec(provider="offline"), mode="tools", runs_dir=str(tmp_path),
                        run_id="world", max_rounds=8, exemplars_k=6, image_size=112)
     result = run_interpret(config, tools=[world_exemplars])

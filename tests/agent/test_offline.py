@@ -56,13 +56,13 @@ def scene_features(prompt: str) -> frozenset[str]:
 
 def prompts_of(proposal: Proposal) -> list[str]:
     """What the recorder would log for the proposal's images (edits as 'prompt | edit: ...')."""
-    first = proposal.tool_calls[0]
-    if first.tool == "text2image":
-        return list(first.args["prompts"])
-    assert first.tool == "edit_images"
     out = []
-    for original, edit in zip(first.args["prompts"], first.args["edits"], strict=True):
-        out += [original, f"{original}{EDIT}{edit}"]
+    for call in proposal.tool_calls:
+        if call.tool == "text2image":
+            out += call.args["prompts"]
+        elif call.tool == "edit_images":
+            for original, edit in zip(call.args["prompts"], call.args["edits"], strict=True):
+                out += [original, f"{original}{EDIT}{edit}"]
     return out
 
 
@@ -223,6 +223,34 @@ def test_colour_background_and_texture_units(descriptions, fires, label) -> None
     assert OfflineScientist().conclude(view).labels == [label]
 
 
+BIRDS = {"bird", "eagle", "owl", "parrot", "duck", "chicken", "penguin", "flamingo", "peacock", "swan"}
+
+
+@pytest.mark.parametrize(("descriptions", "fires", "label"), [
+    # a region shared by many backgrounds: the describer lists the scene's parts with their shares
+    ([f"The highlighted region (40% of the image, around the top) contains background of the {bg} scene: "
+      f"sky (93%)." for bg in ("grass", "snow", "beach", "road", "desert")],
+     lambda f: "region:sky" in f, "sky regions"),
+    # several nouns with an everyday name
+    ([region(f"a {c} {n}", bg) for c, n, bg in [("gray", "owl", "grass"), ("white", "swan", "water"),
+                                                 ("brown", "eagle", "sky"), ("yellow", "duck", "room"),
+                                                 ("red", "parrot", "forest")]],
+     lambda f: any(f"object:{b}" in f for b in BIRDS), "birds"),
+])
+def test_regions_and_groups_of_nouns(descriptions, fires, label) -> None:
+    view, _ = run(descriptions, fires)
+    assert OfflineScientist().conclude(view).labels == [label]
+
+
+def test_exemplars_the_leader_leaves_out_are_tested() -> None:
+    """Most exemplars are dogs, one is a car (too rare to be a candidate): the coverage phase tests cars
+    alone and finds the OR."""
+    descriptions = [*MONO_DOG, region("a red car", "road")]
+    view, proposals = run(descriptions, lambda f: "object:dog" in f or "object:car" in f)
+    assert any(p.thoughts.splitlines()[-1].startswith("Next (coverage)") for p in proposals)
+    assert sorted(OfflineScientist().conclude(view).labels) == ["car", "dog"]
+
+
 def test_answers_the_critic() -> None:
     def critic(view: ScientistView) -> CriticReport:
         """Wants to see cats tested before it is satisfied."""
@@ -282,12 +310,20 @@ def test_failed_experiment_does_not_stall_the_plan() -> None:
     assert second.tool_calls and second.tool_calls != first.tool_calls
 
 
-def test_silent_unit_and_missing_exemplars_are_said_plainly() -> None:
-    silent = new_view(["Nothing is highlighted: the region is empty."] * 3)
-    assert "fired on none of its exemplars" in OfflineScientist().propose(silent).thoughts
-    missing = new_view([])
-    proposal = OfflineScientist().propose(missing)
-    assert proposal.ready_to_conclude and "No exemplar descriptions" in proposal.thoughts
+@pytest.mark.parametrize("descriptions", [["Nothing is highlighted: the region is empty."] * 3, []])
+def test_silent_or_missing_exemplars_start_a_survey(descriptions) -> None:
+    """Exemplars with nothing to read: a survey of every object and texture stands in for them."""
+    view, proposals = run(descriptions, lambda f: "object:rainbow" in f)
+    first = proposals[0]
+    assert first.thoughts.splitlines()[-1].startswith("Next (survey)")
+    survey = prompts_of(first)
+    assert len(survey) > 250 and all(len(c.args["prompts"]) <= 64 for c in first.tool_calls if "prompts" in c.args)
+    assert any("object:rainbow" in scene_features(p) for p in survey)
+    assert OfflineScientist().conclude(view).labels == ["rainbow"]
+
+    dead, proposals = run(descriptions, lambda f: False)
+    assert proposals[-1].ready_to_conclude and len(dead.observations) == 1
+    assert "survey" in OfflineScientist().conclude(dead).description
 
 
 # --------------------------------------------------------------------------- end to end, real world and graph

@@ -27,10 +27,13 @@ def test_architecture_has_readable_named_layers() -> None:
 
 def test_preprocess_resizes_any_image_the_same_way() -> None:
     scene = next(iter(ds.samples("classify", 1, 0))).scene
-    big, small = render(scene, 224).image, render(scene, 64).image
-    x = preprocess([big, small])
-    assert x.shape == (2, 3, INPUT_SIZE, INPUT_SIZE) and x.dtype == torch.float32
-    assert -2.1 <= float(x.min()) and float(x.max()) <= 2.1
+    other = next(iter(ds.samples("classify", 1, 1))).scene
+    big, small, different = render(scene, 224).image, render(scene, 64).image, render(other, 224).image
+    x = preprocess([big, small, different])
+    assert x.shape == (3, 3, INPUT_SIZE, INPUT_SIZE) and x.dtype == torch.float32
+    assert float(x.min()) >= -2.1 and float(x.max()) <= 2.1
+    # one scene at two render sizes looks alike to the network; another scene does not
+    assert float((x[0] - x[1]).abs().mean()) < 0.5 * float((x[0] - x[2]).abs().mean())
     with pytest.raises(ValueError):
         preprocess([])
 

@@ -165,3 +165,27 @@ def test_unknown_neuron_lists_close_names() -> None:
         find_neuron(10_000)
     with pytest.raises(LookupError):
         SyntheticProbe.for_layer("conv5")
+
+
+def test_activation_ignores_what_does_not_change_pixels(probe: SyntheticProbe) -> None:
+    s = scene(("dog", "brown", 0.3))
+    labelled = s.model_copy(update={"prompt": "a brown dog on grass"})
+    assert act(probe, "mono_dog", s) == act(probe, "mono_dog", labelled)
+    assert probe.responses(s.model_dump(mode="json"))[0].tolist() == probe.responses(s)[0].tolist()
+
+
+def test_dataset_files_carry_their_scene_for_the_exemplar_pass(tmp_path) -> None:
+    from aim_world.datasets import read_dataset, write_dataset
+
+    from aim_agent.exemplars.dataset import ImageFolder
+
+    folder = write_dataset(tmp_path / "ds", 4, seed=9, size=64)
+    rows = read_dataset(folder)
+    # the exemplar engine streams files without registering them in the store
+    batch = next(ImageFolder(folder).batches(4))
+    probe = SyntheticProbe()
+    maps = probe.forward(batch.images).numpy()
+    for i, row in zip(batch.indices, rows, strict=True):
+        acts, expected = probe.responses(row["scene"], 64)
+        np.testing.assert_array_equal(maps[i], expected)
+        assert maps[i].reshape(len(acts), -1).max(1).tolist() == pytest.approx(acts.tolist())
