@@ -104,15 +104,10 @@ def build_system(config: RunConfig) -> System:
         except ImportError as exc:
             raise ValueError("synthetic neurons need the world plugin (aim_world.neurons)") from exc
         return synthetic_system(config.synthetic)
-    from aim_agent.models.probe import ModelProbe
-    from aim_agent.models.user_loader import open_model
+    from aim_agent.models.probe import open_probe
 
     assert config.model is not None and config.layer is not None and config.unit is not None
-    probe: Any = ModelProbe(open_model(config.model), config.layer)
-    if config.sae:
-        from aim_agent.sae import SAEProbe, SparseAutoencoder
-
-        probe = SAEProbe(probe, SparseAutoencoder.load(config.sae))  # the unit is one of its latents
+    probe = open_probe(config.model, config.layer, sae=config.sae)
     return System(probe, config.unit)
 
 

@@ -56,13 +56,11 @@ def _units(text: str | None, count: int) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from aim_agent.exemplars import compute_exemplars
-    from aim_agent.models.probe import ModelProbe
-    from aim_agent.models.user_loader import open_model
+    from aim_agent.models.probe import open_probe
 
     if args.k < 1 or args.batch_size < 1:
         raise ValueError("--k and --batch-size must be at least 1")
-    model = open_model(args.model, input_size=args.input_size)
-    probe = ModelProbe(model, args.layer, stop_early=not args.no_stop_early)
+    probe = open_probe(args.model, args.layer, stop_early=not args.no_stop_early, input_size=args.input_size)
     units = _units(args.units, probe.num_units)
     result = compute_exemplars(
         probe, args.dataset, k=args.k, batch_size=args.batch_size, cache_dir=args.cache,
@@ -70,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
     )
     console = Console(width=max(120, Console().width), highlight=False)
     folder = result.dataset
-    console.print(f"model      {model.name}")
-    console.print(f"layer      {probe.layer} ({probe.kind}, {probe.num_units} units, grid "
-                  f"{probe.grid[0]}x{probe.grid[1]})")
+    grid = getattr(probe, "grid", None)
+    shape = f", grid {grid[0]}x{grid[1]}" if grid else ""
+    console.print(f"model      {probe.model_name}")
+    console.print(f"layer      {probe.layer} ({getattr(probe, 'kind', 'units')}, {probe.num_units} units{shape})")
     console.print(f"dataset    {folder.name} ({len(folder)} files)")
     console.print(f"images     {result.images_seen} seen, {len(result.skipped)} skipped")
     for file, why in result.skipped:

@@ -251,22 +251,15 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
                     f"load_system needs model, layer and unit (missing: {', '.join(missing)}), or synthetic=NAME; "
                     "list_models and list_layers show what exists"
                 )
-            from aim_agent.models.base import load_model
-            from aim_agent.models.probe import ModelProbe
+            from aim_agent.models.probe import open_probe
             from aim_agent.system import System
 
-            loaded = load_model(str(args.model), state.plugins.model_loaders())
-            probe = ModelProbe(loaded, str(args.layer))
-            kind = "neuron"
-            if args.sae:
-                from aim_agent.sae import SAEProbe, SparseAutoencoder
-
-                try:
-                    sae = SparseAutoencoder.load(args.sae)
-                except (OSError, KeyError, ValueError) as exc:
-                    raise ToolError(f"cannot load the SAE {args.sae!r}: {exc}") from None
-                probe = SAEProbe(probe, sae)  # the unit is one of its latents
-                kind = "sae"
+            try:
+                probe = open_probe(str(args.model), str(args.layer), sae=args.sae,
+                                   loaders=state.plugins.model_loaders())
+            except (OSError, KeyError) as exc:
+                raise ToolError(f"cannot load the SAE {args.sae!r}: {exc}") from None
+            kind = "sae" if args.sae else "neuron"
             system = System(probe, int(args.unit), reduce=args.reduce)  # type: ignore[arg-type]
         session.ctx.system = system
         session.ctx.log = ExperimentLog(session.ctx.log.image_dir if session.ctx.log else None)

@@ -270,3 +270,32 @@ def list_layers(model: LoadedModel, *, dedupe: bool = True) -> list[LayerInfo]:
             )
         )
     return infos
+
+
+def open_probe(
+    spec: str,
+    layer: str,
+    *,
+    sae: str | None = None,
+    stop_early: bool = True,
+    input_size: int | None = None,
+    loaders: Sequence[Any] | None = None,
+) -> LayerProbe:
+    """The probe for ``layer`` of model ``spec``: every caller (CLI, agent, MCP) opens units here.
+
+    Loaders that make probes directly (the world's ``synthetic`` neurons) come first; any
+    other model is loaded and hooked with :class:`ModelProbe`. With ``sae`` (a directory saved
+    by :class:`aim_agent.sae.SparseAutoencoder`) the units are that SAE's latents.
+    """
+    from aim_agent.models.base import load_model, load_probe
+    from aim_agent.models.user_loader import open_model
+
+    probe: LayerProbe | None = load_probe(spec, layer, loaders)
+    if probe is None:
+        model = load_model(spec, loaders) if loaders is not None else open_model(spec, input_size=input_size)
+        probe = ModelProbe(model, layer, stop_early=stop_early)
+    if sae:
+        from aim_agent.sae import SAEProbe, SparseAutoencoder
+
+        probe = SAEProbe(probe, SparseAutoencoder.load(sae))  # the units are its latents
+    return probe
