@@ -18,6 +18,7 @@ from aim_agent.report.model import ImageItem, ReportData, RoundData, Scale
 _IMAGE_ID = re.compile(r"^img_[0-9A-Za-z]{4,64}$")
 UNIT = Scale(0.0, 1.0)  # confidences
 SHOWN_HYPOTHESES = 8  # rows of the final hypotheses table before the rest is folded away
+FOLD_AT = 48  # images of a round shown before the rest is folded away
 STATUS_CLASS = {"supported": "ok", "refuted": "bad", "open": "neutral"}
 
 
@@ -343,7 +344,7 @@ def round_section(r: RoundData, scale: Scale, available: set[str]) -> str:
             parts.append('<p class="notes">The unit stayed silent on every image of this round.</p>')
         else:
             parts.append(activation_chart(r.images, scale))
-        parts.append(image_grid(r.images, scale, available))
+        parts.append(folded_grid(r, scale, available))
     if r.text:
         parts.append(f'<details><summary>experiment output</summary><pre class="wrap">{esc(r.text)}</pre></details>')
     for note in r.notes:
@@ -353,6 +354,24 @@ def round_section(r: RoundData, scale: Scale, available: set[str]) -> str:
         parts.append(critic_block(report))
     parts.append("</section>")
     return "".join(parts)
+
+
+def folded_grid(r: RoundData, scale: Scale, available: set[str]) -> str:
+    """The round's images; a big round shows :data:`FOLD_AT` of them and folds the rest away.
+
+    A survey (one image of everything) is shown strongest first: that is what it is for.
+    """
+    items = list(r.images)
+    if r.phase == "survey":
+        items.sort(key=lambda i: -(i.activation if i.activation is not None else float("-inf")))
+    if len(items) <= FOLD_AT:
+        return image_grid(items, scale, available)
+    cut = FOLD_AT - (1 if items[FOLD_AT].is_edit else 0)  # never split an edit from its original
+    order = " (strongest first)" if r.phase == "survey" else ""
+    return (f'<p class="notes">{len(items)} images{esc(order)}; the first {cut} are shown.</p>'
+            f'{image_grid(items[:cut], scale, available)}'
+            f'<details><summary>{len(items) - cut} more images</summary>'
+            f'{image_grid(items[cut:], scale, available)}</details>')
 
 
 def experiment_block(kind: str, body: str, lines: int) -> str:
