@@ -1,0 +1,164 @@
+"""The offline scientist: a deterministic, rule-based experimenter for the embedded world.
+
+It is AIM's baseline and what ``aim demo`` runs: no VLM, no network, the same run for the
+same inputs. It uses exactly the tools any agent uses, in tool-calling mode (tool calls
+chained with ``$k.field`` references) or in code mode (a ``run_experiment(system, tools)``
+source run in the sandbox).
+
+Strategy
+--------
+1. **Read.** Parse the blind describer's exemplar descriptions with the world vocabulary
+   into concepts: objects, colours, textures, backgrounds, background regions shared by
+   several scenes (sky, grass, water), and, when the exemplars show several different
+   nouns, a vocabulary category (animals) and a group of the nouns seen (birds; or "bird,
+   eagle or owl"). Score each concept by how often it occurs across the top exemplars,
+   weighting every exemplar by its activation.
+2. **Hypothesize.** A *single* hypothesis for every frequent concept; an *OR* hypothesis for
+   two concepts that each explain different exemplars; a *conditional* hypothesis "A only
+   when B" for a concept A whose exemplars almost always also contain B.
+3. **Experiment**, in fixed phases, each one experiment through the tools:
+
+   - ``screen``: each candidate concept alone in several contexts (other backgrounds,
+     colours, objects) plus neutral controls (``text2image``);
+   - ``pairs``: for OR and conditional candidates, the 2x2 design A+B, A only, B only,
+     neither, in several contexts (``text2image``);
+   - ``context``: the leading concept A alone and next to each plausible companion (other
+     exemplar concepts, regions, common companion objects), looking for a condition the
+     describer could not see: exemplars may hold only the weak "leak" response of a
+     conditional unit (``text2image``);
+   - ``coverage``: when strongly firing exemplars show no sign of the leading concept,
+     what they do show, alone (is the unit polysemantic?) (``text2image``);
+   - ``edits``: causal pairs for the leading hypothesis: replace the object, change its
+     colour or the background, remove or add the condition (``edit_images``);
+   - ``critic``: then what the critic's last report asks for (new concepts, edits, more
+     contexts), at most :data:`MAX_CRITIC_ROUNDS` times.
+
+4. **Measure.** Every image is known by the features of its prompt (or of the edit applied
+   to its original), so each hypothesis is a predicate on features. It is scored by the
+   rank separation (AUC) of activations where it predicts firing against where it does
+   not, by the effect relative to the run's largest activation, by its consistency across
+   backgrounds and by the edit pairs; an OR or conditional hypothesis must also fit its
+   2x2 cells (each part alone fires for OR; neither alone fires for a conditional).
+   Statuses and confidences are recomputed from all evidence every round, so the scientist
+   holds no hidden state: a resumed run continues exactly where it stopped.
+5. **Conclude** with the supported hypothesis that separates best; near ties go to the
+   one explaining more variance, with a small price on every extra concept, so "dog OR
+   car" wins over "dog" only when the cars matter. MAIA's format, with the numbers.
+
+When the descriptions hold no world vocabulary (a real model described by a VLM), it says
+so and concludes without pretending: such units need a VLM scientist.
+
+Modules
+-------
+- :mod:`.concepts`: the world concepts and the vocabulary tables that name them;
+- :mod:`.parsing`: describer text and prompts -> parsed scenes (objects, backgrounds, regions);
+- :mod:`.scene_edits`: edit instructions applied to parsed scenes;
+- :mod:`.evidence`: observations -> records (what each image shows, its activation);
+- :mod:`.hypotheses`: hypotheses as predicates on image features, and how they read;
+- :mod:`.reading`: steps 1 and 2 (exemplars, or a survey -> ranked concepts -> hypotheses);
+- :mod:`.scenes`: the image that shows exactly a set of concepts, in a neutral context;
+- :mod:`.experiment`: one experiment as tool calls or ``run_experiment`` code;
+- :mod:`.design`: step 3, the experiment of each phase;
+- :mod:`.scoring`: step 4, scoring hypotheses on the evidence;
+- :mod:`.plan`: the state derived from the view, and which experiment comes next;
+- :mod:`.scientist`: :class:`OfflineScientist` (propose, conclude; step 5) and what it writes.
+"""
+
+from aim_agent.agent.offline.concepts import (
+    ATTRIBUTE_KINDS,
+    CATEGORY_PHRASES,
+    HYPERNYMS,
+    KIND_ORDER,
+    OBJECT_KINDS,
+    Concept,
+    ConceptKind,
+    noun_category,
+)
+from aim_agent.agent.offline.design import (
+    COMPANION_COLORS,
+    COMPANION_NOUNS,
+    COMPANION_REGIONS,
+    EDIT_CONTEXTS,
+    MAX_COMPANIONS,
+    PAIR_CONTEXTS,
+    SCREEN_CONTEXTS,
+    companions,
+    design_context,
+    design_coverage,
+    design_edits,
+    design_pairs,
+    design_replication,
+    design_screen,
+    design_survey,
+    survey_prompts,
+)
+from aim_agent.agent.offline.evidence import Record, evidence_from
+from aim_agent.agent.offline.experiment import CHUNK, Experiment
+from aim_agent.agent.offline.hypotheses import Hyp, condition_phrase, hyp_id, present
+from aim_agent.agent.offline.parsing import (
+    MIN_OBJECT_SHARE,
+    MIN_REGION_SHARE,
+    Parsed,
+    Thing,
+    backgrounds_with,
+    parse_text,
+    region_names,
+    regions_of,
+)
+from aim_agent.agent.offline.plan import (
+    MAX_CRITIC_ROUNDS,
+    State,
+    base_hypotheses,
+    context_target,
+    coverage_target,
+    critic_concepts,
+    derive,
+    design_for_requests,
+    next_experiment,
+    uncovered,
+)
+from aim_agent.agent.offline.reading import (
+    MAX_CANDIDATES,
+    MAX_GROUP,
+    MAX_PAIRS,
+    MIN_CATEGORY_NOUNS,
+    MIN_SCORE,
+    SURVEY_TOP,
+    Reading,
+    read_exemplars,
+    reading_for,
+)
+from aim_agent.agent.offline.scene_edits import apply_edit, is_edit_instruction
+from aim_agent.agent.offline.scenes import (
+    BACKGROUND_PHRASES,
+    CONTEXT_BACKGROUNDS,
+    NEUTRAL_COLORS,
+    NEUTRAL_NOUNS,
+    Obj,
+    Palette,
+    Spec,
+    realize,
+)
+from aim_agent.agent.offline.scientist import (
+    NO_EXEMPLARS_NOTE,
+    NON_WORLD_NOTE,
+    SILENT_NOTE,
+    OfflineScientist,
+    cannot_start,
+)
+from aim_agent.agent.offline.scoring import STATUS_RANK, Scored, best, score
+
+__all__ = [
+    "ATTRIBUTE_KINDS", "BACKGROUND_PHRASES", "CATEGORY_PHRASES", "CHUNK", "COMPANION_COLORS", "COMPANION_NOUNS",
+    "COMPANION_REGIONS", "CONTEXT_BACKGROUNDS", "EDIT_CONTEXTS", "HYPERNYMS", "KIND_ORDER", "MAX_CANDIDATES",
+    "MAX_COMPANIONS", "MAX_CRITIC_ROUNDS", "MAX_GROUP", "MAX_PAIRS", "MIN_CATEGORY_NOUNS", "MIN_OBJECT_SHARE",
+    "MIN_REGION_SHARE", "MIN_SCORE", "NEUTRAL_COLORS", "NEUTRAL_NOUNS", "NON_WORLD_NOTE", "NO_EXEMPLARS_NOTE",
+    "OBJECT_KINDS", "PAIR_CONTEXTS", "SCREEN_CONTEXTS", "SILENT_NOTE", "STATUS_RANK", "SURVEY_TOP", "Concept",
+    "ConceptKind", "Experiment", "Hyp", "Obj", "OfflineScientist", "Palette", "Parsed", "Reading", "Record",
+    "Scored", "Spec", "State", "Thing", "apply_edit", "backgrounds_with", "base_hypotheses", "best", "cannot_start",
+    "companions", "condition_phrase", "context_target", "coverage_target", "critic_concepts", "derive",
+    "design_context", "design_coverage", "design_edits", "design_for_requests", "design_pairs",
+    "design_replication", "design_screen", "design_survey", "evidence_from", "hyp_id", "is_edit_instruction",
+    "next_experiment", "noun_category", "parse_text", "present", "read_exemplars", "reading_for", "realize",
+    "region_names", "regions_of", "score", "survey_prompts", "uncovered",
+]

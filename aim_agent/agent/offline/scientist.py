@@ -1,0 +1,170 @@
+"""The OfflineScientist: proposes the plan's next experiment with its current hypotheses, and concludes with
+the best of them (see the package docstring for the strategy)."""
+
+from __future__ import annotations
+
+from aim_agent.agent.offline.hypotheses import Hyp, condition_phrase, hyp_id
+from aim_agent.agent.offline.plan import State, derive, next_experiment
+from aim_agent.agent.offline.reading import Reading, _has_signal, reading_for
+from aim_agent.agent.offline.scoring import STATUS_RANK, Scored
+from aim_agent.agent.schema import Conclusion, Hypothesis, Proposal, ScientistView
+
+NON_WORLD_NOTE = (
+    "The exemplar descriptions contain no words of the world's vocabulary (objects, colours, "
+    "textures, backgrounds), so these are not world images and the rule-based offline scientist "
+    "cannot design experiments for them. A VLM backend is needed for non-world models: run with "
+    "--backend google_genai (or openai, anthropic, ollama)."
+)
+SILENT_NOTE = (
+    "The unit fired on none of its exemplars nor on any image of a survey of every object and texture the "
+    "world can draw: it may be a dead unit, or detect something the world cannot show."
+)
+NO_EXEMPLARS_NOTE = (
+    "No exemplar descriptions were available (the dataset exemplars or the describer failed; see the "
+    "run notes), and the unit fired on no image of a survey of every object and texture the world can "
+    "draw. Give an exemplar dataset (--dataset), or use a VLM backend (--backend google_genai, openai, ...)."
+)
+
+
+class OfflineScientist:
+    """Deterministic rule-based scientist for world units (see the package docstring for the strategy)."""
+
+    name = "offline"
+
+    def propose(self, view: ScientistView) -> Proposal:
+        reading = reading_for(view)
+        blocked = cannot_start(view, reading)
+        if blocked:
+            return Proposal(thoughts=blocked, ready_to_conclude=True)
+        state = derive(view)
+        thoughts = [_reading_text(reading)]
+        if state.records:
+            thoughts += _summaries(state.scored, limit=5)
+        if view.critic and view.critic[-1].requests:
+            thoughts.append("Critic requests: " + "; ".join(view.critic[-1].requests))
+        exp = None if view.must_conclude or view.round >= view.max_rounds else next_experiment(view, state)
+        if exp is None or not exp.prompts:
+            thoughts.append("Planned experiments are done and the critic has no open request: concluding.")
+            return Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses_out(state), ready_to_conclude=True)
+        thoughts.append(f"Next ({exp.phase}): {exp.note}")
+        proposal = Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses_out(state))
+        if view.mode == "code":
+            proposal.code = exp.code()
+        else:
+            proposal.tool_calls = exp.tool_calls()
+        return proposal
+
+    def conclude(self, view: ScientistView) -> Conclusion:
+        reading = reading_for(view)
+        blocked = cannot_start(view, reading)
+        if blocked:
+            label = "uninterpreted: needs a VLM backend" if blocked == NON_WORLD_NOTE else "uninterpreted"
+            return Conclusion(description=blocked, labels=[label],
+                              evidence=[f"{len(view.exemplar_descriptions)} exemplar descriptions, "
+                                        f"{len(reading.scores)} world concepts in them"],
+                              confidence=0.0, forced=view.must_conclude)
+        state = derive(view)
+        lead = state.leader
+        if lead is None or not state.records:
+            c = reading.candidates[0]
+            return Conclusion(
+                description=f"Untested guess from the exemplars only: {c.phrase} (no experiment ran).",
+                labels=[c.phrase], evidence=[_reading_text(reading)], confidence=0.2, forced=view.must_conclude)
+        return Conclusion(description=_description(lead, state), labels=lead.hyp.labels(),
+                          evidence=_evidence(lead, state, reading), confidence=lead.confidence,
+                          forced=view.must_conclude)
+
+
+def cannot_start(view: ScientistView, reading: Reading) -> str | None:
+    """Why there is nothing to experiment on (non-world images; a unit silent even on the survey), or None."""
+    if _has_signal(reading):
+        return None
+    if reading.start and not view.observations:
+        return None  # the survey comes first
+    if reading.start:
+        return SILENT_NOTE if view.exemplar_descriptions else NO_EXEMPLARS_NOTE
+    return NON_WORLD_NOTE
+
+
+def _hypotheses_out(state: State) -> list[Hypothesis]:
+    out = []
+    for s in state.scored:
+        h = s.hyp
+        out.append(Hypothesis(
+            id=hyp_id(h),
+            statement=h.statement(),
+            # plain prompt words, so any reader of prompts (the critic) can count the images that show them
+            concepts=[h.a.term] if h.kind == "conditional" else [c.term for c in h.concepts],
+            kind=h.kind,
+            condition=h.b.term if h.kind == "conditional" and h.b else None,
+            status=s.status,
+            confidence=s.confidence if s.n_pos >= 2 and s.n_neg >= 2 else _prior(state.reading, h),
+        ))
+    return out
+
+
+def _prior(reading: Reading, h: Hyp) -> float:
+    return round(0.2 + 0.5 * min(reading.scores.get(c, 0.0) for c in h.concepts), 2)
+
+
+def _summary(s: Scored) -> str:
+    text = (f"{s.hyp.short()}: {s.status} (AUC {s.auc:.2f}; mean {s.mean_pos:.3g} where it predicts "
+            f"firing, n={s.n_pos}, vs {s.mean_neg:.3g}, n={s.n_neg}")
+    if s.contexts_total:
+        text += f"; holds on {s.contexts_agree}/{s.contexts_total} backgrounds"
+    if s.edits_total:
+        text += f"; {s.edits_agree}/{s.edits_total} edit pairs agree"
+    if s.flaw:
+        text += f"; but {s.flaw}"
+    return text + ")"
+
+
+def _ranked(scored: list[Scored]) -> list[Scored]:
+    """Supported, then open, then refuted; within each the best separation first."""
+    return sorted(scored, key=lambda s: (STATUS_RANK[s.status], -round(s.auc, 3), s.hyp.complexity, hyp_id(s.hyp)))
+
+
+def _summaries(scored: list[Scored], limit: int, prefix: str = "") -> list[str]:
+    """One line per tested hypothesis (the most telling first), the rest counted."""
+    tested = [s for s in _ranked(scored) if s.n_pos and s.n_neg]
+    lines = [prefix + _summary(s) for s in tested[:limit]]
+    rest = tested[limit:]
+    if rest:
+        counts = {st: sum(1 for s in rest if s.status == st) for st in ("supported", "open", "refuted")}
+        what = ", ".join(f"{n} {st}" for st, n in counts.items() if n)
+        names = "; ".join(s.hyp.short() for s in rest[:3]) + ("; ..." if len(rest) > 3 else "")
+        lines.append(f"{len(rest)} more hypotheses ({what}), e.g. {names}")
+    return lines
+
+
+def _reading_text(reading: Reading) -> str:
+    top = sorted(reading.scores, key=lambda c: (-reading.scores[c], c))[:6]
+    return "Exemplar concepts (activation-weighted share): " + ", ".join(
+        f"{c.phrase} {reading.scores[c]:.2f}" for c in top)
+
+
+def _description(s: Scored, state: State) -> str:
+    h = s.hyp
+    if h.kind == "single":
+        core = f"Selective for {h.a.phrase}"
+    elif h.kind == "or":
+        assert h.b is not None
+        core = f"Polysemantic: {h.a.phrase} OR {h.b.phrase}"
+    else:
+        assert h.b is not None
+        core = f"Selective for {h.a.phrase}, {condition_phrase(h.a, h.b)}"
+    numbers = (f"mean activation {s.mean_pos:.3g} on {s.n_pos} images where this predicts firing vs "
+               f"{s.mean_neg:.3g} on {s.n_neg} where it does not (AUC {s.auc:.2f})")
+    if s.status == "supported":
+        return f"{core}: {numbers}."
+    if s.status == "open":
+        return f"Tentatively: {core.lower()} ({numbers}); the evidence is not conclusive."
+    return (f"No tested hypothesis holds; the least bad is: {core.lower()} ({numbers}). "
+            "The unit may respond to something the world vocabulary cannot express.")
+
+
+def _evidence(lead: Scored, state: State, reading: Reading) -> list[str]:
+    lines = [_reading_text(reading), f"Leading: {_summary(lead)}"]
+    lines += _summaries([s for s in state.scored if s is not lead], limit=3, prefix="Alternative ")
+    lines.append(f"{len(state.records)} images over {state.done} experiments")
+    return lines

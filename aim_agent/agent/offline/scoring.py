@@ -1,0 +1,167 @@
+"""Scoring hypotheses on the evidence: separation (AUC), effect size, variance explained, consistency across
+backgrounds, edit pairs and 2x2 cells, then a status and a confidence; and the best hypothesis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aim_agent.agent.offline.evidence import Record
+from aim_agent.agent.offline.hypotheses import Hyp, hyp_id, present
+
+STATUS_RANK = {"supported": 0, "open": 1, "refuted": 2}  # the order statuses are ranked in
+
+
+@dataclass
+class Scored:
+    """A hypothesis with the numbers behind its status."""
+
+    hyp: Hyp
+    n_pos: int = 0
+    n_neg: int = 0
+    mean_pos: float = 0.0
+    mean_neg: float = 0.0
+    auc: float = 0.5
+    edits_total: int = 0
+    edits_agree: int = 0
+    contexts_total: int = 0
+    contexts_agree: int = 0
+    r2: float = 0.0  # share of the activation variance the prediction explains
+    cells: dict[str, tuple[float, int]] = field(default_factory=dict)  # pair hypotheses: mean, n per 2x2 cell
+    flaw: str = ""  # why a pair hypothesis fails although it separates (a cell that contradicts it)
+    status: Literal["open", "supported", "refuted"] = "open"
+    confidence: float = 0.5
+
+    @property
+    def effect(self) -> float:
+        return self.mean_pos - self.mean_neg
+
+
+def _auc(pos: list[float], neg: list[float]) -> float:
+    """Probability that a random positive outranks a random negative (ties count half)."""
+    if not pos or not neg:
+        return 0.5
+    wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def _r2(pos: list[float], neg: list[float]) -> float:
+    """Squared point-biserial correlation between 'predicted to fire' and the activation."""
+    values = pos + neg
+    if not pos or not neg:
+        return 0.0
+    mean = sum(values) / len(values)
+    total = sum((v - mean) ** 2 for v in values)
+    if total <= 1e-12:
+        return 0.0
+    between = len(pos) * (sum(pos) / len(pos) - mean) ** 2 + len(neg) * (sum(neg) / len(neg) - mean) ** 2
+    return between / total
+
+
+def _scale(records: list[Record], exemplar_acts: Sequence[float]) -> float:
+    values = [abs(r.activation) for r in records] + [abs(float(a)) for a in exemplar_acts]
+    return max(values, default=1.0) or 1.0
+
+
+def score(h: Hyp, records: list[Record], scale: float) -> Scored:
+    """Separation, effect, per-context consistency and edit agreement of one hypothesis."""
+    s = Scored(h)
+    pos = [r.activation for r in records if h.fires(r.features)]
+    neg = [r.activation for r in records if not h.fires(r.features)]
+    s.n_pos, s.n_neg = len(pos), len(neg)
+    s.mean_pos = sum(pos) / len(pos) if pos else 0.0
+    s.mean_neg = sum(neg) / len(neg) if neg else 0.0
+    s.auc = _auc(pos, neg)
+    s.r2 = _r2(pos, neg)
+    for bg in sorted({r.background or "plain" for r in records}):
+        p = [r.activation for r in records if r.background == bg and h.fires(r.features)]
+        q = [r.activation for r in records if r.background == bg and not h.fires(r.features)]
+        if p and q:
+            s.contexts_total += 1
+            s.contexts_agree += sum(p) / len(p) - sum(q) / len(q) >= 0.1 * scale
+    for r in records:
+        if r.pair is None:
+            continue
+        orig = records[r.pair]
+        before, after = h.fires(orig.features), h.fires(r.features)
+        delta = r.activation - orig.activation
+        if before != after:
+            s.edits_total += 1
+            s.edits_agree += delta * (1 if after else -1) >= 0.1 * scale
+        elif before:
+            s.edits_total += 1
+            s.edits_agree += r.activation >= 0.5 * orig.activation
+    if h.kind != "single":
+        _check_cells(s, records)
+    _judge(s, scale)
+    return s
+
+
+def _check_cells(s: Scored, records: list[Record]) -> None:
+    """The 2x2 cells of an OR or conditional hypothesis, and the cell that contradicts it, if any.
+
+    "A, only when B" needs A alone and B alone to stay low; "A OR B" needs each alone to fire.
+    Low and high are measured against the midpoint between the images with neither and the
+    strongest cell, so a unit with a high baseline is judged the same way.
+    """
+    a, b = s.hyp.a, s.hyp.b
+    assert b is not None
+    groups: dict[str, list[float]] = {"both": [], "a only": [], "b only": [], "neither": []}
+    for r in records:
+        pa, pb = present(a, r.features), present(b, r.features)
+        key = "both" if pa and pb else "a only" if pa else "b only" if pb else "neither"
+        groups[key].append(r.activation)
+    s.cells = {k: (sum(v) / len(v), len(v)) for k, v in groups.items() if v}
+    if "neither" not in s.cells:
+        return
+    base = s.cells["neither"][0]
+    names = {"a only": f"{a.phrase} without {b.phrase}", "b only": f"{b.phrase} without {a.phrase}"}
+    if s.hyp.kind == "conditional" and "both" in s.cells:
+        mid = base + 0.5 * (s.cells["both"][0] - base)
+        for key in ("a only", "b only"):
+            if key in s.cells and s.cells[key][1] >= 2 and s.cells[key][0] >= mid:
+                s.flaw = f"{names[key]} fires too (mean {s.cells[key][0]:.3g})"
+    elif s.hyp.kind == "or":
+        alone = {k: s.cells[k] for k in ("a only", "b only") if k in s.cells and s.cells[k][1] >= 2}
+        if len(alone) == 2:
+            top = max(m for m, _ in alone.values())
+            for key, (m, _) in alone.items():
+                if m < base + 0.5 * (top - base):
+                    s.flaw = f"{names[key]} barely fires (mean {m:.3g} vs {top:.3g})"
+
+
+def _judge(s: Scored, scale: float) -> None:
+    rel = s.effect / scale
+    edit_rate = s.edits_agree / s.edits_total if s.edits_total else None
+    if s.n_pos < 2 or s.n_neg < 2:
+        s.status, s.confidence = "open", 0.5
+        return
+    if s.auc < 0.65 or rel < 0.05 or (edit_rate is not None and s.edits_total >= 3 and edit_rate < 0.4):
+        s.status = "refuted"
+    elif s.n_pos >= 3 and s.n_neg >= 3 and s.auc >= 0.85 and rel >= 0.15 and (edit_rate is None or edit_rate >= 0.7):
+        s.status = "supported"
+    else:
+        s.status = "open"
+    separation = max(0.0, (s.auc - 0.5) * 2)
+    size = min(1.0, (s.n_pos + s.n_neg) / 30)
+    edits = edit_rate if edit_rate is not None else 0.8
+    s.confidence = round(min(0.97, 0.05 + 0.92 * separation * (0.6 + 0.4 * size) * (0.5 + 0.5 * edits)), 2)
+    if s.flaw:
+        s.status, s.confidence = "refuted", min(s.confidence, 0.3)
+
+
+def best(scored: list[Scored]) -> Scored | None:
+    """Supported before open before refuted; within a status the best separation (AUC).
+
+    Near ties in AUC (a unit that fires a lot on dogs and a little on cars ranks dog images
+    first either way) are settled by the variance explained, with a small price on every
+    extra concept, so "dog OR car" wins only if the cars really matter.
+    """
+    if not scored:
+        return None
+    top_status = min(STATUS_RANK[s.status] for s in scored)
+    group = [s for s in scored if STATUS_RANK[s.status] == top_status]
+    top_auc = max(s.auc for s in group)
+    near = [s for s in group if s.auc >= top_auc - 0.03]
+    return sorted(near, key=lambda s: (-round(s.r2 - 0.05 * s.hyp.complexity, 4), -s.auc, hyp_id(s.hyp)))[0]
