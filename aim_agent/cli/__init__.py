@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["layers", "exemplars", "world", "interpret", "demo", "mcp", "plugins", "bench"]
+COMMANDS = ["layers", "exemplars", "sae", "world", "interpret", "demo", "mcp", "plugins", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
