@@ -49,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _resnet50() -> Any:
-    from aim_transformers.loader import loaded_from_hf
     from transformers import ResNetConfig, ResNetModel
+
+    from aim_transformers.loader import loaded_from_hf
 
     torch.manual_seed(0)
     model = ResNetModel(ResNetConfig(embedding_size=64, hidden_sizes=[256, 512, 1024, 2048], depths=[3, 4, 6, 3],

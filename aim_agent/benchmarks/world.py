@@ -115,11 +115,10 @@ def edit_rate(args: argparse.Namespace) -> dict:
 @measurement
 def synthetic_neuron_rate(args: argparse.Namespace) -> dict:
     """Synthetic neurons: images/s through the probe (all units at once), cold and warm scene caches."""
+    from aim_agent.images import STORE
     from aim_world.datasets import samples
     from aim_world.neurons import SyntheticProbe
     from aim_world.render import render
-
-    from aim_agent.images import STORE
 
     n = max(1, min(args.scenes, 300))
     scenes = [s.scene for s in samples("random", n, args.seed + 2)]

@@ -48,10 +48,9 @@ def _register_render(sub: argparse._SubParsersAction) -> None:
 
 
 def run_render(args: argparse.Namespace) -> int:
+    from aim_agent.providers import ProviderError
     from aim_world.parse import parse
     from aim_world.render import render
-
-    from aim_agent.providers import ProviderError
 
     if not 16 <= args.size <= 2048:
         raise ValueError(f"--size must be between 16 and 2048 pixels, got {args.size}")
@@ -97,8 +96,9 @@ def _register_dataset(sub: argparse._SubParsersAction) -> None:
 
 
 def run_dataset(args: argparse.Namespace) -> int:
-    from aim_world.datasets import write_dataset
     from rich.progress import Progress
+
+    from aim_world.datasets import write_dataset
 
     if not 16 <= args.size <= 2048:
         raise ValueError(f"--size must be between 16 and 2048 pixels, got {args.size}")

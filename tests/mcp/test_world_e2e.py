@@ -38,6 +38,7 @@ def world_model(tmp_path_factory) -> str:
     if not any(loader.can_load("world-cnn:weights.safetensors") for loader in loaders):
         pytest.skip("the world plugin registers no world-cnn loader in this checkout")
     import torch
+
     from aim_world.cnn import WorldCNN, save_model
 
     torch.manual_seed(0)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from aim_agent.models.base import LoadedModel, load_model
 from aim_world import datasets as ds
 from aim_world.cnn import INPUT_SIZE, MODELS, WorldCNN, WorldModelLoader, file_hash, preprocess, weights_path
 from aim_world.render import render
 from aim_world.train import train
-
-from aim_agent.models.base import LoadedModel, load_model
 
 
 def test_architecture_has_readable_named_layers() -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aim_world import datasets as ds
-from aim_world.render import render
-from aim_world.scene import Scene
 from PIL import Image
 
 from aim_agent.cli import main
+from aim_world import datasets as ds
+from aim_world.render import render
+from aim_world.scene import Scene
 
 
 def _dump(kind: str, n: int, seed: int, split: str = "train") -> list[tuple[str, str | None]]:

@@ -6,15 +6,15 @@ import inspect
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from aim_agent.images import STORE, image_id
+from aim_agent.providers import ProviderError
 from aim_world.describe import describe_region, summarize_regions
 from aim_world.parse import parse
 from aim_world.providers import WorldDescriber, WorldTextToImage
 from aim_world.render import render
 from aim_world.scene import Scene, SceneObject
-from PIL import Image
-
-from aim_agent.images import STORE, image_id
-from aim_agent.providers import ProviderError
 
 SCENE = parse("a red dog next to a blue car on the beach", seed=0)
 

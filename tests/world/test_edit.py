@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from aim_world.edit import changed_region, edit_scene
-from aim_world.parse import parse
-from aim_world.providers import WorldEditor, WorldTextToImage
-from aim_world.render import render
 from PIL import Image
 
 from aim_agent.images import STORE, image_id
 from aim_agent.providers import ProviderError
+from aim_world.edit import changed_region, edit_scene
+from aim_world.parse import parse
+from aim_world.providers import WorldEditor, WorldTextToImage
+from aim_world.render import render
 
 SCENES = [
     parse("a red dog with a leash next to a blue car on the beach", seed=1),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from aim_agent.images import STORE
+from aim_agent.models.base import load_probe
 from aim_world.neurons import (
     COND_LEAK,
     DROPPED,
@@ -16,9 +19,6 @@ from aim_world.neurons import (
 )
 from aim_world.render import render
 from aim_world.scene import Scene, SceneObject
-
-from aim_agent.images import STORE
-from aim_agent.models.base import load_probe
 
 
 def scene(*objects: tuple[str, str, float], background: str = "grass", seed: int = 1, size: float = 0.3) -> Scene:
@@ -175,9 +175,8 @@ def test_activation_ignores_what_does_not_change_pixels(probe: SyntheticProbe) -
 
 
 def test_dataset_files_carry_their_scene_for_the_exemplar_pass(tmp_path) -> None:
-    from aim_world.datasets import read_dataset, write_dataset
-
     from aim_agent.exemplars.dataset import ImageFolder
+    from aim_world.datasets import read_dataset, write_dataset
 
     folder = write_dataset(tmp_path / "ds", 4, seed=9, size=64)
     rows = read_dataset(folder)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from aim_agent.providers import ProviderError
 from aim_world.parse import parse
 from aim_world.render import glyph_extent, render
 from aim_world.scene import SceneObject
-
-from aim_agent.providers import ProviderError
 
 
 def _box(o: SceneObject) -> tuple[float, float, float, float]:

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+
 from aim_world.parse import parse
 from aim_world.render import (
     N_VARIANTS,

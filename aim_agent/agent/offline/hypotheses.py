@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from aim_world.scene import TEXTURE_ADJECTIVES
-
 from aim_agent.agent.offline.concepts import (
     ATTRIBUTE_KINDS,
     KIND_ORDER,
@@ -15,6 +13,7 @@ from aim_agent.agent.offline.concepts import (
     _plural_only,
     _with_article,
 )
+from aim_world.scene import TEXTURE_ADJECTIVES
 
 
 @dataclass(frozen=True)
