@@ -61,19 +61,34 @@ class ImageStore:
         """Remember ``image``; ``info`` fields (scene, parent, mask, meta) are merged in."""
         iid = image_id(image)
         with self._lock:
-            record = self._records.get(iid) or ImageRecord(id=iid)
-            for key, value in info.items():
-                if key == "meta":
-                    record.meta.update(value or {})
-                elif value is not None:
-                    setattr(record, key, value)
-            self._records[iid] = record
-            self._records.move_to_end(iid)
-            self._pixels[iid] = image.convert("RGB") if image.mode != "RGB" else image
-            self._pixels.move_to_end(iid)
-            while len(self._records) > self.capacity:
-                old, _ = self._records.popitem(last=False)
-                self._pixels.pop(old, None)
+            return self._put(iid, image, info)
+
+    def ensure(self, image: Image.Image) -> str:
+        """The id of ``image``, registering it first when the store does not know it yet.
+
+        A known image keeps its record as it is (unlike :meth:`register`, nothing is merged).
+        """
+        iid = image_id(image)
+        with self._lock:
+            if iid not in self._records:
+                self._put(iid, image, {})
+        return iid
+
+    def _put(self, iid: str, image: Image.Image, info: dict[str, Any]) -> ImageRecord:
+        """Merge ``info`` into the record of ``iid`` and keep the pixels; the caller holds the lock."""
+        record = self._records.get(iid) or ImageRecord(id=iid)
+        for key, value in info.items():
+            if key == "meta":
+                record.meta.update(value or {})
+            elif value is not None:
+                setattr(record, key, value)
+        self._records[iid] = record
+        self._records.move_to_end(iid)
+        self._pixels[iid] = image.convert("RGB") if image.mode != "RGB" else image
+        self._pixels.move_to_end(iid)
+        while len(self._records) > self.capacity:
+            old, _ = self._records.popitem(last=False)
+            self._pixels.pop(old, None)
         return record
 
     def record(self, image_or_id: Image.Image | str) -> ImageRecord | None:

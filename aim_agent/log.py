@@ -14,7 +14,7 @@ from typing import Any, Literal
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from aim_agent.images import STORE, image_id
+from aim_agent.images import STORE
 
 EntryKind = Literal["exemplars", "experiment", "display", "note", "critic", "hypothesis", "conclusion"]
 
@@ -68,9 +68,7 @@ class ExperimentLog:
         return entry
 
     def _keep(self, image: Image.Image) -> str:
-        iid = image_id(image)
-        if STORE.record(iid) is None:
-            STORE.register(image)
+        iid = STORE.ensure(image)
         if self.image_dir is not None:
             path = self.image_dir / f"{iid}.png"
             if not path.exists():

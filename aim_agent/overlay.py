@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from aim_agent.images import STORE, image_id
+
 DIM = 0.25  # brightness kept outside the firing region
 OUTLINE = np.array([255, 220, 0], dtype=np.uint8)  # yellow contour, visible on most scenes
 
@@ -54,3 +56,15 @@ def make_overlay(image: Image.Image, mask: np.ndarray) -> Image.Image:
     out = np.where(mask[..., None], rgb, rgb * DIM).astype(np.uint8)
     out[_edges(mask)] = OUTLINE
     return Image.fromarray(out)
+
+
+def unit_overlay(image: Image.Image, grid: np.ndarray, threshold: float | None, meta: dict) -> Image.Image:
+    """The overlay of a unit's map ``grid`` (probe resolution) on ``image``, upsampled to its size.
+
+    The overlay is registered in the image store with its mask, ``parent`` = the image's id
+    and ``meta``.
+    """
+    mask = activation_mask(upsample_map(grid, image.size), threshold)
+    overlay = make_overlay(image, mask)
+    STORE.register(overlay, parent=image_id(image), mask=mask, meta=meta)
+    return overlay

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aim_agent.images import STORE, ImageLike, image_id, load_image
-from aim_agent.overlay import activation_mask, make_overlay, upsample_map
+from aim_agent.images import STORE, ImageLike, load_image
+from aim_agent.overlay import unit_overlay
 
 Reduce = Literal["max", "mean"]
 
@@ -125,26 +125,17 @@ class System:
         """Overlay images for ``images`` (registered in the image store with their masks)."""
         pil = [load_image(im) for im in images]
         response = response or self.activations(pil)
-        result = []
-        for image, grid, act in zip(pil, response.maps, response.activations, strict=True):
-            full = upsample_map(grid, image.size)
-            mask = activation_mask(full, self.threshold)
-            overlay = make_overlay(image, mask)
-            STORE.register(
-                overlay,
-                parent=image_id(image),
-                mask=mask,
-                meta={"activation": float(act), "unit": self.unit, "layer": self.layer},
-            )
-            result.append(overlay)
-        return result
+        return [
+            unit_overlay(image, grid, self.threshold,
+                         {"activation": float(act), "unit": self.unit, "layer": self.layer})
+            for image, grid, act in zip(pil, response.maps, response.activations, strict=True)
+        ]
 
     def neuron(self, image_list: Sequence[ImageLike]) -> tuple[list[float], list[Image.Image]]:
         """MAIA's call: (activation per image, overlay per image)."""
         pil = [load_image(im) for im in image_list]
         for im in pil:
-            if STORE.record(im) is None:
-                STORE.register(im)
+            STORE.ensure(im)
         response = self.activations(pil)
         return [round(float(a), 4) for a in response.activations], self.overlays(pil, response)
 

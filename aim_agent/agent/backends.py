@@ -173,9 +173,10 @@ def status_of(exc: BaseException) -> int | None:
 
 def is_transient(exc: BaseException) -> bool:
     """True for rate limits, timeouts and server errors; False for bad requests, auth, bugs."""
-    seen = 0
     current: BaseException | None = exc
-    while current is not None and seen < 4:  # SDK errors are often wrapped by LangChain
+    for _ in range(4):  # SDK errors are often wrapped by LangChain: look at a few causes too
+        if current is None:
+            break
         status = status_of(current)
         if status is not None:
             return status in RETRY_STATUS
@@ -183,7 +184,6 @@ def is_transient(exc: BaseException) -> bool:
         if names & TRANSIENT_NAMES or isinstance(current, TimeoutError | ConnectionError):
             return True
         current = current.__cause__ or current.__context__
-        seen += 1
     return False
 
 

@@ -54,8 +54,8 @@ class Recorder:
     overlays: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def prompt_of(self, image: Image.Image) -> str:
-        iid = image_id(image)
+    def prompt_of(self, iid: str) -> str:
+        """The prompt behind image ``iid``: noted this round, known from earlier rounds, or in the store."""
         if iid in self.new_prompts:
             return self.new_prompts[iid]
         if iid in self.known_prompts:
@@ -65,9 +65,7 @@ class Recorder:
         return str(meta_prompt) if meta_prompt else ""
 
     def _remember(self, image: Image.Image, prompt: str) -> None:
-        if STORE.record(image) is None:
-            STORE.register(image)
-        self.new_prompts[image_id(image)] = prompt
+        self.new_prompts[STORE.ensure(image)] = prompt
 
     def tool_output(self, spec: ToolSpec, args: BaseModel, output: ToolOutput) -> None:
         """Learn from a tool's output: prompts of generated/edited images, activations measured."""
@@ -76,7 +74,7 @@ class Recorder:
         if spec.name == "edit_images" and isinstance(images, list) and isinstance(prompts, list):
             for i in range(0, len(images) - 1, 2):
                 original, edited = images[i], images[i + 1]
-                base = self.prompt_of(original) or str(prompts[i])
+                base = self.prompt_of(image_id(original)) or str(prompts[i])
                 self._remember(original, base)
                 self._remember(edited, f"{base}{EDIT_SEP}{prompts[i + 1]}")
         elif isinstance(images, list) and isinstance(prompts, list) and len(images) == len(prompts):
@@ -104,17 +102,14 @@ class Recorder:
         source: str,
     ) -> None:
         for image, act in zip(images, activations, strict=True):
-            if STORE.record(image) is None:
-                STORE.register(image)
+            iid = STORE.ensure(image)
             self.measurements.append(
-                Measurement(round=self.round, image_id=image_id(image), activation=float(act),
-                            prompt=self.prompt_of(image), source=source)
+                Measurement(round=self.round, image_id=iid, activation=float(act),
+                            prompt=self.prompt_of(iid), source=source)
             )
         for overlay in overlays or []:
             if isinstance(overlay, Image.Image):
-                if STORE.record(overlay) is None:
-                    STORE.register(overlay)
-                self.overlays.append(image_id(overlay))
+                self.overlays.append(STORE.ensure(overlay))
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,9 +172,7 @@ def plain_value(value: Any, depth: int = 0) -> Any:
     if depth > 8:
         return "..."
     if isinstance(value, Image.Image):
-        if STORE.record(value) is None:
-            STORE.register(value)
-        return image_id(value)
+        return STORE.ensure(value)
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):

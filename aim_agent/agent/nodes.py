@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -28,9 +29,10 @@ from aim_agent.agent.experiment import (
 )
 from aim_agent.agent.prompts import CRITIC_SYSTEM
 from aim_agent.agent.runtime import AgentRuntime, runtime_for
-from aim_agent.agent.schema import Conclusion, Observation, Proposal, ScientistView
+from aim_agent.agent.schema import Conclusion, CriticReport, Observation, Proposal, ScientistView
 from aim_agent.agent.state import AgentState, PendingExperiment
 from aim_agent.images import image_id
+from aim_agent.log import LogEntry
 from aim_agent.tools.base import ToolOutput
 
 Update = dict[str, Any]
@@ -221,7 +223,10 @@ def with_log_entries(observation: Observation, entries: list[Any]) -> Observatio
     return observation.model_copy(update={"text": text, "image_ids": ids})
 
 
-def _tool_round(state: AgentState, rt: AgentRuntime, proposal: Proposal, recorder: Recorder, round_no: int) -> Any:
+def _tool_round(
+    state: AgentState, rt: AgentRuntime, proposal: Proposal, recorder: Recorder, round_no: int
+) -> Observation:
+    """Run the proposal's tool calls, then the scientist's follow-up turns (up to ``react_steps``)."""
     specs = rt.spec_by_name
     outputs: list[ToolOutput | None] = []
     steps = [run_tool_call(i, call, rt.ctx, specs, recorder, outputs) for i, call in enumerate(proposal.tool_calls)]
@@ -274,7 +279,7 @@ def log_results(state: AgentState, rt: AgentRuntime) -> Update:
         },
     )
     new = log.since(start)
-    _write_log(rt, [*state.get("log", []), *new])
+    write_log(rt.run_dir, [*state.get("log", []), *new])
     return {
         "observations": [obs],
         "measurements": pending.measurements,
@@ -285,7 +290,7 @@ def log_results(state: AgentState, rt: AgentRuntime) -> Update:
     }
 
 
-def save_images(image_dir: Any, images: list[Any]) -> None:
+def save_images(image_dir: Path, images: list[Any]) -> None:
     """Write images as ``<id>.png`` (what a resumed run and the report read back)."""
     image_dir.mkdir(parents=True, exist_ok=True)
     for image in images:
@@ -296,11 +301,11 @@ def save_images(image_dir: Any, images: list[Any]) -> None:
             tmp.replace(path)
 
 
-def _write_log(rt: AgentRuntime, entries: list[Any]) -> None:
-    """The log as JSON lines in the run folder (rewritten whole; the checkpoint is the source of truth)."""
-    path = rt.run_dir / "log.jsonl"
+def write_log(run_dir: Path, entries: Sequence[LogEntry]) -> None:
+    """The log as ``run_dir/log.jsonl``, one entry a line (rewritten whole; the checkpoint is the source of truth)."""
+    path = run_dir / "log.jsonl"
     tmp = path.with_suffix(".jsonl.tmp")
-    rt.run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     with tmp.open("w") as f:
         for entry in entries:
             f.write(json.dumps(entry.model_dump(mode="json")) + "\n")
@@ -336,7 +341,7 @@ def critic(state: AgentState, rt: AgentRuntime) -> Update:
     return update
 
 
-def _critic_comment(rt: AgentRuntime, state: AgentState, report: Any) -> str:
+def _critic_comment(rt: AgentRuntime, state: AgentState, report: CriticReport) -> str:
     lead = leading_hypothesis(state.get("hypotheses", []))
     body = {
         "leading_hypothesis": lead.model_dump() if lead else None,
@@ -384,7 +389,7 @@ def conclude(state: AgentState, rt: AgentRuntime) -> Update:
     start = len(log.entries)
     log.add("conclusion", conclusion.maia_text(), data={**conclusion.model_dump(), "forced_by": forced})
     new = log.since(start)
-    _write_log(rt, [*state.get("log", []), *new])
+    write_log(rt.run_dir, [*state.get("log", []), *new])
     return {"conclusion": conclusion, "log": new}
 
 

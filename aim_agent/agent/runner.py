@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.util
 import json
-import os
 import secrets
 import time
 import traceback
@@ -32,6 +31,7 @@ from pydantic import BaseModel, Field
 from aim_agent.agent.backends import BackendSpec, default_backend, summarize_usage
 from aim_agent.agent.config import RunConfig
 from aim_agent.agent.graph import build_graph, sqlite_checkpointer
+from aim_agent.agent.nodes import write_log
 from aim_agent.agent.runtime import AgentRuntime, build_runtime
 from aim_agent.agent.schema import Conclusion, Scientist
 from aim_agent.agent.state import AgentState
@@ -348,10 +348,7 @@ def write_result(
     if error is not None:
         result["error"] = f"{type(error).__name__}: {error}"
         result["traceback"] = "".join(traceback.format_exception(error))[-6000:]
-    with (run_dir / "log.jsonl.tmp").open("w") as f:
-        for entry in log_entries:
-            f.write(json.dumps(entry.model_dump(mode="json")) + "\n")
-    os.replace(run_dir / "log.jsonl.tmp", run_dir / "log.jsonl")
+    write_log(run_dir, log_entries)
     _write_json(run_dir / "result.json", result)
     return run_dir / "result.json"
 

@@ -136,6 +136,10 @@ def _provider(kind: str, name: str | None) -> Any:
 
 
 def build_scientist(config: RunConfig, rt: AgentRuntime) -> Scientist:
+    """The scientist the config names: the offline one, or an :class:`LLMScientist` over its backend.
+
+    In tools mode :func:`build_runtime` binds the tools to it afterwards.
+    """
     spec = config.backend or default_backend()
     if spec.offline:
         try:
@@ -145,14 +149,10 @@ def build_scientist(config: RunConfig, rt: AgentRuntime) -> Scientist:
                              "name a VLM backend with --backend") from exc
         return OfflineScientist()
     from aim_agent.agent.llm_scientist import LLMScientist, default_resolver
-    from aim_agent.tools.adapters import langchain_tools
 
     client = ChatClient.from_spec(spec, role="agent", meter=rt.meter)
-    scientist = LLMScientist(client, mode=config.mode, resolver=default_resolver(rt.image_dir),
-                             max_images=config.max_prompt_images, recent=config.recent_observations)
-    if config.mode == "tools":
-        scientist.bind(langchain_tools(rt.ctx, rt.specs))
-    return scientist
+    return LLMScientist(client, mode=config.mode, resolver=default_resolver(rt.image_dir),
+                        max_images=config.max_prompt_images, recent=config.recent_observations)
 
 
 def merge_tools(overrides: Sequence[ToolSpec] | None) -> list[ToolSpec]:
@@ -165,9 +165,9 @@ def merge_tools(overrides: Sequence[ToolSpec] | None) -> list[ToolSpec]:
 
 def preload_images(image_dir: Path) -> int:
     """Put a run's saved images back into the image store (ids are content hashes, so they match)."""
-    count = 0
     if not image_dir.is_dir():
         return 0
+    count = 0
     for path in sorted(image_dir.glob("img_*.png")):
         if STORE.record(path.stem) is not None:
             continue
@@ -207,12 +207,12 @@ def build_runtime(
     rt.api = api_text(specs, system=system, style="python" if config.mode == "code" else "json")
     if rt.scientist is None:
         rt.scientist = build_scientist(config, rt)
-    elif config.mode == "tools" and callable(getattr(rt.scientist, "bind", None)) and not getattr(
+    if config.mode == "tools" and callable(getattr(rt.scientist, "bind", None)) and not getattr(
         rt.scientist, "tools", None
     ):
         from aim_agent.tools.adapters import langchain_tools
 
-        rt.scientist.bind(langchain_tools(ctx, specs))  # a chat scientist passed in by the caller
+        rt.scientist.bind(langchain_tools(ctx, specs))  # a chat scientist, built above or passed in
     if config.critic_backend is not None and not config.critic_backend.offline:
         rt.critic_client = ChatClient.from_spec(config.critic_backend, role="critic", meter=meter)
     preload_images(rt.image_dir)

@@ -115,18 +115,12 @@ def edit_rate(args: argparse.Namespace) -> dict:
 @measurement
 def synthetic_neuron_rate(args: argparse.Namespace) -> dict:
     """Synthetic neurons: images/s through the probe (all units at once), cold and warm scene caches."""
-    from aim_agent.images import STORE
     from aim_world.datasets import samples
     from aim_world.neurons import SyntheticProbe
-    from aim_world.render import render
+    from aim_world.providers import generate_scene_image
 
     n = max(1, min(args.scenes, 300))
-    scenes = [s.scene for s in samples("random", n, args.seed + 2)]
-    images = []
-    for scene in scenes:
-        image = render(scene, args.size).image
-        STORE.register(image, scene=scene.model_dump(mode="json"))
-        images.append(image)
+    images = [generate_scene_image(s.scene, args.size) for s in samples("random", n, args.seed + 2)]
     probe = SyntheticProbe()
     batches = [images[i : i + 32] for i in range(0, len(images), 32)]
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ import ipaddress
 import logging
 import sys
 
-from aim_agent.config import add_provider_arguments, apply_plugins, config_from_args
+from aim_agent.config import add_provider_arguments, config_from_args
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
@@ -66,7 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add the run_code tool: clients may run Python in AIM's sandbox (off by default)",
     )
-    parser.add_argument("--runs-dir", metavar="DIR", help="where start_interpret writes runs (default: ./runs)")
+    parser.add_argument(
+        "--runs-dir",
+        metavar="DIR",
+        help="where start_interpret writes runs (default: AIM_RUNS_DIR, runs_dir in aim.toml, else ./runs)",
+    )
     parser.add_argument(
         "--max-sessions", type=int, default=32, metavar="N", help="explicit sessions kept at once (default 32)"
     )
@@ -95,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.runs_dir:
         config.runs_dir = args.runs_dir
-    apply_plugins(config)
     server = build_server(
         config=config,
         enable_code=args.enable_code,

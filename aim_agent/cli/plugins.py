@@ -33,15 +33,14 @@ class _Broken:
         self.name = f"<error: {type(exc).__name__}: {exc}>"
 
 
-def _name(item: Any) -> str:
-    from aim_agent.plugins import _name_of
-
-    return _name_of(item)
+def _entry(name: str, module: str, source: str) -> dict[str, Any]:
+    """One plugin's row of the inventory, before its providers, tools and loaders are filled in."""
+    return {"name": name, "module": module, "source": source, "providers": {}, "tools": [], "model_loaders": []}
 
 
 def inventory(config: AimConfig, manager: Any | None = None) -> dict[str, Any]:
     """Everything ``aim plugins`` shows, as plain data."""
-    from aim_agent.plugins import PROVIDER_KINDS, plugin_manager
+    from aim_agent.plugins import PROVIDER_KINDS, _name_of, plugin_manager
     from aim_agent.tools.core import CORE_TOOLS
 
     manager = manager or plugin_manager()
@@ -60,33 +59,16 @@ def inventory(config: AimConfig, manager: Any | None = None) -> dict[str, Any]:
             source = "built into aim-agent"
         else:
             source = "registered in code"
-        plugins[name] = {
-            "name": name,
-            "module": getattr(plugin, "__name__", type(plugin).__name__),
-            "source": source,
-            "providers": {},
-            "tools": [],
-            "model_loaders": [],
-        }
+        plugins[name] = _entry(name, getattr(plugin, "__name__", type(plugin).__name__), source)
 
     def plugin_entry(impl: Any) -> dict[str, Any]:
-        return plugins.setdefault(
-            impl.plugin_name,
-            {
-                "name": impl.plugin_name,
-                "module": "",
-                "source": "registered in code",
-                "providers": {},
-                "tools": [],
-                "model_loaders": [],
-            },
-        )
+        return plugins.setdefault(impl.plugin_name, _entry(impl.plugin_name, "", "registered in code"))
 
     providers: dict[str, dict[str, Any]] = {}
     for kind, hook in PROVIDER_KINDS.items():
         names: list[dict[str, str]] = []
         for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):  # registration order
-            found = [_name(p) for p in _call(impl)]
+            found = [_name_of(p) for p in _call(impl)]
             plugin_entry(impl)["providers"].setdefault(kind, []).extend(found)
             names += [{"name": n, "plugin": impl.plugin_name} for n in found]
         active = config.provider(kind) if kind in PROVIDER_FIELDS else None
@@ -99,7 +81,7 @@ def inventory(config: AimConfig, manager: Any | None = None) -> dict[str, Any]:
     for impl in reversed(pm.hook.aim_tools.get_hookimpls()):
         plugin_entry(impl)["tools"].extend(getattr(t, "name", str(t)) for t in _call(impl))
     for impl in reversed(pm.hook.aim_model_loaders.get_hookimpls()):
-        plugin_entry(impl)["model_loaders"].extend(_name(lo) for lo in _call(impl))
+        plugin_entry(impl)["model_loaders"].extend(_name_of(lo) for lo in _call(impl))
     return {
         "config_file": str(config.file) if config.file else None,
         "plugins": list(plugins.values()),

@@ -32,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         registrar(world_sub)
 
 
+def _check_size(size: int) -> None:
+    if not 16 <= size <= 2048:
+        raise ValueError(f"--size must be between 16 and 2048 pixels, got {size}")
+
+
 @subcommand
 def _register_render(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -52,8 +57,7 @@ def run_render(args: argparse.Namespace) -> int:
     from aim_world.parse import parse
     from aim_world.render import render
 
-    if not 16 <= args.size <= 2048:
-        raise ValueError(f"--size must be between 16 and 2048 pixels, got {args.size}")
+    _check_size(args.size)
     try:
         scene = parse(args.prompt, seed=args.seed)
     except ProviderError as exc:
@@ -100,8 +104,7 @@ def run_dataset(args: argparse.Namespace) -> int:
 
     from aim_world.datasets import write_dataset
 
-    if not 16 <= args.size <= 2048:
-        raise ValueError(f"--size must be between 16 and 2048 pixels, got {args.size}")
+    _check_size(args.size)
     with Progress(transient=True) as progress:
         task = progress.add_task(f"rendering {args.kind}", total=args.n)
         out = write_dataset(args.out, args.n, args.seed, args.kind, split=args.split, size=args.size,

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from aim_agent.exemplars.dataset import ImageFolder
 from aim_agent.exemplars.engine import DEFAULT_K, DEFAULT_QUANTILE, compute_exemplars
 from aim_agent.images import STORE, image_id
-from aim_agent.overlay import activation_mask, make_overlay, upsample_map
+from aim_agent.overlay import unit_overlay
 from aim_agent.system import System
 
 
@@ -60,15 +59,10 @@ def exemplars_for_system(
         source = view(original) if callable(view) else original
         if source is not original:
             STORE.register(source, parent=image_id(original), meta={"file": ex.file})
-        full = upsample_map(ex.map, source.size)
-        mask = activation_mask(full, system.threshold)
-        overlay = make_overlay(source, mask)
-        STORE.register(
-            overlay,
-            parent=image_id(source),
-            mask=np.asarray(mask),
-            meta={"activation": ex.activation, "unit": system.unit, "layer": system.layer, "file": ex.file,
-                  "rank": ex.rank, "exemplar": True},
+        overlay = unit_overlay(
+            source, ex.map, system.threshold,
+            {"activation": ex.activation, "unit": system.unit, "layer": system.layer, "file": ex.file,
+             "rank": ex.rank, "exemplar": True},
         )
         activations.append(round(ex.activation, 4))
         overlays.append(overlay)

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,9 +44,8 @@ from aim_agent.exemplars.cache import (
     save_tensors,
 )
 from aim_agent.exemplars.dataset import ImageFolder, default_cache_dir, resolve_dataset
-from aim_agent.system import LayerProbe
+from aim_agent.system import LayerProbe, Reduce
 
-Reduce = Literal["max", "mean"]
 MIN_KEEP = 50
 DEFAULT_K = 15
 DEFAULT_QUANTILE = 0.99
@@ -109,7 +108,7 @@ class LayerExemplars:
         if k > self.keep:
             raise ValueError(f"k={k} exceeds the {self.keep} exemplars kept; recompute with keep >= {k}")
         found = []
-        for rank in range(min(k, self.keep)):
+        for rank in range(k):
             index = int(self.indices[unit, rank])
             if index < 0:
                 break

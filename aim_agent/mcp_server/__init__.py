@@ -123,15 +123,16 @@ class AimMcpState:
         plugins: AimPlugins,
         registry: SessionRegistry,
         runs: RunManager,
-        specs: Sequence[ToolSpec],
+        experiment_specs: Sequence[ToolSpec],
         max_inline_images: int,
         progress_interval: float,
     ) -> None:
         self.plugins = plugins
         self.registry = registry
         self.runs = runs
-        self.specs = list(specs)
-        self.experiment_specs: list[ToolSpec] = []
+        #: the tools run_code's sandbox may call; :attr:`specs` adds the MCP session tools to them
+        self.experiment_specs = list(experiment_specs)
+        self.specs: list[ToolSpec] = []
         self.max_inline_images = max_inline_images
         self.progress_interval = progress_interval
         self._model_locks: dict[str, threading.Lock] = {}
@@ -257,11 +258,10 @@ def build_server(
         plugins=plugins,
         registry=registry,
         runs=runs,
-        specs=[],
+        experiment_specs=experiment_specs,
         max_inline_images=max_inline_images,
         progress_interval=progress_interval,
     )
-    state.experiment_specs = experiment_specs
     session_specs = make_session_tools(state, enable_code=enable_code)
     clash = {s.name for s in session_specs} & {s.name for s in experiment_specs}
     if clash:

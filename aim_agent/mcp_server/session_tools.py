@@ -8,12 +8,13 @@ model) and go through the same bridge; ``ctx.extras["mcp_session"]`` is the call
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from aim_agent.log import ExperimentLog
+from aim_agent.mcp_server.runs import plain
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, ToolSpec, tool
 
 if TYPE_CHECKING:
@@ -136,30 +137,6 @@ def _names(items: Any) -> list[str]:
     return out
 
 
-def _plain_layer(layer: Any) -> dict[str, Any]:
-    if isinstance(layer, str):
-        return {"name": layer}
-    if hasattr(layer, "model_dump"):
-        return layer.model_dump(mode="json")
-    if dataclasses.is_dataclass(layer) and not isinstance(layer, type):
-        from aim_agent.mcp_server.runs import plain
-
-        return plain(layer)
-    if isinstance(layer, dict):
-        return dict(layer)
-    if isinstance(layer, tuple) and layer:
-        return {"name": str(layer[0]), "info": [str(x) for x in layer[1:]]}
-    return {"name": str(getattr(layer, "name", layer))}
-
-
-def _layers(loaded: Any) -> list[dict[str, Any]]:
-    try:
-        from aim_agent.models.probe import list_layers
-    except ImportError as exc:
-        raise ToolError(f"layer listing is not available in this installation: {exc}") from None
-    return [_plain_layer(layer) for layer in list_layers(loaded)]
-
-
 def _session_of(ctx: ToolContext) -> Any:
     session = ctx.extras.get("mcp_session")
     if session is None:
@@ -222,8 +199,10 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
     def list_layers(ctx: ToolContext, args: ModelInput) -> LayersOutput:
         """The layers of a model whose units can be studied, with their number of units."""
         from aim_agent.models.base import load_model
+        from aim_agent.models.probe import list_layers
 
-        return LayersOutput(model=args.model, layers=_layers(load_model(args.model, state.plugins.model_loaders())))
+        loaded = load_model(args.model, state.plugins.model_loaders())
+        return LayersOutput(model=args.model, layers=[plain(info) for info in list_layers(loaded)])
 
     @tool()
     def load_system(ctx: ToolContext, args: LoadSystemInput) -> SystemOutput:
@@ -330,8 +309,6 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
     @tool()
     def read_result(ctx: ToolContext, args: RunIdInput) -> RunResultOutput:
         """Status of a run from start_interpret; its result (description, labels, evidence) once finished."""
-        import time
-
         record = state.runs.get(args.run_id)
         end = record.finished or time.time()
         return RunResultOutput(

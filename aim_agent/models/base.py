@@ -54,12 +54,15 @@ class ModelLoader(Protocol):
         ...
 
 
+def _plugin_loaders() -> Sequence[ModelLoader]:
+    from aim_agent.plugins import plugin_manager
+
+    return plugin_manager().model_loaders()
+
+
 def load_model(spec: str, loaders: Sequence[ModelLoader] | None = None) -> LoadedModel:
     """Load ``spec`` with the first loader that recognises it (plugin loaders by default)."""
-    if loaders is None:
-        from aim_agent.plugins import plugin_manager
-
-        loaders = plugin_manager().model_loaders()
+    loaders = _plugin_loaders() if loaders is None else loaders
     for loader in loaders:
         if loader.can_load(spec):
             return loader.load(spec)
@@ -79,10 +82,7 @@ def load_probe(spec: str, layer: str, loaders: Sequence[ModelLoader] | None = No
     ``can_probe(spec)`` and ``probe(spec, layer)`` instead of returning a :class:`LoadedModel`.
     Callers try this first and fall back to ``load_model`` + a module probe when it gives None.
     """
-    if loaders is None:
-        from aim_agent.plugins import plugin_manager
-
-        loaders = plugin_manager().model_loaders()
+    loaders = _plugin_loaders() if loaders is None else loaders
     for loader in loaders:
         can_probe = getattr(loader, "can_probe", None)
         if callable(can_probe) and can_probe(spec):

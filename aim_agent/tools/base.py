@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema
 
-from aim_agent.images import STORE, image_id, load_image
+from aim_agent.images import STORE, load_image
 
 if TYPE_CHECKING:
     from aim_agent.log import ExperimentLog
@@ -34,9 +34,7 @@ def _validate_image(value: Any) -> Image.Image:
 
 
 def _serialize_image(image: Image.Image) -> str:
-    if STORE.record(image) is None:
-        STORE.register(image)
-    return image_id(image)
+    return STORE.ensure(image)
 
 
 #: An image field: accepts a PIL image, an ``img_…`` id or base64; serialises to its id.

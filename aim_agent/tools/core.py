@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import Field
@@ -74,6 +76,15 @@ class Text2ImageOutput(ToolOutput):
         return self.images
 
 
+@contextmanager
+def _provider_errors() -> Iterator[None]:
+    """Turn a provider's failure into a ToolError, whose message the agent sees."""
+    try:
+        yield
+    except ProviderError as exc:
+        raise ToolError(str(exc)) from exc
+
+
 def _check_prompts(prompts: list[str]) -> None:
     empty = [i for i, p in enumerate(prompts) if not p.strip()]
     if empty:
@@ -91,10 +102,8 @@ def text2image(ctx: ToolContext, args: Text2ImageInput) -> Text2ImageOutput:
     """
     _check_prompts(args.prompts)
     provider = ctx.require("text2image")
-    try:
+    with _provider_errors():
         made = provider.generate(args.prompts, size=ctx.image_size, seed=ctx.seed if args.seed is None else args.seed)
-    except ProviderError as exc:
-        raise ToolError(str(exc)) from exc
     notes = [f"{g.prompt!r}: {n}" for g in made for n in g.notes]
     return Text2ImageOutput(images=[g.image for g in made], prompts=[g.prompt for g in made], notes=notes)
 
@@ -142,10 +151,8 @@ def edit_images(ctx: ToolContext, args: EditInput) -> EditOutput:
         raise ToolError(f"{len(originals)} images but {len(args.edits)} edits: give one edit per image, or one for all")
     else:
         edits = list(args.edits)
-    try:
+    with _provider_errors():
         done = ctx.require("editor").edit(originals, edits, seed=ctx.seed)
-    except ProviderError as exc:
-        raise ToolError(str(exc)) from exc
     images, prompts, applied, notes = [], [], [], []
     for title, result in zip(titles, done, strict=True):
         images += [result.original, result.edited]
@@ -173,10 +180,8 @@ def describe_images(ctx: ToolContext, args: ImagesInput) -> DescribeOutput:
     The describer never sees your hypotheses, so its words are an unbiased check.
     Python: ``descriptions = tools.describe_images(overlays)``.
     """
-    try:
+    with _provider_errors():
         return DescribeOutput(descriptions=ctx.require("describer").describe(args.images))
-    except ProviderError as exc:
-        raise ToolError(str(exc)) from exc
 
 
 class SummaryOutput(ToolOutput):
@@ -192,10 +197,8 @@ def summarize_images(ctx: ToolContext, args: ImagesInput) -> SummaryOutput:
 
     Python: ``summary = tools.summarize_images(exemplar_overlays)``.
     """
-    try:
+    with _provider_errors():
         return SummaryOutput(summary=ctx.require("describer").summarize(args.images))
-    except ProviderError as exc:
-        raise ToolError(str(exc)) from exc
 
 
 class LogInput(ToolInput):

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from aim_agent.images import STORE, image_id
+from aim_agent.images import STORE
 from aim_agent.providers import Edited, Generated, ProviderError
 
 
@@ -62,8 +62,13 @@ def resolve_weights(spec: str | Path, provider: str) -> Path:
         f"cannot find weights for the {provider} provider ({text!r}). Looked at: {'; '.join(looked)}. "
         "AIM never downloads: fetch them beforehand (`huggingface-cli download ID` on a machine with network, "
         f'then copy the cache), or point to a local folder with [diffusers.{provider}] model = "/path" in aim.toml '
-        f"or AIM_DIFFUSERS_{provider.upper().replace('-', '_')}_MODEL=/path"
+        f"or {_env_name(provider, 'model')}=/path"
     )
+
+
+def _env_name(provider: str, key: str) -> str:
+    """The environment variable of one provider's setting: ``AIM_DIFFUSERS_<PROVIDER>_<KEY>``."""
+    return f"AIM_DIFFUSERS_{provider}_{key}".upper().replace("-", "_")
 
 
 def _setting(provider: str, key: str, default: Any) -> Any:
@@ -72,7 +77,7 @@ def _setting(provider: str, key: str, default: Any) -> Any:
     from aim_agent.config import load_config
 
     config = load_config()
-    env = f"AIM_DIFFUSERS_{provider}_{key}".upper().replace("-", "_")
+    env = _env_name(provider, key)
     if env in config.env:
         return config.env[env]
     own = config.sections.get("diffusers", {}).get(provider)
@@ -119,7 +124,7 @@ class _DiffusersProvider:
             if not self.model:
                 raise ProviderError(
                     f'the {self.name} provider has no model: set [diffusers.{self.name}] model = "/path" in aim.toml '
-                    f"or AIM_DIFFUSERS_{self.name.upper().replace('-', '_')}_MODEL"
+                    f"or {_env_name(self.name, 'model')}"
                 )
             import diffusers
             import torch
@@ -222,10 +227,8 @@ class _DiffusersEditor(_DiffusersProvider):
                 edited = self._edit_batch(inputs, chunk, self._generators(seed + start, len(chunk)))
                 for original, result, instruction in zip(originals, edited, chunk, strict=True):
                     result = result.convert("RGB").resize(original.size, Image.Resampling.LANCZOS)
-                    if STORE.record(original) is None:
-                        STORE.register(original)
                     STORE.register(
-                        result, parent=image_id(original), meta={"instruction": instruction, "provider": self.name}
+                        result, parent=STORE.ensure(original), meta={"instruction": instruction, "provider": self.name}
                     )
                     done.append(Edited(original=original, edited=result, instruction=instruction, applied=True))
         return done

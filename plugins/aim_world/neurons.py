@@ -74,28 +74,12 @@ class Concept(BaseModel):
     regions: tuple[str, ...] = ()
 
     def check(self) -> None:
-        for noun in self.nouns:
-            if noun not in NOUN_BY_NAME:
-                raise ValueError(f"concept {self.key!r}: unknown noun {noun!r}")
-        for color in self.colors:
-            if color not in COLORS:
-                raise ValueError(f"concept {self.key!r}: unknown colour {color!r}")
-        for texture in self.textures:
-            if texture not in TEXTURES:
-                raise ValueError(f"concept {self.key!r}: unknown texture {texture!r}")
-        for bg in self.backgrounds:
-            if bg not in BACKGROUND_BY_NAME:
-                raise ValueError(f"concept {self.key!r}: unknown background {bg!r}")
-        for region in self.regions:
-            if region not in REGIONS:
-                raise ValueError(f"concept {self.key!r}: unknown region {region!r}")
-
-    def present_in(self, scene: Scene) -> bool:
-        """Whether the scene graph contains the concept (before occlusion)."""
-        if scene.background in self.backgrounds:
-            return True
-        return any(o.noun in self.nouns or o.color in self.colors or o.texture in self.textures
-                   for o in scene.objects)
+        known = (("nouns", "noun", NOUN_BY_NAME), ("colors", "colour", COLORS), ("textures", "texture", TEXTURES),
+                 ("backgrounds", "background", BACKGROUND_BY_NAME), ("regions", "region", REGIONS))
+        for field, what, valid in known:
+            for value in getattr(self, field):
+                if value not in valid:
+                    raise ValueError(f"concept {self.key!r}: unknown {what} {value!r}")
 
 
 class NeuronSpec(BaseModel):

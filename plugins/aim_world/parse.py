@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -136,27 +137,12 @@ def _plural_forms() -> frozenset[str]:
 
 
 def _lexicon_kinds(phrase: str) -> list[tuple[str, object]]:
-    kinds: list[tuple[str, object]] = []
-    if phrase in HINTS:
-        kinds.append(("hint", HINTS[phrase]))
-    if phrase in RELATIONS:
-        kinds.append(("relation", RELATIONS[phrase]))
-    if phrase in COMPOSE:
-        kinds.append(("compose", COMPOSE[phrase]))
-    if phrase in NUMBERS:
-        kinds.append(("number", NUMBERS[phrase]))
-    if phrase in TEXTURE_SYNONYMS:
-        kinds.append(("texture", TEXTURE_SYNONYMS[phrase]))
-    if phrase in noun_lexicon():
-        kinds.append(("noun", noun_lexicon()[phrase]))
-    if phrase in color_lexicon():
-        kinds.append(("color", color_lexicon()[phrase]))
-    if phrase in SIZES:
-        kinds.append(("size", SIZES[phrase]))
-    if phrase in STYLES:
-        kinds.append(("style", STYLES[phrase]))
-    if phrase in background_lexicon():
-        kinds.append(("background", background_lexicon()[phrase]))
+    tables: tuple[tuple[str, Mapping[str, object]], ...] = (
+        ("hint", HINTS), ("relation", RELATIONS), ("compose", COMPOSE), ("number", NUMBERS),
+        ("texture", TEXTURE_SYNONYMS), ("noun", noun_lexicon()), ("color", color_lexicon()), ("size", SIZES),
+        ("style", STYLES), ("background", background_lexicon()),
+    )
+    kinds: list[tuple[str, object]] = [(kind, table[phrase]) for kind, table in tables if phrase in table]
     if phrase in AND_WORDS:
         kinds.append(("and", None))
     return kinds

@@ -25,10 +25,10 @@ NOT_A_WORLD_IMAGE = (
 )
 
 
-def generate_scene_image(scene: Scene, size: int = 224, **meta: Any) -> Image.Image:
-    """Render a scene and register the image (with its scene graph) in the store."""
+def generate_scene_image(scene: Scene, size: int = 224, parent: str | None = None, **meta: Any) -> Image.Image:
+    """Render a scene and register the image (with its scene graph and parent image id) in the store."""
     image = render(scene, size).image
-    STORE.register(image, scene=scene.model_dump(), meta={"source": "world", **meta})
+    STORE.register(image, scene=scene.model_dump(), parent=parent, meta={"source": "world", **meta})
     return image
 
 
@@ -75,9 +75,8 @@ class WorldEditor:
             if not result.applied:
                 out.append(Edited(pixels, pixels, instruction, applied=False, notes=result.notes))
                 continue
-            edited = render(new_scene, pixels.width).image
-            STORE.register(edited, scene=new_scene.model_dump(), parent=image_id(pixels),
-                           meta={"source": "world", "instruction": instruction, "edit": result.kind})
+            edited = generate_scene_image(new_scene, pixels.width, parent=image_id(pixels),
+                                          instruction=instruction, edit=result.kind)
             out.append(Edited(pixels, edited, instruction, applied=True, notes=result.notes))
         return out
 
