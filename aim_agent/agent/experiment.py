@@ -28,7 +28,7 @@ from aim_agent.agent.critic import EDIT_SEP
 from aim_agent.agent.schema import Observation, ToolCall
 from aim_agent.agent.state import Measurement
 from aim_agent.images import STORE, image_id, load_image
-from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec
+from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec, validation_text
 
 if TYPE_CHECKING:
     from aim_agent.agent.sandbox import ObjectHandler, SandboxResult
@@ -161,10 +161,6 @@ def _tools_handler(ctx: ToolContext, specs: Sequence[ToolSpec], recorder: Record
         return call
 
     return ObjectHandler(methods={spec.name: make(spec) for spec in specs}, doc="experiment tools")
-
-
-def validation_text(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors())
 
 
 def plain_value(value: Any, depth: int = 0) -> Any:

@@ -18,7 +18,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from aim_agent.images import to_base64
-from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec
+from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec, validation_text
 
 #: most images attached to one tool result; more are still listed by id in the JSON
 MAX_ATTACHED_IMAGES = 8
@@ -53,8 +53,7 @@ class _AsToolError(ToolException):
 
 def _error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors())
-        return f"invalid arguments: {problems}"
+        return f"invalid arguments: {validation_text(exc)}"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
 
 from aim_agent.images import STORE, load_image
 
@@ -76,6 +76,11 @@ class ToolOutput(BaseModel):
 
         walk(self)
         return found
+
+
+def validation_text(exc: ValidationError) -> str:
+    """A pydantic validation error as one line an agent can act on: ``field: problem; ...``."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors())
 
 
 class ToolError(RuntimeError):
