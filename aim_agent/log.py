@@ -32,6 +32,21 @@ class LogEntry(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+def save_image(image_dir: Path, image: Image.Image) -> str:
+    """Write ``image`` as ``image_dir/<id>.png`` once (atomically) and return its id.
+
+    This is the folder a run's report and a resumed run read images back from.
+    """
+    iid = STORE.ensure(image)
+    path = image_dir / f"{iid}.png"
+    if not path.exists():
+        image_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        image.save(tmp, format="PNG")
+        tmp.replace(path)
+    return iid
+
+
 class ExperimentLog:
     """An append-only, thread-safe list of :class:`LogEntry`."""
 
@@ -68,15 +83,7 @@ class ExperimentLog:
         return entry
 
     def _keep(self, image: Image.Image) -> str:
-        iid = STORE.ensure(image)
-        if self.image_dir is not None:
-            path = self.image_dir / f"{iid}.png"
-            if not path.exists():
-                self.image_dir.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                image.save(tmp, format="PNG")
-                tmp.replace(path)
-        return iid
+        return STORE.ensure(image) if self.image_dir is None else save_image(self.image_dir, image)
 
     def since(self, index: int) -> list[LogEntry]:
         with self._lock:

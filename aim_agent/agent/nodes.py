@@ -32,7 +32,7 @@ from aim_agent.agent.runtime import AgentRuntime, runtime_for
 from aim_agent.agent.schema import Conclusion, CriticReport, Observation, Proposal, ScientistView
 from aim_agent.agent.state import AgentState, PendingExperiment
 from aim_agent.images import image_id
-from aim_agent.log import LogEntry
+from aim_agent.log import LogEntry, save_image
 from aim_agent.tools.base import ToolOutput
 
 Update = dict[str, Any]
@@ -292,13 +292,8 @@ def log_results(state: AgentState, rt: AgentRuntime) -> Update:
 
 def save_images(image_dir: Path, images: list[Any]) -> None:
     """Write images as ``<id>.png`` (what a resumed run and the report read back)."""
-    image_dir.mkdir(parents=True, exist_ok=True)
     for image in images:
-        path = image_dir / f"{image_id(image)}.png"
-        if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            image.save(tmp, format="PNG")
-            tmp.replace(path)
+        save_image(image_dir, image)
 
 
 def write_log(run_dir: Path, entries: Sequence[LogEntry]) -> None:
