@@ -1,26 +1,47 @@
 """Images as they travel through AIM, and what AIM knows about each one.
 
-Every image a tool makes (a world render, an edit, an activation overlay) is registered in
-the process-wide :data:`STORE` under a content id (``img_<hash>``). The id survives any
-lossless trip (PNG bytes over the sandbox pipe, base64 over MCP), so a describer can find
-the scene graph behind an overlay, and an agent can refer to an image by id instead of
-sending its pixels back.
+Every image a tool makes (a world render, an edit, an activation overlay) is registered in an
+:class:`ImageStore` under a content id (``img_<hash>``), together with what is known about it
+(:class:`ImageRecord`: the world scene graph, the parent image, the highlight mask, the edit
+that made it). The id survives any lossless trip (PNG bytes over the sandbox pipe, base64
+over MCP), so a describer can find the scene behind an overlay, and an agent can refer to an
+image by id instead of sending its pixels back.
+
+Each :class:`~aim_agent.tools.base.ToolContext` owns its store (``ctx.images``): a run, an
+MCP session, a test each see only their own images. While a tool runs, its context's store is
+*bound* (:func:`use_store`), and provider code reaches it with :func:`current_store`; outside
+any tool call that is a process-wide default store. A store is bounded in bytes and images,
+and can be written next to a run's images and read back (:meth:`ImageStore.save_record`,
+:meth:`ImageStore.load_dir`), so a resumed run, a report and an MCP resource keep scenes,
+masks and edit provenance.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
 import hashlib
 import io
+import json
+import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 ImageLike = Image.Image | str | bytes
+
+#: the largest image AIM decodes from bytes, base64 or a file (checked from the header, before decoding)
+MAX_DECODE_PIXELS = 4096 * 4096
+#: the largest encoded image accepted from a caller (bytes, before base64)
+MAX_ENCODED_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -29,15 +50,30 @@ class ImageRecord:
 
     ``scene`` is a world scene graph (a plain dict) when the image was rendered by the world;
     ``parent`` is the id of the image an overlay or edit was made from; ``mask`` is the
-    boolean highlight mask (H, W) of an activation overlay; ``meta`` holds anything else
-    (prompt, activation, unit).
+    boolean highlight mask (H, W) of an activation overlay; ``edit`` is the structured
+    provenance of an edit (what the editor changed, as the editor reports it); ``meta``
+    holds anything else (prompt, activation, unit).
     """
 
     id: str
     scene: dict[str, Any] | None = None
     parent: str | None = None
     mask: np.ndarray | None = None
+    edit: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        """The record as JSON data, without the mask (saved as its own PNG)."""
+        return {"id": self.id, "scene": self.scene, "parent": self.parent, "edit": self.edit,
+                "meta": _jsonable(self.meta)}
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(value, default=str))
 
 
 def image_id(image: Image.Image) -> str:
@@ -48,17 +84,37 @@ def image_id(image: Image.Image) -> str:
     return "img_" + digest.hexdigest()
 
 
-class ImageStore:
-    """A bounded, thread-safe map from image id to :class:`ImageRecord` (and the pixels)."""
+def _nbytes(image: Image.Image) -> int:
+    return image.width * image.height * 3
 
-    def __init__(self, capacity: int = 20_000) -> None:
-        self.capacity = capacity
+
+class ImageStore:
+    """A bounded, thread-safe map from image id to :class:`ImageRecord` and the pixels.
+
+    The oldest images are evicted first when more than ``max_images`` images or more than
+    ``max_bytes`` bytes of pixels (3 bytes a pixel) are held.
+    """
+
+    def __init__(self, max_images: int = 20_000, max_bytes: int = 2 * 1024**3) -> None:
+        self.max_images = max_images
+        self.max_bytes = max_bytes
         self._records: OrderedDict[str, ImageRecord] = OrderedDict()
         self._pixels: OrderedDict[str, Image.Image] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of pixels held now."""
+        with self._lock:
+            return self._bytes
+
     def register(self, image: Image.Image, **info: Any) -> ImageRecord:
-        """Remember ``image``; ``info`` fields (scene, parent, mask, meta) are merged in."""
+        """Remember ``image``; ``info`` fields (scene, parent, mask, edit, meta) are merged in."""
         iid = image_id(image)
         with self._lock:
             return self._put(iid, image, info)
@@ -80,19 +136,25 @@ class ImageStore:
         for key, value in info.items():
             if key == "meta":
                 record.meta.update(value or {})
+            elif key not in ("scene", "parent", "mask", "edit"):
+                raise TypeError(f"unknown image record field {key!r}; valid: scene, parent, mask, edit, meta")
             elif value is not None:
                 setattr(record, key, value)
         self._records[iid] = record
         self._records.move_to_end(iid)
-        self._pixels[iid] = image.convert("RGB") if image.mode != "RGB" else image
+        if iid not in self._pixels:
+            self._pixels[iid] = image.convert("RGB") if image.mode != "RGB" else image
+            self._bytes += _nbytes(self._pixels[iid])
         self._pixels.move_to_end(iid)
-        while len(self._records) > self.capacity:
+        while len(self._records) > 1 and (len(self._records) > self.max_images or self._bytes > self.max_bytes):
             old, _ = self._records.popitem(last=False)
-            self._pixels.pop(old, None)
+            gone = self._pixels.pop(old, None)
+            if gone is not None:
+                self._bytes -= _nbytes(gone)
         return record
 
     def record(self, image_or_id: Image.Image | str) -> ImageRecord | None:
-        """The record of an image (or id), or None when AIM never saw it."""
+        """The record of an image (or id), or None when this store never saw it."""
         iid = image_or_id if isinstance(image_or_id, str) else image_id(image_or_id)
         with self._lock:
             return self._records.get(iid)
@@ -101,7 +163,7 @@ class ImageStore:
         """The image with id ``iid``; KeyError with a readable message when unknown."""
         with self._lock:
             if iid not in self._pixels:
-                raise KeyError(f"unknown image id {iid!r}: ids come from tools that return images")
+                raise KeyError(f"unknown image id {iid!r}: ids come from tools that return images in this session")
             return self._pixels[iid]
 
     def scene_of(self, image_or_id: Image.Image | str) -> dict[str, Any] | None:
@@ -115,8 +177,97 @@ class ImageStore:
             seen += 1
         return None
 
+    def lineage(self, image_or_id: Image.Image | str, depth: int = 8) -> list[ImageRecord]:
+        """The record of an image and of its parents, nearest first."""
+        found: list[ImageRecord] = []
+        record = self.record(image_or_id)
+        while record is not None and len(found) < depth:
+            found.append(record)
+            record = self.record(record.parent) if record.parent else None
+        return found
 
-STORE = ImageStore()
+    # -- persistence next to a run's images ---------------------------------------------------
+
+    def save_record(self, image_dir: Path, iid: str) -> None:
+        """Write what is known about ``iid`` as ``<id>.json`` (and ``<id>.mask.png``) in ``image_dir``.
+
+        Parents are written too (their PNG and record), so a scene behind an overlay or an
+        edit survives the process. Files are written atomically and only once.
+        """
+        for record in self.lineage(iid):
+            path = image_dir / f"{record.id}.json"
+            if path.exists():
+                continue
+            with contextlib.suppress(KeyError):
+                _write_png(image_dir / f"{record.id}.png", self.pixels(record.id))
+            if record.mask is not None:
+                mask = Image.fromarray(record.mask.astype(np.uint8) * 255)
+                _write_png(image_dir / f"{record.id}.mask.png", mask)
+            _write_bytes(path, json.dumps(record.public()).encode())
+
+    def load_dir(self, image_dir: Path) -> int:
+        """Register every ``img_*.png`` of ``image_dir`` with its saved record; how many were new."""
+        if not image_dir.is_dir():
+            return 0
+        count = 0
+        for path in sorted(image_dir.glob("img_*.png")):
+            if path.name.endswith(".mask.png"):
+                continue
+            iid = path.stem
+            known = self.record(iid)
+            info: dict[str, Any] = {}
+            meta_path = path.with_suffix(".json")
+            if meta_path.is_file():
+                try:
+                    data = json.loads(meta_path.read_text())
+                except (OSError, ValueError):
+                    data = {}
+                info = {k: data.get(k) for k in ("scene", "parent", "edit")}
+                info["meta"] = data.get("meta") or {}
+                mask_path = image_dir / f"{iid}.mask.png"
+                if mask_path.is_file():
+                    with Image.open(mask_path) as m:
+                        info["mask"] = np.asarray(m.convert("L")) > 127
+            if known is not None and not info:
+                continue
+            with Image.open(path) as im:
+                image = im.convert("RGB")
+            self.register(image, **info)
+            count += known is None
+        return count
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _write_png(path: Path, image: Image.Image) -> None:
+    if not path.exists():
+        _write_bytes(path, to_png_bytes(image))
+
+
+#: the store used outside any tool call (library use, scripts)
+DEFAULT_STORE = ImageStore()
+_CURRENT: ContextVar[ImageStore | None] = ContextVar("aim_image_store", default=None)
+
+
+def current_store() -> ImageStore:
+    """The image store of the tool call running now (its context's ``images``), else the default."""
+    store = _CURRENT.get()
+    return DEFAULT_STORE if store is None else store  # not ``or``: an empty store is falsy
+
+
+@contextlib.contextmanager
+def use_store(store: ImageStore) -> Iterator[ImageStore]:
+    """Bind ``store`` as :func:`current_store` for the duration of the block (this thread/task)."""
+    token = _CURRENT.set(store)
+    try:
+        yield store
+    finally:
+        _CURRENT.reset(token)
 
 
 def to_png_bytes(image: Image.Image) -> bytes:
@@ -130,20 +281,46 @@ def to_base64(image: Image.Image) -> str:
     return base64.b64encode(to_png_bytes(image)).decode("ascii")
 
 
-def load_image(value: ImageLike) -> Image.Image:
-    """Accept a PIL image, an image id from the store, a base64 string, a data URL, or PNG/JPEG bytes."""
+def decode_image(data: bytes, *, max_pixels: int = MAX_DECODE_PIXELS) -> Image.Image:
+    """PNG/JPEG/... bytes as an RGB image; the size is checked from the header before decoding.
+
+    A decompression bomb (a small file that claims a huge size) is refused without being
+    decoded, with a ValueError that says the limit.
+    """
+    if len(data) > MAX_ENCODED_BYTES:
+        raise ValueError(f"the image is {len(data)} bytes encoded; the limit is {MAX_ENCODED_BYTES}")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise ValueError(
+                    f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels "
+                    "(resize it before sending)"
+                )
+            return im.convert("RGB")
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"the bytes are not an image PIL can read ({type(exc).__name__})") from exc
+
+
+def load_image(value: ImageLike, store: ImageStore | None = None) -> Image.Image:
+    """Accept a PIL image, an image id (from ``store``, default :func:`current_store`), base64, a data URL or bytes."""
     if isinstance(value, Image.Image):
         return value
-    if isinstance(value, bytes):
-        return Image.open(io.BytesIO(value)).convert("RGB")
+    if isinstance(value, bytes | bytearray):
+        return decode_image(bytes(value))
     if isinstance(value, str):
         if value.startswith("img_"):
-            return STORE.pixels(value)
+            return (store or current_store()).pixels(value)
         data = value.split(",", 1)[1] if value.startswith("data:") else value
+        if len(data) > MAX_ENCODED_BYTES * 4 // 3 + 4:
+            raise ValueError(f"the base64 image is {len(data)} characters; the limit is {MAX_ENCODED_BYTES} bytes")
         try:
-            return Image.open(io.BytesIO(base64.b64decode(data, validate=True))).convert("RGB")
-        except Exception as exc:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
             raise ValueError(
                 "an image must be a PIL image, an id like 'img_…' returned by a tool, or base64 PNG/JPEG"
             ) from exc
+        return decode_image(raw)
     raise TypeError(f"cannot read an image from {type(value).__name__}")

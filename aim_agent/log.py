@@ -14,7 +14,7 @@ from typing import Any, Literal
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from aim_agent.images import STORE
+from aim_agent.images import ImageStore, current_store
 
 EntryKind = Literal["exemplars", "experiment", "display", "note", "critic", "hypothesis", "conclusion"]
 
@@ -32,27 +32,26 @@ class LogEntry(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-def save_image(image_dir: Path, image: Image.Image) -> str:
-    """Write ``image`` as ``image_dir/<id>.png`` once (atomically) and return its id.
+def save_image(image_dir: Path, image: Image.Image, store: ImageStore) -> str:
+    """Write ``image`` as ``image_dir/<id>.png`` once (atomically), with its record, and return its id.
 
-    This is the folder a run's report and a resumed run read images back from.
+    This is the folder a run's report and a resumed run read images back from; the record
+    (scene, mask, parent, edit provenance, and the parents' own) lets a resumed run describe
+    and edit the image as if it had never left memory.
     """
-    iid = STORE.ensure(image)
-    path = image_dir / f"{iid}.png"
-    if not path.exists():
-        image_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        image.save(tmp, format="PNG")
-        tmp.replace(path)
+    iid = store.ensure(image)
+    store.save_record(image_dir, iid)
     return iid
 
 
 class ExperimentLog:
     """An append-only, thread-safe list of :class:`LogEntry`."""
 
-    def __init__(self, image_dir: Path | None = None) -> None:
+    def __init__(self, image_dir: Path | None = None, images: ImageStore | None = None) -> None:
         self.entries: list[LogEntry] = []
         self.image_dir = image_dir
+        #: the store the logged images belong to (the tool context's); default: the bound one
+        self.images = images
         self.round = 0
         self._lock = threading.Lock()
 
@@ -83,7 +82,8 @@ class ExperimentLog:
         return entry
 
     def _keep(self, image: Image.Image) -> str:
-        return STORE.ensure(image) if self.image_dir is None else save_image(self.image_dir, image)
+        store = self.images or current_store()
+        return store.ensure(image) if self.image_dir is None else save_image(self.image_dir, image, store)
 
     def since(self, index: int) -> list[LogEntry]:
         with self._lock:
@@ -94,8 +94,10 @@ class ExperimentLog:
             return [e.model_dump() for e in self.entries]
 
     @classmethod
-    def load(cls, entries: list[dict[str, Any]], image_dir: Path | None = None) -> ExperimentLog:
-        log = cls(image_dir)
+    def load(
+        cls, entries: list[dict[str, Any]], image_dir: Path | None = None, images: ImageStore | None = None
+    ) -> ExperimentLog:
+        log = cls(image_dir, images)
         log.entries = [LogEntry.model_validate(e) for e in entries]
         log.round = max((e.round for e in log.entries), default=0)
         return log

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from aim_agent.images import STORE, image_id
+from aim_agent.images import current_store, image_id
 
 DIM = 0.25  # brightness kept outside the firing region
 OUTLINE = np.array([255, 220, 0], dtype=np.uint8)  # yellow contour, visible on most scenes
@@ -66,5 +66,5 @@ def unit_overlay(image: Image.Image, grid: np.ndarray, threshold: float | None, 
     """
     mask = activation_mask(upsample_map(grid, image.size), threshold)
     overlay = make_overlay(image, mask)
-    STORE.register(overlay, parent=image_id(image), mask=mask, meta=meta)
+    current_store().register(overlay, parent=image_id(image), mask=mask, meta=meta)
     return overlay

@@ -2,7 +2,7 @@
 
 A provider is any object with the methods below. The world (``plugins/aim_world``) and
 diffusers (``plugins/aim_diffusers``) implement them; VLM describers live in the agent.
-Providers register every image they return in :data:`aim_agent.images.STORE`.
+Providers register every image they return in the image store (:func:`aim_agent.images.current_store`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aim_agent.images import DEFAULT_STORE
 from aim_agent.log import ExperimentLog
 from aim_agent.plugins import plugin_manager
 from aim_agent.system import System
@@ -24,9 +25,15 @@ def make_context(
     seed: int = 0,
     exemplar_dataset: str | None = None,
 ) -> ToolContext:
-    """A ToolContext with the named providers (None leaves a primitive unavailable)."""
+    """A ToolContext with the named providers (None leaves a primitive unavailable).
+
+    For scripts and notebooks: it works in the process's default image store, so
+    ``system.neuron(images)`` called directly sees the scenes of images the tools made.
+    (Runs and MCP sessions each get a store of their own instead.)
+    """
     pm = plugin_manager()
     return ToolContext(
+        images=DEFAULT_STORE,
         system=system,
         text2image=pm.provider("text2image", text2image) if text2image else None,
         editor=pm.provider("editor", editor) if editor else None,

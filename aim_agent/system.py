@@ -19,10 +19,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aim_agent.images import STORE, ImageLike, load_image
+from aim_agent.images import ImageLike, current_store, load_image
 from aim_agent.overlay import unit_overlay
 
 Reduce = Literal["max", "mean"]
+
+#: what model-written code may call on ``system`` (sandbox proxy and prompt API text both read these)
+SYSTEM_METHODS = ("neuron", "call_neuron", "activations", "describe")
+#: what it may read; never ``ground_truth`` or ``probe``
+SYSTEM_ATTRIBUTES = {
+    "model_name": "name of the model under study",
+    "layer": "name of the layer that holds the unit",
+    "unit": "index of the unit in that layer",
+}
 
 
 class LayerProbe(ABC):
@@ -135,7 +144,7 @@ class System:
         """MAIA's call: (activation per image, overlay per image)."""
         pil = [load_image(im) for im in image_list]
         for im in pil:
-            STORE.ensure(im)
+            current_store().ensure(im)
         response = self.activations(pil)
         return [round(float(a), 4) for a in response.activations], self.overlays(pil, response)
 

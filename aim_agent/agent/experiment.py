@@ -16,19 +16,20 @@ import json
 import math
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from aim_agent.agent.critic import EDIT_SEP
 from aim_agent.agent.schema import Observation, ToolCall
 from aim_agent.agent.state import Measurement
-from aim_agent.images import STORE, image_id, load_image
-from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec, validation_text
+from aim_agent.images import ImageStore, current_store, image_id, load_image, use_store
+from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec, invoke, output_data
 
 if TYPE_CHECKING:
     from aim_agent.agent.sandbox import ObjectHandler, SandboxResult
@@ -53,6 +54,7 @@ class Recorder:
     measurements: list[Measurement] = field(default_factory=list)
     overlays: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    images: ImageStore = field(default_factory=current_store)
 
     def prompt_of(self, iid: str) -> str:
         """The prompt behind image ``iid``: noted this round, known from earlier rounds, or in the store."""
@@ -60,12 +62,22 @@ class Recorder:
             return self.new_prompts[iid]
         if iid in self.known_prompts:
             return self.known_prompts[iid]
-        record = STORE.record(iid)
+        record = self.images.record(iid)
         meta_prompt = record.meta.get("prompt") if record is not None else None
         return str(meta_prompt) if meta_prompt else ""
 
     def _remember(self, image: Image.Image, prompt: str) -> None:
-        self.new_prompts[STORE.ensure(image)] = prompt
+        self.new_prompts[self.images.ensure(image)] = prompt
+
+    @contextmanager
+    def observing(self, ctx: ToolContext) -> Iterator[None]:
+        """Hear every tool call made through ``ctx`` during the block; measurements use ``ctx.images``."""
+        self.images = ctx.images
+        ctx.observers.append(self.tool_output)
+        try:
+            yield
+        finally:
+            ctx.observers.remove(self.tool_output)
 
     def tool_output(self, spec: ToolSpec, args: BaseModel, output: ToolOutput) -> None:
         """Learn from a tool's output: prompts of generated/edited images, activations measured."""
@@ -102,65 +114,78 @@ class Recorder:
         source: str,
     ) -> None:
         for image, act in zip(images, activations, strict=True):
-            iid = STORE.ensure(image)
+            iid = self.images.ensure(image)
             self.measurements.append(
                 Measurement(round=self.round, image_id=iid, activation=float(act),
                             prompt=self.prompt_of(iid), source=source)
             )
         for overlay in overlays or []:
             if isinstance(overlay, Image.Image):
-                self.overlays.append(STORE.ensure(overlay))
+                self.overlays.append(self.images.ensure(overlay))
 
 
 # --------------------------------------------------------------------------------------------
 # code mode
 
 
-def _system_handler(ctx: ToolContext, recorder: Recorder) -> ObjectHandler:
+def system_handler(ctx: ToolContext, on_measure: Callable[..., None] | None = None) -> ObjectHandler:
+    """``system`` as model-written code sees it: :data:`aim_agent.system.SYSTEM_METHODS` and attributes only.
+
+    ``system.neuron`` is the ``neuron`` tool (one call path); ``system.activations`` gives
+    raw numbers. ``on_measure(images, activations, overlays, source)`` hears every measurement.
+    """
     from aim_agent.agent.sandbox import ObjectHandler
-    from aim_agent.system import System
+    from aim_agent.system import SYSTEM_ATTRIBUTES, SYSTEM_METHODS, System
+    from aim_agent.tools.core import neuron as neuron_tool
 
     system = ctx.require_system()
 
     def neuron(image_list: Sequence[Any]) -> tuple[list[float], list[Image.Image]]:
-        images = [load_image(x) for x in image_list]
-        acts, overlays = system.neuron(images)
-        recorder.measure(images, acts, overlays, "system.neuron")
-        return acts, overlays
+        output = invoke(neuron_tool, {"images": list(image_list)}, ctx)
+        return output.python()
 
     def activations(images: Sequence[Any]) -> Any:
-        pil = [load_image(x) for x in images]
-        response = system.activations(pil)
-        recorder.measure(pil, [float(a) for a in response.activations], None, "system.activations")
+        with use_store(ctx.images):
+            pil = [load_image(x) for x in images]
+            response = system.activations(pil)
+        if on_measure is not None:
+            on_measure(pil, [float(a) for a in response.activations], None, "system.activations")
         return response
 
     neuron.__doc__ = System.neuron.__doc__
     activations.__doc__ = System.activations.__doc__
+    implementations = {"neuron": neuron, "call_neuron": neuron, "activations": activations,
+                       "describe": system.describe}
     return ObjectHandler(
-        methods={"neuron": neuron, "activations": activations},
-        attributes={"model_name": system.model_name, "layer": system.layer, "unit": system.unit},
+        methods={name: implementations[name] for name in SYSTEM_METHODS},
+        attributes={name: getattr(system, name) for name in SYSTEM_ATTRIBUTES},
         doc=system.describe(),
     )
 
 
-def _tools_handler(ctx: ToolContext, specs: Sequence[ToolSpec], recorder: Recorder) -> ObjectHandler:
+def tools_handler(ctx: ToolContext, specs: Sequence[ToolSpec]) -> ObjectHandler:
+    """``tools`` as model-written code sees it: one method per tool, each through :func:`invoke`."""
     from aim_agent.agent.sandbox import ObjectHandler
 
     def make(spec: ToolSpec) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                parsed = spec.parse(*args, **kwargs)
-            except ValidationError as exc:
-                raise ValueError(f"{spec.name}(): {validation_text(exc)}") from None
-            output = spec.invoke(ctx, parsed)
-            recorder.tool_output(spec, parsed, output)
-            return output.python()
+            return invoke(spec, spec.bind(*args, **kwargs), ctx).python()
 
         call.__name__ = spec.name
         call.__doc__ = spec.doc
         return call
 
-    return ObjectHandler(methods={spec.name: make(spec) for spec in specs}, doc="experiment tools")
+    return ObjectHandler(methods={spec.name: make(spec) for spec in specs if not spec.session},
+                         doc="experiment tools")
+
+
+def code_handlers(ctx: ToolContext, specs: Sequence[ToolSpec],
+                  on_measure: Callable[..., None] | None = None) -> dict[str, ObjectHandler]:
+    """``{"system": ..., "tools": ...}`` for the sandbox (the agent's code mode and MCP's run_code)."""
+    from aim_agent.agent.sandbox import ObjectHandler
+
+    system = system_handler(ctx, on_measure) if ctx.system is not None else ObjectHandler(doc="no system is loaded")
+    return {"system": system, "tools": tools_handler(ctx, specs)}
 
 
 def plain_value(value: Any, depth: int = 0) -> Any:
@@ -168,7 +193,7 @@ def plain_value(value: Any, depth: int = 0) -> Any:
     if depth > 8:
         return "..."
     if isinstance(value, Image.Image):
-        return STORE.ensure(value)
+        return current_store().ensure(value)
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -234,10 +259,12 @@ def run_code_experiment(
     """Run ``def run_experiment(system, tools)`` in the sandbox; its output, errors and traceback."""
     from aim_agent.agent.sandbox import SandboxLimits, run_code
 
-    handlers = {"system": _system_handler(ctx, recorder), "tools": _tools_handler(ctx, specs, recorder)}
+    handlers = code_handlers(ctx, specs, recorder.measure)
     limits = SandboxLimits(wall_time_s=timeout_s, cpu_time_s=max(1, int(timeout_s)))
-    result: SandboxResult = run_code(code, entry="run_experiment", handlers=handlers, limits=limits)
-    returned = plain_value(result.return_value) if result.ok else None
+    with recorder.observing(ctx), use_store(ctx.images):
+        result: SandboxResult = run_code(code, entry="run_experiment", handlers=handlers, limits=limits)
+    with use_store(ctx.images):
+        returned = plain_value(result.return_value) if result.ok else None
     parts = []
     calls: dict[str, int] = {}
     for call in result.calls:
@@ -333,20 +360,16 @@ def run_tool_call(
     """Run one call (resolving references to earlier outputs); append its output to ``outputs``."""
     spec = specs.get(call.tool)
     try:
-        if spec is None:
+        if spec is None or spec.session:
             raise ToolError(f"unknown tool {call.tool!r}; available: {', '.join(sorted(specs))}")
         args = resolve_refs(call.args, outputs)
-        try:
-            parsed = spec.input_model.model_validate(args)
-        except ValidationError as exc:
-            raise ToolError(f"invalid arguments for {spec.name}: {validation_text(exc)}") from None
-        output = spec.invoke(ctx, parsed)
-    except (ToolError, BadReference, ValueError, TypeError, KeyError, LookupError) as exc:
+        with recorder.observing(ctx):
+            output = invoke(spec, args, ctx)
+    except (ToolError, BadReference) as exc:
         outputs.append(None)
         return ToolStep(index=index, call=call, ok=False, error=f"{type(exc).__name__}: {exc}")
-    recorder.tool_output(spec, parsed, output)
     outputs.append(output)
-    data = output.model_dump(mode="json")
+    data = output_data(output, ctx)
     return ToolStep(index=index, call=call, ok=True, result=data, image_ids=[image_id(i) for i in output.all_images()])
 
 

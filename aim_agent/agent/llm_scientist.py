@@ -31,7 +31,7 @@ from aim_agent.agent.schema import (
     ScientistView,
     ToolCall,
 )
-from aim_agent.images import STORE
+from aim_agent.images import ImageStore, current_store
 from aim_agent.tools.adapters import image_block
 
 ImageResolver = Callable[[str], Image.Image | None]
@@ -168,12 +168,13 @@ def parse_conclusion(text: str, fallback_label: str = "unknown") -> Conclusion:
 # writing the view
 
 
-def default_resolver(image_dir: Path | None = None) -> ImageResolver:
-    """Images by id: from the process store, else from a run's ``images/`` folder."""
+def default_resolver(image_dir: Path | None = None, store: ImageStore | None = None) -> ImageResolver:
+    """Images by id: from ``store`` (default: the bound one), else from a run's ``images/`` folder."""
 
     def resolve(iid: str) -> Image.Image | None:
+        images = store or current_store()
         try:
-            return STORE.pixels(iid)
+            return images.pixels(iid)
         except KeyError:
             pass
         if image_dir is not None:
@@ -181,7 +182,7 @@ def default_resolver(image_dir: Path | None = None) -> ImageResolver:
             if path.exists():
                 with Image.open(path) as im:
                     image = im.convert("RGB")
-                STORE.register(image)
+                images.register(image)
                 return image
         return None
 

@@ -31,9 +31,9 @@ from aim_agent.agent.prompts import CRITIC_SYSTEM
 from aim_agent.agent.runtime import AgentRuntime, runtime_for
 from aim_agent.agent.schema import Conclusion, CriticReport, Observation, Proposal, ScientistView
 from aim_agent.agent.state import AgentState, PendingExperiment
-from aim_agent.images import image_id
+from aim_agent.images import ImageStore, image_id, use_store
 from aim_agent.log import LogEntry, save_image
-from aim_agent.tools.base import ToolOutput
+from aim_agent.tools.base import ToolOutput, invoke
 
 Update = dict[str, Any]
 
@@ -48,7 +48,8 @@ def node(name: str) -> Callable[[Callable[[AgentState, AgentRuntime], Update]], 
         def run(state: AgentState, runtime: Runtime) -> Update:
             rt = runtime_for(runtime.context, state)  # type: ignore[arg-type]
             started = time.perf_counter()
-            update = fn(state, rt)
+            with use_store(rt.ctx.images):  # providers called by the node find the run's images
+                update = fn(state, rt)
             update["timings"] = {name: time.perf_counter() - started}
             used = rt.meter.drain()
             if used:
@@ -107,7 +108,7 @@ def budget_reason(state: AgentState, rt: AgentRuntime) -> str | None:
 def _images(rt: AgentRuntime, ids: list[str]) -> list[Any]:
     from aim_agent.agent.llm_scientist import default_resolver
 
-    resolve = default_resolver(rt.image_dir)
+    resolve = default_resolver(rt.image_dir, rt.ctx.images)
     found = [resolve(i) for i in ids]
     return [im for im in found if im is not None]
 
@@ -125,7 +126,7 @@ def exemplars(state: AgentState, rt: AgentRuntime) -> Update:
     if spec is None:
         return {"exemplar_image_ids": [], "exemplar_activations": [], "notes": ["no dataset_exemplars tool"]}
     try:
-        output = spec.invoke(rt.ctx, spec.input_model.model_validate({"k": rt.config.exemplars_k}))
+        output = invoke(spec, {"k": rt.config.exemplars_k}, rt.ctx)
     except Exception as exc:  # a missing dataset must not end the run: the agent can still experiment
         note = f"dataset exemplars unavailable: {type(exc).__name__}: {exc}"
         log.add("note", note)
@@ -261,7 +262,7 @@ def log_results(state: AgentState, rt: AgentRuntime) -> Update:
             data={"proposal": proposal.model_dump(mode="json") if proposal else None})
     measured = {m.image_id: m for m in pending.measurements}
     inputs = _images(rt, list(measured))
-    save_images(rt.image_dir, _images(rt, obs.image_ids))
+    save_images(rt.image_dir, _images(rt, obs.image_ids), rt.ctx.images)
     log.add(
         "experiment",
         obs.text,
@@ -290,10 +291,10 @@ def log_results(state: AgentState, rt: AgentRuntime) -> Update:
     }
 
 
-def save_images(image_dir: Path, images: list[Any]) -> None:
-    """Write images as ``<id>.png`` (what a resumed run and the report read back)."""
+def save_images(image_dir: Path, images: list[Any], store: ImageStore) -> None:
+    """Write images as ``<id>.png`` with their records (what a resumed run and the report read back)."""
     for image in images:
-        save_image(image_dir, image)
+        save_image(image_dir, image, store)
 
 
 def write_log(run_dir: Path, entries: Sequence[LogEntry]) -> None:

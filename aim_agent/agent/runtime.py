@@ -16,13 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from aim_agent.agent.backends import BackendSpec, ChatClient, UsageMeter, default_backend
 from aim_agent.agent.config import RunConfig
 from aim_agent.agent.critic import CriticRules
 from aim_agent.agent.schema import Scientist
-from aim_agent.images import STORE
+from aim_agent.images import ImageStore
 from aim_agent.log import ExperimentLog, LogEntry
 from aim_agent.system import System
 from aim_agent.tools.api_text import api_text
@@ -61,7 +59,7 @@ class AgentRuntime:
         """Make the tools' experiment log equal to the checkpointed one (after a resume or a retry)."""
         log = self.ctx.log
         if log is None:
-            log = self.ctx.log = ExperimentLog(self.image_dir)
+            log = self.ctx.log = ExperimentLog(self.image_dir, self.ctx.images)
         if len(log.entries) != len(entries) or (entries and log.entries[-1] is not entries[-1]):
             log.entries = list(entries)
         log.round = round
@@ -151,7 +149,7 @@ def build_scientist(config: RunConfig, rt: AgentRuntime) -> Scientist:
     from aim_agent.agent.llm_scientist import LLMScientist, default_resolver
 
     client = ChatClient.from_spec(spec, role="agent", meter=rt.meter)
-    return LLMScientist(client, mode=config.mode, resolver=default_resolver(rt.image_dir),
+    return LLMScientist(client, mode=config.mode, resolver=default_resolver(rt.image_dir, rt.ctx.images),
                         max_images=config.max_prompt_images, recent=config.recent_observations)
 
 
@@ -161,20 +159,6 @@ def merge_tools(overrides: Sequence[ToolSpec] | None) -> list[ToolSpec]:
     for spec in overrides or ():
         specs[spec.name] = spec
     return list(specs.values())
-
-
-def preload_images(image_dir: Path) -> int:
-    """Put a run's saved images back into the image store (ids are content hashes, so they match)."""
-    if not image_dir.is_dir():
-        return 0
-    count = 0
-    for path in sorted(image_dir.glob("img_*.png")):
-        if STORE.record(path.stem) is not None:
-            continue
-        with Image.open(path) as im:
-            STORE.register(im.convert("RGB"))
-        count += 1
-    return count
 
 
 def build_runtime(
@@ -191,12 +175,16 @@ def build_runtime(
         plugin_manager().add_module(module, source="run config")
     meter = UsageMeter()
     system = build_system(config)
+    images = ImageStore()
+    # a resumed run gets back its images with their scenes, masks and edits
+    images.load_dir(run_dir / "images")
     ctx = ToolContext(
         system=system,
         text2image=_provider("text2image", config.text2image),
         editor=_provider("editor", config.editor),
         describer=_describer(config, meter),
-        log=ExperimentLog(run_dir / "images"),
+        log=ExperimentLog(run_dir / "images", images),
+        images=images,
         image_size=config.image_size,
         seed=config.seed,
         extras={"exemplar_dataset": config.dataset} if config.dataset else {},
@@ -215,7 +203,6 @@ def build_runtime(
         rt.scientist.bind(langchain_tools(ctx, specs))  # a chat scientist, built above or passed in
     if config.critic_backend is not None and not config.critic_backend.offline:
         rt.critic_client = ChatClient.from_spec(config.critic_backend, role="critic", meter=meter)
-    preload_images(rt.image_dir)
     return rt
 
 

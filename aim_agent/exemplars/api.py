@@ -9,7 +9,7 @@ from PIL import Image
 
 from aim_agent.exemplars.dataset import ImageFolder
 from aim_agent.exemplars.engine import DEFAULT_K, DEFAULT_QUANTILE, compute_exemplars
-from aim_agent.images import STORE, image_id
+from aim_agent.images import current_store, image_id
 from aim_agent.overlay import unit_overlay
 from aim_agent.system import System
 
@@ -58,7 +58,7 @@ def exemplars_for_system(
         original = layer.dataset.load(ex.index)  # registers the file (and its world scene)
         source = view(original) if callable(view) else original
         if source is not original:
-            STORE.register(source, parent=image_id(original), meta={"file": ex.file})
+            current_store().register(source, parent=image_id(original), meta={"file": ex.file})
         overlay = unit_overlay(
             source, ex.map, system.threshold,
             {"activation": ex.activation, "unit": system.unit, "layer": system.layer, "file": ex.file,

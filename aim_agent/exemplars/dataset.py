@@ -8,7 +8,7 @@ cannot be decoded is skipped and reported, never fatal.
 
 A folder written by the world dataset generator carries ``scenes.jsonl`` (lines
 ``{"file": relative path, "scene": {...}}``); images loaded with :meth:`ImageFolder.load`
-are then registered in :data:`aim_agent.images.STORE` with their scene, so world describers
+are then registered in the image store (:func:`aim_agent.images.current_store`) with their scene, so world describers
 and synthetic neurons can read it.
 
 A dataset *name* (not a path) resolves through the plugins' ``aim_datasets`` hook: objects
@@ -30,7 +30,7 @@ from typing import Any
 
 from PIL import Image
 
-from aim_agent.images import STORE
+from aim_agent.images import current_store
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 DEFAULT_DATASET = "world"
@@ -124,7 +124,7 @@ class ImageFolder:
         rel = self.files[index]
         image = decode(self.root / rel)
         if register:
-            STORE.register(image, scene=self.scenes.get(rel), meta={"file": rel, "dataset": self.name})
+            current_store().register(image, scene=self.scenes.get(rel), meta={"file": rel, "dataset": self.name})
         return image
 
     def batches(

@@ -37,14 +37,13 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from PIL import Image
 
-from aim_agent.images import STORE, to_png_bytes
+from aim_agent.images import to_png_bytes, use_store
 from aim_agent.log import ExperimentLog
 from aim_agent.mcp_server.bridge import (
     describe_exception,
     error_result,
     make_tool,
     output_result,
-    parse_arguments,
     run_blocking,
 )
 from aim_agent.mcp_server.prompt import neuron_task
@@ -52,7 +51,7 @@ from aim_agent.mcp_server.runs import RunManager
 from aim_agent.mcp_server.session_tools import READ_ONLY, SESSIONLESS, CodeOutput, make_session_tools
 from aim_agent.mcp_server.sessions import SESSION_META_KEY, McpSession, SessionRegistry
 from aim_agent.providers import ProviderError
-from aim_agent.tools.base import ToolContext, ToolError, Tools, ToolSpec
+from aim_agent.tools.base import ToolContext, ToolError, ToolSpec, invoke
 
 if TYPE_CHECKING:
     from aim_agent.config import AimConfig
@@ -146,10 +145,11 @@ class AimMcpState:
             return self._model_locks.setdefault(ctx.system.model_name, threading.Lock())
 
     @staticmethod
-    def image(iid: str, log: ExperimentLog | None = None) -> Image.Image:
-        """An image by id: from the store, else from the log's image directory."""
+    def image(iid: str, ctx: ToolContext) -> Image.Image:
+        """An image by id: from the session's store, else from its log's image directory."""
+        log = ctx.log
         try:
-            return STORE.pixels(iid)
+            return ctx.images.pixels(iid)
         except KeyError:
             if log is not None and log.image_dir is not None and (log.image_dir / f"{iid}.png").is_file():
                 return Image.open(log.image_dir / f"{iid}.png").convert("RGB")
@@ -162,14 +162,13 @@ class AimMcpState:
         try:
             if handle is not None and not isinstance(handle, str):
                 raise ToolError("session must be a string handle from new_session")
-            parsed = parse_arguments(spec, args)
             session = None if spec.name in SESSIONLESS else self.registry.resolve(request, handle)
         except ToolError as exc:
             return error_result(str(exc))
 
         def work(progress: Any) -> Any:
             if session is None:
-                return spec.invoke(ToolContext(extras={"progress": progress}), parsed)
+                return invoke(spec, args, ToolContext(extras={"progress": progress}))
             with session.lock:
                 ctx = session.ctx
                 ctx.extras["progress"] = progress
@@ -179,19 +178,22 @@ class AimMcpState:
                         lock = self.model_lock(ctx)
                         if lock is not None:
                             stack.enter_context(lock)
-                        return spec.invoke(ctx, parsed)
+                        return invoke(spec, args, ctx)
                 finally:
                     ctx.extras.pop("progress", None)
                     ctx.extras.pop("mcp_session", None)
 
         try:
             output = await run_blocking(request, work, spec.name, interval=self.progress_interval)
+        except ToolError as exc:
+            return error_result(str(exc))
         except Exception as exc:
             if not isinstance(exc, ToolError | ProviderError | ValueError | LookupError | IndexError | TypeError):
                 logger.exception("tool %s raised", spec.name)
             return error_result(describe_exception(spec.name, exc))
         try:
-            return output_result(output, max_images=self.max_inline_images)
+            return output_result(output, session.ctx if session is not None else ToolContext(),
+                                 max_images=self.max_inline_images)
         except Exception as exc:  # e.g. an output a plugin built that cannot be serialised
             logger.exception("tool %s returned an output that cannot be sent", spec.name)
             return error_result(describe_exception(spec.name, exc))
@@ -199,13 +201,15 @@ class AimMcpState:
     # -- run_code ---------------------------------------------------------------------------
 
     def run_code(self, ctx: ToolContext, code: str, timeout_s: float) -> CodeOutput:
-        from aim_agent.agent.experiment import image_ids_in, plain_value
-        from aim_agent.agent.sandbox import SandboxLimits, experiment_handlers, run_code
+        from aim_agent.agent.experiment import code_handlers, image_ids_in, plain_value
+        from aim_agent.agent.sandbox import SandboxLimits, run_code
 
-        handlers = experiment_handlers(ctx.require_system(), Tools(ctx, self.experiment_specs))
+        ctx.require_system()
+        handlers = code_handlers(ctx, self.experiment_specs)
         result = run_code(code, handlers=handlers, limits=SandboxLimits(wall_time_s=timeout_s))
-        value = plain_value(result.return_value)
-        images = [STORE.pixels(iid) for iid in dict.fromkeys(image_ids_in(value))]
+        with use_store(ctx.images):
+            value = plain_value(result.return_value)
+        images = [ctx.images.pixels(iid) for iid in dict.fromkeys(image_ids_in(value))]
         return CodeOutput(ok=result.ok, report=result.report(), return_value=value, images=images[:256])
 
 
@@ -301,11 +305,17 @@ def _add_resources(server: MCPServer, state: AimMcpState) -> None:
         return json.dumps({"system": system, "entries": log.dump()}, indent=1)
 
     @server.resource(
-        "aim://image/{image_id}", name="image", description="An image by its img_… id (PNG).", mime_type="image/png"
+        "aim://image/{image_id}{?session}",
+        name="image",
+        description="An image of this session by its img_… id (PNG).",
+        mime_type="image/png",
     )
-    def image(image_id: str) -> bytes:
+    def image(ctx: Context, image_id: str, session: str | None = None) -> bytes:
         try:
-            return to_png_bytes(state.image(image_id))
+            found = state.registry.resolve(ctx, session)
+            return to_png_bytes(state.image(image_id, found.ctx))
+        except ToolError as exc:
+            raise ResourceError(str(exc)) from None
         except KeyError as exc:
             raise ResourceError(str(exc.args[0] if exc.args else exc)) from None
 

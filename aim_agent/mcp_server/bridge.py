@@ -27,11 +27,11 @@ import anyio.to_thread
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
-from pydantic import PrivateAttr, ValidationError
+from pydantic import PrivateAttr
 
 from aim_agent.images import to_base64
 from aim_agent.providers import ProviderError
-from aim_agent.tools.base import ToolError, ToolOutput, ToolSpec
+from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec, output_data
 
 logger = logging.getLogger("aim_agent.mcp")
 
@@ -126,85 +126,6 @@ async def run_blocking(
     return outcome.get("value")
 
 
-# -- arguments ---------------------------------------------------------------------------------
-
-
-def _limits(schema: dict[str, Any]) -> str:
-    for option in schema.get("anyOf", []):  # Optional[...] fields keep their limits one level down
-        if isinstance(option, dict) and option.get("type") != "null":
-            schema = {**option, **schema}
-    parts = []
-    for key, text in (
-        ("minItems", "at least {} items"),
-        ("maxItems", "at most {} items"),
-        ("minimum", ">= {}"),
-        ("maximum", "<= {}"),
-        ("minLength", "at least {} characters"),
-        ("maxLength", "at most {} characters"),
-    ):
-        if key in schema:
-            parts.append(text.format(schema[key]))
-    return ", ".join(parts)
-
-
-def describe_validation_error(name: str, exc: ValidationError, schema: dict[str, Any]) -> str:
-    """A readable account of what was wrong with a call's arguments, with each field's limits."""
-    properties = schema.get("properties", {})
-    lines = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = [str(p) for p in error.get("loc", ())]
-        field = loc[0] if loc else ""
-        where = ".".join(loc) or "arguments"
-        kind = error.get("type", "")
-        if kind == "extra_forbidden":
-            valid = ", ".join(p for p in properties) or "none"
-            lines.append(f"unknown argument {field!r}; valid arguments: {valid}")
-            continue
-        if kind == "missing":
-            desc = properties.get(field, {}).get("description")
-            lines.append(f"missing required argument {field!r}" + (f" ({desc})" if desc else ""))
-            continue
-        line = f"{where}: {error.get('msg', 'invalid value')}"
-        limits = _limits(properties.get(field, {}))
-        if limits:
-            hint = "; split larger work into several calls" if kind == "too_long" else ""
-            line += f" (allowed: {limits}{hint})"
-        lines.append(line)
-    return f"{name}: invalid arguments:\n" + "\n".join(f"  - {line}" for line in lines)
-
-
-def _maybe_json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def parse_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> Any:
-    """Validate raw MCP arguments with the tool's input model; raise ToolError with a clear message.
-
-    Some clients send lists as JSON text (``"[\\"a dog\\"]"``); such values are decoded and
-    retried before an error is reported.
-    """
-    schema = spec.input_model.model_json_schema()
-    try:
-        try:
-            return spec.input_model.model_validate(arguments)
-        except ValidationError as first:
-            decoded = {k: _maybe_json(v) for k, v in arguments.items()}
-            if decoded != arguments:
-                try:
-                    return spec.input_model.model_validate(decoded)
-                except ValidationError:
-                    pass
-            raise ToolError(describe_validation_error(spec.name, first, schema)) from None
-    except (KeyError, TypeError) as exc:  # e.g. an unknown image id inside a list of images
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        raise ToolError(f"{spec.name}: invalid arguments: {message}") from None
-
-
 # -- results -----------------------------------------------------------------------------------
 
 
@@ -228,10 +149,10 @@ def describe_exception(name: str, exc: BaseException) -> str:
     )
 
 
-def output_result(output: ToolOutput | Any, *, max_images: int) -> CallToolResult:
-    """Structured content (the output model, images as ids) + JSON text + image content."""
+def output_result(output: ToolOutput | Any, ctx: ToolContext, *, max_images: int) -> CallToolResult:
+    """Structured content (the output model, images as ids in the session's store) + JSON text + image content."""
     if isinstance(output, ToolOutput):
-        structured = output.model_dump(mode="json")
+        structured = output_data(output, ctx)
         images = output.all_images()
     else:
         structured = {"result": output}

@@ -284,7 +284,7 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         images = []
         for iid in entry["image_ids"]:
             with contextlib.suppress(KeyError):  # evicted and not on disk: listed by id only
-                images.append(state.image(iid, log))
+                images.append(state.image(iid, ctx))
         return LogEntryOutput(index=args.entry, entry=entry, images=images)
 
     @tool()

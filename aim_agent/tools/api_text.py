@@ -23,17 +23,10 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from aim_agent.system import SYSTEM_ATTRIBUTES, SYSTEM_METHODS
 from aim_agent.tools.base import ToolSpec
 
 Style = Literal["python", "json"]
-
-#: the methods and attributes of ``system`` that model-written code may use
-SYSTEM_METHODS = ("neuron", "activations")
-SYSTEM_ATTRIBUTES = {
-    "model_name": "name of the model under study",
-    "layer": "name of the layer that holds the unit",
-    "unit": "index of the unit in that layer",
-}
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,20 +8,36 @@ agent. From that single definition come:
 - LangChain tools for tool-calling agents (``aim_agent.tools.adapters``),
 - MCP tools (``aim_agent.mcp_server``),
 - the API section of the agent's prompt (``aim_agent.tools.api_text``).
+
+Every call, whatever the caller (Python, model code in the sandbox, a tool-calling VLM,
+LangChain, an MCP client), goes through :func:`invoke`: one validation, one error policy,
+one place where the context's image store is bound and observers are told what ran.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import json
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, ValidationError, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    PlainValidator,
+    SerializationInfo,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+)
 
-from aim_agent.images import STORE, load_image
+from aim_agent.images import ImageStore, current_store, load_image, use_store
+from aim_agent.providers import ProviderError
 
 if TYPE_CHECKING:
     from aim_agent.log import ExperimentLog
@@ -29,12 +45,21 @@ if TYPE_CHECKING:
     from aim_agent.system import System
 
 
-def _validate_image(value: Any) -> Image.Image:
+def _store_of(info: ValidationInfo | SerializationInfo) -> ImageStore:
+    """The image store a (de)serialisation works in: the one in its context, else the bound one."""
+    context = info.context
+    store = context.get("images") if isinstance(context, dict) else None
+    return store if isinstance(store, ImageStore) else current_store()
+
+
+def _validate_image(value: Any, info: ValidationInfo) -> Image.Image:
+    if isinstance(value, str) and value.startswith("img_"):
+        return _store_of(info).pixels(value)
     return load_image(value)
 
 
-def _serialize_image(image: Image.Image) -> str:
-    return STORE.ensure(image)
+def _serialize_image(image: Image.Image, info: SerializationInfo) -> str:
+    return _store_of(info).ensure(image)
 
 
 #: An image field: accepts a PIL image, an ``img_…`` id or base64; serialises to its id.
@@ -78,18 +103,22 @@ class ToolOutput(BaseModel):
         return found
 
 
-def validation_text(exc: ValidationError) -> str:
-    """A pydantic validation error as one line an agent can act on: ``field: problem; ...``."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors())
-
-
 class ToolError(RuntimeError):
-    """A tool could not run; the message is shown to the agent as is, so it says what to do."""
+    """A tool could not run; the message is shown to the caller as is, so it says what to do."""
+
+
+#: what a tool reports to whoever called it: ``observer(spec, args, output)`` after each call
+Observer = Callable[["ToolSpec", "ToolInput", "ToolOutput"], None]
 
 
 @dataclass
 class ToolContext:
-    """Everything a tool may use: the unit under study, providers, the experiment log."""
+    """Everything a tool may use: the unit under study, providers, the experiment log, the images.
+
+    ``images`` is this context's own image store: ids a tool returns resolve only here, so two
+    contexts (two runs, two MCP sessions) never see each other's images. ``observers`` are
+    told about every successful call (the agent's recorder uses it to count evidence).
+    """
 
     system: System | None = None
     text2image: TextToImage | None = None
@@ -98,6 +127,8 @@ class ToolContext:
     log: ExperimentLog | None = None
     image_size: int = 224
     seed: int = 0
+    images: ImageStore = field(default_factory=ImageStore)
+    observers: list[Observer] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def require_system(self) -> System:
@@ -111,10 +142,24 @@ class ToolContext:
             raise ToolError(f"no {kind} provider is configured; choose one with --{kind} or aim.toml")
         return provider
 
+    def progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        """Report progress of the running tool (an MCP client sees it as a fraction); a no-op elsewhere."""
+        report = self.extras.get("progress")
+        if callable(report):
+            report(done, total, message)
+
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """A tool: name, agent-facing doc, typed input/output, implementation."""
+    """A tool: name, agent-facing doc, typed input/output, implementation, and what kind of tool it is.
+
+    The flags describe behaviour, so nobody has to key behaviour on tool names:
+    ``read_only`` (changes nothing: no log entry, no loaded unit), ``destructive`` (may undo
+    or overwrite earlier work: a new session, a new unit), ``idempotent`` (the same call twice
+    does no more than once), ``open_world`` (reaches outside AIM: a remote API),
+    ``needs_system`` (runs on the loaded unit), ``session`` (manages an MCP session; not
+    offered to model code).
+    """
 
     name: str
     doc: str
@@ -123,35 +168,48 @@ class ToolSpec:
     fn: Callable[[ToolContext, Any], ToolOutput]
     positional: tuple[str, ...] = ()
     plugin: str = "aim_agent"
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    open_world: bool = False
+    needs_system: bool = False
+    session: bool = False
 
     @property
     def summary(self) -> str:
         return self.doc.strip().splitlines()[0] if self.doc.strip() else self.name
 
-    def parse(self, *args: Any, **kwargs: Any) -> ToolInput:
-        """Validate Python-style arguments (positional in ``positional`` order) into the input model."""
+    def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Python-style arguments (positional in ``positional`` order) as one argument dict."""
         if len(args) > len(self.positional):
-            raise TypeError(
+            raise ToolError(
                 f"{self.name}() takes at most {len(self.positional)} positional arguments "
                 f"({', '.join(self.positional) or 'none'}); got {len(args)}"
             )
         merged = dict(zip(self.positional, args, strict=False))
         clash = set(merged) & set(kwargs)
         if clash:
-            raise TypeError(f"{self.name}() got multiple values for {', '.join(sorted(clash))}")
+            raise ToolError(f"{self.name}() got multiple values for {', '.join(sorted(clash))}")
         merged.update(kwargs)
-        return self.input_model.model_validate(merged)
+        return merged
 
-    def invoke(self, ctx: ToolContext, args: ToolInput | dict[str, Any]) -> ToolOutput:
-        """Run the tool on validated (or raw dict) arguments."""
-        parsed = args if isinstance(args, self.input_model) else self.input_model.model_validate(args)
-        return self.fn(ctx, parsed)
+    def invoke(self, ctx: ToolContext, args: ToolInput | Mapping[str, Any]) -> ToolOutput:
+        """Shorthand for :func:`invoke` ``(self, args, ctx)``."""
+        return invoke(self, args, ctx)
 
 
 def tool(
-    name: str | None = None, *, positional: tuple[str, ...] = ()
+    name: str | None = None,
+    *,
+    positional: tuple[str, ...] = (),
+    read_only: bool = False,
+    destructive: bool = False,
+    idempotent: bool = False,
+    open_world: bool = False,
+    needs_system: bool = False,
+    session: bool = False,
 ) -> Callable[[Callable[[ToolContext, Any], ToolOutput]], ToolSpec]:
-    """Declare a tool from a typed function ``fn(ctx, args: Input) -> Output``."""
+    """Declare a tool from a typed function ``fn(ctx, args: Input) -> Output`` (flags: see :class:`ToolSpec`)."""
 
     def decorate(fn: Callable[[ToolContext, Any], ToolOutput]) -> ToolSpec:
         hints = typing.get_type_hints(fn)
@@ -170,21 +228,162 @@ def tool(
             fn=fn,
             positional=positional,
             plugin=fn.__module__.split(".")[0],
+            read_only=read_only,
+            destructive=destructive,
+            idempotent=idempotent,
+            open_world=open_world,
+            needs_system=needs_system,
+            session=session,
         )
 
     return decorate
 
 
+# -- the one call path ---------------------------------------------------------------------------
+
+
+def _limits(schema: dict[str, Any]) -> str:
+    for option in schema.get("anyOf", []):  # Optional[...] fields keep their limits one level down
+        if isinstance(option, dict) and option.get("type") != "null":
+            schema = {**option, **schema}
+    parts = []
+    for key, text in (
+        ("minItems", "at least {} items"),
+        ("maxItems", "at most {} items"),
+        ("minimum", ">= {}"),
+        ("maximum", "<= {}"),
+        ("minLength", "at least {} characters"),
+        ("maxLength", "at most {} characters"),
+    ):
+        if key in schema:
+            parts.append(text.format(schema[key]))
+    return ", ".join(parts)
+
+
+def describe_validation_error(spec: ToolSpec, exc: ValidationError) -> str:
+    """What was wrong with a call's arguments, one line per problem, with each field's limits."""
+    properties = spec.input_model.model_json_schema().get("properties", {})
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in error.get("loc", ())]
+        name = loc[0] if loc else ""
+        where = ".".join(loc) or "arguments"
+        kind = error.get("type", "")
+        if kind == "extra_forbidden":
+            valid = ", ".join(p for p in properties) or "none"
+            lines.append(f"unknown argument {name!r}; valid arguments: {valid}")
+            continue
+        if kind == "missing":
+            desc = properties.get(name, {}).get("description")
+            lines.append(f"missing required argument {name!r}" + (f" ({desc})" if desc else ""))
+            continue
+        line = f"{where}: {error.get('msg', 'invalid value')}"
+        limits = _limits(properties.get(name, {}))
+        if limits:
+            hint = "; split larger work into several calls" if kind == "too_long" else ""
+            line += f" (allowed: {limits}{hint})"
+        lines.append(line)
+    return f"{spec.name}: invalid arguments:\n" + "\n".join(f"  - {line}" for line in lines)
+
+
+def validation_text(exc: ValidationError) -> str:
+    """A pydantic validation error as one line: ``field: problem; ...`` (for short messages)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors())
+
+
+def _maybe_json(value: Any) -> Any:
+    """Some clients send lists/objects as JSON text; decode those (and only those)."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def parse_args(spec: ToolSpec, args: ToolInput | Mapping[str, Any], ctx: ToolContext) -> ToolInput:
+    """Validate ``args`` against the tool's input model (image ids resolve in ``ctx.images``).
+
+    Raises :class:`ToolError` with a message that names every wrong argument and its limits.
+    """
+    if isinstance(args, spec.input_model):
+        return args
+    if isinstance(args, BaseModel):
+        args = args.model_dump()
+    if not isinstance(args, Mapping):
+        raise ToolError(f"{spec.name}: arguments must be an object of named values, not {type(args).__name__}")
+    context = {"images": ctx.images}
+    try:
+        try:
+            return spec.input_model.model_validate(dict(args), context=context)
+        except ValidationError as first:
+            decoded = {k: _maybe_json(v) for k, v in args.items()}
+            if decoded != dict(args):
+                with contextlib.suppress(ValidationError):
+                    return spec.input_model.model_validate(decoded, context=context)
+            raise ToolError(describe_validation_error(spec, first)) from None
+    except KeyError as exc:  # an unknown image id inside a list of images
+        raise ToolError(f"{spec.name}: invalid arguments: {exc.args[0] if exc.args else exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ToolError(f"{spec.name}: invalid arguments: {exc}") from None
+
+
+def error_text(spec: ToolSpec, exc: BaseException) -> str:
+    """What the caller reads when a tool failed: the message of expected errors, a hint otherwise."""
+    if isinstance(exc, ToolError | ProviderError):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return f"{spec.name} failed: {exc.args[0] if exc.args else exc}"
+    if isinstance(exc, ValueError | LookupError | TypeError | FileNotFoundError | NotImplementedError):
+        return f"{spec.name} failed: {exc}"
+    if isinstance(exc, MemoryError):
+        return f"{spec.name} ran out of memory; try fewer or smaller images"
+    return (
+        f"{spec.name} failed unexpectedly ({type(exc).__name__}: {exc}); check the arguments, "
+        "or report this with the log"
+    )
+
+
+def invoke(spec: ToolSpec, args: ToolInput | Mapping[str, Any], ctx: ToolContext) -> ToolOutput:
+    """Run one tool call: validate ``args``, bind ``ctx.images``, run, tell ``ctx.observers``.
+
+    Every way of calling a tool comes through here. Any failure, bad arguments included, is
+    raised as :class:`ToolError` with a message meant for the caller (the original exception
+    is its ``__cause__``); nothing else escapes, so callers need one ``except``.
+    """
+    with use_store(ctx.images):
+        parsed = parse_args(spec, args, ctx)
+        try:
+            if spec.needs_system:
+                ctx.require_system()
+            output = spec.fn(ctx, parsed)
+        except ToolError:
+            raise
+        except Exception as exc:
+            raise ToolError(error_text(spec, exc)) from exc
+        if not isinstance(output, ToolOutput):
+            raise ToolError(f"{spec.name} returned {type(output).__name__}, not its output model")
+        for observer in list(ctx.observers):
+            observer(spec, parsed, output)
+    return output
+
+
+def output_data(output: ToolOutput, ctx: ToolContext) -> dict[str, Any]:
+    """A tool's output as JSON data: images become ids in ``ctx.images``."""
+    with use_store(ctx.images):
+        return output.model_dump(mode="json", context={"images": ctx.images})
+
+
 class Tools:
     """The ``tools`` object of model-written code: one method per registered tool.
 
-    ``tools.text2image(["a dog on grass"])`` validates the arguments against the tool's input
-    model, runs it, and returns ``output.python()`` (MAIA-style plain values).
+    ``tools.text2image(["a dog on grass"])`` goes through :func:`invoke` and returns
+    ``output.python()`` (MAIA-style plain values).
     """
 
     def __init__(self, ctx: ToolContext, specs: list[ToolSpec]) -> None:
         self._ctx = ctx
-        self._specs = {spec.name: spec for spec in specs}
+        self._specs = {spec.name: spec for spec in specs if not spec.session}
 
     @property
     def specs(self) -> list[ToolSpec]:
@@ -200,7 +399,7 @@ class Tools:
         spec = specs[name]
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return spec.invoke(self._ctx, spec.parse(*args, **kwargs)).python()
+            return invoke(spec, spec.bind(*args, **kwargs), self._ctx).python()
 
         call.__name__ = name
         call.__doc__ = spec.doc

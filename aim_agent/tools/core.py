@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from aim_agent.providers import ProviderError
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, tool
 
 MAX_PROMPTS = 64  # one call; more is almost always a mistake, and costs minutes on a CPU
 MAX_IMAGES = 256
+MAX_PROMPT_CHARS = 1000  # a scene description; longer text is a mistake or an attack on memory
+MAX_NOTES = 8  # per image: what a generator or editor could not do
+
+#: one prompt or edit instruction, bounded in length
+Prompt = Annotated[str, StringConstraints(max_length=MAX_PROMPT_CHARS)]
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A prompt as quoted in a note: short, so notes stay linear in the input, not quadratic."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 class ExemplarsInput(ToolInput):
@@ -27,7 +37,7 @@ class ActivationsOutput(ToolOutput):
         return self.activations, self.images
 
 
-@tool(positional=("k",))
+@tool(positional=("k",), idempotent=True, needs_system=True)
 def dataset_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput:
     """Top-activating images of the unit in the exemplar dataset, highest first.
 
@@ -50,7 +60,7 @@ class NeuronInput(ToolInput):
     images: list[AimImage] = Field(min_length=1, max_length=MAX_IMAGES, description="images to test")
 
 
-@tool(positional=("images",))
+@tool(positional=("images",), read_only=True, idempotent=True, needs_system=True)
 def neuron(ctx: ToolContext, args: NeuronInput) -> ActivationsOutput:
     """Run the unit on images: its activation on each and an overlay of where it fires.
 
@@ -63,7 +73,7 @@ def neuron(ctx: ToolContext, args: NeuronInput) -> ActivationsOutput:
 
 
 class Text2ImageInput(ToolInput):
-    prompts: list[str] = Field(min_length=1, max_length=MAX_PROMPTS, description="one image per prompt")
+    prompts: list[Prompt] = Field(min_length=1, max_length=MAX_PROMPTS, description="one image per prompt")
     seed: int | None = Field(default=None, description="random seed; default: the session seed")
 
 
@@ -91,7 +101,7 @@ def _check_prompts(prompts: list[str]) -> None:
         raise ToolError(f"prompts at positions {empty} are empty; each prompt must describe an image")
 
 
-@tool(positional=("prompts",))
+@tool(positional=("prompts",), read_only=True, idempotent=True)
 def text2image(ctx: ToolContext, args: Text2ImageInput) -> Text2ImageOutput:
     """Generate one image per text prompt.
 
@@ -104,16 +114,16 @@ def text2image(ctx: ToolContext, args: Text2ImageInput) -> Text2ImageOutput:
     provider = ctx.require("text2image")
     with _provider_errors():
         made = provider.generate(args.prompts, size=ctx.image_size, seed=ctx.seed if args.seed is None else args.seed)
-    notes = [f"{g.prompt!r}: {n}" for g in made for n in g.notes]
+    notes = [f"prompt {i} ({_short(g.prompt)}): {n}" for i, g in enumerate(made) for n in g.notes[:MAX_NOTES]]
     return Text2ImageOutput(images=[g.image for g in made], prompts=[g.prompt for g in made], notes=notes)
 
 
 class EditInput(ToolInput):
-    prompts: list[str] | None = Field(
+    prompts: list[Prompt] | None = Field(
         default=None, max_length=MAX_PROMPTS, description="prompts of the original images to generate"
     )
     images: list[AimImage] | None = Field(default=None, max_length=MAX_IMAGES, description="or existing images")
-    edits: list[str] = Field(min_length=1, max_length=MAX_PROMPTS, description="one instruction per image")
+    edits: list[Prompt] = Field(min_length=1, max_length=MAX_PROMPTS, description="one instruction per image")
 
 
 class EditOutput(ToolOutput):
@@ -126,7 +136,7 @@ class EditOutput(ToolOutput):
         return self.images, self.prompts
 
 
-@tool(positional=("prompts", "edits"))
+@tool(positional=("prompts", "edits"), read_only=True, idempotent=True)
 def edit_images(ctx: ToolContext, args: EditInput) -> EditOutput:
     """Make controlled pairs: an original image and the same image with one change.
 
@@ -140,7 +150,7 @@ def edit_images(ctx: ToolContext, args: EditInput) -> EditOutput:
         raise ToolError("give exactly one of prompts (to generate originals) or images")
     if args.prompts is not None:
         _check_prompts(args.prompts)
-        originals = text2image.invoke(ctx, Text2ImageInput(prompts=args.prompts)).images
+        originals = text2image.fn(ctx, Text2ImageInput(prompts=args.prompts)).images
         titles = list(args.prompts)
     else:
         originals = list(args.images or [])
@@ -158,7 +168,7 @@ def edit_images(ctx: ToolContext, args: EditInput) -> EditOutput:
         images += [result.original, result.edited]
         prompts += [title, result.instruction]
         applied.append(result.applied)
-        notes += [f"{result.instruction!r}: {n}" for n in result.notes]
+        notes += [f"edit {len(applied) - 1} ({_short(result.instruction)}): {n}" for n in result.notes[:MAX_NOTES]]
     return EditOutput(images=images, prompts=prompts, applied=applied, notes=notes)
 
 
@@ -173,7 +183,7 @@ class DescribeOutput(ToolOutput):
         return self.descriptions
 
 
-@tool(positional=("images",))
+@tool(positional=("images",), read_only=True, idempotent=True)
 def describe_images(ctx: ToolContext, args: ImagesInput) -> DescribeOutput:
     """Describe what lies inside the highlighted region of each overlay image.
 
@@ -191,7 +201,7 @@ class SummaryOutput(ToolOutput):
         return self.summary
 
 
-@tool(positional=("images",))
+@tool(positional=("images",), read_only=True, idempotent=True)
 def summarize_images(ctx: ToolContext, args: ImagesInput) -> SummaryOutput:
     """Say what the highlighted regions of a set of images have in common.
 
@@ -202,11 +212,13 @@ def summarize_images(ctx: ToolContext, args: ImagesInput) -> SummaryOutput:
 
 
 class LogInput(ToolInput):
-    note: str = Field(default="", description="what this experiment tested and what it showed")
-    activations: list[float] = Field(default_factory=list)
+    note: str = Field(default="", max_length=20_000, description="what this experiment tested and what it showed")
+    activations: list[float] = Field(default_factory=list, max_length=MAX_IMAGES)
     images: list[AimImage] = Field(default_factory=list, max_length=MAX_IMAGES)
-    prompts: list[str] = Field(default_factory=list)
-    descriptions: list[str] = Field(default_factory=list)
+    prompts: list[Prompt] = Field(default_factory=list, max_length=MAX_IMAGES)
+    descriptions: list[Annotated[str, StringConstraints(max_length=4000)]] = Field(
+        default_factory=list, max_length=MAX_IMAGES
+    )
 
 
 class LogOutput(ToolOutput):
@@ -232,7 +244,9 @@ def log_experiment(ctx: ToolContext, args: LogInput) -> LogOutput:
 
 
 class DisplayInput(ToolInput):
-    items: list[str | AimImage] = Field(min_length=1, max_length=64, description="text and images to show")
+    items: list[Annotated[str, StringConstraints(max_length=20_000)] | AimImage] = Field(
+        min_length=1, max_length=64, description="text and images to show"
+    )
 
 
 @tool(positional=("items",))

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from aim_agent.images import STORE
+from aim_agent.images import current_store
 from aim_agent.providers import Edited, Generated, ProviderError
 
 
@@ -183,7 +183,7 @@ class DiffusersTextToImage(_DiffusersProvider):
                     image = image.convert("RGB")
                     if image.size != (size, size):
                         image = image.resize((size, size), Image.Resampling.LANCZOS)
-                    STORE.register(image, meta={"prompt": prompt, "provider": self.name, "model": self.model})
+                    current_store().register(image, meta={"prompt": prompt, "provider": self.name, "model": self.model})
                     made.append(Generated(image=image, prompt=prompt))
         return made
 
@@ -227,8 +227,9 @@ class _DiffusersEditor(_DiffusersProvider):
                 edited = self._edit_batch(inputs, chunk, self._generators(seed + start, len(chunk)))
                 for original, result, instruction in zip(originals, edited, chunk, strict=True):
                     result = result.convert("RGB").resize(original.size, Image.Resampling.LANCZOS)
-                    STORE.register(
-                        result, parent=STORE.ensure(original), meta={"instruction": instruction, "provider": self.name}
+                    store = current_store()
+                    store.register(
+                        result, parent=store.ensure(original), meta={"instruction": instruction, "provider": self.name}
                     )
                     done.append(Edited(original=original, edited=result, instruction=instruction, applied=True))
         return done

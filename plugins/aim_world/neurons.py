@@ -15,7 +15,7 @@ the image) plus a small fixed noise, seeded by the scene and the neuron, so the 
 always gives the same number; an absent concept gives exactly 0. The spatial map is the
 concept's visible mask, max-pooled to 56 x 56, times that response.
 
-The neurons read the scene behind an image from the image store (``STORE.scene_of``): every
+The neurons read the scene behind an image from the image store (``current_store().scene_of``): every
 world image (renders, edits, dataset exemplars) is registered with its scene. An image
 without a scene is an error: synthetic neurons only see world images.
 
@@ -41,7 +41,7 @@ import torch
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from aim_agent.images import STORE, image_id
+from aim_agent.images import current_store, image_id
 from aim_agent.system import LayerProbe, System
 from aim_world.scene import Scene
 from aim_world.vocabulary import BACKGROUND_BY_NAME, COLORS, NOUN_BY_NAME, NOUNS, TEXTURES
@@ -524,7 +524,7 @@ class SyntheticProbe(LayerProbe):
         """The image's scene: from the image store, else from the PNG text chunk of a world dataset file."""
         from aim_world.datasets import scene_in_png
 
-        scene = STORE.scene_of(image) or scene_in_png(image)
+        scene = current_store().scene_of(image) or scene_in_png(image)
         if scene is None:
             raise ValueError(
                 f"image {image_id(image)} has no world scene: synthetic neurons only see world images "

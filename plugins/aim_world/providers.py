@@ -1,6 +1,6 @@
 """The world as providers: text-to-image, image editor and describer (``--text2image world`` ...).
 
-Every image they make is registered in :data:`aim_agent.images.STORE` with its scene graph, so
+Every image they make is registered in the image store (:func:`aim_agent.images.current_store`) with its scene graph, so
 edits and descriptions of world images (and of activation overlays made from them) are exact.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from aim_agent.images import STORE, image_id, load_image
+from aim_agent.images import current_store, image_id, load_image
 from aim_agent.providers import Edited, Generated, ProviderError
 from aim_world.describe import describe_region, summarize_regions
 from aim_world.edit import edit_scene
@@ -28,14 +28,14 @@ NOT_A_WORLD_IMAGE = (
 def generate_scene_image(scene: Scene, size: int = 224, parent: str | None = None, **meta: Any) -> Image.Image:
     """Render a scene and register the image (with its scene graph and parent image id) in the store."""
     image = render(scene, size).image
-    STORE.register(image, scene=scene.model_dump(), parent=parent, meta={"source": "world", **meta})
+    current_store().register(image, scene=scene.model_dump(), parent=parent, meta={"source": "world", **meta})
     return image
 
 
 def scene_of(image: Image.Image | str, what: str, role: str) -> tuple[Image.Image, Scene]:
     """The pixels and scene graph behind an image (or image id); ProviderError when it has none."""
     pixels = load_image(image)
-    data = STORE.scene_of(pixels)
+    data = current_store().scene_of(pixels)
     if data is None:
         raise ProviderError(NOT_A_WORLD_IMAGE.format(iid=image_id(pixels), what=what, role=role))
     return pixels, Scene.model_validate(data)
@@ -88,7 +88,7 @@ class WorldDescriber:
 
     def _region(self, image: Image.Image | str) -> tuple[Scene, np.ndarray | None]:
         pixels, scene = scene_of(image, "describing", "describer")
-        record = STORE.record(pixels)
+        record = current_store().record(pixels)
         mask = record.mask if record is not None else None
         if mask is None:
             mask = np.ones((pixels.height, pixels.width), dtype=bool)

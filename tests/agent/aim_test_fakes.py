@@ -20,7 +20,7 @@ from PIL import Image
 
 from aim_agent.agent.schema import Conclusion, Proposal, ScientistView, ToolCall
 from aim_agent.hookspecs import hookimpl
-from aim_agent.images import STORE
+from aim_agent.images import current_store
 from aim_agent.providers import Edited, Generated
 from aim_agent.system import LayerProbe, System
 from aim_agent.tools.base import ToolContext, tool
@@ -76,7 +76,7 @@ def draw(prompt: str, size: int = 64) -> Image.Image:
     else:
         arr[0, 0] = (sum(map(ord, prompt)) % 256, len(prompt) % 256, 9)
     image = Image.fromarray(arr)
-    STORE.register(image, meta={"prompt": prompt})
+    current_store().register(image, meta={"prompt": prompt})
     return image
 
 
@@ -115,7 +115,7 @@ class FakeEditor:
     def edit(self, images: list[Image.Image], instructions: list[str], *, seed: int = 0) -> list[Edited]:
         out = []
         for image, instruction in zip(images, instructions, strict=True):
-            record = STORE.record(image)
+            record = current_store().record(image)
             prompt = str(record.meta.get("prompt", "")) if record else ""
             out.append(Edited(original=image, edited=draw(apply_edit(prompt, instruction)), instruction=instruction))
         return out

@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from aim_agent.agent.experiment import code_handlers
 from aim_agent.agent.sandbox import (
     ObjectHandler,
     Record,
     SandboxLimits,
     check_code,
-    experiment_handlers,
     run_code,
     wire,
 )
 from aim_agent.agent.sandbox.landlock import abi_version
-from aim_agent.images import STORE, image_id
+from aim_agent.images import current_store, image_id
 from aim_agent.system import LayerProbe, System
-from aim_agent.tools import ToolContext, Tools
+from aim_agent.tools import ToolContext
 from aim_agent.tools.core import CORE_TOOLS
 
 FAST = SandboxLimits(wall_time_s=3, cpu_time_s=5, memory_bytes=1024 * 2**20)
@@ -68,7 +68,7 @@ def handlers(system: FakeSystem) -> dict[str, ObjectHandler]:
     def text2image(prompts: list[str]) -> list[Image.Image]:
         images = [red_square(64) for _ in prompts]
         for image, prompt in zip(images, prompts, strict=True):
-            STORE.register(image, meta={"prompt": prompt})
+            current_store().register(image, meta={"prompt": prompt})
         made.extend(images)
         return images
 
@@ -109,9 +109,9 @@ def run_experiment(system, tools):
     assert isinstance(image, Image.Image) and isinstance(crop, Image.Image)
     assert crop.size == (32, 32) and image.size == (64, 64)
     # the image the tool made keeps its id and its record (prompt) in the store
-    assert STORE.record(image).meta["prompt"] == "a red square"
+    assert current_store().record(image).meta["prompt"] == "a red square"
     assert image_id(image) == image_id(red_square(64))
-    assert STORE.record(crop) is not None  # images made inside the sandbox are registered
+    assert current_store().record(crop) is not None  # images made inside the sandbox are registered
     assert value["acts"][0] == pytest.approx(FakeSystem().neuron([red_square(64)])[0][0])
     assert all(isinstance(o, Image.Image) for o in value["overlays"])
     assert isinstance(value["maps"], np.ndarray) and value["maps"].dtype == np.float32
@@ -411,7 +411,8 @@ class RednessProbe(LayerProbe):
 
 def test_real_system_and_tools_through_the_sandbox() -> None:
     system = System(RednessProbe(), 0)
-    handlers = experiment_handlers(system, Tools(ToolContext(system=system), CORE_TOOLS))
+    ctx = ToolContext(system=system)
+    handlers = code_handlers(ctx, CORE_TOOLS)
     code = """from PIL import Image
 def run_experiment(system, tools):
     red = Image.new("RGB", (64, 64), (255, 0, 0))
@@ -435,7 +436,7 @@ def run_experiment(system, tools):
     acts, overlays, shape, tool_acts, described = result.return_value
     assert acts[0] > 0.9 and acts[1] < 0.1 and tool_acts == [acts[1]]
     assert shape == (1, 8, 8) and described == "unit 0 of layer pixels of redness"
-    record = STORE.record(overlays[0])  # the overlay keeps its mask and parent across the wire
+    record = ctx.images.record(overlays[0])  # the overlay keeps its mask and parent across the wire
     assert record is not None and record.mask is not None and record.meta["unit"] == 0
     assert result.stdout.count("hidden") == 2
     assert "bad call: system.neuron(image_list" in result.stdout and "missing a required argument" in result.stdout

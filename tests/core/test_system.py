@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from aim_agent.images import STORE, image_id
+from aim_agent.images import current_store, image_id
 from aim_agent.system import LayerProbe, System
 
 
@@ -44,7 +44,7 @@ def test_neuron_returns_maia_shape_and_overlay_highlights_the_red_half():
     img = half_red()
     acts, overlays = System(RednessProbe(), 0).neuron([img, Image.new("RGB", (64, 64), "blue")])
     assert len(acts) == 2 and acts[0] > 0.5 > acts[1]
-    record = STORE.record(overlays[0])
+    record = current_store().record(overlays[0])
     assert record is not None and record.parent == image_id(img)
     assert record.mask[:, :20].all() and not record.mask[:, 44:].any()
     # outside the mask the overlay is dimmed, inside it keeps the original colour
@@ -57,7 +57,7 @@ def test_threshold_controls_the_mask():
     img = half_red()
     high = System(RednessProbe(), 0, threshold=5.0)
     _, overlays = high.neuron([img])
-    assert not STORE.record(overlays[0]).mask.any()
+    assert not current_store().record(overlays[0]).mask.any()
 
 
 def test_errors_name_what_is_valid():

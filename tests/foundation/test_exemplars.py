@@ -19,7 +19,7 @@ from PIL import Image
 
 from aim_agent.exemplars import ImageFolder, compute_exemplars, exemplars_for_system, resolve_dataset
 from aim_agent.exemplars.dataset import decode
-from aim_agent.images import STORE, image_id
+from aim_agent.images import current_store, image_id
 from aim_agent.models import LoadedModel
 from aim_agent.models.probe import ModelProbe
 from aim_agent.system import LayerProbe, System
@@ -291,10 +291,10 @@ def test_exemplars_for_system_gives_overlays_registered_with_masks_and_scenes(
     assert found.files == [files[i] for i in layer.indices[4, :5].tolist()]
     for overlay, source, rel in zip(found.images, found.sources, found.files, strict=True):
         assert overlay.size == source.size == (32, 32)  # as the model saw it (resized + cropped)
-        record = STORE.record(overlay)
+        record = current_store().record(overlay)
         assert record is not None and record.parent == image_id(source) and record.mask is not None
         assert record.mask.shape == (32, 32) and record.meta["unit"] == 4
-        assert STORE.scene_of(overlay)["tag"] == rel  # overlay -> model view -> file with its scene
+        assert current_store().scene_of(overlay)["tag"] == rel  # overlay -> model view -> file with its scene
     # an explicit threshold on the system is kept
     system2 = System(conv_probe, 4, threshold=123.0)
     exemplars_for_system(system2, k=2, dataset=folder, cache_dir=tmp_path / "cache")

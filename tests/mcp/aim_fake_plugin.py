@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 
 from aim_agent.hookspecs import hookimpl
-from aim_agent.images import STORE
+from aim_agent.images import current_store
 from aim_agent.log import ExperimentLog
 from aim_agent.models.base import LoadedModel
 from aim_agent.providers import Edited, Generated, ProviderError
@@ -45,7 +45,7 @@ class FakeTextToImage:
             if "unicorn" in prompt:
                 raise ProviderError("the fake generator cannot draw unicorns; try a colour")
             image = draw(color_of(prompt), size)
-            STORE.register(image, meta={"prompt": prompt})
+            current_store().register(image, meta={"prompt": prompt})
             out.append(Generated(image=image, prompt=prompt, notes=[] if color_of(prompt) != "grey" else ["no colour"]))
         return out
 
@@ -57,7 +57,7 @@ class FakeEditor:
         out = []
         for image, instruction in zip(images, instructions, strict=True):
             edited = draw(color_of(instruction), image.width)
-            STORE.register(edited, meta={"instruction": instruction})
+            current_store().register(edited, meta={"instruction": instruction})
             out.append(Edited(original=image, edited=edited, instruction=instruction))
         return out
 

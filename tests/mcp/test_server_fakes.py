@@ -233,7 +233,7 @@ async def test_prompt_and_templates(fake_server):
         assert {
             "aim://runs/{run_id}/report.html",
             "aim://runs/{run_id}/result.json",
-            "aim://image/{image_id}",
+            "aim://image/{image_id}{?session}",
         } <= templates
 
 

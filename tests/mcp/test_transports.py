@@ -140,7 +140,12 @@ async def test_http_sessions(http_server):
         await stateless.call_tool("load_system", {"model": "fake-color", "layer": "relu", "unit": 2, "session": two})
         ids = made.structured_content["images"]
         green_1 = await stateless.call_tool("neuron", {"images": ids, "session": one})
-        green_2 = await stateless.call_tool("neuron", {"images": ids, "session": two})
+        # sessions do not share images: session two cannot read session one's ids...
+        foreign = await stateless.call_tool("neuron", {"images": ids, "session": two})
+        assert foreign.is_error and "unknown image id" in _text(foreign)
+        # ...but the same pixels sent as base64 work, on its own unit
+        pixels = [c.data for c in made.content if c.type == "image"]
+        green_2 = await stateless.call_tool("neuron", {"images": pixels, "session": two})
         assert green_1.structured_content["activations"][0] > 0.3  # unit 1: green
         assert green_2.structured_content["activations"][0] < 0.01  # unit 2: blue
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from aim_agent.images import STORE, image_id  # noqa: E402
+from aim_agent.images import current_store, image_id  # noqa: E402
 from aim_agent.providers import ProviderError  # noqa: E402
 
 SETTINGS = {"steps": 2, "resolution": 32, "device": "cpu"}
@@ -104,7 +104,7 @@ def test_sd15_generates_images_of_the_requested_size(tiny_pipelines):
     made = provider.generate(["a red dog", "a blue car", "a cat"], size=48, seed=3)
     assert [g.prompt for g in made] == ["a red dog", "a blue car", "a cat"]
     assert all(g.image.size == (48, 48) and g.image.mode == "RGB" for g in made)
-    assert all(STORE.record(g.image).meta["prompt"] == g.prompt for g in made)
+    assert all(current_store().record(g.image).meta["prompt"] == g.prompt for g in made)
     again = provider.generate(["a red dog"], size=48, seed=3)
     other = provider.generate(["a red dog"], size=48, seed=4)
     assert image_id(again[0].image) == image_id(made[0].image)  # a seed fixes the image
@@ -121,7 +121,7 @@ def test_instruct_pix2pix_returns_pairs(tiny_pipelines):
     for pair, original, instruction in zip(done, originals, ["make it red", "make it green"], strict=True):
         assert pair.original is original and pair.instruction == instruction and pair.applied
         assert pair.edited.size == original.size
-        assert STORE.record(pair.edited).parent == image_id(original)
+        assert current_store().record(pair.edited).parent == image_id(original)
     with pytest.raises(ProviderError, match="pair up"):
         editor.edit(originals, ["one instruction"])
 

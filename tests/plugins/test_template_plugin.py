@@ -146,24 +146,23 @@ async def test_the_tool_is_served_over_mcp(plugins, tmp_path):
 
     from mcp import Client
 
-    from aim_agent.images import STORE, image_id
+    from aim_agent.images import to_base64
     from aim_agent.mcp_server import build_server
 
     server = build_server(plugins=plugins, context_factory=context, runs_dir=tmp_path)
-    image = red_square_top_left()
-    STORE.register(image)
+    image = to_base64(red_square_top_left())
     async with Client(server) as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}
         assert "occlusion_map" in listed
         props = listed["occlusion_map"].input_schema["properties"]
         assert props["patch"]["maximum"] == 0.75 and "image" in listed["occlusion_map"].input_schema["required"]
         assert listed["occlusion_map"].meta["aim/plugin"] == "aim_occlusion"
-        result = await client.call_tool("occlusion_map", {"image": image_id(image)})
+        result = await client.call_tool("occlusion_map", {"image": image})
         assert not result.is_error, result.content
         assert result.structured_content["box"][0] <= 8
         overlay = next(c for c in result.content if c.type == "image")
         assert Image.open(io.BytesIO(base64.b64decode(overlay.data))).size == (64, 64)
-        too_many = await client.call_tool("occlusion_map", {"image": image_id(image), "stride": 0.02})
+        too_many = await client.call_tool("occlusion_map", {"image": image, "stride": 0.02})
         assert too_many.is_error and "patch positions" in too_many.content[0].text
 
 

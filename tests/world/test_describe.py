@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aim_agent.images import STORE, image_id
+from aim_agent.images import current_store, image_id
 from aim_agent.providers import ProviderError
 from aim_world.describe import describe_region, summarize_regions
 from aim_world.parse import parse
@@ -90,10 +90,10 @@ def test_describer_is_blind_to_hypotheses() -> None:
 
 def test_provider_reads_overlay_masks_through_the_store() -> None:
     gen = WorldTextToImage().generate(["a red dog next to a blue car on the beach"], seed=0)[0]
-    assert STORE.scene_of(gen.image) is not None
-    r = render(Scene.model_validate(STORE.scene_of(gen.image)))
+    assert current_store().scene_of(gen.image) is not None
+    r = render(Scene.model_validate(current_store().scene_of(gen.image)))
     overlay = Image.fromarray(np.where(r.masks[1][..., None], np.asarray(gen.image), 0).astype(np.uint8))
-    STORE.register(overlay, parent=image_id(gen.image), mask=r.masks[1])
+    current_store().register(overlay, parent=image_id(gen.image), mask=r.masks[1])
     describer = WorldDescriber()
     on_car, whole = describer.describe([overlay, gen.image])
     assert "blue car" in on_car and "dog" not in on_car

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aim_agent.images import STORE, image_id
+from aim_agent.images import current_store, image_id
 from aim_agent.providers import ProviderError
 from aim_world.edit import changed_region, edit_scene
 from aim_world.parse import parse
@@ -143,13 +143,13 @@ def test_provider_registers_edits_and_refuses_foreign_images() -> None:
     done, refused = editor.edit([gen.image, gen.image], ["make the dog green", "make the dog fly"])
     assert done.applied and not refused.applied
     assert np.array_equal(_pixels(refused.edited), _pixels(refused.original)) and refused.notes
-    record = STORE.record(done.edited)
+    record = current_store().record(done.edited)
     assert record is not None and record.parent == image_id(gen.image)
     assert record.meta["instruction"] == "make the dog green"
     assert record.scene["objects"][0]["color"] == "green"
     # an edit of an edit works from the stored scene graph
     again = editor.edit([done.edited], ["remove the car"])[0]
-    assert again.applied and STORE.scene_of(again.edited)["objects"][0]["color"] == "green"
+    assert again.applied and current_store().scene_of(again.edited)["objects"][0]["color"] == "green"
     foreign = Image.new("RGB", (64, 64), (1, 2, 3))
     with pytest.raises(ProviderError, match="not a world image"):
         editor.edit([foreign], ["make the dog green"])

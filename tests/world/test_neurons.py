@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aim_agent.images import STORE
+from aim_agent.images import current_store
 from aim_agent.models.base import load_probe
 from aim_world.neurons import (
     COND_LEAK,
@@ -141,7 +141,7 @@ def test_every_neuron_has_ground_truth_and_a_maia_account() -> None:
 def test_probe_reads_scenes_from_the_store_and_refuses_other_images() -> None:
     s = scene(("dog", "brown", 0.3), ("leash", "gray", 0.7))
     image = render(s, 224).image
-    STORE.register(image, scene=s.model_dump(mode="json"))
+    current_store().register(image, scene=s.model_dump(mode="json"))
     probe = load_probe("synthetic", "neurons")  # through the world plugin's loader
     assert isinstance(probe, SyntheticProbe)
     out = probe.forward([image])

@@ -4,9 +4,10 @@ MAIA runs the code a VLM writes with ``exec`` inside the agent's own process, wh
 read API keys, the model's weights and the disk, and where an endless loop or a memory bomb
 takes the agent down. AIM runs it in a child process instead::
 
-    from aim_agent.agent.sandbox import experiment_handlers, run_code
+    from aim_agent.agent.experiment import code_handlers
+    from aim_agent.agent.sandbox import run_code
 
-    result = run_code(code, handlers=experiment_handlers(system, tools))
+    result = run_code(code, handlers=code_handlers(ctx, specs))
     if result.ok:
         value = result.return_value
     else:
@@ -78,7 +79,6 @@ endpoint, as an unprivileged user, with keys mounted only into the agent process
 cgroup memory/pids limit. The sandbox then protects the agent from its own experiments.
 """
 
-from aim_agent.agent.sandbox.handlers import experiment_handlers
 from aim_agent.agent.sandbox.runner import check_code, child_environment, run_code
 from aim_agent.agent.sandbox.spec import (
     CallRecord,
@@ -98,6 +98,5 @@ __all__ = [
     "SandboxResult",
     "check_code",
     "child_environment",
-    "experiment_handlers",
     "run_code",
 ]

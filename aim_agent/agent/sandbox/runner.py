@@ -27,7 +27,7 @@ from aim_agent.agent.sandbox.spec import (
     SandboxResult,
     signature_of,
 )
-from aim_agent.images import STORE, image_id
+from aim_agent.images import current_store, image_id
 
 FILENAME = "<experiment>"
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -608,12 +608,12 @@ class _Run:
 def _adopt_image(image: Any) -> Any:
     """A decoded image as the parent knows it: the stored object when its id is known, else registered."""
     iid = image_id(image)
-    if STORE.record(iid) is not None:
+    if current_store().record(iid) is not None:
         if image.mode == "RGB":
             with contextlib.suppress(KeyError):
-                return STORE.pixels(iid)
+                return current_store().pixels(iid)
         return image
-    STORE.register(image, meta={"origin": "sandbox"})
+    current_store().register(image, meta={"origin": "sandbox"})
     return image
 
 

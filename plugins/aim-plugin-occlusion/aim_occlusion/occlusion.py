@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pydantic import Field
 
-from aim_agent.images import STORE, image_id
+from aim_agent.images import current_store, image_id
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, tool
 
 MAX_POSITIONS = 400  # occluded copies per call: keeps one call under a few seconds on a CPU
@@ -117,7 +117,7 @@ def occlusion_map(ctx: ToolContext, args: OcclusionInput) -> OcclusionOutput:
     box = boxes[best]
     max_drop = float(drops.ravel()[best])
     overlay = _overlay(image, heat, box)
-    STORE.register(overlay, parent=image_id(image), meta={"tool": "occlusion_map", "box": list(box)})
+    current_store().register(overlay, parent=image_id(image), meta={"tool": "occlusion_map", "box": list(box)})
     return OcclusionOutput(
         overlay=overlay,
         base_activation=round(base, 4),
