@@ -1,8 +1,9 @@
 """Registered tools as LangChain tools, for tool-calling agents.
 
 Each :class:`~aim_agent.tools.base.ToolSpec` becomes a ``StructuredTool`` whose argument schema
-*is* the tool's input model, so the JSON schema a model sees and the validation a call goes
-through are the same ones the Python ``tools`` object uses. A call returns the output model
+is the JSON schema of the tool's input model; the raw arguments go to
+:func:`~aim_agent.tools.base.invoke`, so validation and errors are the same ones every other
+caller gets (image ids resolve in the context's own store). A call returns the output model
 dumped to JSON with every image replaced by its id; with ``images=True`` the images are also
 attached as image content blocks (for backends that accept images in tool results).
 """
@@ -15,10 +16,9 @@ from typing import Any
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from PIL import Image
-from pydantic import ValidationError
 
 from aim_agent.images import to_base64
-from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec, validation_text
+from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec, invoke, output_data
 
 #: most images attached to one tool result; more are still listed by id in the JSON
 MAX_ATTACHED_IMAGES = 8
@@ -29,14 +29,11 @@ def image_block(image: Image.Image) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{to_base64(image)}"}}
 
 
-def output_json(output: ToolOutput) -> dict[str, Any]:
-    """A tool's output as JSON-ready data: images become their ids."""
-    return output.model_dump(mode="json")
-
-
-def output_content(output: ToolOutput, *, images: bool, max_images: int = MAX_ATTACHED_IMAGES) -> Any:
+def output_content(
+    output: ToolOutput, ctx: ToolContext, *, images: bool, max_images: int = MAX_ATTACHED_IMAGES
+) -> Any:
     """What a tool call returns to the model: the JSON, plus image blocks when ``images``."""
-    data = output_json(output)
+    data = output_data(output, ctx)
     if not images:
         return data
     pictures = output.all_images()
@@ -51,30 +48,25 @@ class _AsToolError(ToolException):
     """A tool failure that LangChain turns into the tool's answer (``handle_tool_error=True``)."""
 
 
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return f"invalid arguments: {validation_text(exc)}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def langchain_tool(ctx: ToolContext, spec: ToolSpec, *, images: bool = False) -> BaseTool:
     """One registered tool as a LangChain ``StructuredTool`` bound to ``ctx``."""
 
     def call(**kwargs: Any) -> Any:
         try:
-            output = spec.invoke(ctx, spec.input_model.model_validate(kwargs))
-        except (ToolError, ValidationError, ValueError, TypeError, KeyError, LookupError) as exc:
+            output = invoke(spec, kwargs, ctx)
+        except ToolError as exc:
             # the model reads this and can correct its call; nothing is raised into the agent loop
-            raise _AsToolError(_error_text(exc)) from exc
-        return output_content(output, images=images)
+            raise _AsToolError(str(exc)) from exc
+        return output_content(output, ctx, images=images)
 
+    schema = spec.input_model.model_json_schema()
+    schema.pop("title", None)
     return StructuredTool.from_function(
         func=call,
         name=spec.name,
         description=spec.doc or spec.summary,
-        args_schema=spec.input_model,
+        args_schema=schema,  # a JSON schema: LangChain passes the raw arguments on to invoke()
         handle_tool_error=True,
-        handle_validation_error=lambda exc: _error_text(exc),
     )
 
 

@@ -91,8 +91,10 @@ def test_langchain_tools_validate_with_the_input_model_and_return_ids():
     tools = {t.name: t for t in langchain_tools(ctx, all_tools())}
     assert set(tools) == {s.name for s in all_tools()}
     neuron = tools["neuron"]
-    assert neuron.args_schema is next(s for s in CORE_TOOLS if s.name == "neuron").input_model
+    schema = next(s for s in CORE_TOOLS if s.name == "neuron").input_model.model_json_schema()
+    assert neuron.args_schema["properties"] == schema["properties"]  # the input model's own schema
     picture = draw("a red ball on grass")
+    ctx.images.register(picture)  # ids resolve in the context's own store
     result = neuron.invoke({"images": [image_id(picture)]})
     json.dumps(result)  # JSON-serialisable
     assert result["activations"][0] > 0.3
@@ -105,7 +107,9 @@ def test_langchain_tools_validate_with_the_input_model_and_return_ids():
 def test_langchain_tools_attach_images_when_asked():
     ctx = ToolContext(system=redness_system())
     neuron = {t.name: t for t in langchain_tools(ctx, all_tools(), images=True)}["neuron"]
-    blocks = neuron.invoke({"images": [image_id(draw("a red car on snow"))]})
+    picture = draw("a red car on snow")
+    ctx.images.register(picture)
+    blocks = neuron.invoke({"images": [image_id(picture)]})
     assert blocks[0]["type"] == "text" and json.loads(blocks[0]["text"])["images"][0].startswith("img_")
     assert blocks[1]["type"] == "image_url"
     assert blocks[1]["image_url"]["url"].startswith("data:image/png;base64,")
