@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -35,6 +34,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from aim_agent.files import atomic_write
 
 ImageLike = Image.Image | str | bytes
 
@@ -203,7 +204,7 @@ class ImageStore:
             if record.mask is not None:
                 mask = Image.fromarray(record.mask.astype(np.uint8) * 255)
                 _write_png(image_dir / f"{record.id}.mask.png", mask)
-            _write_bytes(path, json.dumps(record.public()).encode())
+            atomic_write(path, json.dumps(record.public()).encode(), fsync=False)
 
     def load_dir(self, image_dir: Path) -> int:
         """Register every ``img_*.png`` of ``image_dir`` with its saved record; how many were new."""
@@ -237,16 +238,9 @@ class ImageStore:
         return count
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
 def _write_png(path: Path, image: Image.Image) -> None:
     if not path.exists():
-        _write_bytes(path, to_png_bytes(image))
+        atomic_write(path, to_png_bytes(image), fsync=False)
 
 
 #: the store used outside any tool call (library use, scripts)

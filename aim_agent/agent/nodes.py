@@ -47,6 +47,9 @@ def node(name: str) -> Callable[[Callable[[AgentState, AgentRuntime], Update]], 
     def decorate(fn: Callable[[AgentState, AgentRuntime], Update]) -> Callable[..., Update]:
         def run(state: AgentState, runtime: Runtime) -> Update:
             rt = runtime_for(runtime.context, state)  # type: ignore[arg-type]
+            system = rt.ctx.system
+            if system is not None and system.threshold is None and state.get("unit_threshold") is not None:
+                system.threshold = state["unit_threshold"]  # a resumed run: the exemplar step ran before
             started = time.perf_counter()
             with use_store(rt.ctx.images):  # providers called by the node find the run's images
                 update = fn(state, rt)
@@ -137,7 +140,9 @@ def exemplars(state: AgentState, rt: AgentRuntime) -> Update:
     logged = {i for e in log.since(start) for i in e.image_ids}
     if not set(ids) <= logged:  # make sure they are on disk for the report and for a resume
         log.add("exemplars", f"top {len(ids)} dataset exemplars", images=images, activations=activations)
-    return {"exemplar_image_ids": ids, "exemplar_activations": activations, "log": log.since(start)}
+    threshold = rt.ctx.system.threshold if rt.ctx.system is not None else None
+    return {"exemplar_image_ids": ids, "exemplar_activations": activations, "log": log.since(start),
+            "unit_threshold": threshold}
 
 
 @node("describe")

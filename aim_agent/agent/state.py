@@ -77,6 +77,8 @@ class AgentState(TypedDict, total=False):
     exemplar_image_ids: list[str]
     exemplar_activations: list[float]
     exemplar_descriptions: list[str]
+    #: the unit's dataset threshold (set by the exemplar step; a resumed run's overlays need it)
+    unit_threshold: float | None
 
     hypotheses: list[Hypothesis]
     proposal: Proposal | None

@@ -6,22 +6,23 @@ as ``...partial.safetensors``. The key hashes the probe fingerprint (weights, la
 preprocessing), the dataset fingerprint (file list, sizes, mtimes) and every setting that
 changes the numbers (reduce, quantile, quantile budget). Every write goes to a temporary
 file in the same folder, is flushed to disk, then renamed over the target (``os.replace``),
-so a crash or ``kill -9`` leaves either the old file or the new one, never half of one.
+so a crash or ``kill -9`` leaves either the old file or the new one, never half of one
+(:mod:`aim_agent.files`; the temporary files of a killed writer are removed by the next write).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+
+from aim_agent.files import atomic_write
 
 FORMAT_VERSION = 1
 META_KEY = "aim"
@@ -43,21 +44,6 @@ def result_path(cache_dir: Path, model_name: str, layer: str, key: str) -> Path:
 
 def checkpoint_path(result: Path) -> Path:
     return result.with_name(result.name.replace(".safetensors", ".partial.safetensors"))
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
