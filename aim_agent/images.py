@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -284,7 +285,10 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_DECODE_PIXELS) -> Image.I
     if len(data) > MAX_ENCODED_BYTES:
         raise ValueError(f"the image is {len(data)} bytes encoded; the limit is {MAX_ENCODED_BYTES}")
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():  # PIL's own bomb warning: we check the size ourselves, just below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
             width, height = im.size
             if width * height > max_pixels:
                 raise ValueError(

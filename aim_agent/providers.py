@@ -2,15 +2,37 @@
 
 A provider is any object with the methods below. The world (``plugins/aim_world``) and
 diffusers (``plugins/aim_diffusers``) implement them; VLM describers live in the agent.
-Providers register every image they return in the image store (:func:`aim_agent.images.current_store`).
+Providers register every image they return in the image store (:func:`aim_agent.images.current_store`);
+an editor that knows what it changed says so in :class:`EditChange`, so nobody downstream has
+to re-read the instruction to learn what an edit did.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from PIL import Image
+from pydantic import BaseModel, Field
+
+EditKind = Literal["add", "remove", "replace", "recolor", "retexture", "restyle", "resize", "move", "background",
+                   "other"]
+
+
+class EditChange(BaseModel):
+    """What an edit changed, as the editor itself reports it (structured provenance).
+
+    Object names are the editor's own nouns ("dog", "car"); ``attributes`` are the new values
+    of changed objects ("color": "red"). An editor that cannot tell (a diffusion model) leaves
+    ``Edited.change`` as None: the edit's effect is then unknown, never guessed from its words.
+    """
+
+    kind: EditKind
+    removed: list[str] = Field(default_factory=list, description="objects no longer in the image")
+    added: list[str] = Field(default_factory=list, description="objects new in the image")
+    changed: list[str] = Field(default_factory=list, description="objects kept but changed")
+    attributes: dict[str, str] = Field(default_factory=dict, description="new attribute values of changed objects")
+    background: str | None = Field(default=None, description="the new background, when it changed")
 
 
 @dataclass
@@ -31,6 +53,7 @@ class Edited:
     instruction: str
     applied: bool = True
     notes: list[str] = field(default_factory=list)
+    change: EditChange | None = None
 
 
 @runtime_checkable

@@ -24,8 +24,8 @@ from typing import Any
 
 from aim_agent.agent.schema import CriticReport, Hypothesis
 from aim_agent.agent.state import Measurement
+from aim_agent.providers import EditChange
 
-EDIT_SEP = " | edit: "
 _PREPOSITIONS = r"(?:on|in|at|near|under|beside|by|against|inside|over|behind|above|below|next to|in front of|among)"
 _ARTICLES = {"a", "an", "the", "some", "of", "and", "with", "its", "their"}
 COLORS = {
@@ -77,57 +77,43 @@ def _foreground(prompt: str) -> str:
     return re.split(rf"\b{_PREPOSITIONS}\b", prompt.lower(), maxsplit=1)[0]
 
 
-def concept_present(prompt: str, concept: str) -> bool | None:
-    """Whether an image with this prompt (and edits) shows ``concept``; None when the prompt is unknown."""
+def concept_present(prompt: str, concept: str, edits: Sequence[EditChange | None] = ()) -> bool | None:
+    """Whether an image shows ``concept``: from its generating prompt, then each edit's reported change.
+
+    None when that cannot be known: no prompt, or an edit whose editor did not say what it changed.
+    """
     if not prompt.strip():
         return None
-    base, *edits = prompt.split(EDIT_SEP)
-    present = mentions(base, concept)
+    present = mentions(prompt, concept)
     is_color = all(w in COLORS for w in _words(concept))
-    for edit in edits:
-        text = edit.strip().lower()
-        m = re.match(r"(?:change|make|turn|set) (?:the )?(?:colou?r|color) of (.+?) (?:to|into) (.+)$", text)
-        if m:
-            if is_color:
-                present = mentions(m.group(2), concept) or (present and not mentions(m.group(1), concept)
-                                                            and not mentions(_foreground(base), concept))
-            continue
-        m = re.match(r"(?:change|replace|make|turn|set) (?:the )?background (?:to|with|into) (.+)$", text)
-        if m:
-            present = mentions(m.group(1), concept) or (present and mentions(_foreground(base), concept))
-            continue
-        m = re.match(r"(?:replace|swap|change|turn) (?:the )?(.+?) (?:with|to|into|for) (.+)$", text)
-        if m:
-            old, new = m.groups()
-            present = mentions(new, concept) or (present and not mentions(old, concept))
-            continue
-        m = re.match(r"(?:remove|delete|erase|take away|take out) (.+)$", text)
-        if m:
-            present = present and not mentions(m.group(1), concept)
-            continue
-        m = re.match(r"(?:add|insert|put) (.+)$", text)
-        if m:
-            present = present or mentions(m.group(1), concept)
-            continue
-        present = present or mentions(text, concept)
+    for change in edits:
+        if change is None:
+            return None
+        if any(mentions(name, concept) for name in change.removed):
+            present = False
+        if any(mentions(name, concept) for name in change.added):
+            present = True
+        if change.background is not None:
+            present = mentions(change.background, concept) or (present and mentions(_foreground(prompt), concept))
+        if is_color and change.changed:
+            color = change.attributes.get("color", "")
+            present = mentions(color, concept) or (present and not mentions(_foreground(prompt), concept))
     return present
 
 
-def context_of(prompt: str, concepts: Sequence[str]) -> str:
-    """The scene around the concept: the background phrase, plus any edit; normalised."""
-    base, *edits = prompt.split(EDIT_SEP)
-    parts = re.split(rf"\b{_PREPOSITIONS}\b", base.lower(), maxsplit=1)
+def context_of(prompt: str, concepts: Sequence[str], edits: Sequence[EditChange | None] = ()) -> str:
+    """The scene around the concept: the background phrase of the prompt, or the one an edit set; normalised."""
+    parts = re.split(rf"\b{_PREPOSITIONS}\b", prompt.lower(), maxsplit=1)
     if len(parts) == 2:
         context = parts[1]
     else:
-        context = base.lower()
+        context = prompt.lower()
         for concept in concepts:
             for word in _words(concept):
                 context = re.sub(rf"\b{re.escape(word)}\w*\b", " ", context)
-    for edit in edits:
-        m = re.match(r"(?:change|replace|make|turn|set) (?:the )?background (?:to|with|into) (.+)$", edit.lower())
-        if m:
-            context = m.group(1)
+    for change in edits:
+        if change is not None and change.background is not None:
+            context = change.background
     words = [_stem(w) for w in _words(context) if w not in _ARTICLES]
     return " ".join(words) or "plain"
 
@@ -149,8 +135,8 @@ def _groups(h: Hypothesis) -> list[list[str]]:
     return [[c] for c in concepts]
 
 
-def _present(prompt: str, group: Sequence[str]) -> bool | None:
-    flags = [concept_present(prompt, c) for c in group]
+def _present(m: Measurement, group: Sequence[str]) -> bool | None:
+    flags = [concept_present(m.source_prompt, c, m.edits) for c in group]
     if any(f is None for f in flags):
         return None
     return all(flags)
@@ -189,16 +175,16 @@ def evidence_for(group: Sequence[str], measurements: Sequence[Measurement]) -> d
     """The counts and statistics for one concept set over all measurements (one per image id)."""
     latest: dict[str, Measurement] = {}
     for m in measurements:
-        if m.prompt:
+        if m.source_prompt:
             latest[m.image_id] = m
     with_, without, contexts = [], [], []
     for m in latest.values():
-        present = _present(m.prompt, group)
+        present = _present(m, group)
         if present is None:
             continue
         if present:
             with_.append(m.activation)
-            contexts.append(context_of(m.prompt, group))
+            contexts.append(context_of(m.source_prompt, group, m.edits))
         else:
             without.append(m.activation)
     mean_with = statistics.fmean(with_) if with_ else None

@@ -25,10 +25,10 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel
 
-from aim_agent.agent.critic import EDIT_SEP
 from aim_agent.agent.schema import Observation, ToolCall
 from aim_agent.agent.state import Measurement
 from aim_agent.images import ImageStore, current_store, image_id, load_image, use_store
+from aim_agent.providers import EditChange
 from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec, invoke, output_data
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 #: most images one observation shows the scientist (the log keeps them all)
 MAX_OBSERVATION_IMAGES = 24
 MAX_TEXT = 6000
+#: how an edit reads in the text of an image's provenance ('a dog on grass | edit: replace the dog with a cat')
+EDIT_SEP = " | edit: "
 _REF = re.compile(r"^\$(\d+)\.([A-Za-z_]\w*)(?:\.(\d+))?$")
 
 
@@ -56,18 +58,32 @@ class Recorder:
     notes: list[str] = field(default_factory=list)
     images: ImageStore = field(default_factory=current_store)
 
-    def prompt_of(self, iid: str) -> str:
-        """The prompt behind image ``iid``: noted this round, known from earlier rounds, or in the store."""
-        if iid in self.new_prompts:
-            return self.new_prompts[iid]
-        if iid in self.known_prompts:
-            return self.known_prompts[iid]
-        record = self.images.record(iid)
-        meta_prompt = record.meta.get("prompt") if record is not None else None
-        return str(meta_prompt) if meta_prompt else ""
+    def provenance(self, iid: str) -> tuple[str, list[EditChange | None], str]:
+        """How image ``iid`` was made, from the image store: (source prompt, edits, text for people).
 
-    def _remember(self, image: Image.Image, prompt: str) -> None:
-        self.new_prompts[self.images.ensure(image)] = prompt
+        The source prompt is the text-to-image prompt of the image or of the original it was
+        edited from; the edits are what each editor reported it changed (None where it could
+        not say). Nothing is parsed from instruction text.
+        """
+        source = ""
+        edits: list[EditChange | None] = []
+        instructions: list[str] = []
+        for record in self.images.lineage(iid):
+            if "instruction" in record.meta:
+                edits.append(EditChange.model_validate(record.edit) if record.edit else None)
+                instructions.append(str(record.meta["instruction"]))
+            elif record.meta.get("prompt"):
+                source = str(record.meta["prompt"])
+                break
+        if not source:
+            return "", [], self.known_prompts.get(iid, "")
+        edits.reverse()
+        instructions.reverse()
+        return source, edits, source + "".join(f"{EDIT_SEP}{text}" for text in instructions)
+
+    def prompt_of(self, iid: str) -> str:
+        """The text for people of how image ``iid`` was made ('prompt | edit: instruction'), or ''."""
+        return self.provenance(iid)[2]
 
     @contextmanager
     def observing(self, ctx: ToolContext) -> Iterator[None]:
@@ -80,31 +96,20 @@ class Recorder:
             ctx.observers.remove(self.tool_output)
 
     def tool_output(self, spec: ToolSpec, args: BaseModel, output: ToolOutput) -> None:
-        """Learn from a tool's output: prompts of generated/edited images, activations measured."""
-        images = getattr(output, "images", None)
-        prompts = getattr(output, "prompts", None)
-        if spec.name == "edit_images" and isinstance(images, list) and isinstance(prompts, list):
-            for i in range(0, len(images) - 1, 2):
-                original, edited = images[i], images[i + 1]
-                base = self.prompt_of(image_id(original)) or str(prompts[i])
-                self._remember(original, base)
-                self._remember(edited, f"{base}{EDIT_SEP}{prompts[i + 1]}")
-        elif isinstance(images, list) and isinstance(prompts, list) and len(images) == len(prompts):
-            for image, prompt in zip(images, prompts, strict=True):
-                if isinstance(image, Image.Image):
-                    self._remember(image, str(prompt))
+        """Learn from a tool's output: how its images were made, its notes, the activations it measured."""
+        images = output.all_images()
+        for image in images:
+            iid = self.images.ensure(image)
+            text = self.prompt_of(iid)
+            if text:
+                self.new_prompts[iid] = text
         notes = getattr(output, "notes", None)
         if isinstance(notes, list):
             self.notes += [f"{spec.name}: {n}" for n in notes]
         activations = getattr(output, "activations", None)
         inputs = getattr(args, "images", None)
-        if (
-            spec.name != "dataset_exemplars"
-            and isinstance(activations, list)
-            and isinstance(inputs, list)
-            and len(inputs) == len(activations)
-        ):
-            self.measure(inputs, activations, images if isinstance(images, list) else None, f"tools.{spec.name}")
+        if isinstance(activations, list) and isinstance(inputs, list) and len(inputs) == len(activations):
+            self.measure(inputs, activations, images, f"tools.{spec.name}")
 
     def measure(
         self,
@@ -115,9 +120,12 @@ class Recorder:
     ) -> None:
         for image, act in zip(images, activations, strict=True):
             iid = self.images.ensure(image)
+            source_prompt, edits, text = self.provenance(iid)
+            if text:
+                self.new_prompts.setdefault(iid, text)
             self.measurements.append(
-                Measurement(round=self.round, image_id=iid, activation=float(act),
-                            prompt=self.prompt_of(iid), source=source)
+                Measurement(round=self.round, image_id=iid, activation=float(act), prompt=text, source=source,
+                            source_prompt=source_prompt, edits=edits)
             )
         for overlay in overlays or []:
             if isinstance(overlay, Image.Image):

@@ -28,6 +28,7 @@ from aim_agent.agent.schema import (
     ToolCall,
 )
 from aim_agent.log import LogEntry
+from aim_agent.providers import EditChange
 
 
 class Measurement(BaseModel):
@@ -36,8 +37,12 @@ class Measurement(BaseModel):
     round: int
     image_id: str
     activation: float
-    prompt: str = Field(default="", description="the prompt behind the image; edits as 'prompt | edit: instruction'")
+    prompt: str = Field(default="", description="how the image was made, for people: 'prompt | edit: instruction'")
     source: str = Field(default="", description="which call measured it: tools.neuron, system.neuron, ...")
+    source_prompt: str = Field(default="", description="the text-to-image prompt of the image or of its original")
+    edits: list[EditChange | None] = Field(
+        default_factory=list, description="edits from that original to this image, as the editor reported them"
+    )
 
 
 class PendingExperiment(BaseModel):
@@ -106,6 +111,7 @@ class AgentState(TypedDict, total=False):
 #: the classes a checkpoint may contain (the SQLite checkpointer refuses any other)
 STATE_MODELS: tuple[type[BaseModel], ...] = (
     RunConfig,
+    EditChange,
     Hypothesis,
     ToolCall,
     Proposal,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
+from aim_agent.images import image_id
 from aim_agent.providers import ProviderError
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, tool
 
@@ -114,6 +115,8 @@ def text2image(ctx: ToolContext, args: Text2ImageInput) -> Text2ImageOutput:
     provider = ctx.require("text2image")
     with _provider_errors():
         made = provider.generate(args.prompts, size=ctx.image_size, seed=ctx.seed if args.seed is None else args.seed)
+    for g in made:  # provenance: what the image was made from travels with it in the context's store
+        ctx.images.register(g.image, meta={"prompt": g.prompt})
     notes = [f"prompt {i} ({_short(g.prompt)}): {n}" for i, g in enumerate(made) for n in g.notes[:MAX_NOTES]]
     return Text2ImageOutput(images=[g.image for g in made], prompts=[g.prompt for g in made], notes=notes)
 
@@ -165,6 +168,11 @@ def edit_images(ctx: ToolContext, args: EditInput) -> EditOutput:
         done = ctx.require("editor").edit(originals, edits, seed=ctx.seed)
     images, prompts, applied, notes = [], [], [], []
     for title, result in zip(titles, done, strict=True):
+        if result.applied and image_id(result.edited) != image_id(result.original):
+            # provenance: the parent, the instruction and what the editor says it changed (None: it cannot say)
+            ctx.images.register(result.edited, parent=ctx.images.ensure(result.original),
+                                edit=result.change.model_dump() if result.change is not None else None,
+                                meta={"instruction": result.instruction})
         images += [result.original, result.edited]
         prompts += [title, result.instruction]
         applied.append(result.applied)

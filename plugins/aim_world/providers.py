@@ -12,23 +12,28 @@ import numpy as np
 from PIL import Image
 
 from aim_agent.images import current_store, image_id, load_image
-from aim_agent.providers import Edited, Generated, ProviderError
+from aim_agent.providers import EditChange, Edited, Generated, ProviderError
 from aim_world.describe import describe_region, summarize_regions
-from aim_world.edit import edit_scene
+from aim_world.edit import EditResult, edit_scene
 from aim_world.parse import parse
 from aim_world.render import render
 from aim_world.scene import Scene
 
+EDIT_KINDS = ("add", "remove", "replace", "recolor", "retexture", "restyle", "resize", "move", "background")
 NOT_A_WORLD_IMAGE = (
     "image {iid} is not a world image (no scene graph is known for it); {what} it needs a VLM "
     "{role} (--{role} gemini/openai/...)"
 )
 
 
-def generate_scene_image(scene: Scene, size: int = 224, parent: str | None = None, **meta: Any) -> Image.Image:
-    """Render a scene and register the image (with its scene graph and parent image id) in the store."""
+def generate_scene_image(
+    scene: Scene, size: int = 224, parent: str | None = None, change: EditChange | None = None, **meta: Any
+) -> Image.Image:
+    """Render a scene and register the image (scene graph, parent id, edit provenance) in the store."""
     image = render(scene, size).image
-    current_store().register(image, scene=scene.model_dump(), parent=parent, meta={"source": "world", **meta})
+    current_store().register(image, scene=scene.model_dump(), parent=parent,
+                             edit=change.model_dump() if change is not None else None,
+                             meta={"source": "world", **meta})
     return image
 
 
@@ -75,10 +80,27 @@ class WorldEditor:
             if not result.applied:
                 out.append(Edited(pixels, pixels, instruction, applied=False, notes=result.notes))
                 continue
+            change = edit_change(scene, new_scene, result)
             edited = generate_scene_image(new_scene, pixels.width, parent=image_id(pixels),
-                                          instruction=instruction, edit=result.kind)
-            out.append(Edited(pixels, edited, instruction, applied=True, notes=result.notes))
+                                          instruction=instruction, edit=result.kind, change=change)
+            out.append(Edited(pixels, edited, instruction, applied=True, notes=result.notes, change=change))
         return out
+
+
+def edit_change(old: Scene, new: Scene, result: EditResult) -> EditChange:
+    """The structured provenance of an applied edit, read from the scene graphs before and after."""
+    before = [old.objects[i] for i in result.changed_old]
+    after = [new.objects[i] for i in result.changed_new]
+    kind = result.kind if result.kind in EDIT_KINDS else "other"
+    if kind in ("add", "remove", "replace"):
+        return EditChange(kind=kind, removed=[o.noun for o in before], added=[o.noun for o in after],
+                          background=new.background if result.background_changed else None)
+    attributes: dict[str, str] = {}
+    for obj in after:
+        attributes.update({"color": obj.color, "texture": obj.texture or "none", "style": obj.style,
+                           "size": f"{obj.size:.2f}"})
+    return EditChange(kind=kind, changed=[o.noun for o in after], attributes=attributes,
+                      background=new.background if result.background_changed else None)
 
 
 class WorldDescriber:

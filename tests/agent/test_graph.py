@@ -29,6 +29,7 @@ from aim_agent.agent.experiment import resolve_refs
 from aim_agent.agent.runner import run_interpret
 from aim_agent.agent.schema import Hypothesis
 from aim_agent.agent.state import Measurement
+from aim_agent.providers import EditChange
 from aim_agent.tools.base import ToolContext, tool
 from aim_agent.tools.core import ActivationsOutput, ExemplarsInput, Text2ImageOutput
 
@@ -254,16 +255,23 @@ def test_token_budget_forces_a_conclusion_without_another_call(tmp_path, chats):
 
 
 def test_critic_reads_edits_contexts_and_margins():
-    assert concept_present("a red ball on grass | edit: change the color of the ball to blue", "red") is False
-    assert concept_present("a dog on grass | edit: replace the dog with a cat", "dog") is False
-    assert concept_present("a dog on grass | edit: change the background to snow", "dog") is True
-    assert concept_present("a dog on grass | edit: change the background to snow", "grass") is False
+    # edits are read from the editor's structured report, never from the instruction's words
+    recolor = EditChange(kind="recolor", changed=["ball"], attributes={"color": "blue"})
+    replace = EditChange(kind="replace", removed=["dog"], added=["cat"])
+    snow = EditChange(kind="background", background="snow")
+    assert concept_present("a red ball on grass", "red", [recolor]) is False
+    assert concept_present("a dog on grass", "dog", [replace]) is False
+    assert concept_present("a dog on grass", "cat", [replace]) is True
+    assert concept_present("a dog on grass", "dog", [snow]) is True
+    assert concept_present("a dog on grass", "grass", [snow]) is False
+    assert concept_present("a dog on grass", "dog", [None]) is None  # an editor that could not say
     assert concept_present("two dogs on a beach", "dog") is True and concept_present("", "dog") is None
     assert context_of("a red ball on the grass", ["red"]) == "grass"
+    assert context_of("a dog on grass", ["dog"], [snow]) == "snow"
     hyp = [Hypothesis(id="h1", statement="dogs", concepts=["dog"], confidence=0.9)]
-    ms = [Measurement(round=1, image_id=f"i{k}", activation=1.0, prompt=f"a dog on {bg}")
+    ms = [Measurement(round=1, image_id=f"i{k}", activation=1.0, source_prompt=f"a dog on {bg}")
           for k, bg in enumerate(["grass", "snow", "sand", "road", "water"])]
-    ms += [Measurement(round=1, image_id=f"c{k}", activation=0.9, prompt=f"a cat on {bg}")
+    ms += [Measurement(round=1, image_id=f"c{k}", activation=0.9, source_prompt=f"a cat on {bg}")
            for k, bg in enumerate(["grass", "snow", "sand"])]
     report = critique(1, hyp, ms)
     assert not report.satisfied and any("margin for 'dog' is thin" in r for r in report.requests)
