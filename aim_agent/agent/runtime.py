@@ -111,12 +111,15 @@ def build_system(config: RunConfig) -> System:
 
 def _describer(config: RunConfig, meter: UsageMeter) -> Any:
     """A describer provider by name, or a VLM describer when given a backend ``provider:model``."""
-    from aim_agent.plugins import plugin_manager
+    from aim_agent.plugins import MissingPlugin, plugin_manager
 
     name = config.describer
     pm = plugin_manager()
     if name in pm.provider_names("describer"):
         return pm.provider("describer", name)
+    hint = pm.missing_hint("describer", name)
+    if hint:
+        raise MissingPlugin(f"{hint}; or describe with a VLM: --describer google_genai[:MODEL] (or another backend)")
     spec = BackendSpec.parse(name)
     if spec.offline:
         return pm.provider("describer", "world")
