@@ -40,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
             print(f"aim: warning: a plugin's command {command.name!r} clashes with an existing one; skipped",
                   file=sys.stderr)
             continue
-        command.register(sub)
+        try:
+            command.register(sub)
+        except Exception as exc:  # a broken plugin must not take the other commands down
+            print(f"aim: warning: the plugin command {command.name!r} could not be added: {exc}", file=sys.stderr)
     add_missing_placeholders(sub, "command", "aim {}")
     return parser
 
@@ -74,7 +77,7 @@ def _needs_plugin(plugin: str, what: str) -> Callable[[Any], int]:
 
 def _preload_plugins(argv: list[str] | None) -> list[str]:
     """``--plugin`` modules, registered before the parser is built so that their commands exist."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--plugin", action="append", default=[])
     known, _ = pre.parse_known_args(argv)
     if known.plugin:
