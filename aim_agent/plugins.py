@@ -210,7 +210,9 @@ class AimPlugins:
         if name in self.disabled:
             return f"which is disabled ({DISABLE_ENV} names it: remove it from there to use it)"
         if entry_point(name) is None:
-            return "which is not installed (it ships with aim-agent: reinstall it, e.g. pip install -e .)"
+            if name in PROVIDED_BY.values():  # a first-party plugin
+                return "which is not installed (it ships with aim-agent: reinstall aim-agent)"
+            return "which is not installed"
         return "which did not load (see `aim plugins`)"
 
     def require(self, name: str, what: str) -> None:
@@ -239,11 +241,11 @@ class AimPlugins:
                     self._instances[key] = candidate() if isinstance(candidate, type) else candidate
                     break
             else:
-                valid = ", ".join(self.provider_names(kind)) or "none installed"
+                valid = ", ".join(self.provider_names(kind))
                 hint = self.missing_hint(kind, name)
                 if hint:
-                    raise MissingPlugin(f"{hint}; installed {_KIND_WORDS.get(kind, kind)}s: {valid}")
-                raise LookupError(f"no {kind} provider named {name!r}; installed: {valid}")
+                    raise MissingPlugin(f"{hint}; installed {_KIND_WORDS.get(kind, kind)}s: {valid or 'none'}")
+                raise LookupError(f"no {kind} provider named {name!r}; installed: {valid or 'none installed'}")
         return self._instances[key]
 
     def unit_system(self, source: str, unit: str | int) -> System:
