@@ -4,6 +4,10 @@ A plugin is a module (or object) with functions named like the specs below, deco
 :data:`hookimpl`. It is found through the ``aim_agent`` entry-point group, or given with
 ``--plugin module`` on the command line. Every hook returns a list, so one plugin can add
 several things.
+
+A plugin can be switched off without uninstalling it: ``AIM_DISABLE_PLUGINS=world`` (a
+comma-separated list of plugin names, as ``aim plugins`` shows them) blocks it before the
+entry points load (:class:`aim_agent.plugins.AimPlugins`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from aim_agent.models.base import ModelLoader
+    from aim_agent.plugins import Benchmark, CliCommand, ScientistFactory, UnitSource
     from aim_agent.tools.base import ToolSpec
 
 PROJECT = "aim_agent"
@@ -28,7 +33,11 @@ def aim_tools() -> list[ToolSpec]:
 
 @hookspec
 def aim_model_loaders() -> list[ModelLoader]:
-    """Model loaders (``aim_agent.models.base.ModelLoader``)."""
+    """Model loaders (``aim_agent.models.base.ModelLoader``).
+
+    A loader may also have ``known_models() -> list[dict]`` (``name``, ``available``, ``note``):
+    the named models it ships or knows, listed by ``aim layers`` and the MCP tool ``list_models``.
+    """
 
 
 @hookspec
@@ -54,3 +63,38 @@ def aim_vlm_backends() -> list[Any]:
 @hookspec
 def aim_datasets() -> list[Any]:
     """Image datasets: objects with ``name`` and ``materialize(root) -> Path`` (an image folder)."""
+
+
+@hookspec
+def aim_scientists() -> list[ScientistFactory]:
+    """Scientists that need no chat model: objects with ``name`` and ``make(config, runtime) -> Scientist``.
+
+    ``--backend NAME`` (and ``backend`` in a run config) picks one by name; ``offline``, the
+    default when no VLM key is set, is the world plugin's rule-based scientist.
+    """
+
+
+@hookspec
+def aim_units() -> list[UnitSource]:
+    """Named unit sources (synthetic neurons): objects with ``name``, ``description``,
+    ``unit_names() -> list[str]`` and ``system(unit: str | int) -> System``.
+
+    ``--synthetic UNIT`` (``synthetic`` in a run config, ``load_system(synthetic=...)`` over
+    MCP) opens unit ``UNIT`` (a name or an index) of the source named ``synthetic``.
+    """
+
+
+@hookspec
+def aim_cli_commands() -> list[CliCommand]:
+    """Command-line commands: objects (modules will do) with ``name`` and ``register(subparsers)``.
+
+    ``register`` adds the ``aim NAME`` parser and sets ``func(args) -> int`` on it, as the
+    core commands in ``aim_agent/cli/`` do.
+    """
+
+
+@hookspec
+def aim_benchmarks() -> list[Benchmark]:
+    """Benchmarks for ``aim bench NAME``: objects (modules will do) with ``name``,
+    ``add_arguments(parser)`` and ``run(args) -> dict``; the first line of ``__doc__`` is the help.
+    """

@@ -3,17 +3,30 @@
 :func:`plugin_manager` returns the process-wide :class:`AimPlugins`, which loads the
 ``aim_agent`` entry-point group once (the world, transformers and diffusers plugins register
 themselves there) plus any module named with ``--plugin``.
+
+The core needs none of them: ``AIM_DISABLE_PLUGINS=world`` (comma-separated plugin names)
+blocks a plugin before the entry points load, and asking for something only it provides
+raises :class:`MissingPlugin`, whose message names the plugin and why it is absent.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import importlib.metadata
+import os
+from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pluggy
 
 from aim_agent import hookspecs
+
+if TYPE_CHECKING:
+    from aim_agent.agent.config import RunConfig
+    from aim_agent.agent.schema import Scientist
+    from aim_agent.system import System
 
 PROVIDER_KINDS = {
     "text2image": "aim_text2image",
@@ -21,15 +34,124 @@ PROVIDER_KINDS = {
     "describer": "aim_describers",
     "vlm": "aim_vlm_backends",
     "dataset": "aim_datasets",
+    "scientist": "aim_scientists",
+    "units": "aim_units",
+}
+#: the unit source (hook ``aim_units``) that ``--synthetic``, ``RunConfig.synthetic`` and
+#: ``load_system(synthetic=...)`` name a unit of
+SYNTHETIC = "synthetic"
+#: environment variable: plugins (entry-point names, as ``aim plugins`` lists them) to leave out
+DISABLE_ENV = "AIM_DISABLE_PLUGINS"
+
+#: how messages name each kind
+_KIND_WORDS = {"text2image": "text2image provider", "units": "unit source", "vlm": "VLM backend"}
+
+#: Where well-known names come from: (kind, name) -> the first-party plugin (its entry-point name)
+#: that provides it. Only used to say which plugin is missing when one of them is asked for.
+PROVIDED_BY: Mapping[tuple[str, str], str] = {
+    ("scientist", "offline"): "world",
+    ("units", "synthetic"): "world",
+    ("text2image", "world"): "world",
+    ("editor", "world"): "world",
+    ("describer", "world"): "world",
+    ("dataset", "world"): "world",
+    ("model", "world-cnn"): "world",
+    ("model", "world-cnn-spawrious"): "world",
+    ("model", "world-cnn-bias"): "world",
+    ("command", "world"): "world",
+    ("benchmark", "world"): "world",
+    ("text2image", "sd15"): "diffusers",
+    ("text2image", "sdxl"): "diffusers",
+    ("text2image", "diffusers"): "diffusers",
+    ("editor", "instruct-pix2pix"): "diffusers",
+    ("editor", "flux-kontext"): "diffusers",
 }
 
 
-class AimPlugins:
-    """A pluggy manager plus name-indexed access to what plugins provide."""
+@runtime_checkable
+class ScientistFactory(Protocol):
+    """A scientist that needs no chat model, by name (hook ``aim_scientists``)."""
 
-    def __init__(self, load_entry_points: bool = True) -> None:
+    name: str
+
+    def make(self, config: RunConfig, runtime: Any) -> Scientist:
+        """The scientist for one run; ``runtime`` is the run's ``AgentRuntime`` (tools, run folder, meter)."""
+        ...
+
+
+@runtime_checkable
+class UnitSource(Protocol):
+    """Named units that are not a model layer, e.g. synthetic neurons with known answers (hook ``aim_units``).
+
+    ``system`` returns a :class:`~aim_agent.system.System` whose probe may know each unit's
+    ground truth (``unit_label``); the agent, its sandbox and MCP clients never see the probe.
+    """
+
+    name: str
+    description: str
+
+    def unit_names(self) -> list[str]: ...
+
+    def system(self, unit: str | int) -> System: ...
+
+
+@runtime_checkable
+class CliCommand(Protocol):
+    """An ``aim NAME`` command (hook ``aim_cli_commands``); a module with these attributes will do."""
+
+    name: str
+
+    def register(self, subparsers: argparse._SubParsersAction) -> None: ...
+
+
+@runtime_checkable
+class Benchmark(Protocol):
+    """An ``aim bench NAME`` benchmark (hook ``aim_benchmarks``); a module with these attributes will do."""
+
+    name: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> dict[str, Any]: ...
+
+
+class MissingPlugin(LookupError):
+    """Something only a plugin provides was asked for, and that plugin is not there; the text says which."""
+
+
+def disabled_from_env(env: Mapping[str, str] | None = None) -> list[str]:
+    """Plugin names in ``AIM_DISABLE_PLUGINS`` (comma-separated; blanks ignored)."""
+    text = (os.environ if env is None else env).get(DISABLE_ENV, "")
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def entry_point(name: str) -> importlib.metadata.EntryPoint | None:
+    """The installed ``aim_agent`` entry point called ``name``, loaded or not."""
+    found = importlib.metadata.entry_points(group=hookspecs.PROJECT, name=name)
+    return next(iter(found), None)
+
+
+def plugin_label(name: str) -> str:
+    """``'the diffusers plugin (aim_diffusers)'``: the plugin's name and, when installed, its package."""
+    ep = entry_point(name)
+    package = ep.value.split(":")[0].split(".")[0] if ep is not None else ""
+    return f"the {name} plugin ({package})" if package else f"the {name} plugin"
+
+
+class AimPlugins:
+    """A pluggy manager plus name-indexed access to what plugins provide.
+
+    ``disable`` lists plugin names to block (default: ``AIM_DISABLE_PLUGINS``); they are not
+    loaded even when installed, and asking for what they provide raises :class:`MissingPlugin`.
+    """
+
+    def __init__(self, load_entry_points: bool = True, disable: Iterable[str] | None = None) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        #: plugin names blocked in this manager (``AIM_DISABLE_PLUGINS`` or ``disable``)
+        self.disabled: tuple[str, ...] = tuple(disabled_from_env() if disable is None else disable)
+        for name in self.disabled:
+            self.pm.set_blocked(name)
         # core model loaders (module:factory, saved files) are a plugin like any other
         from aim_agent.models import builtin_plugin
 
@@ -63,6 +185,49 @@ class AimPlugins:
     def model_loaders(self) -> list[Any]:
         return self._collect("aim_model_loaders")
 
+    def unit_sources(self) -> list[UnitSource]:
+        """Every installed unit source (hook ``aim_units``), built once."""
+        return [self.provider("units", name) for name in self.provider_names("units")]
+
+    def cli_commands(self) -> list[CliCommand]:
+        return self._collect("aim_cli_commands")
+
+    def benchmarks(self) -> list[Benchmark]:
+        return self._collect("aim_benchmarks")
+
+    # ---------------------------------------------------------------- which plugin is missing
+
+    def has_plugin(self, name: str) -> bool:
+        """Whether plugin ``name`` is loaded (by entry point, or its module through ``--plugin``)."""
+        if self.pm.has_plugin(name):
+            return True
+        ep = entry_point(name)
+        module = ep.value.split(":")[0] if ep is not None else None
+        return module is not None and any(getattr(p, "__name__", None) == module for p in self.pm.get_plugins())
+
+    def why_absent(self, name: str) -> str:
+        """Why plugin ``name`` is not loaded, and what to do about it (one clause)."""
+        if name in self.disabled:
+            return f"which is disabled ({DISABLE_ENV} names it: remove it from there to use it)"
+        if entry_point(name) is None:
+            if name in PROVIDED_BY.values():  # a first-party plugin
+                return "which is not installed (it ships with aim-agent: reinstall aim-agent)"
+            return "which is not installed"
+        return "which did not load (see `aim plugins`)"
+
+    def require(self, name: str, what: str) -> None:
+        """Raise :class:`MissingPlugin` ("``what`` needs the NAME plugin (PACKAGE), which ...") unless loaded."""
+        if not self.has_plugin(name):
+            raise MissingPlugin(f"{what} needs {plugin_label(name)}, {self.why_absent(name)}")
+
+    def missing_hint(self, kind: str, name: str) -> str | None:
+        """For a ``kind`` named ``name`` that is not installed: which absent plugin provides it, or None."""
+        plugin = PROVIDED_BY.get((kind, name))
+        if plugin is None or self.has_plugin(plugin):
+            return None
+        what = _KIND_WORDS.get(kind, kind)
+        return f"the {what} {name!r} comes from {plugin_label(plugin)}, {self.why_absent(plugin)}"
+
     def provider_names(self, kind: str) -> list[str]:
         """Names of the providers of one kind (``text2image``, ``editor``, ``describer``, ...)."""
         return [_name_of(p) for p in self._collect(_hook_for(kind))]
@@ -76,9 +241,18 @@ class AimPlugins:
                     self._instances[key] = candidate() if isinstance(candidate, type) else candidate
                     break
             else:
-                valid = ", ".join(self.provider_names(kind)) or "none installed"
-                raise LookupError(f"no {kind} provider named {name!r}; installed: {valid}")
+                valid = ", ".join(self.provider_names(kind))
+                hint = self.missing_hint(kind, name)
+                if hint:
+                    raise MissingPlugin(f"{hint}; installed {_KIND_WORDS.get(kind, kind)}s: {valid or 'none'}")
+                raise LookupError(f"no {kind} provider named {name!r}; installed: {valid or 'none installed'}")
         return self._instances[key]
+
+    def unit_system(self, source: str, unit: str | int) -> System:
+        """Unit ``unit`` (a name, or an index as an int or digits) of the unit source ``source``."""
+        if isinstance(unit, str):
+            unit = int(unit.strip()) if unit.strip().isdigit() else unit.strip()
+        return self.provider("units", source).system(unit)
 
 
 def _hook_for(kind: str) -> str:

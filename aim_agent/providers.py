@@ -1,7 +1,7 @@
 """The contracts every image provider meets: generators, editors, describers.
 
-A provider is any object with the methods below. The world (``plugins/aim_world``) and
-diffusers (``plugins/aim_diffusers``) implement them; VLM describers live in the agent.
+A provider is any object with the methods below. The world and diffusers plugins (in
+``plugins/``) implement them; VLM describers live in the agent.
 Providers register every image they return in the image store (:func:`aim_agent.images.current_store`);
 an editor that knows what it changed says so in :class:`EditChange`, so nobody downstream has
 to re-read the instruction to learn what an edit did.

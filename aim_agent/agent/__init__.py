@@ -1,1 +1,1 @@
-"""The agent: state, nodes, VLM backends, the offline scientist, the code sandbox."""
+"""The agent: state, nodes, VLM backends, scientists (VLM or plugin), the code sandbox."""

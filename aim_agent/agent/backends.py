@@ -2,9 +2,10 @@
 
 A backend is named ``provider:model`` (``google_genai:gemini-2.5-flash``, ``openai:gpt-4o``,
 ``anthropic:claude-sonnet-4-5``, ``ollama:qwen2.5vl``), or ``openai:MODEL`` with a ``base_url``
-for any OpenAI-compatible server (vLLM, llama.cpp, LM Studio). ``offline`` is the rule-based
-scientist that needs no model at all. With no backend named, AIM takes ``google_genai`` when
-``GOOGLE_API_KEY`` is set and ``offline`` otherwise.
+for any OpenAI-compatible server (vLLM, llama.cpp, LM Studio). A name that a plugin registers
+as a scientist (hook ``aim_scientists``) needs no chat model: ``offline`` is the world plugin's
+rule-based scientist. With no backend named, AIM takes ``google_genai`` when ``GOOGLE_API_KEY``
+is set and ``offline`` otherwise (an error says how to choose a VLM when the world is absent).
 
 :class:`ChatClient` wraps a chat model for one role (agent, describer, critic): it retries
 rate limits and transient server errors with exponential backoff, and records every call's
@@ -35,6 +36,8 @@ DEFAULT_MODELS = {
 #: environment variable holding each hosted provider's key
 KEY_ENV = {"google_genai": "GOOGLE_API_KEY", "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 PROVIDERS = ("offline", *DEFAULT_MODELS)
+#: the chat-model backends, as a user types them (help texts, errors)
+BACKEND_CHOICES = " | ".join(f"{p}[:MODEL]" for p in DEFAULT_MODELS)
 _ALIASES = {"google": "google_genai", "gemini": "google_genai", "claude": "anthropic", "vllm": "openai"}
 #: keyword arguments each LangChain chat class accepts besides the common ones
 _TAKES_MAX_RETRIES = {"google_genai", "openai", "anthropic"}
@@ -108,7 +111,8 @@ def make_chat_model(spec: BackendSpec, *, env: Mapping[str, str] | None = None) 
     """The LangChain chat model for ``spec`` (built by ``init_chat_model``; no request is sent)."""
     env = os.environ if env is None else env
     if spec.offline:
-        raise BackendError("the offline scientist is not a chat model; use aim_agent.agent.offline")
+        raise BackendError("the offline scientist is not a chat model: it comes from the aim_scientists hook "
+                           "(aim_agent.agent.runtime.build_scientist builds it)")
     plugin = _plugin_backend(spec.provider)
     if plugin is not None:
         return plugin.make(spec)

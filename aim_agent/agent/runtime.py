@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aim_agent.agent.backends import BackendSpec, ChatClient, UsageMeter, default_backend
+from aim_agent.agent.backends import BACKEND_CHOICES, BackendSpec, ChatClient, UsageMeter, default_backend
 from aim_agent.agent.config import RunConfig
 from aim_agent.agent.critic import CriticRules
 from aim_agent.agent.schema import Scientist
@@ -97,11 +97,9 @@ def build_system(config: RunConfig) -> System:
             raise TypeError(f"{config.system_factory} returned {type(system).__name__}, not a System")
         return system
     if config.synthetic:
-        try:
-            from aim_world.neurons import synthetic_system
-        except ImportError as exc:
-            raise ValueError("synthetic neurons need the world plugin (aim_world.neurons)") from exc
-        return synthetic_system(config.synthetic)
+        from aim_agent.plugins import SYNTHETIC, plugin_manager
+
+        return plugin_manager().unit_system(SYNTHETIC, config.synthetic)
     from aim_agent.models.probe import open_probe
 
     assert config.model is not None and config.layer is not None and config.unit is not None
@@ -111,12 +109,15 @@ def build_system(config: RunConfig) -> System:
 
 def _describer(config: RunConfig, meter: UsageMeter) -> Any:
     """A describer provider by name, or a VLM describer when given a backend ``provider:model``."""
-    from aim_agent.plugins import plugin_manager
+    from aim_agent.plugins import MissingPlugin, plugin_manager
 
     name = config.describer
     pm = plugin_manager()
     if name in pm.provider_names("describer"):
         return pm.provider("describer", name)
+    hint = pm.missing_hint("describer", name)
+    if hint:
+        raise MissingPlugin(f"{hint}; or describe with a VLM: --describer google_genai[:MODEL] (or another backend)")
     spec = BackendSpec.parse(name)
     if spec.offline:
         return pm.provider("describer", "world")
@@ -134,18 +135,23 @@ def _provider(kind: str, name: str | None) -> Any:
 
 
 def build_scientist(config: RunConfig, rt: AgentRuntime) -> Scientist:
-    """The scientist the config names: the offline one, or an :class:`LLMScientist` over its backend.
+    """The scientist the config names: a plugin's (hook ``aim_scientists``: ``offline`` is the world's
+    rule-based one), or an :class:`LLMScientist` over a chat-model backend.
 
     In tools mode :func:`build_runtime` binds the tools to it afterwards.
     """
+    from aim_agent.plugins import MissingPlugin, plugin_manager
+
     spec = config.backend or default_backend()
+    pm = plugin_manager()
+    if spec.provider in pm.provider_names("scientist"):
+        return pm.provider("scientist", spec.provider).make(config, rt)
     if spec.offline:
-        try:
-            from aim_agent.agent.offline import OfflineScientist
-        except ImportError as exc:
-            raise ValueError("the offline scientist (aim_agent.agent.offline) is not available; "
-                             "name a VLM backend with --backend") from exc
-        return OfflineScientist()
+        hint = pm.missing_hint("scientist", spec.provider) or "no scientist named 'offline' is installed"
+        raise MissingPlugin(
+            f"{hint}. Choose a VLM backend instead: --backend {BACKEND_CHOICES} "
+            "(with its API key, e.g. GOOGLE_API_KEY, which also makes google_genai the default)"
+        )
     from aim_agent.agent.llm_scientist import LLMScientist, default_resolver
 
     client = ChatClient.from_spec(spec, role="agent", meter=rt.meter)

@@ -1,7 +1,8 @@
 """The agent's vocabulary: hypotheses, proposals, observations, critic reports, conclusions.
 
 A :class:`Scientist` is whatever decides the next experiment: a VLM through LangChain
-(``agent.llm_scientist``) or the rule-based offline scientist (``agent.offline``). Both see the
+(``agent.llm_scientist``) or a plugin's scientist (hook ``aim_scientists``), such as the world
+plugin's rule-based ``offline`` one. Both see the
 same :class:`ScientistView` and answer with a :class:`Proposal` or a :class:`Conclusion`, so
 the graph does not care which one it drives.
 """

@@ -1,7 +1,7 @@
 """Exemplar engine vs a bare forward loop over the same images and model.
 
-Generates ``--images`` images (224 px noise and gradients, or world images when the world
-plugin can render them) into a temporary folder, then times:
+Writes ``--images`` images into a temporary folder (224 px noise and gradients, or, with
+``--source NAME``, the first images of a plugin's dataset such as ``world``), then times:
 
 (a) **bare**: the same background-decoding folder reader, preprocessing and a full forward
     pass of the model, batch ``--batch-size``, nothing else;
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -42,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="model spec (default: ResNet-50-sized transformers ResNet, random weights)")
     parser.add_argument("--layer", default=None, help=f"layer to probe (default {DEFAULT_LAYER})")
-    parser.add_argument("--source", choices=("synthetic", "world"), default="synthetic",
-                        help="images: noise/gradients (default) or world renders")
+    parser.add_argument("--source", default="synthetic", metavar="SOURCE",
+                        help="images: 'synthetic' noise/gradients (default), or a plugin dataset name (world)")
     parser.add_argument("--repeat", type=int, default=2,
                         help="time each variant this many times, interleaved, and keep the best (default 2)")
 
@@ -60,12 +61,16 @@ def _resnet50() -> Any:
 
 
 def _write_images(folder: Path, n: int, source: str) -> str:
-    if source == "world":
-        from aim_world.datasets import write_dataset
-
-        write_dataset(folder, n, seed=0, kind="random", overwrite=True)
-        return "world renders"
     folder.mkdir(parents=True, exist_ok=True)
+    if source != "synthetic":
+        from aim_agent.exemplars.dataset import resolve_dataset
+
+        dataset = resolve_dataset(source)  # a plugin's dataset (hook aim_datasets), made once in the cache
+        files = dataset.files[:n]
+        for rel in files:
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(dataset.root / rel, folder / rel)
+        return f"the first {len(files)} images of dataset {source!r}"
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:224, 0:224].astype(np.float32) / 223
     for i in range(n):

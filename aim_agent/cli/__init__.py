@@ -1,7 +1,10 @@
 """The ``aim`` command line. Each command group lives in its own module of this package.
 
 A module listed in :data:`COMMANDS` exposes ``register(subparsers)``, which adds its
-sub-command(s) and sets ``func`` on each parser to a function ``func(args) -> int``.
+sub-command(s) and sets ``func`` on each parser to a function ``func(args) -> int``. Plugins
+add commands the same way (hook ``aim_cli_commands``: objects with ``name`` and ``register``);
+a well-known plugin command whose plugin is absent (``aim world`` without the world plugin)
+answers with an error naming that plugin.
 """
 
 from __future__ import annotations
@@ -9,11 +12,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
-COMMANDS = ["layers", "exemplars", "sae", "world", "interpret", "demo", "mcp", "plugins", "bench"]
+COMMANDS = ["layers", "exemplars", "sae", "interpret", "demo", "mcp", "plugins", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from aim_agent.plugins import plugin_manager
+
     parser = argparse.ArgumentParser(
         prog="aim", description="AIM: a VLM agent that runs interpretability experiments on vision models."
     )
@@ -28,17 +35,67 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not built in this checkout
             raise
         module.register(sub)
+    for command in plugin_manager().cli_commands():
+        if command.name in sub.choices:
+            print(f"aim: warning: a plugin's command {command.name!r} clashes with an existing one; skipped",
+                  file=sys.stderr)
+            continue
+        try:
+            command.register(sub)
+        except Exception as exc:  # a broken plugin must not take the other commands down
+            print(f"aim: warning: the plugin command {command.name!r} could not be added: {exc}", file=sys.stderr)
+    add_missing_placeholders(sub, "command", "aim {}")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.plugin:
+def add_missing_placeholders(sub: argparse._SubParsersAction, kind: str, label: str) -> None:
+    """Parsers for well-known plugin commands (``kind``) that no loaded plugin registered.
+
+    They are not listed in ``--help``, accept any arguments, and fail with an error that names
+    the plugin and says why it is absent (:class:`aim_agent.plugins.MissingPlugin`).
+    """
+    from aim_agent.plugins import PROVIDED_BY
+
+    for (provided, name), plugin in PROVIDED_BY.items():
+        if provided != kind or name in sub.choices:
+            continue
+        # no help=: hidden from the command list; prefix_chars that never occur: "--help" is an argument too
+        parser = sub.add_parser(name, add_help=False, prefix_chars="\x00")
+        parser.add_argument("arguments", nargs=argparse.REMAINDER)
+        parser.set_defaults(func=_needs_plugin(plugin, f"`{label.format(name)}`"))
+
+
+def _needs_plugin(plugin: str, what: str) -> Callable[[Any], int]:
+    def fail(args: Any) -> int:
+        from aim_agent.plugins import MissingPlugin, plugin_manager
+
+        plugin_manager().require(plugin, what)
+        raise MissingPlugin(f"{what}: the {plugin} plugin is loaded but offers no such command (see `aim plugins`)")
+
+    return fail
+
+
+def _preload_plugins(argv: list[str] | None) -> list[str]:
+    """``--plugin`` modules, registered before the parser is built so that their commands exist."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    if known.plugin:
         from aim_agent.plugins import plugin_manager
 
-        for module in args.plugin:
+        for module in known.plugin:
             plugin_manager().add_module(module)
+    return known.plugin
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        _preload_plugins(argv)
+    except ImportError as exc:
+        print(f"aim: error: {exc}", file=sys.stderr)
+        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -1,4 +1,5 @@
-"""``aim bench NAME [--json]``: run a benchmark module from ``aim_agent.benchmarks``."""
+"""``aim bench NAME [--json]``: run a benchmark: a module of ``aim_agent.benchmarks``, or one a plugin
+registers (hook ``aim_benchmarks``: objects with ``name``, ``add_arguments`` and ``run``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import argparse
 import importlib
 import json
 import pkgutil
+from typing import Any
 
 import aim_agent.benchmarks as benchmarks
+from aim_agent.cli import add_missing_placeholders
+from aim_agent.plugins import plugin_manager
 
 
 def _names() -> list[str]:
@@ -17,12 +21,15 @@ def _names() -> list[str]:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("bench", help="measure speed: prints numbers and ratios measured in one run")
     bench_sub = parser.add_subparsers(dest="bench", metavar="BENCHMARK")
-    for name in _names():
-        module = importlib.import_module(f"aim_agent.benchmarks.{name}")
+    found: dict[str, Any] = {name: importlib.import_module(f"aim_agent.benchmarks.{name}") for name in _names()}
+    for bench in plugin_manager().benchmarks():
+        found.setdefault(bench.name, bench)
+    for name, module in sorted(found.items()):
         p = bench_sub.add_parser(name, help=(module.__doc__ or name).strip().splitlines()[0])
         p.add_argument("--json", action="store_true", help="print one JSON object")
         module.add_arguments(p)
         p.set_defaults(func=lambda args, m=module: _run(m, args))
+    add_missing_placeholders(bench_sub, "benchmark", "aim bench {}")
 
 
 def _run(module: object, args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 of the world CNN (or a synthetic neuron) and writes an HTML report.
 
 No network, no API key, no model download: the world CNN ships with AIM, the images come from
-the embedded world, and the scientist is the rule-based offline one.
+the embedded world, and the scientist is the rule-based offline one. All three come from the
+world plugin: without it the demo stops at once with an error that says so.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+#: the plugin (entry-point name) that provides the demo's model, providers, scientist and neurons
+DEMO_PLUGIN = "world"
 DEMO_MODEL = "world-cnn"
 DEMO_LAYER = "conv5"
 #: a conv5 unit of the shipped weights with one clean concept (airplanes): chosen once by running the offline
@@ -50,6 +53,9 @@ def demo_config(args: argparse.Namespace):  # -> RunConfig
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from aim_agent.plugins import plugin_manager
+
+    plugin_manager().require(DEMO_PLUGIN, "the demo")
     from aim_agent.agent.runner import run_interpret
 
     config = demo_config(args)

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from aim_agent.config import PROVIDER_FIELDS, AimConfig, add_provider_arguments, apply_plugins, config_from_args
+from aim_agent.plugins import DISABLE_ENV
 
 CORE = "aim_agent"
 
@@ -35,7 +36,8 @@ class _Broken:
 
 def _entry(name: str, module: str, source: str) -> dict[str, Any]:
     """One plugin's row of the inventory, before its providers, tools and loaders are filled in."""
-    return {"name": name, "module": module, "source": source, "providers": {}, "tools": [], "model_loaders": []}
+    return {"name": name, "module": module, "source": source, "providers": {}, "tools": [], "model_loaders": [],
+            "commands": [], "benchmarks": []}
 
 
 def inventory(config: AimConfig, manager: Any | None = None) -> dict[str, Any]:
@@ -82,8 +84,13 @@ def inventory(config: AimConfig, manager: Any | None = None) -> dict[str, Any]:
         plugin_entry(impl)["tools"].extend(getattr(t, "name", str(t)) for t in _call(impl))
     for impl in reversed(pm.hook.aim_model_loaders.get_hookimpls()):
         plugin_entry(impl)["model_loaders"].extend(_name_of(lo) for lo in _call(impl))
+    for impl in reversed(pm.hook.aim_cli_commands.get_hookimpls()):
+        plugin_entry(impl)["commands"].extend(_name_of(c) for c in _call(impl))
+    for impl in reversed(pm.hook.aim_benchmarks.get_hookimpls()):
+        plugin_entry(impl)["benchmarks"].extend(_name_of(b) for b in _call(impl))
     return {
         "config_file": str(config.file) if config.file else None,
+        "disabled": list(manager.disabled),
         "plugins": list(plugins.values()),
         "providers": providers,
         "core_tools": [spec.name for spec in CORE_TOOLS],
@@ -109,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {'':<16} model loaders: {', '.join(plugin['model_loaders'])}")
         if plugin["tools"]:
             print(f"  {'':<16} tools: {', '.join(plugin['tools'])}")
+        if plugin["commands"] or plugin["benchmarks"]:
+            commands = [f"aim {c}" for c in plugin["commands"]] + [f"aim bench {b}" for b in plugin["benchmarks"]]
+            print(f"  {'':<16} commands: {', '.join(commands)}")
+    for name in data["disabled"]:
+        print(f"  {name:<16} disabled by {DISABLE_ENV}")
     print("\nproviders (* = active):")
     for kind, info in data["providers"].items():
         names = [

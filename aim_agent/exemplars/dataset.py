@@ -200,7 +200,9 @@ def resolve_dataset(dataset: str | Path | ImageFolder | None = None, *, cache_di
         root = (cache_dir or default_cache_dir()) / "datasets" / spec
         root.parent.mkdir(parents=True, exist_ok=True)  # the provider decides how to fill (or reuse) root
         return ImageFolder(pm.provider("dataset", spec).materialize(root), name=spec)
+    hint = pm.missing_hint("dataset", spec)
     raise LookupError(
-        f"no dataset {spec!r}: it is neither a folder nor a dataset name from a plugin "
+        (f"{hint}. " if hint else "")
+        + f"no dataset {spec!r}: it is neither a folder nor a dataset name from a plugin "
         f"(installed datasets: {', '.join(names) or 'none'}). Give a folder of images with --dataset PATH"
     )

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from aim_agent.log import ExperimentLog
 from aim_agent.mcp_server.runs import plain
+from aim_agent.plugins import SYNTHETIC
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, ToolSpec, tool
 
 if TYPE_CHECKING:
@@ -36,8 +37,13 @@ class SessionOutput(ToolOutput):
 
 class ModelsOutput(ToolOutput):
     loaders: list[dict[str, Any]] = Field(description="model loaders and what model specs each accepts")
-    world_models: list[dict[str, Any]] = Field(description="models trained on the embedded world")
-    synthetic_neurons: list[str] = Field(description="synthetic neurons with a known answer, in unit order")
+    models: list[dict[str, Any]] = Field(
+        description="named models the loaders ship or know (e.g. world-cnn): name, loader, available"
+    )
+    unit_sources: list[dict[str, Any]] = Field(
+        description="units that are not a model layer, e.g. synthetic neurons with a known answer: "
+        "name, description, units (unit names, in unit order)"
+    )
     notes: list[str] = Field(default_factory=list)
 
 
@@ -162,38 +168,27 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
 
     @tool()
     def list_models(ctx: ToolContext, args: NoInput) -> ModelsOutput:
-        """What can be studied: model loaders, models trained on the world, synthetic neurons."""
+        """What can be studied: model loaders, the named models they know, synthetic neurons."""
+        from aim_agent.models.base import known_models
+
         loaders = []
         for loader in state.plugins.model_loaders():
             doc = (type(loader).__doc__ or "").strip().splitlines()
             loaders.append(
                 {"name": str(getattr(loader, "name", type(loader).__name__)), "accepts": doc[0] if doc else ""}
             )
-        world: list[dict[str, Any]] = []
-        try:
-            from aim_world import cnn
-
-            for name, task in cnn.MODELS.items():
-                try:
-                    available = cnn.weights_path(task).exists()
-                except Exception:
-                    available = False
-                world.append({"name": name, "available": available})
-        except ImportError:
-            pass
-        try:
-            from aim_world.neurons import list_synthetic
-
-            synthetic = _names(list_synthetic())
-        except ImportError:
-            synthetic = []
+        sources = []
         notes = []
-        if synthetic:
-            notes.append(
-                "synthetic neuron names state their answer: to keep it from the scientist, load one by index "
-                f"(load_system(synthetic='7'); 0..{len(synthetic) - 1})"
-            )
-        return ModelsOutput(loaders=loaders, world_models=world, synthetic_neurons=synthetic, notes=notes)
+        for source in state.plugins.unit_sources():
+            units = _names(source.unit_names())
+            sources.append({"name": source.name, "description": getattr(source, "description", ""), "units": units})
+            if source.name == SYNTHETIC and units:
+                notes.append(
+                    "synthetic neuron names state their answer: to keep it from the scientist, load one by index "
+                    f"(load_system(synthetic='7'); 0..{len(units) - 1})"
+                )
+        return ModelsOutput(loaders=loaders, models=known_models(state.plugins.model_loaders()),
+                            unit_sources=sources, notes=notes)
 
     @tool()
     def list_layers(ctx: ToolContext, args: ModelInput) -> LayersOutput:
@@ -217,11 +212,9 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
             if args.model or args.layer or args.sae:
                 raise ToolError("give either synthetic, or model + layer + unit (+ sae), not both")
             try:
-                from aim_world.neurons import synthetic_system
-            except ImportError as exc:
-                raise ToolError(f"synthetic neurons need the world plugin (aim_world): {exc}") from None
-            name = args.synthetic.strip()
-            system = synthetic_system(int(name) if name.isdigit() else name)
+                system = state.plugins.unit_system(SYNTHETIC, args.synthetic)
+            except LookupError as exc:  # an unknown unit, or the plugin that provides synthetic neurons is absent
+                raise ToolError(str(exc)) from None
             kind = "synthetic"
         else:
             missing = [n for n in ("model", "layer", "unit") if getattr(args, n) is None]

@@ -67,12 +67,28 @@ def load_model(spec: str, loaders: Sequence[ModelLoader] | None = None) -> Loade
         if loader.can_load(spec):
             return loader.load(spec)
     tried = "\n".join(f"  - {lo.name}: {lo.where_looked(spec)}" for lo in loaders) or "  (no loaders)"
+    from aim_agent.plugins import plugin_manager
+
+    hint = plugin_manager().missing_hint("model", spec.split(":", 1)[0])
     raise ModelNotFound(
-        f"cannot load model {spec!r}. Looked in:\n{tried}\n"
+        (f"{hint}.\n" if hint else "")
+        + f"cannot load model {spec!r}. Looked in:\n{tried}\n"
         "Give a local directory with a transformers config and weights, a cached Hugging Face id "
         "(downloaded beforehand; AIM never downloads at run time), 'package.module:factory', "
-        "a TorchScript/torch.save file, or 'world-cnn'."
+        "a TorchScript/torch.save file, or a plugin's model (`aim layers` lists them)."
     )
+
+
+def known_models(loaders: Sequence[ModelLoader] | None = None) -> list[dict[str, Any]]:
+    """The named models the loaders ship or know: each loader's optional ``known_models()``
+    (dicts with ``name``, ``available``, maybe ``note``), with the loader's ``name`` added."""
+    loaders = _plugin_loaders() if loaders is None else loaders
+    found: list[dict[str, Any]] = []
+    for loader in loaders:
+        listing = getattr(loader, "known_models", None)
+        if callable(listing):
+            found += [{**item, "loader": loader.name} for item in listing()]
+    return found
 
 
 def load_probe(spec: str, layer: str, loaders: Sequence[ModelLoader] | None = None) -> Any | None:

@@ -224,6 +224,10 @@ class WorldModelLoader:
             prefix_tokens=0,
         )
 
+    def known_models(self) -> list[dict[str, Any]]:
+        """The shipped world CNNs, and whether their weights are on disk."""
+        return [{"name": name, "available": weights_path(task).is_file()} for name, task in MODELS.items()]
+
     def where_looked(self, spec: str) -> str:
         names = ", ".join(f"{k} ({weights_path(v)})" for k, v in MODELS.items())
         return f"shipped world models {names}; 'world-cnn:PATH.safetensors'; 'synthetic' via probe()"

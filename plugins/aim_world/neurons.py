@@ -581,6 +581,26 @@ def synthetic_system(name: str | int, **kwargs: Any) -> System:
     return System(synthetic_probe(), spec.index, **kwargs)
 
 
+class SyntheticNeurons:
+    """The synthetic neurons as a unit source (hook ``aim_units``): ``--synthetic NAME_OR_INDEX``.
+
+    Their names state their answer; the answer itself (``unit_label``) stays in the probe,
+    which the agent, its sandbox and MCP clients never see.
+    """
+
+    name = "synthetic"
+    description = "synthetic neurons computed from world scene graphs, with ground truth (docs/synthetic-neurons.md)"
+
+    def unit_names(self) -> list[str]:
+        return neuron_names()
+
+    def system(self, unit: str | int) -> System:
+        return synthetic_system(unit)
+
+    def __repr__(self) -> str:
+        return "SyntheticNeurons()"
+
+
 def check_table() -> None:
     """Validate every concept against the vocabulary (run by the tests)."""
     for concept in CONCEPTS.values():

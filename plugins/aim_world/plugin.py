@@ -1,4 +1,5 @@
-"""The world as an AIM plugin: generator, editor, describer, world models, synthetic neurons.
+"""The world as an AIM plugin: generator, editor, describer, world models, synthetic neurons,
+the offline scientist, the exemplar dataset, ``aim world ...`` and ``aim bench world``.
 
 Imports are deferred to the hooks so that loading the plugin costs nothing until used.
 """
@@ -45,3 +46,40 @@ def aim_datasets() -> list[Any]:
     from aim_world.datasets import WorldDataset
 
     return [WorldDataset()]
+
+
+class OfflineScientistFactory:
+    """The rule-based offline scientist (``--backend offline``): no VLM, no network, deterministic."""
+
+    name = "offline"
+
+    def make(self, config: Any, runtime: Any) -> Any:
+        from aim_world.scientist import OfflineScientist
+
+        return OfflineScientist()
+
+
+@hookimpl
+def aim_scientists() -> list[Any]:
+    return [OfflineScientistFactory()]
+
+
+@hookimpl
+def aim_units() -> list[Any]:
+    from aim_world.neurons import SyntheticNeurons
+
+    return [SyntheticNeurons()]
+
+
+@hookimpl
+def aim_cli_commands() -> list[Any]:
+    from aim_world import cli
+
+    return [cli]
+
+
+@hookimpl
+def aim_benchmarks() -> list[Any]:
+    from aim_world import bench
+
+    return [bench]

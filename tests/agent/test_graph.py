@@ -301,7 +301,7 @@ def world_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput
 
 def test_offline_scientist_on_a_synthetic_neuron(tmp_path):
     neurons = pytest.importorskip("aim_world.neurons")
-    pytest.importorskip("aim_agent.agent.offline")
+    pytest.importorskip("aim_world.scientist")
     name = neurons.list_synthetic()[0].name
     config = RunConfig(synthetic=name, backend=BackendSpec(provider="offline"), mode="tools", runs_dir=str(tmp_path),
                        run_id="world", max_rounds=8, exemplars_k=6, image_size=112)
@@ -316,7 +316,7 @@ def test_offline_scientist_on_a_synthetic_neuron(tmp_path):
 
 
 def test_cli_interpret_writes_the_run_files_and_prints_their_paths(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("aim_agent.agent.offline")
+    pytest.importorskip("aim_world.scientist")
     from aim_test_fakes import EXEMPLAR_PROMPTS
 
     from aim_agent.cli import main

@@ -72,3 +72,16 @@ def test_exemplar_benchmark_reports_both_ratios(resnet_dir: Path) -> None:
         assert result[key] > 0
     assert result["ratio_engine_over_bare"] == pytest.approx(result["engine_s"] / result["bare_s"], rel=0.01)
     assert "ratio_engine_no_stop_early_over_bare" in result
+
+
+def test_exemplar_benchmark_takes_images_from_a_dataset(resnet_dir: Path, make_images, tmp_path: Path) -> None:
+    """``--source`` names a plugin dataset (``world``) or a folder: its first ``--images`` files are used."""
+    from aim_agent.benchmarks import exemplars as bench
+
+    source = make_images(tmp_path / "source", 9, corrupt=False)
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--images", "6", "--batch-size", "4", "--model", str(resnet_dir), "--source",
+                              str(source), "--layer", "resnet.encoder.stages.0", "--repeat", "1"])
+    result = bench.run(args)
+    assert result["images"] == 6 and result["image_source"] == f"the first 6 images of dataset {str(source)!r}"

@@ -146,7 +146,9 @@ async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
     server = build_server(config=load_config(), runs_dir=tmp_path / "runs")
     async with Client(server) as client:
         listed = (await client.call_tool("list_models", {})).structured_content
-        assert names[0] in listed["synthetic_neurons"]
+        synthetic = {source["name"]: source for source in listed["unit_sources"]}["synthetic"]
+        assert synthetic["units"] == names
+        assert any(model["name"] == "world-cnn" and model["loader"] == "world" for model in listed["models"])
         loaded = await client.call_tool("load_system", {"synthetic": names[0]})
         assert not loaded.is_error, _text(loaded)
         assert loaded.structured_content["kind"] == "synthetic"

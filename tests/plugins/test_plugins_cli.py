@@ -45,6 +45,37 @@ def aim_tools():
 @hookimpl
 def aim_text2image():
     return [Painter]
+
+
+class Hello:
+    name = "hello"
+
+    def register(self, subparsers):
+        parser = subparsers.add_parser("hello", help="say hello")
+        parser.add_argument("--to", default="world")
+        parser.set_defaults(func=lambda args: print(f"hello {args.to}") or 0)
+
+
+class Count:
+    """Counts to three."""
+
+    name = "count"
+
+    def add_arguments(self, parser):
+        parser.add_argument("--to", type=int, default=3)
+
+    def run(self, args):
+        return {"counted": list(range(1, args.to + 1))}
+
+
+@hookimpl
+def aim_cli_commands():
+    return [Hello()]
+
+
+@hookimpl
+def aim_benchmarks():
+    return [Count()]
 '''
 
 
@@ -90,3 +121,18 @@ def test_text_output(plugin_module, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "world" in out and "*world (world)" in out
     assert "active: missing-editor, from environment AIM_EDITOR" in out and "NOT INSTALLED" in out
+
+
+def test_a_plugin_adds_commands_and_benchmarks(plugin_module, capsys):
+    from aim_agent.cli import main
+    from aim_agent.plugins import plugin_manager
+
+    try:
+        assert main(["--plugin", plugin_module, "hello", "--to", "you"]) == 0  # --plugin is read before parsing
+        assert capsys.readouterr().out == "hello you\n"
+        assert main(["--plugin", plugin_module, "bench", "count", "--to", "2", "--json"]) == 0
+        assert '"counted": [' in capsys.readouterr().out
+        assert main(["--plugin", plugin_module, "plugins"]) == 0
+        assert "commands: aim hello, aim bench count" in capsys.readouterr().out
+    finally:
+        plugin_manager().pm.unregister(name=plugin_module)

@@ -216,7 +216,7 @@ def test_background_variants_and_parts() -> None:
 
 
 def test_render_rate_meets_the_target() -> None:
-    from aim_agent.benchmarks.world import random_prompts
+    from aim_world.bench import random_prompts
 
     scenes = [parse(p, seed=i) for i, p in enumerate(random_prompts(120, seed=5))]
     for s in scenes:  # warm the caches for these scenes
@@ -231,7 +231,7 @@ def test_render_rate_meets_the_target() -> None:
 def test_cli_render_writes_png_and_scene(tmp_path, capsys) -> None:
     from PIL import Image
 
-    from aim_agent.cli.world import run_render
+    from aim_world.cli import run_render
 
     class Args:
         prompt = "a red dog next to a blue car on the beach with a zorb"

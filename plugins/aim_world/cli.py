@@ -1,7 +1,9 @@
 """``aim world ...``: the embedded image world from the command line.
 
-Each sub-command is a registrar in :data:`SUBCOMMANDS` (a function taking the ``world``
-group's sub-parsers); another module adds its own with :func:`subcommand`.
+The plugin registers this module as a command (hook ``aim_cli_commands``: ``name`` and
+``register(subparsers)``). Each sub-command is a registrar in :data:`SUBCOMMANDS` (a
+function taking the ``world`` group's sub-parsers); another module adds its own with
+:func:`subcommand`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+#: the command's name: ``aim world``
+name = "world"
 Registrar = Callable[[argparse._SubParsersAction], None]
 SUBCOMMANDS: list[Registrar] = []
 

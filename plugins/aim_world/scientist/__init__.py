@@ -64,7 +64,7 @@ Modules
 - :mod:`.scientist`: :class:`OfflineScientist` (propose, conclude; step 5) and what it writes.
 """
 
-from aim_agent.agent.offline.concepts import (
+from aim_world.scientist.concepts import (
     ATTRIBUTE_KINDS,
     CATEGORY_PHRASES,
     HYPERNYMS,
@@ -74,7 +74,7 @@ from aim_agent.agent.offline.concepts import (
     ConceptKind,
     noun_category,
 )
-from aim_agent.agent.offline.design import (
+from aim_world.scientist.design import (
     COMPANION_COLORS,
     COMPANION_NOUNS,
     COMPANION_REGIONS,
@@ -92,10 +92,10 @@ from aim_agent.agent.offline.design import (
     design_survey,
     survey_prompts,
 )
-from aim_agent.agent.offline.evidence import Record, evidence_from
-from aim_agent.agent.offline.experiment import CHUNK, Experiment
-from aim_agent.agent.offline.hypotheses import Hyp, condition_phrase, hyp_id, present
-from aim_agent.agent.offline.parsing import (
+from aim_world.scientist.evidence import Record, evidence_from
+from aim_world.scientist.experiment import CHUNK, Experiment
+from aim_world.scientist.hypotheses import Hyp, condition_phrase, hyp_id, present
+from aim_world.scientist.parsing import (
     MIN_OBJECT_SHARE,
     MIN_REGION_SHARE,
     Parsed,
@@ -105,7 +105,7 @@ from aim_agent.agent.offline.parsing import (
     region_names,
     regions_of,
 )
-from aim_agent.agent.offline.plan import (
+from aim_world.scientist.plan import (
     MAX_CRITIC_ROUNDS,
     State,
     base_hypotheses,
@@ -117,7 +117,7 @@ from aim_agent.agent.offline.plan import (
     next_experiment,
     uncovered,
 )
-from aim_agent.agent.offline.reading import (
+from aim_world.scientist.reading import (
     MAX_CANDIDATES,
     MAX_GROUP,
     MAX_PAIRS,
@@ -128,8 +128,8 @@ from aim_agent.agent.offline.reading import (
     read_exemplars,
     reading_for,
 )
-from aim_agent.agent.offline.scene_edits import apply_edit, is_edit_instruction
-from aim_agent.agent.offline.scenes import (
+from aim_world.scientist.scene_edits import apply_edit, is_edit_instruction
+from aim_world.scientist.scenes import (
     BACKGROUND_PHRASES,
     CONTEXT_BACKGROUNDS,
     NEUTRAL_COLORS,
@@ -139,14 +139,14 @@ from aim_agent.agent.offline.scenes import (
     Spec,
     realize,
 )
-from aim_agent.agent.offline.scientist import (
+from aim_world.scientist.scientist import (
     NO_EXEMPLARS_NOTE,
     NON_WORLD_NOTE,
     SILENT_NOTE,
     OfflineScientist,
     cannot_start,
 )
-from aim_agent.agent.offline.scoring import STATUS_RANK, Scored, best, score
+from aim_world.scientist.scoring import STATUS_RANK, Scored, best, score
 
 __all__ = [
     "ATTRIBUTE_KINDS", "BACKGROUND_PHRASES", "CATEGORY_PHRASES", "CHUNK", "COMPANION_COLORS", "COMPANION_NOUNS",

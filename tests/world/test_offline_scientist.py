@@ -13,16 +13,16 @@ from collections.abc import Callable
 
 import pytest
 
-from aim_agent.agent.offline import (
+from aim_agent.agent.schema import CriticReport, Observation, Proposal, Scientist, ScientistView
+from aim_agent.tools.base import ToolContext, tool
+from aim_agent.tools.core import ActivationsOutput, ExemplarsInput
+from aim_world.scientist import (
     Concept,
     OfflineScientist,
     apply_edit,
     parse_text,
     read_exemplars,
 )
-from aim_agent.agent.schema import CriticReport, Observation, Proposal, Scientist, ScientistView
-from aim_agent.tools.base import ToolContext, tool
-from aim_agent.tools.core import ActivationsOutput, ExemplarsInput
 
 EDIT = " | edit: "
 

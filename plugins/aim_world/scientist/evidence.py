@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aim_agent.agent.offline.parsing import Parsed, parse_text
-from aim_agent.agent.offline.scene_edits import apply_edit, is_edit_instruction
 from aim_agent.agent.schema import Observation
+from aim_world.scientist.parsing import Parsed, parse_text
+from aim_world.scientist.scene_edits import apply_edit, is_edit_instruction
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aim_agent.agent.offline.concepts import KIND_ORDER, OBJECT_KINDS, Concept
-from aim_agent.agent.offline.design import (
+from aim_agent.agent.schema import ScientistView
+from aim_world.scientist.concepts import KIND_ORDER, OBJECT_KINDS, Concept
+from aim_world.scientist.design import (
     SCREEN_CONTEXTS,
     _cells_experiment,
     companions,
@@ -20,14 +21,13 @@ from aim_agent.agent.offline.design import (
     design_screen,
     design_survey,
 )
-from aim_agent.agent.offline.evidence import Record, evidence_from
-from aim_agent.agent.offline.experiment import Experiment
-from aim_agent.agent.offline.hypotheses import Hyp
-from aim_agent.agent.offline.parsing import parse_text
-from aim_agent.agent.offline.reading import Reading, _focus_first, _is_member, reading_for
-from aim_agent.agent.offline.scenes import Palette
-from aim_agent.agent.offline.scoring import Scored, _scale, best, score
-from aim_agent.agent.schema import ScientistView
+from aim_world.scientist.evidence import Record, evidence_from
+from aim_world.scientist.experiment import Experiment
+from aim_world.scientist.hypotheses import Hyp
+from aim_world.scientist.parsing import parse_text
+from aim_world.scientist.reading import Reading, _focus_first, _is_member, reading_for
+from aim_world.scientist.scenes import Palette
+from aim_world.scientist.scoring import Scored, _scale, best, score
 
 MAX_CRITIC_ROUNDS = 3  # experiments run on the critic's requests before concluding anyway
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from aim_agent.agent.offline.concepts import (
+from aim_world.scene import TEXTURE_ADJECTIVES
+from aim_world.scientist.concepts import (
     ATTRIBUTE_KINDS,
     KIND_ORDER,
     OBJECT_KINDS,
@@ -13,7 +14,6 @@ from aim_agent.agent.offline.concepts import (
     _plural_only,
     _with_article,
 )
-from aim_world.scene import TEXTURE_ADJECTIVES
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from aim_agent.agent.offline.evidence import Record
-from aim_agent.agent.offline.hypotheses import Hyp, hyp_id, present
+from aim_world.scientist.evidence import Record
+from aim_world.scientist.hypotheses import Hyp, hyp_id, present
 
 STATUS_RANK = {"supported": 0, "open": 1, "refuted": 2}  # the order statuses are ranked in
 

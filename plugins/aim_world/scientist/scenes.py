@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from aim_agent.agent.offline.concepts import KIND_ORDER, Concept, noun_category
-from aim_agent.agent.offline.parsing import regions_of
 from aim_world import vocabulary as vocab
 from aim_world.scene import TEXTURE_ADJECTIVES
+from aim_world.scientist.concepts import KIND_ORDER, Concept, noun_category
+from aim_world.scientist.parsing import regions_of
 
 BACKGROUND_PHRASES = {
     "plain": "on a plain background", "sky": "in the sky", "grass": "on grass", "water": "on water",

@@ -3,11 +3,11 @@ the best of them (see the package docstring for the strategy)."""
 
 from __future__ import annotations
 
-from aim_agent.agent.offline.hypotheses import Hyp, condition_phrase, hyp_id
-from aim_agent.agent.offline.plan import State, derive, next_experiment
-from aim_agent.agent.offline.reading import Reading, _has_signal, reading_for
-from aim_agent.agent.offline.scoring import STATUS_RANK, Scored
 from aim_agent.agent.schema import Conclusion, Hypothesis, Proposal, ScientistView
+from aim_world.scientist.hypotheses import Hyp, condition_phrase, hyp_id
+from aim_world.scientist.plan import State, derive, next_experiment
+from aim_world.scientist.reading import Reading, _has_signal, reading_for
+from aim_world.scientist.scoring import STATUS_RANK, Scored
 
 NON_WORLD_NOTE = (
     "The exemplar descriptions contain no words of the world's vocabulary (objects, colours, "

@@ -1,5 +1,6 @@
 """World speed: scenes rendered per second at 224 px (cold and warm caches), edits per second.
 
+``aim bench world``: the plugin registers this module as a benchmark (hook ``aim_benchmarks``).
 The result dict is built from :data:`MEASUREMENTS`, a list of functions ``f(args) -> dict``;
 another measurement (e.g. synthetic-neuron activations per second) is one more function
 appended with :func:`measurement`.
@@ -12,6 +13,8 @@ import random
 import time
 from collections.abc import Callable
 
+#: the benchmark's name: ``aim bench world``
+name = "world"
 Measurement = Callable[[argparse.Namespace], dict]
 MEASUREMENTS: list[Measurement] = []
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from aim_agent.agent.offline.parsing import Parsed, parse_text
 from aim_world import vocabulary as vocab
+from aim_world.scientist.parsing import Parsed, parse_text
 
 _EDIT_VERB = re.compile(r"^\s*(replace|change|remove|add|make|turn|put|delete|swap)\b", re.I)
 _REPLACE = re.compile(r"^\s*(?:replace|swap)\s+(?:the\s+|a\s+|an\s+)?(.+?)\s+(?:with|by|for)\s+(.+)$", re.I)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aim_agent.agent.offline.concepts import OBJECT_KINDS, Concept, _with_article, noun_category
-from aim_agent.agent.offline.experiment import Experiment
-from aim_agent.agent.offline.hypotheses import Hyp
-from aim_agent.agent.offline.reading import Reading, _is_member
-from aim_agent.agent.offline.scenes import (
+from aim_world import vocabulary as vocab
+from aim_world.scene import TEXTURE_ADJECTIVES
+from aim_world.scientist.concepts import OBJECT_KINDS, Concept, _with_article, noun_category
+from aim_world.scientist.experiment import Experiment
+from aim_world.scientist.hypotheses import Hyp
+from aim_world.scientist.reading import Reading, _is_member
+from aim_world.scientist.scenes import (
     CONTEXT_BACKGROUNDS,
     NEUTRAL_COLORS,
     NEUTRAL_NOUNS,
@@ -19,8 +21,6 @@ from aim_agent.agent.offline.scenes import (
     _cycle,
     realize,
 )
-from aim_world import vocabulary as vocab
-from aim_world.scene import TEXTURE_ADJECTIVES
 
 SCREEN_CONTEXTS = 5  # a critic wants about five images of a concept, in three or more contexts
 PAIR_CONTEXTS = 3

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 
-from aim_agent.agent.offline.concepts import Concept, noun_category
 from aim_world import vocabulary as vocab
+from aim_world.scientist.concepts import Concept, noun_category
 
 MIN_OBJECT_SHARE = 10  # % of a highlighted region an object must fill to count (slivers are noise)
 MIN_REGION_SHARE = 25  # % of a highlighted region a background part must fill to count as a concept

@@ -7,7 +7,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from aim_agent.agent.offline.concepts import (
+from aim_agent.agent.schema import ScientistView
+from aim_world.scientist.concepts import (
     ATTRIBUTE_KINDS,
     HYPERNYMS,
     KIND_ORDER,
@@ -15,9 +16,8 @@ from aim_agent.agent.offline.concepts import (
     Concept,
     noun_category,
 )
-from aim_agent.agent.offline.hypotheses import Hyp, hyp_id
-from aim_agent.agent.offline.parsing import parse_text
-from aim_agent.agent.schema import ScientistView
+from aim_world.scientist.hypotheses import Hyp, hyp_id
+from aim_world.scientist.parsing import parse_text
 
 MAX_CANDIDATES = 4  # single-concept hypotheses tested in the screen
 MAX_PAIRS = 2  # OR / conditional hypotheses tested in the pairs phase
