@@ -101,7 +101,7 @@ details.exp{margin:14px 0 6px}details.exp>summary{font-size:15px;margin-bottom:6
 .rank{font-weight:600}
 .new{background:#e8eeff;color:#1e3a9a}.changed{background:var(--warnbg);color:var(--warn)}
 table.hyps td{padding:4px 8px}table.hyps td:nth-child(3){white-space:nowrap}
-.request{border-top:1px dashed var(--line);margin-top:14px;padding-top:4px}
+.request{border-top:1px dashed var(--line);margin-top:14px;padding-top:4px}h2+.request{border:0;margin:0;padding:0}
 """
 
 
@@ -356,8 +356,12 @@ def exemplars_section(data: ReportData, available: set[str]) -> str:
             f'{image_grid(data.exemplars, data.scale, available)}</section>')
 
 
+def round_title(r: RoundData) -> str:
+    return f"Round {r.index}" if r.ran_experiment or r.index else "Before any experiment"
+
+
 def round_section(r: RoundData, scale: Scale, available: set[str]) -> str:
-    title = f"Round {r.index}" if r.ran_experiment or r.index else "Before any experiment"
+    title = round_title(r)
     parts = [f'<section class="card round" id="round-{r.index}"><h2>{esc(title)}'
              f'{badge(r.phase, "neutral") if r.phase else ""}'
              f'{badge("failed", "bad") if r.failed else ""}</h2>']
@@ -425,7 +429,7 @@ def results_summary(items: Sequence[ImageItem]) -> str:
 
 
 def render(data: ReportData, available: set[str]) -> str:
-    toc = "".join(f'<a href="#round-{r.index}">round {r.index}</a>' for r in data.rounds)
+    toc = "".join(f'<a href="#round-{r.index}">{esc(round_title(r).lower())}</a>' for r in data.rounds)
     rounds = "".join(round_section(r, data.scale, available) for r in data.rounds)
     if not data.rounds:
         rounds = '<section class="card"><h2>Rounds</h2><p class="notes">No experiment rounds were run.</p></section>'
