@@ -75,6 +75,11 @@ class RunResult(BaseModel):
         return self.record.rounds_run
 
     @property
+    def rounds(self) -> int:
+        """Experiments finished (the older name of :attr:`rounds_run`; the round records are ``record.rounds``)."""
+        return self.record.rounds_run
+
+    @property
     def forced(self) -> str | None:
         return self.record.forced
 
