@@ -43,8 +43,10 @@ __all__ = [
     "RunSummary",
     "RunUsage",
     "is_round_record",
+    "now_text",
     "read_run_record",
     "rounds_from_state",
+    "usage_of",
 ]
 
 RESULT_FILE = "result.json"
@@ -283,6 +285,7 @@ def rounds_from_state(state: dict[str, Any]) -> list[RoundRecord]:
 
 
 def usage_of(state: dict[str, Any], wall_time_s: float) -> RunUsage:
+    """The run's tokens, cost and time from the state (``wall_time_s``: summed over the run's processes)."""
     calls: Sequence[CallUsage] = state.get("usage", [])
     return RunUsage(totals=summarize_usage(calls), calls=list(calls), wall_time_s=round(wall_time_s, 3),
                     node_seconds=dict(state.get("timings", {})))
