@@ -170,14 +170,16 @@ def hypothesize(state: AgentState, rt: AgentRuntime) -> Update:
     if reason:
         return {"forced": reason, "proposal": None}
     proposal = rt.scientist.propose(make_view(state, rt))
-    update: Update = {"proposal": proposal}
+    done = state.get("round", 0)
+    # every proposal is logged: one that runs an experiment opens the next round; a bare request to
+    # conclude belongs to the round it answers (the critic judges it there)
+    log = rt.sync_log(state.get("log", []), done if proposal.only_asks_to_conclude else done + 1)
+    start = len(log.entries)
+    log.add("hypothesis", proposal.thoughts, data={"proposal": proposal.model_dump(mode="json")})
+    update: Update = {"proposal": proposal, "log": log.since(start)}
     if proposal.hypotheses:
         update["hypotheses"] = proposal.hypotheses
     return update
-
-
-def _has_experiment(proposal: Proposal | None) -> bool:
-    return proposal is not None and (bool(proposal.code and proposal.code.strip()) or bool(proposal.tool_calls))
 
 
 @node("experiment")
@@ -262,9 +264,6 @@ def log_results(state: AgentState, rt: AgentRuntime) -> Update:
     log = rt.sync_log(state.get("log", []), obs.round)
     start = len(log.entries)
     log.entries.extend(pending.log_entries)
-    proposal = state.get("proposal")
-    log.add("hypothesis", proposal.thoughts if proposal else "",
-            data={"proposal": proposal.model_dump(mode="json") if proposal else None})
     measured = {m.image_id: m for m in pending.measurements}
     inputs = _images(rt, list(measured))
     save_images(rt.image_dir, _images(rt, obs.image_ids), rt.ctx.images)
@@ -402,7 +401,7 @@ def after_hypothesize(state: AgentState) -> str:
     if state.get("forced"):
         return "conclude"
     proposal = state.get("proposal")
-    if proposal is not None and proposal.ready_to_conclude and not _has_experiment(proposal):
+    if proposal is not None and proposal.only_asks_to_conclude:
         return "critic"
     return "experiment"
 

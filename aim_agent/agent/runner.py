@@ -6,8 +6,8 @@
 - ``checkpoint.sqlite``: a LangGraph checkpoint after every node (thread id = run id),
 - ``images/``: every logged image as ``<id>.png``,
 - ``log.jsonl``: the experiment log, one entry a line (rewritten after every round),
-- ``result.json``: description, labels, evidence, rounds, tokens, cost, timings, backends,
-  and the ground truth when the unit has one,
+- ``result.json``: a :class:`~aim_agent.agent.record.RunRecord` (conclusion, rounds, usage,
+  backends, and the ground truth when the unit has one), written when the run ends however it ends,
 - ``report.html`` when :mod:`aim_agent.report` is installed.
 
 ``run_interpret(None, resume=RUN_ID)`` continues a killed run from its last finished node:
@@ -26,39 +26,74 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from aim_agent.agent.backends import BackendSpec, default_backend, summarize_usage
+from aim_agent.agent.backends import BackendSpec
 from aim_agent.agent.config import RunConfig
 from aim_agent.agent.graph import build_graph, sqlite_checkpointer
 from aim_agent.agent.nodes import write_log
+from aim_agent.agent.record import (
+    Backends,
+    Exemplars,
+    RunRecord,
+    RunRecordError,
+    now_text,
+    read_run_record,
+    rounds_from_state,
+    usage_of,
+)
 from aim_agent.agent.runtime import AgentRuntime, build_runtime
 from aim_agent.agent.schema import Conclusion, Scientist
 from aim_agent.agent.state import AgentState
 from aim_agent.tools.base import ToolSpec
 
-__all__ = ["RunConfig", "RunResult", "initial_state", "new_run_id", "run_interpret"]
+__all__ = ["RunConfig", "RunRecord", "RunResult", "build_record", "initial_state", "new_run_id", "run_interpret"]
 
 BUDGET_FIELDS = ("max_rounds", "max_tokens", "max_cost", "max_seconds")
 Progress = Callable[[str], None]
 
 
 class RunResult(BaseModel):
-    """What a finished run produced, and where its files are."""
+    """What :func:`run_interpret` returns: the run's record (what ``result.json`` holds) and where its files are."""
 
-    run_id: str
+    record: RunRecord
     run_dir: Path
     result_path: Path
     log_path: Path
     report_path: Path | None = None
-    conclusion: Conclusion | None = None
-    rounds: int = 0
-    forced: str | None = None
-    total_tokens: int = 0
-    cost_usd: float | None = None
-    ground_truth: str | None = None
-    resumed: bool = False
-    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    @property
+    def conclusion(self) -> Conclusion | None:
+        return self.record.conclusion
+
+    @property
+    def rounds_run(self) -> int:
+        return self.record.rounds_run
+
+    @property
+    def rounds(self) -> int:
+        """Experiments finished (the older name of :attr:`rounds_run`; the round records are ``record.rounds``)."""
+        return self.record.rounds_run
+
+    @property
+    def forced(self) -> str | None:
+        return self.record.forced
+
+    @property
+    def ground_truth(self) -> str | None:
+        return self.record.ground_truth
+
+    @property
+    def total_tokens(self) -> int:
+        return self.record.usage.totals.total_tokens
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self.record.usage.totals.cost_usd
 
 
 def new_run_id(config: RunConfig) -> str:
@@ -121,7 +156,7 @@ def _read_run_json(run_dir: Path) -> dict[str, Any]:
 
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.write_text(json.dumps(data, indent=2))
     tmp.replace(path)
 
 
@@ -165,7 +200,7 @@ def run_interpret(
         run_dir.mkdir(parents=True, exist_ok=True)
         config = config.model_copy(update={"run_id": run_id, "runs_dir": str(root)})
         _write_json(run_dir / "run.json", {"run_id": run_id, "config": config.public(),
-                                           "created_at": _now()})
+                                           "created_at": now_text()})
 
     rt = build_runtime(config, run_dir, scientist=scientist, tools=tools)
     saver = sqlite_checkpointer(run_dir / "checkpoint.sqlite")
@@ -196,26 +231,14 @@ def run_interpret(
         raise
     finally:
         state = graph.get_state(run_config).values
-        result_path = write_result(run_dir, state, rt, time.monotonic() - started, error=error, notes=notes,
-                                   resumed=bool(resume))
+        record = build_record(run_dir, state, rt, time.monotonic() - started, error=error, notes=notes,
+                              resumed=bool(resume))
+        write_log(run_dir, state.get("log", []))
+        result_path = record.write(run_dir)
         saver.conn.close()
         report = _write_report(run_dir)
-    usage = summarize_usage(state.get("usage", []))
-    return RunResult(
-        run_id=run_id,
-        run_dir=run_dir,
-        result_path=result_path,
-        log_path=run_dir / "log.jsonl",
-        report_path=report,
-        conclusion=state.get("conclusion"),
-        rounds=state.get("round", 0),
-        forced=state.get("forced"),
-        total_tokens=usage.total_tokens,
-        cost_usd=usage.cost_usd,
-        ground_truth=_ground_truth(rt),
-        resumed=bool(resume),
-        notes=notes,
-    )
+    return RunResult(record=record, run_dir=run_dir, result_path=result_path, log_path=run_dir / "log.jsonl",
+                     report_path=report)
 
 
 def _stream(graph: Any, inputs: Any, run_config: dict[str, Any], rt: AgentRuntime, say: Progress) -> None:
@@ -255,10 +278,6 @@ def _progress_line(name: str, delta: dict[str, Any]) -> str | None:
     return None
 
 
-def _now() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
 def _ground_truth(rt: AgentRuntime) -> str | None:
     system = rt.ctx.system
     try:
@@ -271,7 +290,7 @@ def _backend_label(spec: BackendSpec | None, fallback: str) -> str:
     return spec.label() if spec is not None else fallback
 
 
-def write_result(
+def build_record(
     run_dir: Path,
     state: dict[str, Any],
     rt: AgentRuntime,
@@ -280,77 +299,45 @@ def write_result(
     error: BaseException | None = None,
     notes: Sequence[str] = (),
     resumed: bool = False,
-) -> Path:
-    """``result.json`` (and ``log.jsonl``) from the checkpointed state."""
+) -> RunRecord:
+    """The :class:`RunRecord` of a run from its checkpointed state (``seconds``: this process's share)."""
     config = rt.config
-    usage = summarize_usage(state.get("usage", []))
     conclusion: Conclusion | None = state.get("conclusion")
-    timings = dict(state.get("timings", {}))
-    previous = {}
-    if (run_dir / "result.json").exists():
+    earlier = 0.0
+    if resumed:  # the wall time of the processes before this one
         try:
-            previous = json.loads((run_dir / "result.json").read_text())
-        except ValueError:
-            previous = {}
-    wall = float(previous.get("wall_time_s") or 0.0) + seconds if resumed else seconds
+            earlier = read_run_record(run_dir).usage.wall_time_s
+        except RunRecordError:
+            earlier = 0.0
     status = "finished" if conclusion is not None else ("failed" if error is not None else "stopped")
-    log_entries = state.get("log", [])
-    result: dict[str, Any] = {
-        "run_id": rt.run_id,
-        "status": status,
-        "task": state.get("task"),
-        "unit_label": config.unit_label(),
-        "model": config.model,
-        "layer": config.layer,
-        "unit_index": config.unit,
-        "synthetic": config.synthetic,
-        "mode": config.mode,
-        "scientist": getattr(rt.scientist, "name", type(rt.scientist).__name__),
-        "backend": (config.backend or default_backend()).label(),
-        "describer": getattr(rt.ctx.describer, "name", config.describer),
-        "critic_backend": _backend_label(config.critic_backend, "rules only"),
-        "description": conclusion.description if conclusion else None,
-        "labels": conclusion.labels if conclusion else [],
-        "evidence": conclusion.evidence if conclusion else [],
-        "confidence": conclusion.confidence if conclusion else None,
-        "maia_text": conclusion.maia_text() if conclusion else None,
-        "conclusion": conclusion.model_dump(mode="json") if conclusion else None,
-        "forced": state.get("forced"),
-        "ground_truth": _ground_truth(rt),
-        "rounds": state.get("round", 0),
-        "max_rounds": state.get("max_rounds", config.max_rounds),
-        "hypotheses": [h.model_dump(mode="json") for h in state.get("hypotheses", [])],
-        "exemplars": {
-            "image_ids": state.get("exemplar_image_ids", []),
-            "activations": state.get("exemplar_activations", []),
-            "descriptions": state.get("exemplar_descriptions", []),
-        },
-        "observations": [o.model_dump(mode="json") for o in state.get("observations", [])],
-        "critic": [c.model_dump(mode="json") for c in state.get("critic", [])],
-        "measurements": [m.model_dump(mode="json") for m in state.get("measurements", [])],
-        "proposals": [
-            {"round": e.round, "proposal": e.data.get("proposal")}
-            for e in log_entries if e.kind == "hypothesis" and e.data.get("proposal")
-        ],
-        "tokens": {"input": usage.input_tokens, "output": usage.output_tokens, "total": usage.total_tokens,
-                   "calls": usage.calls, "by_role": usage.by_role},
-        "total_tokens": usage.total_tokens,
-        "cost_usd": usage.cost_usd,
-        "cost_note": usage.cost_note,
-        "usage": [u.model_dump(mode="json") for u in state.get("usage", [])],
-        "timings": timings,
-        "wall_time_s": round(wall, 3),
-        "notes": [*state.get("notes", []), *notes],
-        "config": config.public(),
-        "finished_at": _now(),
-        "files": {"log": "log.jsonl", "images": "images/", "checkpoint": "checkpoint.sqlite"},
-    }
-    if error is not None:
-        result["error"] = f"{type(error).__name__}: {error}"
-        result["traceback"] = "".join(traceback.format_exception(error))[-6000:]
-    write_log(run_dir, log_entries)
-    _write_json(run_dir / "result.json", result)
-    return run_dir / "result.json"
+    return RunRecord(
+        run_id=rt.run_id,
+        status=status,
+        task=state.get("task") or default_task(config),
+        unit_label=config.unit_label(),
+        config=config,
+        backends=Backends(
+            scientist=getattr(rt.scientist, "name", type(rt.scientist).__name__),
+            describer=str(getattr(rt.ctx.describer, "name", config.describer)),
+            critic=_backend_label(config.critic_backend, "rules only"),
+        ),
+        conclusion=conclusion,
+        forced=state.get("forced"),
+        ground_truth=_ground_truth(rt),
+        hypotheses=state.get("hypotheses", []),
+        exemplars=Exemplars(
+            image_ids=state.get("exemplar_image_ids", []),
+            activations=state.get("exemplar_activations", []),
+            descriptions=state.get("exemplar_descriptions", []),
+        ),
+        rounds=rounds_from_state(state),
+        rounds_run=state.get("round", 0),
+        usage=usage_of(state, earlier + seconds),
+        resumed=resumed,
+        notes=[*state.get("notes", []), *notes],
+        error=f"{type(error).__name__}: {error}" if error is not None else None,
+        traceback="".join(traceback.format_exception(error))[-6000:] if error is not None else None,
+    )
 
 
 def _write_report(run_dir: Path) -> Path | None:

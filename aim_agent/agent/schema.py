@@ -43,6 +43,16 @@ class Proposal(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     ready_to_conclude: bool = False
 
+    @property
+    def has_experiment(self) -> bool:
+        """Whether it gives an experiment to run (code or tool calls)."""
+        return bool(self.code and self.code.strip()) or bool(self.tool_calls)
+
+    @property
+    def only_asks_to_conclude(self) -> bool:
+        """It wants to conclude and gives no experiment: the critic judges the evidence as it stands."""
+        return self.ready_to_conclude and not self.has_experiment
+
 
 class Observation(BaseModel):
     """What an experiment returned, as the scientist will see it."""

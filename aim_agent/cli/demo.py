@@ -65,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     out = Console(highlight=False)
     if result.conclusion is not None:
         out.print(result.conclusion.maia_text())
-        out.print(f"[dim]confidence {result.conclusion.confidence:.2f}, {result.rounds} rounds[/dim]")
+        out.print(f"[dim]confidence {result.conclusion.confidence:.2f}, {result.rounds_run} rounds[/dim]")
     if result.ground_truth:
         out.print(f"[dim]ground truth:[/dim] {result.ground_truth}")
     if result.report_path is None:

@@ -136,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
     if result.ground_truth:
         out.print(f"[dim]ground truth:[/dim] {result.ground_truth}")
     cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
-    out.print(f"[dim]rounds {result.rounds}, tokens {result.total_tokens}, cost {cost}"
+    out.print(f"[dim]rounds {result.rounds_run}, tokens {result.total_tokens}, cost {cost}"
               + (f", forced by {result.forced}" if result.forced else "") + "[/dim]")
     out.print(f"result  {result.result_path}")
     out.print(f"log     {result.log_path}")

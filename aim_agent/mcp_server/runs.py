@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import logging
 import re
 import secrets
@@ -153,14 +152,13 @@ class RunManager:
             except (TypeError, ValueError):
                 takes_progress = False
             result = run_interpret(config, progress=progress) if takes_progress else run_interpret(config)
-            record.result = plain(result)
             reported_dir = getattr(result, "run_dir", None)
             if reported_dir:
                 record.dir = Path(reported_dir)
-            record.dir.mkdir(parents=True, exist_ok=True)
-            result_file = record.dir / "result.json"
-            if not result_file.exists():
-                result_file.write_text(json.dumps(record.result, indent=2), encoding="utf-8")
+            # the run's typed record (result.json); a missing or malformed one fails the run with a clear error
+            from aim_agent.agent.record import read_run_record
+
+            record.result = read_run_record(record.dir).summary().model_dump(mode="json")
             if not (record.dir / "report.html").exists():
                 try:
                     from aim_agent.report import write_report

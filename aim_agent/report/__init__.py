@@ -1,8 +1,9 @@
 """The run report: one HTML page a researcher can send a colleague.
 
-``write_report(run_dir)`` reads ``result.json``, ``log.jsonl`` and ``images/`` of a run and
-writes ``report.html`` next to them (atomically). Images are linked relatively, so the page
-works from disk as long as it stays beside its ``images/`` folder.
+``write_report(run_dir)`` reads a run's typed record (``result.json``, see
+:mod:`aim_agent.agent.record`) and its ``images/`` and writes ``report.html`` next to them
+(atomically). Images are linked relatively, so the page works from disk as long as it stays
+beside its ``images/`` folder.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def render_report(run_dir: Path) -> str:
 def write_report(run_dir: Path) -> Path:
     """Write ``run_dir/report.html`` and return its path.
 
-    Works for any state of the run: finished, failed, or stopped before the first round.
+    Works for any run that wrote its record: finished, failed, or stopped before the first round.
+    A missing or unreadable ``result.json`` raises :class:`~aim_agent.agent.record.RunRecordError`.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -13,11 +13,14 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
-from aim_agent.report.model import ImageItem, ReportData, RoundData, Scale
+from aim_agent.agent.critic import leading_hypothesis
+from aim_agent.agent.schema import Conclusion, CriticReport, Hypothesis, ToolCall
+from aim_agent.report.model import HypothesisRow, ImageItem, ReportData, RoundData, Scale, Verdict
 
 _IMAGE_ID = re.compile(r"^img_[0-9A-Za-z]{4,64}$")
 UNIT = Scale(0.0, 1.0)  # confidences
 SHOWN_HYPOTHESES = 8  # rows of the final hypotheses table before the rest is folded away
+ROUND_HYPOTHESES = 6  # a round's leading hypotheses shown (besides those that changed); the rest is folded away
 FOLD_AT = 48  # images of a round shown before the rest is folded away
 STATUS_CLASS = {"supported": "ok", "refuted": "bad", "open": "neutral"}
 
@@ -82,8 +85,7 @@ pre.wrap{white-space:pre-wrap;background:#f3f4f8;color:var(--ink)}
 .round{border-left:4px solid var(--accent)}
 .round h2 .badge{margin-left:8px}
 .thoughts{white-space:pre-wrap;color:#2b3345;background:#f7f8fc;border-radius:8px;padding:10px 12px;margin:4px 0}
-.hyps{display:flex;flex-direction:column;gap:4px}.hyp{display:flex;gap:8px;align-items:baseline}
-.hyp .conf-num{color:var(--muted);font:12px ui-monospace,Menlo,monospace}
+.conf-num{color:var(--muted);font:12px ui-monospace,Menlo,monospace}
 .critic{background:#fffaf0;border:1px solid #f3e2bf;border-radius:8px;padding:10px 12px;margin-top:12px}
 .critic.good{background:#f2fbf6;border-color:#cdebd9}
 .error{background:var(--badbg);border:1px solid #f3c5c8;border-radius:8px;padding:10px 12px;margin-top:10px}
@@ -97,6 +99,9 @@ details.exp{margin:14px 0 6px}details.exp>summary{font-size:15px;margin-bottom:6
 .exemplars .grid{grid-template-columns:repeat(auto-fill,minmax(170px,1fr))}
 .exemplars .cap.sub{-webkit-line-clamp:7;font-size:11.5px;color:var(--muted)}
 .rank{font-weight:600}
+.new{background:#e8eeff;color:#1e3a9a}.changed{background:var(--warnbg);color:var(--warn)}
+table.hyps td{padding:4px 8px}table.hyps td:nth-child(3){white-space:nowrap}
+.request{border-top:1px dashed var(--line);margin-top:14px;padding-top:4px}h2+.request{border:0;margin:0;padding:0}
 """
 
 
@@ -191,56 +196,66 @@ def meta_grid(rows: Iterable[tuple[str, str]]) -> str:
     return f'<dl class="meta">{cells}</dl>'
 
 
-def hypotheses_list(hyps: Sequence[dict]) -> str:
-    if not hyps:
-        return '<p class="notes">No hypotheses recorded.</p>'
-    rows = []
-    for h in _sorted_hypotheses(hyps):
-        conf = h.get("confidence")
-        conf_txt = f'<span class="conf-num">{conf:.2f}</span>' if isinstance(conf, int | float) else ""
-        kind = h.get("kind") or ""
-        rows.append(f'<div class="hyp">{status_badge(str(h.get("status", "open")))}'
-                    f'<span>{esc(h.get("statement") or h.get("id"))}</span>'
-                    f'{badge(kind, "neutral") if kind and kind != "single" else ""}{conf_txt}</div>')
-    return f'<div class="hyps">{"".join(rows)}</div>'
-
-
 STATUS_ORDER = {"supported": 0, "open": 1, "refuted": 2}
 
 
-def _sorted_hypotheses(hyps: Sequence[dict]) -> list[dict]:
-    def key(h: dict) -> tuple:
-        conf = h.get("confidence")
-        return (STATUS_ORDER.get(str(h.get("status")), 1), -(conf if isinstance(conf, int | float) else 0))
-    return sorted(hyps, key=key)
+def _rank(h: Hypothesis) -> tuple[int, float]:
+    return STATUS_ORDER.get(h.status, 1), -h.confidence
 
 
-def hypotheses_table(hyps: Sequence[dict]) -> str:
+def hypothesis_row(h: Hypothesis, change: str = "") -> str:
+    conf_cell = f'<div class="act">{bar(h.confidence, UNIT)}<span>{h.confidence:.2f}</span></div>'
+    muted = ' class="muted"' if h.status == "refuted" else ""
+    kind = h.kind + (f" ({h.condition})" if h.condition else "")
+    mark = badge(change, "new" if change == "new" else "changed") if change else ""
+    return (f'<tr{muted}><td>{status_badge(h.status)}</td><td>{esc(h.statement or h.id)} {mark}</td>'
+            f'<td>{esc(kind)}</td><td style="width:190px">{conf_cell}</td></tr>')
+
+
+HYP_HEAD = '<thead><tr><th>status</th><th>hypothesis</th><th>kind</th><th>confidence</th></tr></thead>'
+
+
+def _table(rows: Sequence[str]) -> str:
+    return f'<table class="hyps">{HYP_HEAD}<tbody>{"".join(rows)}</tbody></table>'
+
+
+def hypotheses_table(hyps: Sequence[Hypothesis]) -> str:
+    """The hypotheses at the end of the run: supported first, then open, then refuted, by confidence."""
     if not hyps:
         return ""
-    rows = []
-    for h in _sorted_hypotheses(hyps):
-        conf = h.get("confidence")
-        conf_cell = (f'<div class="act">{bar(float(conf), UNIT)}<span>{float(conf):.2f}</span></div>'
-                     if isinstance(conf, int | float) else "")
-        muted = ' class="muted"' if h.get("status") == "refuted" else ""
-        rows.append(f'<tr{muted}><td>{status_badge(str(h.get("status", "open")))}</td>'
-                    f'<td>{esc(h.get("statement") or h.get("id"))}</td><td>{esc(h.get("kind", ""))}</td>'
-                    f'<td style="width:190px">{conf_cell}</td></tr>')
-    head = '<thead><tr><th>status</th><th>hypothesis</th><th>kind</th><th>confidence</th></tr></thead>'
-    table = f'<table>{head}<tbody>{"".join(rows[:SHOWN_HYPOTHESES])}</tbody></table>'
+    rows = [hypothesis_row(h) for h in sorted(hyps, key=_rank)]
+    table = _table(rows[:SHOWN_HYPOTHESES])
     if len(rows) > SHOWN_HYPOTHESES:
         table += (f'<details><summary>{len(rows) - SHOWN_HYPOTHESES} more hypotheses</summary>'
-                  f'<table>{head}<tbody>{"".join(rows[SHOWN_HYPOTHESES:])}</tbody></table></details>')
+                  f'{_table(rows[SHOWN_HYPOTHESES:])}</details>')
     return table
 
 
-def tool_calls_block(calls: Sequence[dict]) -> str:
+def round_hypotheses(rows: Sequence[HypothesisRow], compared: bool) -> str:
+    """A round's hypotheses: the leading ones and every one that changed; the rest one click away.
+
+    ``compared``: whether there was a round before to compare with (the first round's are all new).
+    """
+    ordered = sorted(rows, key=lambda r: _rank(r.hypothesis))
+    shown = [r for k, r in enumerate(ordered) if k < ROUND_HYPOTHESES or r.change]
+    rest = [r for k, r in enumerate(ordered) if not (k < ROUND_HYPOTHESES or r.change)]
+    changed = sum(1 for r in rows if r.change)
+    note = (f"{changed} changed since the round before" if changed else "none changed since the round before"
+            if compared else f"{len(rows)} stated")
+    html_ = f'<h3>Hypotheses <span class="sub">({note})</span></h3>'
+    html_ += _table([hypothesis_row(r.hypothesis, r.change) for r in shown])
+    if rest:
+        more = f"{len(rest)} more {'hypothesis' if len(rest) == 1 else 'hypotheses'}"
+        more += ", unchanged" if compared else ""
+        html_ += f'<details><summary>{more}</summary>{_table([hypothesis_row(r.hypothesis) for r in rest])}</details>'
+    return html_
+
+
+def tool_calls_block(calls: Sequence[ToolCall]) -> str:
     lines = []
     for k, call in enumerate(calls):
-        args = call.get("args", {})
-        text = json.dumps(args, indent=2, ensure_ascii=False, default=str)
-        lines.append(f"${k} = {call.get('tool', '?')}({text})")
+        text = json.dumps(call.args, indent=2, ensure_ascii=False, default=str)
+        lines.append(f"${k} = {call.tool}({text})")
     return f'<pre>{esc(chr(10).join(lines))}</pre>'
 
 
@@ -252,23 +267,37 @@ def error_block(message: str | None, traceback: str | None, title: str = "Error"
     return f'<div class="error"><strong>{esc(title)}</strong>{body}{tb}</div>'
 
 
-def critic_block(report: dict) -> str:
-    satisfied = bool(report.get("satisfied"))
-    head = badge("satisfied" if satisfied else "not satisfied", "ok" if satisfied else "warn")
-    requests = report.get("requests") or []
-    req = ("<ul class=\"evidence\">" + "".join(f"<li>{esc(r)}</li>" for r in requests) + "</ul>") if requests else ""
-    checks = report.get("checks") or {}
-    chk = ""
-    if checks:
-        items = "".join(f"<tr><td>{esc(k)}</td><td>{esc(_plain(v))}</td></tr>" for k, v in checks.items())
-        chk = f'<details><summary>checks</summary><table><tbody>{items}</tbody></table></details>'
-    checks_ = report.get("checks") or {}
-    if checks_.get("vetoed_conclusion"):
+def critic_block(report: CriticReport, title: str = "Critic") -> str:
+    head = badge("satisfied" if report.satisfied else "not satisfied", "ok" if report.satisfied else "warn")
+    checks = report.checks
+    if checks.get("vetoed_conclusion"):
         head += " " + badge("sent the conclusion back", "warn")
-    if checks_.get("overruled"):
-        head += " " + badge(str(checks_["overruled"]), "neutral")
-    return (f'<div class="critic {"good" if satisfied else ""}"><strong>Critic</strong> {head}'
-            f'{req}{chk}</div>')
+    if checks.get("overruled"):
+        head += " " + badge(str(checks["overruled"]), "neutral")
+    req = ('<ul class="evidence">' + "".join(f"<li>{esc(r)}</li>" for r in report.requests) + "</ul>"
+           if report.requests else "")
+    comment = checks.get("comment")
+    note = f'<p class="thoughts">{esc(comment)}</p>' if comment else ""
+    chk = ""
+    shown = {k: v for k, v in checks.items() if k != "comment"}
+    if shown:
+        items = "".join(f"<tr><td>{esc(k)}</td><td>{esc(_plain(v))}</td></tr>" for k, v in shown.items())
+        chk = f'<details><summary>checks</summary><table><tbody>{items}</tbody></table></details>'
+    return (f'<div class="critic {"good" if report.satisfied else ""}"><strong>{esc(title)}</strong> {head}'
+            f'{req}{note}{chk}</div>')
+
+
+def verdict_block(verdict: Verdict) -> str:
+    """A request to conclude (the scientist's words) and the critic's answer."""
+    request = verdict.request
+    words = f'<div class="thoughts">{esc(request.thoughts)}</div>' if request.thoughts.strip() else ""
+    lead = leading_hypothesis(request.hypotheses)
+    lead_html = (f'<p>Leading hypothesis: {status_badge(lead.status)} {esc(lead.statement)} '
+                 f'<span class="conf-num">{lead.confidence:.2f}</span></p>' if lead else "")
+    answer = critic_block(verdict.critic, "Critic on the request") if verdict.critic else \
+        '<p class="notes">The critic had not answered when the run ended.</p>'
+    notes = f"<details><summary>the scientist's notes</summary>{words}</details>" if words else ""
+    return f'<div class="request"><h3>The scientist asked to conclude</h3>{lead_html}{notes}{answer}</div>'
 
 
 def _plain(value: object) -> str:
@@ -283,34 +312,37 @@ def _plain(value: object) -> str:
 
 
 def header(data: ReportData) -> str:
-    status = badge("failed", "bad") if data.failed else badge("finished", "ok") if data.conclusion \
+    record = data.record
+    status = badge("failed", "bad") if data.failed else badge("finished", "ok") if record.conclusion \
         else badge("no conclusion", "warn")
     truth = ""
-    if data.ground_truth:
+    if record.ground_truth:
         match = ("" if data.label_match is None else badge("labels match", "ok") if data.label_match
                  else badge("labels do not match", "bad"))
-        truth = f'<div class="truth"><strong>Ground truth:</strong> {esc(data.ground_truth)} {match}</div>'
-    task = f'<p class="sub">{esc(data.task)}</p>' if data.task else ""
+        truth = (f'<div class="truth"><strong>Ground truth:</strong> {esc(record.ground_truth)} {match}'
+                 f'<div class="notes">known for this unit; added to the record after the run, never shown to '
+                 f'the scientist</div></div>')
+    task = f'<p class="sub">{esc(record.task)}</p>' if record.task else ""
+    failure = error_block(record.error, record.traceback, "The run failed") if data.failed else ""
     return (f'<header class="card"><h1>{esc(data.title)} {status}</h1>{task}'
-            f'{meta_grid(data.meta)}{truth}{error_block(data.error, data.traceback, "The run failed")}</header>')
+            f'{meta_grid(data.meta)}{truth}{failure}</header>')
 
 
 def conclusion_section(data: ReportData) -> str:
-    c = data.conclusion
-    if not c:
+    c: Conclusion | None = data.record.conclusion
+    if c is None:
         return ('<section class="card" id="conclusion"><h2>Conclusion</h2>'
                 '<p class="notes">The run ended without a conclusion.</p></section>')
-    labels = "".join(f'<span class="label">[LABEL] {esc(label)}</span>' for label in c.get("labels") or [])
-    conf = c.get("confidence")
-    conf_html = (f'<div class="conf"><span class="sub">confidence</span>{bar(float(conf), UNIT)}'
-                 f'<strong>{float(conf):.2f}</strong></div>') if isinstance(conf, int | float) else ""
-    forced = badge("forced by a budget", "warn") if c.get("forced") else ""
-    evidence = c.get("evidence") or []
-    ev = ('<h3>Evidence</h3><ul class="evidence">' + "".join(f"<li>{esc(e)}</li>" for e in evidence) + "</ul>"
-          if evidence else "")
-    final = (f"<h3>Hypotheses at the end</h3>{hypotheses_table(data.hypotheses)}" if data.hypotheses else "")
+    labels = "".join(f'<span class="label">[LABEL] {esc(label)}</span>' for label in c.labels)
+    conf_html = (f'<div class="conf"><span class="sub">confidence</span>{bar(c.confidence, UNIT)}'
+                 f'<strong>{c.confidence:.2f}</strong></div>')
+    forced = badge("forced by a budget", "warn") if c.forced else ""
+    ev = ('<h3>Evidence</h3><ul class="evidence">' + "".join(f"<li>{esc(e)}</li>" for e in c.evidence) + "</ul>"
+          if c.evidence else "")
+    hyps = data.record.hypotheses
+    final = f"<h3>Hypotheses at the end</h3>{hypotheses_table(hyps)}" if hyps else ""
     return (f'<section class="card" id="conclusion"><h2>Conclusion {forced}</h2>'
-            f'<div class="sub">[DESCRIPTION]</div><p class="description">{esc(c.get("description"))}</p>'
+            f'<div class="sub">[DESCRIPTION]</div><p class="description">{esc(c.description)}</p>'
             f'<div class="labels">{labels}</div>{conf_html}{ev}{final}</section>')
 
 
@@ -318,21 +350,25 @@ def exemplars_section(data: ReportData, available: set[str]) -> str:
     if not data.exemplars:
         return ('<section class="card" id="exemplars"><h2>Dataset exemplars</h2>'
                 '<p class="notes">No exemplars were recorded.</p></section>')
-    summary = f'<p class="notes">{esc(data.exemplar_summary)}</p>' if data.exemplar_summary else ""
     return (f'<section class="card exemplars" id="exemplars"><h2>Dataset exemplars '
             f'<span class="sub">({len(data.exemplars)} top-activating images, highest first, with what the blind '
-            f'describer saw in the highlighted region)</span></h2>{summary}'
+            f'describer saw in the highlighted region)</span></h2>'
             f'{image_grid(data.exemplars, data.scale, available)}</section>')
 
 
+def round_title(r: RoundData) -> str:
+    return f"Round {r.index}" if r.ran_experiment or r.index else "Before any experiment"
+
+
 def round_section(r: RoundData, scale: Scale, available: set[str]) -> str:
-    parts = [f'<section class="card round" id="round-{r.index}"><h2>Round {r.index}'
+    title = round_title(r)
+    parts = [f'<section class="card round" id="round-{r.index}"><h2>{esc(title)}'
              f'{badge(r.phase, "neutral") if r.phase else ""}'
              f'{badge("failed", "bad") if r.failed else ""}</h2>']
     if r.thoughts:
         parts.append(f'<h3>Scientist</h3><div class="thoughts">{esc(r.thoughts)}</div>')
     if r.hypotheses:
-        parts.append(f"<h3>Hypotheses</h3>{hypotheses_list(r.hypotheses)}")
+        parts.append(round_hypotheses(r.hypotheses, r.compared))
     if r.code:
         parts.append(experiment_block("code", f"<pre>{esc(r.code)}</pre>", r.code.count(chr(10)) + 1))
     elif r.tool_calls:
@@ -352,6 +388,8 @@ def round_section(r: RoundData, scale: Scale, available: set[str]) -> str:
     parts.append(error_block(r.error, r.traceback, "The experiment failed"))
     for report in r.critic:
         parts.append(critic_block(report))
+    for verdict in r.verdicts:
+        parts.append(verdict_block(verdict))
     parts.append("</section>")
     return "".join(parts)
 
@@ -391,7 +429,7 @@ def results_summary(items: Sequence[ImageItem]) -> str:
 
 
 def render(data: ReportData, available: set[str]) -> str:
-    toc = "".join(f'<a href="#round-{r.index}">round {r.index}</a>' for r in data.rounds)
+    toc = "".join(f'<a href="#round-{r.index}">{esc(round_title(r).lower())}</a>' for r in data.rounds)
     rounds = "".join(round_section(r, data.scale, available) for r in data.rounds)
     if not data.rounds:
         rounds = '<section class="card"><h2>Rounds</h2><p class="notes">No experiment rounds were run.</p></section>'
@@ -410,7 +448,7 @@ def render(data: ReportData, available: set[str]) -> str:
 {rounds}
 {notes}
 <footer>AIM — Automated Interpretability Modelling · activation bars run from {esc(fmt(data.scale.lo))}
-(empty) to {esc(fmt(data.scale.hi))} (full), the range of this run · generated from result.json and
-log.jsonl</footer>
+(empty) to {esc(fmt(data.scale.hi))} (full), the range of this run · generated from result.json
+(schema {esc(data.record.schema_version)})</footer>
 </main></body></html>
 """

@@ -26,6 +26,7 @@ from aim_agent.agent.backends import BackendSpec
 from aim_agent.agent.config import RunConfig
 from aim_agent.agent.critic import concept_present, context_of, critique
 from aim_agent.agent.experiment import resolve_refs
+from aim_agent.agent.record import read_run_record
 from aim_agent.agent.runner import run_interpret
 from aim_agent.agent.schema import Hypothesis
 from aim_agent.agent.state import Measurement
@@ -68,10 +69,13 @@ def test_tools_mode_session_with_critic_intervention(tmp_path):
     assert any("more backgrounds/contexts" in r for r in requests)
     assert any(r.startswith("run a control without 'red'") for r in requests)
     # after round 2 the evidence passes and the run concludes
-    assert result.rounds == 2 and result.conclusion.labels == ["red"] and not result.conclusion.forced
-    data = json.loads(result.result_path.read_text())
-    assert data["critic"][-1]["satisfied"] and data["labels"] == ["red"]
-    assert data["critic"][-1]["checks"]["evidence"][0]["controls"] == 3
+    assert result.rounds_run == 2 and result.conclusion.labels == ["red"] and not result.conclusion.forced
+    record = read_run_record(result.result_path)
+    assert record == result.record and record.conclusion.labels == ["red"]
+    first_round, last_round = record.rounds
+    assert first_round.critic[0].checks["vetoed_conclusion"] and first_round.proposal.ready_to_conclude
+    assert last_round.critic[-1].satisfied and last_round.critic[-1].checks["evidence"][0]["controls"] == 3
+    assert [m.prompt for m in first_round.measurements] == RED_PROMPTS[:2]
     # the observation chained text2image -> neuron through "$0.images" and paired prompts with activations
     obs = second.observations[0]
     assert obs.ok and obs.prompts == RED_PROMPTS[:2] and min(obs.activations) > 0.5
@@ -99,10 +103,11 @@ def test_round_cap_forces_a_conclusion(tmp_path):
     assert len(scientist.views) == 3 and [v.round for v in scientist.views] == [0, 1, 2]
     (final,) = scientist.conclude_views
     assert final.must_conclude
-    assert result.rounds == 3 and result.conclusion.forced
+    assert result.rounds_run == 3 and result.conclusion.forced
     assert result.forced.startswith("round cap")
-    data = json.loads(result.result_path.read_text())
-    assert data["forced"].startswith("round cap") and data["rounds"] == 3 and data["status"] == "finished"
+    record = read_run_record(result.run_dir)
+    assert record.forced.startswith("round cap") and record.rounds_run == 3 and record.status == "finished"
+    assert [rd.round for rd in record.rounds] == [1, 2, 3] and record.conclusion.forced
 
 
 def test_tool_call_errors_are_observed_and_references_resolve(tmp_path):
@@ -185,21 +190,26 @@ def test_code_mode_llm_session_recovers_from_syntax_and_runtime_errors(tmp_path,
     assert "SyntaxError" in second and "def run_experiment(system, tools)" in second
     assert "ZeroDivisionError" in third and 'File "<experiment>", line 4' in third
     assert "[HYPOTHESIS h1]" in third  # the scientist sees its hypotheses each round
-    data = json.loads(result.result_path.read_text())
-    assert data["rounds"] == 3 and [o["ok"] for o in data["observations"]] == [False, False, True]
-    assert data["labels"] == ["red objects"] and data["description"].startswith("red objects")
-    assert data["evidence"] == ["five red objects fire, three other colours do not"]
-    assert "red mean" in data["observations"][2]["text"]
-    assert "logged experiment: red vs other colours" in data["observations"][2]["text"]
+    record = read_run_record(result.run_dir)
+    assert record.rounds_run == 3 and [rd.observation.ok for rd in record.rounds] == [False, False, True]
+    assert [rd.proposal.hypotheses[0].confidence for rd in record.rounds] == [0.6, 0.6, 0.8]
+    assert "SyntaxError" in record.rounds[0].observation.error and record.rounds[0].proposal.code
+    assert record.conclusion.labels == ["red objects"] and record.conclusion.description.startswith("red objects")
+    assert record.conclusion.evidence == ["five red objects fire, three other colours do not"]
+    last = record.rounds[2]
+    assert "red mean" in last.observation.text
+    assert "logged experiment: red vs other colours" in last.observation.text
+    assert [e.text for e in last.shown] == ["red vs other colours"] and last.shown[0].prompts[:5] == RED_PROMPTS
     # tokens per call and a cost estimate from the price table
-    assert data["total_tokens"] == 4000 and data["tokens"]["calls"] == 5
-    assert data["cost_usd"] is not None and data["cost_usd"] > 0
+    assert record.usage.totals.total_tokens == 4000 and record.usage.totals.calls == 5
+    assert result.total_tokens == 4000 and len(record.usage.calls) == 5
+    assert record.usage.totals.cost_usd is not None and record.usage.totals.cost_usd > 0
     # the VLM describer saw the exemplar overlays and a fixed prompt: no task, no hypotheses
     (call,) = describer.received
     words = _text(call)
     assert all(w not in words for w in (*TASK_WORDS, "HYPOTHESIS", "red objects", "unit"))
     assert sum(1 for b in call[-1].content if b.get("type") == "image_url") == 4
-    assert data["exemplars"]["descriptions"] == ["a red square"] * 4
+    assert record.exemplars.descriptions == ["a red square"] * 4
 
 
 def _neuron_on_generated(messages: list[Any]) -> AIMessage:
@@ -230,15 +240,22 @@ def test_tools_mode_llm_session_runs_a_react_loop(tmp_path, chats):
     assert isinstance(followup[-2], ToolMessage) and '"images": ["img_' in followup[-2].content
     assert isinstance(followup[-1], HumanMessage)
     assert sum(1 for b in followup[-1].content if b.get("type") == "image_url") > 0
-    data = json.loads(result.result_path.read_text())
-    obs = data["observations"][0]
-    assert obs["ok"] and len(obs["activations"]) == 8 and obs["prompts"][:5] == RED_PROMPTS
-    assert "The five red images fire" in obs["text"]
-    assert data["rounds"] == 1 and data["labels"] == ["red objects"] and data["critic"][-1]["satisfied"]
+    record = read_run_record(result.run_dir)
+    (only,) = record.rounds
+    obs = only.observation
+    assert obs.ok and len(obs.activations) == 8 and obs.prompts[:5] == RED_PROMPTS
+    assert "The five red images fire" in obs.text
+    assert [c.tool for c in only.proposal.tool_calls] == ["text2image"]
+    assert record.rounds_run == 1 and record.conclusion.labels == ["red objects"]
+    # the second reply asked to conclude without an experiment: a request of round 1, answered by the critic
+    (request,) = only.conclusion_requests
+    assert request.ready_to_conclude and request.hypotheses[0].confidence == 0.9
+    assert len(only.critic) == 2 and only.critic[-1].satisfied
     # the optional critic model commented on the rule-based checks, and the scientist read the comment
-    assert data["critic"][0]["checks"]["comment"].startswith("Colour may be confounded")
+    assert only.critic[0].checks["comment"].startswith("Colour may be confounded")
     assert '"evidence"' in _text(critic.received[0]) and "Reviewer's comment: Colour" in _text(agent.received[3])
-    assert data["tokens"]["by_role"]["critic"]["calls"] == 2
+    assert record.usage.totals.by_role["critic"]["calls"] == 2
+    assert record.backends.critic == "openai:gpt-4o-mini"
 
 
 def test_token_budget_forces_a_conclusion_without_another_call(tmp_path, chats):
@@ -248,7 +265,7 @@ def test_token_budget_forces_a_conclusion_without_another_call(tmp_path, chats):
     result = run_interpret(config, tools=[fake_exemplars])
     assert len(agent.received) == 1
     assert result.forced.startswith("token budget") and result.conclusion.forced
-    assert result.conclusion.labels == ["red"] and result.rounds == 1
+    assert result.conclusion.labels == ["red"] and result.rounds_run == 1
 
 
 # --------------------------------------------------------------------------- the critic's rules
@@ -306,10 +323,10 @@ def test_offline_scientist_on_a_synthetic_neuron(tmp_path):
     config = RunConfig(synthetic=name, backend=BackendSpec(provider="offline"), mode="tools", runs_dir=str(tmp_path),
                        run_id="world", max_rounds=8, exemplars_k=6, image_size=112)
     result = run_interpret(config, tools=[world_exemplars])
-    data = json.loads(result.result_path.read_text())
-    assert data["status"] == "finished" and data["labels"] and data["ground_truth"]
-    assert data["rounds"] >= 1 and data["scientist"] == "offline"
-    assert name not in data["task"] and data["ground_truth"] not in data["task"]  # the answer is not given away
+    record = read_run_record(result.run_dir)
+    assert record.status == "finished" and record.conclusion.labels and record.ground_truth
+    assert record.rounds_run >= 1 and record.backends.scientist == "offline"
+    assert name not in record.task and record.ground_truth not in record.task  # the answer is not given away
 
 
 # --------------------------------------------------------------------------- the command line
@@ -336,7 +353,7 @@ def test_cli_interpret_writes_the_run_files_and_prints_their_paths(tmp_path, mon
     run = tmp_path / "runs" / "cli"
     assert "[DESCRIPTION]:" in out and "[LABEL]:" in out
     assert str(run / "result.json") in out and str(run / "log.jsonl") in out
-    data = json.loads((run / "result.json").read_text())
-    assert data["scientist"] == "offline" and data["backend"] == "offline" and data["status"] == "finished"
-    assert len(data["exemplars"]["image_ids"]) == 4 and data["rounds"] <= 2
+    record = read_run_record(run)
+    assert record.backends.scientist == "offline" and record.status == "finished"
+    assert len(record.exemplars.image_ids) == 4 and record.rounds_run <= 2
     assert json.loads((run / "run.json").read_text())["config"]["mode"] == "tools"

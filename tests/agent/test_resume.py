@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from aim_agent.agent.record import read_run_record
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 
@@ -32,7 +34,7 @@ SCRIPT = textwrap.dedent(
         run_interpret(fake_config(tmp, run_id="killed", mode=mode), scientist=scientist, tools=[fake_exemplars])
     else:
         result = run_interpret(None, resume="killed", runs_dir=tmp, scientist=scientist, tools=[fake_exemplars])
-        print("RESULT", result.rounds, result.conclusion.labels)
+        print("RESULT", result.rounds_run, result.conclusion.labels)
     """
 )
 
@@ -65,13 +67,16 @@ def test_resume_after_the_process_is_killed(tmp_path: Path, mode: str) -> None:
     experiments = [e["round"] for e in log if e["kind"] == "experiment"]
     assert experiments == [1, 2, 3, 4]
     assert sum(e["kind"] == "exemplars" for e in log) == 1  # the exemplars were not recomputed either
-    result = json.loads((run_dir / "result.json").read_text())
-    assert result["status"] == "finished" and result["rounds"] == 4
-    assert [o["round"] for o in result["observations"]] == [1, 2, 3, 4]
-    assert any(n.startswith("resumed after round 2") for n in result["notes"])
+    record = read_run_record(run_dir)
+    assert record.status == "finished" and record.rounds_run == 4 and record.resumed
+    assert [rd.round for rd in record.rounds] == [1, 2, 3, 4] and all(rd.observation for rd in record.rounds)
+    assert [rd.measurements[0].prompt for rd in record.rounds] == ["a red ball on grass", "a red apple on sand",
+                                                                    "a red cube on a road", "a red flower on water"]
+    assert any(n.startswith("resumed after round 2") for n in record.notes)
     # every image a round showed is on disk, so the resumed scientist (and the report) can see it
     saved = {p.stem for p in (run_dir / "images").glob("img_*.png")}
-    assert all(i in saved for o in result["observations"] for i in o["image_ids"])
+    assert all(i in saved for rd in record.rounds for i in rd.observation.image_ids)
+    assert "round-4" in (run_dir / "report.html").read_text()
 
 
 def test_resume_of_an_unknown_run_says_what_to_do(tmp_path: Path) -> None:

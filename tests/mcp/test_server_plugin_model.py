@@ -80,6 +80,10 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
     from dataclasses import dataclass
     from pathlib import Path
 
+    from aim_agent.agent import config as agent_config
+    from aim_agent.agent.record import Backends, RunRecord
+    from aim_agent.agent.schema import Conclusion
+
     @dataclass
     class RunConfig:  # the shape of aim_agent.agent.config.RunConfig that the server relies on
         model: str | None = None
@@ -109,6 +113,11 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
         if config.unit == 13:
             raise RuntimeError("the scientist gave up")
         release.wait(10)
+        if config.unit != 14:  # unit 14: the runner "forgets" its record
+            RunRecord(run_id=config.run_id, status="finished", task="what fires it?", unit_label="unit 0",
+                      config=agent_config.RunConfig(model=config.model, layer=config.layer, unit=config.unit),
+                      backends=Backends(scientist="offline", describer="fake", critic="rules only"),
+                      conclusion=Conclusion(description="fires on red", labels=["red"]), rounds_run=1).write(run_dir)
         return RunResult(description="fires on red", labels=["red"], run_dir=run_dir)
 
     fake = types.ModuleType("aim_agent.agent.runner")
@@ -140,7 +149,7 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
                 break
             await anyio.sleep(0.02)
         assert status["status"] == "finished", status
-        assert status["result"]["labels"] == ["red"]
+        assert status["result"]["conclusion"]["labels"] == ["red"] and status["result"]["rounds_run"] == 1
         report = await client.read_resource(f"aim://runs/{run_id}/report.html")
         assert "unit report" in report.contents[0].text
         result = await client.read_resource(f"aim://runs/{run_id}/result.json")
@@ -154,6 +163,16 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
                 break
             await anyio.sleep(0.02)
         assert status["status"] == "failed" and "gave up" in status["error"]
+
+        silent = await client.call_tool("start_interpret", {"model": "fake-color", "layer": "relu", "unit": 14})
+        silent_id = silent.structured_content["run_id"]
+        for _ in range(200):
+            status = (await client.call_tool("read_result", {"run_id": silent_id})).structured_content
+            if status["status"] != "running":
+                break
+            await anyio.sleep(0.02)
+        assert status["status"] == "failed" and f"no run record at {tmp_path}" in status["error"]
+        assert f"{silent_id}/result.json" in status["error"]
 
         unknown = await client.call_tool("read_result", {"run_id": "nope"})
         assert unknown.is_error and "unknown run" in _text(unknown)
