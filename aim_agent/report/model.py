@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aim_agent.agent.critic import EDIT_SEP
+from aim_agent.agent.experiment import EDIT_SEP
 from aim_agent.agent.record import RoundRecord, RunRecord, read_run_record
 from aim_agent.agent.schema import CriticReport, Hypothesis, Proposal, ToolCall
 from aim_agent.agent.state import Measurement

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -317,8 +318,7 @@ def world_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput
 
 
 def test_offline_scientist_on_a_synthetic_neuron(tmp_path):
-    neurons = pytest.importorskip("aim_world.neurons")
-    pytest.importorskip("aim_world.scientist")
+    neurons = importlib.import_module("aim_world.neurons")
     name = neurons.list_synthetic()[0].name
     config = RunConfig(synthetic=name, backend=BackendSpec(provider="offline"), mode="tools", runs_dir=str(tmp_path),
                        run_id="world", max_rounds=8, exemplars_k=6, image_size=112)
@@ -333,7 +333,6 @@ def test_offline_scientist_on_a_synthetic_neuron(tmp_path):
 
 
 def test_cli_interpret_writes_the_run_files_and_prints_their_paths(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("aim_world.scientist")
     from aim_test_fakes import EXEMPLAR_PROMPTS
 
     from aim_agent.cli import main

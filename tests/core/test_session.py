@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import importlib
 
 from aim_agent.session import make_context, make_tools
 
 
 def test_python_session_runs_maia_style_experiments():
-    neurons = pytest.importorskip("aim_world.neurons")
+    neurons = importlib.import_module("aim_world.neurons")
     system = neurons.synthetic_system("mono_dog")
     tools = make_tools(make_context(system))
     images = tools.text2image(["a dog on grass", "a car on a road"])

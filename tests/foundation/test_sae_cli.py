@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
-import pytest
 from PIL import Image
 
 from aim_agent.cli import main
@@ -12,7 +13,7 @@ from aim_agent.system import System
 
 
 def test_sae_train_then_interpretable_latents(tmp_path, capsys):
-    datasets = pytest.importorskip("aim_world.datasets")
+    datasets = importlib.import_module("aim_world.datasets")
     folder = tmp_path / "data"
     datasets.write_dataset(folder, 24, 0)
     out = tmp_path / "sae"

@@ -8,6 +8,7 @@ those are not built; skipped where the world plugin registers no model loader.
 from __future__ import annotations
 
 import base64
+import importlib
 import io
 import os
 import sys
@@ -135,8 +136,7 @@ async def test_world_over_stdio(world_model, world_env, tmp_path):
 
 
 async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
-    neurons = pytest.importorskip("aim_world.neurons")
-    pytest.importorskip("aim_agent.agent.runner")
+    neurons = importlib.import_module("aim_world.neurons")
     import anyio
 
     from aim_agent.config import load_config

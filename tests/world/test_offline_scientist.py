@@ -354,7 +354,6 @@ def world_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput
 ])
 def test_synthetic_neurons_end_to_end(tmp_path, neuron, mode, labels) -> None:
     """The world's synthetic neurons (ground truth known) through the real graph, tools and sandbox."""
-    pytest.importorskip("aim_world.neurons")
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
     from aim_agent.agent.runner import run_interpret
