@@ -213,9 +213,12 @@ def run_interpret(
     try:
         if resume:
             snapshot = graph.get_state(run_config)
-            if not snapshot.values:
-                raise FileNotFoundError(f"run {run_id} has no checkpoint to resume from (it died before starting)")
-            if snapshot.next or not snapshot.values.get("conclusion"):
+            if not snapshot.values:  # killed between run.json and the first checkpoint: nothing to lose
+                say(f"run {run_id} stopped before its first checkpoint; starting it from the beginning")
+                notes.append("restarted: the run had stopped before its first checkpoint")
+                _stream(graph, initial_state(config, run_id, unit=unit_text(config, rt.ctx.system)), run_config,
+                        rt, say)
+            elif snapshot.next or not snapshot.values.get("conclusion"):
                 done = snapshot.values.get("round", 0)
                 say(f"resuming {run_id} after round {done} (next: {', '.join(snapshot.next) or 'nothing'})")
                 notes.append(f"resumed after round {done}")

@@ -295,3 +295,24 @@ class FakeChat(GenericFakeChatModel):
 
 def fake_chat(replies: Sequence[str | AIMessage | Callable[[list[BaseMessage]], Any]]) -> FakeChat:
     return FakeChat(messages=iter([]), script=list(replies), received=[])
+
+
+# ---------------------------------------------------------------------------------------------
+# world exemplars without a dataset pass
+
+
+WORLD_PROMPTS = [
+    "a brown dog on grass", "a black dog on snow", "a red car on a road", "a blue car on a beach",
+    "a yellow cat on a beach", "a blue cup on grass", "a green tree in a forest", "a white boat on water",
+    "a brown dog with a red leash on grass", "a gray car at night", "a brown horse in the desert",
+    "a red ball in a room",
+]
+
+
+@tool(name="dataset_exemplars", positional=("k",))
+def world_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput:
+    """The unit's top images among a few world scenes (no dataset pass: fast)."""
+    made = ctx.require("text2image").generate(WORLD_PROMPTS, size=ctx.image_size, seed=ctx.seed)
+    acts, overlays = ctx.require_system().neuron([g.image for g in made])
+    order = sorted(range(len(acts)), key=lambda i: (-acts[i], i))[: args.k]
+    return ActivationsOutput(activations=[acts[i] for i in order], images=[overlays[i] for i in order])

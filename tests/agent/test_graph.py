@@ -18,6 +18,7 @@ from aim_test_fakes import (
     fake_config,
     fake_exemplars,
     tool_round,
+    world_exemplars,
 )
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from PIL import Image
@@ -32,8 +33,7 @@ from aim_agent.agent.runner import run_interpret
 from aim_agent.agent.schema import Hypothesis
 from aim_agent.agent.state import Measurement
 from aim_agent.providers import EditChange
-from aim_agent.tools.base import ToolContext, tool
-from aim_agent.tools.core import ActivationsOutput, ExemplarsInput, Text2ImageOutput
+from aim_agent.tools.core import Text2ImageOutput
 
 TASK_WORDS = ("Describe the visual concept", "layer pixels of redness")
 
@@ -298,23 +298,6 @@ def test_critic_reads_edits_contexts_and_margins():
 
 
 # --------------------------------------------------------------------------- end to end on the world
-
-
-WORLD_PROMPTS = [
-    "a brown dog on grass", "a black dog on snow", "a red car on a road", "a blue car on a beach",
-    "a yellow cat on a beach", "a blue cup on grass", "a green tree in a forest", "a white boat on water",
-    "a brown dog with a red leash on grass", "a gray car at night", "a brown horse in the desert",
-    "a red ball in a room",
-]
-
-
-@tool(name="dataset_exemplars", positional=("k",))
-def world_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput:
-    """The unit's top images among a few world scenes (no dataset pass: fast)."""
-    made = ctx.require("text2image").generate(WORLD_PROMPTS, size=ctx.image_size, seed=ctx.seed)
-    acts, overlays = ctx.require_system().neuron([g.image for g in made])
-    order = sorted(range(len(acts)), key=lambda i: (-acts[i], i))[: args.k]
-    return ActivationsOutput(activations=[acts[i] for i in order], images=[overlays[i] for i in order])
 
 
 def test_offline_scientist_on_a_synthetic_neuron(tmp_path):

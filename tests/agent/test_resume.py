@@ -84,3 +84,85 @@ def test_resume_of_an_unknown_run_says_what_to_do(tmp_path: Path) -> None:
 
     with pytest.raises(FileNotFoundError, match=r"run\.json is missing"):
         run_interpret(None, resume="nope", runs_dir=tmp_path)
+
+
+WORLD_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from aim_test_fakes import ScriptedScientist, red_hypothesis, world_exemplars
+    from aim_agent.agent.config import RunConfig
+    from aim_agent.agent.runner import run_interpret
+    from aim_agent.agent.schema import Proposal, ToolCall
+
+    tmp, action = Path(sys.argv[1]), sys.argv[2]
+    first = Proposal(thoughts="make world images", hypotheses=[red_hypothesis()], tool_calls=[
+        ToolCall(tool="text2image", args={"prompts": ["a brown dog on grass", "a red car on a road"]}),
+        ToolCall(tool="edit_images", args={"images": ["$0.images.0"], "edits": ["replace the dog with a cat"]}),
+        ToolCall(tool="neuron", args={"images": ["$0.images", "$1.images"]}),
+    ])
+
+    def second(view):
+        # only ids from round 1: after the kill they live on disk, not in this process's memory
+        ids = view.observations[0].image_ids
+        (tmp / "round1_ids.json").write_text(json.dumps(ids))
+        return Proposal(thoughts="reuse round 1", hypotheses=[red_hypothesis()], ready_to_conclude=True, tool_calls=[
+            ToolCall(tool="describe_images", args={"images": ids}),
+            ToolCall(tool="edit_images", args={"images": ids, "edits": ["change the background to snow"]}),
+            ToolCall(tool="neuron", args={"images": "$1.images"}),
+        ])
+
+    scientist = ScriptedScientist([first, second], crash_at=2 if action == "crash" else None)
+    if action == "crash":
+        config = RunConfig(synthetic="mono_dog", mode="tools", runs_dir=str(tmp), run_id="world", max_rounds=3,
+                           exemplars_k=4, image_size=96)
+        run_interpret(config, scientist=scientist, tools=[world_exemplars])
+    else:
+        run_interpret(None, resume="world", runs_dir=tmp, scientist=scientist, tools=[world_exemplars])
+    """
+)
+
+
+def test_resumed_rounds_describe_and_edit_world_images_of_earlier_rounds(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+    def run(action: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", WORLD_SCRIPT, str(tmp_path), action], env=env,
+                              capture_output=True, text=True, timeout=180, cwd=tmp_path)
+
+    crashed = run("crash")
+    assert crashed.returncode == 17, crashed.stderr[-3000:]
+    resumed = run("resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = read_run_record(tmp_path / "world")
+    second = record.rounds[1]
+    assert second.observation is not None and second.observation.ok, second.observation
+    ids = json.loads((tmp_path / "round1_ids.json").read_text())
+    assert ids, "round 1 showed images"
+    text = second.observation.text
+    # the describer found each earlier image's scene (and each overlay's mask) after the restart
+    assert "not a world image" not in text and "dog" in text
+    assert "of the region" in text  # overlays kept their masks: the describer reads the highlighted region
+    # the editor found their scenes too: every edit applied (an edit that fails records no change)
+    assert len(second.measurements) == 2 * len(ids)
+    snowed = [m for m in second.measurements if m.edits and m.edits[-1] is not None and m.edits[-1].background]
+    assert len(snowed) == len(ids) and all(m.edits[-1].background == "snow" for m in snowed)
+    # the edits of round 1 kept their structured provenance across the restart
+    edited = [m for rd in record.rounds for m in rd.measurements if m.edits]
+    assert any(c is not None and c.removed == ["dog"] and c.added == ["cat"] for m in edited for c in m.edits)
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes(tmp_path: Path) -> None:
+    from aim_test_fakes import CONTROL_PROMPTS, RED_PROMPTS, ScriptedScientist, fake_config, fake_exemplars, tool_round
+
+    from aim_agent.agent.runner import run_interpret
+
+    config = fake_config(tmp_path, run_id="early", max_rounds=2)
+    run_dir = tmp_path / "early"
+    run_dir.mkdir()
+    # what a process killed right after writing run.json leaves: no checkpoint yet
+    (run_dir / "run.json").write_text(json.dumps({"run_id": "early", "config": config.public()}))
+    scientist = ScriptedScientist([tool_round(RED_PROMPTS + CONTROL_PROMPTS, ready=True)])
+    result = run_interpret(None, resume="early", runs_dir=tmp_path, scientist=scientist, tools=[fake_exemplars])
+    assert result.record.status == "finished" and result.rounds_run >= 1
+    assert any("before its first checkpoint" in n for n in result.record.notes)
