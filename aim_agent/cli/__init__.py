@@ -28,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load an extra plugin module (repeatable)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"aim_agent.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"aim_agent.cli.{name}":
-                continue  # command not built in this checkout
-            raise
-        module.register(sub)
+        importlib.import_module(f"aim_agent.cli.{name}").register(sub)
     for command in plugin_manager().cli_commands():
         if command.name in sub.choices:
             print(f"aim: warning: a plugin's command {command.name!r} clashes with an existing one; skipped",
