@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,7 +49,7 @@ def _edges(mask: np.ndarray) -> np.ndarray:
     thick = edge.copy()
     thick[1:, :] |= edge[:-1, :]
     thick[:, 1:] |= edge[:, :-1]
-    return thick
+    return np.asarray(thick, dtype=bool)
 
 
 def make_overlay(image: Image.Image, mask: np.ndarray) -> Image.Image:
@@ -58,7 +60,7 @@ def make_overlay(image: Image.Image, mask: np.ndarray) -> Image.Image:
     return Image.fromarray(out)
 
 
-def unit_overlay(image: Image.Image, grid: np.ndarray, threshold: float | None, meta: dict) -> Image.Image:
+def unit_overlay(image: Image.Image, grid: np.ndarray, threshold: float | None, meta: dict[str, Any]) -> Image.Image:
     """The overlay of a unit's map ``grid`` (probe resolution) on ``image``, upsampled to its size.
 
     The overlay is registered in the image store with its mask, ``parent`` = the image's id

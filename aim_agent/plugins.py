@@ -101,7 +101,7 @@ class CliCommand(Protocol):
 
     name: str
 
-    def register(self, subparsers: argparse._SubParsersAction) -> None: ...
+    def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
 
 
 @runtime_checkable
@@ -252,7 +252,8 @@ class AimPlugins:
         """Unit ``unit`` (a name, or an index as an int or digits) of the unit source ``source``."""
         if isinstance(unit, str):
             unit = int(unit.strip()) if unit.strip().isdigit() else unit.strip()
-        return self.provider("units", source).system(unit)
+        system: System = self.provider("units", source).system(unit)
+        return system
 
 
 def _hook_for(kind: str) -> str:

@@ -51,6 +51,7 @@ class SparseAutoencoder(torch.nn.Module):
         self.encoder = torch.nn.Linear(d_in, n_latents)
         self.decoder = torch.nn.Linear(n_latents, d_in, bias=False)
         self.b_pre = torch.nn.Parameter(torch.zeros(d_in))
+        self.scale: torch.Tensor
         self.register_buffer("scale", torch.ones(()))
         with torch.no_grad():
             self.decoder.weight.copy_(self.encoder.weight.T)
@@ -65,7 +66,8 @@ class SparseAutoencoder(torch.nn.Module):
         self.decoder.weight.div_(self.decoder.weight.norm(dim=0, keepdim=True).clamp_min(1e-8))
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x / self.scale - self.b_pre)
+        out: torch.Tensor = self.encoder(x / self.scale - self.b_pre)
+        return out
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., d_in)`` activations -> ``(..., n_latents)`` sparse latents."""
@@ -76,7 +78,8 @@ class SparseAutoencoder(torch.nn.Module):
         return z
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return (self.decoder(z) + self.b_pre) * self.scale
+        out: torch.Tensor = (self.decoder(z) + self.b_pre) * self.scale
+        return out
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encode(x)
@@ -155,7 +158,7 @@ def train_sae(
         recon = F.mse_loss(x_hat / sae.scale, x / sae.scale)
         loss = recon + (l1_coeff * z.abs().sum(-1).mean() if activation == "relu" else 0.0)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         sae.normalize_decoder()
         return float(recon.detach())

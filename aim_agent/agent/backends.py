@@ -115,7 +115,8 @@ def make_chat_model(spec: BackendSpec, *, env: Mapping[str, str] | None = None) 
                            "(aim_agent.agent.runtime.build_scientist builds it)")
     plugin = _plugin_backend(spec.provider)
     if plugin is not None:
-        return plugin.make(spec)
+        made: BaseChatModel = plugin.make(spec)
+        return made
     if spec.provider not in DEFAULT_MODELS:
         raise BackendError(
             f"unknown backend {spec.provider!r}; valid: {', '.join(PROVIDERS)} "
@@ -142,7 +143,8 @@ def make_chat_model(spec: BackendSpec, *, env: Mapping[str, str] | None = None) 
             "(--backend offline runs without any model)"
         )
     try:
-        return init_chat_model(spec.model_name, model_provider=spec.provider, **kwargs)
+        model: BaseChatModel = init_chat_model(spec.model_name, model_provider=spec.provider, **kwargs)
+        return model
     except ImportError as exc:
         package = {"google_genai": "langchain-google-genai"}.get(spec.provider, f"langchain-{spec.provider}")
         raise BackendError(
@@ -209,7 +211,7 @@ class RetryPolicy(BaseModel):
         """Seconds to wait after failed try number ``attempt`` (0-based): doubling, capped, jittered."""
         hinted = _retry_after(exc) if exc is not None else None
         base = min(self.max_delay_s, self.base_delay_s * (2**attempt))
-        return min(self.max_delay_s, max(hinted or 0.0, base * (1.0 + 0.25 * random.random())))
+        return float(min(self.max_delay_s, max(hinted or 0.0, base * (1.0 + 0.25 * random.random()))))
 
 
 def call_with_retries(

@@ -144,12 +144,14 @@ def system_handler(ctx: ToolContext, on_measure: Callable[..., None] | None = No
     """
     from aim_agent.agent.sandbox import ObjectHandler
     from aim_agent.system import SYSTEM_ATTRIBUTES, SYSTEM_METHODS, System
+    from aim_agent.tools.core import ActivationsOutput
     from aim_agent.tools.core import neuron as neuron_tool
 
     system = ctx.require_system()
 
     def neuron(image_list: Sequence[Any]) -> tuple[list[float], list[Image.Image]]:
         output = invoke(neuron_tool, {"images": list(image_list)}, ctx)
+        assert isinstance(output, ActivationsOutput)
         return output.python()
 
     def activations(images: Sequence[Any]) -> Any:
@@ -162,8 +164,9 @@ def system_handler(ctx: ToolContext, on_measure: Callable[..., None] | None = No
 
     neuron.__doc__ = System.neuron.__doc__
     activations.__doc__ = System.activations.__doc__
-    implementations = {"neuron": neuron, "call_neuron": neuron, "activations": activations,
-                       "describe": system.describe}
+    implementations: dict[str, Callable[..., Any]] = {
+        "neuron": neuron, "call_neuron": neuron, "activations": activations, "describe": system.describe,
+    }
     return ObjectHandler(
         methods={name: implementations[name] for name in SYSTEM_METHODS},
         attributes={name: getattr(system, name) for name in SYSTEM_ATTRIBUTES},

@@ -117,9 +117,9 @@ def parse_code(text: str) -> str | None:
     blocks = _CODE.findall(text)
     for block in blocks:
         if re.search(r"^\s*(async\s+)?def\s+run_experiment\s*\(", block, re.M):
-            return block.strip("\n") + "\n"
+            return str(block).strip("\n") + "\n"
     if blocks:
-        return blocks[0].strip("\n") + "\n"
+        return str(blocks[0]).strip("\n") + "\n"
     m = re.search(r"^def\s+run_experiment\s*\(.*", text, re.M | re.S)
     return m.group(0).strip("\n") + "\n" if m else None
 
@@ -237,8 +237,8 @@ class ViewRenderer:
             budget -= 1
         return blocks, budget
 
-    def render(self, view: ScientistView, *, concluding: bool = False) -> list[dict[str, Any]]:
-        blocks: list[dict[str, Any]] = []
+    def render(self, view: ScientistView, *, concluding: bool = False) -> list[str | dict[Any, Any]]:
+        blocks: list[str | dict[Any, Any]] = []
         budget = self.max_images
 
         def text(t: str) -> None:
@@ -382,13 +382,13 @@ class LLMScientist:
                 messages.append(ToolMessage(content=body[:8000], tool_call_id=cid, name=step.call.tool))
                 images += step.image_ids
             n += len(steps)
-        content: list[dict[str, Any]] = [{"type": "text", "text": (
+        content: list[str | dict[Any, Any]] = [{"type": "text", "text": (
             "Those are the results of your calls (images below, by id). Make more calls to complete this "
             "round's experiment, or reply without tool calls (a short note on what the results show) to end it."
         )}]
         shown, _ = self.renderer._images(list(dict.fromkeys(images))[-self.renderer.max_images :],
                                          self.renderer.max_images, "image")
-        messages.append(HumanMessage(content=content + shown))
+        messages.append(HumanMessage(content=[*content, *shown]))
         reply = self._model.invoke(messages)
         return parse_proposal(reply, "tools")
 

@@ -151,7 +151,8 @@ def _read_run_json(run_dir: Path) -> dict[str, Any]:
         raise FileNotFoundError(
             f"no run to resume at {run_dir}: run.json is missing (list runs with `ls {run_dir.parent}`)"
         )
-    return json.loads(path.read_text())
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
 
 
 def _write_json(path: Path, data: Any) -> None:

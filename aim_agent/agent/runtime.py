@@ -145,7 +145,8 @@ def build_scientist(config: RunConfig, rt: AgentRuntime) -> Scientist:
     spec = config.backend or default_backend()
     pm = plugin_manager()
     if spec.provider in pm.provider_names("scientist"):
-        return pm.provider("scientist", spec.provider).make(config, rt)
+        scientist: Scientist = pm.provider("scientist", spec.provider).make(config, rt)
+        return scientist
     if spec.offline:
         hint = pm.missing_hint("scientist", spec.provider) or "no scientist named 'offline' is installed"
         raise MissingPlugin(
@@ -201,12 +202,11 @@ def build_runtime(
     rt.api = api_text(specs, system=system, style="python" if config.mode == "code" else "json")
     if rt.scientist is None:
         rt.scientist = build_scientist(config, rt)
-    if config.mode == "tools" and callable(getattr(rt.scientist, "bind", None)) and not getattr(
-        rt.scientist, "tools", None
-    ):
+    bind = getattr(rt.scientist, "bind", None)
+    if config.mode == "tools" and callable(bind) and not getattr(rt.scientist, "tools", None):
         from aim_agent.tools.adapters import langchain_tools
 
-        rt.scientist.bind(langchain_tools(ctx, specs))  # a chat scientist, built above or passed in
+        bind(langchain_tools(ctx, specs))  # a chat scientist, built above or passed in
     if config.critic_backend is not None and not config.critic_backend.offline:
         rt.critic_client = ChatClient.from_spec(config.critic_backend, role="critic", meter=meter)
     return rt

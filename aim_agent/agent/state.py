@@ -129,4 +129,5 @@ def allowed_modules() -> list[tuple[str, str]]:
     """(module, class) pairs for ``JsonPlusSerializer(allowed_msgpack_modules=...)``."""
     from aim_agent.agent.backends import BackendSpec
 
-    return [(cls.__module__, cls.__name__) for cls in (*STATE_MODELS, BackendSpec)]
+    classes: list[type] = [*STATE_MODELS, BackendSpec]
+    return [(cls.__module__, cls.__name__) for cls in classes]

@@ -27,6 +27,7 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time each variant this many times, interleaved, and keep the best (default 2)")
 
 
-def _resnet50() -> Any:
+def _resnet50(folder: Path) -> Any:
+    """A ResNet-50-sized transformers ResNet with random weights, saved as safetensors and loaded the
+    way a user's model is (through the model loaders plugins register)."""
     from transformers import ResNetConfig, ResNetModel
 
-    from aim_transformers.loader import loaded_from_hf
+    from aim_agent.models.user_loader import open_model
 
     torch.manual_seed(0)
     model = ResNetModel(ResNetConfig(embedding_size=64, hidden_sizes=[256, 512, 1024, 2048], depths=[3, 4, 6, 3],
                                      layer_type="bottleneck"))
-    return loaded_from_hf(model, name="resnet50-random")
+    model.save_pretrained(folder)
+    return open_model(str(folder))
 
 
 def _write_images(folder: Path, n: int, source: str) -> str:
@@ -103,12 +107,13 @@ class _Timed:
     def forward(self, images: Any) -> torch.Tensor:
         start = time.perf_counter()
         try:
-            return self.probe.forward(images)
+            out: torch.Tensor = self.probe.forward(images)
+            return out
         finally:
             self.seconds += time.perf_counter() - start
 
     def fingerprint(self) -> str:
-        return self.probe.fingerprint()
+        return str(self.probe.fingerprint())
 
 
 def _engine(probe: Any, folder: Any, batch_size: int) -> tuple[float, float]:
@@ -128,9 +133,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from aim_agent.models.probe import ModelProbe
     from aim_agent.models.user_loader import open_model
 
-    model = open_model(args.model) if args.model else _resnet50()
     layer = args.layer or DEFAULT_LAYER
     with tempfile.TemporaryDirectory() as tmp:
+        model = open_model(args.model) if args.model else _resnet50(Path(tmp) / "resnet50-random")
         images = _write_images(Path(tmp) / "images", args.images, args.source)
         folder = ImageFolder(Path(tmp) / "images")
         # warm-up: one batch through the model (allocator, kernels)
@@ -145,11 +150,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu: dict[str, float] = {}
         # interleaved repeats, best of each: the machines are shared and their speed drifts
         for _ in range(max(1, args.repeat)):
-            for name, fn in (
+            variants: tuple[tuple[str, Callable[[], tuple[float, float]]], ...] = (
                 ("bare", lambda: (_bare(model, folder, args.batch_size), 0.0)),
                 ("engine", lambda: _engine(probes[True], folder, args.batch_size)),
                 ("engine_no_stop_early", lambda: _engine(probes[False], folder, args.batch_size)),
-            ):
+            )
+            for name, fn in variants:
                 cpu_start = time.process_time()
                 seconds, outside = fn()
                 cpu_seconds = time.process_time() - cpu_start

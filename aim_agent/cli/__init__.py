@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_missing_placeholders(sub: argparse._SubParsersAction, kind: str, label: str) -> None:
+def add_missing_placeholders(sub: argparse._SubParsersAction[argparse.ArgumentParser], kind: str, label: str) -> None:
     """Parsers for well-known plugin commands (``kind``) that no loaded plugin registered.
 
     They are not listed in ``--help``, accept any arguments, and fail with an error that names
@@ -79,7 +79,7 @@ def _preload_plugins(argv: list[str] | None) -> list[str]:
 
         for module in known.plugin:
             plugin_manager().add_module(module)
-    return known.plugin
+    return list(known.plugin)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ def _names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if not m.name.startswith("_"))
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("bench", help="measure speed: prints numbers and ratios measured in one run")
     bench_sub = parser.add_subparsers(dest="bench", metavar="BENCHMARK")
     found: dict[str, Any] = {name: importlib.import_module(f"aim_agent.benchmarks.{name}") for name in _names()}

@@ -8,6 +8,11 @@ world plugin: without it the demo stops at once with an error that says so.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aim_agent.agent.config import RunConfig
+
 import argparse
 from pathlib import Path
 
@@ -20,7 +25,7 @@ DEMO_LAYER = "conv5"
 DEMO_UNIT = 138
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "demo",
         help="run the offline scientist on one unit of the world CNN and write an HTML report (no network)",
@@ -40,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=main)
 
 
-def demo_config(args: argparse.Namespace):  # -> RunConfig
+def demo_config(args: argparse.Namespace) -> RunConfig:
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
 

@@ -10,7 +10,7 @@ from rich.table import Table
 from aim_agent.exemplars.engine import DEFAULT_K, DEFAULT_QUANTILE
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "exemplars",
         help="top-activating dataset images and thresholds for every unit of a layer (cached, resumable)",

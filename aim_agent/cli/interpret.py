@@ -10,7 +10,7 @@ from typing import Any
 BACKENDS_HELP = "offline | google_genai[:MODEL] | openai[:MODEL] | anthropic[:MODEL] | ollama[:MODEL]"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from aim_agent.config import add_provider_arguments
 
     parser = sub.add_parser(

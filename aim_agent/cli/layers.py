@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "layers",
         help="list a model's probe-able layers (kind, output shape, units); without MODEL, the named models",

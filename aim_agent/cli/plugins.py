@@ -12,7 +12,7 @@ from aim_agent.plugins import DISABLE_ENV
 CORE = "aim_agent"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "plugins",
         help="list installed plugins, their providers and tools, and which providers are active",

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("sae", help="sparse autoencoders over a layer (their latents are units)")
     sae_sub = parser.add_subparsers(dest="sae_command", metavar="SAE_COMMAND")
     train = sae_sub.add_parser(
@@ -25,7 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, required=True, help="folder to save the SAE in")
     train.set_defaults(func=run_train)
-    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+    def usage(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=usage)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ import os
 import queue
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,7 @@ class ImageFolder:
 
     def batches(
         self, batch_size: int, *, start: int = 0, register: bool = False, prefetch: int = 2
-    ) -> Iterator[Batch]:
+    ) -> Generator[Batch, None, None]:
         """Batches of ``batch_size`` files from ``start``, decoded in a background thread.
 
         ``register`` records each decoded image in the image store (with its scene). The

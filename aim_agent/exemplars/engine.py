@@ -418,7 +418,7 @@ def compute_exemplars(
     return result
 
 
-def _result_from(cached: tuple[dict[str, torch.Tensor], dict], folder: ImageFolder, probe: LayerProbe,
+def _result_from(cached: tuple[dict[str, torch.Tensor], dict[str, Any]], folder: ImageFolder, probe: LayerProbe,
                  path: Path) -> LayerExemplars:
     tensors, meta = cached
     return LayerExemplars(

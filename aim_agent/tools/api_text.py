@@ -243,7 +243,8 @@ def system_text(system: Any | None = None) -> str:
         returned = typing.get_type_hints(fn).get("return")
         if dataclasses.is_dataclass(returned):
             described = ", ".join(f".{f.name}" for f in dataclasses.fields(returned))
-            lines.append(f"    {returned.__name__} fields: {described}" + _field_comments(returned))
+            kind = returned if isinstance(returned, type) else type(returned)
+            lines.append(f"    {kind.__name__} fields: {described}" + _field_comments(kind))
     return "\n".join(lines)
 
 

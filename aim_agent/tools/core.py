@@ -153,7 +153,9 @@ def edit_images(ctx: ToolContext, args: EditInput) -> EditOutput:
         raise ToolError("give exactly one of prompts (to generate originals) or images")
     if args.prompts is not None:
         _check_prompts(args.prompts)
-        originals = text2image.fn(ctx, Text2ImageInput(prompts=args.prompts)).images
+        made = text2image.fn(ctx, Text2ImageInput(prompts=args.prompts))
+        assert isinstance(made, Text2ImageOutput)
+        originals = made.images
         titles = list(args.prompts)
     else:
         originals = list(args.images or [])
