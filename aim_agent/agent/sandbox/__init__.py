@@ -79,13 +79,14 @@ cgroup memory/pids limit. The sandbox then protects the agent from its own exper
 """
 
 from aim_agent.agent.sandbox.handlers import experiment_handlers
-from aim_agent.agent.sandbox.runner import check_code, child_environment, run_code
+from aim_agent.agent.sandbox.runner import check_code, child_environment, clean_stale_workdirs, run_code
 from aim_agent.agent.sandbox.spec import (
     CallRecord,
     FailureKind,
     ObjectHandler,
     SandboxLimits,
     SandboxResult,
+    SandboxUnavailable,
 )
 from aim_agent.agent.sandbox.wire import Record
 
@@ -96,8 +97,10 @@ __all__ = [
     "Record",
     "SandboxLimits",
     "SandboxResult",
+    "SandboxUnavailable",
     "check_code",
     "child_environment",
+    "clean_stale_workdirs",
     "experiment_handlers",
     "run_code",
 ]
