@@ -16,7 +16,6 @@ value, or as a :class:`ToolError` raised at the model's line. The last message i
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import faulthandler
@@ -283,6 +282,8 @@ def run(channel: Channel, start: dict[str, Any]) -> dict[str, Any]:
             }
         value = function(*proxies)
         if inspect.iscoroutine(value):
+            import asyncio  # only here: importing it takes longer than starting the child
+
             value = asyncio.run(value)
     except MemoryError as exc:
         del reserve

@@ -304,8 +304,8 @@ class _Run:
         while time.monotonic() < until and (self.streams or not self._exited()):
             if self.streams:
                 self._drain(min(until, time.monotonic() + 0.05))
-            else:
-                time.sleep(0.01)
+            else:  # the streams close a moment before the process can be waited for
+                time.sleep(0.001)
 
     def _kill(self) -> None:
         """Kill the child's process group, then reap the child."""
