@@ -218,7 +218,9 @@ def _apply_rlimits(limits: dict[str, Any]) -> list[str]:
         cap("RLIMIT_CPU", int(cpu), int(cpu) + 2)  # SIGXCPU first, SIGKILL 2 s later
     cap("RLIMIT_FSIZE", limits.get("file_size_bytes"))
     cap("RLIMIT_NOFILE", limits.get("open_files"))
-    cap("RLIMIT_NPROC", limits.get("max_processes"))
+    processes = limits.get("max_processes", 1)
+    if processes is not None and processes > 1:  # 1: seccomp refuses fork (RLIMIT_NPROC would count threads)
+        cap("RLIMIT_NPROC", processes)
     return failed
 
 
@@ -321,7 +323,7 @@ def _isolate(limits: dict[str, Any], channel: Channel, parent_pid: int) -> dict[
     state = isolation.enter(
         workdir,
         parent_pid,
-        readable=[*_python_paths(read_paths), workdir],
+        readable=_python_paths(read_paths),
         keep_fds=[channel._rfd, channel._wfd],
         namespaces=bool(limits.get("namespaces", True)),
     )

@@ -124,8 +124,9 @@ def _mount_setattr(path: str, flags: int, attr_set: int, attr_clr: int) -> None:
 
 def die_with_parent(expected_ppid: int) -> None:
     """SIGKILL this process when its parent ends; exit now if the parent already has."""
-    with contextlib.suppress(OSError):
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != expected_ppid:  # the parent died before the prctl: we were re-parented
         os._exit(1)
 
@@ -157,6 +158,20 @@ def _blocked_dirs(paths: list[str], uid: int) -> dict[str, set[str]]:
                 blocked.setdefault(current, set()).add(part)
             current = os.path.join(current, part)
     return blocked
+
+
+def _unreadable(paths: list[str], uid: int) -> list[str]:
+    """Those of ``paths`` that ``uid`` may not read (a directory it may not list, a file it may not open)."""
+    found = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        need = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(st.st_mode) else 0)
+        if st.st_uid != uid and st.st_mode & need != need:
+            found.append(path)
+    return found
 
 
 def _expose(blocked: dict[str, set[str]]) -> None:
@@ -321,7 +336,7 @@ def enter(
             private = True
         except OSError as exc:
             report["problems"].append(f"mount namespace: {exc}")
-    blocked = _blocked_dirs(readable, NOBODY) if root else {}
+    blocked = _blocked_dirs([*readable, workdir], NOBODY) if root else {}
     if blocked and private:
         try:
             _expose(blocked)
@@ -329,9 +344,10 @@ def enter(
             blocked = {}
         except OSError as exc:
             report["problems"].append(f"cannot expose {', '.join(sorted(blocked))}: {exc}")
-    if blocked:  # the Python installation is out of nobody's reach
+    unreadable = [*blocked, *_unreadable(readable, NOBODY)] if root else []
+    if unreadable:  # the Python installation is out of nobody's reach
         target_uid = 0
-        report["problems"].append(f"uid 0 kept: uid {NOBODY} cannot enter {', '.join(sorted(blocked))}")
+        report["problems"].append(f"uid 0 kept: uid {NOBODY} cannot read {', '.join(sorted(unreadable))[:300]}")
     if private:
         try:
             _read_only_except(workdir)
