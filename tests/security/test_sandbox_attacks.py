@@ -196,6 +196,11 @@ def test_named_unix_sockets_are_unreachable(open_dir: Path, layers: dict) -> Non
     stream.setblocking(False)
     dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     dgram.bind(dgram_path)
+    abstract_name = f"\0aim-test-{uuid.uuid4().hex}"
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    abstract.bind(abstract_name)
+    abstract.listen(4)
+    abstract.setblocking(False)
     dgram.setblocking(False)
     for path in (stream_path, dgram_path):
         os.chmod(path, 0o777)  # so file permissions alone would let anyone in
@@ -203,6 +208,7 @@ def test_named_unix_sockets_are_unreachable(open_dir: Path, layers: dict) -> Non
         outcomes = attack_all(
             {
                 "connect": f"socket.socket(socket.AF_UNIX).connect({stream_path!r})",
+                "abstract": f"socket.socket(socket.AF_UNIX).connect({abstract_name!r})",
                 "sendto": f"socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'x', {dgram_path!r})",
                 # a datagram pair can send to any path: only stream pairs are allowed
                 "pair_sendto": f"socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)[0].sendto(b'x', {dgram_path!r})",
@@ -211,11 +217,12 @@ def test_named_unix_sockets_are_unreachable(open_dir: Path, layers: dict) -> Non
         )
         blocked(outcomes)
         assert_nothing_arrived(stream)
+        assert_nothing_arrived(abstract)
         with pytest.raises(BlockingIOError):
             dgram.recv(16)
     finally:
-        stream.close()
-        dgram.close()
+        for sock in (stream, dgram, abstract):
+            sock.close()
 
 
 # ---------------------------------------------------------------- processes

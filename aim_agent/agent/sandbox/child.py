@@ -1,17 +1,22 @@
 """The sandbox child: runs model-written code and nothing else.
 
 Started by :mod:`aim_agent.agent.sandbox.runner` as ``python -I -c <bootstrap>``; the
-bootstrap loads this file, :mod:`wire` and :mod:`landlock` from their paths (so ``aim_agent``
-itself is not imported) and calls :func:`main` with the two file descriptors of the protocol
-channel. Model code may catch ``ToolError`` (a name in its namespace); a tool's ``ValueError``
-arrives as a ``ToolError`` that is also a ``ValueError`` (likewise for the common builtins).
+bootstrap loads this file, :mod:`wire`, :mod:`landlock`, :mod:`seccomp` and :mod:`isolation`
+from their paths (so ``aim_agent`` itself is not imported) and calls :func:`main` with the two
+file descriptors of the protocol channel and the parent's pid. Model code may catch
+``ToolError`` (a name in its namespace); a tool's ``ValueError`` arrives as a ``ToolError``
+that is also a ``ValueError`` (likewise for the common builtins).
 
-Order of events, all before any model code runs: read the ``start`` message (code, entry
-name, object specs, limits), reserve a little memory to report a ``MemoryError`` with, set
-the resource limits, apply Landlock when asked and available, then ``exec`` the code in a
-fresh namespace and call the entry function with one :class:`Proxy` per object. Every proxy
-method call becomes a ``call`` message; the parent's ``result`` comes back as the return
-value, or as a :class:`ToolError` raised at the model's line. The last message is ``done``.
+Order of events, all before any model code runs: die with the parent, read the ``start``
+message (code, entry name, object specs, limits), enter the namespaces and fork down to the
+worker that will run the code (:func:`isolation.enter`: the processes above it only wait and
+pass its exit status up), drop privileges, set the resource limits, apply Landlock, install
+the seccomp filter, and say what is in force in the ``ready`` message (or refuse, with a
+``refused`` message, when nothing isolates the code and that was not allowed). Then reserve a
+little memory to report a ``MemoryError`` with, ``exec`` the code in a fresh namespace and
+call the entry function with one :class:`Proxy` per object. Every proxy method call becomes a
+``call`` message; the parent's ``result`` comes back as the return value, or as a
+:class:`ToolError` raised at the model's line. The last message is ``done``.
 """
 
 from __future__ import annotations

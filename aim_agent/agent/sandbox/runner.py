@@ -73,7 +73,8 @@ def run_code(
     model's line) goes back to the child. The parent is never harmed by the code: any
     failure of the child is reported in the result, never raised. Errors of the caller
     (a handler attribute that cannot be sent, a bad entry name) raise ``ValueError`` /
-    ``TypeError``.
+    ``TypeError``; a machine on which no isolation layer works raises
+    :class:`SandboxUnavailable` (unless ``limits.allow_unsafe``).
     """
     if not entry.isidentifier():
         raise ValueError(f"entry must be a Python identifier, not {entry!r}")
