@@ -261,3 +261,14 @@ def test_seccomp_program_decides_as_documented(arch_name: str) -> None:
         ordinary = {"x86_64": (0, 1, 257, 9, 202), "aarch64": (63, 64, 56, 222, 98)}  # read write openat mmap futex
         for number in ordinary[arch_name]:
             assert run(number) == allow, number
+
+
+def test_unsafe_sandbox_flag_reaches_the_run_config(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from aim_agent.cli import build_parser
+    from aim_agent.cli.interpret import build_config
+    from aim_agent.config import config_from_args
+
+    monkeypatch.chdir(tmp_path)  # no aim.toml of the developer's
+    for flags, expected in (([], False), (["--unsafe-sandbox"], True)):
+        args = build_parser().parse_args(["interpret", "--synthetic", "red", *flags])
+        assert build_config(args, config_from_args(args)).unsafe_sandbox is expected
