@@ -340,7 +340,8 @@ def _isolate(limits: dict[str, Any], channel: Channel, parent_pid: int) -> dict[
         abi, reason = _landlock(workdir, read_paths)
         ready.update(landlock_abi=abi, landlock=reason or f"in force (ABI {abi})")
         if not abi and limits.get("require_landlock"):
-            _refuse(channel, f"Landlock is required: {reason}")
+            channel.send({"type": "done", "ok": False, "kind": "killed", "error": f"Landlock is required: {reason}"})
+            os._exit(3)
     max_processes = limits.get("max_processes", 1)
     ready["fork"] = max_processes != 1
     ready["seccomp"] = "not requested"

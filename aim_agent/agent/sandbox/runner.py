@@ -443,14 +443,12 @@ class _Run:
         elif kind == "refused":  # sent before any model code runs, so it cannot be forged by it
             self.refused = str(message.get("error", "no reason given"))[:2000]
             self.done = message
-        elif not self.ready:
-            raise _ProtocolViolation(f"a {kind!r} message before the sandbox was ready")
-        elif kind == "call":
+        elif kind == "done":  # before "ready" only when the child could not set itself up
+            self.done = message
+        elif kind == "call" and self.ready:
             if self.outbox:  # the child waits for each reply before its next call; it cannot pile them up
                 raise _ProtocolViolation("a call arrived before the reply to the previous one was read")
             self.outbox += self._serve(message)
-        elif kind == "done":
-            self.done = message
         else:
             raise _ProtocolViolation(f"unexpected message type {kind!r}")
 

@@ -248,7 +248,10 @@ def install(*, allow_fork: bool) -> tuple[bool, str]:
     if prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
         return False, f"prctl(PR_SET_SECCOMP) failed: {_strerror(ctypes.get_errno())}"
     # check that it bites: socket() must now fail with EPERM
-    if libc.socket(_AF_UNIX, _SOCK_STREAM, 0) >= 0 or ctypes.get_errno() != errno.EPERM:
+    fd = libc.socket(_AF_UNIX, _SOCK_STREAM, 0)
+    if fd >= 0 or ctypes.get_errno() != errno.EPERM:
+        if fd >= 0:
+            libc.close(fd)
         return False, "the seccomp filter was installed but socket() was not refused"
     return True, ""
 
