@@ -272,4 +272,3 @@ def test_unsafe_sandbox_flag_reaches_the_run_config(monkeypatch: pytest.MonkeyPa
     for flags, expected in (([], False), (["--unsafe-sandbox"], True)):
         args = build_parser().parse_args(["interpret", "--synthetic", "red", *flags])
         assert build_config(args, config_from_args(args)).unsafe_sandbox is expected
-

@@ -52,6 +52,7 @@ _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
 _MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 16384, 1 << 18
 _MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID = 0x1, 0x2
 _AT_FDCWD, _AT_RECURSIVE = -100, 0x8000
+_MNT_DETACH = 2
 _SYS_MOUNT_SETATTR = 442  # the same on every architecture
 
 _PR_SET_PDEATHSIG = 1
@@ -175,8 +176,12 @@ def _unreadable(paths: list[str], uid: int) -> list[str]:
 
 
 def _expose(blocked: dict[str, set[str]]) -> None:
-    """Replace each blocked directory by a tmpfs holding bind mounts of the needed entries only."""
+    """Replace each blocked directory by a tmpfs holding bind mounts of the needed entries only.
+
+    On failure every tmpfs is taken away again (the caller then keeps uid 0 instead).
+    """
     fds: dict[str, int] = {}
+    covered: list[str] = []
     try:
         for directory, names in blocked.items():  # open everything before anything is covered
             for name in names:
@@ -185,6 +190,7 @@ def _expose(blocked: dict[str, set[str]]) -> None:
                     fds[entry] = os.open(entry, os.O_PATH | os.O_CLOEXEC)
         for directory in sorted(blocked, key=lambda d: d.count("/")):  # parents first
             _mount("tmpfs", directory, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=64k,nr_inodes=256")
+            covered.append(directory)
             for name in sorted(blocked[directory]):
                 entry = os.path.join(directory, name)
                 fd = fds.get(entry)
@@ -195,6 +201,10 @@ def _expose(blocked: dict[str, set[str]]) -> None:
                 else:
                     os.close(os.open(entry, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
                 _mount(f"/proc/self/fd/{fd}", entry, None, _MS_BIND | _MS_REC)
+    except OSError:
+        for directory in reversed(covered):
+            _libc().umount2(os.fsencode(directory), _MNT_DETACH)
+        raise
     finally:
         for fd in fds.values():
             os.close(fd)
