@@ -271,7 +271,7 @@ def test_setsid_grandchild_does_not_survive_the_run(marker: str, layers: dict) -
 def test_timed_out_run_leaves_no_process(marker: str, layers: dict) -> None:
     spawn = "try:\n" + textwrap.indent(SETSID_GRANDCHILD, "    ") + "\nexcept OSError:\n    pass\n"
     body = spawn + "while True:\n    pass\n"
-    result = attack(body, layers, wall_time_s=2, extra_env={"AIM_TEST_MARKER": marker})
+    result = attack(body, layers, wall_time_s=1.5, extra_env={"AIM_TEST_MARKER": marker})
     assert result.kind == "timeout", result.report()
     assert wait_until_gone(marker) == []
 

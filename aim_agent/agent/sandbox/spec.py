@@ -155,12 +155,14 @@ class SandboxLimits(BaseModel):
     namespaces: bool = Field(
         True,
         description="run the code in new PID, network, IPC, UTS and mount namespaces (a user namespace too when "
-        "not root), as uid 65534 without capabilities when started as root, with a read-only file system "
-        "except the work directory",
+        "not root) with a read-only file system except the work directory. Either way the code runs without "
+        "capabilities, as uid 65534 when AIM is root",
     )
     seccomp: bool = Field(True, description="refuse sockets, exec, fork, keyring, ptrace, mounts with seccomp")
     allow_unsafe: bool = Field(
-        False, description="run even when neither namespaces nor seccomp work here (else SandboxUnavailable)"
+        False,
+        description="run even when neither namespaces nor seccomp work here, or both are turned off "
+        "(else run_code raises SandboxUnavailable)",
     )
     read_paths: tuple[str, ...] = Field((), description="extra paths the child may read under Landlock")
     extra_env: dict[str, str] = Field(default_factory=dict, description="extra environment variables (no secrets)")
