@@ -111,7 +111,8 @@ def test_stale_work_dirs_of_dead_agents_are_removed() -> None:
     os.makedirs(os.path.join(stale, "locked", "deep"))
     os.chmod(os.path.join(stale, "locked"), 0o500)
     alive = tempfile.mkdtemp(prefix=f"aim-sandbox-{os.getppid()}-")
-    old_style = tempfile.mkdtemp(prefix="aim-sandbox-")
+    old_style = os.path.join(tempfile.gettempdir(), f"aim-sandbox-{dead.pid}")  # mkdtemp's name: no pid
+    os.mkdir(old_style)
     try:
         removed = clean_stale_workdirs()
         assert stale in removed and not os.path.exists(stale)

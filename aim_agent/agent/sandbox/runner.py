@@ -682,8 +682,8 @@ def clean_stale_workdirs() -> list[str]:
     for entry in entries:
         if not entry.name.startswith(_WORKDIR_PREFIX):
             continue
-        pid_text = entry.name[len(_WORKDIR_PREFIX) :].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == mine:
+        pid_text, dash, _ = entry.name[len(_WORKDIR_PREFIX) :].partition("-")
+        if not dash or not pid_text.isdigit() or int(pid_text) == mine:  # an old name has no pid
             continue
         try:
             os.kill(int(pid_text), 0)
