@@ -93,6 +93,33 @@ def test_isolation_line_names_every_layer() -> None:
         assert "uid 65534" in ISOLATION
 
 
+@needs_full
+@pytest.mark.skipif(not LINUX or os.geteuid() != 0, reason="uid 65534 is used when AIM is root")
+def test_a_private_directory_shows_uid_65534_only_what_it_must_read(tmp_path) -> None:
+    private = tempfile.mkdtemp(prefix="aim-private-")  # 0700, root's: like /root holding a pyenv Python
+    try:
+        os.makedirs(os.path.join(private, "lib", "pkg"))
+        with open(os.path.join(private, "lib", "pkg", "mod.py"), "w") as f:
+            f.write("VALUE = 7\n")
+        with open(os.path.join(private, "secret.txt"), "w") as f:
+            f.write("key")
+        code = f"""
+import os, sys
+def run_experiment():
+    sys.path.insert(0, {os.path.join(private, "lib")!r})
+    import pkg.mod
+    secret = os.path.exists({os.path.join(private, "secret.txt")!r})
+    return os.getuid(), sorted(os.listdir({private!r})), secret, pkg.mod.VALUE
+"""
+        limits = LIMITS.model_copy(update={"read_paths": (os.path.join(private, "lib"),), "landlock": False})
+        result = run_code(code, handlers={}, limits=limits)
+        assert result.ok, result.report()
+        assert result.return_value == (65534, ["lib"], False, 7)  # Landlock is off: the mount view alone
+        assert sorted(os.listdir(private)) == ["lib", "secret.txt"]  # the agent's view is untouched
+    finally:
+        subprocess.run(["rm", "-rf", private], check=False)
+
+
 def test_code_does_not_run_without_any_isolation_layer() -> None:
     bare = LIMITS.model_copy(update={"namespaces": False, "seccomp": False})
     with pytest.raises(SandboxUnavailable, match=r"no isolation layer.*seccomp.*--unsafe-sandbox"):

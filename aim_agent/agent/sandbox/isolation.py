@@ -11,7 +11,7 @@ its ``start`` message; it returns in the process that will run the model's code,
 2. In the mount namespace every mount becomes read-only except the work directory, so no
    path outside it can be written, renamed, ``chmod``-ed or ``utime``-d whatever the file's
    owner. Directories the sandbox user could not enter (``/root`` holding a pyenv Python)
-   are replaced by an empty ``tmpfs`` into which only the needed entries are bind-mounted
+   are replaced by an empty ``tmpfs`` into which only the needed paths are bind-mounted
    back: the Python installation and ``sys.path`` stay readable, the rest stays hidden.
 3. The outer forks the namespace's *init* (pid 1), which mounts a ``/proc`` of the new PID
    namespace and forks the worker. When init ends, the kernel kills every process of the
@@ -143,20 +143,21 @@ def _write(path: str, text: str) -> None:
 # ---------------------------------------------------------------- the file system view
 
 
-def _blocked_dirs(paths: list[str], uid: int) -> dict[str, set[str]]:
-    """Directories on the way to ``paths`` that ``uid`` may not enter, with the entries needed in each."""
-    blocked: dict[str, set[str]] = {}
+def _blocked_dirs(paths: list[str], uid: int) -> dict[str, list[str]]:
+    """For paths ``uid`` cannot reach: the highest directory on the way it may not enter -> those paths."""
+    blocked: dict[str, list[str]] = {}
     for path in paths:
-        parts = [p for p in os.path.realpath(path).split("/") if p]
+        real = os.path.realpath(path)
         current = "/"
-        for part in parts:
+        for part in [p for p in real.split("/") if p]:
             try:
                 st = os.stat(current)
             except OSError:
                 break
-            searchable = st.st_mode & stat.S_IXOTH or (st.st_uid == uid and st.st_mode & stat.S_IXUSR)
-            if not searchable and current != "/":
-                blocked.setdefault(current, set()).add(part)
+            if current != "/" and not (st.st_mode & stat.S_IXOTH or (st.st_uid == uid and st.st_mode & stat.S_IXUSR)):
+                if os.path.exists(real):
+                    blocked.setdefault(current, []).append(real)
+                break
             current = os.path.join(current, part)
     return blocked
 
@@ -175,37 +176,40 @@ def _unreadable(paths: list[str], uid: int) -> list[str]:
     return found
 
 
-def _expose(blocked: dict[str, set[str]]) -> None:
-    """Replace each blocked directory by a tmpfs holding bind mounts of the needed entries only.
+def _expose(blocked: dict[str, list[str]]) -> None:
+    """Replace each blocked directory by a tmpfs holding bind mounts of the needed paths only.
 
     On failure every tmpfs is taken away again (the caller then keeps uid 0 instead).
     """
     fds: dict[str, int] = {}
     covered: list[str] = []
+    umask = os.umask(0o022)
     try:
-        for directory, names in blocked.items():  # open everything before anything is covered
-            for name in names:
-                entry = os.path.join(directory, name)
+        for paths in blocked.values():  # open everything before anything is covered
+            for path in paths:
                 with contextlib.suppress(OSError):
-                    fds[entry] = os.open(entry, os.O_PATH | os.O_CLOEXEC)
-        for directory in sorted(blocked, key=lambda d: d.count("/")):  # parents first
-            _mount("tmpfs", directory, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=64k,nr_inodes=256")
+                    fds[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        for directory, paths in blocked.items():
+            _mount("tmpfs", directory, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=64k,nr_inodes=1024")
             covered.append(directory)
-            for name in sorted(blocked[directory]):
-                entry = os.path.join(directory, name)
-                fd = fds.get(entry)
-                if fd is None:
+            bound: list[str] = []
+            for path in sorted(set(paths), key=len):  # a path inside one already bound needs nothing
+                fd = fds.get(path)
+                if fd is None or any(path.startswith(b + "/") or path == b for b in bound):
                     continue
+                os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
                 if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    os.mkdir(entry, 0o755)
+                    os.mkdir(path, 0o755)
                 else:
-                    os.close(os.open(entry, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-                _mount(f"/proc/self/fd/{fd}", entry, None, _MS_BIND | _MS_REC)
+                    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+                _mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC)
+                bound.append(path)
     except OSError:
         for directory in reversed(covered):
             _libc().umount2(os.fsencode(directory), _MNT_DETACH)
         raise
     finally:
+        os.umask(umask)
         for fd in fds.values():
             os.close(fd)
 
@@ -350,7 +354,7 @@ def enter(
     if blocked and private:
         try:
             _expose(blocked)
-            report["fs"].append(f"{', '.join(sorted(blocked))}: only the entries Python needs")
+            report["fs"].append(f"{', '.join(sorted(blocked))}: only the paths Python needs")
             blocked = {}
         except OSError as exc:
             report["problems"].append(f"cannot expose {', '.join(sorted(blocked))}: {exc}")
