@@ -57,6 +57,9 @@ class RunConfig(BaseModel):
     dataset: str | None = Field(default=None, description="exemplar dataset (image folder or dataset name)")
     exemplars_k: int = Field(default=15, ge=1, le=100)
     code_timeout_s: float = Field(default=180.0, gt=0, description="wall-clock limit of one experiment's code")
+    unsafe_sandbox: bool = Field(
+        default=False, description="run code mode even where the sandbox has no isolation layer (docs/security.md)"
+    )
     react_steps: int = Field(default=3, ge=0, le=20, description="tool-calling mode: follow-up turns per round")
     max_critic_vetoes: int = Field(default=2, ge=0, description="times the critic may send a conclusion back")
     max_prompt_images: int = Field(default=12, ge=0, description="images sent to the VLM per call")

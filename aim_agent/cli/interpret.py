@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     agent.add_argument("--critic-backend", metavar="BACKEND", help="a VLM that comments on the critic's checks")
     agent.add_argument("--mode", choices=("code", "tools"), default=None,
                        help="code: the agent writes Python run in a sandbox; tools: tool calls (default code)")
+    agent.add_argument("--unsafe-sandbox", action="store_true",
+                       help="run the agent's code even where the sandbox finds no isolation layer (no namespaces, "
+                       "no seccomp: macOS, some containers); see docs/security.md")
     budget = parser.add_argument_group("budgets (the run concludes when one is reached)")
     budget.add_argument("--max-rounds", type=int, default=None, help="experiment rounds (default 15)")
     budget.add_argument("--max-tokens", type=int, default=None, help="tokens over all model calls")
@@ -90,6 +93,8 @@ def build_config(args: argparse.Namespace, settings: Any) -> Any:
     }
     if args.mode:
         values["mode"] = args.mode
+    if args.unsafe_sandbox:
+        values["unsafe_sandbox"] = True
     if args.k is not None:
         values["exemplars_k"] = args.k
     try:
@@ -123,7 +128,8 @@ def main(args: argparse.Namespace) -> int:
             known = ", ".join(sorted(p.parent.name for p in runs_dir.glob("*/run.json"))) or "none"
             raise FileNotFoundError(f"no run {args.resume!r} in {runs_dir} (run.json missing); runs there: {known}")
         stored = RunConfig.model_validate(json.loads(stored_path.read_text())["config"])
-        result = run_interpret(stored.model_copy(update=_budgets(args)), resume=args.resume, runs_dir=runs_dir,
+        update = {**_budgets(args), **({"unsafe_sandbox": True} if args.unsafe_sandbox else {})}
+        result = run_interpret(stored.model_copy(update=update), resume=args.resume, runs_dir=runs_dir,
                                progress=say)
     else:
         result = run_interpret(build_config(args, settings), progress=say)
