@@ -406,3 +406,33 @@ def test_memory_is_capped_per_run_not_per_process() -> None:
     allocated = 1.5 * (result.return_value if result.ok else 0)
     assert allocated <= 2, f"{allocated} GB allocated by one run under a 2 GiB limit: {result.report()}"
     assert "memory per run" in result.isolation
+
+
+@needs_namespaces
+def test_code_cannot_import_aim_or_read_plugin_data() -> None:
+    """Ground truth stays out of reach: AIM's packages and the plugins' (synthetic neurons) are hidden."""
+    import aim_world.neurons
+
+    result = attack(f"""
+        out = {{}}
+        for name in ("aim_agent", "aim_world", "aim_world.neurons", "aim_agent.agent.sandbox"):
+            try:
+                __import__(name)
+                out[name] = "imported"
+            except ImportError as exc:
+                out[name] = type(exc).__name__
+        try:
+            out["read"] = len(open({aim_world.neurons.__file__!r}).read())
+        except OSError as exc:
+            out["read"] = type(exc).__name__
+        try:
+            out["listing"] = os.listdir({os.path.dirname(aim_world.neurons.__file__)!r})
+        except OSError as exc:
+            out["listing"] = type(exc).__name__
+        return out
+    """)
+    assert result.ok, result.report()
+    found = result.return_value
+    assert all(found[name] == "ModuleNotFoundError" for name in ("aim_agent", "aim_world", "aim_world.neurons"))
+    assert found["read"] == "FileNotFoundError" and found["listing"] in ([], "PermissionError")
+    assert "package directories hidden" in result.isolation

@@ -331,6 +331,7 @@ def _isolate(limits: dict[str, Any], channel: Channel, parent_pid: int) -> dict[
         readable=_python_paths(read_paths),
         keep_fds=[channel._rfd, channel._wfd],
         namespaces=bool(limits.get("namespaces", True)),
+        hidden=[str(p) for p in limits.get("hidden_paths", [])],
     )
     workdir = os.getcwd()
     ready: dict[str, Any] = {"type": "ready", "isolation": state, "landlock_abi": 0}

@@ -214,6 +214,21 @@ def _expose(blocked: dict[str, list[str]]) -> None:
             os.close(fd)
 
 
+def _hide(directories: list[str]) -> int:
+    """Mount an empty, read-only tmpfs over each directory; how many were covered."""
+    covered = 0
+    for directory in directories:
+        if not os.path.isdir(directory):
+            continue
+        try:
+            _mount("tmpfs", directory, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC | _MS_RDONLY,
+                   "mode=0555,size=4k,nr_inodes=8")
+            covered += 1
+        except OSError:
+            pass
+    return covered
+
+
 def _read_only_except(workdir: str) -> None:
     """Every mount read-only (and nosuid), except a bind mount of ``workdir`` on itself."""
     _mount(workdir, workdir, None, _MS_BIND | _MS_REC)
@@ -326,13 +341,20 @@ def _init(worker_fds: list[int], status_w: int, alive_r: int) -> bool:
 
 
 def enter(
-    workdir: str, parent_pid: int, *, readable: list[str], keep_fds: list[int], namespaces: bool = True
+    workdir: str,
+    parent_pid: int,
+    *,
+    readable: list[str],
+    keep_fds: list[int],
+    namespaces: bool = True,
+    hidden: list[str] | None = None,
 ) -> dict[str, Any]:
     """Isolate this process as far as the machine allows; returns in the worker only.
 
-    ``readable`` are the paths the worker must read (Python, ``sys.path``); ``keep_fds`` are
-    the worker's protocol channel (closed in the outer and init). The dict says what is in
-    force: ``namespaces`` (names), ``uid``, ``fs`` (notes), ``problems`` (what failed).
+    ``readable`` are the paths the worker must read (Python, ``sys.path``); ``hidden`` are
+    directories it must not see at all (an empty tmpfs is mounted over each); ``keep_fds``
+    are the worker's protocol channel (closed in the outer and init). The dict says what is
+    in force: ``namespaces`` (names), ``uid``, ``fs`` (notes), ``problems`` (what failed).
     """
     report: dict[str, Any] = {"namespaces": [], "fs": [], "problems": [], "pid_namespace": False}
     if not sys.platform.startswith("linux"):
@@ -358,6 +380,14 @@ def enter(
             blocked = {}
         except OSError as exc:
             report["problems"].append(f"cannot expose {', '.join(sorted(blocked))}: {exc}")
+    if hidden and private:
+        covered = _hide(hidden)
+        if covered:
+            report["fs"].append(f"{covered} package director{'y' if covered == 1 else 'ies'} hidden")
+        if covered < len([d for d in hidden if os.path.isdir(d)]):
+            report["problems"].append("some package directories could not be hidden")
+    elif hidden:
+        report["problems"].append("package directories not hidden (no mount namespace)")
     unreadable = [*blocked, *_unreadable(readable, NOBODY)] if root else []
     if unreadable:  # the Python installation is out of nobody's reach
         target_uid = 0

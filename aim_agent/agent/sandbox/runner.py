@@ -90,6 +90,31 @@ def run_code(
     return _Run(code, entry, dict(handlers), objects, limits).run()
 
 
+def default_hidden_paths() -> list[str]:
+    """The directories of AIM's own packages and of every loaded plugin's top-level package.
+
+    Model code must not import AIM's internals or read a plugin's data (a synthetic neuron's
+    definition is its ground truth). The sandbox's own modules are loaded before these are hidden.
+    """
+    import importlib.util
+
+    from aim_agent.plugins import plugin_manager
+
+    names = {"aim_agent"}
+    for _name, plugin in plugin_manager().pm.list_name_plugin():
+        module = getattr(plugin, "__name__", "") or getattr(type(plugin), "__module__", "")
+        if module:
+            names.add(module.split(".")[0])
+    found: list[str] = []
+    for name in sorted(names):
+        with contextlib.suppress(ImportError, ValueError):
+            spec = importlib.util.find_spec(name)
+            for location in (spec.submodule_search_locations or []) if spec is not None else []:
+                if os.path.isdir(location):
+                    found.append(os.path.realpath(location))
+    return sorted(set(found))
+
+
 def check_code(code: str, entry: str = "run_experiment", *, max_chars: int = 1_000_000) -> SandboxResult | None:
     """Compile (never run) ``code`` here: a failed result for a syntax error or a missing entry, else None."""
     if not isinstance(code, str):
@@ -285,6 +310,7 @@ class _Run:
                 "seccomp": lim.seccomp,
                 "allow_unsafe": lim.allow_unsafe,
                 "read_paths": list(lim.read_paths),
+                "hidden_paths": list(default_hidden_paths() if lim.hidden_paths is None else lim.hidden_paths),
             },
         }
 

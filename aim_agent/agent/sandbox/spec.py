@@ -165,6 +165,12 @@ class SandboxLimits(BaseModel):
         "(else run_code raises SandboxUnavailable)",
     )
     read_paths: tuple[str, ...] = Field((), description="extra paths the child may read under Landlock")
+    hidden_paths: tuple[str, ...] | None = Field(
+        None,
+        description="directories the code may not see at all (an empty tmpfs over each, in the mount "
+        "namespace); None: AIM's own packages and every loaded plugin's, so the code can neither import "
+        "AIM's internals nor read a synthetic neuron's ground truth",
+    )
     extra_env: dict[str, str] = Field(default_factory=dict, description="extra environment variables (no secrets)")
 
     @field_validator("extra_env")
