@@ -63,7 +63,7 @@ async def test_bad_system_arguments_are_clear_errors(server):
             "unknown layer": ({"model": "fake-color", "layer": "conv9", "unit": 0}, "no layer 'conv9'"),
             "unit out of range": ({"model": "fake-color", "layer": "relu", "unit": 99}, "valid units are 0..3"),
             "missing unit": ({"model": "fake-color", "layer": "relu"}, "missing: unit"),
-            "unknown model": ({"model": "no-such-model", "layer": "x", "unit": 0}, "cannot load model"),
+            "unknown model": ({"model": "no-such-model", "layer": "x", "unit": 0}, "is not offered by this server"),
             "negative unit": ({"model": "fake-color", "layer": "relu", "unit": -1}, ">= 0"),
             "both": ({"synthetic": "dog", "model": "fake-color"}, "not both"),
         }
@@ -157,15 +157,26 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
 
         unknown = await client.call_tool("read_result", {"run_id": "nope"})
         assert unknown.is_error and "unknown run" in _text(unknown)
-        with pytest.raises(Exception, match="no run"):
+        with pytest.raises(Exception, match="unknown run"):
             await client.read_resource("aim://runs/nope/report.html")
 
 
-async def test_sae_latents_as_units(server, tmp_path):
+async def test_sae_latents_as_units(tmp_path):
+    from aim_agent.mcp_server import build_server
     from aim_agent.sae import SparseAutoencoder
 
     SparseAutoencoder(4, 8, activation="relu").save(tmp_path / "sae")
     SparseAutoencoder(5, 8, activation="relu").save(tmp_path / "wrong-width")
+    SparseAutoencoder(4, 8, activation="relu").save(tmp_path / "not-offered")
+    # SAE folders are offered like models: by the operator, in aim.toml (relative to the file) or --trust-model
+    (tmp_path / "aim.toml").write_text(
+        f'[models]\nallowed = ["sae", "wrong-width", "{tmp_path / "nothing"}"]\n'
+        '[models.named]\ncolor-sae = "sae"\n'
+    )
+    plugins = AimPlugins()
+    plugins.add_module("aim_fake_plugin", source="test")
+    config = load_config({"text2image": "fake", "editor": "fake", "describer": "fake"}, env={}, cwd=tmp_path)
+    server = build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs")
     async with Client(server, mode="legacy") as client:
         loaded = await client.call_tool(
             "load_system", {"model": "fake-color", "layer": "relu", "unit": 7, "sae": str(tmp_path / "sae")}
@@ -175,6 +186,13 @@ async def test_sae_latents_as_units(server, tmp_path):
         made = await client.call_tool("text2image", {"prompts": ["a red square"]})
         fired = await client.call_tool("neuron", {"images": made.structured_content["images"]})
         assert not fired.is_error and len(fired.structured_content["activations"]) == 1
+        by_name = await client.call_tool("load_system", {"model": "fake-color", "layer": "relu", "unit": 1,
+                                                         "sae": "color-sae"})
+        assert not by_name.is_error, _text(by_name)
+        refused = await client.call_tool(
+            "load_system", {"model": "fake-color", "layer": "relu", "unit": 0, "sae": str(tmp_path / "not-offered")}
+        )
+        assert refused.is_error and "not offered" in _text(refused) and "color-sae" in _text(refused)
         too_far = await client.call_tool(
             "load_system", {"model": "fake-color", "layer": "relu", "unit": 8, "sae": str(tmp_path / "sae")}
         )
