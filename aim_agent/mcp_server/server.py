@@ -11,6 +11,7 @@ that connection's session (:mod:`.sessions`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -188,11 +189,15 @@ class AimMcpState:
         except ToolError as exc:
             return error_result(str(exc))
         client = self.registry.client_of(request)
+        images = ImageStore(max_images=256)  # a stateless tool's images go to the caller's session, if any
+        if session is None:
+            with contextlib.suppress(ToolError):
+                images = self.registry.resolve(request).ctx.images
 
         def work(progress: Any) -> CallToolResult:
             with trusting(*self.policy.trusted()):  # what the operator configured, nothing a client sent
                 if session is None:
-                    ctx = ToolContext(extras={"progress": progress, "mcp_client": client})
+                    ctx = ToolContext(images=images, extras={"progress": progress, "mcp_client": client})
                     return self._result(invoke(spec, args, ctx), ctx, None)
                 with session.lock:
                     ctx = session.ctx

@@ -37,7 +37,7 @@ class SessionOutput(ToolOutput):
 
 
 class SessionHandleInput(ToolInput):
-    session: str = Field(min_length=1, max_length=100, description="the handle new_session returned")
+    handle: str = Field(min_length=1, max_length=100, description="the session handle new_session returned")
 
 
 class ClosedOutput(ToolOutput):
@@ -190,7 +190,7 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
     @tool(session=True, stateless=True, destructive=True, idempotent=True)
     def close_session(ctx: ToolContext, args: SessionHandleInput) -> ClosedOutput:
         """Close a session from new_session: its unit, log and images are dropped (runs it started go on)."""
-        return ClosedOutput(closed=state.registry.close_explicit(args.session))
+        return ClosedOutput(closed=state.registry.close_explicit(args.handle))
 
     @tool(session=True, stateless=True, read_only=True, idempotent=True)
     def list_models(ctx: ToolContext, args: NoInput) -> ModelsOutput:

@@ -109,7 +109,7 @@ async def test_a_decompression_bomb_png_is_refused_without_decoding(server):
         assert time.monotonic() - started < 5
         logged = await client.call_tool("log_experiment", {"note": "x", "images": [bomb], "session": handle})
         assert logged.is_error and "12000x12000" in _text(logged)
-        await client.call_tool("close_session", {"session": handle})
+        await client.call_tool("close_session", {"handle": handle})
     assert _peak_rss_kb(process.pid) - before < 200 * 1024  # no 432 MB decode happened
 
 

@@ -128,7 +128,7 @@ async def test_session_limits_refuse_instead_of_evicting(tmp_path):
                 results = [await c.call_tool("new_session", {}) for _ in range(3)]
                 refusal = next(r for r in results if r.is_error)
                 assert "the server holds 6 sessions" in _text(refusal) and "--max-sessions" in _text(refusal)
-            closed = await b.call_tool("close_session", {"session": made[0].structured_content["session"]})
+            closed = await b.call_tool("close_session", {"handle": made[0].structured_content["session"]})
             assert closed.structured_content == {"closed": True}
             assert not (await b.call_tool("new_session", {})).is_error  # room again
         entries = (await a.call_tool("list_log", {"session": handle})).structured_content["entries"]
