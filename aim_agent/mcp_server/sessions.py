@@ -4,7 +4,8 @@ A request's session is, in order:
 
 1. the explicit handle it names (the ``session`` argument, or ``_meta["aim/session"]``),
    minted by ``new_session``: 128 random bits, so holding it is what gives access;
-2. its HTTP session: the ``Mcp-Session-Id`` header of a handshake-era HTTP client;
+2. its HTTP session: the ``Mcp-Session-Id`` header of a handshake-era HTTP request (the SDK
+   refuses unknown ids on those; a 2026-07-28 request's header is unchecked, so ignored);
 3. its connection (stdio, in-process clients): on those transports the server's lifespan
    runs once per connection, and what it yields holds that connection's session;
 4. else none (a stateless HTTP request): refused with a message that asks for
@@ -30,6 +31,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from aim_agent.tools.base import ToolContext, ToolError
 
@@ -215,7 +218,14 @@ class SessionRegistry:
 
 
 def _http_session_id(request: Any | None) -> str | None:
-    """The ``Mcp-Session-Id`` of the HTTP request behind ``request``, if it is one and has one."""
+    """The ``Mcp-Session-Id`` of a handshake-era HTTP request (one the SDK checked), else None.
+
+    The SDK answers an unknown id with 404 on handshake-era requests only; a 2026-07-28
+    request's header is not checked, so it names no session here (it would be a client's
+    free choice).
+    """
+    if getattr(request, "protocol_version", None) not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return None
     http = getattr(request, "request", None)
     headers = getattr(http, "headers", None)
     if headers is None:

@@ -132,6 +132,24 @@ async def test_two_http_clients_do_not_see_each_others_images_or_logs(server):
         assert mine.contents[0].blob
 
 
+async def test_a_forged_session_id_header_names_no_session(server):
+    """2026-07-28 requests are not checked against the SDK's sessions: their Mcp-Session-Id names nothing."""
+    url, token, _, _ = server
+    auth = {"Authorization": f"Bearer {token}"}
+    opened = _post(url, INITIALIZE, **auth)  # a handshake-era victim, its session id from the response
+    victim = opened.headers["mcp-session-id"]
+    legacy = {**auth, "Mcp-Session-Id": victim, "Mcp-Protocol-Version": "2025-06-18"}
+    _post(url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, **legacy)
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "log_experiment", "arguments": {"note": "victim's evidence"}}}
+    logged = _post(url, call, **legacy)
+    assert logged.status_code == 200 and '"entry": 0' in logged.text.replace('"entry":0', '"entry": 0')
+    for forged in (victim, "0" * 32):
+        async with connect(url, token, headers={"Mcp-Session-Id": forged}) as modern:
+            result = await modern.call_tool("list_log", {})
+            assert result.is_error and "new_session" in _text(result), _text(result)
+
+
 async def test_a_new_session_flood_does_not_evict_another_clients_session(server):
     url, token, _, _ = server
     async with connect(url, token) as a, connect(url, token) as b:
