@@ -191,7 +191,7 @@ class AimMcpState:
         client = self.registry.client_of(request)
         images = ImageStore(max_images=256)  # a stateless tool's images go to the caller's session, if any
         if session is None:
-            with contextlib.suppress(ToolError):
+            with contextlib.suppress(ToolError):  # no session (stateless HTTP): a private store
                 images = self.registry.resolve(request).ctx.images
 
         def work(progress: Any) -> CallToolResult:

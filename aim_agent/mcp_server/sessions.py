@@ -137,6 +137,11 @@ class SessionRegistry:
         session.touch()
         return session
 
+    def forget_http(self, sid: str) -> None:
+        """The HTTP session ``sid`` was closed by its client (DELETE): its state goes."""
+        with self._lock:
+            self._http.pop(sid, None)
+
     def _implicit(self, request: Any | None) -> McpSession:
         sid = _http_session_id(request)
         if sid:

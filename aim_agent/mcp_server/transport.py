@@ -25,6 +25,7 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -71,13 +72,19 @@ def loopback_security(host: str, port: int) -> TransportSecuritySettings | None:
 
 
 class BearerGuard:
-    """ASGI middleware: a request without the server's bearer token, or too large, gets a clear refusal."""
+    """ASGI middleware: a request without the server's bearer token, or too large, gets a clear refusal.
 
-    def __init__(self, app: Any, token: str, max_request_bytes: int) -> None:
+    ``on_close(session_id)`` is told when a client ends its HTTP session (a DELETE that succeeded).
+    """
+
+    def __init__(
+        self, app: Any, token: str, max_request_bytes: int, on_close: Callable[[str], None] | None = None
+    ) -> None:
         if len(token) < MIN_TOKEN_CHARS:
             raise ValueError(f"the MCP token must have at least {MIN_TOKEN_CHARS} characters")
         self.app = app
         self.max_request_bytes = max_request_bytes
+        self.on_close = on_close
         self._expected = hashlib.sha256(f"Bearer {token}".encode()).digest()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -105,7 +112,20 @@ class BearerGuard:
             )
             await response(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        sid = headers.get(b"mcp-session-id", b"").decode("latin-1")
+        if scope.get("method") != "DELETE" or not sid or self.on_close is None:
+            await self.app(scope, receive, send)
+            return
+        status: list[int] = []
+
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if status and 200 <= status[0] < 300:  # the SDK knew the session and ended it
+            self.on_close(sid)
 
 
 def http_app(
@@ -127,7 +147,8 @@ def http_app(
         transport_security=loopback_security(host, port),
         host=host,
     )
-    return BearerGuard(app, token, max_request_bytes)
+    registry = getattr(getattr(server, "aim", None), "registry", None)
+    return BearerGuard(app, token, max_request_bytes, on_close=registry.forget_http if registry else None)
 
 
 def serve_http(server: Server, *, host: str, port: int, token: str, log_level: str = "warning", **options: Any) -> None:

@@ -121,3 +121,27 @@ async def _http_sessions(url: str, token: str) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_closed_http_sessions_free_their_place(tmp_path):
+    """Clients that open a session per call (langchain-mcp-adapters does) never fill the server up."""
+    with http_server(tmp_path, "--max-sessions", "2") as (url, token, _, _):
+        for _ in range(5):
+            async with connect(url, token, mode="legacy") as client:  # ends with DELETE: the state goes
+                logged = await client.call_tool("log_experiment", {"note": "one call"})
+                assert not logged.is_error, _text(logged)
+                assert len((await client.call_tool("list_log", {})).structured_content["entries"]) == 1
+
+
+def test_http_token_comes_from_the_environment_or_is_made(tmp_path):
+    from aim_agent.cli.mcp import http_token
+    from aim_agent.config import load_config
+
+    made, generated = http_token(load_config(env={}, cwd=tmp_path))
+    assert generated and len(made) >= 32 and made != http_token(load_config(env={}, cwd=tmp_path))[0]
+    assert http_token(load_config(env={"AIM_MCP_TOKEN": "x" * 20}, cwd=tmp_path)) == ("x" * 20, False)
+    (tmp_path / "aim.toml").write_text('[mcp]\ntoken = "from-the-config-file"\n')
+    assert http_token(load_config(env={}, cwd=tmp_path)) == ("from-the-config-file", False)
+    with pytest.raises(ValueError, match="at least 16"):
+        http_token(load_config(env={"AIM_MCP_TOKEN": "short"}, cwd=tmp_path))
