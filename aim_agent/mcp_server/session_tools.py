@@ -220,7 +220,8 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         except ImportError:
             synthetic = []
         notes = [
-            "list_layers, load_system and start_interpret accept the configured models and the world models "
+            "list_layers, load_system and start_interpret accept the configured models and the names model "
+            "plugins register (the world models) "
             "only; the operator offers more with `aim mcp --trust-model SPEC` or aim.toml [models]"
         ]
         if synthetic:
