@@ -66,7 +66,7 @@ class RawClient:
 
     def start_run(self) -> str:
         result = self.request("tools/call", {"name": "start_interpret", "arguments": {
-            "synthetic": "0", "backend": "offline", "max_rounds": 3}})
+            "synthetic": "0", "backend": "offline", "max_rounds": 1}})
         assert not result.get("isError"), result
         return result["structuredContent"]["run_id"]
 
