@@ -17,11 +17,19 @@ directory up to the project root, the first one holding ``.git`` or ``pyproject.
     device = "auto"
     models = { sd15 = "/models/stable-diffusion-v1-5" }
 
+    [models]                    # models the operator offers MCP clients and trusts to load
+    allowed = ["/models/dino-vits8", "/models/net.pt", "my_pkg.nets:build", "/saes/layer4"]
+
+    [models.named]              # a client says model="dino"; relative paths are from this file
+    dino = "/models/dino-vits8"
+    mynet = "my_pkg.nets:build"
+
 Environment: ``AIM_TEXT2IMAGE``, ``AIM_EDITOR``, ``AIM_DESCRIBER``, ``AIM_PLUGINS`` (comma
 separated), ``AIM_IMAGE_SIZE``, ``AIM_SEED``, ``AIM_RUNS_DIR``, ``AIM_EXEMPLAR_DATASET``; a plugin
 setting ``[section] key`` is overridden by ``AIM_SECTION_KEY`` (``AIM_DIFFUSERS_DEVICE``).
 Every value remembers where it came from (:attr:`AimConfig.sources`), so ``aim plugins`` can
-say why a provider is active.
+say why a provider is active. ``[models]`` is read from the file only (no environment
+variable can trust a model): see :mod:`aim_agent.models.trust`.
 """
 
 from __future__ import annotations
@@ -75,6 +83,10 @@ class AimConfig:
     seed: int = 0
     runs_dir: str = "runs"
     exemplar_dataset: str | None = None
+    #: model specs MCP clients may load, trusted to run code as they load (``[models] allowed``)
+    allowed_models: list[str] = field(default_factory=list)
+    #: names MCP clients may use for specs (``[models.named]``), trusted like ``allowed_models``
+    named_models: dict[str, str] = field(default_factory=dict)
     file: Path | None = None
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
@@ -118,6 +130,33 @@ def find_config_file(env: Mapping[str, str] | None = None, cwd: Path | None = No
     return user if user.is_file() else None
 
 
+def _spec_in_file(path: Path, spec: str) -> str:
+    """A model spec from aim.toml: a relative path that exists beside the file becomes absolute."""
+    candidate = Path(spec).expanduser()
+    if not candidate.is_absolute() and (path.parent / candidate).exists():
+        return str((path.parent / candidate).resolve())
+    return spec
+
+
+def _read_models(path: Path, value: Any) -> dict[str, Any]:
+    """``[models]``: ``allowed`` (a list of specs) and ``named`` (a table of name = spec)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: [models] must be a table with 'allowed' and/or 'named'")
+    unknown = set(value) - {"allowed", "named"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} in [models]; valid: allowed, named")
+    allowed = value.get("allowed", [])
+    if not isinstance(allowed, list) or not all(isinstance(v, str) and v.strip() for v in allowed):
+        raise ConfigError(f"{path}: [models] allowed must be a list of model specs (strings)")
+    named = value.get("named", {})
+    if not isinstance(named, dict) or not all(isinstance(v, str) and v.strip() for v in named.values()):
+        raise ConfigError(f"{path}: [models.named] must map names to model specs, e.g. dino = \"/models/dino\"")
+    return {
+        "allowed_models": [_spec_in_file(path, v.strip()) for v in allowed],
+        "named_models": {str(k): _spec_in_file(path, v.strip()) for k, v in named.items()},
+    }
+
+
 def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -136,6 +175,8 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
                     f"valid: {', '.join(PROVIDER_FIELDS)}"
                 )
             values.update(value)
+        elif key == "models":
+            values.update(_read_models(path, value))
         elif key in _TOP_LEVEL:
             values[key] = value
         elif isinstance(value, dict):
@@ -188,6 +229,7 @@ def load_config(
     config = AimConfig(file=path, sections=sections, env=env)
     values = dict(DEFAULTS)
     values["plugins"] = []
+    values["allowed_models"], values["named_models"] = [], {}
     sources: dict[str, str] = {}
     for name, value in file_values.items():
         values[name] = _coerce(name, value, str(path))
@@ -226,6 +268,26 @@ def add_provider_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--editor", metavar="NAME", help="image editor (env AIM_EDITOR)")
     group.add_argument("--describer", metavar="NAME", help="describer of highlighted regions (env AIM_DESCRIBER)")
     group.add_argument("--config", metavar="FILE", type=Path, help="read this aim.toml (env AIM_CONFIG)")
+
+
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--trust-model SPEC`` (repeatable): models that may run code as they load."""
+    parser.add_argument(
+        "--trust-model", action="append", default=[], metavar="SPEC",
+        help="trust SPEC to run code as it loads: a torch.save pickle or TorchScript file, or "
+        "'package.module:factory' (repeatable; see docs/security.md)",
+    )
+
+
+def cli_trust(args: argparse.Namespace, *specs: str | None) -> Any:
+    """The trust scope of a command: the models its person named on the command line.
+
+    ``specs`` are the models the command was given (``aim layers net.pt``); ``--trust-model``
+    adds more. A context manager (:func:`aim_agent.models.trust.trusting`).
+    """
+    from aim_agent.models.trust import trusting
+
+    return trusting(*specs, *(getattr(args, "trust_model", None) or []))
 
 
 def config_from_args(args: argparse.Namespace) -> AimConfig:

@@ -11,7 +11,7 @@ BACKENDS_HELP = "offline | google_genai[:MODEL] | openai[:MODEL] | anthropic[:MO
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from aim_agent.config import add_provider_arguments
+    from aim_agent.config import add_provider_arguments, add_trust_argument
 
     parser = sub.add_parser(
         "interpret",
@@ -56,6 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--json", action="store_true", help="print result.json instead of a summary")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     add_provider_arguments(parser)
+    add_trust_argument(parser)  # --model is trusted; --resume trusts only what --trust-model names
     parser.set_defaults(func=main)
 
 
@@ -115,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
 
     from aim_agent.agent.config import RunConfig
     from aim_agent.agent.runner import run_interpret
-    from aim_agent.config import apply_plugins, config_from_args
+    from aim_agent.config import apply_plugins, cli_trust, config_from_args
 
     settings = config_from_args(args)
     apply_plugins(settings)
@@ -129,10 +130,12 @@ def main(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no run {args.resume!r} in {runs_dir} (run.json missing); runs there: {known}")
         stored = RunConfig.model_validate(json.loads(stored_path.read_text())["config"])
         update = {**_budgets(args), **({"unsafe_sandbox": True} if args.unsafe_sandbox else {})}
-        result = run_interpret(stored.model_copy(update=update), resume=args.resume, runs_dir=runs_dir,
-                               progress=say)
+        with cli_trust(args):  # run.json is a file on disk, not the person's choice: --trust-model only
+            result = run_interpret(stored.model_copy(update=update), resume=args.resume, runs_dir=runs_dir,
+                                   progress=say)
     else:
-        result = run_interpret(build_config(args, settings), progress=say)
+        with cli_trust(args, args.model):  # the model named with --model
+            result = run_interpret(build_config(args, settings), progress=say)
     out = Console(highlight=False, soft_wrap=True)  # paths and labels stay on one line, copyable
     if args.json:
         out.print_json(result.result_path.read_text())

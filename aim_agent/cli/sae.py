@@ -33,12 +33,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from aim_agent.config import cli_trust
     from aim_agent.models.probe import open_probe
     from aim_agent.sae import train_sae
 
     if args.latents < 1 or args.epochs < 1:
         raise ValueError("--latents and --epochs must be at least 1")
-    probe = open_probe(args.model, args.layer)
+    with cli_trust(args, args.model):  # the person who typed the command chose this model
+        probe = open_probe(args.model, args.layer)
     sae = train_sae(probe, args.dataset, args.latents, activation=args.activation, k=args.k,
                     epochs=args.epochs, seed=args.seed, save_to=args.out)
     history = ", ".join(f"{x:.4f}" for x in sae.meta.get("history", []))

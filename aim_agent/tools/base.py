@@ -158,7 +158,8 @@ class ToolSpec:
     or overwrite earlier work: a new session, a new unit), ``idempotent`` (the same call twice
     does no more than once), ``open_world`` (reaches outside AIM: a remote API),
     ``needs_system`` (runs on the loaded unit), ``session`` (manages an MCP session; not
-    offered to model code).
+    offered to model code), ``stateless`` (uses nothing a session owns, so it runs without
+    one: a stateless HTTP client may call it before ``new_session``).
     """
 
     name: str
@@ -174,6 +175,7 @@ class ToolSpec:
     open_world: bool = False
     needs_system: bool = False
     session: bool = False
+    stateless: bool = False
 
     @property
     def summary(self) -> str:
@@ -208,6 +210,7 @@ def tool(
     open_world: bool = False,
     needs_system: bool = False,
     session: bool = False,
+    stateless: bool = False,
 ) -> Callable[[Callable[[ToolContext, Any], ToolOutput]], ToolSpec]:
     """Declare a tool from a typed function ``fn(ctx, args: Input) -> Output`` (flags: see :class:`ToolSpec`)."""
 
@@ -234,6 +237,7 @@ def tool(
             open_world=open_world,
             needs_system=needs_system,
             session=session,
+            stateless=stateless,
         )
 
     return decorate
