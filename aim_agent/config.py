@@ -96,7 +96,8 @@ class AimConfig:
         """The configured provider name of ``kind`` (text2image, editor, describer); None: disabled."""
         if kind not in PROVIDER_FIELDS:
             raise ValueError(f"unknown provider kind {kind!r}; valid: {', '.join(PROVIDER_FIELDS)}")
-        return getattr(self, kind)
+        name: str | None = getattr(self, kind)
+        return name
 
     def setting(self, section: str, key: str, default: Any = None) -> Any:
         """A plugin's setting: ``AIM_<SECTION>_<KEY>`` in the environment, else ``[section] key`` in the file."""

@@ -33,7 +33,7 @@ def parse_address(value: str) -> tuple[str, int]:
     return host, number
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "mcp",
         help="serve AIM's experiment tools to MCP clients (stdio, or --http)",

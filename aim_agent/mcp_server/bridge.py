@@ -65,7 +65,7 @@ def output_schema(spec: ToolSpec) -> dict[str, Any] | None:
         return None
 
 
-def annotations(spec: ToolSpec) -> ToolAnnotations:
+def tool_annotations(spec: ToolSpec) -> ToolAnnotations:
     """MCP's behaviour hints, from the spec's flags only (never from its name)."""
     return ToolAnnotations(
         title=spec.summary.rstrip("."),
@@ -84,7 +84,7 @@ def tool_definition(spec: ToolSpec) -> Tool:
         description=spec.doc,
         input_schema=input_schema(spec),
         output_schema=output_schema(spec),
-        annotations=annotations(spec),
+        annotations=tool_annotations(spec),
         _meta={"aim/plugin": spec.plugin},
     )
 

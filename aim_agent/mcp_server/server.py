@@ -217,7 +217,8 @@ class AimMcpState:
 
         reporter = getattr(request, "session", None)
         try:
-            return await run_blocking(reporter, work, spec.name, interval=self.progress_interval)
+            result: CallToolResult = await run_blocking(reporter, work, spec.name, interval=self.progress_interval)
+            return result
         except ToolError as exc:
             return error_result(str(exc))
         except Exception as exc:  # e.g. an output a plugin built that cannot be serialised
@@ -289,7 +290,7 @@ def build_server(
         idle_timeout_s=session_idle_timeout_s,
         require_session=require_session,
     )
-    run_defaults = {kind: config.provider(kind) for kind in ("text2image", "editor", "describer")}
+    run_defaults: dict[str, Any] = {kind: config.provider(kind) for kind in ("text2image", "editor", "describer")}
     run_defaults.update(
         plugins=list(config.plugins) or None,
         seed=config.seed,
@@ -417,7 +418,8 @@ class _Handlers:
     async def read_resource(self, ctx: Any, params: ReadResourceRequestParams) -> ReadResourceResult:
         uri = str(params.uri)
         parts = urlsplit(uri)
-        handle = (parse_qs(parts.query).get("session") or [None])[0]
+        handles = parse_qs(parts.query).get("session")
+        handle = handles[0] if handles else None
         path = parts.path.strip("/")
         try:
             session = self.state.registry.resolve(ctx, handle)

@@ -162,7 +162,7 @@ class SavedModuleLoader:
             require_trusted(spec, "a TorchScript archive (compiled code that runs as it loads and on every forward)")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                scripted = torch.jit.load(str(path), map_location="cpu")
+                scripted = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
             module = _wrap_script(scripted.eval())
         else:
             obj = _torch_load(path, spec)

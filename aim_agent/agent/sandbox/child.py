@@ -35,10 +35,10 @@ from typing import Any
 try:
     from . import isolation, landlock, seccomp, wire
 except ImportError:  # loaded from its path by the bootstrap, outside the aim_agent package
-    import _aim_sandbox_isolation as isolation  # type: ignore[no-redef]
-    import _aim_sandbox_landlock as landlock  # type: ignore[no-redef]
-    import _aim_sandbox_seccomp as seccomp  # type: ignore[no-redef]
-    import _aim_sandbox_wire as wire  # type: ignore[no-redef]
+    import _aim_sandbox_isolation as isolation  # type: ignore[no-redef, import-not-found]
+    import _aim_sandbox_landlock as landlock  # type: ignore[no-redef, import-not-found]
+    import _aim_sandbox_seccomp as seccomp  # type: ignore[no-redef, import-not-found]
+    import _aim_sandbox_wire as wire  # type: ignore[no-redef, import-not-found]
 
 FILENAME = "<experiment>"
 _RESERVE_BYTES = 8 * 1024 * 1024
@@ -368,8 +368,8 @@ def main(rfd: int, wfd: int, parent_pid: int) -> None:
     limits = start.get("limits", {})
     channel.limit = int(limits.get("max_message_bytes", wire.MAX_MESSAGE_BYTES))
     # line buffering: prints reach the parent even when the child is killed mid-run
-    sys.stdout.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)
-    sys.stderr.reconfigure(encoding="utf-8", errors="backslashreplace")
+    sys.stdout.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)  # type: ignore[union-attr]
+    sys.stderr.reconfigure(encoding="utf-8", errors="backslashreplace")  # type: ignore[union-attr]
     faulthandler.enable()  # a segfault prints the model's line on stderr
     ready = _isolate(limits, channel, parent_pid)
     channel.send(ready)

@@ -417,6 +417,7 @@ class _Run:
         if data:
             self.streams[fd].add(data)
         else:
+            assert self.selector is not None
             self.selector.unregister(fd)
             del self.streams[fd]
 
@@ -621,8 +622,8 @@ class _Run:
         rc = self.proc.returncode if self.proc is not None else None
         err = self.stderr.text()
         # faulthandler's dump, without the frames of the sandbox machinery
-        tail = "\n".join(line for line in err[-3000:].splitlines() if _HERE not in line and '"<string>"' not in line)
-        tail = tail or None
+        lines = "\n".join(line for line in err[-3000:].splitlines() if _HERE not in line and '"<string>"' not in line)
+        tail = lines or None
         kind: FailureKind = "killed"
         if self.killed_by_us:
             why = "the sandbox process closed its channel without a result and was stopped"
@@ -651,7 +652,8 @@ class _Run:
 
 def describe_isolation(ready: Mapping[str, Any], limits: SandboxLimits) -> str:
     """One line for ``SandboxResult.isolation``: every layer that was in force, and what was not."""
-    state = ready.get("isolation") if isinstance(ready.get("isolation"), dict) else {}
+    found = ready.get("isolation")
+    state: dict[str, Any] = found if isinstance(found, dict) else {}
     parts = ["separate process"]
     missing: list[str] = [str(p)[:200] for p in state.get("problems", [])][:8]
     names = [str(n) for n in state.get("namespaces", [])]

@@ -74,7 +74,7 @@ class ObjectHandler:
         """Expose the named methods of ``obj`` and a snapshot of the named attributes."""
         bound = {name: getattr(obj, name) for name in methods}
         values = {name: getattr(obj, name) for name in attributes}
-        return cls(methods=bound, attributes=values, doc=inspect.getdoc(obj) if doc is None else doc)
+        return cls(methods=bound, attributes=values, doc=(inspect.getdoc(obj) or "") if doc is None else doc)
 
     def lookup(self, path: list[str]) -> ObjectHandler | None:
         """The nested handler at ``path`` (attribute names), or None."""
