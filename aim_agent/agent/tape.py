@@ -87,6 +87,11 @@ def _restore(value: Any) -> Any:
     return value
 
 
+def _inline_image(block: Any) -> bool:
+    """A standard (v1) image block with its data inline."""
+    return isinstance(block, dict) and block.get("type") == "image" and bool(block.get("base64") or block.get("data"))
+
+
 class _Images:
     """Writes (when ``folder`` is set) and names images by the SHA-256 of their bytes."""
 
@@ -120,9 +125,9 @@ class _Images:
                 url = url.get("url", "") if isinstance(url, dict) else str(url)
                 m = _DATA_URL.match(url)
                 out.append(self.block(m.group(2), m.group(1)) if m else {"type": "image", "url": url})
-            elif isinstance(block, dict) and block.get("type") == "image" and (block.get("base64") or block.get("data")):
-                out.append(self.block(str(block.get("base64") or block.get("data")),
-                                      str(block.get("mime_type", "image/png"))))
+            elif _inline_image(block):
+                data = block.get("base64") or block.get("data")
+                out.append(self.block(str(data), str(block.get("mime_type", "image/png"))))
             else:
                 out.append(_jsonable(block))
         return out
