@@ -87,6 +87,8 @@ class RedLab:
     """The scripted VLM. ``overrides`` answer first: ``(predicate, reply)`` pairs, each used once."""
 
     malformed: str | None = None  # "json": the first tool call's arguments are broken JSON; "schema": wrong field
+    patient: bool = False  # code mode: never conclude (a round cap ends the run)
+    ask_describer: bool = False  # tools mode: describe the overlays (describe_images) after measuring them
     overrides: list[tuple[Callable[[Request], bool], Reply]] = field(default_factory=list)
     seen: list[tuple[str, Request]] = field(default_factory=list)
     answers: list[Reply] = field(default_factory=list)
@@ -131,6 +133,8 @@ class RedLab:
         if req.tools:
             return self.tools_turn(req)
         done = rounds_seen(req.last_user_text())
+        if self.patient:  # one more experiment each round, on other backgrounds
+            return Reply(text=GOOD_CODE.replace("[CONCLUDE]", "").replace("on grass", f"on grass {done}"))
         if done == 0:
             return Reply(text=THIN_CODE)
         if done == 1:
@@ -170,6 +174,12 @@ class RedLab:
             return Reply(text="Fixing the call.", calls=[fixed])
         if result.name == "text2image":
             return Reply(calls=[Call("neuron", {"images": IDS.findall(result.text)})])
+        if result.name == "neuron" and self.ask_describer:
+            self.ask_describer = False
+            overlays = json.loads(result.text)["images"]
+            return Reply(calls=[Call("describe_images", {"images": overlays[:3]})])
+        if result.name == "describe_images":
+            return Reply(text="The describer sees red squares where the unit fires.")
         acts = json.loads(result.text).get("activations", []) if result.text.startswith("{") else []
         if acts:
             self.numbers.update(red=sum(acts[:5]) / 5, control=sum(acts[5:]) / 3)
