@@ -397,3 +397,67 @@ def use_tape(tape: Tape | None) -> Iterator[Tape | None]:
         yield tape
     finally:
         _ACTIVE.remove(tape)
+
+
+# --------------------------------------------------------------------------------------------
+# reading a recording
+
+
+def _text_of(content: Any, limit: int) -> str:
+    if isinstance(content, str):
+        parts = [content]
+    else:
+        parts = []
+        for block in content:
+            if block.get("type") == "text":
+                parts.append(str(block.get("text", "")))
+            elif block.get("type") == "image":
+                parts.append(f"![image]({block.get('file', block.get('url', ''))})")
+    text = "\n".join(parts).strip()
+    return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more characters)"
+
+
+def transcript(folder: str | Path, *, limit: int = 1500) -> str:
+    """A recording as Markdown: each exchange's newest message and the reply (images as file links)."""
+    tape = Tape.replay(folder)
+    lines = [f"# Recorded session ({len(tape.exchanges)} model exchanges)", ""]
+    shown_system: set[str] = set()
+    for entry in tape.exchanges:
+        usage = entry.get("usage") or {}
+        lines += [f"## {entry['seq']}. {entry['role']} ({entry['backend']}): "
+                  f"{usage.get('input_tokens', 0)} tokens in, {usage.get('output_tokens', 0)} out", ""]
+        request = entry["request"]
+        system = next((m for m in request if m["type"] == "system"), None)
+        if system is not None and system["content"] not in shown_system:
+            shown_system.add(system["content"])
+            lines += ["**system**", "", "```text", _text_of(system["content"], limit), "```", ""]
+        last = request[-1]
+        if entry["tools"]:
+            lines += [f"tools: {', '.join(entry['tools'])}", ""]
+        if len(request) > 2:
+            lines += [f"(this round so far: {len(request) - 3} messages of calls and results)", ""]
+            for message in request[2:-1]:
+                if message["type"] == "ai":
+                    calls = [f"{c['name']}({json.dumps(c['args'])[:120]})" for c in message.get("tool_calls", [])]
+                    lines += [f"- ai: calls {', '.join(calls)}"]
+                elif message["type"] == "tool":
+                    lines += [f"- tool {message.get('name')}: {_text_of(message['content'], 160)}"]
+            lines += [""]
+        lines += [f"**{last['type']}**", "", "```text", _text_of(last["content"], limit), "```", ""]
+        reply = entry.get("reply")
+        if entry.get("error"):
+            lines += [f"**error**: {entry['error']}", ""]
+        elif reply is not None:
+            lines += ["**reply**", "", "```text", _text_of(reply["content"], limit), "```", ""]
+            for call in reply.get("tool_calls") or []:
+                lines += [f"- call `{call['name']}({json.dumps(call['args'])[:300]})`"]
+            lines += [""] if reply.get("tool_calls") else []
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m aim_agent.agent.tape DIR: a recording as Markdown
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m aim_agent.agent.tape DIR   (a folder written by aim interpret --record DIR)")
+    print(transcript(sys.argv[1]))
