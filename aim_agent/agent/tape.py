@@ -153,7 +153,7 @@ def request_json(messages: Sequence[BaseMessage], images: _Images) -> list[dict[
 
 
 def reply_json(reply: AIMessage) -> dict[str, Any]:
-    return _jsonable({
+    data: dict[str, Any] = _jsonable({
         "content": reply.content,
         "additional_kwargs": reply.additional_kwargs,
         "response_metadata": reply.response_metadata,
@@ -162,6 +162,7 @@ def reply_json(reply: AIMessage) -> dict[str, Any]:
         "usage_metadata": reply.usage_metadata,
         "id": reply.id,
     })
+    return data
 
 
 def tools_json(tools: Sequence[Any]) -> tuple[list[str], str | None]:
@@ -367,7 +368,7 @@ class ReplayChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "aim-replay"
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ReplayChatModel:  # type: ignore[override]
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ReplayChatModel:
         return self.model_copy(update={"tools": list(tools)})
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from conftest import KEYS, backend_flags, files_text, interpret
 from lab import RedLab
 from loopback import LoopbackServer
 
+from aim_agent.agent.tape import transcript
 from aim_agent.cli import main
 
 VOLATILE = {"finished_at", "wall_time_s", "node_seconds", "seconds"}  # when the run ended, how long things took
@@ -91,6 +93,12 @@ def test_the_recording_holds_messages_images_replies_and_usage_but_no_key(keys, 
     assert calls[0]["reply"]["usage_metadata"]["input_tokens"] == 1200
     for path, data in files_text(tape):
         assert all(k.encode() not in data for k in KEYS.values()), path
+    # a person reads it as Markdown: every exchange, its images as links to the files
+    text = transcript(tape)
+    assert all(f"## {e['seq']}. {e['role']} ({e['backend']})" in text for e in exchanges)
+    links = re.findall(r"!\[image\]\((images/[0-9a-f]{64}\.png)\)", text)
+    assert links and all((tape / link).exists() for link in links)
+    assert "- call `text2image(" in text and "[DESCRIPTION]: red objects" in text
 
 
 def test_a_replay_that_asks_something_else_stops_and_names_the_difference(keys, dataset, tmp_path, capsys,
