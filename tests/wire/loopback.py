@@ -418,8 +418,9 @@ class Anthropic(Protocol):
                     yield event("content_block_delta", {"index": i, "delta": {"type": "input_json_delta",
                                                                               "partial_json": piece}})
             yield event("content_block_stop", {"index": i})
+        # the usage of message_delta is cumulative: input tokens again, output tokens in all
         yield event("message_delta", {"delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                                      "usage": {"output_tokens": reply.usage[1]}})
+                                      "usage": {"input_tokens": reply.usage[0], "output_tokens": reply.usage[1]}})
         yield event("message_stop", {})
 
     def error(self, status: int, message: str) -> dict[str, Any]:

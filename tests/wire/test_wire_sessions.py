@@ -142,3 +142,17 @@ def test_tools_mode_session(provider, keys, dataset, tmp_path, capsys, monkeypat
     generated = set(re.findall(r"img_[0-9a-f]{20}", followups[0].results[0].text))
     sent = {image_id(im) for im in followups[0].images}
     assert len(generated) == 8 and generated <= sent and len(followups[0].images) == 12
+
+
+@pytest.mark.parametrize("provider", ["google_genai", "anthropic"])
+def test_streamed_tools_session(provider, keys, dataset, tmp_path, capsys):
+    """--stream: Gemini's streamGenerateContent (SSE) and Claude's message events, tool calls included."""
+    lab = RedLab()
+    with LoopbackServer(provider, lab) as server:
+        session = interpret(tmp_path, dataset, capsys, *backend_flags(server, "tools", stream=True))
+    assert session.code == 0, session.err
+    assert server.violations == [] and all(r.stream for r in server.requests)
+    record = session.record
+    assert record.conclusion.labels == ["red objects"] and len(record.rounds[0].observation.activations) == 8
+    assert record.usage.totals.total_tokens == sum(sum(r.usage) for r in lab.seen_replies())
+    assert record.usage.totals.cost_usd is not None and record.usage.totals.cost_usd > 0
