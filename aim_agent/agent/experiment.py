@@ -376,6 +376,8 @@ def run_tool_call(
     """Run one call (resolving references to earlier outputs); append its output to ``outputs``."""
     spec = specs.get(call.tool)
     try:
+        if call.error:  # the model's call could not be read (e.g. its arguments were not JSON)
+            raise ToolError(call.error)
         if spec is None or spec.session:
             raise ToolError(f"unknown tool {call.tool!r}; available: {', '.join(sorted(specs))}")
         args = resolve_refs(call.args, outputs)

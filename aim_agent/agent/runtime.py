@@ -118,7 +118,7 @@ def _describer(config: RunConfig, meter: UsageMeter) -> Any:
     hint = pm.missing_hint("describer", name)
     if hint:
         raise MissingPlugin(f"{hint}; or describe with a VLM: --describer google_genai[:MODEL] (or another backend)")
-    spec = BackendSpec.parse(name)
+    spec = BackendSpec.parse(name, like=config.backend)  # the scientist's server, when the provider is the same
     if spec.offline:
         return pm.provider("describer", "world")
     from aim_agent.agent.vlm_describer import VLMDescriber

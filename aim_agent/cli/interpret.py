@@ -34,7 +34,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     agent.add_argument("--backend", metavar="BACKEND",
                        help=f"scientist: {BACKENDS_HELP} (default: google_genai if GOOGLE_API_KEY is set, "
                        "else offline)")
-    agent.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server (vLLM) or ollama host")
+    agent.add_argument("--base-url", metavar="URL",
+                       help="the model server: an OpenAI-compatible server (vLLM, llama.cpp, LM Studio; its key from "
+                       "AIM_SERVER_API_KEY), an ollama host, or a Gemini/Claude proxy; a describer or critic of the "
+                       "same provider uses it too")
+    agent.add_argument("--stream", action="store_true", help="stream the model's replies (token use is still counted)")
     agent.add_argument("--critic-backend", metavar="BACKEND", help="a VLM that comments on the critic's checks")
     agent.add_argument("--mode", choices=("code", "tools"), default=None,
                        help="code: the agent writes Python run in a sandbox; tools: tool calls (default code)")
@@ -53,6 +57,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--dataset", metavar="PATH", help="exemplar dataset: image folder or dataset name")
     run.add_argument("--k", type=int, default=None, help="dataset exemplars shown to the agent (default 15)")
     run.add_argument("--seed", type=int, default=None, help="seed of image generation (default 0)")
+    run.add_argument("--record", metavar="DIR", help="save every model exchange (messages, images, replies, usage) "
+                     "in DIR, a new folder")
+    run.add_argument("--replay", metavar="DIR", help="rerun a recorded session without any model: the run's settings "
+                     "and every reply come from DIR; a request that differs from the recording stops the run")
     run.add_argument("--json", action="store_true", help="print result.json instead of a summary")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     add_provider_arguments(parser)
@@ -71,6 +79,7 @@ def build_config(args: argparse.Namespace, settings: Any) -> Any:
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
 
+    backend = BackendSpec.parse(args.backend, base_url=args.base_url, streaming=args.stream)
     values: dict[str, Any] = {
         "model": args.model,
         "layer": args.layer,
@@ -79,8 +88,8 @@ def build_config(args: argparse.Namespace, settings: Any) -> Any:
         "synthetic": args.synthetic,
         "system_factory": args.system,
         "task": args.task,
-        "backend": BackendSpec.parse(args.backend, base_url=args.base_url),
-        "critic_backend": BackendSpec.parse(args.critic_backend) if args.critic_backend else None,
+        "backend": backend,
+        "critic_backend": BackendSpec.parse(args.critic_backend, like=backend) if args.critic_backend else None,
         "describer": settings.describer or "world",
         "text2image": settings.text2image,
         "editor": settings.editor,
@@ -111,6 +120,32 @@ def _clean(exc: Exception) -> str:
     return str(exc)
 
 
+def _taped_run(args: argparse.Namespace, settings: Any, say: Any) -> Any:
+    """A new run whose model exchanges are recorded to ``--record DIR`` or answered from ``--replay DIR``."""
+    from aim_agent.agent.runner import new_run_id, run_interpret
+    from aim_agent.agent.tape import Tape, use_tape
+
+    if args.resume:
+        raise ValueError("--record and --replay start a new run; they do not combine with --resume")
+    if args.record and args.replay:
+        raise ValueError("choose one of --record DIR and --replay DIR")
+    if args.replay:
+        tape = Tape.replay(args.replay)
+        config = tape.config(run_id=args.run_id, runs_dir=args.runs_dir)
+        if say:
+            say(f"replaying {len(tape.exchanges)} model exchanges from {args.replay} (no model is called)")
+    else:
+        config = build_config(args, settings)
+        config = config.model_copy(update={"run_id": config.run_id or new_run_id(config)})
+        tape = Tape.record(args.record, config)
+    with use_tape(tape):
+        result = run_interpret(config, progress=say)
+    tape.finish()  # a replay that ended early or diverged (even where the run carried on) fails here
+    if say and tape.recording:
+        say(f"recorded {len(tape.exchanges)} model exchanges in {args.record}")
+    return result
+
+
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -122,7 +157,9 @@ def main(args: argparse.Namespace) -> int:
     apply_plugins(settings)
     console = Console(stderr=True, highlight=False)
     say = None if args.quiet or args.json else (lambda line: console.print(f"[dim]aim[/dim] {line}"))
-    if args.resume:
+    if args.record or args.replay:
+        result = _taped_run(args, settings, say)
+    elif args.resume:
         runs_dir = Path(args.runs_dir or settings.runs_dir)
         stored_path = runs_dir / args.resume / "run.json"
         if not stored_path.exists():
