@@ -38,21 +38,40 @@ import argparse
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 PROVIDER_FIELDS = ("text2image", "editor", "describer")
-DEFAULTS: dict[str, Any] = {
-    "text2image": "world",
-    "editor": "world",
-    "describer": "world",
-    "plugins": [],
-    "image_size": 224,
-    "seed": 0,
-    "runs_dir": "runs",
-    "exemplar_dataset": None,
-}
+
+
+class Settings(BaseModel):
+    """What a person sets once for every command: the one place AIM's shared defaults live.
+
+    :class:`AimConfig` is these settings as resolved from flags, environment and ``aim.toml``;
+    a run's :class:`~aim_agent.agent.config.RunConfig` extends them with the unit and budgets;
+    a :class:`~aim_agent.tools.base.ToolContext` starts from them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    text2image: str | None = Field(default="world", description="text-to-image provider; None: none")
+    editor: str | None = Field(default="world", description="image editor provider; None: none")
+    describer: str | None = Field(
+        default="world", description="describer provider name, or a VLM backend provider:model; None: none"
+    )
+    plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
+    image_size: int = Field(default=224, ge=32, le=2048, description="side of generated images, pixels")
+    seed: int = Field(default=0, description="random seed of generators and editors")
+    runs_dir: str = Field(default="runs", description="where runs are written")
+    exemplar_dataset: str | None = Field(
+        default=None, description="exemplar dataset (image folder or dataset name); None: the default one"
+    )
+
+
+#: the defaults, read from :class:`Settings` (never written out again elsewhere)
+DEFAULTS: dict[str, Any] = Settings().model_dump()
 ENV = {
     "text2image": "AIM_TEXT2IMAGE",
     "editor": "AIM_EDITOR",
@@ -71,26 +90,22 @@ class ConfigError(ValueError):
     """The configuration cannot be read; the message names the file or variable and the fix."""
 
 
-@dataclass
-class AimConfig:
-    """Resolved configuration. ``sources[field]`` says where each value came from."""
+class AimConfig(Settings):
+    """Resolved configuration: the :class:`Settings`, plus what the file says beyond them.
 
-    text2image: str | None = "world"
-    editor: str | None = "world"
-    describer: str | None = "world"
-    plugins: list[str] = field(default_factory=list)
-    image_size: int = 224
-    seed: int = 0
-    runs_dir: str = "runs"
-    exemplar_dataset: str | None = None
+    ``sources[field]`` says where each value came from.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
     #: model specs MCP clients may load, trusted to run code as they load (``[models] allowed``)
-    allowed_models: list[str] = field(default_factory=list)
+    allowed_models: list[str] = Field(default_factory=list)
     #: names MCP clients may use for specs (``[models.named]``), trusted like ``allowed_models``
-    named_models: dict[str, str] = field(default_factory=dict)
+    named_models: dict[str, str] = Field(default_factory=dict)
     file: Path | None = None
-    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
-    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    sections: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)
+    env: Mapping[str, str] = Field(default_factory=dict, repr=False)
 
     def provider(self, kind: str) -> str | None:
         """The configured provider name of ``kind`` (text2image, editor, describer); None: disabled."""
@@ -227,7 +242,6 @@ def load_config(
     path = file if file is not None else find_config_file(env, cwd)
     file_values, sections = _read_file(path) if path is not None else ({}, {})
 
-    config = AimConfig(file=path, sections=sections, env=env)
     values = dict(DEFAULTS)
     values["plugins"] = []
     values["allowed_models"], values["named_models"] = [], {}
@@ -256,10 +270,14 @@ def load_config(
             values[name] = value
         sources[name] = "command line"
     values["plugins"] = list(dict.fromkeys(plugins))
-    for name, value in values.items():
-        setattr(config, name, value)
-    config.sources = sources
-    return config
+    try:
+        return AimConfig(**values, file=path, sections=sections, env=env, sources=sources)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))} (from {sources.get(str(e['loc'][0]), 'default')}): {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
 
 
 def add_provider_arguments(parser: argparse.ArgumentParser) -> None:

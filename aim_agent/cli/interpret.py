@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from aim_agent.config import PROVIDER_FIELDS, Settings
+
+if TYPE_CHECKING:
+    from aim_agent.agent.config import RunConfig
 
 BACKENDS_HELP = "offline | google_genai[:MODEL] | openai[:MODEL] | anthropic[:MODEL] | ollama[:MODEL]"
 
@@ -74,8 +79,8 @@ def _budgets(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def build_config(args: argparse.Namespace, settings: Any) -> Any:
-    """The RunConfig of a new run from the flags (and aim.toml / environment for the providers)."""
+def build_config(args: argparse.Namespace, settings: Settings) -> RunConfig:
+    """The RunConfig of a new run: the resolved settings (aim.toml, environment) under the run's flags."""
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
 
@@ -90,17 +95,16 @@ def build_config(args: argparse.Namespace, settings: Any) -> Any:
         "task": args.task,
         "backend": backend,
         "critic_backend": BackendSpec.parse(args.critic_backend, like=backend) if args.critic_backend else None,
-        "describer": settings.describer or "world",
-        "text2image": settings.text2image,
-        "editor": settings.editor,
-        "plugins": list(settings.plugins),
-        "runs_dir": args.runs_dir or settings.runs_dir,
+        **{name: getattr(settings, name) for name in Settings.model_fields},  # aim.toml, environment
         "run_id": args.run_id,
-        "dataset": args.dataset or settings.exemplar_dataset,
-        "seed": args.seed if args.seed is not None else settings.seed,
-        "image_size": settings.image_size,
         **_budgets(args),
     }
+    if args.runs_dir:
+        values["runs_dir"] = args.runs_dir
+    if args.dataset:
+        values["exemplar_dataset"] = args.dataset
+    if args.seed is not None:
+        values["seed"] = args.seed
     if args.mode:
         values["mode"] = args.mode
     if args.unsafe_sandbox:
@@ -108,7 +112,7 @@ def build_config(args: argparse.Namespace, settings: Any) -> Any:
     if args.k is not None:
         values["exemplars_k"] = args.k
     try:
-        return RunConfig(**{k: v for k, v in values.items() if v is not None or k in ("text2image", "editor")})
+        return RunConfig(**{k: v for k, v in values.items() if v is not None or k in PROVIDER_FIELDS})
     except ValueError as exc:  # pydantic's message, without its URL noise
         raise ValueError(_clean(exc)) from None
 

@@ -36,6 +36,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from aim_agent.config import DEFAULTS
 from aim_agent.images import ImageStore, current_store, load_image, use_store
 from aim_agent.providers import ProviderError
 
@@ -125,8 +126,8 @@ class ToolContext:
     editor: ImageEditor | None = None
     describer: Describer | None = None
     log: ExperimentLog | None = None
-    image_size: int = 224
-    seed: int = 0
+    image_size: int = DEFAULTS["image_size"]
+    seed: int = DEFAULTS["seed"]
     images: ImageStore = field(default_factory=ImageStore)
     observers: list[Observer] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
