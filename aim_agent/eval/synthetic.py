@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -179,7 +180,11 @@ def evaluate_unit(config_data: dict[str, Any], source: str, unit: str, seed: int
     record: Any = None
     try:
         if (run_dir / "run.json").exists():
-            record = run_interpret(None, resume=config.run_id, runs_dir=config.runs_dir).record
+            try:
+                record = run_interpret(None, resume=config.run_id, runs_dir=config.runs_dir).record
+            except FileNotFoundError:  # killed before its first checkpoint: nothing to continue, start it again
+                shutil.rmtree(run_dir)
+                record = run_interpret(config).record
         else:
             record = run_interpret(config).record
     except Exception as exc:  # a failed run is a wrong answer, not the end of the evaluation

@@ -126,3 +126,33 @@ def test_the_judge_prefers_matching_labels() -> None:
     assert two_afc(sim).mean() == 1.0
     wrong = judge.similarity(["spiral patterns"], ["dogs"])[0, 0]
     assert wrong < sim[0, 0]
+
+
+def test_the_summary_table_by_kind_and_without_the_judge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two constructed units: the table's strict and concept scores, and judge columns left empty when the
+    embedder is not installed (the evaluation still runs)."""
+    from aim_agent.eval import judge as judge_module
+    from aim_agent.eval.synthetic import MethodLabel, UnitResult, markdown, summarize
+
+    def unavailable() -> None:
+        raise judge_module.JudgeUnavailable("not installed here")
+
+    monkeypatch.setattr(judge_module, "load_judge", unavailable)
+    results = [
+        UnitResult(unit=unit, ref=unit, run_id=unit, status="finished", truth=truth(unit), labels={
+            "agent": MethodLabel(label=agent, rounds=3, seconds=2.0),
+            "one_shot": MethodLabel(label="in common: dog (5/6)"),
+            "frequent": MethodLabel(label="dogs"),
+            "random": MethodLabel(label="spoons"),
+        })
+        for unit, agent in (("mono_dog", "dogs"), ("or_dog_car", "dog"))
+    ]
+    summary = summarize(results, vocabulary())
+    assert summary["judge"] is None and "not installed" in summary["judge_note"]
+    rows = {(r["kind"], r["method"]): r for r in summary["table"]}
+    assert rows["mono", "agent"]["strict"] == 1.0 and rows["or", "agent"]["strict"] == 0.0
+    assert rows["or", "agent"]["concepts"] == 0.5
+    assert rows["all", "agent"]["strict"] == 0.5 and rows["all", "agent"]["rounds"] == 3.0
+    assert rows["all", "random"]["strict"] == 0.0
+    assert rows["all", "agent"]["two_afc"] is None and summary["head_to_head"] == []
+    assert "| mono | agent | 1 | 1.00 |" in markdown(summary)
