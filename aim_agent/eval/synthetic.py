@@ -12,7 +12,8 @@ evaluation
 
 Then it scores every label (strict concept match, the sentence-embedding 2AFC judge, retrieval
 among the set's ground truths) and writes ``summary.json`` and ``summary.md``, with one table by
-kind of neuron (mono / OR / conditional).
+kind of neuron (mono / OR / conditional). Scores are always recomputed from ``results.jsonl`` with
+the unit source's current ground truth, so a finished evaluation can be scored again for free.
 
 Everything goes under ``runs/eval/<id>/`` (``--out`` to choose): ``eval.json`` (what was asked),
 ``results.jsonl``, ``runs/<unit>/`` (each agent run: result.json, report.html, ...),
@@ -317,13 +318,16 @@ def run_eval(
         for unit in pending:
             record(evaluate_unit(configs[unit], source, unit, seed, plugins))
 
-    ordered = [done[u] for u in units if u in done]
+    # scored with the source's current truth (the line keeps the truth as it was read after the run)
+    ordered = [done[u].model_copy(update={"truth": UnitTruth.model_validate(evaluable.ground_truth(u))})
+               for u in units if u in done]
     summary = summarize(ordered, list(evaluable.vocabulary()), say=say)
     summary.update({
         "set": set_name, "source": source, "seed": seed, "n": len(units), "backend": backend_label,
         "describer": template.describer, "max_rounds": template.max_rounds,
         "eval_dir": str(out_dir), "wall_time_s": round(time.monotonic() - started, 1),
         "ran_now": len(pending), "reused": len(units) - len(pending),
+        "agent_seconds_total": round(sum(r.labels[AGENT].seconds for r in ordered), 1),
     })
     write_summary(out_dir, summary)
     return summary
@@ -438,7 +442,8 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         f"scientist `{summary.get('backend')}`, describer `{summary.get('describer')}`, "
         f"max rounds {summary.get('max_rounds')}, judge `{summary.get('judge') or 'not installed'}`; "
-        f"evaluation wall time {_fmt(summary.get('wall_time_s'), 1)} s "
+        f"agent runs {_fmt(summary.get('agent_seconds_total'), 0)} s in all; "
+        f"this invocation {_fmt(summary.get('wall_time_s'), 1)} s "
         f"({summary.get('ran_now')} units run now, {summary.get('reused')} from an earlier run); "
         f"failed agent runs: {summary.get('failed', 0)}.",
         "",

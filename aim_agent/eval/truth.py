@@ -12,8 +12,9 @@ package: it asks the source for
   holds no answer.
 
 A :class:`ConceptTruth` carries ``terms``: normalised words and phrases that name the concept
-(synonyms and plurals included). :func:`names` says whether a label names a concept: whether one
-of its terms occurs in the label as whole words.
+(synonyms and plurals included), and for a small group of nouns each member's terms.
+:func:`names` says whether a label names a concept: whether one of its terms occurs in the label
+as whole words, or every one of its members does.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class ConceptTruth(BaseModel):
     terms: list[str] = Field(description="normalised words and phrases that name it (synonyms, plurals)")
     atoms: list[str] = Field(default_factory=list,
                              description="what it covers, e.g. ['noun:dog'] or every noun of a category")
+    members: list[list[str]] = Field(default_factory=list,
+                                     description="for a small group of nouns: each member's terms; a label that "
+                                     "names every member names the group")
 
 
 class UnitTruth(BaseModel):
@@ -72,9 +76,14 @@ def normalize(text: str) -> str:
 
 
 def names(label: str, concept: ConceptTruth) -> bool:
-    """Whether ``label`` names ``concept``: one of its terms occurs in the label as whole words."""
+    """Whether ``label`` names ``concept``: one of its terms occurs in the label as whole words, or the
+    label names every one of its members ('cups, teapots, buckets, ...' for objects with handles)."""
     padded = f" {normalize(label)} "
-    return any(f" {term} " in padded for term in concept.terms if term)
+
+    def said(terms: list[str]) -> bool:
+        return any(f" {term} " in padded for term in terms if term)
+
+    return said(concept.terms) or (bool(concept.members) and all(said(m) for m in concept.members))
 
 
 def mentions(text: str, vocabulary: list[ConceptTruth]) -> list[tuple[int, ConceptTruth]]:

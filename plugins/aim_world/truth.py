@@ -15,6 +15,10 @@ nouns' categories. A concept's *terms* are the normalised words and phrases that
   term names one kind of thing; a noun synonym that is a category word (``vehicle`` for car)
   is left out too: it names the category, not the noun.
 
+A group of at most :data:`MAX_LISTED_MEMBERS` nouns (and nothing else) also lists each member's
+terms: a label that names every member names the group ('cups, teapots, buckets, baskets,
+handbags and briefcases' for objects with handles).
+
 :func:`vocabulary_concepts` lists every atomic concept of the world (each noun, category, colour,
 texture, background and region) for the evaluator's baselines; :func:`unit_truth` is one
 neuron's ground truth (:class:`aim_agent.eval.truth.UnitTruth`).
@@ -209,9 +213,17 @@ def concept_atoms(concept: Concept) -> list[str]:
             + [f"region:{r}" for r in concept.regions])
 
 
+#: groups up to this size list their members' terms (a label may name a group by naming every member)
+MAX_LISTED_MEMBERS = 12
+
+
 def concept_truth(concept: Concept, key: str | None = None) -> ConceptTruth:
+    nouns = tuple(concept.nouns)
+    listed = 2 <= len(nouns) <= MAX_LISTED_MEMBERS and not (concept.colors or concept.textures
+                                                              or concept.backgrounds or concept.regions)
     return ConceptTruth(key=key or concept.key, label=concept.label, terms=sorted(concept_terms(concept)),
-                        atoms=concept_atoms(concept))
+                        atoms=concept_atoms(concept),
+                        members=[sorted(noun_terms(n)) for n in nouns] if listed else [])
 
 
 @cache

@@ -32,6 +32,9 @@ def vocabulary() -> list:
         ("mono_person", "a man", [True], True),
         ("mono_sky", "the sky regions", [True], True),
         ("mono_vehicle", "vehicles", [True], True),
+        # a small group named by every one of its members, not by some of them
+        ("mono_handle", "cups, teapots, buckets, baskets, handbags and briefcases", [True], True),
+        ("mono_handle", "cups and teapots", [False], False),
         # wrong: another concept, or a member of a group, or the group of a member
         ("mono_dog", "cats", [False], False),
         ("mono_car", "vehicles", [False], False),
