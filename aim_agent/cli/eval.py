@@ -1,7 +1,7 @@
-"""``aim eval ...``: measure how true AIM's descriptions are.
+"""``aim eval ...``: evaluations of the agent against references.
 
-Each evaluation is a module ``aim_agent.cli.eval_<name>`` with ``register(subparsers)``, which
-adds ``aim eval <name>``; this group finds them, so evaluations are added without touching it.
+Each evaluation is a module ``aim_agent/cli/eval_<name>.py`` with ``register(subparsers)``, which adds
+``aim eval <name>``; this module only gathers them, so evaluations are added without editing it.
 """
 
 from __future__ import annotations
@@ -10,15 +10,17 @@ import argparse
 import importlib
 import pkgutil
 
-import aim_agent.cli as cli_package
+import aim_agent.cli
 
-PREFIX = "eval_"
+
+def evaluation_modules() -> list[str]:
+    """The ``eval_*`` modules of this package, in name order."""
+    return sorted(m.name for m in pkgutil.iter_modules(aim_agent.cli.__path__) if m.name.startswith("eval_"))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("eval", help="measure the agent: score its descriptions against known answers")
-    eval_sub = parser.add_subparsers(dest="eval_command", metavar="EVALUATION")
+    parser = sub.add_parser("eval", help="evaluate the agent against references (dissection, synthetic neurons)")
+    evals = parser.add_subparsers(dest="eval_command", metavar="EVALUATION")
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
-    for info in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda m: m.name):
-        if info.name.startswith(PREFIX):
-            importlib.import_module(f"aim_agent.cli.{info.name}").register(eval_sub)
+    for name in evaluation_modules():
+        importlib.import_module(f"aim_agent.cli.{name}").register(evals)
