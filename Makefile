@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,diffusers,vlm]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,diffusers,vlm,judge]"
 	touch $(STAMP)
 
 demo: $(STAMP)

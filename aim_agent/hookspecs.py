@@ -80,7 +80,11 @@ def aim_units() -> list[UnitSource]:
     ``unit_names() -> list[str]`` and ``system(unit: str | int) -> System``.
 
     ``--synthetic UNIT`` (``synthetic`` in a run config, ``load_system(synthetic=...)`` over
-    MCP) opens unit ``UNIT`` (a name or an index) of the source named ``synthetic``.
+    MCP) opens unit ``UNIT`` (a name or an index) of the source named ``synthetic``;
+    ``--synthetic SOURCE:UNIT`` opens a unit of another source (``fresh:s7_3``).
+
+    A source whose units have known answers can also offer them to ``aim eval synthetic``
+    (``eval_units``, ``ground_truth``, ``vocabulary``: :class:`aim_agent.eval.truth.EvaluableUnits`).
     """
 
 

@@ -38,7 +38,7 @@ PROVIDER_KINDS = {
     "units": "aim_units",
 }
 #: the unit source (hook ``aim_units``) that ``--synthetic``, ``RunConfig.synthetic`` and
-#: ``load_system(synthetic=...)`` name a unit of
+#: ``load_system(synthetic=...)`` name a unit of, unless the reference names another (``fresh:s7_3``)
 SYNTHETIC = "synthetic"
 #: environment variable: plugins (entry-point names, as ``aim plugins`` lists them) to leave out
 DISABLE_ENV = "AIM_DISABLE_PLUGINS"
@@ -51,6 +51,7 @@ _KIND_WORDS = {"text2image": "text2image provider", "units": "unit source", "vlm
 PROVIDED_BY: Mapping[tuple[str, str], str] = {
     ("scientist", "offline"): "world",
     ("units", "synthetic"): "world",
+    ("units", "fresh"): "world",
     ("text2image", "world"): "world",
     ("editor", "world"): "world",
     ("describer", "world"): "world",
@@ -249,11 +250,26 @@ class AimPlugins:
         return self._instances[key]
 
     def unit_system(self, source: str, unit: str | int) -> System:
-        """Unit ``unit`` (a name, or an index as an int or digits) of the unit source ``source``."""
+        """Unit ``unit`` (a name, or an index as an int or digits) of the unit source ``source``.
+
+        A unit reference may name its own source: ``fresh:s7_3`` is unit ``s7_3`` of the source
+        ``fresh`` whatever ``source`` says (:func:`split_unit_ref`).
+        """
         if isinstance(unit, str):
-            unit = int(unit.strip()) if unit.strip().isdigit() else unit.strip()
+            source, unit = split_unit_ref(unit, source)
+            unit = int(unit) if unit.isdigit() else unit
         system: System = self.provider("units", source).system(unit)
         return system
+
+
+def split_unit_ref(ref: str, default: str = SYNTHETIC) -> tuple[str, str]:
+    """``'fresh:s7_3'`` -> ``('fresh', 's7_3')``; a reference without ``SOURCE:`` is a unit of ``default``."""
+    source, sep, unit = ref.strip().partition(":")
+    if not sep:
+        return default, ref.strip()
+    if not source.strip() or not unit.strip():
+        raise LookupError(f"a unit reference is UNIT or SOURCE:UNIT (e.g. fresh:s7_3), got {ref!r}")
+    return source.strip(), unit.strip()
 
 
 def _hook_for(kind: str) -> str:

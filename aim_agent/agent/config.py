@@ -30,7 +30,9 @@ class RunConfig(Settings):
     layer: str | None = None
     unit: int | None = Field(default=None, ge=0)
     sae: str | None = Field(default=None, description="path of a sparse autoencoder: the unit is one of its latents")
-    synthetic: str | None = Field(default=None, description="name of a synthetic neuron of the world")
+    synthetic: str | None = Field(
+        default=None, description="a synthetic neuron: NAME or index of a shipped one, or SOURCE:UNIT (fresh:s7_3)"
+    )
     system_factory: str | None = Field(
         default=None, description="'module:callable' returning a System (custom units, tests)"
     )

@@ -108,7 +108,7 @@ def build_system(config: RunConfig) -> System:
     return System(probe, config.unit)
 
 
-def _describer(config: RunConfig, meter: UsageMeter) -> Any:
+def build_describer(config: RunConfig, meter: UsageMeter) -> Any:
     """A describer provider by name, or a VLM describer when given a backend ``provider:model``."""
     from aim_agent.plugins import MissingPlugin, plugin_manager
 
@@ -192,7 +192,7 @@ def build_runtime(
         system=system,
         text2image=_provider("text2image", config.text2image),
         editor=_provider("editor", config.editor),
-        describer=_describer(config, meter),
+        describer=build_describer(config, meter),
         log=ExperimentLog(run_dir / "images", images),
         images=images,
         image_size=config.image_size,

@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     unit.add_argument("--layer", help="layer name, as listed by `aim layers MODEL`")
     unit.add_argument("--unit", type=int, help="unit index in the layer (a latent index with --sae)")
     unit.add_argument("--sae", metavar="PATH", help="SAE folder trained on LAYER: --unit is one of its latents")
-    unit.add_argument("--synthetic", metavar="NAME", help="a synthetic neuron of the world (ground truth known)")
+    unit.add_argument("--synthetic", metavar="NAME",
+                      help="a synthetic neuron (ground truth known): a shipped one by name or index, or "
+                      "SOURCE:UNIT of another unit source, e.g. fresh:s7_3 (fresh neuron 3 of seed 7)")
     unit.add_argument("--system", metavar="MODULE:FACTORY", help="a function returning an aim_agent System")
     unit.add_argument("--task", help="the question to answer (default: describe what the unit detects)")
     agent = parser.add_argument_group("the agent")

@@ -76,7 +76,8 @@ def list_named() -> int:
         console.print(f"unit source [bold]{source.name}[/bold]: {len(source.unit_names())} units, "
                       f"{getattr(source, 'description', '')}")
     if any(source.name == SYNTHETIC for source in sources):
-        console.print(f"Study one with: aim interpret --{SYNTHETIC} INDEX_OR_NAME")
+        console.print(f"Study one with: aim interpret --{SYNTHETIC} INDEX_OR_NAME "
+                      "(a unit of another source: --synthetic SOURCE:UNIT, e.g. fresh:s7_3)")
     console.print("Layers of a model: aim layers MODEL (also a transformers directory, "
                   "'package.module:factory' or a saved module)")
     return 0

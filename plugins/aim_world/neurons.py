@@ -597,6 +597,26 @@ class SyntheticNeurons:
     def system(self, unit: str | int) -> System:
         return synthetic_system(unit)
 
+    # what `aim eval synthetic --set shipped` reads (aim_agent.eval.truth.EvaluableUnits)
+
+    def eval_units(self, seed: int, n: int | None) -> list[str]:
+        """All neurons in unit order; with ``n`` below their number, a sample of ``n`` drawn by ``seed``."""
+        names = neuron_names()
+        if n is None or n >= len(names):
+            return names
+        keep = np.random.default_rng(seed).choice(len(names), size=n, replace=False)
+        return [names[i] for i in sorted(keep)]
+
+    def ground_truth(self, unit: str) -> Any:
+        from aim_world.truth import unit_truth
+
+        return unit_truth(find_neuron(unit))
+
+    def vocabulary(self) -> list[Any]:
+        from aim_world.truth import vocabulary_concepts
+
+        return list(vocabulary_concepts())
+
     def __repr__(self) -> str:
         return "SyntheticNeurons()"
 

@@ -1,5 +1,6 @@
-"""The world as an AIM plugin: generator, editor, describer, world models, synthetic neurons,
-the offline scientist, the exemplar dataset, ``aim world ...`` and ``aim bench world``.
+"""The world as an AIM plugin: generator, editor, describer, world models, synthetic neurons (the
+shipped set ``synthetic`` and the seeded ``fresh`` ones), the offline scientist, the exemplar
+dataset, ``aim world ...`` and ``aim bench world``.
 
 Imports are deferred to the hooks so that loading the plugin costs nothing until used.
 """
@@ -66,9 +67,10 @@ def aim_scientists() -> list[Any]:
 
 @hookimpl
 def aim_units() -> list[Any]:
+    from aim_world.fresh import FreshNeurons
     from aim_world.neurons import SyntheticNeurons
 
-    return [SyntheticNeurons()]
+    return [SyntheticNeurons(), FreshNeurons()]
 
 
 @hookimpl

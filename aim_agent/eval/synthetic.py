@@ -1,0 +1,493 @@
+"""``aim eval synthetic``: interpret synthetic neurons whose answers are known, and score the labels.
+
+For every unit of an evaluation set (the shipped neurons, or fresh ones drawn from a seed) the
+evaluation
+
+1. runs the agent (:func:`aim_agent.agent.runner.run_interpret`, any scientist backend) and
+   takes its final labels;
+2. makes the baseline labels from the unit's exemplars alone (:mod:`aim_agent.eval.baselines`);
+3. reads the unit's ground truth from its unit source, after its run has ended;
+4. appends one line to ``results.jsonl`` (a single ``write`` of a whole line; a torn last line
+   from a killed process is dropped when the file is read again).
+
+Then it scores every label (strict concept match, the sentence-embedding 2AFC judge, retrieval
+among the set's ground truths) and writes ``summary.json`` and ``summary.md``, with one table by
+kind of neuron (mono / OR / conditional). Scores are always recomputed from ``results.jsonl`` with
+the unit source's current ground truth, so a finished evaluation can be scored again for free.
+
+Everything goes under ``runs/eval/<id>/`` (``--out`` to choose): ``eval.json`` (what was asked),
+``results.jsonl``, ``runs/<unit>/`` (each agent run: result.json, report.html, ...),
+``summary.json``, ``summary.md``. Running the same command again continues where a killed
+evaluation stopped: finished units are not run again, and a unit whose run was cut short is
+resumed from its checkpoint.
+
+Units and answers come only through unit sources (hook ``aim_units``) that implement
+:class:`aim_agent.eval.truth.EvaluableUnits`; the core never imports the world.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from aim_agent.agent.config import RunConfig
+from aim_agent.eval.baselines import BASELINES, baseline_labels, exemplar_view
+from aim_agent.eval.truth import KIND_NAMES, KINDS, ConceptTruth, EvaluableUnits, UnitTruth
+
+#: ``--set`` names and the unit sources they read; any other unit source is accepted by its own name
+SETS: dict[str, str] = {"shipped": "synthetic", "fresh": "fresh"}
+AGENT = "agent"
+METHODS: tuple[str, ...] = (AGENT, *BASELINES)
+METHOD_NAMES: dict[str, str] = {AGENT: "agent", **BASELINES}
+RESULTS_FILE = "results.jsonl"
+SPEC_FILE = "eval.json"
+Progress = Callable[[str], None]
+
+
+class MethodLabel(BaseModel):
+    """One method's final label for one unit, and what it cost."""
+
+    label: str
+    rounds: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+
+
+class UnitResult(BaseModel):
+    """One line of ``results.jsonl``: every method's label for one unit, and the unit's truth."""
+
+    unit: str
+    ref: str = Field(description="the unit as --synthetic names it, e.g. fresh:s7_3")
+    run_id: str
+    status: str = Field(description="the agent run's status: finished, stopped or failed")
+    forced: str | None = None
+    error: str | None = None
+    labels: dict[str, MethodLabel]
+    truth: UnitTruth
+
+
+class EvalSpec(BaseModel):
+    """What an evaluation is (``eval.json``); continuing one needs the same spec."""
+
+    set: str
+    source: str
+    seed: int
+    units: list[str]
+    config: dict[str, Any] = Field(description="the run config of every unit (its unit and run id aside)")
+
+
+def resolve_set(name: str) -> str:
+    """The unit source an evaluation set reads: ``shipped`` -> ``synthetic``, ``fresh`` -> ``fresh``."""
+    return SETS.get(name, name)
+
+
+def evaluable_source(source: str) -> EvaluableUnits:
+    """The unit source ``source``, checked to offer units and answers for evaluation."""
+    from aim_agent.plugins import plugin_manager
+
+    found = plugin_manager().provider("units", source)
+    missing = [m for m in ("eval_units", "ground_truth", "vocabulary") if not callable(getattr(found, m, None))]
+    if missing:
+        raise LookupError(f"the unit source {source!r} has no known answers to evaluate against (it lacks "
+                          f"{', '.join(missing)}); evaluation sets: {', '.join(SETS)}")
+    return found  # type: ignore[no-any-return]
+
+
+def conclusion_label(record: Any) -> str:
+    """The agent's final label: its labels joined by '; ' (the description when it gave none)."""
+    conclusion = getattr(record, "conclusion", None)
+    if conclusion is None:
+        return ""
+    labels = [label.strip() for label in conclusion.labels if label.strip()]
+    return "; ".join(labels) if labels else conclusion.description.strip()
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-") or "eval"
+
+
+def default_eval_id(set_name: str, seed: int, n: int, backend: str) -> str:
+    """``fresh-s7-n60-offline``: the same command names the same folder, so running it again continues."""
+    return _slug(f"{set_name}-s{seed}-n{n}-{backend}")
+
+
+# --------------------------------------------------------------------------------------------- results file
+
+
+def read_results(path: Path) -> dict[str, UnitResult]:
+    """The finished units of ``results.jsonl``; a torn last line (a killed writer) is cut off the file."""
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        with path.open("r+b") as fh:
+            fh.truncate(keep)
+        data = data[:keep]
+    found: dict[str, UnitResult] = {}
+    for line in data.decode().splitlines():
+        if not line.strip():
+            continue
+        try:
+            result = UnitResult.model_validate_json(line)
+        except ValueError:
+            continue
+        found.setdefault(result.unit, result)
+    return found
+
+
+def append_result(path: Path, result: UnitResult) -> None:
+    """Append one whole line in one ``write`` and sync it: a kill leaves the line whole or torn, never mixed."""
+    line = (result.model_dump_json() + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------- one unit
+
+
+def evaluate_unit(config_data: dict[str, Any], source: str, unit: str, seed: int,
+                  plugins: Sequence[str] = ()) -> dict[str, Any]:
+    """Run the agent and the baselines on one unit; its :class:`UnitResult` as JSON data.
+
+    A top-level function of plain arguments, so that worker processes can run it. A run folder
+    left by a killed evaluation is resumed, not started again.
+    """
+    from aim_agent.agent.record import RunRecordError, read_run_record
+    from aim_agent.agent.runner import run_interpret
+    from aim_agent.plugins import plugin_manager
+
+    for module in plugins:
+        plugin_manager().add_module(module)
+    config = RunConfig.model_validate(config_data)
+    assert config.run_id is not None
+    run_dir = Path(config.runs_dir) / config.run_id
+    started = time.monotonic()
+    error: str | None = None
+    record: Any = None
+    try:
+        if (run_dir / "run.json").exists():
+            try:
+                record = run_interpret(None, resume=config.run_id, runs_dir=config.runs_dir).record
+            except FileNotFoundError:  # killed before its first checkpoint: nothing to continue, start it again
+                shutil.rmtree(run_dir)
+                record = run_interpret(config).record
+        else:
+            record = run_interpret(config).record
+    except Exception as exc:  # a failed run is a wrong answer, not the end of the evaluation
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            record = read_run_record(run_dir)
+        except RunRecordError:
+            record = None
+    agent = MethodLabel(
+        label=conclusion_label(record),
+        rounds=record.rounds_run if record is not None else 0,
+        seconds=round(record.usage.wall_time_s if record is not None else time.monotonic() - started, 3),
+        tokens=record.usage.totals.total_tokens if record is not None else 0,
+    )
+    evaluable = evaluable_source(source)
+    system = plugin_manager().unit_system(source, unit)
+    view = exemplar_view(system, config)
+    vocabulary = list(evaluable.vocabulary())
+    labels = {AGENT: agent}
+    per_baseline = round(view.seconds, 3)
+    for name, label in baseline_labels(view, vocabulary, seed, unit).items():
+        labels[name] = MethodLabel(label=label, seconds=per_baseline, tokens=view.tokens if name == "one_shot" else 0)
+    truth = evaluable.ground_truth(unit)  # read only now: the run and the baselines are done
+    result = UnitResult(
+        unit=unit, ref=config.synthetic or unit, run_id=config.run_id,
+        status=record.status if record is not None else "failed",
+        forced=record.forced if record is not None else None,
+        error=error or (record.error if record is not None else None),
+        labels=labels, truth=UnitTruth.model_validate(truth),
+    )
+    return result.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------------------------- the evaluation
+
+
+def prepare(out_dir: Path, spec: EvalSpec) -> None:
+    """Create ``out_dir`` with ``eval.json``, or check that the evaluation there is the same one."""
+    path = out_dir / SPEC_FILE
+    if path.exists():
+        stored = EvalSpec.model_validate_json(path.read_text())
+        if stored.model_dump() != spec.model_dump():
+            diff = [k for k in ("set", "source", "seed", "units", "config")
+                    if getattr(stored, k) != getattr(spec, k)]
+            raise ValueError(f"{out_dir} holds another evaluation (its {', '.join(diff)} differ): "
+                             "choose another folder with --out, or delete that one to start again")
+        return
+    from aim_agent.files import atomic_write
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (spec.model_dump_json(indent=2) + "\n").encode())
+
+
+def unit_config(template: RunConfig, source: str, unit: str, out_dir: Path) -> RunConfig:
+    """The run config of one unit: the template with this unit, a run id named after it, runs in ``out_dir``."""
+    return template.model_copy(update={"synthetic": f"{source}:{unit}", "run_id": _slug(unit),
+                                       "runs_dir": str(out_dir / "runs")})
+
+
+def _warm_exemplars(source: str, units: Sequence[str], template: RunConfig, say: Progress) -> None:
+    """One exemplar pass per probe before workers start, so that they do not all make the same one."""
+    from aim_agent.exemplars import exemplars_for_system
+    from aim_agent.images import ImageStore, use_store
+    from aim_agent.plugins import plugin_manager
+
+    seen: set[str] = set()
+    for unit in units:
+        system = plugin_manager().unit_system(source, unit)
+        key = system.probe.fingerprint()
+        if key in seen:
+            continue
+        seen.add(key)
+        say(f"exemplars of {system.layer} (once for its {system.probe.num_units} units)")
+        with use_store(ImageStore()):
+            exemplars_for_system(system, k=template.exemplars_k, dataset=template.exemplar_dataset, progress=False)
+
+
+def run_eval(
+    *,
+    set_name: str,
+    seed: int,
+    n: int | None,
+    template: RunConfig,
+    out_dir: Path | None = None,
+    runs_root: Path | None = None,
+    backend_label: str = "offline",
+    workers: int = 1,
+    plugins: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Evaluate the agent and the baselines on a set of synthetic neurons; the summary (also written to disk)."""
+    say = progress or (lambda _line: None)
+    started = time.monotonic()
+    source = resolve_set(set_name)
+    evaluable = evaluable_source(source)
+    units = list(evaluable.eval_units(seed, n))
+    if not units:
+        raise ValueError(f"the set {set_name!r} has no units for seed {seed} and n={n}")
+    if out_dir is None:
+        out_dir = Path(runs_root or template.runs_dir) / "eval" / default_eval_id(set_name, seed, len(units),
+                                                                                 backend_label)
+    spec = EvalSpec(set=set_name, source=source, seed=seed, units=units,
+                    config=template.model_copy(update={"synthetic": None, "run_id": None,
+                                                       "runs_dir": "runs"}).public())
+    prepare(out_dir, spec)
+    results_path = out_dir / RESULTS_FILE
+    done = read_results(results_path)
+    pending = [u for u in units if u not in done]
+    say(f"{set_name} set ({source}), seed {seed}: {len(units)} units, {len(done)} done already, "
+        f"{len(pending)} to run -> {out_dir}")
+    configs = {u: unit_config(template, source, u, out_dir).public() for u in pending}
+
+    def record(data: dict[str, Any]) -> None:
+        result = UnitResult.model_validate(data)
+        append_result(results_path, result)
+        done[result.unit] = result
+        agent = result.labels[AGENT]
+        say(f"[{len(done)}/{len(units)}] {result.unit} ({KIND_NAMES[result.truth.kind]}): "
+            f"{agent.label or '(no label)'!r} in {agent.rounds} rounds, {agent.seconds:.1f} s"
+            + (f" [{result.status}]" if result.status != "finished" else ""))
+
+    if workers > 1 and len(pending) > 1:
+        _warm_exemplars(source, pending, template, say)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(evaluate_unit, configs[u], source, u, seed, list(plugins)) for u in pending]
+            for future in as_completed(futures):
+                record(future.result())
+    else:
+        for unit in pending:
+            record(evaluate_unit(configs[unit], source, unit, seed, plugins))
+
+    # scored with the source's current truth (the line keeps the truth as it was read after the run)
+    ordered = [done[u].model_copy(update={"truth": UnitTruth.model_validate(evaluable.ground_truth(u))})
+               for u in units if u in done]
+    summary = summarize(ordered, list(evaluable.vocabulary()), say=say)
+    summary.update({
+        "set": set_name, "source": source, "seed": seed, "n": len(units), "backend": backend_label,
+        "describer": template.describer, "max_rounds": template.max_rounds,
+        "eval_dir": str(out_dir), "wall_time_s": round(time.monotonic() - started, 1),
+        "ran_now": len(pending), "reused": len(units) - len(pending),
+        "agent_seconds_total": round(sum(r.labels[AGENT].seconds for r in ordered), 1),
+    })
+    write_summary(out_dir, summary)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------- scoring
+
+
+def _judge_scores(results: list[UnitResult], say: Progress) -> tuple[str | None, dict[str, dict[str, np.ndarray]],
+                                                                     dict[str, np.ndarray], str | None]:
+    """2AFC, retrieval and similarity-to-own-truth per method (empty when the judge is not installed)."""
+    from aim_agent.eval.judge import JudgeUnavailable, load_judge, retrieval, two_afc
+
+    try:
+        judge = load_judge()
+    except JudgeUnavailable as exc:
+        say(str(exc))
+        return None, {}, {}, str(exc)
+    truths = [r.truth.label for r in results]
+    truth_vecs = judge.embed(truths)
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    own: dict[str, np.ndarray] = {}
+    for method in METHODS:
+        labels = [r.labels[method].label for r in results]
+        sim = judge.embed(labels) @ truth_vecs.T
+        empty = np.array([not label.strip() for label in labels])
+        afc, top1 = two_afc(sim), retrieval(sim)
+        afc[empty], top1[empty] = 0.0, 0.0  # no label: the judge cannot pick it
+        diag = np.diag(sim).copy()
+        diag[empty] = -np.inf
+        scores[method] = {"two_afc": afc, "retrieval": top1}
+        own[method] = diag
+    return judge.name, scores, own, None
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    clean = [v for v in values if v is not None and not np.isnan(v)]
+    return round(float(np.mean(clean)), 4) if clean else None
+
+
+def summarize(results: list[UnitResult], vocabulary: list[ConceptTruth], *, say: Progress | None = None
+              ) -> dict[str, Any]:
+    """Scores per unit and the tables by kind (see :func:`write_summary` for the columns)."""
+    from aim_agent.eval.judge import head_to_head as pairwise
+    from aim_agent.eval.score import named_count, strict_score
+
+    say = say or (lambda _line: None)
+    judge, judged, own, judge_note = _judge_scores(results, say) if len(results) > 1 else (None, {}, {}, None)
+    if len(results) <= 1:
+        judge_note = "the judge needs two or more units"
+    neurons: list[dict[str, Any]] = []
+    for i, r in enumerate(results):
+        scores = {}
+        for method in METHODS:
+            label = r.labels[method].label
+            strict = strict_score(label, r.truth)
+            entry: dict[str, Any] = {"strict": strict.correct, "concepts": round(strict.fraction, 4),
+                                     "named": strict.named, "mentions": named_count(label, vocabulary)}
+            if judged:
+                entry["two_afc"] = round(float(judged[method]["two_afc"][i]), 4)
+                entry["retrieval"] = bool(judged[method]["retrieval"][i])
+                entry["similarity"] = None if np.isinf(own[method][i]) else round(float(own[method][i]), 4)
+            scores[method] = entry
+        neurons.append({"unit": r.unit, "ref": r.ref, "kind": r.truth.kind, "ground_truth": r.truth.label,
+                        "run_id": r.run_id, "status": r.status, "forced": r.forced, "error": r.error,
+                        "labels": {m: r.labels[m].model_dump() for m in METHODS}, "scores": scores})
+    table = []
+    head_to_head = []
+    for kind in (*KINDS, "all"):
+        rows = [i for i, r in enumerate(results) if kind == "all" or r.truth.kind == kind]
+        if not rows:
+            continue
+        for method in METHODS:
+            picked = [neurons[i]["scores"][method] for i in rows]
+            labels = [results[i].labels[method] for i in rows]
+            table.append({
+                "kind": kind, "method": method, "n": len(rows),
+                "strict": _mean([float(s["strict"]) for s in picked]),
+                "concepts": _mean([s["concepts"] for s in picked]),
+                "two_afc": _mean([s["two_afc"] for s in picked]) if judged else None,
+                "retrieval": _mean([float(s["retrieval"]) for s in picked]) if judged else None,
+                "mentions": _mean([float(s["mentions"]) for s in picked]),
+                "rounds": _mean([float(x.rounds) for x in labels]),
+                "seconds": _mean([x.seconds for x in labels]),
+                "tokens": _mean([float(x.tokens) for x in labels]),
+            })
+        if own:
+            for method in BASELINES:
+                wins = pairwise(own[AGENT][rows], own[method][rows])
+                head_to_head.append({"kind": kind, "baseline": method, "n": len(rows),
+                                     "agent_preferred": _mean(list(wins))})
+    return {"judge": judge, "judge_note": judge_note, "methods": list(METHODS), "method_names": METHOD_NAMES,
+            "table": table, "head_to_head": head_to_head, "neurons": neurons,
+            "failed": sum(1 for r in results if r.status != "finished")}
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The summary as Markdown: parameters, the table by kind, agent vs baselines, every unit."""
+    lines = [
+        f"# aim eval synthetic: {summary.get('set')} set, seed {summary.get('seed')}, n={summary.get('n')}",
+        "",
+        f"scientist `{summary.get('backend')}`, describer `{summary.get('describer')}`, "
+        f"max rounds {summary.get('max_rounds')}, judge `{summary.get('judge') or 'not installed'}`; "
+        f"agent runs {_fmt(summary.get('agent_seconds_total'), 0)} s in all; "
+        f"this invocation {_fmt(summary.get('wall_time_s'), 1)} s "
+        f"({summary.get('ran_now')} units run now, {summary.get('reused')} from an earlier run); "
+        f"failed agent runs: {summary.get('failed', 0)}.",
+        "",
+        "| kind | method | n | strict | concepts | 2AFC | retrieval | mentions | rounds | s/neuron | tokens/neuron |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    names = summary.get("method_names", METHOD_NAMES)
+    for row in summary["table"]:
+        kind = KIND_NAMES.get(row["kind"], row["kind"])
+        lines.append(
+            f"| {kind} | {names.get(row['method'], row['method'])} | {row['n']} | {_fmt(row['strict'])} | "
+            f"{_fmt(row['concepts'])} | {_fmt(row['two_afc'])} | {_fmt(row['retrieval'])} | "
+            f"{_fmt(row['mentions'], 1)} | {_fmt(row['rounds'], 1)} | {_fmt(row['seconds'], 1)} | "
+            f"{_fmt(row['tokens'], 0)} |")
+    if summary.get("head_to_head"):
+        lines += ["", "Agent vs baseline (MAIA's 2AFC, judged by the embedder: share of units whose agent label "
+                  "is closer to the ground truth):", "", "| kind | n | "
+                  + " | ".join(f"vs {names.get(b, b)}" for b in BASELINES) + " |",
+                  "|---|---:|" + "---:|" * len(BASELINES)]
+        by_kind: dict[str, dict[str, Any]] = {}
+        for row in summary["head_to_head"]:
+            by_kind.setdefault(row["kind"], {"n": row["n"]})[row["baseline"]] = row["agent_preferred"]
+        for kind, row in by_kind.items():
+            lines.append(f"| {KIND_NAMES.get(kind, kind)} | {row['n']} | "
+                         + " | ".join(_fmt(row.get(b)) for b in BASELINES) + " |")
+    if summary.get("judge_note"):
+        lines += ["", f"Judge: {summary['judge_note']}"]
+    lines += ["", "## Units", "", "| unit | kind | ground truth | agent | strict | one-shot | frequent |",
+              "|---|---|---|---|:-:|---|---|"]
+    def cell(text: str) -> str:
+        return text.replace("|", "/").replace("\n", " ")[:90]
+
+    for u in summary["neurons"]:
+        mark = "✓" if u["scores"][AGENT]["strict"] else "✗"
+        lines.append(f"| {u['unit']} | {KIND_NAMES[u['kind']]} | {cell(u['ground_truth'])} | "
+                     f"{cell(u['labels'][AGENT]['label'])} | {mark} | {cell(u['labels']['one_shot']['label'])} | "
+                     f"{cell(u['labels']['frequent']['label'])} |")
+    lines += ["", "Columns: docs/evaluation.md.", ""]
+    return "\n".join(lines)
+
+
+def write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
+    """``summary.json`` and ``summary.md`` in ``out_dir``, atomically."""
+    from aim_agent.files import atomic_write
+
+    atomic_write(out_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    atomic_write(out_dir / "summary.md", markdown(summary).encode())
