@@ -17,11 +17,19 @@ directory up to the project root, the first one holding ``.git`` or ``pyproject.
     device = "auto"
     models = { sd15 = "/models/stable-diffusion-v1-5" }
 
+    [models]                    # models the operator offers MCP clients and trusts to load
+    allowed = ["/models/dino-vits8", "/models/net.pt", "my_pkg.nets:build", "/saes/layer4"]
+
+    [models.named]              # a client says model="dino"; relative paths are from this file
+    dino = "/models/dino-vits8"
+    mynet = "my_pkg.nets:build"
+
 Environment: ``AIM_TEXT2IMAGE``, ``AIM_EDITOR``, ``AIM_DESCRIBER``, ``AIM_PLUGINS`` (comma
 separated), ``AIM_IMAGE_SIZE``, ``AIM_SEED``, ``AIM_RUNS_DIR``, ``AIM_EXEMPLAR_DATASET``; a plugin
 setting ``[section] key`` is overridden by ``AIM_SECTION_KEY`` (``AIM_DIFFUSERS_DEVICE``).
 Every value remembers where it came from (:attr:`AimConfig.sources`), so ``aim plugins`` can
-say why a provider is active.
+say why a provider is active. ``[models]`` is read from the file only (no environment
+variable can trust a model): see :mod:`aim_agent.models.trust`.
 """
 
 from __future__ import annotations
@@ -30,21 +38,40 @@ import argparse
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 PROVIDER_FIELDS = ("text2image", "editor", "describer")
-DEFAULTS: dict[str, Any] = {
-    "text2image": "world",
-    "editor": "world",
-    "describer": "world",
-    "plugins": [],
-    "image_size": 224,
-    "seed": 0,
-    "runs_dir": "runs",
-    "exemplar_dataset": None,
-}
+
+
+class Settings(BaseModel):
+    """What a person sets once for every command: the one place AIM's shared defaults live.
+
+    :class:`AimConfig` is these settings as resolved from flags, environment and ``aim.toml``;
+    a run's :class:`~aim_agent.agent.config.RunConfig` extends them with the unit and budgets;
+    a :class:`~aim_agent.tools.base.ToolContext` starts from them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    text2image: str | None = Field(default="world", description="text-to-image provider; None: none")
+    editor: str | None = Field(default="world", description="image editor provider; None: none")
+    describer: str | None = Field(
+        default="world", description="describer provider name, or a VLM backend provider:model; None: none"
+    )
+    plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
+    image_size: int = Field(default=224, ge=32, le=2048, description="side of generated images, pixels")
+    seed: int = Field(default=0, description="random seed of generators and editors")
+    runs_dir: str = Field(default="runs", description="where runs are written")
+    exemplar_dataset: str | None = Field(
+        default=None, description="exemplar dataset (image folder or dataset name); None: the default one"
+    )
+
+
+#: the defaults, read from :class:`Settings` (never written out again elsewhere)
+DEFAULTS: dict[str, Any] = Settings().model_dump()
 ENV = {
     "text2image": "AIM_TEXT2IMAGE",
     "editor": "AIM_EDITOR",
@@ -63,28 +90,29 @@ class ConfigError(ValueError):
     """The configuration cannot be read; the message names the file or variable and the fix."""
 
 
-@dataclass
-class AimConfig:
-    """Resolved configuration. ``sources[field]`` says where each value came from."""
+class AimConfig(Settings):
+    """Resolved configuration: the :class:`Settings`, plus what the file says beyond them.
 
-    text2image: str | None = "world"
-    editor: str | None = "world"
-    describer: str | None = "world"
-    plugins: list[str] = field(default_factory=list)
-    image_size: int = 224
-    seed: int = 0
-    runs_dir: str = "runs"
-    exemplar_dataset: str | None = None
+    ``sources[field]`` says where each value came from.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    #: model specs MCP clients may load, trusted to run code as they load (``[models] allowed``)
+    allowed_models: list[str] = Field(default_factory=list)
+    #: names MCP clients may use for specs (``[models.named]``), trusted like ``allowed_models``
+    named_models: dict[str, str] = Field(default_factory=dict)
     file: Path | None = None
-    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
-    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    sections: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)
+    env: Mapping[str, str] = Field(default_factory=dict, repr=False)
 
     def provider(self, kind: str) -> str | None:
         """The configured provider name of ``kind`` (text2image, editor, describer); None: disabled."""
         if kind not in PROVIDER_FIELDS:
             raise ValueError(f"unknown provider kind {kind!r}; valid: {', '.join(PROVIDER_FIELDS)}")
-        return getattr(self, kind)
+        name: str | None = getattr(self, kind)
+        return name
 
     def setting(self, section: str, key: str, default: Any = None) -> Any:
         """A plugin's setting: ``AIM_<SECTION>_<KEY>`` in the environment, else ``[section] key`` in the file."""
@@ -118,6 +146,33 @@ def find_config_file(env: Mapping[str, str] | None = None, cwd: Path | None = No
     return user if user.is_file() else None
 
 
+def _spec_in_file(path: Path, spec: str) -> str:
+    """A model spec from aim.toml: a relative path that exists beside the file becomes absolute."""
+    candidate = Path(spec).expanduser()
+    if not candidate.is_absolute() and (path.parent / candidate).exists():
+        return str((path.parent / candidate).resolve())
+    return spec
+
+
+def _read_models(path: Path, value: Any) -> dict[str, Any]:
+    """``[models]``: ``allowed`` (a list of specs) and ``named`` (a table of name = spec)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: [models] must be a table with 'allowed' and/or 'named'")
+    unknown = set(value) - {"allowed", "named"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} in [models]; valid: allowed, named")
+    allowed = value.get("allowed", [])
+    if not isinstance(allowed, list) or not all(isinstance(v, str) and v.strip() for v in allowed):
+        raise ConfigError(f"{path}: [models] allowed must be a list of model specs (strings)")
+    named = value.get("named", {})
+    if not isinstance(named, dict) or not all(isinstance(v, str) and v.strip() for v in named.values()):
+        raise ConfigError(f"{path}: [models.named] must map names to model specs, e.g. dino = \"/models/dino\"")
+    return {
+        "allowed_models": [_spec_in_file(path, v.strip()) for v in allowed],
+        "named_models": {str(k): _spec_in_file(path, v.strip()) for k, v in named.items()},
+    }
+
+
 def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -136,6 +191,8 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
                     f"valid: {', '.join(PROVIDER_FIELDS)}"
                 )
             values.update(value)
+        elif key == "models":
+            values.update(_read_models(path, value))
         elif key in _TOP_LEVEL:
             values[key] = value
         elif isinstance(value, dict):
@@ -185,9 +242,9 @@ def load_config(
     path = file if file is not None else find_config_file(env, cwd)
     file_values, sections = _read_file(path) if path is not None else ({}, {})
 
-    config = AimConfig(file=path, sections=sections, env=env)
     values = dict(DEFAULTS)
     values["plugins"] = []
+    values["allowed_models"], values["named_models"] = [], {}
     sources: dict[str, str] = {}
     for name, value in file_values.items():
         values[name] = _coerce(name, value, str(path))
@@ -213,10 +270,14 @@ def load_config(
             values[name] = value
         sources[name] = "command line"
     values["plugins"] = list(dict.fromkeys(plugins))
-    for name, value in values.items():
-        setattr(config, name, value)
-    config.sources = sources
-    return config
+    try:
+        return AimConfig(**values, file=path, sections=sections, env=env, sources=sources)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))} (from {sources.get(str(e['loc'][0]), 'default')}): {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
 
 
 def add_provider_arguments(parser: argparse.ArgumentParser) -> None:
@@ -226,6 +287,26 @@ def add_provider_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--editor", metavar="NAME", help="image editor (env AIM_EDITOR)")
     group.add_argument("--describer", metavar="NAME", help="describer of highlighted regions (env AIM_DESCRIBER)")
     group.add_argument("--config", metavar="FILE", type=Path, help="read this aim.toml (env AIM_CONFIG)")
+
+
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--trust-model SPEC`` (repeatable): models that may run code as they load."""
+    parser.add_argument(
+        "--trust-model", action="append", default=[], metavar="SPEC",
+        help="trust SPEC to run code as it loads: a torch.save pickle or TorchScript file, or "
+        "'package.module:factory' (repeatable; see docs/security.md)",
+    )
+
+
+def cli_trust(args: argparse.Namespace, *specs: str | None) -> Any:
+    """The trust scope of a command: the models its person named on the command line.
+
+    ``specs`` are the models the command was given (``aim layers net.pt``); ``--trust-model``
+    adds more. A context manager (:func:`aim_agent.models.trust.trusting`).
+    """
+    from aim_agent.models.trust import trusting
+
+    return trusting(*specs, *(getattr(args, "trust_model", None) or []))
 
 
 def config_from_args(args: argparse.Namespace) -> AimConfig:

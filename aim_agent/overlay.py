@@ -31,7 +31,9 @@ def activation_mask(full_map: np.ndarray, threshold: float | None) -> np.ndarray
     own maximum; a map that never goes above zero highlights nothing.
     """
     if threshold is not None:
-        return full_map > threshold
+        # at the threshold counts as firing (a unit whose peak equals it is not dark), except at or
+        # below zero, where ">=" would light up every silent pixel of a ReLU map
+        return np.asarray(full_map >= threshold if threshold > 0 else full_map > threshold, dtype=bool)
     peak = float(full_map.max())
     if peak <= 0:
         return np.zeros(full_map.shape, dtype=bool)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aim_agent.config import DEFAULTS
 from aim_agent.images import DEFAULT_STORE
 from aim_agent.log import ExperimentLog
 from aim_agent.plugins import plugin_manager
@@ -11,19 +12,17 @@ from aim_agent.system import System
 from aim_agent.tools.base import ToolContext, Tools
 from aim_agent.tools.registry import all_tools
 
-DEFAULT_PROVIDERS = {"text2image": "world", "editor": "world", "describer": "world"}
-
 
 def make_context(
     system: System | None = None,
     *,
-    text2image: str | None = "world",
-    editor: str | None = "world",
-    describer: str | None = "world",
+    text2image: str | None = DEFAULTS["text2image"],
+    editor: str | None = DEFAULTS["editor"],
+    describer: str | None = DEFAULTS["describer"],
     log_dir: Path | None = None,
-    image_size: int = 224,
-    seed: int = 0,
-    exemplar_dataset: str | None = None,
+    image_size: int = DEFAULTS["image_size"],
+    seed: int = DEFAULTS["seed"],
+    exemplar_dataset: str | None = DEFAULTS["exemplar_dataset"],
 ) -> ToolContext:
     """A ToolContext with the named providers (None leaves a primitive unavailable).
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from aim_agent.agent.backends import BackendSpec
 from aim_agent.agent.schema import Mode
+from aim_agent.config import Settings
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-class RunConfig(BaseModel):
-    """One interpretation run: the unit, the backends, the mode and the budgets."""
+class RunConfig(Settings):
+    """One interpretation run: the shared :class:`~aim_agent.config.Settings` (providers, plugins,
+    sizes, where runs go), plus the unit, the backends, the mode and the budgets."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -36,11 +38,7 @@ class RunConfig(BaseModel):
 
     # who does the work
     backend: BackendSpec | None = Field(default=None, description="the scientist; None: google_genai or offline")
-    describer: str = Field(default="world", description="describer provider name, or a VLM backend provider:model")
     critic_backend: BackendSpec | None = Field(default=None, description="optional VLM that comments on evidence")
-    text2image: str | None = "world"
-    editor: str | None = "world"
-    plugins: list[str] = Field(default_factory=list, description="extra plugin modules to load")
     mode: Mode = "code"
 
     # budgets
@@ -50,13 +48,12 @@ class RunConfig(BaseModel):
     max_seconds: float | None = Field(default=None, gt=0)
 
     # where and how
-    runs_dir: str = "runs"
     run_id: str | None = None
-    seed: int = 0
-    image_size: int = Field(default=224, ge=32, le=2048)
-    dataset: str | None = Field(default=None, description="exemplar dataset (image folder or dataset name)")
     exemplars_k: int = Field(default=15, ge=1, le=100)
     code_timeout_s: float = Field(default=180.0, gt=0, description="wall-clock limit of one experiment's code")
+    unsafe_sandbox: bool = Field(
+        default=False, description="run code mode even where the sandbox has no isolation layer (docs/security.md)"
+    )
     react_steps: int = Field(default=3, ge=0, le=20, description="tool-calling mode: follow-up turns per round")
     max_critic_vetoes: int = Field(default=2, ge=0, description="times the critic may send a conclusion back")
     max_prompt_images: int = Field(default=12, ge=0, description="images sent to the VLM per call")

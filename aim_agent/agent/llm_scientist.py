@@ -124,6 +124,16 @@ def parse_code(text: str) -> str | None:
     return m.group(0).strip("\n") + "\n" if m else None
 
 
+def invalid_call(call: Any) -> ToolCall:
+    """A tool call the client could not parse, kept so that the model hears what was wrong with it."""
+    name = str(call.get("name") or "?")
+    raw = str(call.get("args") or "")
+    why = str(call.get("error") or "").strip() or "its arguments are not a JSON object"
+    return ToolCall(tool=name, id=call.get("id"), error=(
+        f"your call to {name} could not be read: {why}. Arguments received: {raw[:300]!r}. Send the call "
+        "again with the arguments as one JSON object that follows the tool's schema."))
+
+
 def parse_proposal(reply: AIMessage | str, mode: Mode) -> Proposal:
     text = text_of(reply)
     thoughts = _section(text, "THOUGHTS")
@@ -133,7 +143,8 @@ def parse_proposal(reply: AIMessage | str, mode: Mode) -> Proposal:
         thoughts = _CODE.sub("", thoughts).strip()
     calls: list[ToolCall] = []
     if isinstance(reply, AIMessage):
-        calls = [ToolCall(tool=c["name"], args=dict(c.get("args") or {})) for c in reply.tool_calls]
+        calls = [ToolCall(tool=c["name"], args=dict(c.get("args") or {}), id=c.get("id")) for c in reply.tool_calls]
+        calls += [invalid_call(c) for c in reply.invalid_tool_calls]
     code = parse_code(text) if mode == "code" else None
     return Proposal(
         thoughts=thoughts[:4000],
@@ -213,7 +224,8 @@ def summarize_observation(obs: Observation) -> str:
         low = min(pairs, key=lambda p: p[1])
         acts = f"; {len(pairs)} activations, max {_fmt(top[1])} ('{top[0][:60]}'), min {_fmt(low[1])} ('{low[0][:60]}')"
     first = obs.text.strip().splitlines()[0][:120] if obs.text.strip() else ""
-    return f"round {obs.round}: {status}{acts}; {first}"
+    shown = f"; {len(obs.image_ids)} images (no longer shown)" if obs.image_ids else ""
+    return f"round {obs.round}: {status}{acts}{shown}; {first}"
 
 
 class ViewRenderer:
@@ -225,21 +237,30 @@ class ViewRenderer:
         self.recent = recent
 
     def _images(self, ids: Sequence[str], budget: int, label: str) -> tuple[list[dict[str, Any]], int]:
+        """Up to ``budget`` images, each after a line naming it; a note says how many were left out."""
         blocks: list[dict[str, Any]] = []
+        left_out = 0
         for iid in ids:
             if budget <= 0:
-                break
+                left_out += 1
+                continue
             image = self.resolver(iid)
             if image is None:
                 continue
             blocks.append({"type": "text", "text": f"{label} {iid}:"})
             blocks.append(image_block(image))
             budget -= 1
+        if left_out:
+            blocks.append({"type": "text", "text": f"({left_out} more {label}s not shown, to keep the request "
+                                                   "within the image budget; their numbers are above)"})
         return blocks, budget
 
-    def render(self, view: ScientistView, *, concluding: bool = False) -> list[str | dict[Any, Any]]:
+    def render(
+        self, view: ScientistView, *, concluding: bool = False, max_images: int | None = None
+    ) -> list[str | dict[Any, Any]]:
+        """The view as content blocks, with at most ``max_images`` images (default: the renderer's budget)."""
         blocks: list[str | dict[Any, Any]] = []
-        budget = self.max_images
+        budget = self.max_images if max_images is None else max_images
 
         def text(t: str) -> None:
             blocks.append({"type": "text", "text": t})
@@ -262,7 +283,7 @@ class ViewRenderer:
                 lines.append(f"E{i + 1} {iid}: activation {_fmt(act) if act is not None else '?'}"
                              + (f"; describer: {desc}" if desc else ""))
             text("\n".join(lines))
-            share = budget if not view.observations else max(1, budget // 2)
+            share = budget if not view.observations else min(budget, max(1, budget // 2))
             shown, left = self._images(view.exemplar_image_ids, share, "exemplar")
             blocks += shown
             budget -= share - left
@@ -340,6 +361,7 @@ class LLMScientist:
         self.renderer = ViewRenderer(resolver or default_resolver(), max_images=max_images, recent=recent)
         self.tools = list(tools)
         self._bound: ChatClient | None = None
+        self._replies: dict[str, AIMessage] = {}
 
     def bind(self, tools: Sequence[Any]) -> None:
         """Give the LangChain tools the model may call (tool-calling mode)."""
@@ -354,43 +376,73 @@ class LLMScientist:
             self._bound = self.client.bind_tools(self.tools)
         return self._bound
 
-    def messages(self, view: ScientistView, *, concluding: bool = False) -> list[BaseMessage]:
+    def messages(
+        self, view: ScientistView, *, concluding: bool = False, max_images: int | None = None
+    ) -> list[BaseMessage]:
         system = scientist_system_prompt(view.mode, view.api_text)
-        return [SystemMessage(content=system), HumanMessage(content=self.renderer.render(view, concluding=concluding))]
+        content = self.renderer.render(view, concluding=concluding, max_images=max_images)
+        return [SystemMessage(content=system), HumanMessage(content=content)]
+
+    @staticmethod
+    def _key(proposal: Proposal) -> str:
+        return proposal.model_dump_json(include={"thoughts", "tool_calls"})
+
+    def _remember(self, proposal: Proposal, reply: AIMessage) -> Proposal:
+        """Keep the reply as sent, so a follow-up turn replays it verbatim (call ids, Gemini's thought
+        signatures, thinking blocks: providers reject a tool-call turn that lost them)."""
+        if proposal.tool_calls:
+            self._replies[self._key(proposal)] = reply
+        return proposal
 
     def propose(self, view: ScientistView) -> Proposal:
+        self._replies.clear()  # a new round: earlier rounds' replies are never sent again
         reply = self._model.invoke(self.messages(view))
         proposal = parse_proposal(reply, self.mode)
         if self.mode == "code" and proposal.code is None and not proposal.ready_to_conclude:
             proposal.thoughts += "\n(no ```python block with def run_experiment(system, tools) was found in the reply)"
-        return proposal
+        return self._remember(proposal, reply)
+
+    def _turn_message(self, proposal: Proposal, ids: list[str]) -> AIMessage:
+        """The assistant turn of ``proposal``: the reply as received, or rebuilt (after a resume)."""
+        raw = self._replies.get(self._key(proposal))
+        sent = [c["id"] for c in raw.tool_calls] + [c.get("id") for c in raw.invalid_tool_calls] if raw else []
+        if raw is not None and sent == ids:
+            return raw
+        return AIMessage(  # a call that could not be read is sent back with no arguments, next to its error
+            content=proposal.thoughts,
+            tool_calls=[{"name": c.tool, "args": {} if c.error else c.args, "id": cid, "type": "tool_call"}
+                        for c, cid in zip(proposal.tool_calls, ids, strict=True)],
+        )
 
     def followup(self, view: ScientistView, turns: Sequence[tuple[Proposal, Sequence[Any]]]) -> Proposal:
         """Tool-calling mode: after seeing the results of ``turns``, more calls (or none: the round ends)."""
-        messages = self.messages(view)
+        budget = self.renderer.max_images
         n = 0
         images: list[str] = []
+        turn_messages: list[BaseMessage] = []
         for proposal, steps in turns:
-            ids = [f"call_{n + i}" for i in range(len(steps))]
-            messages.append(AIMessage(
-                content=proposal.thoughts,
-                tool_calls=[{"name": s.call.tool, "args": s.call.args, "id": cid, "type": "tool_call"}
-                            for s, cid in zip(steps, ids, strict=True)],
-            ))
-            for step, cid in zip(steps, ids, strict=True):
+            ids = [c.id or f"call_{n + i}" for i, c in enumerate(proposal.tool_calls)]
+            turn_messages.append(self._turn_message(proposal, ids))
+            for step, cid in zip(steps, ids, strict=False):
                 body = json.dumps(step.result) if step.ok else f"ERROR: {step.error}"
-                messages.append(ToolMessage(content=body[:8000], tool_call_id=cid, name=step.call.tool))
+                turn_messages.append(ToolMessage(content=body[:8000], tool_call_id=cid, name=step.call.tool))
                 images += step.image_ids
             n += len(steps)
         content: list[str | dict[Any, Any]] = [{"type": "text", "text": (
             "Those are the results of your calls (images below, by id). Make more calls to complete this "
             "round's experiment, or reply without tool calls (a short note on what the results show) to end it."
         )}]
-        shown, _ = self.renderer._images(list(dict.fromkeys(images))[-self.renderer.max_images :],
-                                         self.renderer.max_images, "image")
-        messages.append(HumanMessage(content=[*content, *shown]))
+        # the newest images first; the view's own images (exemplars, earlier rounds) get what is left of the budget
+        unique = list(dict.fromkeys(images))
+        newest = unique[-budget:] if budget > 0 else []
+        shown, left = self.renderer._images(newest, budget, "image")
+        if len(unique) > len(newest):
+            shown.append({"type": "text", "text": f"({len(unique) - len(newest)} earlier images of this round are "
+                                                  "not shown, to keep the request within the image budget)"})
+        messages = [*self.messages(view, max_images=left), *turn_messages,
+                    HumanMessage(content=[*content, *shown])]
         reply = self._model.invoke(messages)
-        return parse_proposal(reply, "tools")
+        return self._remember(parse_proposal(reply, "tools"), reply)
 
     def conclude(self, view: ScientistView) -> Conclusion:
         reply = self.client.invoke(self.messages(view, concluding=True))

@@ -192,7 +192,8 @@ def experiment(state: AgentState, rt: AgentRuntime) -> Update:
     recorder = Recorder(round=round_no, known_prompts=dict(state.get("image_prompts", {})))
     mode = state.get("mode", rt.config.mode)
     if proposal.code and proposal.code.strip() and (mode == "code" or not proposal.tool_calls):
-        outcome = run_code_experiment(proposal.code, rt.ctx, rt.specs, recorder, timeout_s=rt.config.code_timeout_s)
+        outcome = run_code_experiment(proposal.code, rt.ctx, rt.specs, recorder, timeout_s=rt.config.code_timeout_s,
+                                      unsafe_sandbox=rt.config.unsafe_sandbox)
         observation = outcome.observation
     elif proposal.tool_calls:
         observation = _tool_round(state, rt, proposal, recorder, round_no)

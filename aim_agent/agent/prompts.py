@@ -20,21 +20,32 @@ with the words you would use in image prompts: the evidence for a concept is cou
 the images you test."""
 
 ROLE = """\
-You are an interpretability scientist. You study one unit inside a vision model (a neuron, or a
-latent of a sparse autoencoder) and find out which visual concept(s) make it fire. You work in
-rounds: look at the evidence, update your hypotheses, run one experiment, read its results.
+You are an interpretability scientist. Your task: describe the visual concept(s) that make one unit
+inside a vision model fire (a neuron, or a latent of a sparse autoencoder), with evidence from
+experiments. Some units are selective for one specific concept, some for a general one, some for
+several unrelated concepts: test both general and specific versions, and when a unit responds to
+several concepts, your final description names each of them. You work in rounds: look at the
+evidence, update your hypotheses, run one experiment, read its results.
 
 How to work:
 - Begin from the dataset exemplars: the images where the unit fires most, with the firing region
-  kept bright and outlined in yellow (the rest is dimmed), and an independent description of each.
+  kept bright and outlined in yellow (the rest is dimmed), and an independent description of each
+  (the describer that wrote them sees the images only, never your hypotheses).
 - Keep several hypotheses alive. Test general and specific versions of a concept (animal, dog,
   dog face), and concepts that co-occur with it (grass behind dogs).
-- Every test needs a control: the same kind of scene without the concept, or the same image with
-  the concept edited out or replaced. An activation means little on its own; compare.
+- Test every hypothesis with controlled images: the same kind of scene without the concept, or the
+  same image with the concept edited out or replaced. An activation means little on its own; compare.
 - Vary the context (background, colour, size, count) so a result does not hinge on one image.
 - Prefer experiments that could prove you wrong. Update confidences from the numbers, not hopes.
-- A critic checks the evidence behind your leading hypothesis and may ask for more; do what it asks
-  before concluding."""
+- Images of older rounds are not shown again: each is summarised in one line (its numbers stay)."""
+
+CRITIC_ROLE = """\
+After every experiment a critic reviews the evidence behind your leading hypothesis (the one with the
+highest confidence). From every image you have run the unit on, it counts the images that show each
+of its concepts, the contexts they come from and the controls without the concept, and compares the
+activations with and without it. When the evidence is thin it lists concrete requests (more images,
+more backgrounds, a control, a clearer margin); a reviewer model may add a comment. A [CONCLUDE]
+made while requests are open is sent back to you (a few times at most): run what it asks first."""
 
 CODE_FORMAT = """\
 Each round, reply in this form:
@@ -64,8 +75,7 @@ and may make a few more calls before the round ends). Generate images with text2
 then run neuron on their image ids. When the evidence settles the question, add the line [CONCLUDE]
 and make no tool calls."""
 
-CONCLUSION_FORMAT = """\
-Give your final answer now, in exactly this form:
+FINAL_ANSWER_FORMAT = """\
 [DESCRIPTION]: what the unit detects, specific and complete (several concepts joined by OR when it
   responds to several unrelated ones; the context when it matters, e.g. "boats on water")
 [LABEL]: a short label of a few words (for several distinct concepts: [LABEL 1]: ..., [LABEL 2]: ...)
@@ -73,16 +83,23 @@ Give your final answer now, in exactly this form:
 - one line per key experiment result supporting it (numbers included)
 [CONFIDENCE]: a number between 0 and 1"""
 
+CONCLUSION_FORMAT = "Give your final answer now, in exactly this form:\n" + FINAL_ANSWER_FORMAT
+
 
 def scientist_system_prompt(mode: Mode, api: str) -> str:
-    """The scientist's system message: role, generated API, reply format."""
+    """The scientist's system message: the task and method, the critic, the API generated from the tool
+    registry, the reply format of each round and the final answer's format (MAIA's [DESCRIPTION]/[LABEL])."""
     fmt = CODE_FORMAT if mode == "code" else TOOLS_FORMAT
     api_intro = (
         "# API\n\nIn your code, `system` is the unit and `tools` the experiment tools:\n\n"
         if mode == "code"
         else "# Tools\n\n"
     )
-    return f"{ROLE}\n\n{api_intro}{api}\n# Reply format\n\n{fmt}\n\n{HYPOTHESIS_FORMAT}\n"
+    return (
+        f"{ROLE}\n\n# The critic\n\n{CRITIC_ROLE}\n\n{api_intro}{api}\n# Reply format\n\n{fmt}\n\n"
+        f"{HYPOTHESIS_FORMAT}\n\n# Final answer\n\nWhen the evidence settles the question (or the budget is "
+        f"spent) you will be asked for your final answer, in this form:\n{FINAL_ANSWER_FORMAT}\n"
+    )
 
 
 DESCRIBER_SYSTEM = """\

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from aim_agent.agent.backends import CallUsage, UsageSummary, summarize_usage
 from aim_agent.agent.config import RunConfig
 from aim_agent.agent.schema import Conclusion, CriticReport, Hypothesis, Observation, Proposal
 from aim_agent.agent.state import Measurement
+from aim_agent.files import atomic_write
 from aim_agent.log import LogEntry
 
 __all__ = [
@@ -183,9 +183,7 @@ class RunRecord(_Strict):
     def write(self, run_dir: Path) -> Path:
         """Write ``run_dir/result.json`` atomically (a temporary file, then a rename) and return its path."""
         path = Path(run_dir) / RESULT_FILE
-        tmp = path.with_name(f".{RESULT_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(path, (self.model_dump_json(indent=2) + "\n").encode("utf-8"), fsync=False)
         return path
 
 

@@ -20,6 +20,7 @@ from aim_agent.agent.backends import BACKEND_CHOICES, BackendSpec, ChatClient, U
 from aim_agent.agent.config import RunConfig
 from aim_agent.agent.critic import CriticRules
 from aim_agent.agent.schema import Scientist
+from aim_agent.config import DEFAULTS
 from aim_agent.images import ImageStore
 from aim_agent.log import ExperimentLog, LogEntry
 from aim_agent.system import System
@@ -112,15 +113,17 @@ def _describer(config: RunConfig, meter: UsageMeter) -> Any:
     from aim_agent.plugins import MissingPlugin, plugin_manager
 
     name = config.describer
+    if not name:
+        return None  # describing switched off
     pm = plugin_manager()
     if name in pm.provider_names("describer"):
         return pm.provider("describer", name)
     hint = pm.missing_hint("describer", name)
     if hint:
         raise MissingPlugin(f"{hint}; or describe with a VLM: --describer google_genai[:MODEL] (or another backend)")
-    spec = BackendSpec.parse(name)
+    spec = BackendSpec.parse(name, like=config.backend)  # the scientist's server, when the provider is the same
     if spec.offline:
-        return pm.provider("describer", "world")
+        return pm.provider("describer", DEFAULTS["describer"])
     from aim_agent.agent.vlm_describer import VLMDescriber
 
     return VLMDescriber(ChatClient.from_spec(spec, role="describer", meter=meter))
@@ -194,7 +197,7 @@ def build_runtime(
         images=images,
         image_size=config.image_size,
         seed=config.seed,
-        extras={"exemplar_dataset": config.dataset} if config.dataset else {},
+        extras={"exemplar_dataset": config.exemplar_dataset} if config.exemplar_dataset else {},
     )
     specs = merge_tools(tools)
     rt = AgentRuntime(config=config, run_dir=run_dir, ctx=ctx, specs=specs, scientist=scientist,  # type: ignore[arg-type]

@@ -32,6 +32,8 @@ class Hypothesis(BaseModel):
 class ToolCall(BaseModel):
     tool: str
     args: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = Field(default=None, description="the model's id for the call (its result is sent back under it)")
+    error: str | None = Field(default=None, description="why the call could not be read (e.g. arguments not JSON)")
 
 
 class Proposal(BaseModel):

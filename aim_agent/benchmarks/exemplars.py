@@ -129,13 +129,15 @@ def _engine(probe: Any, folder: Any, batch_size: int) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from aim_agent.config import cli_trust
     from aim_agent.exemplars import ImageFolder
     from aim_agent.models.probe import ModelProbe
     from aim_agent.models.user_loader import open_model
 
     layer = args.layer or DEFAULT_LAYER
     with tempfile.TemporaryDirectory() as tmp:
-        model = open_model(args.model) if args.model else _resnet50(Path(tmp) / "resnet50-random")
+        with cli_trust(args, args.model):  # `aim bench exemplars --model M`: the person chose M
+            model = open_model(args.model) if args.model else _resnet50(Path(tmp) / "resnet50-random")
         images = _write_images(Path(tmp) / "images", args.images, args.source)
         folder = ImageFolder(Path(tmp) / "images")
         # warm-up: one batch through the model (allocator, kernels)

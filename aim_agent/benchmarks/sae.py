@@ -58,11 +58,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from sklearn.decomposition import MiniBatchDictionaryLearning
     except ImportError as exc:
         raise ImportError("aim bench sae needs scikit-learn for its reference: pip install 'aim-agent[sae]'") from exc
+    from aim_agent.config import cli_trust
     from aim_agent.models.probe import open_probe
     from aim_agent.sae.model import default_k
     from aim_agent.sae.train import TrainSettings, collect_activations, fit_sae, reconstruction_metrics
 
-    probe = open_probe(args.model, args.layer)
+    with cli_trust(args, args.model):  # `aim bench sae --model M`: the person chose M
+        probe = open_probe(args.model, args.layer)
     acts, collect_s, _ = _timed(lambda: collect_activations(probe, args.dataset, seed=args.seed, progress=False))
     train, held = acts.train, acts.held_out
     latents = args.latents or 8 * acts.d_in

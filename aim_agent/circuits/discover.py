@@ -8,10 +8,13 @@
 3. ablates each of them alone, then all together, and measures the unit before and after:
    an edge is *verified* when ablating its source moves the unit the way attribution
    predicts (down for a positive score) by at least ``min_effect`` of its mean activation;
-4. interprets the unit and each upstream unit with the interpretation agent
-   (:func:`aim_agent.agent.runner.run_interpret`: the offline scientist, or a VLM backend);
-5. writes ``circuit.json`` and ``circuit.html`` (a graph drawn as SVG, labels, exemplars and
-   each edge's measured ablation effect) into the output folder, with the runs under ``runs/``.
+4. has the unit and each upstream unit interpreted by ``interpreter`` (``aim circuit`` passes
+   one that runs the interpretation agent, :func:`aim_agent.agent.runner.run_interpret`, with
+   the offline scientist or a VLM backend, its runs under ``runs/``).
+
+:func:`write_circuit` saves ``circuit.json`` and, given the page
+(:func:`aim_agent.report.circuit.render_circuit`: an SVG graph, labels, exemplars and each
+edge's measured ablation effect), ``circuit.html``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from aim_agent.circuits.sites import CircuitError, model_of, prepare
 from aim_agent.circuits.tools import upstream_site
 
 Say = Callable[[str], None]
+#: ``interpreter(node, layer, sae)`` explains one unit (``layer`` and ``sae`` as ``open_probe`` takes them) and
+#: fills in the node's label, description, confidence, run id and report (or its error)
+Interpreter = Callable[["CircuitNode", str, "str | None"], None]
 
 
 @dataclass
@@ -110,42 +116,6 @@ def _save_images(out: Path, stem: str, images: list[Image.Image]) -> list[str]:
     return names
 
 
-def _interpret(node: CircuitNode, *, model: str, layer: str, sae: str | None, backend: str | None,
-               max_rounds: int, dataset: str | None, out: Path, say: Say) -> None:
-    """Run the interpretation agent on one node's unit; fill in its label, description and report."""
-    from aim_agent.agent.backends import BackendSpec
-    from aim_agent.agent.config import RunConfig
-    from aim_agent.agent.runner import run_interpret
-
-    runs = out / "runs"
-    run_id = f"{node.key}-{layer.replace('/', '-').replace('.', '-')}-{node.unit}"
-    try:
-        config = RunConfig(model=model, layer=layer, unit=node.unit, sae=sae, backend=BackendSpec.parse(backend),
-                           max_rounds=max_rounds, runs_dir=str(runs), run_id=run_id, dataset=dataset)
-        if (runs / run_id / "run.json").exists():  # an earlier aim circuit into the same folder
-            result = run_interpret(None, resume=run_id, runs_dir=runs)
-        else:
-            result = run_interpret(config)
-    except Exception as exc:  # one failed interpretation must not lose the circuit
-        node.error = f"{type(exc).__name__}: {exc}"
-        say(f"interpretation of {node.key} failed: {node.error}")
-        return
-    node.run_id = result.run_id
-    if result.report_path is not None:
-        node.report = str(result.report_path.relative_to(out))
-    if result.conclusion is not None:
-        node.label = ", ".join(result.conclusion.labels[:3]) or None
-        node.description = result.conclusion.description
-        node.confidence = result.conclusion.confidence
-    say(f"{node.key}: {node.label or 'no conclusion'}")
-
-
-def _backend_label(backend: str | None) -> str:
-    from aim_agent.agent.backends import BackendSpec
-
-    return BackendSpec.parse(backend).label()
-
-
 def discover_circuit(
     model: str,
     layer: str,
@@ -160,9 +130,8 @@ def discover_circuit(
     steps: int = 16,
     mode: AblationMode = "zero",
     min_effect: float = 0.05,
-    interpret: bool = True,
-    backend: str | None = None,
-    max_rounds: int = 4,
+    interpreter: Interpreter | None = None,
+    interpreted_by: str = "not interpreted",
     dataset: str | None = None,
     exemplars_shown: int = 6,
     out: str | Path = "circuit",
@@ -226,39 +195,39 @@ def discover_circuit(
         node.exemplars = _save_images(out, node.key, ex.images)
         node.exemplar_activations = ex.activations
         nodes.append(node)
-    if interpret:
+    if interpreter is not None:
         for node in nodes:
-            node_layer = layer if node.role == "target" else upstream.layer
-            node_sae = sae if node.role == "target" else upstream_sae
             say(f"interpreting {node.key} (unit {node.unit} of {node.layer})")
-            _interpret(node, model=model, layer=node_layer, sae=node_sae, backend=backend, max_rounds=max_rounds,
-                       dataset=dataset, out=out, say=say)
+            if node.role == "target":
+                interpreter(node, layer, sae)
+            else:
+                interpreter(node, upstream.layer, upstream_sae)
+            say(f"{node.key}: {node.label or node.error or 'no conclusion'}")
 
     circuit = Circuit(
         model=model, layer=layer, unit=unit, sae=sae, target_layer=probe.layer, upstream=upstream.describe(),
         upstream_layer=upstream.layer, upstream_sae=upstream_sae, method=method, ablation=mode, min_effect=min_effect,
         images=found.files, nodes=nodes, edges=edges, joint=joint, total_score=round(float(result.scores.sum()), 6),
         top_share=round(sum(abs(e.share) for e in edges), 4),
-        backend=_backend_label(backend) if interpret else "not interpreted",
+        backend=interpreted_by if interpreter is not None else "not interpreted",
         notes=[f"attribution and ablation on the unit's top {len(found.sources)} dataset exemplars",
                f"an edge is verified when ablating its source ({mode}) moves the unit by at least "
                f"{100 * min_effect:.0f}% in the direction the attribution predicts"],
     )
     circuit.seconds = round(time.monotonic() - started, 2)
-    write_circuit(circuit, out)
     return circuit
 
 
-def write_circuit(circuit: Circuit, out: str | Path) -> tuple[Path, Path]:
-    """``circuit.json`` and ``circuit.html`` in ``out``."""
-    from aim_agent.circuits.report import render_circuit
+def write_circuit(circuit: Circuit, out: str | Path, html: str | None = None) -> Path:
+    """``circuit.json`` (and ``circuit.html`` when the page is given) in ``out``; returns the JSON's path."""
     from aim_agent.files import atomic_write
 
     out = Path(out)
-    json_path, html_path = out / "circuit.json", out / "circuit.html"
+    json_path = out / "circuit.json"
     atomic_write(json_path, json.dumps(circuit.to_json(), indent=2).encode(), fsync=False)
-    atomic_write(html_path, render_circuit(circuit).encode(), fsync=False)
-    return json_path, html_path
+    if html is not None:
+        atomic_write(out / "circuit.html", html.encode(), fsync=False)
+    return json_path
 
 
-__all__ = ["Circuit", "CircuitEdge", "CircuitNode", "discover_circuit", "write_circuit"]
+__all__ = ["Circuit", "CircuitEdge", "CircuitNode", "Interpreter", "discover_circuit", "write_circuit"]

@@ -3,6 +3,11 @@
 Both work on the loaded unit (``needs_system``): its model, its layer, and, when the unit is
 an SAE latent, its SAE. The upstream units are the channels of an earlier layer (default: the
 layer just before the unit's own) or the latents of an SAE trained on that layer (``sae``).
+
+A caller names an upstream SAE the way MCP clients name models: only SAEs the person who
+started AIM chose can be loaded. That is a name the context offers (``ctx.extras["saes"]``,
+name -> path) or a path in the current trust scope (:mod:`aim_agent.models.trust`: the
+command line's models and ``--trust-model``, an MCP server's configured ``[models]``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,22 @@ def load_sae_cached(path: str) -> Any:
         return _sae_at(str(resolved), stamp)
 
 
+def offered_sae(ctx: ToolContext, text: str) -> str:
+    """The path of the SAE a call named, if the person who started AIM offered it (see the module docstring)."""
+    from aim_agent.models.trust import HOW_TO_TRUST, is_trusted
+
+    offered = ctx.extras.get("saes") or {}
+    if text in offered:
+        return str(offered[text])
+    if is_trusted(text):
+        return text
+    names = ", ".join(repr(n) for n in offered) or "none"
+    raise ToolError(
+        f"the SAE {text!r} is not offered here (offered by name: {names}). Only SAEs the person who started AIM "
+        f"chose can be loaded; {HOW_TO_TRUST}"
+    )
+
+
 def upstream_site(model: LoadedModel, target: Site, layer: str | None, sae: str | None) -> Site:
     """The upstream units of a call: channels of ``layer`` (default: the layer before the target's),
     or the latents of the SAE at ``sae`` on that layer."""
@@ -56,7 +77,8 @@ class UpstreamInput(ToolInput):
     layer: str | None = Field(default=None, max_length=300,
                               description="upstream layer (default: the layer just before the unit's own)")
     sae: str | None = Field(default=None, max_length=500,
-                            description="path of an SAE trained on that layer: its latents are the upstream units")
+                            description="an SAE trained on that layer (a name or path AIM offers): its latents are the "
+                            "upstream units")
 
 
 class AttributeInput(UpstreamInput):
@@ -97,7 +119,7 @@ def attribute_tool(ctx: ToolContext, args: AttributeInput) -> AttributeOutput:
     Python: ``units, scores = tools.attribute(exemplar_images, top=5)``.
     """
     model, target = _sites(ctx)
-    upstream = upstream_site(model, target, args.layer, args.sae)
+    upstream = upstream_site(model, target, args.layer, offered_sae(ctx, args.sae) if args.sae else None)
     system = ctx.require_system()
     result = attribute(model, prepare(model, args.images), target, system.unit, upstream, method=args.method,
                        steps=args.steps, reduce=system.reduce)
@@ -142,7 +164,7 @@ def ablate_tool(ctx: ToolContext, args: AblateInput) -> AblateOutput:
     Python: ``before, after = tools.ablate([12, 40], images)``.
     """
     model, target = _sites(ctx)
-    upstream = upstream_site(model, target, args.layer, args.sae)
+    upstream = upstream_site(model, target, args.layer, offered_sae(ctx, args.sae) if args.sae else None)
     system = ctx.require_system()
     result = ablate(model, prepare(model, args.images), target, system.unit, upstream, args.units, mode=args.mode,
                     reduce=system.reduce)
@@ -162,4 +184,5 @@ def _sites(ctx: ToolContext) -> tuple[LoadedModel, Site]:
 
 CIRCUIT_TOOLS = [attribute_tool, ablate_tool]
 
-__all__ = ["CIRCUIT_TOOLS", "METHODS", "ablate_tool", "attribute_tool", "load_sae_cached", "upstream_site"]
+__all__ = ["CIRCUIT_TOOLS", "METHODS", "ablate_tool", "attribute_tool", "load_sae_cached", "offered_sae",
+           "upstream_site"]

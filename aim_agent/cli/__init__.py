@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, LookupError, FileNotFoundError) as exc:
+    except (ValueError, LookupError, FileNotFoundError, PermissionError) as exc:
         # Errors a user can act on: show the message, not a traceback.
         print(f"aim: error: {exc}", file=sys.stderr)
         return 2

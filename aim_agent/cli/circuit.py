@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aim_agent.circuits.discover import Interpreter
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from aim_agent.config import add_trust_argument
+
     parser = sub.add_parser(
         "circuit",
         help="find the upstream units that drive a unit, interpret each, verify each edge by ablation",
@@ -39,13 +45,55 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default circuits/MODEL-LAYER-UNIT)")
     parser.add_argument("--json", action="store_true", help="print circuit.json")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_trust_argument(parser)
     parser.set_defaults(func=main)
+
+
+def agent_interpreter(*, model: str, out: Path, backend: str | None, max_rounds: int,
+                      dataset: str | None) -> Interpreter:
+    """An :data:`~aim_agent.circuits.discover.Interpreter` that runs the interpretation agent on each unit.
+
+    Each run goes to ``OUT/runs/<node>-<layer>-<unit>``; a run left there by an earlier ``aim circuit`` into the
+    same folder is resumed (or, finished, reused) instead of repeated.
+    """
+    from aim_agent.agent.backends import BackendSpec
+    from aim_agent.agent.config import RunConfig
+    from aim_agent.agent.runner import run_interpret
+    from aim_agent.circuits.discover import CircuitNode
+
+    runs = out / "runs"
+
+    def interpret(node: CircuitNode, layer: str, sae: str | None) -> None:
+        run_id = f"{node.key}-{layer.replace('/', '-').replace('.', '-')}-{node.unit}"
+        try:
+            if (runs / run_id / "run.json").exists():
+                result = run_interpret(None, resume=run_id, runs_dir=runs)
+            else:
+                config = RunConfig(model=model, layer=layer, unit=node.unit, sae=sae,
+                                   backend=BackendSpec.parse(backend), max_rounds=max_rounds, runs_dir=str(runs),
+                                   run_id=run_id, exemplar_dataset=dataset)
+                result = run_interpret(config)
+        except Exception as exc:  # one failed interpretation must not lose the circuit
+            node.error = f"{type(exc).__name__}: {exc}"
+            return
+        node.run_id = result.run_id
+        if result.report_path is not None:
+            node.report = str(result.report_path.relative_to(out))
+        if result.conclusion is not None:
+            node.label = ", ".join(result.conclusion.labels[:3]) or None
+            node.description = result.conclusion.description
+            node.confidence = result.conclusion.confidence
+
+    return interpret
 
 
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from aim_agent.circuits.discover import discover_circuit
+    from aim_agent.agent.backends import BackendSpec
+    from aim_agent.circuits.discover import discover_circuit, write_circuit
+    from aim_agent.config import cli_trust
+    from aim_agent.report.circuit import render_circuit
 
     if args.top < 1 or args.images < 1 or args.max_rounds < 1:
         raise ValueError("--top, --images and --max-rounds must be at least 1")
@@ -53,12 +101,16 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or Path("circuits") / slug
     console = Console(stderr=True, highlight=False)
     say = None if args.quiet or args.json else (lambda line: console.print(f"[dim]aim[/dim] {line}"))
-    circuit = discover_circuit(
-        args.model, args.layer, args.unit, sae=args.sae, upstream_layer=args.upstream, upstream_sae=args.upstream_sae,
-        top=args.top, images_k=args.images, method=args.method, steps=args.steps, mode=args.ablation,
-        min_effect=args.min_effect, interpret=not args.no_interpret, backend=args.backend,
-        max_rounds=args.max_rounds, dataset=args.dataset, out=out, progress=say,
-    )
+    interpreter = None if args.no_interpret else agent_interpreter(
+        model=args.model, out=out, backend=args.backend, max_rounds=args.max_rounds, dataset=args.dataset)
+    with cli_trust(args, args.model):  # the person who typed the command chose this model
+        circuit = discover_circuit(
+            args.model, args.layer, args.unit, sae=args.sae, upstream_layer=args.upstream,
+            upstream_sae=args.upstream_sae, top=args.top, images_k=args.images, method=args.method, steps=args.steps,
+            mode=args.ablation, min_effect=args.min_effect, interpreter=interpreter,
+            interpreted_by=BackendSpec.parse(args.backend).label(), dataset=args.dataset, out=out, progress=say,
+        )
+    write_circuit(circuit, out, html=render_circuit(circuit))
     if args.json:
         print(json.dumps(circuit.to_json(), indent=2))
         return 0

@@ -57,13 +57,15 @@ def _units(text: str | None, count: int) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aim_agent.config import cli_trust
     from aim_agent.exemplars import compute_exemplars
     from aim_agent.models.probe import open_probe
 
     if args.k < 1 or args.batch_size < 1:
         raise ValueError("--k and --batch-size must be at least 1")
-    probe = open_probe(args.model, args.layer, sae=args.sae, stop_early=not args.no_stop_early,
-                       input_size=args.input_size)
+    with cli_trust(args, args.model):  # the person who typed the command chose this model
+        probe = open_probe(args.model, args.layer, sae=args.sae, stop_early=not args.no_stop_early,
+                           input_size=args.input_size)
     units = _units(args.units, probe.num_units)
     result = compute_exemplars(
         probe, args.dataset, k=args.k, batch_size=args.batch_size, cache_dir=args.cache,

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from aim_agent.config import PROVIDER_FIELDS, Settings
+
+if TYPE_CHECKING:
+    from aim_agent.agent.config import RunConfig
 
 BACKENDS_HELP = "offline | google_genai[:MODEL] | openai[:MODEL] | anthropic[:MODEL] | ollama[:MODEL]"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from aim_agent.config import add_provider_arguments
+    from aim_agent.config import add_provider_arguments, add_trust_argument
 
     parser = sub.add_parser(
         "interpret",
@@ -34,10 +39,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     agent.add_argument("--backend", metavar="BACKEND",
                        help=f"scientist: {BACKENDS_HELP} (default: google_genai if GOOGLE_API_KEY is set, "
                        "else offline)")
-    agent.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server (vLLM) or ollama host")
+    agent.add_argument("--base-url", metavar="URL",
+                       help="the model server: an OpenAI-compatible server (vLLM, llama.cpp, LM Studio; its key from "
+                       "AIM_SERVER_API_KEY), an ollama host, or a Gemini/Claude proxy; a describer or critic of the "
+                       "same provider uses it too")
+    agent.add_argument("--stream", action="store_true", help="stream the model's replies (token use is still counted)")
     agent.add_argument("--critic-backend", metavar="BACKEND", help="a VLM that comments on the critic's checks")
     agent.add_argument("--mode", choices=("code", "tools"), default=None,
                        help="code: the agent writes Python run in a sandbox; tools: tool calls (default code)")
+    agent.add_argument("--unsafe-sandbox", action="store_true",
+                       help="run the agent's code even where the sandbox finds no isolation layer (no namespaces, "
+                       "no seccomp: macOS, some containers); see docs/security.md")
     budget = parser.add_argument_group("budgets (the run concludes when one is reached)")
     budget.add_argument("--max-rounds", type=int, default=None, help="experiment rounds (default 15)")
     budget.add_argument("--max-tokens", type=int, default=None, help="tokens over all model calls")
@@ -50,9 +62,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--dataset", metavar="PATH", help="exemplar dataset: image folder or dataset name")
     run.add_argument("--k", type=int, default=None, help="dataset exemplars shown to the agent (default 15)")
     run.add_argument("--seed", type=int, default=None, help="seed of image generation (default 0)")
+    run.add_argument("--record", metavar="DIR", help="save every model exchange (messages, images, replies, usage) "
+                     "in DIR, a new folder")
+    run.add_argument("--replay", metavar="DIR", help="rerun a recorded session without any model: the run's settings "
+                     "and every reply come from DIR; a request that differs from the recording stops the run")
     run.add_argument("--json", action="store_true", help="print result.json instead of a summary")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     add_provider_arguments(parser)
+    add_trust_argument(parser)  # --model is trusted; --resume trusts only what --trust-model names
     parser.set_defaults(func=main)
 
 
@@ -62,11 +79,12 @@ def _budgets(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def build_config(args: argparse.Namespace, settings: Any) -> Any:
-    """The RunConfig of a new run from the flags (and aim.toml / environment for the providers)."""
+def build_config(args: argparse.Namespace, settings: Settings) -> RunConfig:
+    """The RunConfig of a new run: the resolved settings (aim.toml, environment) under the run's flags."""
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
 
+    backend = BackendSpec.parse(args.backend, base_url=args.base_url, streaming=args.stream)
     values: dict[str, Any] = {
         "model": args.model,
         "layer": args.layer,
@@ -75,25 +93,26 @@ def build_config(args: argparse.Namespace, settings: Any) -> Any:
         "synthetic": args.synthetic,
         "system_factory": args.system,
         "task": args.task,
-        "backend": BackendSpec.parse(args.backend, base_url=args.base_url),
-        "critic_backend": BackendSpec.parse(args.critic_backend) if args.critic_backend else None,
-        "describer": settings.describer or "world",
-        "text2image": settings.text2image,
-        "editor": settings.editor,
-        "plugins": list(settings.plugins),
-        "runs_dir": args.runs_dir or settings.runs_dir,
+        "backend": backend,
+        "critic_backend": BackendSpec.parse(args.critic_backend, like=backend) if args.critic_backend else None,
+        **{name: getattr(settings, name) for name in Settings.model_fields},  # aim.toml, environment
         "run_id": args.run_id,
-        "dataset": args.dataset or settings.exemplar_dataset,
-        "seed": args.seed if args.seed is not None else settings.seed,
-        "image_size": settings.image_size,
         **_budgets(args),
     }
+    if args.runs_dir:
+        values["runs_dir"] = args.runs_dir
+    if args.dataset:
+        values["exemplar_dataset"] = args.dataset
+    if args.seed is not None:
+        values["seed"] = args.seed
     if args.mode:
         values["mode"] = args.mode
+    if args.unsafe_sandbox:
+        values["unsafe_sandbox"] = True
     if args.k is not None:
         values["exemplars_k"] = args.k
     try:
-        return RunConfig(**{k: v for k, v in values.items() if v is not None or k in ("text2image", "editor")})
+        return RunConfig(**{k: v for k, v in values.items() if v is not None or k in PROVIDER_FIELDS})
     except ValueError as exc:  # pydantic's message, without its URL noise
         raise ValueError(_clean(exc)) from None
 
@@ -105,28 +124,59 @@ def _clean(exc: Exception) -> str:
     return str(exc)
 
 
+def _taped_run(args: argparse.Namespace, settings: Any, say: Any) -> Any:
+    """A new run whose model exchanges are recorded to ``--record DIR`` or answered from ``--replay DIR``."""
+    from aim_agent.agent.runner import new_run_id, run_interpret
+    from aim_agent.agent.tape import Tape, use_tape
+
+    if args.resume:
+        raise ValueError("--record and --replay start a new run; they do not combine with --resume")
+    if args.record and args.replay:
+        raise ValueError("choose one of --record DIR and --replay DIR")
+    if args.replay:
+        tape = Tape.replay(args.replay)
+        config = tape.config(run_id=args.run_id, runs_dir=args.runs_dir)
+        if say:
+            say(f"replaying {len(tape.exchanges)} model exchanges from {args.replay} (no model is called)")
+    else:
+        config = build_config(args, settings)
+        config = config.model_copy(update={"run_id": config.run_id or new_run_id(config)})
+        tape = Tape.record(args.record, config)
+    with use_tape(tape):
+        result = run_interpret(config, progress=say)
+    tape.finish()  # a replay that ended early or diverged (even where the run carried on) fails here
+    if say and tape.recording:
+        say(f"recorded {len(tape.exchanges)} model exchanges in {args.record}")
+    return result
+
+
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from aim_agent.agent.config import RunConfig
     from aim_agent.agent.runner import run_interpret
-    from aim_agent.config import apply_plugins, config_from_args
+    from aim_agent.config import apply_plugins, cli_trust, config_from_args
 
     settings = config_from_args(args)
     apply_plugins(settings)
     console = Console(stderr=True, highlight=False)
     say = None if args.quiet or args.json else (lambda line: console.print(f"[dim]aim[/dim] {line}"))
-    if args.resume:
+    if args.record or args.replay:
+        result = _taped_run(args, settings, say)
+    elif args.resume:
         runs_dir = Path(args.runs_dir or settings.runs_dir)
         stored_path = runs_dir / args.resume / "run.json"
         if not stored_path.exists():
             known = ", ".join(sorted(p.parent.name for p in runs_dir.glob("*/run.json"))) or "none"
             raise FileNotFoundError(f"no run {args.resume!r} in {runs_dir} (run.json missing); runs there: {known}")
         stored = RunConfig.model_validate(json.loads(stored_path.read_text())["config"])
-        result = run_interpret(stored.model_copy(update=_budgets(args)), resume=args.resume, runs_dir=runs_dir,
-                               progress=say)
+        update = {**_budgets(args), **({"unsafe_sandbox": True} if args.unsafe_sandbox else {})}
+        with cli_trust(args):  # run.json is a file on disk, not the person's choice: --trust-model only
+            result = run_interpret(stored.model_copy(update=update), resume=args.resume, runs_dir=runs_dir,
+                                   progress=say)
     else:
-        result = run_interpret(build_config(args, settings), progress=say)
+        with cli_trust(args, args.model):  # the model named with --model
+            result = run_interpret(build_config(args, settings), progress=say)
     out = Console(highlight=False, soft_wrap=True)  # paths and labels stay on one line, copyable
     if args.json:
         out.print_json(result.result_path.read_text())

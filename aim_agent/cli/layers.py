@@ -32,12 +32,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aim_agent.config import cli_trust
     from aim_agent.models.probe import list_layers
     from aim_agent.models.user_loader import open_model
 
     if not args.model:
         return list_named()
-    model = open_model(args.model, input_size=args.input_size)
+    with cli_trust(args, args.model):  # the person who typed the command chose this model
+        model = open_model(args.model, input_size=args.input_size)
     layers = list_layers(model, dedupe=not args.all)
     if args.kind:
         layers = [info for info in layers if info.kind == args.kind]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import sys
 
-from aim_agent.config import add_provider_arguments, config_from_args
+from aim_agent.config import add_provider_arguments, add_trust_argument, config_from_args
+from aim_agent.mcp_server.transport import MIN_TOKEN_CHARS, generate_token, is_loopback, url_host
 
-LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+__all__ = ["is_loopback", "parse_address", "register", "run"]
 
 
 def parse_address(value: str) -> tuple[str, int]:
@@ -33,33 +33,25 @@ def parse_address(value: str) -> tuple[str, int]:
     return host, number
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "mcp",
         help="serve AIM's experiment tools to MCP clients (stdio, or --http)",
         description="Serve every AIM tool (and the plugins' tools), the unit under study, runs and reports "
-        "over the Model Context Protocol. Default transport: stdio (for desktop clients).",
+        "over the Model Context Protocol. Default transport: stdio (for desktop clients). Clients load only "
+        "the models this command offers: the world models, aim.toml [models], and --trust-model.",
     )
     parser.add_argument(
         "--http",
         metavar="HOST:PORT",
-        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (host 127.0.0.1 "
-        "when only a port is given)",
+        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (host 127.0.0.1 when only a "
+        "port is given); every request needs the bearer token printed at start (or AIM_MCP_TOKEN)",
     )
     parser.add_argument(
         "--allow-remote",
         action="store_true",
-        help="allow --http on an address other than loopback (anyone who reaches it can run "
-        "models on this machine: put it behind authentication)",
+        help="allow --http on an address other than loopback (anyone who reaches it and holds the token can "
+        "run models on this machine: put it behind TLS)",
     )
     parser.add_argument(
         "--enable-code",
@@ -71,49 +63,79 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="where start_interpret writes runs (default: AIM_RUNS_DIR, runs_dir in aim.toml, else ./runs)",
     )
-    parser.add_argument(
-        "--max-sessions", type=int, default=32, metavar="N", help="explicit sessions kept at once (default 32)"
-    )
+    parser.add_argument("--max-sessions", type=int, default=64, metavar="N",
+                        help="sessions the server holds at once, all clients together (default 64)")
+    parser.add_argument("--max-sessions-per-client", type=int, default=8, metavar="N",
+                        help="sessions one client may open with new_session (default 8)")
+    parser.add_argument("--max-request-mb", type=float, default=8.0, metavar="MB",
+                        help="largest HTTP request body (default 8 MB)")
     parser.add_argument(
         "--log-level",
         default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="server log level (logs go to stderr)",
     )
+    add_trust_argument(parser)
     add_provider_arguments(parser)
     parser.set_defaults(func=run)
 
 
+def http_token(config: object) -> tuple[str, bool]:
+    """(token, generated): AIM_MCP_TOKEN, else [mcp] token in aim.toml, else a new random one."""
+    given = config.setting("mcp", "token")  # type: ignore[attr-defined]
+    if given:
+        token = str(given).strip()
+        if len(token) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"the MCP token (AIM_MCP_TOKEN or [mcp] token) must have at least {MIN_TOKEN_CHARS} characters; "
+                "unset it to get a random one"
+            )
+        return token, False
+    return generate_token(), True
+
+
 def run(args: argparse.Namespace) -> int:
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import build_server, serve_http, serve_stdio
 
     address = parse_address(args.http) if args.http else None
     if address and not is_loopback(address[0]) and not args.allow_remote:
         raise ValueError(
             f"refusing to serve on {address[0]}: it is not a loopback address, and AIM's tools run models and "
-            "write files on this machine. Use 127.0.0.1, or add --allow-remote behind an authenticating proxy"
+            "write files on this machine. Use 127.0.0.1, or add --allow-remote behind TLS"
         )
+    if args.max_sessions < 1 or args.max_sessions_per_client < 1 or args.max_request_mb <= 0:
+        raise ValueError("--max-sessions, --max-sessions-per-client and --max-request-mb must be positive")
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     config = config_from_args(args)
     if args.runs_dir:
         config.runs_dir = args.runs_dir
+    token, generated = http_token(config) if address else ("", False)
     server = build_server(
         config=config,
         enable_code=args.enable_code,
         require_session=address is not None,
+        trusted_models=args.trust_model,
         max_sessions=args.max_sessions,
-        log_level=args.log_level,
+        max_sessions_per_client=args.max_sessions_per_client,
     )
     if address is None:
-        server.run("stdio")
+        serve_stdio(server)
         return 0
     host, port = address
-    print(f"AIM MCP server: http://{_url_host(host)}:{port}/mcp (Ctrl-C stops it)", file=sys.stderr)
-    server.run("streamable-http", host=host, port=port)
+    print(f"AIM MCP server: http://{url_host(host)}:{port}/mcp (Ctrl-C stops it)", file=sys.stderr)
+    shown = f"{token}  (new at each start; set AIM_MCP_TOKEN to choose one)" if generated else (
+        "<the token in AIM_MCP_TOKEN or aim.toml [mcp] token>"
+    )
+    print(f"Every request needs the header  Authorization: Bearer {shown}", file=sys.stderr, flush=True)
+    serve_http(
+        server,
+        host=host,
+        port=port,
+        token=token,
+        log_level=args.log_level,
+        max_request_bytes=int(args.max_request_mb * 1024 * 1024),
+        max_sessions=args.max_sessions,
+    )
     return 0
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

@@ -10,6 +10,8 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from aim_agent.config import add_trust_argument
+
     parser = sub.add_parser("sae", help="sparse autoencoders over a layer (their latents are units)")
     sae_sub = parser.add_subparsers(dest="sae_command", metavar="SAE_COMMAND")
     train = sae_sub.add_parser(
@@ -39,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="show progress bars (default: when stderr is a terminal)")
     train.add_argument("--json", action="store_true", help="print the saved metadata as JSON")
+    add_trust_argument(train)
     train.set_defaults(func=run_train)
     info = sae_sub.add_parser("info", help="what a saved SAE is (AIM, SAELens or overcomplete layout)")
     info.add_argument("path", help="SAE folder or .safetensors file")
@@ -53,6 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from aim_agent.config import cli_trust
     from aim_agent.models.probe import open_probe
     from aim_agent.sae import train_sae
 
@@ -60,7 +64,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError("--latents, --epochs and --batch-vectors must be at least 1")
     if args.k is not None and args.k < 1:
         raise ValueError("--k must be at least 1")
-    probe = open_probe(args.model, args.layer)
+    with cli_trust(args, args.model):  # the person who typed the command chose this model
+        probe = open_probe(args.model, args.layer)
     latents = args.latents or 8 * probe.num_units
     sae = train_sae(probe, args.dataset, latents, activation=args.activation, k=args.k, epochs=args.epochs,
                     batch_vectors=args.batch_vectors, lr=args.lr, l1_coeff=args.l1, held_out=args.held_out,

@@ -1,15 +1,19 @@
-"""From a :class:`ToolSpec` to an MCP tool: schema, argument checks, worker thread, progress, result.
+"""From a :class:`ToolSpec` to MCP: the tool's definition, a worker thread with progress, the result.
 
-- The input schema is the tool's pydantic input model, plus an optional ``session`` handle.
-- Arguments are validated by that model; a bad call comes back as an MCP tool error
-  (``isError``) whose text says which argument was wrong and what the limits are.
-- The tool runs in a worker thread (``anyio.to_thread``) under its session's lock, so
-  torch work never blocks the event loop and other sessions keep being served.
-- While it runs, the client gets MCP progress notifications (when it sent a progress token):
-  what the tool reports through ``ctx.extras["progress"](done, total, message)``, else a
-  heartbeat.
-- The result carries the output model dumped as structured content (images as ``img_…``
-  ids), the same JSON as text, and the images themselves as MCP image content.
+- :func:`tool_definition`: the MCP ``Tool`` (an ``mcp_types.Tool``, served by the low-level
+  server's ``tools/list`` handler). Input schema: the tool's pydantic input model, plus an
+  optional ``session`` handle unless the tool is ``stateless``. Output schema: its output
+  model. Annotations come from the spec's flags (``read_only``, ``destructive``,
+  ``idempotent``, ``open_world``), each set explicitly.
+- :func:`run_blocking`: the call runs in a worker thread (``anyio.to_thread``), so torch work
+  never blocks the event loop and other sessions keep being served; meanwhile the client
+  gets MCP progress notifications (when it sent a progress token): what the tool reports
+  through ``ctx.progress(done, total, message)``, else a heartbeat.
+- :func:`output_result`: the output model as structured content (images as ``img_…`` ids),
+  the same JSON as text, and as many images as MCP image content as fit in one result of
+  at most ``max_bytes`` (MCP clients reject larger messages: the SDK's HTTP client and
+  fastmcp refuse an SSE event over 1 MiB). The other images come as resource links
+  (``aim://image/<id>``) with a note.
 """
 
 from __future__ import annotations
@@ -19,19 +23,15 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.to_thread
-from mcp.server.mcpserver.tools.base import Tool
-from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
-from pydantic import PrivateAttr
+from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent, Tool, ToolAnnotations
 
 from aim_agent.images import to_base64
-from aim_agent.providers import ProviderError
-from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec, output_data
+from aim_agent.tools.base import ToolContext, ToolOutput, ToolSpec, output_data
 
 logger = logging.getLogger("aim_agent.mcp")
 
@@ -42,9 +42,54 @@ SESSION_PROPERTY = {
         "(stateless HTTP). Calls with the same handle share a loaded system and an experiment log."
     ),
 }
+#: one tool result, JSON-encoded, stays below this (MCP HTTP clients reject SSE events over 1 MiB)
+MAX_RESULT_BYTES = 900 * 1024
+_IMAGE_OVERHEAD = 64  # the JSON around one image block's base64 data
 
-#: errors whose message is meant for the caller as is
-_USER_ERRORS = (ToolError, ProviderError, ValueError, LookupError, TypeError, FileNotFoundError, NotImplementedError)
+
+# -- definitions -------------------------------------------------------------------------------
+
+
+def input_schema(spec: ToolSpec) -> dict[str, Any]:
+    schema = spec.input_model.model_json_schema()
+    schema.pop("title", None)
+    if not spec.stateless:
+        schema.setdefault("properties", {})["session"] = dict(SESSION_PROPERTY)
+    return schema
+
+
+def output_schema(spec: ToolSpec) -> dict[str, Any] | None:
+    try:
+        return spec.output_model.model_json_schema(mode="serialization")
+    except Exception:  # an output model pydantic cannot describe: publish none rather than fail
+        return None
+
+
+def tool_annotations(spec: ToolSpec) -> ToolAnnotations:
+    """MCP's behaviour hints, from the spec's flags only (never from its name)."""
+    return ToolAnnotations(
+        title=spec.summary.rstrip("."),
+        read_only_hint=spec.read_only,
+        destructive_hint=spec.destructive,
+        idempotent_hint=spec.idempotent,
+        open_world_hint=spec.open_world,
+    )
+
+
+def tool_definition(spec: ToolSpec) -> Tool:
+    """The MCP tool a client lists for ``spec``."""
+    return Tool(
+        name=spec.name,
+        title=spec.summary.rstrip("."),
+        description=spec.doc,
+        input_schema=input_schema(spec),
+        output_schema=output_schema(spec),
+        annotations=tool_annotations(spec),
+        _meta={"aim/plugin": spec.plugin},
+    )
+
+
+# -- running -----------------------------------------------------------------------------------
 
 
 class Progress:
@@ -71,16 +116,18 @@ class Progress:
 
 
 async def run_blocking(
-    request: Any | None,
+    reporter: Any | None,
     fn: Callable[[Progress], Any],
     label: str,
     *,
     interval: float = 1.0,
 ) -> Any:
-    """Run ``fn(progress)`` in a worker thread; report progress to the MCP client meanwhile.
+    """Run ``fn(progress)`` in a worker thread; report progress through ``reporter`` meanwhile.
 
-    Progress goes out on a 0..100 scale and only ever increases (as MCP requires): the
-    fraction the tool reports, or a slowly rising heartbeat when it reports none.
+    ``reporter`` has ``async report_progress(progress, total, message)`` (the request's
+    ``ServerSession``; a no-op when the client asked for no progress). Progress goes out on a
+    0..100 scale and only ever increases (as MCP requires): the fraction the tool reports, or
+    a slowly rising heartbeat when it reports none.
     """
     progress = Progress(label)
     started = time.monotonic()
@@ -91,10 +138,10 @@ async def run_blocking(
         nonlocal last
         value = max(value, last + 0.01)
         last = value
-        if request is None:
+        if reporter is None:
             return
         try:
-            await request.report_progress(round(value, 2), 100.0, message)
+            await reporter.report_progress(round(value, 2), 100.0, message)
         except Exception:  # progress is advisory; a closed stream must not fail the call
             logger.debug("progress notification dropped", exc_info=True)
 
@@ -133,91 +180,51 @@ def error_result(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
-def describe_exception(name: str, exc: BaseException) -> str:
-    """What the caller reads when a tool failed: the message for expected errors, a hint otherwise."""
-    if isinstance(exc, ToolError | ProviderError):
-        return str(exc)
-    if isinstance(exc, KeyError):
-        return f"{name} failed: {exc.args[0] if exc.args else exc}"
-    if isinstance(exc, (IndexError, *_USER_ERRORS)):
-        return f"{name} failed: {exc}"
-    if isinstance(exc, MemoryError):
-        return f"{name} ran out of memory; try fewer or smaller images"
-    return (
-        f"{name} failed unexpectedly ({type(exc).__name__}: {exc}). The server is still running; "
-        "check the arguments, or report this with the server's log"
-    )
+def image_uri(iid: str, handle: str | None = None) -> str:
+    return f"aim://image/{iid}" + (f"?session={handle}" if handle else "")
 
 
-def output_result(output: ToolOutput | Any, ctx: ToolContext, *, max_images: int) -> CallToolResult:
-    """Structured content (the output model, images as ids in the session's store) + JSON text + image content."""
-    if isinstance(output, ToolOutput):
-        structured = output_data(output, ctx)
-        images = output.all_images()
-    else:
-        structured = {"result": output}
-        images = []
+def output_result(
+    output: ToolOutput,
+    ctx: ToolContext,
+    *,
+    max_images: int = 32,
+    max_bytes: int = MAX_RESULT_BYTES,
+    handle: str | None = None,
+) -> CallToolResult:
+    """Structured content + JSON text + image content, the whole under ``max_bytes`` when encoded.
+
+    Images that do not fit (or beyond ``max_images``) come as resource links to
+    ``aim://image/<id>`` (with ``?session=<handle>`` when the call named a session handle).
+    """
+    structured = output_data(output, ctx)
     text = json.dumps(structured, ensure_ascii=False)
+    used = 2 * len(text.encode())  # structuredContent and its text copy
+    if used > max_bytes // 2:  # a large result: keep one copy, the structured one
+        text = f"the result ({len(text)} characters of JSON) is in structuredContent"
+        used = used // 2 + len(text)
     content: list[Any] = [TextContent(type="text", text=text)]
-    for image in images[:max_images]:
-        content.append(ImageContent(type="image", data=to_base64(image), mime_type="image/png"))
-    if len(images) > max_images:
+    images = output.all_images()
+    linked: list[str] = []
+    for image in images:
+        iid = ctx.images.ensure(image)
+        data = to_base64(image) if len(content) - 1 < max_images else ""
+        if data and used + len(data) + _IMAGE_OVERHEAD <= max_bytes:
+            content.append(ImageContent(type="image", data=data, mime_type="image/png"))
+            used += len(data) + _IMAGE_OVERHEAD
+        else:
+            linked.append(iid)
+    if linked:
+        content.extend(
+            ResourceLink(type="resource_link", uri=image_uri(iid, handle), name=iid, mime_type="image/png")
+            for iid in dict.fromkeys(linked)
+        )
         content.append(
             TextContent(
                 type="text",
-                text=f"{len(images) - max_images} more images are not inlined; read them as resources "
-                "aim://image/<id> using the ids above",
+                text=f"{len(linked)} of {len(images)} images are not inlined (one result stays under "
+                f"{max_bytes // 1024} KiB and {max_images} images): read them as the resources linked above "
+                "(aim://image/<id>), or pass their ids to later calls",
             )
         )
     return CallToolResult(content=content, structured_content=structured)
-
-
-# -- the MCP tool --------------------------------------------------------------------------------
-
-Handler = Callable[[dict[str, Any], Any], Awaitable[CallToolResult]]
-
-
-class BridgedTool(Tool):
-    """An MCP tool whose call is handled by AIM (validation, session, thread, result)."""
-
-    _handler: Handler | None = PrivateAttr(default=None)
-
-    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
-        assert self._handler is not None
-        return await self._handler(arguments, context)
-
-
-def input_schema(spec: ToolSpec, *, with_session: bool = True) -> dict[str, Any]:
-    schema = spec.input_model.model_json_schema()
-    schema.pop("title", None)
-    if with_session:
-        schema.setdefault("properties", {})["session"] = dict(SESSION_PROPERTY)
-    return schema
-
-
-def output_schema(spec: ToolSpec) -> dict[str, Any] | None:
-    try:
-        return spec.output_model.model_json_schema(mode="serialization")
-    except Exception:  # an output model pydantic cannot describe: publish none rather than fail
-        return None
-
-
-def make_tool(spec: ToolSpec, handler: Handler, *, read_only: bool = False, with_session: bool = True) -> BridgedTool:
-    """The MCP tool for ``spec``; ``handler(arguments, mcp_context)`` answers its calls."""
-
-    async def _unused() -> None:  # Tool requires a function; calls go through ``run``
-        return None
-
-    tool = BridgedTool(
-        fn=_unused,
-        name=spec.name,
-        title=spec.summary.rstrip("."),
-        description=spec.doc,
-        parameters=input_schema(spec, with_session=with_session),
-        fn_metadata=FuncMetadata(arg_model=ArgModelBase, output_schema=output_schema(spec)),
-        is_async=True,
-        annotations=ToolAnnotations(read_only_hint=read_only, open_world_hint=False),
-        meta={"aim/plugin": spec.plugin},
-    )
-    tool._handler = handler
-    return tool

@@ -1,13 +1,19 @@
 """Interpretation runs started over MCP: each runs ``run_interpret`` in its own thread.
 
-A run id is a random token: knowing it is what lets a client read the run (``read_result``,
-``aim://runs/<id>/report.html``); ids are never listed across sessions.
+A run belongs to the session that started it: only that session reads it (``read_result``,
+``aim://runs/<id>/report.html``); to any other session it does not exist.
+
+Each run leaves a record beside its files when it ends, ``<runs_dir>/<id>/mcp-run.json``
+(status, times, error). Runs outlive the client that started them: after a stdio client disconnects, ``aim
+mcp`` stays until its runs have finished (:meth:`RunManager.wait`). When the server is
+stopped first, each unfinished run is recorded as ``interrupted`` with the command that
+resumes it from its last checkpoint (:meth:`RunManager.interrupt_unfinished`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
+import json
 import logging
 import re
 import secrets
@@ -18,12 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from aim_agent.files import atomic_write
+from aim_agent.models.trust import trusting
 from aim_agent.tools.base import ToolError
 
 logger = logging.getLogger("aim_agent.mcp")
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
-Status = Literal["running", "finished", "failed"]
+Status = Literal["running", "finished", "failed", "interrupted"]
 
 
 @dataclass
@@ -38,6 +46,21 @@ class RunRecord:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     messages: list[str] = field(default_factory=list)
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+    def resume_command(self) -> str:
+        return f"aim interpret --resume {self.id} --runs-dir {self.dir.parent}"
+
+    def save(self) -> None:
+        """Write ``mcp-run.json`` (atomically) beside the run's files."""
+        data = {"run_id": self.id, "status": self.status, "error": self.error, "started": self.started,
+                "finished": self.finished, "config": self.config}
+        if self.status in ("running", "interrupted"):
+            data["resume"] = self.resume_command()
+        try:
+            atomic_write(self.dir / "mcp-run.json", json.dumps(data, indent=1).encode(), fsync=False)
+        except OSError:
+            logger.exception("run %s: cannot write its record", self.id)
 
 
 def plain(value: Any) -> Any:
@@ -62,36 +85,25 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def _config_fields(config_cls: Any) -> set[str] | None:
-    if hasattr(config_cls, "model_fields"):
-        return set(config_cls.model_fields)
-    if dataclasses.is_dataclass(config_cls):
-        return {f.name for f in dataclasses.fields(config_cls)}
-    return None
-
-
-def _parse_backend(text: str) -> Any:
-    """``provider[:model]`` as the runner's BackendSpec (kept as text when there is none)."""
-    try:
-        from aim_agent.agent.backends import BackendSpec
-    except ImportError:
-        return text
-    try:
-        return BackendSpec.parse(text)
-    except Exception as exc:
-        raise ToolError(f"start_interpret: invalid backend {text!r}: {exc}") from None
-
-
 class RunManager:
     """Starts runs in threads, tracks their status, finds their files."""
 
-    def __init__(self, runs_dir: Path, *, max_running: int = 2, defaults: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        runs_dir: Path,
+        *,
+        max_running: int = 2,
+        defaults: dict[str, Any] | None = None,
+        trusted: list[str] | None = None,
+    ) -> None:
         self.runs_dir = Path(runs_dir)
         self.max_running = max_running
         #: run settings the server's configuration supplies (providers, plugins), under the caller's
         self.defaults = dict(defaults or {})
+        #: model specs the operator trusts: the trust scope each run's thread opens
+        self.trusted = list(trusted or [])
         self._runs: dict[str, RunRecord] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a signal handler may record runs while it is held
 
     def running(self) -> int:
         with self._lock:
@@ -99,10 +111,9 @@ class RunManager:
 
     def start(self, options: dict[str, Any], owner: str) -> RunRecord:
         """Start ``run_interpret(RunConfig(**options, run_dir=...))`` in a thread; returns at once."""
-        try:
-            from aim_agent.agent.runner import RunConfig, run_interpret
-        except ImportError as exc:
-            raise ToolError(f"the agent runner is not available in this installation: {exc}") from None
+        from aim_agent.agent.backends import BackendSpec
+        from aim_agent.agent.config import RunConfig
+        from aim_agent.agent.runner import run_interpret
         if self.running() >= self.max_running:
             raise ToolError(
                 f"{self.max_running} runs are already running on this server; wait for one to finish "
@@ -110,35 +121,27 @@ class RunManager:
             )
         run_id = f"mcp-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(6)}"
         run_dir = (self.runs_dir / run_id).resolve()
-        fields = _config_fields(RunConfig)
+        fields = set(RunConfig.model_fields)
         values = {k: v for k, v in options.items() if v is not None}
-        if fields is not None:
-            unknown = sorted(set(values) - fields)
-            if unknown:
-                raise ToolError(f"the runner does not take {', '.join(unknown)}; it takes {', '.join(sorted(fields))}")
-            values = {**{k: v for k, v in self.defaults.items() if k in fields and v is not None}, **values}
-            if "run_id" in fields:  # the runner writes runs_dir/run_id
-                values["run_id"] = run_id
-                if "runs_dir" in fields:
-                    values["runs_dir"] = str(self.runs_dir.resolve())
-            else:
-                for name in ("run_dir", "out_dir", "output_dir"):
-                    if name in fields:
-                        values[name] = run_dir
-                        break
-        if isinstance(values.get("backend"), str):
-            values["backend"] = _parse_backend(values["backend"])
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ToolError(f"the runner does not take {', '.join(unknown)}; it takes {', '.join(sorted(fields))}")
+        values = {**{k: v for k, v in self.defaults.items() if k in fields and v is not None}, **values}
+        values.update(run_id=run_id, runs_dir=str(self.runs_dir.resolve()))  # the runner writes runs_dir/run_id
         try:
+            if isinstance(values.get("backend"), str):
+                values["backend"] = BackendSpec.parse(values["backend"])
             config = RunConfig(**values)
-        except Exception as exc:  # pydantic/dataclass validation: the caller's arguments
+        except (ValueError, TypeError) as exc:  # the caller's arguments
             raise ToolError(f"start_interpret: invalid run configuration: {exc}") from None
         record = RunRecord(id=run_id, dir=run_dir, owner=owner, config=plain(values))
         with self._lock:
             self._runs[run_id] = record
-        thread = threading.Thread(
+        # a daemon thread: the server decides at exit whether to wait for it (wait) or record it (interrupt)
+        record.thread = threading.Thread(
             target=self._run, args=(record, run_interpret, config), name=f"aim-run-{run_id}", daemon=True
         )
-        thread.start()
+        record.thread.start()
         return record
 
     def _run(self, record: RunRecord, run_interpret: Any, config: Any) -> None:
@@ -147,18 +150,16 @@ class RunManager:
             del record.messages[:-20]
 
         try:
-            try:
-                takes_progress = "progress" in inspect.signature(run_interpret).parameters
-            except (TypeError, ValueError):
-                takes_progress = False
-            result = run_interpret(config, progress=progress) if takes_progress else run_interpret(config)
+            with trusting(*self.trusted):  # this thread's scope: only what the operator configured
+                result = run_interpret(config, progress=progress)
             reported_dir = getattr(result, "run_dir", None)
             if reported_dir:
                 record.dir = Path(reported_dir)
             # the run's typed record (result.json); a missing or malformed one fails the run with a clear error
             from aim_agent.agent.record import read_run_record
 
-            record.result = read_run_record(record.dir).summary().model_dump(mode="json")
+            # never a synthetic unit's answer to a client: it may be the scientist being measured
+            record.result = read_run_record(record.dir).summary().model_dump(mode="json", exclude={"ground_truth"})
             if not (record.dir / "report.html").exists():
                 try:
                     from aim_agent.report import write_report
@@ -175,23 +176,52 @@ class RunManager:
             logger.error("run %s failed:\n%s", record.id, traceback.format_exc())
         finally:
             record.finished = time.time()
+            if record.status != "interrupted":
+                record.save()
 
-    def get(self, run_id: str) -> RunRecord:
+    def get(self, run_id: str, owner: str) -> RunRecord:
+        """The run ``run_id`` if ``owner`` (a session key) started it; to anyone else it does not exist."""
         with self._lock:
-            record = self._runs.get(run_id)
-        if record is None:
-            raise ToolError(f"unknown run {run_id!r}: run ids come from start_interpret on this server")
+            record = self._runs.get(run_id) if RUN_ID.match(run_id) else None
+        if record is None or record.owner != owner:
+            raise ToolError(f"unknown run {run_id!r}: run ids come from start_interpret in this session")
         return record
 
-    def run_dir(self, run_id: str) -> Path:
-        """The directory of a run started here, or of a finished run on disk under ``runs_dir``."""
-        if not RUN_ID.match(run_id):
-            raise ToolError(f"invalid run id {run_id!r}")
+    def run_dir(self, run_id: str, owner: str) -> Path:
+        """The directory of a run ``owner`` started (a finished run's report and result live there)."""
+        return self.get(run_id, owner).dir
+
+    def is_running(self, run_id: str) -> bool:
         with self._lock:
             record = self._runs.get(run_id)
-        if record is not None:
-            return record.dir
-        path = (self.runs_dir / run_id).resolve()
-        if not path.is_dir() or path.parent != self.runs_dir.resolve():
-            raise ToolError(f"no run {run_id!r} under {self.runs_dir}")
-        return path
+        return record is not None and record.status == "running"
+
+    def unfinished(self) -> list[RunRecord]:
+        with self._lock:
+            return [r for r in self._runs.values() if r.status == "running"]
+
+    def wait(self, timeout: float | None = None) -> list[RunRecord]:
+        """Wait for running runs to end (at most ``timeout`` seconds); returns those still running."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for record in self.unfinished():
+            if record.thread is None:
+                continue
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            while record.thread.is_alive() and (left is None or left > 0):  # short joins: signals get through
+                record.thread.join(0.5 if left is None else min(0.5, left))
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self.unfinished()
+
+    def interrupt_unfinished(self) -> list[RunRecord]:
+        """Record every run still going as ``interrupted`` (the server is stopping); returns them.
+
+        Their threads die with the process; each run's checkpoint lets ``aim interpret
+        --resume`` continue it (the command is in its ``mcp-run.json``).
+        """
+        stopped = self.unfinished()
+        for record in stopped:
+            record.status = "interrupted"
+            record.error = f"the server stopped before the run finished; resume it with: {record.resume_command()}"
+            record.finished = time.time()
+            record.save()
+        return stopped

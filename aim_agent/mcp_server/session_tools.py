@@ -1,8 +1,12 @@
 """Tools that only make sense over MCP: choose the unit, read the log, start and read runs.
 
 They are declared like every other tool (pydantic input and output, a docstring for the
-model) and go through the same bridge; ``ctx.extras["mcp_session"]`` is the caller's
-:class:`~aim_agent.mcp_server.sessions.McpSession`.
+model, flags for what kind of tool each is) and called through the same ``invoke``;
+``ctx.extras["mcp_session"]`` is the caller's :class:`~aim_agent.mcp_server.sessions.McpSession`
+(absent for ``stateless`` tools), ``ctx.extras["mcp_client"]`` who the caller is.
+
+Models are chosen by the operator, not the client: ``list_layers``, ``load_system`` and
+``start_interpret`` accept the names and specs of the server's :class:`ModelPolicy` only.
 """
 
 from __future__ import annotations
@@ -15,15 +19,13 @@ from pydantic import Field
 
 from aim_agent.log import ExperimentLog
 from aim_agent.mcp_server.runs import plain
+from aim_agent.mcp_server.sessions import ANONYMOUS
+from aim_agent.models.trust import ModelNotAllowed
 from aim_agent.plugins import SYNTHETIC
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, ToolSpec, tool
 
 if TYPE_CHECKING:
-    from aim_agent.mcp_server import AimMcpState
-
-#: tools that run without a session (they read nothing a session owns)
-SESSIONLESS = frozenset({"new_session", "list_models", "list_layers", "read_result"})
-READ_ONLY = frozenset({"list_models", "list_layers", "list_log", "read_log", "read_result"})
+    from aim_agent.mcp_server.server import AimMcpState
 
 
 class NoInput(ToolInput):
@@ -35,20 +37,31 @@ class SessionOutput(ToolOutput):
     note: str = ""
 
 
+class SessionHandleInput(ToolInput):
+    handle: str = Field(min_length=1, max_length=100, description="the session handle new_session returned")
+
+
+class ClosedOutput(ToolOutput):
+    closed: bool
+
+
 class ModelsOutput(ToolOutput):
+    configured: dict[str, Any] = Field(
+        description="models the operator offers by name ('named': name -> spec) and as given ('allowed')"
+    )
     loaders: list[dict[str, Any]] = Field(description="model loaders and what model specs each accepts")
     models: list[dict[str, Any]] = Field(
         description="named models the loaders ship or know (e.g. world-cnn): name, loader, available"
     )
     unit_sources: list[dict[str, Any]] = Field(
         description="units that are not a model layer, e.g. synthetic neurons with a known answer: "
-        "name, description, units (unit names, in unit order)"
+        "name, description, units (how many; load one by its index, since names may give the answer away)"
     )
     notes: list[str] = Field(default_factory=list)
 
 
 class ModelInput(ToolInput):
-    model: str = Field(min_length=1, max_length=500, description="model spec, e.g. 'world-cnn' or a local path")
+    model: str = Field(min_length=1, max_length=500, description="a model list_models offers, e.g. 'world-cnn'")
 
 
 class LayersOutput(ToolOutput):
@@ -57,11 +70,13 @@ class LayersOutput(ToolOutput):
 
 
 class LoadSystemInput(ToolInput):
-    model: str | None = Field(default=None, max_length=500, description="model spec (see list_models)")
+    model: str | None = Field(default=None, max_length=500, description="a model list_models offers")
     layer: str | None = Field(default=None, max_length=200, description="layer name (see list_layers)")
     unit: int | None = Field(default=None, ge=0, description="unit index in the layer")
     synthetic: str | None = Field(default=None, max_length=200, description="or: a synthetic neuron's name")
-    sae: str | None = Field(default=None, max_length=500, description="with model and layer: an SAE; unit = latent")
+    sae: str | None = Field(
+        default=None, max_length=500, description="with model and layer: a configured SAE; unit = latent"
+    )
     reduce: Literal["max", "mean"] = Field(default="max", description="how a spatial map becomes one activation")
 
 
@@ -116,7 +131,7 @@ class RunIdInput(ToolInput):
 
 class RunResultOutput(ToolOutput):
     run_id: str
-    status: Literal["running", "finished", "failed"]
+    status: Literal["running", "finished", "failed", "interrupted"]
     elapsed_s: float
     progress: list[str] = Field(default_factory=list, description="the run's latest progress messages")
     error: str | None = None
@@ -150,23 +165,40 @@ def _session_of(ctx: ToolContext) -> Any:
     return session
 
 
+def _offered(state: AimMcpState, spec: str, what: str = "model") -> str:
+    """The spec to load for a model (or SAE) a client named, if this server offers it."""
+    try:
+        return state.policy.resolve(spec, state.plugins.model_loaders(), what=what)
+    except ModelNotAllowed as exc:
+        raise ToolError(str(exc)) from None
+
+
 def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list[ToolSpec]:
     """The MCP-only tools, bound to one server's state."""
 
-    @tool()
+    @tool(session=True, stateless=True)
     def new_session(ctx: ToolContext, args: NoInput) -> SessionOutput:
         """Open a new, empty session and return its handle.
 
         Pass the handle as ``session`` to every later call to keep a loaded system and an
         experiment log across calls. Needed only where the transport keeps no session
-        (stateless HTTP); over stdio the connection is the session.
+        (stateless HTTP); over stdio the connection is the session. A client holds a few
+        sessions at most: close those it no longer needs with close_session.
         """
-        session = state.registry.new_explicit()
+        registry = state.registry
+        session = registry.new_explicit(ctx.extras.get("mcp_client", ANONYMOUS))
         return SessionOutput(
-            session=session.key, note=f"sessions idle longest are dropped beyond {state.registry.max_sessions}"
+            session=session.key,
+            note=f"closes after {registry.idle_timeout_s / 60:.0f} min unused, or with close_session; "
+            f"one client holds at most {registry.max_per_client} sessions",
         )
 
-    @tool()
+    @tool(session=True, stateless=True, destructive=True, idempotent=True)
+    def close_session(ctx: ToolContext, args: SessionHandleInput) -> ClosedOutput:
+        """Close a session from new_session: its unit, log and images are dropped (runs it started go on)."""
+        return ClosedOutput(closed=state.registry.close_explicit(args.handle))
+
+    @tool(session=True, stateless=True, read_only=True, idempotent=True)
     def list_models(ctx: ToolContext, args: NoInput) -> ModelsOutput:
         """What can be studied: model loaders, the named models they know, synthetic neurons."""
         from aim_agent.models.base import known_models
@@ -178,28 +210,29 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
                 {"name": str(getattr(loader, "name", type(loader).__name__)), "accepts": doc[0] if doc else ""}
             )
         sources = []
-        notes = []
+        notes = [
+            "list_layers, load_system and start_interpret accept the configured models and the names model "
+            "plugins register only; the operator offers more with `aim mcp --trust-model SPEC` or aim.toml [models]"
+        ]
         for source in state.plugins.unit_sources():
-            units = _names(source.unit_names())
-            sources.append({"name": source.name, "description": getattr(source, "description", ""), "units": units})
-            if source.name == SYNTHETIC and units:
-                notes.append(
-                    "synthetic neuron names state their answer: to keep it from the scientist, load one by index "
-                    f"(load_system(synthetic='7'); 0..{len(units) - 1})"
-                )
-        return ModelsOutput(loaders=loaders, models=known_models(state.plugins.model_loaders()),
-                            unit_sources=sources, notes=notes)
+            count = len(_names(source.unit_names()))
+            # unit names may state their answer (synthetic neurons): clients get a count and load by index
+            sources.append({"name": source.name, "description": getattr(source, "description", ""), "units": count})
+            if source.name == SYNTHETIC and count:
+                notes.append(f"load a synthetic neuron by index: load_system(synthetic='7'), 0..{count - 1}")
+        return ModelsOutput(configured=state.policy.describe(), loaders=loaders,
+                            models=known_models(state.plugins.model_loaders()), unit_sources=sources, notes=notes)
 
-    @tool()
+    @tool(session=True, stateless=True, read_only=True, idempotent=True)
     def list_layers(ctx: ToolContext, args: ModelInput) -> LayersOutput:
         """The layers of a model whose units can be studied, with their number of units."""
         from aim_agent.models.base import load_model
         from aim_agent.models.probe import list_layers
 
-        loaded = load_model(args.model, state.plugins.model_loaders())
+        loaded = load_model(_offered(state, args.model), state.plugins.model_loaders())
         return LayersOutput(model=args.model, layers=[plain(info) for info in list_layers(loaded)])
 
-    @tool()
+    @tool(session=True, destructive=True)
     def load_system(ctx: ToolContext, args: LoadSystemInput) -> SystemOutput:
         """Choose the unit to study: ``model`` + ``layer`` + ``unit``, or ``synthetic``, or an SAE latent.
 
@@ -226,10 +259,13 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
             from aim_agent.models.probe import open_probe
             from aim_agent.system import System
 
+            model = _offered(state, str(args.model))
+            sae = _offered(state, args.sae, "sae") if args.sae else None
             try:
-                probe = open_probe(str(args.model), str(args.layer), sae=args.sae,
-                                   loaders=state.plugins.model_loaders())
-            except (OSError, KeyError) as exc:
+                probe = open_probe(model, str(args.layer), sae=sae, loaders=state.plugins.model_loaders())
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError) as exc:
+                if not sae:
+                    raise
                 raise ToolError(f"cannot load the SAE {args.sae!r}: {exc}") from None
             kind = "sae" if args.sae else "neuron"
             system = System(probe, int(args.unit), reduce=args.reduce)  # type: ignore[arg-type]
@@ -245,7 +281,7 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
             kind=kind,
         )
 
-    @tool()
+    @tool(session=True, read_only=True, idempotent=True)
     def list_log(ctx: ToolContext, args: NoInput) -> LogListOutput:
         """This session's experiment log: one line per entry (read one with read_log)."""
         log = ctx.log or ExperimentLog()
@@ -262,7 +298,7 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         ]
         return LogListOutput(system=ctx.system.describe() if ctx.system else None, entries=entries)
 
-    @tool()
+    @tool(session=True, read_only=True, idempotent=True)
     def read_log(ctx: ToolContext, args: LogEntryInput) -> LogEntryOutput:
         """One entry of this session's experiment log, with its images."""
         log = ctx.log or ExperimentLog()
@@ -280,17 +316,24 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
                 images.append(state.image(iid, ctx))
         return LogEntryOutput(index=args.entry, entry=entry, images=images)
 
-    @tool()
+    # open_world: the scientist may be a remote VLM (backend)
+    @tool(session=True, open_world=True)
     def start_interpret(ctx: ToolContext, args: InterpretInput) -> RunStartOutput:
         """Start the whole AIM agent on a unit, in the background; returns a run id at once.
 
         Read progress and the final [DESCRIPTION]/[LABEL] with read_result; the HTML report is
-        the resource aim://runs/<run_id>/report.html once the run has finished.
+        the resource aim://runs/<run_id>/report.html once the run has finished. Only this
+        session can read the run. The run goes on when the client disconnects.
         """
         if not args.synthetic and (args.model is None or args.layer is None or args.unit is None):
             raise ToolError("start_interpret needs model, layer and unit, or synthetic=NAME")
         session = _session_of(ctx)
-        record = state.runs.start(args.model_dump(exclude_none=True), owner=session.key)
+        options = args.model_dump(exclude_none=True)
+        if args.model is not None:
+            options["model"] = _offered(state, args.model)
+        if args.sae is not None:
+            options["sae"] = _offered(state, args.sae, "sae")
+        record = state.runs.start(options, owner=session.key)
         session.runs.append(record.id)
         return RunStartOutput(
             run_id=record.id,
@@ -299,10 +342,10 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
             result_uri=f"aim://runs/{record.id}/result.json",
         )
 
-    @tool()
+    @tool(session=True, read_only=True, idempotent=True)
     def read_result(ctx: ToolContext, args: RunIdInput) -> RunResultOutput:
-        """Status of a run from start_interpret; its result (description, labels, evidence) once finished."""
-        record = state.runs.get(args.run_id)
+        """Status of a run this session started; its result (description, labels, evidence) once finished."""
+        record = state.runs.get(args.run_id, _session_of(ctx).key)
         end = record.finished or time.time()
         return RunResultOutput(
             run_id=record.id,
@@ -314,10 +357,13 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
             report_uri=f"aim://runs/{record.id}/report.html" if record.status == "finished" else None,
         )
 
-    specs = [new_session, list_models, list_layers, load_system, list_log, read_log, start_interpret, read_result]
+    specs = [
+        new_session, close_session, list_models, list_layers, load_system, list_log, read_log, start_interpret,
+        read_result,
+    ]
     if enable_code:
 
-        @tool()
+        @tool(session=True)
         def run_code(ctx: ToolContext, args: CodeInput) -> CodeOutput:
             """Run Python experiment code in AIM's sandbox: it must define ``run_experiment(system, tools)``.
 

@@ -1,139 +1,163 @@
 """Per-client state of the MCP server, and how a request finds its client's state.
 
-How mcp 2.x identifies a client (checked against mcp 2.3):
+A request's session is, in order:
 
-- handshake-era connections (``initialize``; the in-process ``Client(server, mode="legacy")``,
-  stateful streamable HTTP) keep one ``Connection`` for the life of the connection; its
-  ``outbound`` channel is the connection's own dispatcher, and streamable HTTP adds a
-  ``session_id``;
-- 2026-07-28 ("modern") requests carry their own envelope and get a fresh ``Connection`` per
-  request. Over a duplex stream (stdio) every request of one stream shares the stream's
-  notify-only ``outbound``; over stateless HTTP and the in-process modern path there is *no*
-  identity at all (the shared no-channel sentinel).
+1. the explicit handle it names (the ``session`` argument, or ``_meta["aim/session"]``),
+   minted by ``new_session``: 128 random bits, so holding it is what gives access;
+2. its HTTP session: the ``Mcp-Session-Id`` header of a handshake-era HTTP request (the SDK
+   refuses unknown ids on those; a 2026-07-28 request's header is unchecked, so ignored);
+3. its connection (stdio, in-process clients): on those transports the server's lifespan
+   runs once per connection, and what it yields holds that connection's session;
+4. else none (a stateless HTTP request): refused with a message that asks for
+   ``new_session`` (``require_session=True``, the HTTP default), or the server-wide default
+   session.
 
-So a request's session is, in order: the explicit ``session`` handle it names (minted by the
-``new_session`` tool; works on every transport), the transport's session id, the
-connection's standalone channel (one per stdio process / legacy connection); else the shared
-default session, which a server can refuse (``require_session=True``, the HTTP default) so
-that anonymous stateless clients never share state by accident.
+Only the SDK's documented request context is read: ``ServerRequestContext.request`` (the
+HTTP request, for its header), ``.meta`` and ``.lifespan_context``.
 
-Sessions keyed by a channel are held weakly: when the connection goes away, so does its
-state. Explicit sessions live until evicted (least recently used beyond ``max_sessions``).
+Limits, so that one client can neither exhaust nor disturb another's state: a client (a
+connection, an HTTP session, or all anonymous stateless HTTP callers together) keeps at most
+``max_per_client`` explicit sessions; the server holds at most ``max_sessions`` in all;
+explicit and HTTP sessions idle for ``idle_timeout_s`` close (unless a run they started is
+still going). Creating a session beyond a limit is refused with an error that says which
+limit and what to do; no call ever evicts another client's session.
 """
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import threading
 import time
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
 from aim_agent.tools.base import ToolContext, ToolError
 
 SESSION_META_KEY = "aim/session"
+#: what the server's lifespan yields: ``{CONNECTION_KEY: Connection}``
+CONNECTION_KEY = "aim_connection"
+ANONYMOUS = "anonymous"
 
 
 @dataclass
 class McpSession:
-    """One client's world: its ToolContext (system, providers, experiment log) and run ids."""
+    """One client's world: its ToolContext (system, providers, experiment log, images) and run ids."""
 
     key: str
     ctx: ToolContext
+    owner: str
+    #: reachable by its handle (new_session), not by the transport
+    explicit: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
     runs: list[str] = field(default_factory=list)
-    created: float = field(default_factory=time.time)
-    last_used: float = field(default_factory=time.time)
+    created: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
 
     def touch(self) -> None:
-        self.last_used = time.time()
+        self.last_used = time.monotonic()
 
 
-class _Holder:
-    """Weakly attached to a connection's channel; owns that connection's session."""
+@dataclass
+class Connection:
+    """One stdio or in-process connection, as the server's lifespan saw it open."""
 
-    def __init__(self, session: McpSession) -> None:
-        self.session = session
+    key: str = field(default_factory=lambda: f"c_{secrets.token_hex(8)}")
+    session: McpSession | None = None
 
 
 class SessionRegistry:
-    """Creates, finds and forgets :class:`McpSession` objects."""
+    """Creates, finds and closes :class:`McpSession` objects, within per-client and global limits."""
 
     def __init__(
         self,
         context_factory: Callable[[], ToolContext],
         *,
-        max_sessions: int = 32,
+        max_sessions: int = 64,
+        max_per_client: int = 8,
+        idle_timeout_s: float = 3600.0,
         require_session: bool = False,
     ) -> None:
+        if max_sessions < 1 or max_per_client < 1:
+            raise ValueError("max_sessions and max_per_client must be at least 1")
         self._factory = context_factory
         self.max_sessions = max_sessions
+        self.max_per_client = max_per_client
+        self.idle_timeout_s = idle_timeout_s
         self.require_session = require_session
-        self._explicit: OrderedDict[str, McpSession] = OrderedDict()
-        self._by_transport: dict[str, McpSession] = {}
-        self._by_channel: weakref.WeakKeyDictionary[Any, _Holder] = weakref.WeakKeyDictionary()
+        #: whether a session must be kept although idle (it started a run that is still going)
+        self.busy: Callable[[McpSession], bool] = lambda session: False
+        self._explicit: dict[str, McpSession] = {}
+        self._http: dict[str, McpSession] = {}
+        self._connections: dict[str, Connection] = {}
         self._default: McpSession | None = None
         self._lock = threading.Lock()
 
-    # -- creation ---------------------------------------------------------------------------
+    # -- connections (the server's lifespan) -----------------------------------------------------
 
-    def _make(self, prefix: str) -> McpSession:
-        return McpSession(key=f"{prefix}_{secrets.token_hex(8)}", ctx=self._factory())
-
-    def new_explicit(self) -> McpSession:
-        """A fresh session reachable only through its handle (``session.key``)."""
-        session = self._make("s")
+    def open_connection(self) -> Connection:
+        connection = Connection()
         with self._lock:
-            self._explicit[session.key] = session
-            while len(self._explicit) > self.max_sessions:
-                self._explicit.popitem(last=False)
-        return session
+            self._connections[connection.key] = connection
+        return connection
 
-    def get_explicit(self, key: str) -> McpSession:
+    def close_connection(self, connection: Connection) -> None:
+        """The connection ended: its own session goes (runs it started go on, see RunManager)."""
         with self._lock:
-            session = self._explicit.get(key)
-            if session is not None:
-                self._explicit.move_to_end(key)
-        if session is None:
-            raise ToolError(
-                f"unknown session {key!r}: it expired or was never created; call new_session for a fresh one "
-                f"(at most {self.max_sessions} explicit sessions are kept)"
-            )
-        return session
+            self._connections.pop(connection.key, None)
+            connection.session = None
 
-    # -- lookup -----------------------------------------------------------------------------
+    # -- who is asking ---------------------------------------------------------------------------
 
-    def resolve(self, request: Any | None, explicit: str | None = None) -> McpSession:
-        """The session of a request (an ``mcp`` ``Context``, or None outside any request)."""
-        handle = explicit or _meta_session(request)
+    def client_of(self, request: Any | None) -> str:
+        """The identity of the client behind a request: its HTTP session, its connection, or anonymous."""
+        sid = _http_session_id(request)
+        if sid:
+            return f"http:{sid}"
+        connection = _connection_of(request)
+        if connection is not None:
+            return f"conn:{connection.key}"
+        return ANONYMOUS
+
+    def resolve(self, request: Any | None, handle: str | None = None) -> McpSession:
+        """The session of a request (a ``ServerRequestContext``, or None outside any request)."""
+        handle = handle or _meta_session(request)
         if handle:
-            session = self.get_explicit(handle)
+            with self._lock:
+                session = self._explicit.get(handle)
+            if session is None:
+                raise ToolError(
+                    f"unknown session {handle!r}: it was closed, expired after {self.idle_timeout_s / 60:.0f} min "
+                    "idle, or never existed; call new_session for a fresh one"
+                )
         else:
             session = self._implicit(request)
         session.touch()
         return session
 
+    def forget_http(self, sid: str) -> None:
+        """The HTTP session ``sid`` was closed by its client (DELETE): its state goes."""
+        with self._lock:
+            self._http.pop(sid, None)
+
     def _implicit(self, request: Any | None) -> McpSession:
-        connection = _connection_of(request)
-        session_id = getattr(connection, "session_id", None)
-        if session_id:
+        sid = _http_session_id(request)
+        if sid:
             with self._lock:
-                session = self._by_transport.get(session_id)
+                session = self._http.get(sid)
                 if session is None:
-                    session = self._by_transport[session_id] = self._make("t")
-                    _on_close(connection, lambda: self._forget_transport(session_id))
+                    self._make_room(f"http:{sid}", explicit=False)
+                    session = self._http[sid] = self._make("h", f"http:{sid}")
             return session
-        channel = getattr(connection, "outbound", None)
-        if channel is not None and getattr(connection, "has_standalone_channel", False):
+        connection = _connection_of(request)
+        if connection is not None:
             with self._lock:
-                holder = self._by_channel.get(channel)
-                if holder is None:
-                    holder = self._by_channel[channel] = _Holder(self._make("c"))
-            return holder.session
+                if connection.session is None:
+                    self._make_room(f"conn:{connection.key}", explicit=False)
+                    connection.session = self._make("c", f"conn:{connection.key}")
+                return connection.session
         if self.require_session:
             raise ToolError(
                 "this server runs over stateless HTTP, where requests carry no session: call new_session "
@@ -141,52 +165,92 @@ class SessionRegistry:
             )
         with self._lock:
             if self._default is None:
-                self._default = self._make("d")
+                self._default = self._make("d", ANONYMOUS)
             return self._default
 
-    def _forget_transport(self, session_id: str) -> None:
+    # -- explicit sessions -----------------------------------------------------------------------
+
+    def new_explicit(self, owner: str) -> McpSession:
+        """A fresh session reachable only through its handle, owned by ``owner`` (:meth:`client_of`)."""
         with self._lock:
-            self._by_transport.pop(session_id, None)
+            self._make_room(owner, explicit=True)
+            session = self._make("s", owner)
+            session.explicit = True
+            self._explicit[session.key] = session
+        return session
+
+    def close_explicit(self, handle: str) -> bool:
+        with self._lock:
+            return self._explicit.pop(handle, None) is not None
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    def _make(self, prefix: str, owner: str) -> McpSession:
+        return McpSession(key=f"{prefix}_{secrets.token_urlsafe(16)}", ctx=self._factory(), owner=owner)
+
+    def _make_room(self, owner: str, *, explicit: bool) -> None:
+        """Refuse a new session beyond the client's or the server's limit (after closing idle ones)."""
+        self._expire()
+        if explicit:
+            mine = sum(s.owner == owner for s in self._explicit.values())
+            if mine >= self.max_per_client:
+                raise ToolError(
+                    f"this client already holds {mine} sessions, the most one client may hold: close one it no "
+                    "longer needs with close_session, or reuse a handle it has. Sessions idle for "
+                    f"{self.idle_timeout_s / 60:.0f} min close by themselves"
+                )
+        if self._count() >= self.max_sessions:
+            raise ToolError(
+                f"the server holds {self.max_sessions} sessions, its limit (aim mcp --max-sessions): close a "
+                f"session you no longer need with close_session, or try again later (idle sessions close after "
+                f"{self.idle_timeout_s / 60:.0f} min)"
+            )
+
+    def _expire(self) -> None:
+        """Close explicit and HTTP sessions idle longer than the timeout (lock held)."""
+        limit = time.monotonic() - self.idle_timeout_s
+        for table in (self._explicit, self._http):
+            for key in [k for k, s in table.items() if s.last_used < limit and not self.busy(s)]:
+                del table[key]
+
+    def _count(self) -> int:
+        connections = sum(c.session is not None for c in self._connections.values())
+        return len(self._explicit) + len(self._http) + connections + (self._default is not None)
 
     def count(self) -> int:
         with self._lock:
-            return len(self._explicit) + len(self._by_transport) + len(self._by_channel) + (self._default is not None)
+            return self._count()
 
 
-def _connection_of(request: Any | None) -> Any | None:
-    """The mcp ``Connection`` behind an mcpserver ``Context`` (None when there is none).
+def _http_session_id(request: Any | None) -> str | None:
+    """The ``Mcp-Session-Id`` of a handshake-era HTTP request (one the SDK checked), else None.
 
-    mcp 2.3 exposes it only as ``ServerSession._connection``; read defensively so a later
-    mcp release degrades to the default session instead of failing.
+    The SDK answers an unknown id with 404 on handshake-era requests only; a 2026-07-28
+    request's header is not checked, so it names no session here (it would be a client's
+    free choice).
     """
-    if request is None:
+    if getattr(request, "protocol_version", None) not in HANDSHAKE_PROTOCOL_VERSIONS:
         return None
-    try:
-        request_context = request.request_context
-    except (ValueError, AttributeError):
+    http = getattr(request, "request", None)
+    headers = getattr(http, "headers", None)
+    if headers is None:
         return None
-    session = getattr(request_context, "session", None)
-    return getattr(session, "_connection", None) or getattr(session, "connection", None)
-
-
-def _meta_session(request: Any | None) -> str | None:
-    if request is None:
-        return None
-    try:
-        meta = request.request_context.meta
-    except (ValueError, AttributeError):
-        return None
-    if meta is None:
-        return None
-    value = meta.get(SESSION_META_KEY) if isinstance(meta, dict) else getattr(meta, SESSION_META_KEY, None)
-    if value is None and hasattr(meta, "model_extra"):
-        value = (meta.model_extra or {}).get(SESSION_META_KEY)
+    value = headers.get("mcp-session-id")
     return str(value) if value else None
 
 
-def _on_close(connection: Any, callback: Callable[[], None]) -> None:
-    stack = getattr(connection, "exit_stack", None)
-    if stack is not None:
-        # a closed stack: the session is simply kept until the process ends
-        with contextlib.suppress(Exception):
-            stack.callback(callback)
+def _connection_of(request: Any | None) -> Connection | None:
+    """The stdio/in-process connection of a request; None over HTTP, where the lifespan is the app's."""
+    if request is None or getattr(request, "request", None) is not None:
+        return None
+    state = getattr(request, "lifespan_context", None)
+    connection = state.get(CONNECTION_KEY) if isinstance(state, dict) else None
+    return connection if isinstance(connection, Connection) else None
+
+
+def _meta_session(request: Any | None) -> str | None:
+    meta = getattr(request, "meta", None)
+    if not meta:
+        return None
+    value = meta.get(SESSION_META_KEY) if isinstance(meta, dict) else getattr(meta, SESSION_META_KEY, None)
+    return str(value) if value else None

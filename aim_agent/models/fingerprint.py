@@ -32,5 +32,5 @@ def module_fingerprint(module: torch.nn.Module, *extra: Any) -> str:
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
         data = tensor.detach().to("cpu").contiguous()
         if data.numel():
-            digest.update(memoryview(data.reshape(-1).view(torch.uint8).numpy()))
+            digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

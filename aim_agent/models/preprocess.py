@@ -75,7 +75,8 @@ class Preprocess:
         """One image -> (3, H, W) float32, normalised."""
         arr = np.asarray(self.view(image), dtype=np.float32) * self.rescale
         if self.mean is not None and self.std is not None:
-            arr = (arr - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+            arr = np.asarray((arr - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32),
+                             dtype=np.float32)
         return arr.transpose(2, 0, 1)
 
     def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -184,6 +185,6 @@ def from_hf_preprocessor(config: Mapping[str, Any] | None, default_size: int = 2
         crop=crop,
         resample=resample,
         rescale=rescale,
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
+        mean=mean,
+        std=std,
     )

@@ -60,7 +60,8 @@ def first_tensor(output: Any) -> torch.Tensor | None:
         return first_tensor(output[0])
     if isinstance(output, dict):
         if isinstance(output.get("last_hidden_state"), torch.Tensor):
-            return output["last_hidden_state"]
+            hidden: torch.Tensor = output["last_hidden_state"]
+            return hidden
         for value in output.values():
             if isinstance(value, torch.Tensor):
                 return value
@@ -112,7 +113,8 @@ def find_layer(model: LoadedModel, layer: str) -> torch.nn.Module:
     """The module named ``layer``; :class:`LayerNotFound` lists close matches when there is none."""
     modules = dict(model.module.named_modules())
     if layer and layer in modules:
-        return modules[layer]
+        module: torch.nn.Module = modules[layer]
+        return module
     names = _module_names(model)
     close = difflib.get_close_matches(layer, names, n=6, cutoff=0.6)
     close += [n for n in names if layer and (n.endswith("." + layer) or layer in n) and n not in close][:6]

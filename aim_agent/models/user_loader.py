@@ -6,9 +6,12 @@ plain ``torch.nn.Module``, which gets the ImageNet evaluation transform at ``inp
 (default 224: resize the shortest edge to 256, centre crop 224, ImageNet mean/std).
 
 A file ending in ``.pt``, ``.pth``, ``.ts`` or ``.torchscript`` is opened as TorchScript when
-it is one, else with ``torch.load(weights_only=False)``. **That executes Python pickle code
-from the file: load only files you trust.** A file holding only a ``state_dict`` cannot be
-probed on its own; write a factory that builds the module and loads the state.
+it is one, else with ``torch.load``. A whole pickled module, a TorchScript archive and a
+``module:factory`` all run code as they load, so they load only when trusted (see
+:mod:`aim_agent.models.trust`: the model an ``aim`` command is given, ``--trust-model``,
+``[models]`` in ``aim.toml``); anything else is read with ``torch.load(weights_only=True)``,
+which runs no code. A file holding only a ``state_dict`` cannot be probed on its own; write a
+factory that builds the module and loads the state.
 
 TorchScript modules do not run forward hooks. AIM probes their output and, for a scripted
 ``nn.Sequential``, each of its top-level children (named ``0``, ``1``, ... as in the file).
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
+import pickle
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -30,9 +33,10 @@ import torch
 from aim_agent.models.base import LoadedModel, ModelLoader, load_model
 from aim_agent.models.fingerprint import module_fingerprint
 from aim_agent.models.preprocess import imagenet_preprocess
+from aim_agent.models.trust import FACTORY_SPEC as _FACTORY
+from aim_agent.models.trust import is_trusted, require_trusted, untrusted
 
 DEFAULT_INPUT_SIZE = 224
-_FACTORY = re.compile(r"^(?P<module>[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):(?P<attr>[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)$")
 SAVED_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
 
 
@@ -64,7 +68,9 @@ class ModuleFactoryLoader:
         match = _FACTORY.match(spec)
         if not match:
             return False
-        try:
+        if not is_trusted(spec):
+            return True  # claim it without importing anything: load() explains how to trust it
+        try:  # find_spec imports a dotted name's parent packages: only for trusted specs
             return importlib.util.find_spec(match["module"]) is not None
         except Exception:
             return False
@@ -79,6 +85,7 @@ class ModuleFactoryLoader:
         match = _FACTORY.match(spec)
         if not match:
             raise ValueError(f"{spec!r} is not of the form 'package.module:factory'")
+        require_trusted(spec, "a 'module:factory' spec (importing the module and calling the factory runs its code)")
         module = importlib.import_module(match["module"])
         factory: Any = module
         for part in match["attr"].split("."):
@@ -152,13 +159,13 @@ class SavedModuleLoader:
         if not path.is_file():
             raise FileNotFoundError(f"no model file at {spec!r}")
         if is_torchscript(path):
+            require_trusted(spec, "a TorchScript archive (compiled code that runs as it loads and on every forward)")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                scripted = torch.jit.load(str(path), map_location="cpu")
+                scripted = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
             module = _wrap_script(scripted.eval())
         else:
-            # Executes pickle code from the file: only for trusted files (documented above).
-            obj = torch.load(path, map_location="cpu", weights_only=False)
+            obj = _torch_load(path, spec)
             if isinstance(obj, LoadedModel):
                 return obj
             if isinstance(obj, dict):
@@ -170,6 +177,16 @@ class SavedModuleLoader:
                 raise ValueError(f"{spec} holds a {type(obj).__name__}, not a torch.nn.Module")
             module = obj
         return plain_module_model(module, name=spec, input_size=self.input_size, source=str(path))
+
+
+def _torch_load(path: Path, spec: str) -> Any:
+    """``torch.load``: full unpickling (it runs code) only for a trusted spec, else weights only."""
+    if is_trusted(spec):
+        return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # a pickled module (or worse): needs the code it names
+        raise untrusted(spec, "a pickle of Python objects (a torch.save of a whole module)") from exc
 
 
 def builtin_loaders(input_size: int = DEFAULT_INPUT_SIZE) -> list[ModelLoader]:

@@ -8,19 +8,27 @@ beside its ``images/`` folder.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from aim_agent.agent.record import read_run_record
+from aim_agent.files import atomic_write
 from aim_agent.report.html import render
-from aim_agent.report.model import ReportData, available_images, load_report_data
+from aim_agent.report.model import ReportData, available_images, load_report_data, report_data
 
 __all__ = ["ReportData", "load_report_data", "render_report", "write_report"]
 
 
-def render_report(run_dir: Path) -> str:
-    """The report page of a run directory, as a string."""
+def render_report(run_dir: Path, *, ground_truth: bool = True) -> str:
+    """The report page of a run directory, as a string.
+
+    ``ground_truth=False`` leaves out a synthetic unit's answer (for an MCP client, who may be
+    the scientist being measured).
+    """
     run_dir = Path(run_dir)
-    return render(load_report_data(run_dir), available_images(run_dir))
+    record = read_run_record(run_dir)
+    if not ground_truth:
+        record = record.model_copy(update={"ground_truth": None})
+    return render(report_data(record), available_images(run_dir))
 
 
 def write_report(run_dir: Path) -> Path:
@@ -32,9 +40,6 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no run directory at {run_dir}: pass the folder of a run (runs/<id>)")
-    page = render_report(run_dir)
     target = run_dir / "report.html"
-    tmp = run_dir / f".report.html.{os.getpid()}.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, target)
+    atomic_write(target, render_report(run_dir).encode("utf-8"), fsync=False)
     return target

@@ -210,7 +210,7 @@ class TrainSettings:
     n_latents: int
     activation: Activation = "topk"
     k: int | None = None
-    epochs: int = 8
+    epochs: int = 5
     batch_vectors: int = 2048
     lr: float = 2e-3
     l1_coeff: float = 3e-3  # relu only
@@ -381,7 +381,7 @@ def train_sae(
     *,
     activation: Activation = "topk",
     k: int | None = None,
-    epochs: int = 8,
+    epochs: int = 5,
     batch_vectors: int = 2048,
     lr: float = 2e-3,
     l1_coeff: float = 3e-3,

@@ -36,6 +36,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from aim_agent.config import DEFAULTS
 from aim_agent.images import ImageStore, current_store, load_image, use_store
 from aim_agent.providers import ProviderError
 
@@ -125,8 +126,8 @@ class ToolContext:
     editor: ImageEditor | None = None
     describer: Describer | None = None
     log: ExperimentLog | None = None
-    image_size: int = 224
-    seed: int = 0
+    image_size: int = DEFAULTS["image_size"]
+    seed: int = DEFAULTS["seed"]
     images: ImageStore = field(default_factory=ImageStore)
     observers: list[Observer] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -158,7 +159,8 @@ class ToolSpec:
     or overwrite earlier work: a new session, a new unit), ``idempotent`` (the same call twice
     does no more than once), ``open_world`` (reaches outside AIM: a remote API),
     ``needs_system`` (runs on the loaded unit), ``session`` (manages an MCP session; not
-    offered to model code).
+    offered to model code), ``stateless`` (uses nothing a session owns, so it runs without
+    one: a stateless HTTP client may call it before ``new_session``).
     """
 
     name: str
@@ -174,6 +176,7 @@ class ToolSpec:
     open_world: bool = False
     needs_system: bool = False
     session: bool = False
+    stateless: bool = False
 
     @property
     def summary(self) -> str:
@@ -208,6 +211,7 @@ def tool(
     open_world: bool = False,
     needs_system: bool = False,
     session: bool = False,
+    stateless: bool = False,
 ) -> Callable[[Callable[[ToolContext, Any], ToolOutput]], ToolSpec]:
     """Declare a tool from a typed function ``fn(ctx, args: Input) -> Output`` (flags: see :class:`ToolSpec`)."""
 
@@ -234,6 +238,7 @@ def tool(
             open_world=open_world,
             needs_system=needs_system,
             session=session,
+            stateless=stateless,
         )
 
     return decorate

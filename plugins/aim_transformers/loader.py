@@ -4,7 +4,9 @@ A spec is either a local directory holding ``config.json`` and weights (what
 ``model.save_pretrained(dir)`` writes), or a Hugging Face id such as ``microsoft/resnet-152``,
 ``facebook/dino-vits8`` or ``openai/clip-vit-base-patch32`` that is already in the local
 Hugging Face cache. Nothing is ever downloaded: loading always reads a directory with
-``local_files_only=True`` (the ``HF_HUB_OFFLINE`` behaviour).
+``local_files_only=True`` (the ``HF_HUB_OFFLINE`` behaviour). Loading runs no code from the
+directory: never ``trust_remote_code``, and ``.bin`` weights are read with
+``torch.load(weights_only=True)``; safetensors are preferred when both exist.
 
 Supported: ResNet (conv layers), ViT / DINO / DINOv2 / DeiT (token layers; the CLS token,
 distillation and register tokens are dropped so the patch grid remains), CLIP (the vision
@@ -189,7 +191,7 @@ class TransformersLoader:
         if directory is None:
             raise FileNotFoundError(f"no transformers model at {spec!r}: looked in {self.where_looked(spec)}")
         with _quiet_transformers():
-            config = AutoConfig.from_pretrained(directory, local_files_only=True)
+            config = AutoConfig.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
         model = self._load_module(directory, config)
         preproc_path = directory / "preprocessor_config.json"
         preproc = json.loads(preproc_path.read_text()) if preproc_path.is_file() else None
@@ -218,7 +220,8 @@ class TransformersLoader:
         with _quiet_transformers(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model, info = cls.from_pretrained(
-                directory, local_files_only=True, dtype=torch.float32, output_loading_info=True
+                directory, local_files_only=True, dtype=torch.float32, output_loading_info=True,
+                trust_remote_code=False, weights_only=True,
             )
         missing = sorted(info.get("missing_keys") or [])
         if missing and all(k.startswith("pooler.") for k in missing) and getattr(model, "pooler", None) is not None:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from aim_testing import prompt_exemplars
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from PIL import Image
@@ -309,10 +310,4 @@ WORLD_PROMPTS = [
 ]
 
 
-@tool(name="dataset_exemplars", positional=("k",))
-def world_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput:
-    """The unit's top images among a few world scenes (no dataset pass: fast)."""
-    made = ctx.require("text2image").generate(WORLD_PROMPTS, size=ctx.image_size, seed=ctx.seed)
-    acts, overlays = ctx.require_system().neuron([g.image for g in made])
-    order = sorted(range(len(acts)), key=lambda i: (-acts[i], i))[: args.k]
-    return ActivationsOutput(activations=[acts[i] for i in order], images=[overlays[i] for i in order])
+world_exemplars = prompt_exemplars(WORLD_PROMPTS)

@@ -13,6 +13,7 @@ from aim_agent.agent.backends import (
     BackendError,
     BackendSpec,
     ChatClient,
+    ModelCallError,
     RetryPolicy,
     UsageMeter,
     call_with_retries,
@@ -45,7 +46,7 @@ def test_google_genai_is_the_default_when_its_key_is_set(captured):
     assert make_chat_model(spec, env={"GOOGLE_API_KEY": "k"}) == "chat-model"
     assert captured[-1]["model_provider"] == "google_genai"
     assert captured[-1]["model"] == "gemini-2.5-flash"
-    assert captured[-1]["max_retries"] == 0  # ChatClient does the retrying
+    assert captured[-1]["max_retries"] == 1  # one try: google-genai reads 0 as "5 retries"; ChatClient retries
 
 
 def test_no_key_and_no_backend_means_offline(captured):
@@ -123,8 +124,9 @@ def test_retries_with_exponential_backoff_then_counts_tokens_and_cost():
 def test_fatal_errors_are_not_retried_and_attempts_are_bounded():
     sleeps: list[float] = []
     model = Flaky(StatusError(401))
-    with pytest.raises(StatusError):
+    with pytest.raises(ModelCallError, match="check OPENAI_API_KEY") as failed:  # what to do, the SDK error as cause
         ChatClient(model, BackendSpec(provider="openai"), sleep=sleeps.append).invoke([])
+    assert isinstance(failed.value.__cause__, StatusError)
     assert model.calls == 1 and sleeps == []
     always = Flaky(StatusError(503))
     always.calls = -100

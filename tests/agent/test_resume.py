@@ -15,6 +15,7 @@ from aim_agent.agent.record import read_run_record
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
+PYTHONPATH = os.pathsep.join([str(HERE), str(ROOT), str(ROOT / "tests" / "support"), os.environ.get("PYTHONPATH", "")])
 
 SCRIPT = textwrap.dedent(
     """
@@ -40,7 +41,7 @@ SCRIPT = textwrap.dedent(
 
 
 def _run(tmp: Path, mode: str, action: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
     return subprocess.run([sys.executable, "-c", SCRIPT, str(tmp), mode, action], env=env, capture_output=True,
                           text=True, timeout=120, cwd=tmp)
 
@@ -124,7 +125,7 @@ WORLD_SCRIPT = textwrap.dedent(
 
 
 def test_resumed_rounds_describe_and_edit_world_images_of_earlier_rounds(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
 
     def run(action: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-c", WORLD_SCRIPT, str(tmp_path), action], env=env,

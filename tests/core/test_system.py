@@ -74,3 +74,13 @@ def test_batches_give_the_same_answer_as_one_batch():
     one = System(RednessProbe(), 0, batch_size=64).activations(imgs).activations
     many = System(RednessProbe(), 0, batch_size=3).activations(imgs).activations
     np.testing.assert_allclose(one, many)
+
+
+def test_mask_includes_a_peak_equal_to_the_threshold_but_never_silent_pixels():
+    import numpy as np
+
+    from aim_agent.overlay import activation_mask
+
+    grid = np.array([[0.0, 1.0], [2.0, 2.0]])
+    assert activation_mask(grid, 2.0).tolist() == [[False, False], [True, True]]
+    assert activation_mask(grid, 0.0).tolist() == [[False, True], [True, True]]  # zeros stay dark

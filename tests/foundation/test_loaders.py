@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from aim_agent.models import LoadedModel, ModelNotFound, load_model
+from aim_agent.models import LoadedModel, ModelNotFound, UntrustedModel, load_model, trusting
 from aim_agent.models.preprocess import from_hf_preprocessor
 from aim_agent.models.probe import ModelProbe, list_layers
 from aim_agent.models.user_loader import ModuleFactoryLoader, SavedModuleLoader, open_model
@@ -148,21 +148,26 @@ def test_module_factory_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     loader = ModuleFactoryLoader()
-    assert loader.can_load("my_models:build") and not loader.can_load("no_such_mod:build")
-    assert not loader.can_load("/some/path.pt")
-    model = load_model("my_models:build")
-    assert model.input_size == 224 and model.preprocess.crop == (224, 224) and model.prefix_tokens == 0
-    assert open_model("my_models:build", input_size=64).input_size == 64
+    # importing a module runs its code: only for specs the person running AIM trusts
+    with pytest.raises(UntrustedModel, match="--trust-model"):
+        load_model("my_models:build")
+    assert "my_models" not in sys.modules
+    with trusting("my_models:build", "no_such_mod:build", "my_models:not_a_model", "my_models:nope"):
+        assert loader.can_load("my_models:build") and not loader.can_load("no_such_mod:build")
+        assert not loader.can_load("/some/path.pt")
+        model = load_model("my_models:build")
+        assert model.input_size == 224 and model.preprocess.crop == (224, 224) and model.prefix_tokens == 0
+        assert open_model("my_models:build", input_size=64).input_size == 64
+        with pytest.raises(ValueError, match=r"must return a torch\.nn\.Module"):
+            load_model("my_models:not_a_model")
+        with pytest.raises(LookupError, match="callables there: build"):
+            load_model("my_models:nope")
     probe = ModelProbe(model, "1")
     assert (probe.kind, probe.num_units, probe.grid) == ("conv", 4, (111, 111))
     image = Image.new("RGB", (256, 256), (90, 30, 200))
     with torch.no_grad():
         expected = model.module[1](model.module[0](model.preprocess([image])))
     torch.testing.assert_close(probe.forward([image]), expected)
-    with pytest.raises(ValueError, match=r"must return a torch\.nn\.Module"):
-        load_model("my_models:not_a_model")
-    with pytest.raises(LookupError, match="callables there: build"):
-        load_model("my_models:nope")
     sys.modules.pop("my_models", None)
 
 
@@ -176,7 +181,14 @@ def test_torchscript_and_saved_module_files(tmp_path: Path) -> None:
     torch.save(net, tmp_path / "whole.pth")
     torch.save(net.state_dict(), tmp_path / "state.pth")
     assert SavedModuleLoader().can_load(str(tmp_path / "net.pt"))
-    model = load_model(str(tmp_path / "net.pt"))
+    # TorchScript and whole-module pickles run code as they load: refused unless trusted
+    for name in ("net.pt", "whole.pth"):
+        with pytest.raises(UntrustedModel, match="--trust-model"):
+            load_model(str(tmp_path / name))
+    with pytest.raises(ValueError, match="state_dict"):  # weights only: readable untrusted, but not a module
+        load_model(str(tmp_path / "state.pth"))
+    with trusting(str(tmp_path / "net.pt")):
+        model = load_model(str(tmp_path / "net.pt"))
     names = [info.name for info in list_layers(model)]
     assert names[:2] == ["0", "1"] and "4" in names  # a scripted Sequential keeps its children's names
     image = Image.new("RGB", (230, 240), (1, 2, 3))
@@ -184,10 +196,9 @@ def test_torchscript_and_saved_module_files(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = net[1](net[0](x))
     torch.testing.assert_close(ModelProbe(model, "1").forward([image]), expected)
-    whole = load_model(str(tmp_path / "whole.pth"))
+    with trusting(str(tmp_path / "whole.pth")):
+        whole = load_model(str(tmp_path / "whole.pth"))
     torch.testing.assert_close(ModelProbe(whole, "1").forward([image]), expected)
-    with pytest.raises(ValueError, match="state_dict"):
-        load_model(str(tmp_path / "state.pth"))
 
 
 def test_builtin_loaders_are_registered_through_the_plugin_manager() -> None:

@@ -153,7 +153,8 @@ async def test_mcp_server_lists_tools_and_studies_a_model_without_the_world(resn
 
     plugins = AimPlugins(disable=["world"])
     config = load_config({"exemplar_dataset": str(image_folder)}, env={"AIM_CACHE": str(tmp_path)}, cwd=tmp_path)
-    server = build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs")
+    # MCP clients load only what the operator offers: here the one model this test saved
+    server = build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs", trusted_models=[str(resnet_dir)])
     async with Client(server) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
         assert {"list_models", "load_system", "neuron", "dataset_exemplars", "text2image"} <= tools

@@ -230,9 +230,9 @@ async def test_prompt_and_templates(fake_server):
         text = got.messages[0].content.text
         assert "[DESCRIPTION]" in text and "[LABEL]" in text and "conv4" in text and "text2image" in text
         templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
-        assert {
-            "aim://runs/{run_id}/report.html",
-            "aim://runs/{run_id}/result.json",
+        assert {  # runs belong to a session, so a stateless client names its session (like images)
+            "aim://runs/{run_id}/report.html{?session}",
+            "aim://runs/{run_id}/result.json{?session}",
             "aim://image/{image_id}{?session}",
         } <= templates
 

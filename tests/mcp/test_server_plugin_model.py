@@ -63,7 +63,7 @@ async def test_bad_system_arguments_are_clear_errors(server):
             "unknown layer": ({"model": "fake-color", "layer": "conv9", "unit": 0}, "no layer 'conv9'"),
             "unit out of range": ({"model": "fake-color", "layer": "relu", "unit": 99}, "valid units are 0..3"),
             "missing unit": ({"model": "fake-color", "layer": "relu"}, "missing: unit"),
-            "unknown model": ({"model": "no-such-model", "layer": "x", "unit": 0}, "cannot load model"),
+            "unknown model": ({"model": "no-such-model", "layer": "x", "unit": 0}, "is not offered by this server"),
             "negative unit": ({"model": "fake-color", "layer": "relu", "unit": -1}, ">= 0"),
             "both": ({"synthetic": "dog", "model": "fake-color"}, "not both"),
         }
@@ -85,26 +85,15 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
     from aim_agent.agent.schema import Conclusion
 
     @dataclass
-    class RunConfig:  # the shape of aim_agent.agent.config.RunConfig that the server relies on
-        model: str | None = None
-        layer: str | None = None
-        unit: int | None = None
-        synthetic: str | None = None
-        text2image: str | None = "world"
-        max_rounds: int = 3
-        runs_dir: str = "runs"
-        run_id: str | None = None
-
-    @dataclass
     class RunResult:
         description: str
         labels: list[str]
         run_dir: Path
 
     release = threading.Event()
-    seen: list[RunConfig] = []
+    seen: list[agent_config.RunConfig] = []
 
-    def run_interpret(config: RunConfig, *, progress=None) -> RunResult:
+    def run_interpret(config: agent_config.RunConfig, *, progress=None) -> RunResult:
         seen.append(config)
         run_dir = Path(config.runs_dir) / config.run_id
         run_dir.mkdir(parents=True)
@@ -121,14 +110,12 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
         return RunResult(description="fires on red", labels=["red"], run_dir=run_dir)
 
     fake = types.ModuleType("aim_agent.agent.runner")
-    fake.RunConfig, fake.run_interpret = RunConfig, run_interpret
+    fake.run_interpret = run_interpret
     monkeypatch.setitem(sys.modules, "aim_agent.agent.runner", fake)
 
     async with Client(server) as client:
         bad = await client.call_tool("start_interpret", {"model": "fake-color"})
         assert bad.is_error and "needs model, layer and unit" in _text(bad)
-        wrong = await client.call_tool("start_interpret", {"synthetic": "red", "backend": "gemini"})
-        assert wrong.is_error and "does not take backend" in _text(wrong)
 
         started = await client.call_tool("start_interpret", {"model": "fake-color", "layer": "relu", "unit": 0})
         assert not started.is_error, _text(started)
@@ -151,7 +138,7 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
         assert status["status"] == "finished", status
         assert status["result"]["conclusion"]["labels"] == ["red"] and status["result"]["rounds_run"] == 1
         report = await client.read_resource(f"aim://runs/{run_id}/report.html")
-        assert "unit report" in report.contents[0].text
+        assert "fires on red" in report.contents[0].text  # rendered from the run's record
         result = await client.read_resource(f"aim://runs/{run_id}/result.json")
         assert '"fires on red"' in result.contents[0].text
 
@@ -176,15 +163,26 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
 
         unknown = await client.call_tool("read_result", {"run_id": "nope"})
         assert unknown.is_error and "unknown run" in _text(unknown)
-        with pytest.raises(Exception, match="no run"):
+        with pytest.raises(Exception, match="unknown run"):
             await client.read_resource("aim://runs/nope/report.html")
 
 
-async def test_sae_latents_as_units(server, tmp_path):
+async def test_sae_latents_as_units(tmp_path):
+    from aim_agent.mcp_server import build_server
     from aim_agent.sae import SparseAutoencoder
 
     SparseAutoencoder(4, 8, activation="relu").save(tmp_path / "sae")
     SparseAutoencoder(5, 8, activation="relu").save(tmp_path / "wrong-width")
+    SparseAutoencoder(4, 8, activation="relu").save(tmp_path / "not-offered")
+    # SAE folders are offered like models: by the operator, in aim.toml (relative to the file) or --trust-model
+    (tmp_path / "aim.toml").write_text(
+        f'[models]\nallowed = ["sae", "wrong-width", "{tmp_path / "nothing"}"]\n'
+        '[models.named]\ncolor-sae = "sae"\n'
+    )
+    plugins = AimPlugins()
+    plugins.add_module("aim_fake_plugin", source="test")
+    config = load_config({"text2image": "fake", "editor": "fake", "describer": "fake"}, env={}, cwd=tmp_path)
+    server = build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs")
     async with Client(server, mode="legacy") as client:
         loaded = await client.call_tool(
             "load_system", {"model": "fake-color", "layer": "relu", "unit": 7, "sae": str(tmp_path / "sae")}
@@ -194,6 +192,13 @@ async def test_sae_latents_as_units(server, tmp_path):
         made = await client.call_tool("text2image", {"prompts": ["a red square"]})
         fired = await client.call_tool("neuron", {"images": made.structured_content["images"]})
         assert not fired.is_error and len(fired.structured_content["activations"]) == 1
+        by_name = await client.call_tool("load_system", {"model": "fake-color", "layer": "relu", "unit": 1,
+                                                         "sae": "color-sae"})
+        assert not by_name.is_error, _text(by_name)
+        refused = await client.call_tool(
+            "load_system", {"model": "fake-color", "layer": "relu", "unit": 0, "sae": str(tmp_path / "not-offered")}
+        )
+        assert refused.is_error and "not offered" in _text(refused) and "color-sae" in _text(refused)
         too_far = await client.call_tool(
             "load_system", {"model": "fake-color", "layer": "relu", "unit": 8, "sae": str(tmp_path / "sae")}
         )

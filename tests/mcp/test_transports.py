@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp_http import AIM, FAKE, connect, env, http_server
 from PIL import Image
 
 from aim_agent.cli import main
 from aim_agent.cli.mcp import is_loopback, parse_address
-
-HERE = Path(__file__).resolve().parent
-AIM = str(Path(sys.executable).parent / "aim")
-FAKE = ["--plugin", "aim_fake_plugin", "mcp", "--text2image", "fake", "--editor", "fake", "--describer", "fake"]
-
-
-def _env() -> dict[str, str]:
-    path = os.pathsep.join(p for p in [str(HERE), os.environ.get("PYTHONPATH", "")] if p)
-    return {"PYTHONPATH": path, "AIM_CONFIG": "", "HF_HUB_OFFLINE": "1"}
 
 
 def _text(result) -> str:
@@ -51,7 +37,7 @@ def test_remote_addresses_are_refused_without_allow_remote(capsys):
 
 @pytest.mark.anyio
 async def test_stdio_subprocess_end_to_end(tmp_path):
-    params = StdioServerParameters(command=AIM, args=FAKE, env=_env(), cwd=str(tmp_path))
+    params = StdioServerParameters(command=AIM, args=FAKE, env=env(), cwd=str(tmp_path))
     if True:  # the server's stderr goes to pytest's captured output
         async with Client(params) as client:
             names = {t.name for t in (await client.list_tools()).tools}
@@ -91,41 +77,14 @@ async def test_stdio_subprocess_end_to_end(tmp_path):
             assert not still.is_error and still.structured_content["activations"][0] > 0.3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    port = _free_port()
-    env = dict(os.environ, **_env())
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (closed after the server stops)
-    process = subprocess.Popen(
-        [AIM, *FAKE, "--http", f"127.0.0.1:{port}"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError((tmp_path / "server.log").read_text())
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/mcp"
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
-
-
 @pytest.mark.anyio
-async def test_http_sessions(http_server):
-    async with Client(http_server) as stateless:
+async def test_http_sessions(tmp_path):
+    with http_server(tmp_path) as (url, token, _, _):
+        await _http_sessions(url, token)
+
+
+async def _http_sessions(url: str, token: str) -> None:
+    async with connect(url, token) as stateless:
         # a 2026-era HTTP client's requests carry no session: state needs an explicit handle
         refused = await stateless.call_tool("load_system", {"model": "fake-color", "layer": "relu", "unit": 1})
         assert refused.is_error and "new_session" in _text(refused)
@@ -149,7 +108,7 @@ async def test_http_sessions(http_server):
         assert green_1.structured_content["activations"][0] > 0.3  # unit 1: green
         assert green_2.structured_content["activations"][0] < 0.01  # unit 2: blue
 
-    async with Client(http_server, mode="legacy") as a, Client(http_server, mode="legacy") as b:
+    async with connect(url, token, mode="legacy") as a, connect(url, token, mode="legacy") as b:
         # handshake-era clients get an HTTP session id: no handle needed, and no sharing
         await a.call_tool("load_system", {"model": "fake-color", "layer": "relu", "unit": 0})
         await a.call_tool("log_experiment", {"note": "a"})
@@ -162,3 +121,27 @@ async def test_http_sessions(http_server):
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_closed_http_sessions_free_their_place(tmp_path):
+    """Clients that open a session per call (langchain-mcp-adapters does) never fill the server up."""
+    with http_server(tmp_path, "--max-sessions", "2") as (url, token, _, _):
+        for _ in range(5):
+            async with connect(url, token, mode="legacy") as client:  # ends with DELETE: the state goes
+                logged = await client.call_tool("log_experiment", {"note": "one call"})
+                assert not logged.is_error, _text(logged)
+                assert len((await client.call_tool("list_log", {})).structured_content["entries"]) == 1
+
+
+def test_http_token_comes_from_the_environment_or_is_made(tmp_path):
+    from aim_agent.cli.mcp import http_token
+    from aim_agent.config import load_config
+
+    made, generated = http_token(load_config(env={}, cwd=tmp_path))
+    assert generated and len(made) >= 32 and made != http_token(load_config(env={}, cwd=tmp_path))[0]
+    assert http_token(load_config(env={"AIM_MCP_TOKEN": "x" * 20}, cwd=tmp_path)) == ("x" * 20, False)
+    (tmp_path / "aim.toml").write_text('[mcp]\ntoken = "from-the-config-file"\n')
+    assert http_token(load_config(env={}, cwd=tmp_path)) == ("from-the-config-file", False)
+    with pytest.raises(ValueError, match="at least 16"):
+        http_token(load_config(env={"AIM_MCP_TOKEN": "short"}, cwd=tmp_path))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import importlib
 import io
+import json
 import os
 import sys
 from pathlib import Path
@@ -147,7 +148,8 @@ async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
     async with Client(server) as client:
         listed = (await client.call_tool("list_models", {})).structured_content
         synthetic = {source["name"]: source for source in listed["unit_sources"]}["synthetic"]
-        assert synthetic["units"] == names
+        assert synthetic["units"] == len(names)  # a count: the names would give the answers away
+        assert not any(name in json.dumps(listed) for name in names)
         assert any(model["name"] == "world-cnn" and model["loader"] == "world" for model in listed["models"])
         loaded = await client.call_tool("load_system", {"synthetic": names[0]})
         assert not loaded.is_error, _text(loaded)
@@ -173,3 +175,11 @@ async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
         assert conclusion.get("labels"), status["result"]
         report = await client.read_resource(f"aim://runs/{run_id}/report.html")
         assert "<html" in report.contents[0].text.lower()
+        # the client never gets the unit's answer: not in read_result, result.json or the report
+        from aim_agent.agent.record import read_run_record
+
+        truth = read_run_record(tmp_path / "runs" / run_id).ground_truth
+        assert truth and "ground_truth" not in status["result"]
+        record = await client.read_resource(f"aim://runs/{run_id}/result.json")
+        assert json.loads(record.contents[0].text)["ground_truth"] is None
+        assert truth not in report.contents[0].text

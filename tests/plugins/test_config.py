@@ -127,3 +127,22 @@ def test_apply_plugins_records_the_source(tmp_path, monkeypatch):
     assert apply_plugins(config, manager) == ["aim_world.plugin"]
     assert manager.module_sources["aim_world.plugin"] == "environment AIM_PLUGINS"
     assert "world" in manager.provider_names("text2image")
+
+
+def test_one_settings_model_holds_every_shared_default(tmp_path):
+    from aim_agent.agent.config import RunConfig
+    from aim_agent.config import AimConfig, ConfigError, Settings, load_config
+    from aim_agent.tools.base import ToolContext
+
+    shared = Settings().model_dump()
+    run = RunConfig(synthetic="0")
+    assert {name: getattr(run, name) for name in shared} == shared
+    assert issubclass(RunConfig, Settings) and issubclass(AimConfig, Settings)
+    assert (ToolContext().image_size, ToolContext().seed) == (shared["image_size"], shared["seed"])
+    # a value out of range is refused with where it came from
+    try:
+        load_config(env={"AIM_IMAGE_SIZE": "5"}, cwd=tmp_path)
+    except ConfigError as exc:
+        assert "image_size" in str(exc) and "AIM_IMAGE_SIZE" in str(exc)
+    else:
+        raise AssertionError("an image size of 5 px was accepted")

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from aim_testing import prompt_exemplars
 from PIL import Image
 
 from aim_agent.agent.backends import BackendSpec, CallUsage, summarize_usage
@@ -35,8 +36,6 @@ from aim_agent.agent.state import Measurement
 from aim_agent.images import image_id
 from aim_agent.report import render_report, write_report
 from aim_agent.report.html import fmt
-from aim_agent.tools.base import ToolContext, tool
-from aim_agent.tools.core import ActivationsOutput, ExemplarsInput
 
 EVIL = '<script>alert("x")</script>'
 
@@ -50,13 +49,7 @@ WORLD_PROMPTS = [
 ]
 
 
-@tool(name="dataset_exemplars", positional=("k",))
-def world_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput:
-    """The unit's top images among a few world scenes (no dataset pass: fast)."""
-    made = ctx.require("text2image").generate(WORLD_PROMPTS, size=ctx.image_size, seed=ctx.seed)
-    acts, overlays = ctx.require_system().neuron([g.image for g in made])
-    order = sorted(range(len(acts)), key=lambda i: (-acts[i], i))[: args.k]
-    return ActivationsOutput(activations=[acts[i] for i in order], images=[overlays[i] for i in order])
+world_exemplars = prompt_exemplars(WORLD_PROMPTS)
 
 
 @pytest.fixture(scope="module")

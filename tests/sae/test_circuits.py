@@ -13,6 +13,7 @@ from sae_fakes import TwoConv, loaded, noise_images, pixels
 from aim_agent.circuits import LatentSite, Site, ablate, attribute, previous_layer, run_sites
 from aim_agent.circuits.tools import ablate_tool, attribute_tool
 from aim_agent.models.probe import ModelProbe
+from aim_agent.models.trust import trusting
 from aim_agent.sae import SAEProbe, SparseAutoencoder
 from aim_agent.system import System
 from aim_agent.tools.base import ToolContext, ToolError, Tools, invoke
@@ -155,12 +156,19 @@ def test_tools_on_an_sae_latent_and_clear_errors(two_conv, tmp_path) -> None:
     images = noise_images(3, seed=8)
     out = invoke(attribute_tool, {"images": images, "layer": "conv1", "top": 4}, ctx)
     assert out.upstream == "channels of conv1" and len(out.units) == 4
-    # upstream latents of an SAE on conv1, from its saved folder
+    # upstream latents of an SAE on conv1: only one the person who started AIM offered
     SparseAutoencoder(4, 8, activation="topk", k=2).save(tmp_path / "up")
-    out = invoke(attribute_tool, {"images": images, "layer": "conv1", "sae": str(tmp_path / "up")}, ctx)
+    call = {"images": images, "layer": "conv1", "sae": str(tmp_path / "up")}
+    with pytest.raises(ToolError, match="is not offered here"):
+        invoke(attribute_tool, call, ctx)
+    with trusting(str(tmp_path / "up")):  # what a command line or an MCP operator's [models] opens
+        out = invoke(attribute_tool, call, ctx)
     assert out.upstream == "latents of an SAE (8) on conv1" and all(0 <= u.unit < 8 for u in out.units)
+    ctx.extras["saes"] = {"conv1-sae": str(tmp_path / "up")}  # or by a name the context offers
+    assert invoke(attribute_tool, {**call, "sae": "conv1-sae"}, ctx).upstream == out.upstream
+    ctx.extras["saes"] = {"gone": str(tmp_path / "none")}
     with pytest.raises(ToolError, match="no SAE at"):
-        invoke(ablate_tool, {"units": [0], "images": images, "layer": "conv1", "sae": str(tmp_path / "none")}, ctx)
+        invoke(ablate_tool, {"units": [0], "images": images, "layer": "conv1", "sae": "gone"}, ctx)
     with pytest.raises(ToolError, match="no system is loaded"):
         invoke(attribute_tool, {"images": images}, ToolContext())
 

@@ -87,6 +87,19 @@ def test_circuit_on_a_world_cnn_unit(world_folder, tmp_path, capsys) -> None:
     assert "report" in capsys.readouterr().out
 
 
+def test_circuit_onto_upstream_sae_latents(trained, world_folder, tmp_path) -> None:
+    out = tmp_path / "latents"
+    code = main(["circuit", "--model", "world-cnn", "--layer", "conv5", "--unit", "3", "--upstream", "conv4",
+                 "--upstream-sae", str(trained), "--top", "3", "--images", "6", "--dataset", str(world_folder),
+                 "--no-interpret", "--out", str(out), "--quiet"])
+    assert code == 0
+    data = json.loads((out / "circuit.json").read_text())
+    assert data["upstream"] == "latents of an SAE (64) on conv4" and data["backend"] == "not interpreted"
+    assert [n["layer"] for n in data["nodes"]] == ["conv5", "conv4/sae64", "conv4/sae64", "conv4/sae64"]
+    assert all(0 <= e["source"] < 64 for e in data["edges"])
+    assert "(not interpreted)" in (out / "circuit.html").read_text()
+
+
 def test_circuit_refuses_a_synthetic_neuron(tmp_path, capsys) -> None:
     code = main(["circuit", "--model", "synthetic", "--layer", "neurons", "--unit", "0", "--no-interpret",
                  "--out", str(tmp_path / "c")])

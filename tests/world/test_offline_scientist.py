@@ -12,10 +12,9 @@ import ast
 from collections.abc import Callable
 
 import pytest
+from aim_testing import prompt_exemplars
 
 from aim_agent.agent.schema import CriticReport, Observation, Proposal, Scientist, ScientistView
-from aim_agent.tools.base import ToolContext, tool
-from aim_agent.tools.core import ActivationsOutput, ExemplarsInput
 from aim_world.scientist import (
     Concept,
     OfflineScientist,
@@ -338,13 +337,7 @@ EXEMPLAR_PROMPTS = [
 ]
 
 
-@tool(name="dataset_exemplars", positional=("k",))
-def world_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput:
-    """A small fixed exemplar set of world images (the unit's top k of them)."""
-    made = ctx.require("text2image").generate(EXEMPLAR_PROMPTS, size=ctx.image_size, seed=ctx.seed)
-    acts, overlays = ctx.require_system().neuron([g.image for g in made])
-    order = sorted(range(len(acts)), key=lambda i: (-acts[i], i))[: args.k]
-    return ActivationsOutput(activations=[acts[i] for i in order], images=[overlays[i] for i in order])
+world_exemplars = prompt_exemplars(EXEMPLAR_PROMPTS)
 
 
 @pytest.mark.parametrize(("neuron", "mode", "labels"), [

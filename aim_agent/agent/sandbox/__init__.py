@@ -31,18 +31,36 @@ How it works
 - The wire is length-prefixed JSON with tagged values (:mod:`.wire`): images as PNG, arrays
   and tensors as dtype/shape/bytes. The parent never unpickles anything from the child;
   sizes, dtypes, image pixel counts and nesting are bounded.
-- Before the model's code runs the child limits itself, soft and hard (it cannot raise them
-  again): ``RLIMIT_AS`` (memory, 4 GiB), ``RLIMIT_CPU`` (60 s), ``RLIMIT_FSIZE`` (256 MB per
-  file), ``RLIMIT_NOFILE``, ``RLIMIT_CORE=0`` (and ``RLIMIT_NPROC`` if asked). On Linux with
-  Landlock (5.13+) it also confines itself (:mod:`.landlock`): it may read only the Python
-  installation, the directories on its own ``sys.path``, system libraries, its own ``/proc``
-  entry and ``SandboxLimits.read_paths``; write only in its work directory; make no TCP
-  connections (kernel 6.7+); and not signal, ptrace or read the ``/proc/<pid>/environ`` of
-  the parent. ``SandboxResult.isolation`` says what was in force.
+- Before the model's code runs the child isolates itself, as far as the machine allows
+  (:mod:`.isolation`, :mod:`.seccomp`, :mod:`.landlock`; ``SandboxResult.isolation`` says
+  what was in force, and docs/security.md which attack each layer stops):
+
+  - new PID, network, IPC, UTS and mount namespaces (plus a user namespace when AIM is not
+    root): no network at all, a ``/proc`` showing only the sandbox, every mount read-only
+    except the work directory, and a PID namespace whose end kills every process in it;
+  - as root, uid/gid 65534 with no capability (bounding set emptied); otherwise its own
+    uid with every capability dropped; ``PR_SET_NO_NEW_PRIVS``;
+  - a seccomp filter: no ``socket()`` of any family, no ``exec``, no new processes (with
+    the default ``max_processes=1``; threads work), no keyring, ``ptrace``, ``bpf``,
+    ``io_uring``, mounts, namespaces, ``chown`` or extended attributes; ``EPERM``, so the
+    code gets a ``PermissionError``;
+  - Landlock (5.13+): reads only of the Python installation, its ``sys.path``, system
+    libraries and ``SandboxLimits.read_paths``; writes only in its work directory; no TCP;
+    no signals or abstract UNIX sockets outside;
+  - resource limits, soft and hard: ``RLIMIT_AS`` (memory, 4 GiB: for the whole run, since
+    it is one process), ``RLIMIT_CPU`` (60 s), ``RLIMIT_FSIZE`` (256 MB per file),
+    ``RLIMIT_NOFILE``, ``RLIMIT_CORE=0``;
+  - every process of the sandbox dies with the agent (``PR_SET_PDEATHSIG``), and the next
+    run removes the work directories of agents that were killed.
+
+  If neither namespaces nor seccomp work on the machine, :func:`run_code` raises
+  :class:`SandboxUnavailable` instead of running the code, unless
+  ``SandboxLimits(allow_unsafe=True)`` (``aim interpret --unsafe-sandbox``).
 - The parent enforces the wall-clock limit (60 s; by default it counts the time handlers
   take too, see :class:`SandboxLimits`) and kills the child's whole process group (the child
-  runs in its own session); it survives endless loops, memory bombs, ``os._exit``,
-  segfaults and garbage on the channel, and reports each as a failure ``kind``.
+  runs in its own session; the PID namespace takes everything else); it survives endless
+  loops, memory bombs, ``os._exit``, segfaults and garbage on the channel, and reports each
+  as a failure ``kind``.
 - Prints of the model's code come back in ``SandboxResult.stdout`` (the first and last
   characters up to ``max_stdout_chars``, with a note of what was cut), even when the child is
   killed. ``SandboxResult.calls`` lists each proxy call with its duration, for the log.
@@ -56,36 +74,40 @@ in the child and is refused again by the parent, which never trusts the child.
 
 What it does NOT protect against
 --------------------------------
-It is a process sandbox, not a container or a VM.
+It is an unprivileged, namespaced process, not a VM: a kernel bug reachable through an
+allowed system call (``mmap``, ``futex``, file I/O) escapes it. Beyond that:
 
-- Without Landlock (older kernels, macOS, ``landlock=False``) the child can read every file
-  the user can read (``~/.config``, ``.env`` files, cached credentials), and, as the same
-  user, the parent's ``/proc/<pid>/environ`` and (where ptrace is allowed) its memory:
-  keys that live in the parent's environment are then reachable by determined code.
-- Even with Landlock there is no network namespace: UDP (and so DNS) is not restricted, and
-  on kernels before 6.7 TCP is not either. Kernel bugs are out of scope.
-- ``RLIMIT_NPROC`` counts all processes of the user and root ignores it, so a fork bomb is
-  bounded only by the wall-clock kill of the process group (a process that leaves the group
-  with ``setsid`` escapes that kill). ``RLIMIT_AS`` is per process.
+- It needs Linux for its layers. Without namespaces (a container without ``CAP_SYS_ADMIN``
+  or user namespaces) there is no PID or network namespace and no read-only mount; without
+  seccomp (an architecture other than x86_64/aarch64) sockets and ``exec`` rely on the
+  namespaces; without Landlock (kernels before 5.13) uid 65534 may read every
+  world-readable file. The result's ``isolation`` lists what was "not in force". macOS has
+  none of these: code runs there only with ``allow_unsafe``.
+- Where uid 65534 cannot read the Python installation and no mount namespace can expose
+  it, the code keeps uid 0, without capabilities.
+- With ``max_processes > 1`` forks are allowed; ``RLIMIT_NPROC`` bounds them, counting
+  threads and every process of the sandbox user, so the run's memory is at most
+  ``max_processes`` x ``memory_bytes``.
 - Handlers run in the parent with full rights: a handler must validate its arguments (the
   tool registry's pydantic input models do) and must not expose anything dangerous. A slow
   handler cannot be interrupted: the time limit is checked when it returns.
-- The work directory has no disk quota beyond ``RLIMIT_FSIZE`` per file.
-- POSIX only (Linux, macOS); Landlock is Linux only. Windows is not supported.
+- The work directory has no disk quota beyond ``RLIMIT_FSIZE`` per file (on a tmpfs
+  ``/tmp`` its files use memory outside ``RLIMIT_AS``). Side channels and what the code
+  chooses to return are out of scope.
+- POSIX only; Windows is not supported.
 
-A deployment that runs untrusted models or prompts should add an outer boundary: run AIM
-itself in a container (or gVisor/Firecracker) without network access except to the VLM
-endpoint, as an unprivileged user, with keys mounted only into the agent process and a
-cgroup memory/pids limit. The sandbox then protects the agent from its own experiments.
+For hostile models, run AIM itself in a VM (or gVisor/Firecracker) without network access
+except to the VLM endpoint, with keys mounted only into the agent process.
 """
 
-from aim_agent.agent.sandbox.runner import check_code, child_environment, run_code
+from aim_agent.agent.sandbox.runner import check_code, child_environment, clean_stale_workdirs, run_code
 from aim_agent.agent.sandbox.spec import (
     CallRecord,
     FailureKind,
     ObjectHandler,
     SandboxLimits,
     SandboxResult,
+    SandboxUnavailable,
 )
 from aim_agent.agent.sandbox.wire import Record
 
@@ -96,7 +118,9 @@ __all__ = [
     "Record",
     "SandboxLimits",
     "SandboxResult",
+    "SandboxUnavailable",
     "check_code",
     "child_environment",
+    "clean_stale_workdirs",
     "run_code",
 ]

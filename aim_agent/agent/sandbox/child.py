@@ -1,23 +1,28 @@
 """The sandbox child: runs model-written code and nothing else.
 
 Started by :mod:`aim_agent.agent.sandbox.runner` as ``python -I -c <bootstrap>``; the
-bootstrap loads this file, :mod:`wire` and :mod:`landlock` from their paths (so ``aim_agent``
-itself is not imported) and calls :func:`main` with the two file descriptors of the protocol
-channel. Model code may catch ``ToolError`` (a name in its namespace); a tool's ``ValueError``
-arrives as a ``ToolError`` that is also a ``ValueError`` (likewise for the common builtins).
+bootstrap loads this file, :mod:`wire`, :mod:`landlock`, :mod:`seccomp` and :mod:`isolation`
+from their paths (so ``aim_agent`` itself is not imported) and calls :func:`main` with the two
+file descriptors of the protocol channel and the parent's pid. Model code may catch
+``ToolError`` (a name in its namespace); a tool's ``ValueError`` arrives as a ``ToolError``
+that is also a ``ValueError`` (likewise for the common builtins).
 
-Order of events, all before any model code runs: read the ``start`` message (code, entry
-name, object specs, limits), reserve a little memory to report a ``MemoryError`` with, set
-the resource limits, apply Landlock when asked and available, then ``exec`` the code in a
-fresh namespace and call the entry function with one :class:`Proxy` per object. Every proxy
-method call becomes a ``call`` message; the parent's ``result`` comes back as the return
-value, or as a :class:`ToolError` raised at the model's line. The last message is ``done``.
+Order of events, all before any model code runs: die with the parent, read the ``start``
+message (code, entry name, object specs, limits), enter the namespaces and fork down to the
+worker that will run the code (:func:`isolation.enter`: the processes above it only wait and
+pass its exit status up), drop privileges, set the resource limits, apply Landlock, install
+the seccomp filter, and say what is in force in the ``ready`` message (or refuse, with a
+``refused`` message, when nothing isolates the code and that was not allowed). Then reserve a
+little memory to report a ``MemoryError`` with, ``exec`` the code in a fresh namespace and
+call the entry function with one :class:`Proxy` per object. Every proxy method call becomes a
+``call`` message; the parent's ``result`` comes back as the return value, or as a
+:class:`ToolError` raised at the model's line. The last message is ``done``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
+import contextlib
 import faulthandler
 import inspect
 import linecache
@@ -28,10 +33,12 @@ import traceback
 from typing import Any
 
 try:
-    from . import landlock, wire
+    from . import isolation, landlock, seccomp, wire
 except ImportError:  # loaded from its path by the bootstrap, outside the aim_agent package
-    import _aim_sandbox_landlock as landlock  # type: ignore[no-redef]
-    import _aim_sandbox_wire as wire  # type: ignore[no-redef]
+    import _aim_sandbox_isolation as isolation  # type: ignore[no-redef, import-not-found]
+    import _aim_sandbox_landlock as landlock  # type: ignore[no-redef, import-not-found]
+    import _aim_sandbox_seccomp as seccomp  # type: ignore[no-redef, import-not-found]
+    import _aim_sandbox_wire as wire  # type: ignore[no-redef, import-not-found]
 
 FILENAME = "<experiment>"
 _RESERVE_BYTES = 8 * 1024 * 1024
@@ -216,18 +223,27 @@ def _apply_rlimits(limits: dict[str, Any]) -> list[str]:
         cap("RLIMIT_CPU", int(cpu), int(cpu) + 2)  # SIGXCPU first, SIGKILL 2 s later
     cap("RLIMIT_FSIZE", limits.get("file_size_bytes"))
     cap("RLIMIT_NOFILE", limits.get("open_files"))
-    cap("RLIMIT_NPROC", limits.get("max_processes"))
+    processes = limits.get("max_processes", 1)
+    if processes is not None and processes > 1:  # 1: seccomp refuses fork (RLIMIT_NPROC would count threads)
+        cap("RLIMIT_NPROC", processes)
     return failed
 
 
-def _landlock(workdir: str, extra_read: list[str]) -> tuple[int, str]:
+def _python_paths(extra_read: list[str]) -> list[str]:
+    """What the code must be able to read: the Python installation, ``sys.path``, ``read_paths``."""
     read = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    read.update(p for p in sys.path if p and os.path.isabs(p))
+    read.update(p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p))
+    read.update(extra_read)
+    return sorted(read)
+
+
+def _landlock(workdir: str, extra_read: list[str]) -> tuple[int, str]:
+    read = set(_python_paths(extra_read))
     read.update(("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/localtime"))
     read.update(("/dev/null", "/dev/urandom", "/dev/random", "/dev/zero", "/proc/cpuinfo", "/proc/meminfo"))
     read.update(("/sys/devices/system/cpu", "/sys/fs/cgroup"))
-    read.add(f"/proc/{os.getpid()}")  # /proc/self of the child only; never the parent's
-    read.update(extra_read)
+    with contextlib.suppress(OSError):  # /proc/self of the child only; never the parent's
+        read.add(f"/proc/{os.readlink('/proc/self')}")
     return landlock.restrict(sorted(read), [workdir, "/dev/null"])
 
 
@@ -273,6 +289,8 @@ def run(channel: Channel, start: dict[str, Any]) -> dict[str, Any]:
             }
         value = function(*proxies)
         if inspect.iscoroutine(value):
+            import asyncio  # only here: importing it takes longer than starting the child
+
             value = asyncio.run(value)
     except MemoryError as exc:
         del reserve
@@ -299,24 +317,62 @@ def run(channel: Channel, start: dict[str, Any]) -> dict[str, Any]:
     return {"type": "done", "ok": True, "value": encoded}
 
 
-def main(rfd: int, wfd: int) -> None:
+def _isolate(limits: dict[str, Any], channel: Channel, parent_pid: int) -> dict[str, Any]:
+    """Every layer, in order; returns in the process that runs the code (see :mod:`isolation`).
+
+    The ``ready`` message to send: what is in force. When nothing isolates the code (no
+    namespaces, no seccomp) and ``allow_unsafe`` is not set, the child refuses and exits.
+    """
+    workdir = os.getcwd()
+    read_paths = [str(p) for p in limits.get("read_paths", [])]
+    state = isolation.enter(
+        workdir,
+        parent_pid,
+        readable=_python_paths(read_paths),
+        keep_fds=[channel._rfd, channel._wfd],
+        namespaces=bool(limits.get("namespaces", True)),
+        hidden=[str(p) for p in limits.get("hidden_paths", [])],
+    )
+    workdir = os.getcwd()
+    ready: dict[str, Any] = {"type": "ready", "isolation": state, "landlock_abi": 0}
+    ready["rlimits_failed"] = _apply_rlimits(limits)
+    ready["landlock"] = "not requested"
+    if limits.get("landlock", True):
+        abi, reason = _landlock(workdir, read_paths)
+        ready.update(landlock_abi=abi, landlock=reason or f"in force (ABI {abi})")
+        if not abi and limits.get("require_landlock"):
+            channel.send({"type": "done", "ok": False, "kind": "killed", "error": f"Landlock is required: {reason}"})
+            os._exit(3)
+    max_processes = limits.get("max_processes", 1)
+    ready["fork"] = max_processes != 1
+    ready["seccomp"] = "not requested"
+    if limits.get("seccomp", True):
+        ok, reason = seccomp.install(allow_fork=max_processes != 1)
+        ready["seccomp"] = "in force" if ok else reason
+    isolated = state.get("pid_namespace") or ready["seccomp"] == "in force"
+    if not isolated and not limits.get("allow_unsafe"):
+        lacks = "; ".join([*state.get("problems", []), f"seccomp: {ready['seccomp']}"])
+        _refuse(channel, f"no isolation layer works on this machine ({lacks})")
+    return ready
+
+
+def _refuse(channel: Channel, reason: str) -> None:
+    channel.send({"type": "refused", "error": reason})
+    os._exit(3)
+
+
+def main(rfd: int, wfd: int, parent_pid: int) -> None:
     channel = Channel(rfd, wfd)
+    isolation.die_with_parent(parent_pid)
     start = channel.recv()
     limits = start.get("limits", {})
     channel.limit = int(limits.get("max_message_bytes", wire.MAX_MESSAGE_BYTES))
     # line buffering: prints reach the parent even when the child is killed mid-run
-    sys.stdout.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)
-    sys.stderr.reconfigure(encoding="utf-8", errors="backslashreplace")
+    sys.stdout.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)  # type: ignore[union-attr]
+    sys.stderr.reconfigure(encoding="utf-8", errors="backslashreplace")  # type: ignore[union-attr]
     faulthandler.enable()  # a segfault prints the model's line on stderr
-    isolation: dict[str, Any] = {"rlimits_failed": _apply_rlimits(limits), "landlock_abi": 0}
-    isolation["landlock"] = "not requested"
-    if limits.get("landlock", True):
-        abi, reason = _landlock(os.getcwd(), list(limits.get("read_paths", [])))
-        isolation.update(landlock_abi=abi, landlock=reason or f"in force (ABI {abi})")
-        if not abi and limits.get("require_landlock"):
-            channel.send({"type": "done", "ok": False, "kind": "killed", "error": f"Landlock is required: {reason}"})
-            os._exit(3)
-    channel.send({"type": "ready", **isolation})
+    ready = _isolate(limits, channel, parent_pid)
+    channel.send(ready)
     try:
         done = run(channel, start)
     except BaseException as exc:  # the channel itself failed

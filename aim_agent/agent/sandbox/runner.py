@@ -25,6 +25,7 @@ from aim_agent.agent.sandbox.spec import (
     ObjectHandler,
     SandboxLimits,
     SandboxResult,
+    SandboxUnavailable,
     signature_of,
 )
 from aim_agent.images import current_store, image_id
@@ -42,7 +43,9 @@ def _load(name, path):
 _here = sys.argv[1]
 _load("_aim_sandbox_wire", _here + "/wire.py")
 _load("_aim_sandbox_landlock", _here + "/landlock.py")
-_load("_aim_sandbox_child", _here + "/child.py").main(int(sys.argv[2]), int(sys.argv[3]))
+_load("_aim_sandbox_seccomp", _here + "/seccomp.py")
+_load("_aim_sandbox_isolation", _here + "/isolation.py")
+_load("_aim_sandbox_child", _here + "/child.py").main(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
 """
 #: environment variables copied from the parent when set (an allow-list, never a deny-list)
 _PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED")
@@ -50,6 +53,7 @@ _PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED")
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _CHUNK = 1 << 20
 _SETTLE_S = 1.0  # how long a finished child may take to exit and flush
+_WORKDIR_PREFIX = "aim-sandbox-"
 _MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 
 
@@ -69,7 +73,8 @@ def run_code(
     model's line) goes back to the child. The parent is never harmed by the code: any
     failure of the child is reported in the result, never raised. Errors of the caller
     (a handler attribute that cannot be sent, a bad entry name) raise ``ValueError`` /
-    ``TypeError``.
+    ``TypeError``; a machine on which no isolation layer works raises
+    :class:`SandboxUnavailable` (unless ``limits.allow_unsafe``).
     """
     if not entry.isidentifier():
         raise ValueError(f"entry must be a Python identifier, not {entry!r}")
@@ -83,6 +88,31 @@ def run_code(
         return problem
     objects = [handler.spec(name, limits.max_message_bytes) for name, handler in handlers.items()]
     return _Run(code, entry, dict(handlers), objects, limits).run()
+
+
+def default_hidden_paths() -> list[str]:
+    """The directories of AIM's own packages and of every loaded plugin's top-level package.
+
+    Model code must not import AIM's internals or read a plugin's data (a synthetic neuron's
+    definition is its ground truth). The sandbox's own modules are loaded before these are hidden.
+    """
+    import importlib.util
+
+    from aim_agent.plugins import plugin_manager
+
+    names = {"aim_agent"}
+    for _name, plugin in plugin_manager().pm.list_name_plugin():
+        module = getattr(plugin, "__name__", "") or getattr(type(plugin), "__module__", "")
+        if module:
+            names.add(module.split(".")[0])
+    found: list[str] = []
+    for name in sorted(names):
+        with contextlib.suppress(ImportError, ValueError):
+            spec = importlib.util.find_spec(name)
+            for location in (spec.submodule_search_locations or []) if spec is not None else []:
+                if os.path.isdir(location):
+                    found.append(os.path.realpath(location))
+    return sorted(set(found))
 
 
 def check_code(code: str, entry: str = "run_experiment", *, max_chars: int = 1_000_000) -> SandboxResult | None:
@@ -203,6 +233,8 @@ class _Run:
         self.outbox = bytearray()
         self.done: dict[str, Any] | None = None
         self.isolation = "separate process, rlimits"
+        self.ready = False
+        self.refused: str | None = None
         self.timed_out = False
         self.violation: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -216,15 +248,17 @@ class _Run:
         started = time.monotonic()
         self.deadline = started + self.limits.wall_time_s
         start_frame = wire.dumps(self._start_message(), self.limits.max_message_bytes)
-        workdir = tempfile.mkdtemp(prefix="aim-sandbox-")
+        clean_stale_workdirs()
+        workdir = tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-")
         fds: list[int] = []
         try:
             to_child_r, to_child_w = os.pipe()
             from_child_r, from_child_w = os.pipe()
             fds += [to_child_r, to_child_w, from_child_r, from_child_w]
             try:
+                argv = [sys.executable, "-I", "-c", _BOOTSTRAP, _HERE, str(to_child_r), str(from_child_w)]
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-I", "-c", _BOOTSTRAP, _HERE, str(to_child_r), str(from_child_w)],
+                    [*argv, str(os.getpid())],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
@@ -272,7 +306,11 @@ class _Run:
                 "max_message_bytes": lim.max_message_bytes,
                 "landlock": lim.landlock,
                 "require_landlock": lim.require_landlock,
+                "namespaces": lim.namespaces,
+                "seccomp": lim.seccomp,
+                "allow_unsafe": lim.allow_unsafe,
                 "read_paths": list(lim.read_paths),
+                "hidden_paths": list(default_hidden_paths() if lim.hidden_paths is None else lim.hidden_paths),
             },
         }
 
@@ -293,8 +331,8 @@ class _Run:
         while time.monotonic() < until and (self.streams or not self._exited()):
             if self.streams:
                 self._drain(min(until, time.monotonic() + 0.05))
-            else:
-                time.sleep(0.01)
+            else:  # the streams close a moment before the process can be waited for
+                time.sleep(0.001)
 
     def _kill(self) -> None:
         """Kill the child's process group, then reap the child."""
@@ -379,6 +417,7 @@ class _Run:
         if data:
             self.streams[fd].add(data)
         else:
+            assert self.selector is not None
             self.selector.unregister(fd)
             del self.streams[fd]
 
@@ -423,20 +462,20 @@ class _Run:
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
+        if kind in ("ready", "refused") and self.ready:
+            raise _ProtocolViolation(f"a second {kind!r} message")
         if kind == "ready":
-            abi = message.get("landlock_abi")
-            failed = message.get("rlimits_failed") or []
-            rlimits = f"rlimits (not applied: {', '.join(map(str, failed))[:200]})" if failed else "rlimits"
-            if isinstance(abi, int) and abi > 0:
-                self.isolation = f"separate process, {rlimits}, Landlock ABI {abi} (files, TCP, signals)"
-            else:
-                self.isolation = f"separate process, {rlimits}, no Landlock ({str(message.get('landlock'))[:200]})"
-        elif kind == "call":
+            self.ready = True
+            self.isolation = describe_isolation(message, self.limits)
+        elif kind == "refused":  # sent before any model code runs, so it cannot be forged by it
+            self.refused = str(message.get("error", "no reason given"))[:2000]
+            self.done = message
+        elif kind == "done":  # before "ready" only when the child could not set itself up
+            self.done = message
+        elif kind == "call" and self.ready:
             if self.outbox:  # the child waits for each reply before its next call; it cannot pile them up
                 raise _ProtocolViolation("a call arrived before the reply to the previous one was read")
             self.outbox += self._serve(message)
-        elif kind == "done":
-            self.done = message
         else:
             raise _ProtocolViolation(f"unexpected message type {kind!r}")
 
@@ -534,6 +573,12 @@ class _Run:
         )
 
     def _outcome(self, started: float) -> SandboxResult:
+        if self.refused is not None:
+            raise SandboxUnavailable(
+                f"the sandbox refused to run model-written code: {self.refused}. Run AIM on Linux with user "
+                "namespaces (or as root) or seccomp, or accept the risk explicitly: "
+                "SandboxLimits(allow_unsafe=True), `aim interpret --unsafe-sandbox`"
+            )
         if self.violation is not None:
             return self._result(
                 started, kind="protocol_error", error=f"the sandbox broke the protocol: {self.violation}"
@@ -577,8 +622,8 @@ class _Run:
         rc = self.proc.returncode if self.proc is not None else None
         err = self.stderr.text()
         # faulthandler's dump, without the frames of the sandbox machinery
-        tail = "\n".join(line for line in err[-3000:].splitlines() if _HERE not in line and '"<string>"' not in line)
-        tail = tail or None
+        lines = "\n".join(line for line in err[-3000:].splitlines() if _HERE not in line and '"<string>"' not in line)
+        tail = lines or None
         kind: FailureKind = "killed"
         if self.killed_by_us:
             why = "the sandbox process closed its channel without a result and was stopped"
@@ -603,6 +648,83 @@ class _Run:
             kind = "memory"
             why += "; it ran out of memory"
         return self._result(started, kind=kind, error=why, traceback=tail)
+
+
+def describe_isolation(ready: Mapping[str, Any], limits: SandboxLimits) -> str:
+    """One line for ``SandboxResult.isolation``: every layer that was in force, and what was not."""
+    found = ready.get("isolation")
+    state: dict[str, Any] = found if isinstance(found, dict) else {}
+    parts = ["separate process"]
+    missing: list[str] = [str(p)[:200] for p in state.get("problems", [])][:8]
+    names = [str(n) for n in state.get("namespaces", [])]
+    if names:
+        fs = ", ".join(str(f) for f in state.get("fs", []))
+        parts.append(f"namespaces {', '.join(names)}" + (f" ({fs})" if fs else ""))
+    uid, caps = state.get("uid"), state.get("capabilities")
+    if uid is not None:
+        parts.append(f"uid {uid}, " + ("no capabilities" if not caps else f"capabilities {caps}"))
+    if state.get("pdeathsig"):
+        parts.append("dies with the agent")
+    seccomp = ready.get("seccomp")
+    if seccomp == "in force":
+        refused = "sockets, exec, keyring, ptrace, mounts" + ("" if ready.get("fork") else ", fork")
+        parts.append(f"seccomp (refuses {refused})")
+    else:
+        missing.append(f"seccomp: {str(seccomp)[:200]}")
+    failed = ready.get("rlimits_failed") or []
+    parts.append(f"rlimits (not applied: {', '.join(map(str, failed))[:200]})" if failed else "rlimits")
+    memory = _gib(limits.memory_bytes)
+    if limits.memory_bytes is None:
+        parts.append("no memory limit")
+    elif not ready.get("fork") and seccomp == "in force":
+        parts.append(f"memory per run: {memory} (one process: fork refused)")
+    elif limits.max_processes is not None and uid not in (None, 0) and "RLIMIT_NPROC" not in failed:
+        parts.append(f"memory per run: at most {limits.max_processes} x {memory} (RLIMIT_NPROC)")
+    else:
+        parts.append(f"memory per process: {memory}")
+    abi = ready.get("landlock_abi")
+    if isinstance(abi, int) and abi > 0:
+        parts.append(f"Landlock ABI {abi} (files, TCP, signals)")
+    else:
+        missing.append(f"Landlock: {str(ready.get('landlock'))[:200]}")
+    text = ", ".join(parts)
+    return text + (f"; not in force: {'; '.join(missing)}" if missing else "")
+
+
+def _gib(size: int | None) -> str:
+    return "unlimited" if size is None else f"{size / 2**30:g} GiB"
+
+
+def clean_stale_workdirs() -> list[str]:
+    """Remove the work directories of sandbox runs whose agent process is gone (killed with SIGKILL).
+
+    Work directories are named ``aim-sandbox-<agent pid>-*``; the ones of a live process, of
+    another user's process, or in the old format are left alone. Returns the removed paths.
+    """
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return removed
+    mine = os.getpid()
+    for entry in entries:
+        if not entry.name.startswith(_WORKDIR_PREFIX):
+            continue
+        pid_text, dash, _ = entry.name[len(_WORKDIR_PREFIX) :].partition("-")
+        if not dash or not pid_text.isdigit() or int(pid_text) == mine:  # an old name has no pid
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+            continue  # alive (or another user's)
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                _remove_tree(entry.path)
+                removed.append(entry.path)
+    return removed
 
 
 def _adopt_image(image: Any) -> Any:

@@ -32,6 +32,10 @@ SECRET_ENV = re.compile(
 )
 
 
+class SandboxUnavailable(RuntimeError):
+    """This machine offers no isolation layer (no namespaces, no seccomp) and none was waived."""
+
+
 def _check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
         raise ValueError(f"{what} {name!r} must be a public Python identifier (no leading underscore)")
@@ -70,7 +74,7 @@ class ObjectHandler:
         """Expose the named methods of ``obj`` and a snapshot of the named attributes."""
         bound = {name: getattr(obj, name) for name in methods}
         values = {name: getattr(obj, name) for name in attributes}
-        return cls(methods=bound, attributes=values, doc=inspect.getdoc(obj) if doc is None else doc)
+        return cls(methods=bound, attributes=values, doc=(inspect.getdoc(obj) or "") if doc is None else doc)
 
     def lookup(self, path: list[str]) -> ObjectHandler | None:
         """The nested handler at ``path`` (attribute names), or None."""
@@ -135,7 +139,11 @@ class SandboxLimits(BaseModel):
     file_size_bytes: int | None = Field(256 * 2**20, ge=0, description="RLIMIT_FSIZE: largest file it may write")
     open_files: int | None = Field(256, gt=16)
     max_processes: int | None = Field(
-        None, gt=0, description="RLIMIT_NPROC; it counts every process of the user (and root ignores it)"
+        1,
+        gt=0,
+        description="processes the code may have at once, itself included. 1: seccomp refuses fork, so "
+        "memory_bytes caps the whole run; N > 1: forks allowed, RLIMIT_NPROC=N (it counts threads and every "
+        "process of the sandbox user); None: no limit",
     )
     max_message_bytes: int = Field(wire.MAX_MESSAGE_BYTES, gt=1024)
     max_image_pixels: int = Field(wire.MAX_IMAGE_PIXELS, gt=0, description="pixels of all images in one message")
@@ -144,7 +152,25 @@ class SandboxLimits(BaseModel):
     max_code_chars: int = Field(1_000_000, gt=0)
     landlock: bool = Field(True, description="restrict files, TCP and signals with Linux Landlock when available")
     require_landlock: bool = Field(False, description="fail (kind=killed) instead of running without Landlock")
+    namespaces: bool = Field(
+        True,
+        description="run the code in new PID, network, IPC, UTS and mount namespaces (a user namespace too when "
+        "not root) with a read-only file system except the work directory. Either way the code runs without "
+        "capabilities, as uid 65534 when AIM is root",
+    )
+    seccomp: bool = Field(True, description="refuse sockets, exec, fork, keyring, ptrace, mounts with seccomp")
+    allow_unsafe: bool = Field(
+        False,
+        description="run even when neither namespaces nor seccomp work here, or both are turned off "
+        "(else run_code raises SandboxUnavailable)",
+    )
     read_paths: tuple[str, ...] = Field((), description="extra paths the child may read under Landlock")
+    hidden_paths: tuple[str, ...] | None = Field(
+        None,
+        description="directories the code may not see at all (an empty tmpfs over each, in the mount "
+        "namespace); None: AIM's own packages and every loaded plugin's, so the code can neither import "
+        "AIM's internals nor read a synthetic neuron's ground truth",
+    )
     extra_env: dict[str, str] = Field(default_factory=dict, description="extra environment variables (no secrets)")
 
     @field_validator("extra_env")

@@ -40,7 +40,7 @@ import math
 import re
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 TAG = "__aim__"
@@ -99,7 +99,7 @@ class Record:
     def __contains__(self, key: object) -> bool:
         return key in self.__dict__
 
-    def __iter__(self):  # field names, like a dict
+    def __iter__(self) -> Iterator[str]:  # field names, like a dict
         return iter(self.__dict__)
 
     def __len__(self) -> int:
@@ -155,7 +155,7 @@ def _encode(value: Any, budget: _Budget, depth: int) -> Any:
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
         return {TAG: "tuple", "items": [_encode(v, budget, down) for v in value]}
     if isinstance(value, tuple):  # namedtuple: keep the field names
-        return _record(type(value).__name__, value._asdict(), budget, down)
+        return _record(type(value).__name__, value._asdict(), budget, down)  # type: ignore[attr-defined]
     if isinstance(value, Record):
         return _record(value._aim_name, vars(value), budget, down)
     if isinstance(value, dict):
@@ -332,7 +332,7 @@ def _decode_image(png: bytes, budget: list[int]) -> Any:
     from PIL import Image
 
     try:
-        image = Image.open(io.BytesIO(png), formats=["PNG"])
+        image: Image.Image = Image.open(io.BytesIO(png), formats=["PNG"])
         width, height = image.size
         if width * height > budget[0]:
             raise WireError(
@@ -378,7 +378,7 @@ def dumps(message: dict[str, Any], limit: int = MAX_MESSAGE_BYTES) -> bytes:
 
 def frame_length(header: bytes, limit: int = MAX_MESSAGE_BYTES) -> int:
     """The payload length a header announces; WireError when it is over ``limit``."""
-    (length,) = HEADER.unpack(header)
+    length = int(HEADER.unpack(header)[0])
     if length > limit:
         raise WireError(f"frame of {length} bytes announced, over the limit of {limit} bytes")
     return length

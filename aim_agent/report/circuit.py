@@ -1,4 +1,4 @@
-"""``circuit.html``: one self-contained page for a :class:`~aim_agent.circuits.discover.Circuit`.
+"""``circuit.html``: one self-contained page for a :class:`~aim_agent.circuits.discover.Circuit` (``aim circuit``).
 
 A graph drawn as inline SVG (upstream units on the left, the unit on the right, each edge as
 wide as its attribution share, blue when ablating its source lowers the unit, orange when it

@@ -1,0 +1,482 @@
+"""The AIM MCP server on the SDK's low-level ``Server``: its documented request handlers.
+
+``mcp.server.Server(on_list_tools=..., on_call_tool=..., on_list_resources=...,
+on_list_resource_templates=..., on_read_resource=..., on_list_prompts=..., on_get_prompt=...,
+lifespan=...)``: each handler takes the request context and the request's params and returns
+the result model from ``mcp_types``. AIM publishes its own schemas (from each tool's pydantic
+models) and answers every call through :func:`aim_agent.tools.base.invoke`; no SDK internals
+are subclassed or read. The lifespan runs once per stdio or in-process connection, and holds
+that connection's session (:mod:`.sessions`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import ExitStack, asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import anyio.to_thread
+from mcp import MCPError
+from mcp.server import Server
+from mcp_types import (
+    INVALID_PARAMS,
+    BlobResourceContents,
+    CallToolRequestParams,
+    CallToolResult,
+    GetPromptRequestParams,
+    GetPromptResult,
+    ListPromptsResult,
+    ListResourcesResult,
+    ListResourceTemplatesResult,
+    ListToolsResult,
+    Prompt,
+    PromptArgument,
+    PromptMessage,
+    ReadResourceRequestParams,
+    ReadResourceResult,
+    ResourceTemplate,
+    TextContent,
+    TextResourceContents,
+)
+from PIL import Image
+
+from aim_agent.agent.record import read_run_record
+from aim_agent.images import ImageStore, decode_image, to_base64, use_store
+from aim_agent.log import ExperimentLog
+from aim_agent.mcp_server.bridge import (
+    MAX_RESULT_BYTES,
+    error_result,
+    input_schema,
+    output_result,
+    run_blocking,
+    tool_definition,
+)
+from aim_agent.mcp_server.prompt import neuron_task
+from aim_agent.mcp_server.runs import RunManager
+from aim_agent.mcp_server.session_tools import CodeOutput, make_session_tools
+from aim_agent.mcp_server.sessions import CONNECTION_KEY, McpSession, SessionRegistry
+from aim_agent.models.trust import ModelPolicy, trusting
+from aim_agent.providers import ProviderError
+from aim_agent.report import render_report
+from aim_agent.tools.base import ToolContext, ToolError, ToolSpec, error_text, invoke
+
+if TYPE_CHECKING:
+    from aim_agent.config import AimConfig
+    from aim_agent.plugins import AimPlugins
+
+logger = logging.getLogger("aim_agent.mcp")
+
+INSTRUCTIONS = """\
+AIM runs interpretability experiments on units (neurons, SAE latents) of vision models.
+Start with list_models / list_layers, choose a unit with load_system, then call
+dataset_exemplars, text2image, edit_images, neuron, describe_images and log_experiment.
+Images are returned as image content and referred to by their 'img_…' ids in later calls.
+The prompt 'describe_unit' states the full task; start_interpret runs AIM's own agent instead.
+"""
+_IMAGE_ID = re.compile(r"^img_[0-9a-f]{1,64}$")
+#: pixels one session's image store keeps (the oldest images go first beyond it)
+SESSION_IMAGE_BYTES = 512 * 1024**2
+
+
+class _Unavailable:
+    """Stands in for a provider that could not be built; says why when used."""
+
+    def __init__(self, kind: str, name: str, error: BaseException) -> None:
+        self.kind, self.name, self.error = kind, name, error
+
+    def _fail(self, *args: Any, **kwargs: Any) -> Any:
+        raise ProviderError(
+            f"the {self.kind} provider {self.name!r} is not available: {self.error}. "
+            f"Choose another with --{self.kind}, AIM_{self.kind.upper()} or aim.toml ([providers] {self.kind} = ...)"
+        )
+
+    generate = edit = describe = summarize = _fail
+
+
+def default_context_factory(config: AimConfig, plugins: AimPlugins) -> Callable[[], ToolContext]:
+    """A factory of fresh session contexts with the configured providers, an empty log and image store."""
+
+    def provider(kind: str) -> Any:
+        name = config.provider(kind)
+        if name is None:
+            return None
+        try:
+            return plugins.provider(kind, name)
+        except Exception as exc:  # a missing plugin or weights: report on use, keep the rest usable
+            return _Unavailable(kind, name, exc)
+
+    def make() -> ToolContext:
+        extras = {"exemplar_dataset": config.exemplar_dataset} if config.exemplar_dataset else {}
+        return ToolContext(
+            system=None,
+            text2image=provider("text2image"),
+            editor=provider("editor"),
+            describer=provider("describer"),
+            log=ExperimentLog(None),
+            image_size=config.image_size,
+            seed=config.seed,
+            images=ImageStore(max_bytes=SESSION_IMAGE_BYTES),
+            extras=extras,
+        )
+
+    return make
+
+
+class AimMcpState:
+    """What one server holds: sessions, runs, tool specs, the model policy, options."""
+
+    def __init__(
+        self,
+        *,
+        plugins: AimPlugins,
+        registry: SessionRegistry,
+        runs: RunManager,
+        policy: ModelPolicy,
+        experiment_specs: Sequence[ToolSpec],
+        max_inline_images: int,
+        max_result_bytes: int,
+        progress_interval: float,
+    ) -> None:
+        self.plugins = plugins
+        self.registry = registry
+        self.runs = runs
+        self.policy = policy
+        #: the tools run_code's sandbox may call; :attr:`specs` adds the MCP session tools to them
+        self.experiment_specs = list(experiment_specs)
+        self.specs: dict[str, ToolSpec] = {}
+        self.max_inline_images = max_inline_images
+        self.max_result_bytes = max_result_bytes
+        self.progress_interval = progress_interval
+        self._model_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def model_lock(self, ctx: ToolContext) -> threading.Lock | None:
+        """One lock per model name: two sessions never run the same module's hooks at once."""
+        if ctx.system is None:
+            return None
+        with self._guard:
+            return self._model_locks.setdefault(ctx.system.model_name, threading.Lock())
+
+    @staticmethod
+    def image(iid: str, ctx: ToolContext) -> Image.Image:
+        """An image by id: from the session's store, else from its log's image directory."""
+        if not _IMAGE_ID.match(iid):
+            raise KeyError(f"invalid image id {iid!r}: ids look like 'img_…' and come from tool results")
+        try:
+            return ctx.images.pixels(iid)
+        except KeyError:
+            log = ctx.log
+            path = log.image_dir / f"{iid}.png" if log is not None and log.image_dir is not None else None
+            if path is not None and path.is_file():
+                return decode_image(path.read_bytes())  # the pixel check applies to files too
+            raise
+
+    async def call(self, spec: ToolSpec, arguments: dict[str, Any] | None, request: Any | None) -> CallToolResult:
+        """Answer one MCP call of ``spec``: find the session, :func:`invoke` in a worker thread, convert."""
+        args = dict(arguments or {})
+        handle = None
+        if not spec.stateless:  # 'session' is the handle here, not the tool's own argument
+            handle = args.pop("session", None)
+            if handle is not None and not isinstance(handle, str):
+                return error_result("session must be a string handle from new_session")
+        try:
+            session = None if spec.stateless else self.registry.resolve(request, handle)
+        except ToolError as exc:
+            return error_result(str(exc))
+        client = self.registry.client_of(request)
+        images = ImageStore(max_images=256)  # a stateless tool's images go to the caller's session, if any
+        if session is None:
+            with contextlib.suppress(ToolError):  # no session (stateless HTTP): a private store
+                images = self.registry.resolve(request).ctx.images
+
+        def work(progress: Any) -> CallToolResult:
+            with trusting(*self.policy.trusted()):  # what the operator configured, nothing a client sent
+                if session is None:
+                    ctx = ToolContext(images=images, extras={"progress": progress, "mcp_client": client})
+                    return self._result(invoke(spec, args, ctx), ctx, None)
+                with session.lock:
+                    ctx = session.ctx
+                    ctx.extras.update(progress=progress, mcp_session=session, mcp_client=client)
+                    try:
+                        with ExitStack() as stack:
+                            lock = self.model_lock(ctx)
+                            if lock is not None:
+                                stack.enter_context(lock)
+                            output = invoke(spec, args, ctx)
+                        return self._result(output, ctx, session.key if session.explicit else None)
+                    finally:
+                        for key in ("progress", "mcp_session", "mcp_client"):
+                            ctx.extras.pop(key, None)
+
+        reporter = getattr(request, "session", None)
+        try:
+            result: CallToolResult = await run_blocking(reporter, work, spec.name, interval=self.progress_interval)
+            return result
+        except ToolError as exc:
+            return error_result(str(exc))
+        except Exception as exc:  # e.g. an output a plugin built that cannot be serialised
+            logger.exception("tool %s failed outside its own code", spec.name)
+            return error_result(error_text(spec, exc))
+
+    def _result(self, output: Any, ctx: ToolContext, handle: str | None) -> CallToolResult:
+        return output_result(
+            output, ctx, max_images=self.max_inline_images, max_bytes=self.max_result_bytes, handle=handle
+        )
+
+    # -- run_code ---------------------------------------------------------------------------
+
+    def run_code(self, ctx: ToolContext, code: str, timeout_s: float) -> CodeOutput:
+        from aim_agent.agent.experiment import code_handlers, image_ids_in, plain_value
+        from aim_agent.agent.sandbox import SandboxLimits, run_code
+
+        ctx.require_system()
+        handlers = code_handlers(ctx, self.experiment_specs)
+        result = run_code(code, handlers=handlers, limits=SandboxLimits(wall_time_s=timeout_s))
+        with use_store(ctx.images):
+            value = plain_value(result.return_value)
+        images = [ctx.images.pixels(iid) for iid in dict.fromkeys(image_ids_in(value))]
+        return CodeOutput(ok=result.ok, report=result.report(), return_value=value, images=images[:256])
+
+
+def build_server(
+    *,
+    config: AimConfig | None = None,
+    plugins: AimPlugins | None = None,
+    tools: Sequence[ToolSpec] | None = None,
+    context_factory: Callable[[], ToolContext] | None = None,
+    enable_code: bool = False,
+    runs_dir: Path | str | None = None,
+    require_session: bool = False,
+    trusted_models: Sequence[str] = (),
+    max_sessions: int = 64,
+    max_sessions_per_client: int = 8,
+    session_idle_timeout_s: float = 3600.0,
+    max_inline_images: int = 32,
+    max_result_bytes: int = MAX_RESULT_BYTES,
+    max_running: int = 2,
+    progress_interval: float = 1.0,
+    name: str = "aim",
+) -> Server:
+    """Build the AIM MCP server (a low-level ``mcp.server.Server``; serve it with :mod:`.transport`).
+
+    ``tools`` defaults to every registered tool (core + plugins); ``context_factory`` makes
+    each new session's :class:`ToolContext` (default: providers from ``config``). With
+    ``require_session`` a request that carries no session identity (stateless HTTP) must
+    name a handle from ``new_session``. ``enable_code`` adds ``run_code`` (the agent sandbox).
+    Clients may load the models of ``config``'s ``[models]`` and ``trusted_models`` (the
+    operator's ``--trust-model``), plus the names model plugins register.
+    The returned server has the attribute ``aim`` (:class:`AimMcpState`).
+    """
+    from aim_agent.config import apply_plugins, load_config
+    from aim_agent.plugins import plugin_manager
+    from aim_agent.tools.registry import all_tools
+
+    config = config or load_config()
+    plugins = plugins or plugin_manager()
+    apply_plugins(config, plugins)  # AIM_PLUGINS / aim.toml modules (already-registered ones are skipped)
+    experiment_specs = list(tools) if tools is not None else all_tools(plugins)
+    policy = ModelPolicy.from_config(config, trusted_models)
+    registry = SessionRegistry(
+        context_factory or default_context_factory(config, plugins),
+        max_sessions=max_sessions,
+        max_per_client=max_sessions_per_client,
+        idle_timeout_s=session_idle_timeout_s,
+        require_session=require_session,
+    )
+    run_defaults: dict[str, Any] = {kind: config.provider(kind) for kind in ("text2image", "editor", "describer")}
+    run_defaults.update(
+        plugins=list(config.plugins) or None,
+        seed=config.seed,
+        image_size=config.image_size,
+        dataset=config.exemplar_dataset,
+    )
+    runs = RunManager(
+        Path(runs_dir or config.runs_dir), max_running=max_running, defaults=run_defaults, trusted=policy.trusted()
+    )
+    registry.busy = lambda session: any(runs.is_running(run_id) for run_id in session.runs)
+    state = AimMcpState(
+        plugins=plugins,
+        registry=registry,
+        runs=runs,
+        policy=policy,
+        experiment_specs=experiment_specs,
+        max_inline_images=max_inline_images,
+        max_result_bytes=max_result_bytes,
+        progress_interval=progress_interval,
+    )
+    session_specs = make_session_tools(state, enable_code=enable_code)
+    clash = {s.name for s in session_specs} & {s.name for s in experiment_specs}
+    if clash:
+        raise ValueError(f"plugin tool name(s) {', '.join(sorted(clash))} clash with AIM's MCP session tools")
+    state.specs = {spec.name: spec for spec in [*experiment_specs, *session_specs]}
+
+    handlers = _Handlers(state)
+    server: Server = Server(
+        name,
+        instructions=INSTRUCTIONS,
+        lifespan=handlers.lifespan,
+        get_tool_input_schema=handlers.tool_input_schema,
+        on_list_tools=handlers.list_tools,
+        on_call_tool=handlers.call_tool,
+        on_list_resources=handlers.list_resources,
+        on_list_resource_templates=handlers.list_resource_templates,
+        on_read_resource=handlers.read_resource,
+        on_list_prompts=handlers.list_prompts,
+        on_get_prompt=handlers.get_prompt,
+    )
+    server.aim = state  # type: ignore[attr-defined]
+    return server
+
+
+# -- the request handlers -------------------------------------------------------------------------
+
+RESOURCE_TEMPLATES = [
+    ResourceTemplate(
+        uri_template="aim://session/log{?session}",
+        name="experiment_log",
+        description="This session's experiment log as JSON (entries with image ids, activations, prompts).",
+        mime_type="application/json",
+    ),
+    ResourceTemplate(
+        uri_template="aim://image/{image_id}{?session}",
+        name="image",
+        description="An image of this session by its img_… id (PNG).",
+        mime_type="image/png",
+    ),
+    ResourceTemplate(
+        uri_template="aim://runs/{run_id}/report.html{?session}",
+        name="run_report",
+        description="The HTML report of a finished run this session started.",
+        mime_type="text/html",
+    ),
+    ResourceTemplate(
+        uri_template="aim://runs/{run_id}/result.json{?session}",
+        name="run_result",
+        description="The result of a finished run this session started (description, labels, evidence).",
+        mime_type="application/json",
+    ),
+]
+PROMPT = Prompt(
+    name="describe_unit",
+    title="Describe a unit of a vision model",
+    description="The neuron-description task (MAIA style): run experiments, then answer with "
+    "[DESCRIPTION] and [LABEL]. Give model+layer+unit, or synthetic, or nothing to choose later.",
+    arguments=[
+        PromptArgument(name="model", description="a model list_models offers", required=False),
+        PromptArgument(name="layer", description="a layer of it (list_layers)", required=False),
+        PromptArgument(name="unit", description="the unit index", required=False),
+        PromptArgument(name="synthetic", description="or a synthetic neuron's name or index", required=False),
+    ],
+)
+
+
+def _resource_error(message: str, uri: str) -> MCPError:
+    return MCPError(code=INVALID_PARAMS, message=message, data={"uri": uri})
+
+
+class _Handlers:
+    """The low-level server's handlers for one :class:`AimMcpState`."""
+
+    def __init__(self, state: AimMcpState) -> None:
+        self.state = state
+
+    @asynccontextmanager
+    async def lifespan(self, server: Server) -> AsyncIterator[dict[str, Any]]:
+        """Once per stdio / in-process connection (once per app over HTTP): the connection's state."""
+        connection = self.state.registry.open_connection()
+        try:
+            yield {CONNECTION_KEY: connection}
+        finally:
+            self.state.registry.close_connection(connection)
+
+    def tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        spec = self.state.specs.get(name)
+        return None if spec is None else input_schema(spec)
+
+    async def list_tools(self, ctx: Any, params: Any) -> ListToolsResult:
+        return ListToolsResult(tools=[tool_definition(spec) for spec in self.state.specs.values()])
+
+    async def call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+        spec = self.state.specs.get(params.name)
+        if spec is None:
+            return error_result(f"unknown tool {params.name!r}; this server has: {', '.join(self.state.specs)}")
+        return await self.state.call(spec, params.arguments, ctx)
+
+    async def list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
+        return ListResourcesResult(resources=[])  # everything is a template: per session, per image, per run
+
+    async def list_resource_templates(self, ctx: Any, params: Any) -> ListResourceTemplatesResult:
+        return ListResourceTemplatesResult(resource_templates=RESOURCE_TEMPLATES)
+
+    async def read_resource(self, ctx: Any, params: ReadResourceRequestParams) -> ReadResourceResult:
+        uri = str(params.uri)
+        parts = urlsplit(uri)
+        handles = parse_qs(parts.query).get("session")
+        handle = handles[0] if handles else None
+        path = parts.path.strip("/")
+        try:
+            session = self.state.registry.resolve(ctx, handle)
+        except ToolError as exc:
+            raise _resource_error(str(exc), uri) from None
+        if parts.scheme != "aim":
+            raise _resource_error(f"unknown resource {uri!r}: AIM's resources are aim://… (see the templates)", uri)
+        if parts.netloc == "session" and path == "log":
+            text = await anyio.to_thread.run_sync(self._log_json, session)
+            return ReadResourceResult(contents=[TextResourceContents(uri=uri, mime_type="application/json", text=text)])
+        if parts.netloc == "image":
+            try:
+                image = await anyio.to_thread.run_sync(self.state.image, path, session.ctx)
+            except (KeyError, ValueError) as exc:
+                raise _resource_error(str(exc.args[0] if exc.args else exc), uri) from None
+            blob = await anyio.to_thread.run_sync(to_base64, image)
+            return ReadResourceResult(contents=[BlobResourceContents(uri=uri, mime_type="image/png", blob=blob)])
+        run_id, _, filename = path.partition("/")
+        if parts.netloc == "runs" and filename in ("report.html", "result.json"):
+            text = await anyio.to_thread.run_sync(self._run_file, session, run_id, filename, uri)
+            mime = "text/html" if filename.endswith(".html") else "application/json"
+            return ReadResourceResult(contents=[TextResourceContents(uri=uri, mime_type=mime, text=text)])
+        raise _resource_error(f"unknown resource {uri!r}: AIM's resources follow the listed templates", uri)
+
+    @staticmethod
+    def _log_json(session: McpSession) -> str:
+        ctx = session.ctx
+        log = ctx.log or ExperimentLog()
+        system = ctx.system.describe() if ctx.system else None
+        return json.dumps({"system": system, "entries": log.dump()}, indent=1)
+
+    def _run_file(self, session: McpSession, run_id: str, filename: str, uri: str) -> str:
+        try:
+            record = self.state.runs.get(run_id, session.key)
+        except ToolError as exc:
+            raise _resource_error(str(exc), uri) from None
+        path = record.dir / "result.json"
+        if not path.is_file():
+            raise _resource_error(f"{filename} of run {run_id!r} does not exist yet (run status: {record.status})", uri)
+        # never a synthetic unit's answer to a client: it may be the scientist being measured
+        if filename == "report.html":
+            return render_report(record.dir, ground_truth=False)
+        return read_run_record(record.dir).model_copy(update={"ground_truth": None}).model_dump_json(indent=2)
+
+    async def list_prompts(self, ctx: Any, params: Any) -> ListPromptsResult:
+        return ListPromptsResult(prompts=[PROMPT])
+
+    async def get_prompt(self, ctx: Any, params: GetPromptRequestParams) -> GetPromptResult:
+        if params.name != PROMPT.name:
+            message = f"unknown prompt {params.name!r}; this server has describe_unit"
+            raise MCPError(code=INVALID_PARAMS, message=message)
+        given = {k: str(v) for k, v in (params.arguments or {}).items() if k in ("model", "layer", "unit", "synthetic")}
+        text = neuron_task(**given, tools=list(self.state.specs))
+        return GetPromptResult(
+            description=PROMPT.description,
+            messages=[PromptMessage(role="user", content=TextContent(type="text", text=text))],
+        )
+
+
+__all__ = ["AimMcpState", "build_server", "default_context_factory"]
