@@ -187,10 +187,10 @@ def discover_circuit(
     target_node = nodes[0]
     target_node.exemplars = _save_images(out, "target", found.images[:exemplars_shown])
     target_node.exemplar_activations = found.activations[:exemplars_shown]
+    up_probe = open_probe(model, upstream.layer, sae=upstream_sae)
     for u in ranked:
         node = CircuitNode(key=f"u{u}", role="upstream", layer=upstream_probe_layer, unit=u,
                            mean_activation=round(float(result.upstream_mean[u]), 6))
-        up_probe = open_probe(model, upstream.layer, sae=upstream_sae)
         ex = exemplars_for_system(System(up_probe, u), k=exemplars_shown, dataset=dataset)
         node.exemplars = _save_images(out, node.key, ex.images)
         node.exemplar_activations = ex.activations

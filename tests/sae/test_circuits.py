@@ -214,3 +214,42 @@ def test_twoconv_fixture_matches_its_hand_computation(two_conv) -> None:
         got = model.module(model.preprocess(images)).permute(0, 2, 3, 1)
     torch.testing.assert_close(got, _by_hand(images)[1], atol=1e-5, rtol=1e-5)
     assert isinstance(model.module, TwoConv)
+
+
+def test_token_layers_of_a_vit_keep_their_cls_token_and_match_a_hand_ablation(tmp_path) -> None:
+    """A ViT's units are hidden dimensions over the patch grid: ablation leaves the CLS token alone."""
+    from transformers import ViTConfig, ViTModel
+
+    from aim_transformers.loader import TransformersLoader
+
+    torch.manual_seed(3)
+    config = ViTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
+                       image_size=16, patch_size=8)
+    ViTModel(config, add_pooling_layer=False).save_pretrained(tmp_path / "vit")
+    model = TransformersLoader().load(str(tmp_path / "vit"))
+    images = noise_images(3, seed=11, size=16)
+    x = model.preprocess(images)
+    names = dict(model.module.named_modules())
+    prefix = "layers" if "layers.1" in names else "encoder.layer"  # transformers 5 renamed the blocks
+    target, upstream = Site(model, f"{prefix}.1"), Site(model, f"{prefix}.0")
+    assert previous_layer(model, f"{prefix}.1") == f"{prefix}.0"
+    result = ablate(model, x, target, 5, upstream, [2, 9])
+
+    def by_hand() -> torch.Tensor:  # zero dims 2 and 9 of the patch tokens (not CLS) after layer 0
+        def hook(module, inputs, output):
+            hidden = (output[0] if isinstance(output, tuple) else output).clone()
+            hidden[:, 1:, [2, 9]] = 0
+            return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+        handle = names[f"{prefix}.0"].register_forward_hook(hook)
+        try:
+            with torch.no_grad():
+                out = model.module(pixel_values=x, output_hidden_states=True)
+        finally:
+            handle.remove()
+        return out.hidden_states[2][:, 1:, 5].amax(1)  # layer 1's output, patch tokens, dim 5
+
+    torch.testing.assert_close(result.after, by_hand(), atol=1e-5, rtol=1e-5)
+    ig = attribute(model, x, target, 5, upstream, method="integrated_gradients", steps=32, reduce="mean")
+    assert ig.baseline_target is not None and ig.scores.shape == (16,)
+    torch.testing.assert_close(ig.per_image.sum(1), ig.target - ig.baseline_target, atol=5e-3, rtol=2e-2)
