@@ -51,6 +51,8 @@ class CircuitNode:
     confidence: float | None = None
     exemplars: list[str] = field(default_factory=list)  # image files, relative to the report
     exemplar_activations: list[float] = field(default_factory=list)
+    on_target: list[str] = field(default_factory=list)  # upstream: where it fires on the target's top exemplars
+    on_target_activations: list[float] = field(default_factory=list)
     run_id: str | None = None
     report: str | None = None  # the interpretation's report, relative to the circuit report
     error: str | None = None
@@ -191,9 +193,14 @@ def discover_circuit(
     for u in ranked:
         node = CircuitNode(key=f"u{u}", role="upstream", layer=upstream_probe_layer, unit=u,
                            mean_activation=round(float(result.upstream_mean[u]), 6))
-        ex = exemplars_for_system(System(up_probe, u), k=exemplars_shown, dataset=dataset)
+        up_system = System(up_probe, u)
+        ex = exemplars_for_system(up_system, k=exemplars_shown, dataset=dataset)  # also sets its threshold
         node.exemplars = _save_images(out, node.key, ex.images)
         node.exemplar_activations = ex.activations
+        shown = found.sources[:exemplars_shown]
+        response = up_system.activations(shown)
+        node.on_target = _save_images(out, f"{node.key}-on-target", up_system.overlays(shown, response))
+        node.on_target_activations = [round(float(a), 4) for a in response.activations]
         nodes.append(node)
     if interpreter is not None:
         for node in nodes:

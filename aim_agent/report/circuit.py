@@ -27,7 +27,8 @@ EXTRA_CSS = """
 .legend{display:flex;gap:18px;flex-wrap:wrap;font-size:12.5px;color:var(--muted);margin-top:8px}
 .legend i{display:inline-block;width:26px;height:0;border-top:4px solid;vertical-align:middle;margin-right:6px}
 .legend i.dash{border-top-style:dashed}
-.node h3{margin:0 0 4px}.node .grid{grid-template-columns:repeat(auto-fill,minmax(96px,1fr));gap:8px}
+.node h3{margin:0 0 4px}.node h4{margin:12px 0 6px;font-size:12.5px;font-weight:600}
+.node .grid{grid-template-columns:repeat(auto-fill,minmax(96px,1fr));gap:8px}
 .node .tile{padding:4px}.node .act{font-size:11px}
 .change.down{color:#2f5bea;font-weight:600}.change.up{color:var(--barneg);font-weight:600}
 """
@@ -143,12 +144,20 @@ def _edges_table(circuit: Circuit) -> str:
     )
 
 
-def _node_card(node: CircuitNode) -> str:
-    tiles = "".join(
-        f'<div class="tile"><img src="{esc(src)}" alt="exemplar {i + 1}" loading="lazy">'
+def _tiles(sources: list[str], activations: list[float], alt: str) -> str:
+    return "".join(
+        f'<div class="tile"><img src="{esc(src)}" alt="{esc(alt)} {i + 1}" loading="lazy">'
         f'<div class="act">{act:.3g}</div></div>'
-        for i, (src, act) in enumerate(zip(node.exemplars, node.exemplar_activations, strict=False))
+        for i, (src, act) in enumerate(zip(sources, activations, strict=False))
     )
+
+
+def _node_card(node: CircuitNode) -> str:
+    tiles = _tiles(node.exemplars, node.exemplar_activations, "exemplar")
+    on_target = ""
+    if node.on_target:
+        on_target = ('<h4 class="sub">where it fires on the unit\'s top exemplars</h4><div class="grid">'
+                     f"{_tiles(node.on_target, node.on_target_activations, 'on the unit')}</div>")
     role = "the unit" if node.role == "target" else "upstream"
     desc = f'<p class="description">{esc(node.description)}</p>' if node.description else ""
     if node.error:
@@ -159,8 +168,9 @@ def _node_card(node: CircuitNode) -> str:
             if node.mean_activation is not None else "")
     label = f'<div class="labels"><span class="label">{esc(node.label)}</span></div>' if node.label else ""
     return (f'<section class="card node" id="{esc(node.key)}"><h3>{esc(_node_title(node))} '
-            f'<span class="badge neutral">{role}</span></h3><div class="sub">top dataset exemplars{conf}{mean}{link}'
-            f"</div>{label}{desc}<div class=\"grid\">{tiles}</div></section>")
+            f'<span class="badge neutral">{role}</span></h3><div class="sub">{(conf + mean + link)[3:]}</div>'
+            f'{label}{desc}<h4 class="sub">its own top dataset exemplars</h4><div class="grid">{tiles}</div>'
+            f"{on_target}</section>")
 
 
 def render_circuit(circuit: Circuit) -> str:

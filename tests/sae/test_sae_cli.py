@@ -82,8 +82,10 @@ def test_circuit_on_a_world_cnn_unit(world_folder, tmp_path, capsys) -> None:
     html = (out / "circuit.html").read_text()
     assert "<svg" in html and "ablation" in html and data["nodes"][1]["label"].split(",")[0] in html
     for node in data["nodes"]:
-        assert all((out / image).is_file() for image in node["exemplars"])
+        assert all((out / image).is_file() for image in [*node["exemplars"], *node["on_target"]])
         assert (out / node["report"]).is_file()
+    assert [len(n["on_target"]) for n in data["nodes"]] == [0, 6, 6]  # upstream units on the unit's exemplars
+    assert "where it fires on the unit" in html
     assert "report" in capsys.readouterr().out
 
 
