@@ -253,3 +253,25 @@ def test_token_layers_of_a_vit_keep_their_cls_token_and_match_a_hand_ablation(tm
     ig = attribute(model, x, target, 5, upstream, method="integrated_gradients", steps=32, reduce="mean")
     assert ig.baseline_target is not None and ig.scores.shape == (16,)
     torch.testing.assert_close(ig.per_image.sum(1), ig.target - ig.baseline_target, atol=5e-3, rtol=2e-2)
+
+
+def test_model_written_code_calls_the_circuit_tools_through_the_sandbox(two_conv) -> None:
+    """Code mode: the sandboxed child holds no model; tools.attribute / tools.ablate cross the pipe to the parent."""
+    from aim_agent.agent.experiment import code_handlers
+    from aim_agent.agent.sandbox import SandboxLimits, run_code
+    from aim_agent.tools.registry import all_tools
+
+    w2 = torch.tensor([[0.1, 0.2, 4.0, 0.1], [1.0, 1.0, 1.0, 1.0]])
+    ctx = ToolContext(system=System(ModelProbe(two_conv(W1, w2), "conv2"), 0))
+    code = """from PIL import Image
+def run_experiment(system, tools):
+    images = [Image.new("RGB", (8, 8), (30 * i, 200 - 20 * i, 90)) for i in range(4)]
+    units, scores = tools.attribute(images, top=2)
+    before, after = tools.ablate(units[:1], images)
+    return units, scores, before, after
+"""
+    result = run_code(code, handlers=code_handlers(ctx, all_tools()),
+                      limits=SandboxLimits(wall_time_s=30, cpu_time_s=30, memory_bytes=1024 * 2**20))
+    assert result.ok, result.report()
+    units, scores, before, after = result.return_value
+    assert units[0] == 2 and scores[0] > 0 and all(a < b for a, b in zip(after, before, strict=True))
