@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--model", required=True, help="model spec (see `aim layers --help`)")
     parser.add_argument("--layer", required=True, help="layer name, as listed by `aim layers MODEL`")
+    parser.add_argument("--sae", metavar="PATH", default=None,
+                        help="an SAE trained on LAYER: exemplars for every latent, in the same single pass")
     parser.add_argument("--dataset", default=None,
                         help="image folder, or a dataset name from a plugin (default: world)")
     parser.add_argument("--k", type=int, default=DEFAULT_K, help=f"top images per unit (default {DEFAULT_K})")
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 1 or args.batch_size < 1:
         raise ValueError("--k and --batch-size must be at least 1")
     with cli_trust(args, args.model):  # the person who typed the command chose this model
-        probe = open_probe(args.model, args.layer, stop_early=not args.no_stop_early, input_size=args.input_size)
+        probe = open_probe(args.model, args.layer, sae=args.sae, stop_early=not args.no_stop_early,
+                           input_size=args.input_size)
     units = _units(args.units, probe.num_units)
     result = compute_exemplars(
         probe, args.dataset, k=args.k, batch_size=args.batch_size, cache_dir=args.cache,

@@ -43,7 +43,7 @@ def _entry(name: str, module: str, source: str) -> dict[str, Any]:
 def inventory(config: AimConfig, manager: Any | None = None) -> dict[str, Any]:
     """Everything ``aim plugins`` shows, as plain data."""
     from aim_agent.plugins import PROVIDER_KINDS, _name_of, plugin_manager
-    from aim_agent.tools.core import CORE_TOOLS
+    from aim_agent.tools.registry import builtin_tools
 
     manager = manager or plugin_manager()
     pm = manager.pm
@@ -93,7 +93,7 @@ def inventory(config: AimConfig, manager: Any | None = None) -> dict[str, Any]:
         "disabled": list(manager.disabled),
         "plugins": list(plugins.values()),
         "providers": providers,
-        "core_tools": [spec.name for spec in CORE_TOOLS],
+        "core_tools": [spec.name for spec in builtin_tools()],
     }
 
 

@@ -16,7 +16,7 @@ from aim_agent.tools.adapters import langchain_tools
 from aim_agent.tools.api_text import api_text, signature_text
 from aim_agent.tools.base import AimImage, ToolContext, ToolInput, ToolOutput, tool
 from aim_agent.tools.core import CORE_TOOLS
-from aim_agent.tools.registry import all_tools
+from aim_agent.tools.registry import all_tools, builtin_tools
 
 
 class ZoomInput(ToolInput):
@@ -69,7 +69,7 @@ def test_api_text_changes_when_a_tool_is_added():
     assert "Crop the centre of each image and magnify it" in after
     assert "factor (float, default 2.5): how much to magnify the centre" in after
     assert after.startswith(before.split("tools.dataset_exemplars")[0])
-    assert [s.name for s in specs] == [s.name for s in CORE_TOOLS] + ["zoom_centre"]
+    assert [s.name for s in specs] == [s.name for s in builtin_tools()] + ["zoom_centre"]
 
 
 def test_json_style_documents_results_with_image_ids():
