@@ -122,9 +122,12 @@ def concept_present(prompt: str, concept: str, edits: Sequence[EditChange | None
 
 
 def context_of(prompt: str, concepts: Sequence[str], edits: Sequence[EditChange | None] = ()) -> str:
-    """The scene around the concept: the background phrase of the prompt, or the one an edit set; normalised."""
+    """The scene around the concept: the background phrase of the prompt, or the one an edit set (for a
+    concept that is the background itself, the objects in front of it); normalised."""
     parts = re.split(rf"\b{_PREPOSITIONS}\b", prompt.lower(), maxsplit=1)
-    if len(parts) == 2:
+    if len(parts) == 2 and any(mentions(parts[1], c) for c in concepts):
+        context = parts[0]  # the concept is the background ("a cup in a forest"): the objects are its context
+    elif len(parts) == 2:
         context = parts[1]
     else:
         context = prompt.lower()

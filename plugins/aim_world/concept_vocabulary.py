@@ -18,8 +18,8 @@ import numpy as np
 
 from aim_agent.vocabulary import Annotation, ConceptInfo
 
-#: mask side of world annotations (Network Dissection's annotation resolution)
-MASK_SIZE = 112
+#: mask side of world annotations: the synthetic neurons' map size; activation maps are upsampled to it
+MASK_SIZE = 56
 SCENES_FILE = "scenes.jsonl"
 
 

@@ -67,22 +67,20 @@ Modules
 from aim_world.scientist.concepts import (
     ATTRIBUTE_KINDS,
     CATEGORY_PHRASES,
-    HYPERNYMS,
     KIND_ORDER,
+    MAX_NAMED,
     OBJECT_KINDS,
     Concept,
     ConceptKind,
+    group_phrase,
     noun_category,
 )
 from aim_world.scientist.design import (
-    COMPANION_COLORS,
-    COMPANION_NOUNS,
-    COMPANION_REGIONS,
     EDIT_CONTEXTS,
-    MAX_COMPANIONS,
     PAIR_CONTEXTS,
     SCREEN_CONTEXTS,
-    companions,
+    SURVEY_BACKGROUND_IMAGES,
+    SurveyItem,
     design_context,
     design_coverage,
     design_edits,
@@ -90,7 +88,9 @@ from aim_world.scientist.design import (
     design_replication,
     design_screen,
     design_survey,
+    survey_items,
     survey_prompts,
+    sweep_items,
 )
 from aim_world.scientist.evidence import Record, evidence_from
 from aim_world.scientist.experiment import CHUNK, Experiment
@@ -100,20 +100,22 @@ from aim_world.scientist.parsing import (
     MIN_REGION_SHARE,
     Parsed,
     Thing,
+    backgrounds_showing,
     backgrounds_with,
+    noun_parts,
     parse_text,
     region_names,
     regions_of,
 )
 from aim_world.scientist.plan import (
     MAX_CRITIC_ROUNDS,
+    Plan,
     State,
-    base_hypotheses,
-    context_target,
-    coverage_target,
+    build_plan,
     critic_concepts,
     derive,
     design_for_requests,
+    exemplar_partners,
     next_experiment,
     uncovered,
 )
@@ -147,18 +149,20 @@ from aim_world.scientist.scientist import (
     cannot_start,
 )
 from aim_world.scientist.scoring import STATUS_RANK, Scored, best, score
+from aim_world.scientist.search import SurveyFindings, survey_findings, sweep_conditions
 
 __all__ = [
-    "ATTRIBUTE_KINDS", "BACKGROUND_PHRASES", "CATEGORY_PHRASES", "CHUNK", "COMPANION_COLORS", "COMPANION_NOUNS",
-    "COMPANION_REGIONS", "CONTEXT_BACKGROUNDS", "EDIT_CONTEXTS", "HYPERNYMS", "KIND_ORDER", "MAX_CANDIDATES",
-    "MAX_COMPANIONS", "MAX_CRITIC_ROUNDS", "MAX_GROUP", "MAX_PAIRS", "MIN_CATEGORY_NOUNS", "MIN_OBJECT_SHARE",
-    "MIN_REGION_SHARE", "MIN_SCORE", "NEUTRAL_COLORS", "NEUTRAL_NOUNS", "NON_WORLD_NOTE", "NO_EXEMPLARS_NOTE",
-    "OBJECT_KINDS", "PAIR_CONTEXTS", "SCREEN_CONTEXTS", "SILENT_NOTE", "STATUS_RANK", "SURVEY_TOP", "Concept",
-    "ConceptKind", "Experiment", "Hyp", "Obj", "OfflineScientist", "Palette", "Parsed", "Reading", "Record",
-    "Scored", "Spec", "State", "Thing", "apply_edit", "backgrounds_with", "base_hypotheses", "best", "cannot_start",
-    "companions", "condition_phrase", "context_target", "coverage_target", "critic_concepts", "derive",
-    "design_context", "design_coverage", "design_edits", "design_for_requests", "design_pairs",
-    "design_replication", "design_screen", "design_survey", "evidence_from", "hyp_id", "is_edit_instruction",
-    "next_experiment", "noun_category", "parse_text", "present", "read_exemplars", "reading_for", "realize",
-    "region_names", "regions_of", "score", "survey_prompts", "uncovered",
+    "ATTRIBUTE_KINDS", "BACKGROUND_PHRASES", "CATEGORY_PHRASES", "CHUNK", "CONTEXT_BACKGROUNDS", "EDIT_CONTEXTS",
+    "KIND_ORDER", "MAX_CANDIDATES", "MAX_CRITIC_ROUNDS", "MAX_GROUP", "MAX_NAMED", "MAX_PAIRS",
+    "MIN_CATEGORY_NOUNS", "MIN_OBJECT_SHARE", "MIN_REGION_SHARE", "MIN_SCORE", "NEUTRAL_COLORS", "NEUTRAL_NOUNS",
+    "NON_WORLD_NOTE", "NO_EXEMPLARS_NOTE", "OBJECT_KINDS", "PAIR_CONTEXTS", "SCREEN_CONTEXTS", "SILENT_NOTE",
+    "STATUS_RANK", "SURVEY_BACKGROUND_IMAGES", "SURVEY_TOP", "Concept", "ConceptKind", "Experiment", "Hyp", "Obj",
+    "OfflineScientist", "Palette", "Parsed", "Plan", "Reading", "Record", "Scored", "Spec", "State", "SurveyFindings",
+    "SurveyItem", "Thing", "apply_edit", "backgrounds_showing", "backgrounds_with", "best", "build_plan",
+    "cannot_start", "condition_phrase", "critic_concepts", "derive", "design_context", "design_coverage",
+    "design_edits", "design_for_requests", "design_pairs", "design_replication", "design_screen", "design_survey",
+    "evidence_from", "exemplar_partners", "group_phrase", "hyp_id", "is_edit_instruction", "next_experiment",
+    "noun_category", "noun_parts", "parse_text", "present", "read_exemplars", "reading_for", "realize",
+    "region_names", "regions_of", "score", "survey_findings", "survey_items", "survey_prompts", "sweep_conditions",
+    "sweep_items", "uncovered",
 ]

@@ -1,0 +1,1 @@
+"""Evaluations of AIM: how its answers compare with references (dissection, synthetic neurons)."""
