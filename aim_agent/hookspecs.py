@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from aim_agent.models.base import ModelLoader
     from aim_agent.plugins import Benchmark, CliCommand, ScientistFactory, UnitSource
     from aim_agent.tools.base import ToolSpec
+    from aim_agent.vocabulary import Vocabulary
 
 PROJECT = "aim_agent"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -102,3 +103,10 @@ def aim_benchmarks() -> list[Benchmark]:
     """Benchmarks for ``aim bench NAME``: objects (modules will do) with ``name``,
     ``add_arguments(parser)`` and ``run(args) -> dict``; the first line of ``__doc__`` is the help.
     """
+
+
+@hookspec
+def aim_vocabularies() -> list[Vocabulary]:
+    """Concept vocabularies (``aim_agent.vocabulary.Vocabulary``): which words a broader word covers (the
+    critic counts a frog for "animal"), the concepts a text names, exact concept masks of the datasets they
+    know (``aim dissect``) and prompts that show one concept (``aim eval units``)."""

@@ -190,6 +190,10 @@ class AimPlugins:
         """Every installed unit source (hook ``aim_units``), built once."""
         return [self.provider("units", name) for name in self.provider_names("units")]
 
+    def vocabularies(self) -> list[Any]:
+        """Concept vocabularies (hook ``aim_vocabularies``); see :mod:`aim_agent.vocabulary`."""
+        return self._collect("aim_vocabularies")
+
     def cli_commands(self) -> list[CliCommand]:
         return self._collect("aim_cli_commands")
 

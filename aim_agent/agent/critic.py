@@ -8,7 +8,9 @@ behind it) and, for each concept of the leading hypothesis, counts
 - distinct contexts (backgrounds, scenes) those images come from,
 - control images where the concept is absent (other objects, edits that remove or replace it),
 
-and compares activations with and without the concept (mean ratio, Cohen's d). When the evidence
+and compares activations with and without the concept (mean ratio, Cohen's d). A concept counts as shown
+when the prompt names it, one of the alternatives it lists ("bird, eagle or owl"), or, with a concept
+vocabulary (:mod:`aim_agent.vocabulary`), a narrower word it covers (a frog for "animals"). When the evidence
 is thin it says exactly what to run next ("test 'dog' on 2 more backgrounds"). The rules are
 plain code, so the same log always gets the same verdict; a VLM may add a comment on top.
 """
@@ -25,6 +27,7 @@ from typing import Any
 from aim_agent.agent.schema import CriticReport, Hypothesis
 from aim_agent.agent.state import Measurement
 from aim_agent.providers import EditChange
+from aim_agent.vocabulary import Vocabularies
 
 _PREPOSITIONS = r"(?:on|in|at|near|under|beside|by|against|inside|over|behind|above|below|next to|in front of|among)"
 _ARTICLES = {"a", "an", "the", "some", "of", "and", "with", "its", "their"}
@@ -73,38 +76,58 @@ def mentions(text: str, concept: str) -> bool:
     return any(words[i : i + n] == target for i in range(len(words) - n + 1))
 
 
+def mentions_any(text: str, words: Sequence[str]) -> bool:
+    """Whether ``text`` names any of ``words`` (see :func:`mentions`)."""
+    return any(mentions(text, w) for w in words)
+
+
+def concept_words(concept: str, vocabulary: Vocabularies | None = None) -> list[str]:
+    """The words that show ``concept`` in a prompt: the alternatives it lists and, with a vocabulary, every
+    narrower word each of them covers ("animals" -> dog, frog, ...)."""
+    vocabulary = vocabulary or Vocabularies()
+    return vocabulary.words_for(concept)
+
+
 def _foreground(prompt: str) -> str:
     return re.split(rf"\b{_PREPOSITIONS}\b", prompt.lower(), maxsplit=1)[0]
 
 
-def concept_present(prompt: str, concept: str, edits: Sequence[EditChange | None] = ()) -> bool | None:
+def concept_present(prompt: str, concept: str, edits: Sequence[EditChange | None] = (),
+                    vocabulary: Vocabularies | None = None) -> bool | None:
     """Whether an image shows ``concept``: from its generating prompt, then each edit's reported change.
 
-    None when that cannot be known: no prompt, or an edit whose editor did not say what it changed.
+    The concept is shown when the text names any of :func:`concept_words` (with ``vocabulary``, an
+    image of a frog shows "animals"). None when that cannot be known: no prompt, or an edit whose
+    editor did not say what it changed.
     """
     if not prompt.strip():
         return None
-    present = mentions(prompt, concept)
+    words = concept_words(concept, vocabulary)
+    present = mentions_any(prompt, words)
     is_color = all(w in COLORS for w in _words(concept))
     for change in edits:
         if change is None:
             return None
-        if any(mentions(name, concept) for name in change.removed):
+        if any(mentions_any(name, words) for name in change.removed):
             present = False
-        if any(mentions(name, concept) for name in change.added):
+        if any(mentions_any(name, words) for name in change.added):
             present = True
         if change.background is not None:
-            present = mentions(change.background, concept) or (present and mentions(_foreground(prompt), concept))
+            present = mentions_any(change.background, words) or (
+                present and mentions_any(_foreground(prompt), words))
         if is_color and change.changed:
             color = change.attributes.get("color", "")
-            present = mentions(color, concept) or (present and not mentions(_foreground(prompt), concept))
+            present = mentions_any(color, words) or (present and not mentions_any(_foreground(prompt), words))
     return present
 
 
 def context_of(prompt: str, concepts: Sequence[str], edits: Sequence[EditChange | None] = ()) -> str:
-    """The scene around the concept: the background phrase of the prompt, or the one an edit set; normalised."""
+    """The scene around the concept: the background phrase of the prompt, or the one an edit set (for a
+    concept that is the background itself, the objects in front of it); normalised."""
     parts = re.split(rf"\b{_PREPOSITIONS}\b", prompt.lower(), maxsplit=1)
-    if len(parts) == 2:
+    if len(parts) == 2 and any(mentions(parts[1], c) for c in concepts):
+        context = parts[0]  # the concept is the background ("a cup in a forest"): the objects are its context
+    elif len(parts) == 2:
         context = parts[1]
     else:
         context = prompt.lower()
@@ -135,8 +158,8 @@ def _groups(h: Hypothesis) -> list[list[str]]:
     return [[c] for c in concepts]
 
 
-def _present(m: Measurement, group: Sequence[str]) -> bool | None:
-    flags = [concept_present(m.source_prompt, c, m.edits) for c in group]
+def _present(m: Measurement, group: Sequence[str], vocabulary: Vocabularies | None = None) -> bool | None:
+    flags = [concept_present(m.source_prompt, c, m.edits, vocabulary) for c in group]
     if any(f is None for f in flags):
         return None
     return all(flags)
@@ -171,7 +194,8 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def evidence_for(group: Sequence[str], measurements: Sequence[Measurement]) -> dict[str, Any]:
+def evidence_for(group: Sequence[str], measurements: Sequence[Measurement],
+                 vocabulary: Vocabularies | None = None) -> dict[str, Any]:
     """The counts and statistics for one concept set over all measurements (one per image id)."""
     latest: dict[str, Measurement] = {}
     for m in measurements:
@@ -179,7 +203,7 @@ def evidence_for(group: Sequence[str], measurements: Sequence[Measurement]) -> d
             latest[m.image_id] = m
     with_, without, contexts = [], [], []
     for m in latest.values():
-        present = _present(m, group)
+        present = _present(m, group, vocabulary)
         if present is None:
             continue
         if present:
@@ -244,8 +268,13 @@ def critique(
     hypotheses: Sequence[Hypothesis],
     measurements: Sequence[Measurement],
     rules: CriticRules | None = None,
+    vocabulary: Vocabularies | None = None,
 ) -> CriticReport:
-    """The verdict on the leading hypothesis: satisfied, or concrete requests for more evidence."""
+    """The verdict on the leading hypothesis: satisfied, or concrete requests for more evidence.
+
+    ``vocabulary`` (the installed concept vocabularies) lets a category or a listed group count its
+    members: an image of a frog is evidence for "animals".
+    """
     rules = rules or CriticRules()
     lead = leading_hypothesis(hypotheses)
     if lead is None:
@@ -263,7 +292,7 @@ def critique(
             requests=[f"name the concept(s) of hypothesis {lead.id} ('{lead.statement}') so they can be tested"],
             checks={"leading": lead.id},
         )
-    evidence = [evidence_for(g, measurements) for g in groups]
+    evidence = [evidence_for(g, measurements, vocabulary) for g in groups]
     requests = [r for ev in evidence for r in _requests(ev, rules)]
     return CriticReport(
         round=round,

@@ -19,7 +19,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from aim_agent.agent.backends import summarize_usage
-from aim_agent.agent.critic import critique, evidence_lines, leading_hypothesis
+from aim_agent.agent.critic import concept_words, critique, evidence_lines, leading_hypothesis, mentions_any
 from aim_agent.agent.experiment import (
     MAX_OBSERVATION_IMAGES,
     Recorder,
@@ -34,11 +34,14 @@ from aim_agent.agent.state import AgentState, PendingExperiment
 from aim_agent.images import ImageStore, image_id, use_store
 from aim_agent.log import LogEntry, save_image
 from aim_agent.tools.base import ToolOutput, invoke
+from aim_agent.vocabulary import Vocabularies, installed_vocabularies
 
 Update = dict[str, Any]
 
 #: prefixes of ``state["forced"]``: why a conclusion was forced
 ROUND_CAP, TOKEN_CAP, COST_CAP, TIME_CAP = "round cap", "token budget", "cost budget", "time budget"
+#: the critic sent the conclusion back as often as it may, and its requests were still open
+VETO_CAP = "critic veto limit"
 
 
 def node(name: str) -> Callable[[Callable[[AgentState, AgentRuntime], Update]], Callable[..., Update]]:
@@ -317,7 +320,8 @@ def write_log(run_dir: Path, entries: Sequence[LogEntry]) -> None:
 def critic(state: AgentState, rt: AgentRuntime) -> Update:
     """Check the evidence behind the leading hypothesis; decide whether the run may conclude."""
     round_no = state.get("round", 0)
-    report = critique(round_no, state.get("hypotheses", []), state.get("measurements", []), rt.critic_rules)
+    report = critique(round_no, state.get("hypotheses", []), state.get("measurements", []), rt.critic_rules,
+                      installed_vocabularies())
     if rt.critic_client is not None:
         report.checks["comment"] = _critic_comment(rt, state, report)
     proposal = state.get("proposal")
@@ -332,8 +336,10 @@ def critic(state: AgentState, rt: AgentRuntime) -> Update:
         report.checks["vetoed_conclusion"] = True
     elif wants:
         update["conclude_now"] = True
-        if not report.satisfied:
+        if not report.satisfied:  # the veto limit ran out: the conclusion stands on evidence the critic rejects
             report.checks["overruled"] = f"concluding after {vetoes} vetoes; open requests remain"
+            update["forced"] = (f"{VETO_CAP}: the critic sent the conclusion back {vetoes} time(s) and "
+                                f"{len(report.requests)} request(s) remain open")
     log = rt.sync_log(state.get("log", []), round_no)
     start = len(log.entries)
     text = "satisfied" if report.satisfied else "requests:\n" + "\n".join(f"- {r}" for r in report.requests)
@@ -381,10 +387,15 @@ def conclude(state: AgentState, rt: AgentRuntime) -> Update:
     else:
         conclusion = rt.scientist.conclude(make_view(state, rt, must_conclude=bool(forced)))
     conclusion.forced = bool(forced)
+    coverage = exemplar_coverage(state, conclusion, installed_vocabularies())
+    if coverage:
+        conclusion.description = f"{conclusion.description.rstrip()} {coverage}"
+        conclusion.evidence = [*conclusion.evidence, coverage]
     if not conclusion.evidence:
         reports = state.get("critic", [])
         last = reports[-1] if reports else critique(state.get("round", 0), state.get("hypotheses", []),
-                                                     state.get("measurements", []), rt.critic_rules)
+                                                     state.get("measurements", []), rt.critic_rules,
+                                                     installed_vocabularies())
         conclusion.evidence = evidence_lines(last)
     log = rt.sync_log(state.get("log", []), state.get("round", 0))
     start = len(log.entries)
@@ -392,6 +403,48 @@ def conclude(state: AgentState, rt: AgentRuntime) -> Update:
     new = log.since(start)
     write_log(rt.run_dir, [*state.get("log", []), *new])
     return {"conclusion": conclusion, "log": new}
+
+
+def _main_concepts(conclusion: Conclusion, state: AgentState, vocabulary: Vocabularies) -> list[list[str]]:
+    """For each label, the words that show its main concept (the first it names: "dog" of "dog, only when
+    a leash is present"); the leading hypothesis's concepts when no vocabulary reads the labels."""
+    out = []
+    for label in conclusion.labels:
+        named = vocabulary.concepts_in(label)
+        if named:
+            main = named[0]
+            out.append([*main.words, *sorted(vocabulary.members(main.name))])
+    if out:
+        return out
+    lead = leading_hypothesis(state.get("hypotheses", []))
+    if lead is None:
+        return []
+    concepts = lead.concepts[:1] if lead.kind == "conditional" else lead.concepts
+    return [concept_words(c, vocabulary) for c in concepts if c.strip()]
+
+
+def exemplar_coverage(state: AgentState, conclusion: Conclusion, vocabulary: Vocabularies) -> str | None:
+    """A sentence for the conclusion when most dataset exemplars (by the blind describer's words) do not show
+    the concluded concept: the unit's strongest natural images are then left unexplained. None otherwise."""
+    descriptions = state.get("exemplar_descriptions", [])
+    wanted = _main_concepts(conclusion, state, vocabulary)
+    if len(descriptions) < 3 or not wanted:
+        return None
+    shown = [d for d in descriptions if any(mentions_any(d, words) for words in wanted)]
+    if 2 * len(shown) >= len(descriptions):
+        return None
+    counts: dict[str, int] = {}
+    for d in descriptions:
+        if d in shown:
+            continue
+        for c in vocabulary.concepts_in(d):
+            if c.kind != "category":
+                counts[c.name] = counts.get(c.name, 0) + 1
+    top = sorted(counts, key=lambda k: (-counts[k], k))[:4]
+    others = f"; the others mostly show {', '.join(f'{k} ({counts[k]})' for k in top)}" if top else ""
+    return (f"Caution: only {len(shown)} of {len(descriptions)} dataset exemplars show what this conclusion names"
+            f"{others}. The numbers above come from the images this run generated, so the unit's strongest "
+            "natural images are not explained by this conclusion.")
 
 
 # --------------------------------------------------------------------------------------------

@@ -219,11 +219,52 @@ def _table(rows: Sequence[str]) -> str:
     return f'<table class="hyps">{HYP_HEAD}<tbody>{"".join(rows)}</tbody></table>'
 
 
+def _variant_key(h: Hypothesis) -> tuple[str, str] | None:
+    """What refuted variants of one idea share: the kind and the main concept ('dog, only when X')."""
+    if h.status != "refuted" or h.kind not in ("conditional", "or") or not h.concepts:
+        return None
+    return h.kind, h.concepts[0]
+
+
+def collapse_variants(hyps: Sequence[Hypothesis]) -> list[tuple[Hypothesis, list[Hypothesis]]]:
+    """Hypotheses in rank order, with refuted variants of one idea (the same kind and main concept: "dog,
+    only when a leash / a tree / a hat is present") folded into their best one: (shown, the others)."""
+    ranked = sorted(hyps, key=_rank)
+    groups: dict[tuple[str, str], list[Hypothesis]] = {}
+    for h in ranked:
+        key = _variant_key(h)
+        if key is not None:
+            groups.setdefault(key, []).append(h)
+    out: list[tuple[Hypothesis, list[Hypothesis]]] = []
+    for h in ranked:
+        key = _variant_key(h)
+        if key is None:
+            out.append((h, []))
+        elif groups[key][0] is h:
+            out.append((h, groups[key][1:]))
+    return out
+
+
+def variants_row(h: Hypothesis, others: Sequence[Hypothesis]) -> str:
+    """One row for refuted variants of one idea: the best of them, and what the others varied."""
+    if not others:
+        return hypothesis_row(h)
+    what = [o.condition or (o.concepts[1] if len(o.concepts) > 1 else o.statement) for o in others]
+    shown = ", ".join(what[:8]) + (", ..." if len(what) > 8 else "")
+    label = "conditions" if h.kind == "conditional" else "alternatives"
+    conf_cell = f'<div class="act">{bar(h.confidence, UNIT)}<span>{h.confidence:.2f}</span></div>'
+    kind = h.kind + (f" ({h.condition})" if h.condition else "")
+    return (f'<tr class="muted"><td>{status_badge(h.status)}</td><td>{esc(h.statement or h.id)} '
+            f'<span class="sub">and {len(others)} more refuted variants ({label}: {esc(shown)})</span></td>'
+            f'<td>{esc(kind)}</td><td style="width:190px">{conf_cell}</td></tr>')
+
+
 def hypotheses_table(hyps: Sequence[Hypothesis]) -> str:
-    """The hypotheses at the end of the run: supported first, then open, then refuted, by confidence."""
+    """The hypotheses at the end of the run: supported first, then open, then refuted, by confidence;
+    refuted variants of one idea share a row."""
     if not hyps:
         return ""
-    rows = [hypothesis_row(h) for h in sorted(hyps, key=_rank)]
+    rows = [variants_row(h, others) for h, others in collapse_variants(hyps)]
     table = _table(rows[:SHOWN_HYPOTHESES])
     if len(rows) > SHOWN_HYPOTHESES:
         table += (f'<details><summary>{len(rows) - SHOWN_HYPOTHESES} more hypotheses</summary>'
@@ -336,7 +377,7 @@ def conclusion_section(data: ReportData) -> str:
     labels = "".join(f'<span class="label">[LABEL] {esc(label)}</span>' for label in c.labels)
     conf_html = (f'<div class="conf"><span class="sub">confidence</span>{bar(c.confidence, UNIT)}'
                  f'<strong>{c.confidence:.2f}</strong></div>')
-    forced = badge("forced by a budget", "warn") if c.forced else ""
+    forced = badge(forced_text(data.record.forced), "warn") if c.forced else ""
     ev = ('<h3>Evidence</h3><ul class="evidence">' + "".join(f"<li>{esc(e)}</li>" for e in c.evidence) + "</ul>"
           if c.evidence else "")
     hyps = data.record.hypotheses
@@ -344,6 +385,15 @@ def conclusion_section(data: ReportData) -> str:
     return (f'<section class="card" id="conclusion"><h2>Conclusion {forced}</h2>'
             f'<div class="sub">[DESCRIPTION]</div><p class="description">{esc(c.description)}</p>'
             f'<div class="labels">{labels}</div>{conf_html}{ev}{final}</section>')
+
+
+def forced_text(reason: str | None) -> str:
+    """Why the conclusion was forced, in a few words (the full reason is in the run notes)."""
+    from aim_agent.agent.nodes import VETO_CAP
+
+    if reason and reason.startswith(VETO_CAP):
+        return "forced: the critic's veto limit ran out"
+    return "forced by a budget"
 
 
 def exemplars_section(data: ReportData, available: set[str]) -> str:

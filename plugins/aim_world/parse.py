@@ -228,10 +228,18 @@ def read(prompt: str) -> Parsed:
             unknown.extend(mod_words)
         mods, mod_words = {}, []
 
-    for tok in tokens:
-        if tok.kind in {"color", "texture", "size", "style", "number"}:
+    modifier_kinds = {"color", "texture", "size", "style", "number"}
+
+    def names_a_noun(k: int) -> bool:
+        """Whether the modifiers from token ``k`` on end in a noun ("with a gray spiral spoon")."""
+        while k < len(tokens) and tokens[k].kind in modifier_kinds:
+            k += 1
+        return k < len(tokens) and tokens[k].kind == "noun"
+
+    for index, tok in enumerate(tokens):
+        if tok.kind in modifier_kinds:
             key = "count" if tok.kind == "number" else tok.kind
-            if tok.kind == "texture" and pending_compose == "with" and groups:
+            if tok.kind == "texture" and pending_compose == "with" and groups and not names_a_noun(index):
                 # "a dog with stripes": a texture, not a second object
                 groups[-1].texture = str(tok.value)
                 pending_compose = None

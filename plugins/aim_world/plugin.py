@@ -85,3 +85,10 @@ def aim_benchmarks() -> list[Any]:
     from aim_world import bench
 
     return [bench]
+
+
+@hookimpl
+def aim_vocabularies() -> list[Any]:
+    from aim_world.concept_vocabulary import WorldVocabulary
+
+    return [WorldVocabulary()]

@@ -297,6 +297,54 @@ def test_critic_reads_edits_contexts_and_margins():
     assert critique(1, hyp, ms).satisfied
 
 
+def test_a_conclusion_the_critic_keeps_sending_back_is_forced_when_its_vetoes_run_out(tmp_path):
+    """Thin evidence, asked to conclude every round: after max_critic_vetoes the run concludes, marked forced."""
+    from aim_agent.agent.nodes import VETO_CAP
+
+    scientist = ScriptedScientist([tool_round(RED_PROMPTS[:2], ready=True)])  # never enough controls
+    result = run_interpret(fake_config(tmp_path, run_id="vetoed", max_critic_vetoes=1), scientist=scientist,
+                           tools=[fake_exemplars])
+    assert result.forced and result.forced.startswith(VETO_CAP) and result.conclusion.forced
+    assert "1 time(s)" in result.forced
+    assert read_run_record(result.run_dir).forced == result.forced
+
+
+def test_the_critic_counts_members_of_a_category_and_of_a_listed_group():
+    """With the world's vocabulary an image of a frog shows 'animals'; 'owl, swan or duck' is shown by a swan."""
+    from aim_agent.vocabulary import installed_vocabularies
+
+    vocabulary = installed_vocabularies()
+    assert concept_present("a green frog on grass", "animals", vocabulary=vocabulary) is True
+    assert concept_present("a green frog on grass", "animal", vocabulary=vocabulary) is True
+    assert concept_present("a red car on a road", "animals", vocabulary=vocabulary) is False
+    assert concept_present("a green frog on grass", "animals") is False  # plain words: no category knowledge
+    assert concept_present("a white swan on water", "owl, swan or duck") is True
+    hyp = [Hypothesis(id="h", statement="animals", concepts=["animals"], confidence=0.9)]
+    ms = [Measurement(round=1, image_id=f"a{k}", activation=1.0, source_prompt=f"a {noun} on {bg}")
+          for k, (noun, bg) in enumerate([("frog", "grass"), ("dog", "snow"), ("owl", "sand"), ("horse", "road"),
+                                           ("fish", "water")])]
+    ms += [Measurement(round=1, image_id=f"c{k}", activation=0.1, source_prompt=f"a {noun} on grass")
+           for k, noun in enumerate(["car", "cup", "chair"])]
+    assert critique(1, hyp, ms, vocabulary=vocabulary).satisfied
+    plain = critique(1, hyp, ms)
+    assert not plain.satisfied and plain.checks["evidence"][0]["images"] == 0
+
+
+def test_the_conclusion_says_when_most_exemplars_do_not_show_it():
+    from aim_agent.agent.nodes import exemplar_coverage
+    from aim_agent.agent.schema import Conclusion
+    from aim_agent.vocabulary import installed_vocabularies
+
+    vocabulary = installed_vocabularies()
+    state = {"exemplar_descriptions": ["The highlighted region contains a brown dog (60% of the region)."] * 2
+             + ["The highlighted region contains a red car (70% of the region)."] * 5}
+    note = exemplar_coverage(state, Conclusion(description="dogs", labels=["dog"]), vocabulary)
+    assert note and note.startswith("Caution: only 2 of 7 dataset exemplars") and "car (5)" in note
+    assert "generated" in note
+    assert exemplar_coverage(state, Conclusion(description="cars", labels=["car"]), vocabulary) is None
+    assert exemplar_coverage(state, Conclusion(description="vehicles", labels=["vehicles"]), vocabulary) is None
+
+
 # --------------------------------------------------------------------------- end to end on the world
 
 

@@ -17,7 +17,7 @@ LAYERS = {
     "images": 0, "files": 0, "providers": 0, "overlay": 0, "system": 0, "log": 0,
     # 1: building blocks: models, exemplars, SAEs, tools and their one call path, plugins, configuration
     "models": 1, "exemplars": 1, "sae": 1, "tools": 1, "plugins": 1, "hookspecs": 1, "config": 1, "session": 1,
-    "circuits": 1,
+    "circuits": 1, "vocabulary": 1,
     # 2: the agent (graph, scientist, critic, sandbox) and its report
     "agent": 2, "report": 2,
     # 3: the ways in: command line, MCP server, benchmarks, evaluation

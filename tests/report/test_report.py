@@ -106,7 +106,9 @@ def test_report_shows_each_round_of_a_real_run_as_recorded(world_run: RunResult)
     assert f"<strong>Ground truth:</strong> {html.escape(record.ground_truth)}" in page
     assert record.ground_truth not in record.task
     conclusion = page.split('id="conclusion"')[1].split("</section>")[0]
-    assert all(html.escape(h.statement) in conclusion for h in record.hypotheses)
+    for h in record.hypotheses:  # each final hypothesis has its row, or is named in its refuted variants' row
+        assert html.escape(h.statement) in conclusion or (
+            h.status == "refuted" and html.escape(h.condition or h.concepts[-1]) in conclusion)
 
 
 def test_the_record_keeps_every_step_of_the_run(world_run: RunResult) -> None:
@@ -331,3 +333,30 @@ def test_old_or_malformed_result_json_is_a_clear_error(tmp_path: Path, content: 
             read(run)
         message = str(caught.value)
         assert message.startswith(f"the run record {run / 'result.json'} ") and "--resume bad" in message
+
+
+def test_refuted_variants_of_one_idea_share_a_row(tmp_path: Path) -> None:
+    """A context search leaves many refuted 'dog, only when X' hypotheses: one row names them all."""
+    run = tmp_path / "variants"
+    variants = [Hypothesis(id=f"C{k}", statement=f"dog, only when a {x} is present", concepts=["dog"],
+                           kind="conditional", condition=x, status="refuted", confidence=0.1 + 0.01 * k)
+                for k, x in enumerate(["leash", "tree", "hat", "ball"])]
+    hyps = [_hypothesis("dog detector", "supported", 0.9), *variants]
+    make_record(run, n_rounds=1, hypotheses=hyps)
+    conclusion = render_report(run).split('id="conclusion"')[1].split("</section>")[0]
+    table = conclusion.split("Hypotheses at the end")[1]
+    assert table.count("<tr") == 1 + 2  # header, the supported one, one row for the four variants
+    assert "dog, only when a ball is present" in table  # the best of them (highest confidence) is the row
+    assert "and 3 more refuted variants (conditions: hat, tree, leash)" in table
+
+
+def test_a_conclusion_the_critic_never_accepted_is_marked_forced(tmp_path: Path) -> None:
+    from aim_agent.agent.nodes import VETO_CAP
+
+    run = tmp_path / "vetoed"
+    reason = f"{VETO_CAP}: the critic sent the conclusion back 2 time(s) and 1 request(s) remain open"
+    make_record(run, n_rounds=1, forced=reason,
+                conclusion=Conclusion(description="dogs", labels=["dog"], confidence=0.6, forced=True))
+    page = render_report(run)
+    assert "forced: the critic&#x27;s veto limit ran out" in page
+    assert f"The conclusion was forced: {html.escape(reason)}" in page

@@ -181,3 +181,12 @@ def test_too_many_objects_is_capped_with_a_note() -> None:
     assert len(s.objects) == 12
     assert any("at most" in n for n in s.notes)
     assert np.unique(np.array([o.x for o in s.objects])).size > 1
+
+
+def test_a_textured_second_object_keeps_its_texture_and_colour() -> None:
+    """'with a gray spiral spoon' is a second object, not 'with spirals' on the first one."""
+    s = parse("a red polka-dot pushpin with a gray spiral spoon on grass")
+    assert [(o.noun, o.color, o.texture) for o in s.objects] == [("pushpin", "red", "dots"),
+                                                                  ("spoon", "gray", "spiral")]
+    assert not s.unknown_words
+    assert parse("a dog with stripes").objects[0].texture == "stripes"

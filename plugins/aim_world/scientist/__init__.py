@@ -7,43 +7,50 @@ source run in the sandbox).
 
 Strategy
 --------
+The scientist holds no list of answers: every group of nouns, partner and condition it tests comes
+from what it may see, namely the blind describer's words for the exemplars, the world vocabulary as
+a whole (its objects, categories, colours, textures, backgrounds and their parts) and its own
+measurements.
+
 1. **Read.** Parse the blind describer's exemplar descriptions with the world vocabulary
    into concepts: objects, colours, textures, backgrounds, background regions shared by
-   several scenes (sky, grass, water), and, when the exemplars show several different
-   nouns, a vocabulary category (animals) and a group of the nouns seen (birds; or "bird,
-   eagle or owl"). Score each concept by how often it occurs across the top exemplars,
-   weighting every exemplar by its activation.
+   several scenes (sky, grass, water), background parts drawn as objects (the trees of a
+   forest: tree) and, when the exemplars show several different nouns, their vocabulary
+   category (animals) and the group of the nouns seen. Score each concept by how often it
+   occurs across the top exemplars, weighting every exemplar by its activation.
 2. **Hypothesize.** A *single* hypothesis for every frequent concept; an *OR* hypothesis for
    two concepts that each explain different exemplars; a *conditional* hypothesis "A only
    when B" for a concept A whose exemplars almost always also contain B.
-3. **Experiment**, in fixed phases, each one experiment through the tools:
+3. **Experiment**, in fixed phases, each one experiment through the tools, each designed only
+   from the observations before it (:mod:`.plan`):
 
-   - ``screen``: each candidate concept alone in several contexts (other backgrounds,
-     colours, objects) plus neutral controls (``text2image``);
+   - ``screen``: each candidate concept alone in several contexts plus neutral controls;
    - ``pairs``: for OR and conditional candidates, the 2x2 design A+B, A only, B only,
-     neither, in several contexts (``text2image``);
-   - ``context``: the leading concept A alone and next to each plausible companion (other
-     exemplar concepts, regions, common companion objects), looking for a condition the
-     describer could not see: exemplars may hold only the weak "leak" response of a
-     conditional unit (``text2image``);
-   - ``coverage``: when strongly firing exemplars show no sign of the leading concept,
-     what they do show, alone (is the unit polysemantic?) (``text2image``);
-   - ``edits``: causal pairs for the leading hypothesis: replace the object, change its
-     colour or the background, remove or add the condition (``edit_images``);
-   - ``critic``: then what the critic's last report asks for (new concepts, edits, more
-     contexts), at most :data:`MAX_CRITIC_ROUNDS` times.
+     neither, in several contexts;
+   - ``survey``: the whole vocabulary, one concept per image (every object alone, every
+     background, colour and texture): the unit's measured set of objects around the leading
+     concept (its *group*: the birds among the animals) and the concepts that explain strong
+     images the leading concept leaves out (*partners*, with those of unexplained exemplars);
+   - ``coverage``: each partner alone in several contexts (is the unit polysemantic?);
+   - ``context``: the leading concept next to every companion the world offers (each object,
+     background, colour, texture): what switches a response on that the exemplars may show
+     only as a weak leak (a conditional unit);
+   - ``confirm``: the 2x2 design for the companions the sweep found;
+   - ``edits``: causal pairs for the leading hypothesis (``edit_images``);
+   - ``critic``: then what the critic's last report asks for, at most :data:`MAX_CRITIC_ROUNDS` times.
 
 4. **Measure.** Every image is known by the features of its prompt (or of the edit applied
    to its original), so each hypothesis is a predicate on features. It is scored by the
    rank separation (AUC) of activations where it predicts firing against where it does
-   not, by the effect relative to the run's largest activation, by its consistency across
-   backgrounds and by the edit pairs; an OR or conditional hypothesis must also fit its
-   2x2 cells (each part alone fires for OR; neither alone fires for a conditional).
-   Statuses and confidences are recomputed from all evidence every round, so the scientist
-   holds no hidden state: a resumed run continues exactly where it stopped.
-5. **Conclude** with the supported hypothesis that separates best; near ties go to the
-   one explaining more variance, with a small price on every extra concept, so "dog OR
-   car" wins over "dog" only when the cars matter. MAIA's format, with the numbers.
+   not (on this run's generated images, never the dataset), by the effect relative to the
+   run's largest activation, by its consistency across backgrounds and by the edit pairs; an
+   OR or conditional hypothesis must also fit its 2x2 cells. Statuses and confidences are
+   recomputed from all evidence every round, so the scientist holds no hidden state.
+5. **Conclude** with the supported hypothesis that separates best; near ties go to the one
+   explaining more variance, with a small price on every extra concept; then, among nested
+   hypotheses, a broader one wins when the images only it predicts fire (dog -> dog OR car),
+   a narrower one when the images it gives up stay low (animals -> the birds). MAIA's format,
+   with the numbers.
 
 When the descriptions hold no world vocabulary (a real model described by a VLM), it says
 so and concludes without pretending: such units need a VLM scientist.
@@ -59,6 +66,7 @@ Modules
 - :mod:`.scenes`: the image that shows exactly a set of concepts, in a neutral context;
 - :mod:`.experiment`: one experiment as tool calls or ``run_experiment`` code;
 - :mod:`.design`: step 3, the experiment of each phase;
+- :mod:`.search`: reading the survey and the context sweep (groups, partners, conditions);
 - :mod:`.scoring`: step 4, scoring hypotheses on the evidence;
 - :mod:`.plan`: the state derived from the view, and which experiment comes next;
 - :mod:`.scientist`: :class:`OfflineScientist` (propose, conclude; step 5) and what it writes.
@@ -67,22 +75,20 @@ Modules
 from aim_world.scientist.concepts import (
     ATTRIBUTE_KINDS,
     CATEGORY_PHRASES,
-    HYPERNYMS,
     KIND_ORDER,
+    MAX_NAMED,
     OBJECT_KINDS,
     Concept,
     ConceptKind,
+    group_phrase,
     noun_category,
 )
 from aim_world.scientist.design import (
-    COMPANION_COLORS,
-    COMPANION_NOUNS,
-    COMPANION_REGIONS,
     EDIT_CONTEXTS,
-    MAX_COMPANIONS,
     PAIR_CONTEXTS,
     SCREEN_CONTEXTS,
-    companions,
+    SURVEY_BACKGROUND_IMAGES,
+    SurveyItem,
     design_context,
     design_coverage,
     design_edits,
@@ -90,7 +96,9 @@ from aim_world.scientist.design import (
     design_replication,
     design_screen,
     design_survey,
+    survey_items,
     survey_prompts,
+    sweep_items,
 )
 from aim_world.scientist.evidence import Record, evidence_from
 from aim_world.scientist.experiment import CHUNK, Experiment
@@ -100,20 +108,22 @@ from aim_world.scientist.parsing import (
     MIN_REGION_SHARE,
     Parsed,
     Thing,
+    backgrounds_showing,
     backgrounds_with,
+    noun_parts,
     parse_text,
     region_names,
     regions_of,
 )
 from aim_world.scientist.plan import (
     MAX_CRITIC_ROUNDS,
+    Plan,
     State,
-    base_hypotheses,
-    context_target,
-    coverage_target,
+    build_plan,
     critic_concepts,
     derive,
     design_for_requests,
+    exemplar_partners,
     next_experiment,
     uncovered,
 )
@@ -147,18 +157,20 @@ from aim_world.scientist.scientist import (
     cannot_start,
 )
 from aim_world.scientist.scoring import STATUS_RANK, Scored, best, score
+from aim_world.scientist.search import SurveyFindings, survey_findings, sweep_conditions
 
 __all__ = [
-    "ATTRIBUTE_KINDS", "BACKGROUND_PHRASES", "CATEGORY_PHRASES", "CHUNK", "COMPANION_COLORS", "COMPANION_NOUNS",
-    "COMPANION_REGIONS", "CONTEXT_BACKGROUNDS", "EDIT_CONTEXTS", "HYPERNYMS", "KIND_ORDER", "MAX_CANDIDATES",
-    "MAX_COMPANIONS", "MAX_CRITIC_ROUNDS", "MAX_GROUP", "MAX_PAIRS", "MIN_CATEGORY_NOUNS", "MIN_OBJECT_SHARE",
-    "MIN_REGION_SHARE", "MIN_SCORE", "NEUTRAL_COLORS", "NEUTRAL_NOUNS", "NON_WORLD_NOTE", "NO_EXEMPLARS_NOTE",
-    "OBJECT_KINDS", "PAIR_CONTEXTS", "SCREEN_CONTEXTS", "SILENT_NOTE", "STATUS_RANK", "SURVEY_TOP", "Concept",
-    "ConceptKind", "Experiment", "Hyp", "Obj", "OfflineScientist", "Palette", "Parsed", "Reading", "Record",
-    "Scored", "Spec", "State", "Thing", "apply_edit", "backgrounds_with", "base_hypotheses", "best", "cannot_start",
-    "companions", "condition_phrase", "context_target", "coverage_target", "critic_concepts", "derive",
-    "design_context", "design_coverage", "design_edits", "design_for_requests", "design_pairs",
-    "design_replication", "design_screen", "design_survey", "evidence_from", "hyp_id", "is_edit_instruction",
-    "next_experiment", "noun_category", "parse_text", "present", "read_exemplars", "reading_for", "realize",
-    "region_names", "regions_of", "score", "survey_prompts", "uncovered",
+    "ATTRIBUTE_KINDS", "BACKGROUND_PHRASES", "CATEGORY_PHRASES", "CHUNK", "CONTEXT_BACKGROUNDS", "EDIT_CONTEXTS",
+    "KIND_ORDER", "MAX_CANDIDATES", "MAX_CRITIC_ROUNDS", "MAX_GROUP", "MAX_NAMED", "MAX_PAIRS",
+    "MIN_CATEGORY_NOUNS", "MIN_OBJECT_SHARE", "MIN_REGION_SHARE", "MIN_SCORE", "NEUTRAL_COLORS", "NEUTRAL_NOUNS",
+    "NON_WORLD_NOTE", "NO_EXEMPLARS_NOTE", "OBJECT_KINDS", "PAIR_CONTEXTS", "SCREEN_CONTEXTS", "SILENT_NOTE",
+    "STATUS_RANK", "SURVEY_BACKGROUND_IMAGES", "SURVEY_TOP", "Concept", "ConceptKind", "Experiment", "Hyp", "Obj",
+    "OfflineScientist", "Palette", "Parsed", "Plan", "Reading", "Record", "Scored", "Spec", "State", "SurveyFindings",
+    "SurveyItem", "Thing", "apply_edit", "backgrounds_showing", "backgrounds_with", "best", "build_plan",
+    "cannot_start", "condition_phrase", "critic_concepts", "derive", "design_context", "design_coverage",
+    "design_edits", "design_for_requests", "design_pairs", "design_replication", "design_screen", "design_survey",
+    "evidence_from", "exemplar_partners", "group_phrase", "hyp_id", "is_edit_instruction", "next_experiment",
+    "noun_category", "noun_parts", "parse_text", "present", "read_exemplars", "reading_for", "realize",
+    "region_names", "regions_of", "score", "survey_findings", "survey_items", "survey_prompts", "sweep_conditions",
+    "sweep_items", "uncovered",
 ]

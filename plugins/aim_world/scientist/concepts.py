@@ -41,9 +41,7 @@ class Concept:
         if self.kind == "region":
             return f"{self.name} regions"
         if self.kind == "group":
-            named = next((h for h, nouns in HYPERNYMS.items() if tuple(self.members) == nouns), None)
-            *head, last = self.members
-            return named or f"{', '.join(head)} or {last}"
+            return group_phrase(self.members)
         return self.name
 
     @property
@@ -56,6 +54,17 @@ class Concept:
         """The word the experiment prompts use for it ('dog', 'red', 'striped', 'grass')."""
         return TEXTURE_ADJECTIVES[self.name] if self.kind == "texture" else self.members[0]
 
+    @property
+    def words(self) -> str:
+        """The concept for a reader of prompts (the critic): its term, every member of a group ('owl, swan or
+        duck'), a category by its name ('animals': a concept vocabulary knows its members)."""
+        if self.kind == "group":
+            *head, last = self.members
+            return f"{', '.join(head)} or {last}" if head else last
+        if self.kind == "category":
+            return CATEGORY_PHRASES.get(self.name, f"{self.name}s")
+        return self.term
+
 KIND_ORDER: dict[str, int] = {"object": 0, "group": 1, "category": 2, "color": 3, "texture": 4, "background": 5,
                               "region": 6}
 OBJECT_KINDS = ("object", "group", "category")
@@ -65,21 +74,20 @@ CATEGORY_PHRASES = {"animal": "animals", "vehicle": "vehicles", "food": "food", 
                     "clothing": "clothing", "electronics": "electronics", "sport": "sports gear",
                     "nature": "nature things", "object": "household objects"}
 
-# Everyday names for sets of vocabulary nouns (what a person would call them; finer than the categories).
-HYPERNYMS: dict[str, tuple[str, ...]] = {
-    "birds": ("bird", "eagle", "owl", "parrot", "duck", "chicken", "penguin", "flamingo", "peacock", "swan"),
-    "insects": ("beetle", "ant", "bee", "ladybug", "spider", "butterfly"),
-    "boats": ("boat", "ocean liner", "canoe", "speedboat"),
-    "trucks": ("truck", "pickup truck", "fire truck"),
-    "fruit": ("apple", "banana", "orange", "lemon", "grapes", "strawberry", "cherry", "pear", "pineapple",
-              "watermelon"),
-    "flowers": ("flower", "tulip", "sunflower", "rose"),
-    "trees": ("tree", "pine tree", "palm tree"),
-    "big cats": ("lion", "tiger", "leopard"),
-    "buildings": ("house", "castle", "church", "factory", "hut"),
-    "lights": ("light bulb", "lamp", "candle", "flashlight"),
-    "balls": ("ball", "basketball", "baseball", "volleyball", "football"),
-}
+MAX_NAMED = 12  # members a group's phrase names before it counts the rest
+
+
+def group_phrase(members: list[str]) -> str:
+    """How a set of nouns reads: their shared head word when they have one ('truck', 'pickup truck', 'fire
+    truck' -> 'trucks'), else the members, the first :data:`MAX_NAMED` by name ('owl, swan or duck')."""
+    heads = {m.split()[-1] for m in members}
+    if len(members) > 1 and len(heads) == 1:
+        return vocab.plurals(heads.pop())[0]
+    shown, rest = members[:MAX_NAMED], len(members) - MAX_NAMED
+    if rest > 0:
+        return f"{', '.join(shown)} or {rest} more of them"
+    *head, last = shown
+    return f"{', '.join(head)} or {last}" if head else last
 
 
 def noun_category(noun: str) -> str:

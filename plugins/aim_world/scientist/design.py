@@ -4,6 +4,8 @@ replication, each as images that contain exactly the concepts of its cells."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
 
 from aim_world import vocabulary as vocab
 from aim_world.scene import TEXTURE_ADJECTIVES
@@ -25,29 +27,51 @@ from aim_world.scientist.scenes import (
 SCREEN_CONTEXTS = 5  # a critic wants about five images of a concept, in three or more contexts
 PAIR_CONTEXTS = 3
 EDIT_CONTEXTS = 4
-# Companions a context search puts next to the leading concept (looking for a condition it needs).
-COMPANION_NOUNS = ("leash", "person", "tree", "glove", "spoon", "tie", "umbrella", "dog", "cat", "bird", "car",
-                   "hat", "ball", "mountain")
-COMPANION_REGIONS = ("sky", "grass", "water")
-COMPANION_COLORS = ("blue", "red", "yellow")  # for a background or region: objects of a colour
-MAX_COMPANIONS = 20
+SURVEY_BACKGROUND_IMAGES = 3  # images of each background in the survey
+SweepItem = tuple[str, Concept | None]  # (prompt, the companion it adds to the concept; None: the concept alone)
+
+
+@dataclass(frozen=True)
+class SurveyItem:
+    """One survey image: its prompt and the one concept it stands for (a noun, a background, a colour...)."""
+
+    prompt: str
+    concept: Concept
+
+
+@cache
+def survey_items() -> tuple[SurveyItem, ...]:
+    """The whole world vocabulary, one concept per image: every object alone on a plain background (in a
+    natural colour), every background with neutral objects, every colour and every texture on a neutral object."""
+    items: list[SurveyItem] = []
+    for k, noun in enumerate(vocab.NOUNS):
+        color = noun.colors[k % len(noun.colors)]
+        items.append(SurveyItem(Spec((Obj(noun.name, color),), "plain").prompt(), Concept("object", noun.name)))
+    backgrounds = [b for b in CONTEXT_BACKGROUNDS if b != "plain"]
+    for b, bg in enumerate(backgrounds):
+        for j in range(SURVEY_BACKGROUND_IMAGES):
+            k = b * SURVEY_BACKGROUND_IMAGES + j
+            obj = Obj(NEUTRAL_NOUNS[k % len(NEUTRAL_NOUNS)], NEUTRAL_COLORS[(5 * k + 1) % len(NEUTRAL_COLORS)])
+            items.append(SurveyItem(Spec((obj,), bg).prompt(), Concept("background", bg)))
+    for k, color in enumerate(NEUTRAL_COLORS):
+        obj = Obj(NEUTRAL_NOUNS[(k + 3) % len(NEUTRAL_NOUNS)], color)
+        items.append(SurveyItem(Spec((obj,), "plain").prompt(), Concept("color", color)))
+    for k, texture in enumerate(vocab.TEXTURES):
+        obj = Obj(NEUTRAL_NOUNS[k], NEUTRAL_COLORS[(3 * k + 2) % len(NEUTRAL_COLORS)], texture)
+        items.append(SurveyItem(Spec((obj,), "plain").prompt(), Concept("texture", texture)))
+    unique: dict[str, SurveyItem] = {}
+    for item in items:
+        unique.setdefault(item.prompt, item)
+    return tuple(unique.values())
 
 
 def survey_prompts() -> list[str]:
-    """One image of every noun of the vocabulary (natural colour, backgrounds in turn), then every texture."""
-    prompts = []
-    for k, noun in enumerate(vocab.NOUNS):
-        color = noun.colors[k % len(noun.colors)]
-        bg = CONTEXT_BACKGROUNDS[k % len(CONTEXT_BACKGROUNDS)]
-        prompts.append(Spec((Obj(noun.name, color),), bg).prompt())
-    for k, texture in enumerate(vocab.TEXTURES):
-        prompts.append(Spec((Obj(NEUTRAL_NOUNS[k], NEUTRAL_COLORS[k], texture),), "plain").prompt())
-    return prompts
+    return [item.prompt for item in survey_items()]
 
 
 def design_survey() -> Experiment:
-    note = (f"survey: the exemplars show nothing to start from, so one image of each of the world's "
-            f"{len(vocab.NOUNS)} objects (each on another background) and of each texture")
+    note = (f"survey: one image of each of the world's {len(vocab.NOUNS)} objects alone, of each background, "
+            "colour and texture: what else, besides the exemplars' concepts, drives the unit?")
     return Experiment("survey", note, survey_prompts())
 
 
@@ -86,37 +110,48 @@ def design_pairs(reading: Reading, pairs: list[Hyp], offset: int) -> Experiment:
     return _cells_experiment("pairs", note, cells, range(offset, offset + PAIR_CONTEXTS), palette)
 
 
-def companions(reading: Reading, a: Concept) -> list[Concept]:
-    """Concepts that might be a condition of ``a``: other exemplar concepts first, then regions (or, for a
-    background, colours of objects), then common companion objects."""
-    attribute_like = a.kind in ("background", "region")
-    kinds = ("object", "color") if attribute_like else ("object", "background", "region")
-    seen = [c for c in sorted(reading.scores, key=lambda c: (-reading.scores[c], c))
-            if c.kind in kinds and reading.scores[c] > 0][:4]
-    extra = [Concept("color", c) for c in COMPANION_COLORS] if attribute_like else \
-        [Concept("region", r) for r in COMPANION_REGIONS]
-    found = [*seen, *extra, *(Concept("object", n) for n in COMPANION_NOUNS)]
-    found = [c for c in found if c != a and not _is_member(c, a) and not _is_member(a, c)]
-    return list(dict.fromkeys(found))[:MAX_COMPANIONS]
+def design_coverage(reading: Reading, lead: Concept, others: list[Concept], offset: int) -> Experiment:
+    """Concepts that explain strong images the leading concept leaves out, each alone, next to the lead and
+    controls: does each drive the unit on its own (then the unit responds to either)?"""
+    palette = Palette.avoiding([lead, *others], reading.mentioned)
+    names = ", ".join(o.phrase for o in others)
+    note = (f"coverage: strong exemplars or survey images show {names} but no {lead.phrase}; does each drive the "
+            "unit on its own (then it responds to either)?")
+    cells = [[o] for o in others] + [[lead], []]
+    return _cells_experiment("coverage", note, cells, range(offset, offset + SCREEN_CONTEXTS), palette)
 
 
-def design_coverage(reading: Reading, lead: Concept, other: Concept, offset: int) -> Experiment:
-    """``other`` (from exemplars the leading concept leaves unexplained) alone, next to ``lead`` and controls."""
-    palette = Palette.avoiding([lead, other], reading.mentioned)
-    note = (f"coverage: some top exemplars show {other.phrase} but no {lead.phrase}; does {other.phrase} "
-            "drive the unit on its own (then it responds to either)?")
-    return _cells_experiment("coverage", note, [[other], [lead], []], range(offset, offset + SCREEN_CONTEXTS),
-                             palette)
+def sweep_items(reading: Reading, a: Concept, offset: int) -> list[SweepItem]:
+    """``a`` alone on every context background, then ``a`` with each companion the world offers: every
+    object, background, colour and texture (each once, the context background cycling)."""
+    palette = Palette.avoiding([a], [])
+    items: list[SweepItem] = []
+    for i in range(len(palette.backgrounds)):
+        spec = realize([a], offset + i, palette)
+        if spec is not None:
+            items.append((spec.prompt(), None))
+    companions = [Concept("object", n.name) for n in vocab.NOUNS]
+    companions += [Concept("background", b) for b in CONTEXT_BACKGROUNDS]
+    companions += [Concept("color", c) for c in NEUTRAL_COLORS] + [Concept("texture", t) for t in vocab.TEXTURES]
+    for k, c in enumerate(companions):
+        if c == a or _is_member(a, c) or _is_member(c, a) or c.kind == a.kind == "background":
+            continue
+        spec = realize([a, c], offset + k, palette)
+        if spec is not None:
+            items.append((spec.prompt(), c))
+    unique: dict[str, SweepItem] = {}
+    for prompt, c in items:
+        unique.setdefault(prompt, (prompt, c))
+    return list(unique.values())
 
 
 def design_context(reading: Reading, a: Concept, offset: int) -> Experiment:
-    """``a`` together with each plausible companion, twice, to find a condition it needs."""
-    comps = companions(reading, a)
-    palette = Palette.avoiding([a, *comps], [])
-    cells = [[a, c] for c in comps] + [[a]]
-    note = (f"context search: {a.phrase} alone, and with each of {', '.join(c.phrase for c in comps)} "
-            "(does anything in the scene switch the response on or off?)")
-    return _cells_experiment("context", note, cells, range(offset, offset + 2), palette)
+    """The context sweep: ``a`` alone, and ``a`` next to every companion the world offers, looking for a
+    condition it needs (the exemplars may hold only the weak response of a conditional unit)."""
+    items = sweep_items(reading, a, offset)
+    note = (f"context sweep: {a.phrase} alone on every background, and with each of the world's objects, "
+            "backgrounds, colours and textures: does anything in the scene switch the response on?")
+    return Experiment("context", note, [p for p, _ in items])
 
 
 def _removal_edit(spec: Spec, c: Concept, i: int, palette: Palette) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from aim_agent.agent.schema import Observation
-from aim_world.scientist.parsing import Parsed, parse_text
+from aim_world.scientist.parsing import Parsed, parse_text, prompt_features
 from aim_world.scientist.scene_edits import apply_edit, is_edit_instruction
 
 
@@ -19,6 +20,12 @@ class Record:
     round: int
     background: str | None
     pair: int | None = None  # index of the original when this image is an edit of it
+
+
+@lru_cache(maxsize=65536)
+def _parsed(prompt: str) -> Parsed:
+    """The parsed scene of a prompt, remembered; shared, so never changed (edits copy it)."""
+    return parse_text(prompt)
 
 
 def evidence_from(observations: Sequence[Observation]) -> list[Record]:
@@ -40,17 +47,18 @@ def evidence_from(observations: Sequence[Observation]) -> list[Record]:
                 base, instruction = "", prompt
             pair: int | None = None
             if instruction:
-                source = (parse_text(base), originals.get(base)) if base else last
+                source = (_parsed(base), originals.get(base)) if base else last
                 if source is None:
                     continue
                 scene, pair = apply_edit(source[0], instruction), source[1]
             else:
-                scene = parse_text(prompt)
+                scene = _parsed(prompt)
             if scene is None or not scene.concepts():
                 continue
             if not instruction:
                 originals[prompt] = len(records)
                 last = (scene, len(records))
             bg = scene.backgrounds[0] if scene.backgrounds else "plain"
-            records.append(Record(scene.features(), float(act), obs.round, bg, pair))
+            features = scene.features() if instruction else prompt_features(prompt)
+            records.append(Record(features, float(act), obs.round, bg, pair))
     return records

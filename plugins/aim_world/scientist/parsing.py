@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 from aim_world import vocabulary as vocab
 from aim_world.scientist.concepts import Concept, noun_category
@@ -75,11 +75,13 @@ class Parsed:
 
     def features(self) -> frozenset[str]:
         """What an image with this prompt shows, as concept keys: the concepts named, the category of
-        each object, the regions of its background, and object-attribute compounds
-        ('object:car|color:red', 'category:vehicle|color:red')."""
+        each object, the regions of its background and the objects its parts are (the trees of a forest),
+        and object-attribute compounds ('object:car|color:red', 'category:vehicle|color:red')."""
         feats = {c.key for c in self.concepts()}
         for bg in self.backgrounds:
             feats |= {f"region:{r}" for r in regions_of(bg)}
+            for noun in noun_parts(bg):
+                feats |= {f"object:{noun}", f"category:{noun_category(noun)}"}
         for thing in self.things:
             category = noun_category(thing.noun)
             feats.add(f"category:{category}")
@@ -116,6 +118,29 @@ def region_names() -> frozenset[str]:
         for part in parts:
             counts[part] = counts.get(part, 0) + 1
     return frozenset(p for p, n in counts.items() if n >= 2)
+
+
+@cache
+def _raw_parts() -> dict[str, tuple[str, ...]]:
+    from aim_world.render import background_parts
+
+    return {bg: tuple(background_parts(bg, 16, 0)[1]) for bg in vocab.BACKGROUND_BY_NAME}
+
+
+@cache
+def part_noun(part: str) -> str | None:
+    """The vocabulary noun a background part is drawn as, if any ('trees' -> tree, 'window' -> window)."""
+    return vocab.lookup_noun(part)
+
+
+def noun_parts(background: str) -> tuple[str, ...]:
+    """The objects a background shows as its parts (forest: tree; room: window; mountains: mountain)."""
+    return tuple(n for n in (part_noun(p) for p in _raw_parts().get(background, ())) if n)
+
+
+def backgrounds_showing(noun: str) -> list[str]:
+    """The backgrounds whose parts show ``noun`` (tree: forest)."""
+    return [bg for bg in vocab.BACKGROUND_BY_NAME if noun in noun_parts(bg)]
 
 
 def regions_of(background: str) -> tuple[str, ...]:
@@ -219,6 +244,13 @@ def _parse_clause(tokens: list[str], out: Parsed) -> None:
             out.textures.append(texture)
 
 
+@lru_cache(maxsize=65536)
+def prompt_features(text: str) -> frozenset[str]:
+    """``parse_text(text).features()``, remembered (experiments repeat prompts; the scientist re-reads its
+    whole evidence every round)."""
+    return parse_text(text).features()
+
+
 def parse_text(text: str) -> Parsed:
     """Objects (with colour and texture), backgrounds and free attributes named in ``text``.
 
@@ -228,18 +260,25 @@ def parse_text(text: str) -> Parsed:
     the next word.
     """
     out = Parsed()
+    part_things: list[Thing] = []
     lowered = _SLIVERS.sub(_drop_sliver, text.lower().replace("_", " "))
     for m in _SCENE_PARTS.finditer(lowered):
         for part, share in _PART_SHARE.findall(m.group(2)):
+            if int(share) < MIN_REGION_SHARE:
+                continue
             name = _canonical_part(part.strip())
-            if name in region_names() and int(share) >= MIN_REGION_SHARE:
+            if name in region_names():
                 out.regions.append(name)
+            noun = part_noun(part.strip())
+            if noun is not None:  # a part drawn as an object (the trees of a forest): the object, seen
+                part_things.append(Thing(noun))
     lowered = _SCENE_PARTS.sub(r"on a \1 background.", lowered)
     for clause in _CLAUSE_SPLIT.split(lowered):
         tokens = [t.strip("'-") for t in _TOKEN.findall(clause)]
         tokens = [t for t in tokens if t]
         if tokens:
             _parse_clause(tokens, out)
+    out.things += part_things
     out.backgrounds = list(dict.fromkeys(out.backgrounds))
     out.regions = list(dict.fromkeys(out.regions))
     return out

@@ -1,18 +1,30 @@
 """The plan: everything derived from the view (hypotheses, evidence, scores), and which experiment comes
-next: the fixed phases, then what the critic asks for."""
+next: the fixed phases, then what the critic asks for.
+
+Phases, in order (each designed only from the observations before it, so the plan never changes once
+a phase has run, and a resumed run continues exactly where it stopped):
+
+1. ``survey`` first, only when the exemplars show nothing to start from;
+2. ``screen``: the exemplars' candidate concepts alone, across contexts, with controls;
+3. ``pairs``: 2x2 designs for the exemplars' OR and conditional candidates (when there are any);
+4. ``survey`` (unless it ran first): the whole vocabulary, one concept per image;
+5. ``coverage``: the partners the survey or the exemplars suggest, each alone (when there are any);
+6. ``context``: the leading concept next to every companion the world offers;
+7. ``confirm``: 2x2 designs for the companions that switched the response on (when there are any);
+8. ``edits``: causal pairs for the leading hypothesis.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aim_agent.agent.schema import ScientistView
 from aim_world.scientist.concepts import KIND_ORDER, OBJECT_KINDS, Concept
 from aim_world.scientist.design import (
     SCREEN_CONTEXTS,
     _cells_experiment,
-    companions,
     design_context,
     design_coverage,
     design_edits,
@@ -20,16 +32,53 @@ from aim_world.scientist.design import (
     design_replication,
     design_screen,
     design_survey,
+    sweep_items,
 )
 from aim_world.scientist.evidence import Record, evidence_from
 from aim_world.scientist.experiment import Experiment
-from aim_world.scientist.hypotheses import Hyp
+from aim_world.scientist.hypotheses import Hyp, present
 from aim_world.scientist.parsing import parse_text
-from aim_world.scientist.reading import Reading, _focus_first, _is_member, reading_for
+from aim_world.scientist.reading import Reading, _is_member, reading_for
 from aim_world.scientist.scenes import Palette
 from aim_world.scientist.scoring import Scored, _scale, best, score
+from aim_world.scientist.search import SurveyFindings, survey_findings, sweep_conditions
 
 MAX_CRITIC_ROUNDS = 3  # experiments run on the critic's requests before concluding anyway
+MAX_EXEMPLAR_PARTNERS = 2  # concepts of exemplars the lead leaves out, tested as partners
+MAX_TESTED_PARTNERS = 4  # partners tested in the coverage phase (survey's first, then exemplars')
+
+
+@dataclass
+class Step:
+    phase: str
+    make: Callable[[], Experiment]
+
+
+@dataclass
+class Plan:
+    """The phases designed so far, and what each search found (see the module docstring)."""
+
+    steps: list[Step] = field(default_factory=list)
+    lead: Concept | None = None  # the leading concept after the survey
+    findings: SurveyFindings = field(default_factory=SurveyFindings)
+    partners: list[Concept] = field(default_factory=list)  # from the survey and the exemplars
+    context: Concept | None = None  # the concept the context sweep is about
+    conditions: list[Concept] = field(default_factory=list)  # companions that switched it on
+
+    def hypotheses(self) -> list[Hyp]:
+        """What the searches add to the exemplars' hypotheses."""
+        out: list[Hyp] = []
+        if self.findings.group is not None:
+            out.append(Hyp("single", self.findings.group))
+        base = self.findings.group or self.lead
+        for p in self.partners:
+            out.append(Hyp("single", p))
+            for a in dict.fromkeys(c for c in (self.lead, base) if c is not None):
+                if a != p and not _is_member(a, p) and not _is_member(p, a):
+                    out.append(Hyp("or", a, p))
+        if self.context is not None:
+            out += [Hyp("conditional", self.context, c) for c in self.conditions]
+        return list(dict.fromkeys(out))
 
 
 @dataclass
@@ -42,12 +91,11 @@ class State:
     scored: list[Scored]
     scale: float
     done: int  # experiments already run (successful or not)
-    context: Concept | None = None  # the concept a context search looks for a condition of
-    coverage: tuple[Concept, Concept] | None = None  # (leading concept, concept of exemplars it leaves out)
+    plan: Plan
 
     @property
     def leader(self) -> Scored | None:
-        return best(self.scored)
+        return best(self.scored, self.records)
 
 
 def critic_concepts(view: ScientistView) -> list[Concept]:
@@ -59,124 +107,99 @@ def critic_concepts(view: ScientistView) -> list[Concept]:
     return list(dict.fromkeys(found))
 
 
-def derive(view: ScientistView) -> State:
-    """Hypotheses, evidence and scores from the view (the same view always gives the same state)."""
-    reading = reading_for(view)
-    hyps, focus = base_hypotheses(view, reading)
-    coverage = coverage_target(view, reading, hyps)
-    if coverage is not None:
-        lead, other = coverage
-        hyps += [h for h in (Hyp("single", other), Hyp("or", lead, other)) if h not in hyps]
-    named = {c for h in hyps for c in h.concepts}
-    hyps += [Hyp("single", c) for c in critic_concepts(view) if c not in named]  # alternatives the critic raised
-    records = evidence_from(view.observations)
-    scale = _scale(records, view.exemplar_activations)
-    scored = [score(h, records, scale) for h in hyps]
-    return State(reading, hyps, records, scored, scale, len(view.observations), focus, coverage)
-
-
-def base_hypotheses(view: ScientistView, reading: Reading) -> tuple[list[Hyp], Concept | None]:
-    """The exemplars' hypotheses plus, once the context search is due, one conditional per companion."""
-    hyps = list(reading.hypotheses)
-    focus = context_target(view, reading)
-    if focus is not None:
-        for c in companions(reading, focus):
-            h = Hyp("conditional", *_focus_first(reading, focus, c))
-            if h not in hyps:
-                hyps.append(h)
-    return hyps, focus
-
-
-def _first_phases(reading: Reading) -> int:
-    """Observations before the context search: the survey (if any), the screen, the pairs (if any)."""
-    return reading.start + (2 if _pair_hyps(reading) else 1)
-
-
 def _pair_hyps(reading: Reading) -> list[Hyp]:
     return [h for h in reading.hypotheses if h.kind != "single"]
 
 
-def next_experiment(view: ScientistView, state: State) -> Experiment | None:
-    """The next experiment of the plan, or None when it is time to conclude."""
-    phases = _planned_phases(view, state)
-    if state.done < len(phases):
-        return phases[state.done]()
-    critic_rounds = state.done - len(phases)
-    if critic_rounds >= MAX_CRITIC_ROUNDS or not view.critic:
-        return None
-    last = view.critic[-1]
-    if last.satisfied or not last.requests:
-        return None
-    return design_for_requests(view, state, last.requests, offset=20 + 6 * critic_rounds)
+def _leading_concept(view: ScientistView, reading: Reading, hyps: list[Hyp], upto: int) -> Concept | None:
+    """The best single hypothesis on the first ``upto`` observations (the top exemplar concept when none is
+    better than chance)."""
+    records = evidence_from(view.observations[:upto])
+    scale = _scale(records, view.exemplar_activations)
+    singles = [score(h, records, scale) for h in hyps if h.kind == "single"]
+    lead = best([s for s in singles if s.status != "refuted" and s.auc > 0.6], records)
+    if lead is not None:
+        return lead.hyp.a
+    return reading.candidates[0] if reading.candidates else None
 
 
-def _planned_phases(view: ScientistView, state: State) -> list[Callable[[], Experiment]]:
-    """The fixed phases; each is designed only when it is its turn, from the evidence so far."""
-    reading = state.reading
-    phases: list[Callable[[], Experiment]] = [design_survey] if reading.start else []
-    if reading.start and len(view.observations) < reading.start:
-        return phases
-    phases.append(lambda: design_screen(reading))
+def build_plan(view: ScientistView, reading: Reading) -> Plan:
+    """The phases as far as the observations so far allow designing them (see the module docstring)."""
+    obs = view.observations
+    plan = Plan()
+
+    def add(phase: str, make: Callable[[], Experiment]) -> None:
+        plan.steps.append(Step(phase, make))
+
+    def ran() -> bool:  # every phase designed so far has run: the next one can be designed
+        return len(obs) >= len(plan.steps)
+
+    survey_at = None
+    if reading.start:
+        survey_at = 0
+        add("survey", design_survey)
+        if not ran():
+            return plan
+    if not reading.candidates:
+        return plan
+    add("screen", lambda: design_screen(reading))
     pairs = _pair_hyps(reading)
     if pairs:
-        phases.append(lambda: design_pairs(reading, pairs, offset=SCREEN_CONTEXTS))
-    if state.done < len(phases):
-        return phases
-    focus = state.context
-    if focus is not None:
-        phases.append(lambda: design_context(reading, focus, offset=8))
-    coverage = state.coverage
-    if coverage is not None:
-        phases.append(lambda: design_coverage(reading, *coverage, offset=17))
-    phases.append(lambda: design_edits(reading, _edit_target(state), offset=12))
-    return phases
+        add("pairs", lambda: design_pairs(reading, pairs, offset=SCREEN_CONTEXTS))
+    if survey_at is None:
+        survey_at = len(plan.steps)
+        add("survey", design_survey)
+    if not ran():
+        return plan
 
+    # the survey: the lead's measured group, and partners for what it leaves out
+    plan.lead = _leading_concept(view, reading, reading.hypotheses, len(plan.steps))
+    plan.findings = survey_findings(obs[survey_at], plan.lead)
+    plan.partners = list(plan.findings.partners)
+    if plan.lead is not None:
+        plan.partners += [c for c in exemplar_partners(reading, plan.lead) if c not in plan.partners]
+    plan.partners = [p for p in plan.partners if p != plan.lead][:MAX_TESTED_PARTNERS]
+    if plan.partners and plan.lead is not None:
+        lead, partners = plan.lead, list(plan.partners)
+        add("coverage", lambda: design_coverage(reading, lead, partners, offset=17))
+        if not ran():
+            return plan
 
-def context_target(view: ScientistView, reading: Reading) -> Concept | None:
-    """The concept a context search is about, once the screen (and pairs) ran: the best single
-    hypothesis on that evidence (the top exemplar concept when none is better than chance).
+    # the context sweep: what the leading concept needs
+    hyps = [*reading.hypotheses, *plan.hypotheses()]
+    plan.context = _leading_concept(view, reading, hyps, len(plan.steps))
+    if plan.context is not None:
+        context, at = plan.context, len(plan.steps)
+        add("context", lambda: design_context(reading, context, offset=30))
+        if not ran():
+            return plan
+        plan.conditions = sweep_conditions(obs[at], sweep_items(reading, context, 30), context)
+        if plan.conditions:
+            confirm = [Hyp("conditional", context, c) for c in plan.conditions]
+            add("confirm", lambda: design_pairs(reading, confirm, offset=45))
+            if not ran():
+                return plan
 
-    The search always runs: exemplars may show only a weak response (a conditional unit
-    "leaks" a little without its condition), so what the describer saw is not enough to rule
-    out a condition it could not see. Decided on the first experiments only, so the plan
-    stays the same whatever later experiments show.
-    """
-    if not reading.candidates:
-        return None
-    first = _first_phases(reading)
-    if len(view.observations) < first:
-        return None
-    records = evidence_from(view.observations[:first])
+    # causal edits for whatever leads now
+    hyps = [*reading.hypotheses, *plan.hypotheses()]
+    records = evidence_from(obs[: len(plan.steps)])
     scale = _scale(records, view.exemplar_activations)
-    singles = [score(h, records, scale) for h in reading.hypotheses if h.kind == "single"]
-    lead = best([s for s in singles if s.status != "refuted" and s.auc > 0.6])
-    return lead.hyp.a if lead is not None else reading.candidates[0]
+    lead = best([score(h, records, scale) for h in hyps], records)
+    target = lead.hyp if lead is not None else Hyp("single", reading.candidates[0])
+    add("edits", lambda: design_edits(reading, target, offset=12))
+    return plan
 
 
-def coverage_target(view: ScientistView, reading: Reading, hyps: list[Hyp]) -> tuple[Concept, Concept] | None:
-    """(leading concept, another concept) when the leading single hypothesis, after the screen, pairs and
-    context search, leaves strongly firing exemplars unexplained: the unit may respond to both (OR).
-
-    Decided on those first experiments only, so the plan does not change afterwards.
-    """
-    done = _first_phases(reading) + (1 if context_target(view, reading) is not None else 0)
-    if len(view.observations) < done or not reading.candidates:
-        return None
-    records = evidence_from(view.observations[:done])
-    scale = _scale(records, view.exemplar_activations)
-    lead = best([score(h, records, scale) for h in hyps])
-    if lead is None or lead.hyp.kind != "single":
-        return None
-    left_out = uncovered(reading, lead.hyp)
+def exemplar_partners(reading: Reading, lead: Concept) -> list[Concept]:
+    """Concepts of strongly firing exemplars that ``lead`` leaves unexplained, most frequent first."""
+    left_out = uncovered(reading, Hyp("single", lead))
     counts: dict[Concept, float] = {}
     for i in left_out:
         for c in reading.mentions[i]:
-            if c != lead.hyp.a and not _is_member(c, lead.hyp.a) and not _is_member(lead.hyp.a, c):
+            if c != lead and not _is_member(c, lead) and not _is_member(lead, c):
                 counts[c] = counts.get(c, 0.0) + reading.weights[i]
-    if not counts:
-        return None
-    other = min(counts, key=lambda c: (-round(counts[c], 6), c.kind not in OBJECT_KINDS, KIND_ORDER[c.kind], c))
-    return lead.hyp.a, other
+    ranked = sorted(counts, key=lambda c: (-round(counts[c], 6), c.kind not in OBJECT_KINDS, KIND_ORDER[c.kind], c))
+    return ranked[:MAX_EXEMPLAR_PARTNERS]
 
 
 def uncovered(reading: Reading, h: Hyp) -> list[int]:
@@ -191,6 +214,33 @@ def uncovered(reading: Reading, h: Hyp) -> list[int]:
     return out
 
 
+def derive(view: ScientistView) -> State:
+    """Hypotheses, evidence and scores from the view (the same view always gives the same state)."""
+    reading = reading_for(view)
+    plan = build_plan(view, reading)
+    hyps = list(dict.fromkeys([*reading.hypotheses, *plan.hypotheses()]))
+    named = {c for h in hyps for c in h.concepts}
+    hyps += [Hyp("single", c) for c in critic_concepts(view) if c not in named]  # alternatives the critic raised
+    records = evidence_from(view.observations)
+    scale = _scale(records, view.exemplar_activations)
+    scored = [score(h, records, scale) for h in hyps]
+    return State(reading, hyps, records, scored, scale, len(view.observations), plan)
+
+
+def next_experiment(view: ScientistView, state: State) -> Experiment | None:
+    """The next experiment of the plan, or None when it is time to conclude."""
+    steps = state.plan.steps
+    if state.done < len(steps):
+        return steps[state.done].make()
+    critic_rounds = state.done - len(steps)
+    if critic_rounds >= MAX_CRITIC_ROUNDS or not view.critic:
+        return None
+    last = view.critic[-1]
+    if last.satisfied or not last.requests:
+        return None
+    return design_for_requests(view, state, last.requests, offset=60 + 6 * critic_rounds)
+
+
 def _edit_target(state: State) -> Hyp:
     lead = state.leader
     if lead is not None:
@@ -201,8 +251,10 @@ def _edit_target(state: State) -> Hyp:
 def design_for_requests(view: ScientistView, state: State, requests: list[str], offset: int) -> Experiment:
     """Answer the critic: test concepts it names, run edits when it asks for causal evidence, else replicate."""
     text = " ".join(requests).lower()
-    known = {c for h in state.hyps for c in h.concepts if any(c.key in r.features for r in state.records)}
-    new = [c for c in critic_concepts(view) if c not in known]
+    def images_of(c: Concept) -> int:
+        return sum(present(c, r.features) for r in state.records)
+
+    new = [c for c in critic_concepts(view) if images_of(c) < 3]  # named by the critic and barely tested yet
     lead = _edit_target(state)
     asked = "; ".join(requests)
     if new:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from aim_agent.agent.schema import ScientistView
 from aim_world.scientist.concepts import (
     ATTRIBUTE_KINDS,
-    HYPERNYMS,
     KIND_ORDER,
     OBJECT_KINDS,
     Concept,
@@ -117,9 +116,9 @@ def _needs_survey(view: ScientistView) -> bool:
 def _with_categories(mentions: list[set[Concept]], weights: list[float]) -> list[set[Concept]]:
     """Add broader object concepts when the firing exemplars show several different nouns.
 
-    A ``category`` (animals) when three or more nouns of one vocabulary category fire; a
-    ``group`` for every everyday set (:data:`HYPERNYMS`: birds) of which three or more members
-    fire; else a ``group`` of the nouns seen when no single noun dominates.
+    A ``category`` (animals) when three or more nouns of one vocabulary category fire, and a
+    ``group`` of the nouns seen when no single noun dominates. Which nouns really belong to a
+    group is measured later (the survey), never assumed.
     """
     weight: dict[str, float] = {}
     for ms, w in zip(mentions, weights, strict=True):
@@ -130,10 +129,9 @@ def _with_categories(mentions: list[set[Concept]], weights: list[float]) -> list
     for noun in weight:
         by_category.setdefault(noun_category(noun), set()).add(noun)
     broad = {cat for cat, nouns in by_category.items() if len(nouns) >= MIN_CATEGORY_NOUNS}
-    groups = [Concept("group", "+".join(nouns)) for nouns in HYPERNYMS.values()
-              if len(set(nouns) & set(weight)) >= MIN_CATEGORY_NOUNS]
+    groups: list[Concept] = []
     total = sum(w for w in weights if w > 0) or 1.0
-    if not groups and len(weight) >= MIN_CATEGORY_NOUNS and max(weight.values()) / total < 0.6:
+    if len(weight) >= MIN_CATEGORY_NOUNS and max(weight.values()) / total < 0.6:
         groups = [Concept("group", "+".join(sorted(weight, key=lambda n: (-weight[n], n))[:MAX_GROUP]))]
     out = []
     for ms in mentions:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aim_world import vocabulary as vocab
 from aim_world.scene import TEXTURE_ADJECTIVES
 from aim_world.scientist.concepts import KIND_ORDER, Concept, noun_category
-from aim_world.scientist.parsing import regions_of
+from aim_world.scientist.parsing import noun_parts, regions_of
 
 BACKGROUND_PHRASES = {
     "plain": "on a plain background", "sky": "in the sky", "grass": "on grass", "water": "on water",
@@ -17,13 +17,12 @@ BACKGROUND_PHRASES = {
     "brick wall": "against a brick wall", "forest": "in a forest", "room": "in a room",
     "night": "at night", "mountains": "in the mountains",
 }
-# Contexts the experiments vary: backgrounds, neutral objects, neutral colours (fixed orders).
-CONTEXT_BACKGROUNDS = ("grass", "snow", "beach", "room", "road", "plain", "water", "desert", "forest",
-                       "night", "mountains", "brick wall", "sky")
-NEUTRAL_NOUNS = ("cup", "chair", "umbrella", "book", "clock", "bucket", "lamp", "guitar", "apple", "shoe",
-                 "bell", "teapot", "kite", "drum")
-NEUTRAL_COLORS = ("blue", "green", "yellow", "purple", "gray", "orange", "pink", "white", "red", "black",
-                  "brown", "cyan", "magenta", "beige")
+# Contexts the experiments vary, all from the world vocabulary in fixed orders: every background but the plain
+# one (plain comes last: objects in isolation are the survey's business), every colour, and as neutral objects
+# every fifth of the vocabulary's household objects (its "object" category, in vocabulary order).
+CONTEXT_BACKGROUNDS = (*(b.name for b in vocab.BACKGROUNDS if b.name != "plain"), "plain")
+NEUTRAL_NOUNS = tuple(n.name for n in vocab.NOUNS if n.category == "object")[::5]
+NEUTRAL_COLORS = tuple(vocab.COLORS)
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,11 @@ class Palette:
         names = {kind: {c.name for c in tested if c.kind == kind} for kind in KIND_ORDER}
         avoid_nouns = names["object"] | {m for c in [*tested, *mentioned] if c.kind == "group" for m in c.members}
         avoid_nouns |= {c.name for c in mentioned if c.kind == "object"}
+        tested_nouns = names["object"] | {m for c in tested if c.kind == "group" for m in c.members}
         bgs = [b for b in CONTEXT_BACKGROUNDS
-               if b not in names["background"] and not set(regions_of(b)) & names["region"]]
+               if b not in names["background"] and not set(regions_of(b)) & names["region"]
+               and not set(noun_parts(b)) & tested_nouns
+               and not {noun_category(n) for n in noun_parts(b)} & names["category"]]
         nouns = [n for n in NEUTRAL_NOUNS if n not in avoid_nouns and noun_category(n) not in names["category"]]
         if not nouns:
             nouns = [n.name for n in vocab.NOUNS if n.name not in avoid_nouns and n.category not in

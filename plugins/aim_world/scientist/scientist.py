@@ -94,9 +94,9 @@ def _hypotheses_out(state: State) -> list[Hypothesis]:
             id=hyp_id(h),
             statement=h.statement(),
             # plain prompt words, so any reader of prompts (the critic) can count the images that show them
-            concepts=[h.a.term] if h.kind == "conditional" else [c.term for c in h.concepts],
+            concepts=[h.a.words] if h.kind == "conditional" else [c.words for c in h.concepts],
             kind=h.kind,
-            condition=h.b.term if h.kind == "conditional" and h.b else None,
+            condition=h.b.words if h.kind == "conditional" and h.b else None,
             status=s.status,
             confidence=s.confidence if s.n_pos >= 2 and s.n_neg >= 2 else _prior(state.reading, h),
         ))
@@ -108,8 +108,8 @@ def _prior(reading: Reading, h: Hyp) -> float:
 
 
 def _summary(s: Scored) -> str:
-    text = (f"{s.hyp.short()}: {s.status} (AUC {s.auc:.2f}; mean {s.mean_pos:.3g} where it predicts "
-            f"firing, n={s.n_pos}, vs {s.mean_neg:.3g}, n={s.n_neg}")
+    text = (f"{s.hyp.short()}: {s.status} (AUC {s.auc:.2f} on this run's generated images; mean {s.mean_pos:.3g} "
+            f"where it predicts firing, n={s.n_pos}, vs {s.mean_neg:.3g}, n={s.n_neg}")
     if s.contexts_total:
         text += f"; holds on {s.contexts_agree}/{s.contexts_total} backgrounds"
     if s.edits_total:
@@ -153,8 +153,9 @@ def _description(s: Scored, state: State) -> str:
     else:
         assert h.b is not None
         core = f"Selective for {h.a.phrase}, {condition_phrase(h.a, h.b)}"
-    numbers = (f"mean activation {s.mean_pos:.3g} on {s.n_pos} images where this predicts firing vs "
-               f"{s.mean_neg:.3g} on {s.n_neg} where it does not (AUC {s.auc:.2f})")
+    numbers = (f"on the {s.n_pos + s.n_neg} images this run generated (not the dataset), mean activation "
+               f"{s.mean_pos:.3g} on the {s.n_pos} where this predicts firing vs {s.mean_neg:.3g} on the {s.n_neg} "
+               f"where it does not (AUC {s.auc:.2f})")
     if s.status == "supported":
         return f"{core}: {numbers}."
     if s.status == "open":
@@ -166,5 +167,12 @@ def _description(s: Scored, state: State) -> str:
 def _evidence(lead: Scored, state: State, reading: Reading) -> list[str]:
     lines = [_reading_text(reading), f"Leading: {_summary(lead)}"]
     lines += _summaries([s for s in state.scored if s is not lead], limit=3, prefix="Alternative ")
-    lines.append(f"{len(state.records)} images over {state.done} experiments")
+    lines.append(f"{len(state.records)} generated images over {state.done} experiments; every AUC above is "
+                 "measured on them, not on the dataset")
+    found = state.plan.findings
+    if found.group is not None:
+        lines.append(f"Survey: the unit's measured set of objects is {found.group.phrase}")
+    if state.plan.conditions and state.plan.context is not None:
+        lines.append(f"Context sweep: {', '.join(c.phrase for c in state.plan.conditions)} switched the response "
+                     f"to {state.plan.context.phrase} on")
     return lines

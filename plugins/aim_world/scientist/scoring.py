@@ -39,11 +39,20 @@ class Scored:
 
 
 def _auc(pos: list[float], neg: list[float]) -> float:
-    """Probability that a random positive outranks a random negative (ties count half)."""
+    """Probability that a random positive outranks a random negative (ties count half), from ranks."""
     if not pos or not neg:
         return 0.5
-    wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
-    return wins / (len(pos) * len(neg))
+    values = sorted([(v, 0) for v in neg] + [(v, 1) for v in pos])
+    rank_sum, i = 0.0, 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1][0] == values[i][0]:
+            j += 1
+        positives = sum(flag for _, flag in values[i : j + 1])
+        rank_sum += positives * ((i + j) / 2 + 1)  # tied values share their average rank
+        i = j + 1
+    n_pos, n_neg = len(pos), len(neg)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def _r2(pos: list[float], neg: list[float]) -> float:
@@ -151,12 +160,16 @@ def _judge(s: Scored, scale: float) -> None:
         s.status, s.confidence = "refuted", min(s.confidence, 0.3)
 
 
-def best(scored: list[Scored]) -> Scored | None:
+MIN_NESTED = 3  # images a broader or narrower hypothesis must differ on before it can replace the choice
+
+
+def best(scored: list[Scored], records: Sequence[Record] | None = None) -> Scored | None:
     """Supported before open before refuted; within a status the best separation (AUC).
 
     Near ties in AUC (a unit that fires a lot on dogs and a little on cars ranks dog images
     first either way) are settled by the variance explained, with a small price on every
-    extra concept, so "dog OR car" wins only if the cars really matter.
+    extra concept, so "dog OR car" wins only if the cars really matter. With ``records``, the
+    choice is then refined among nested hypotheses (:func:`refine`).
     """
     if not scored:
         return None
@@ -164,4 +177,41 @@ def best(scored: list[Scored]) -> Scored | None:
     group = [s for s in scored if STATUS_RANK[s.status] == top_status]
     top_auc = max(s.auc for s in group)
     near = [s for s in group if s.auc >= top_auc - 0.03]
-    return sorted(near, key=lambda s: (-round(s.r2 - 0.05 * s.hyp.complexity, 4), -s.auc, hyp_id(s.hyp)))[0]
+    choice = sorted(near, key=lambda s: (-round(s.r2 - 0.05 * s.hyp.complexity, 4), -s.auc, hyp_id(s.hyp)))[0]
+    return refine(choice, scored, records) if records else choice
+
+
+def refine(choice: Scored, scored: list[Scored], records: Sequence[Record]) -> Scored:
+    """Move to a broader or a narrower hypothesis when the images they differ on say so.
+
+    Separation alone is blind to a few images among many (a run holds hundreds of dog images and
+    a handful of cars). So, among supported hypotheses: a *broader* one (it predicts firing on
+    every image the choice does, and on at least :data:`MIN_NESTED` more) replaces the choice when
+    those extra images fire like the choice's positives (dog -> dog OR car; tree objects and the
+    trees of forests); a *narrower* one replaces it when the images it gives up stay low like its
+    negatives (animals -> birds; dog -> dog only when a leash is present).
+    """
+    fires = {id(s): [s.hyp.fires(r.features) for r in records] for s in scored}
+    acts = [r.activation for r in records]
+    candidates = sorted((s for s in scored if s.status == "supported" and not s.flaw),
+                        key=lambda s: (-s.auc, s.hyp.complexity, hyp_id(s.hyp)))
+    for _ in range(6):
+        mid = choice.mean_neg + 0.5 * (choice.mean_pos - choice.mean_neg)
+        mine = fires[id(choice)]
+        moved = None
+        for s in candidates:
+            if s is choice:
+                continue
+            other = fires[id(s)]
+            extra = [a for a, f, g in zip(acts, mine, other, strict=True) if g and not f]
+            lost = [a for a, f, g in zip(acts, mine, other, strict=True) if f and not g]
+            if not lost and len(extra) >= MIN_NESTED and sum(extra) / len(extra) >= mid:
+                moved = s
+                break
+            if not extra and len(lost) >= MIN_NESTED and sum(lost) / len(lost) < mid:
+                moved = s
+                break
+        if moved is None:
+            return choice
+        choice = moved
+    return choice

@@ -1,0 +1,54 @@
+"""``aim eval units``: the agent's labels of random real units against a Network Dissection reference."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "units",
+        help="run the agent on random units of a layer and compare its labels with a dissection reference",
+        description="For N random units that fire on the dataset, run the agent and compare its label with the "
+        "unit's Network Dissection label (`aim dissect`): a match when the label names the reference concept or "
+        "its category. Where they differ, controlled renders (each concept alone on several backgrounds vs "
+        "random controls, measured on the unit) say which one the unit follows.",
+    )
+    parser.add_argument("--model", default="world-cnn", help="model spec (default world-cnn)")
+    parser.add_argument("--layer", default="conv5", help="layer (default conv5)")
+    parser.add_argument("--n", type=int, default=30, help="random units to evaluate (default 30)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the unit draw and of image generation")
+    parser.add_argument("--dataset", default=None, help="dataset with exact masks (default world)")
+    parser.add_argument("--backend", default="offline", help="the scientist (default offline)")
+    parser.add_argument("--mode", choices=("code", "tools"), default="tools", help="experiment mode (default tools)")
+    parser.add_argument("--max-rounds", type=int, default=None, help="rounds per run (default the agent's)")
+    parser.add_argument("--runs-dir", default="runs/eval-units", help="where the runs are written")
+    parser.add_argument("--out", metavar="PATH", help="write the evaluation as JSON to PATH")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from aim_agent.eval.units import evaluate_units, units_table
+
+    if args.n < 1:
+        raise ValueError(f"--n must be at least 1, not {args.n}")
+    err = Console(stderr=True, highlight=False)
+    say = None if args.json else (lambda line: err.print(f"[dim]aim eval[/dim] {line}"))
+    result = evaluate_units(args.model, args.layer, n=args.n, seed=args.seed, dataset=args.dataset,
+                            backend=args.backend, mode=args.mode, runs_dir=args.runs_dir,
+                            max_rounds=args.max_rounds, progress=say)
+    data = result.to_json()
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(data, indent=1))
+        return 0
+    Console(highlight=False).print(units_table(result))
+    print(json.dumps(data["summary"]))
+    return 0

@@ -1,0 +1,247 @@
+"""``aim eval units``: the agent's labels of real units against a dissection reference.
+
+For ``n`` random units of a layer (units that fire somewhere on the dataset), the agent interprets each
+unit (a full ``aim interpret`` run) and its label is compared with the unit's Network Dissection
+reference (:mod:`aim_agent.eval.dissect`): a **match** when the label names the reference concept (the
+IoU label) or its category ("animals" for a dog unit).
+
+Where they disagree, neither is taken on trust: **controlled renders** decide. Each candidate concept
+(the IoU reference, the AUC reference, the agent's concepts) is drawn alone on several backgrounds, and
+random scenes without any candidate are the controls; the unit is measured on all of them, and the
+candidate that best separates its images from the controls (AUC, then mean activation) is the one the
+unit *follows*.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aim_agent.agent.critic import mentions_any
+from aim_agent.eval.dissect import Dissection, dissect
+from aim_agent.vocabulary import ConceptInfo, Vocabularies, installed_vocabularies
+
+RENDERS = 8  # images per candidate concept, and controls
+
+
+@dataclass
+class RenderCheck:
+    """A candidate concept drawn alone ``n`` times against ``n`` controls, measured on the unit."""
+
+    concept: str
+    role: str  # "reference (IoU)", "reference (AUC)", "agent"
+    mean: float
+    control_mean: float
+    auc: float
+    n: int
+
+
+@dataclass
+class UnitResult:
+    unit: int
+    labels: list[str]
+    description: str
+    confidence: float
+    forced: str | None
+    run_dir: str
+    reference: str | None  # IoU concept
+    reference_iou: float | None
+    auc_concept: str | None
+    auc: float | None
+    agent_concepts: list[str]
+    match: bool  # the labels name the IoU reference or its category
+    match_auc: bool  # ... the AUC reference or its category
+    renders: list[RenderCheck] = field(default_factory=list)
+    follows: str | None = None  # the candidate the unit follows on controlled renders
+    follows_role: str | None = None
+
+
+@dataclass
+class UnitsEvaluation:
+    model: str
+    layer: str
+    dataset: str
+    seed: int
+    units: list[UnitResult]
+    dissection_cache: str | None = None
+
+    @property
+    def agreement(self) -> float:
+        return sum(u.match for u in self.units) / len(self.units) if self.units else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        n = len(self.units)
+        disagree = [u for u in self.units if not u.match]
+        return {
+            "units": n,
+            "match_iou_reference": sum(u.match for u in self.units),
+            "match_auc_reference": sum(u.match_auc for u in self.units),
+            "match_either": sum(u.match or u.match_auc for u in self.units),
+            "agreement": round(self.agreement, 4),
+            "disagreements": len(disagree),
+            "renders_follow_agent": sum(u.follows_role == "agent" for u in disagree),
+            "renders_follow_reference": sum(bool(u.follows_role and u.follows_role.startswith("reference"))
+                                            for u in disagree),
+            "forced_conclusions": sum(bool(u.forced) for u in self.units),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "layer": self.layer, "dataset": self.dataset, "seed": self.seed,
+                "dissection_cache": self.dissection_cache, "summary": self.summary(),
+                "units": [asdict(u) for u in self.units]}
+
+
+def names_concept(labels: Sequence[str], info: ConceptInfo) -> bool:
+    """Whether the labels name the concept (any of its words) or its category."""
+    text = " ; ".join(labels)
+    return mentions_any(text, [*info.words, *info.category_words])
+
+
+def label_concepts(labels: Sequence[str], vocabularies: Vocabularies) -> list[ConceptInfo]:
+    """The main concept of each label (the first it names: 'dog' of 'dog, only when a leash is present')."""
+    out: dict[str, ConceptInfo] = {}
+    for label in labels:
+        found = vocabularies.concepts_in(label)
+        if found:
+            out.setdefault(found[0].key, found[0])
+    return list(out.values())
+
+
+def live_units(result: Dissection) -> list[int]:
+    """Units that fire somewhere on the dataset and have a reference label."""
+    return [u.unit for u in result.units if not u.dead and u.iou]
+
+
+def pick_units(result: Dissection, n: int, seed: int) -> list[int]:
+    live = live_units(result)
+    if not live:
+        raise ValueError(f"no unit of {result.layer} fires on {result.dataset}: nothing to evaluate")
+    return sorted(random.Random(seed).sample(live, min(n, len(live))))
+
+
+def _auc(pos: Sequence[float], neg: Sequence[float]) -> float:
+    if not pos or not neg:
+        return 0.5
+    wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def render_checks(system: Any, candidates: Sequence[tuple[str, str]], vocabularies: Vocabularies,
+                  generate: Callable[[list[str]], list[Any]], n: int = RENDERS) -> list[RenderCheck]:
+    """Each candidate ``(concept key, role)`` drawn alone ``n`` times vs ``n`` shared controls, on the unit."""
+    owners = {key: vocabularies.owner(key) for key, _ in candidates}
+    known = [(key, role) for key, role in candidates if owners[key] is not None]
+    if not known:
+        return []
+    vocabulary = owners[known[0][0]][0]  # type: ignore[index]
+    controls = vocabulary.control_prompts([key for key, _ in known], n)
+    prompts = {key: owners[key][0].concept_prompts(key, n) for key, _ in known}  # type: ignore[index]
+    every = [*controls, *(p for key, _ in known for p in prompts[key])]
+    acts = [float(a) for a in system.activations(generate(every)).activations]
+    control_acts = acts[: len(controls)]
+    out, at = [], len(controls)
+    for key, role in known:
+        mine = acts[at : at + len(prompts[key])]
+        at += len(prompts[key])
+        out.append(RenderCheck(concept=key, role=role, mean=round(statistics.fmean(mine), 4) if mine else 0.0,
+                               control_mean=round(statistics.fmean(control_acts), 4) if control_acts else 0.0,
+                               auc=round(_auc(mine, control_acts), 4), n=len(mine)))
+    return out
+
+
+def evaluate_units(
+    model: str,
+    layer: str,
+    *,
+    n: int = 30,
+    seed: int = 0,
+    dataset: str | None = None,
+    backend: str = "offline",
+    mode: str = "tools",
+    runs_dir: str | Path = "runs/eval-units",
+    max_rounds: int | None = None,
+    image_size: int = 224,
+    progress: Callable[[str], None] | None = None,
+) -> UnitsEvaluation:
+    """Run the agent on ``n`` random live units of ``layer`` and compare its labels with the dissection."""
+    from aim_agent.agent.backends import BackendSpec
+    from aim_agent.agent.config import RunConfig
+    from aim_agent.agent.runner import run_interpret
+    from aim_agent.models.probe import open_probe
+    from aim_agent.plugins import plugin_manager
+    from aim_agent.system import System
+
+    say = progress or (lambda _line: None)
+    probe = open_probe(model, layer)
+    reference = dissect(probe, dataset)
+    vocabularies = installed_vocabularies()
+    text2image = plugin_manager().provider("text2image", "world")
+
+    def generate(prompts: list[str]) -> list[Any]:
+        return [g.image for g in text2image.generate(prompts, size=image_size, seed=seed)]
+
+    results = []
+    for unit in pick_units(reference, n, seed):
+        ref = reference.units[unit]
+        values: dict[str, Any] = {"model": model, "layer": layer, "unit": unit, "runs_dir": str(runs_dir),
+                                  "backend": BackendSpec.parse(backend), "mode": mode, "seed": seed,
+                                  "dataset": dataset, "image_size": image_size}
+        if max_rounds is not None:
+            values["max_rounds"] = max_rounds
+        run = run_interpret(RunConfig(**{k: v for k, v in values.items() if v is not None}))
+        conclusion = run.conclusion
+        labels = list(conclusion.labels) if conclusion else []
+        ref_info = reference.concept(ref.iou_concept) if ref.iou_concept else None
+        auc_info = reference.concept(ref.auc_concept) if ref.auc_concept else None
+        agent = label_concepts(labels, vocabularies)
+        row = UnitResult(
+            unit=unit, labels=labels, description=conclusion.description if conclusion else "",
+            confidence=conclusion.confidence if conclusion else 0.0, forced=run.forced, run_dir=str(run.run_dir),
+            reference=ref.iou_concept, reference_iou=ref.iou[0].score if ref.iou else None,
+            auc_concept=ref.auc_concept, auc=ref.auc[0].score if ref.auc else None,
+            agent_concepts=[c.key for c in agent],
+            match=bool(ref_info and names_concept(labels, ref_info)),
+            match_auc=bool(auc_info and names_concept(labels, auc_info)),
+        )
+        if not row.match:
+            candidates = [(k, r) for k, r in ((ref.iou_concept, "reference (IoU)"), (ref.auc_concept,
+                                                                                      "reference (AUC)")) if k]
+            candidates += [(c.key, "agent") for c in agent[:2]]
+            roles: dict[str, str] = {}
+            for key, role in candidates:
+                roles.setdefault(key, role)  # a concept that is both reference and agent's: a reference
+            candidates = list(roles.items())
+            row.renders = render_checks(System(probe, unit), candidates, vocabularies, generate)
+            if row.renders:
+                best = max(row.renders, key=lambda r: (r.auc, r.mean - r.control_mean))
+                row.follows, row.follows_role = best.concept, best.role
+        results.append(row)
+        verdict = "match" if row.match else f"differs (renders follow {row.follows or '?'})"
+        say(f"unit {unit}: agent {labels} vs reference {ref.iou_concept} (IoU {row.reference_iou}): {verdict}")
+    return UnitsEvaluation(model=model, layer=layer, dataset=reference.dataset, seed=seed, units=results,
+                           dissection_cache=reference.cache_path)
+
+
+def units_table(evaluation: UnitsEvaluation) -> Any:
+    """A rich table: per unit, the agent's label, the references, the verdict, what the renders say."""
+    from rich.table import Table
+
+    s = evaluation.summary()
+    table = Table(title=f"agent vs dissection: {evaluation.model} {evaluation.layer}, {s['units']} random units "
+                        f"(seed {evaluation.seed}): {s['match_iou_reference']}/{s['units']} match")
+    for name in ("unit", "agent label", "reference (IoU)", "AUC concept", "match", "controlled renders"):
+        table.add_column(name, justify="right" if name == "unit" else "left", overflow="fold")
+    for u in evaluation.units:
+        renders = ""
+        if u.renders:
+            parts = [f"{r.concept} {r.auc:.2f}" for r in sorted(u.renders, key=lambda r: -r.auc)]
+            renders = f"follows {u.follows} ({u.follows_role}); AUC " + ", ".join(parts)
+        table.add_row(str(u.unit), "; ".join(u.labels) + (" [forced]" if u.forced else ""),
+                      f"{u.reference} ({u.reference_iou:.3f})" if u.reference_iou is not None else "-",
+                      f"{u.auc_concept} ({u.auc:.2f})" if u.auc is not None else "-",
+                      "yes" if u.match else ("AUC only" if u.match_auc else "no"), renders)
+    return table

@@ -1,0 +1,177 @@
+"""Concept vocabularies: which words a broader word covers, and exact concept masks for datasets that have them.
+
+A plugin that knows a world of concepts (the embedded world knows every object, colour, texture
+and background it can draw) offers a :class:`Vocabulary` through the hook ``aim_vocabularies``.
+The core uses it without knowing where it comes from:
+
+- the critic counts an image of a frog for the concept "animal" (:meth:`Vocabulary.members`);
+- the conclude node checks whether the exemplars show the concluded concept
+  (:meth:`Vocabulary.concepts_in`);
+- ``aim dissect`` reads exact concept masks of a dataset (:meth:`Vocabulary.annotator`);
+- ``aim eval units`` draws controlled images of a concept (:meth:`Vocabulary.concept_prompts`).
+
+Without any vocabulary every call answers "nothing known" (:class:`Vocabularies` over none), so the
+core runs the same as before, only with plain word matching.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ConceptInfo:
+    """One concept of a vocabulary: ``key`` is ``kind:name`` (``object:dog``, ``color:red``, ``region:sky``).
+
+    ``words`` are the ways a label may name it ("dog", "puppy"; "stripes", "striped"); ``category`` is
+    the broader concept it belongs to, if any ("animal"), with the words that name that category.
+    """
+
+    key: str
+    kind: str
+    name: str
+    words: tuple[str, ...] = ()
+    category: str | None = None
+    category_words: tuple[str, ...] = ()
+
+
+@dataclass
+class Annotation:
+    """Exact concept masks of one image, compactly: every pixel holds one *atom* (an object, a background
+    part), and every atom belongs to several concepts (``object:dog``, ``color:brown``, ``texture:dots``).
+
+    ``labels`` is ``(S, S)`` int (an atom index, -1 for none); ``atoms[i]`` lists the indices (into the
+    annotator's :attr:`ConceptAnnotator.concepts`) of the concepts atom ``i`` belongs to.
+    """
+
+    labels: np.ndarray
+    atoms: list[tuple[int, ...]]
+
+    def masks(self) -> dict[int, np.ndarray]:
+        """Concept index -> boolean ``(S, S)`` mask, for every concept with at least one pixel."""
+        out: dict[int, np.ndarray] = {}
+        for atom, concepts in enumerate(self.atoms):
+            where = self.labels == atom
+            if not where.any():
+                continue
+            for c in concepts:
+                out[c] = out[c] | where if c in out else where
+        return out
+
+
+@runtime_checkable
+class ConceptAnnotator(Protocol):
+    """Exact masks for the images of one dataset (a folder): what ``aim dissect`` needs."""
+
+    #: every concept an image of the dataset may hold
+    concepts: list[ConceptInfo]
+    #: side of the masks, in pixels
+    size: int
+
+    def fingerprint(self) -> str:
+        """Changes whenever the masks could change (part of the dissection cache key)."""
+        ...
+
+    def annotate(self, file: str) -> Annotation | None:
+        """The masks of the image at ``file`` (relative to the dataset root), or None when unknown."""
+        ...
+
+
+@runtime_checkable
+class Vocabulary(Protocol):
+    """What a plugin knows about concept words (hook ``aim_vocabularies``)."""
+
+    name: str
+
+    def members(self, term: str) -> frozenset[str]:
+        """The narrower words a broader ``term`` covers ("animal" or "animals" -> dog, frog, ...); empty when
+        ``term`` is not a broader word of this vocabulary."""
+        ...
+
+    def concepts_in(self, text: str) -> list[ConceptInfo]:
+        """The concepts a text (a description, a label) names, in order, without repeats."""
+        ...
+
+    def concept(self, key: str) -> ConceptInfo | None:
+        """The concept ``key`` (``object:dog``), or None when this vocabulary does not know it."""
+        ...
+
+    def annotator(self, root: Path) -> ConceptAnnotator | None:
+        """Exact concept masks for the dataset at ``root``, or None when this vocabulary cannot annotate it."""
+        ...
+
+    def concept_prompts(self, key: str, n: int) -> list[str]:
+        """``n`` text-to-image prompts that show concept ``key`` alone, in varied contexts."""
+        ...
+
+    def control_prompts(self, avoid: Sequence[str], n: int) -> list[str]:
+        """``n`` prompts of varied scenes that show none of the concepts ``avoid`` (keys)."""
+        ...
+
+
+_SPLIT = re.compile(r"\s*,\s*(?:or\s+)?|\s+or\s+", re.I)
+
+
+def alternatives(concept: str) -> list[str]:
+    """The alternatives a concept phrase lists ("bird, eagle or owl" -> bird, eagle, owl); itself otherwise."""
+    parts = [p.strip() for p in _SPLIT.split(concept) if p.strip()]
+    return parts or [concept]
+
+
+class Vocabularies:
+    """Every installed vocabulary as one: members and concepts are merged, the first annotator that can
+    annotate a dataset is used."""
+
+    def __init__(self, vocabularies: Sequence[Vocabulary] = ()) -> None:
+        self.items = list(vocabularies)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def members(self, term: str) -> frozenset[str]:
+        found: set[str] = set()
+        for v in self.items:
+            found |= v.members(term)
+        return frozenset(found)
+
+    def words_for(self, concept: str) -> list[str]:
+        """Every word that shows ``concept`` in a prompt: its alternatives and what each of them covers."""
+        out: list[str] = []
+        for alt in alternatives(concept):
+            out += [alt, *sorted(self.members(alt))]
+        return list(dict.fromkeys(out))
+
+    def concepts_in(self, text: str) -> list[ConceptInfo]:
+        found: dict[str, ConceptInfo] = {}
+        for v in self.items:
+            for c in v.concepts_in(text):
+                found.setdefault(c.key, c)
+        return list(found.values())
+
+    def annotator(self, root: Path) -> ConceptAnnotator | None:
+        for v in self.items:
+            made = v.annotator(Path(root))
+            if made is not None:
+                return made
+        return None
+
+    def owner(self, key: str) -> tuple[Vocabulary, ConceptInfo] | None:
+        """The vocabulary that knows concept ``key`` and what it knows of it, or None."""
+        for v in self.items:
+            info = v.concept(key)
+            if info is not None:
+                return v, info
+        return None
+
+
+def installed_vocabularies() -> Vocabularies:
+    """The vocabularies of the installed plugins (none when no plugin offers one)."""
+    from aim_agent.plugins import plugin_manager
+
+    return Vocabularies(plugin_manager().vocabularies())

@@ -1,0 +1,51 @@
+"""``aim eval units``: the agent on random real units against the dissection reference, end to end (tiny)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aim_agent.cli import main
+from aim_agent.eval.units import names_concept
+from aim_agent.vocabulary import ConceptInfo
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from aim_world.datasets import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("eval") / "world-40", 40, seed=5, size=64)
+
+
+def test_eval_units_runs_the_agent_and_reports_json(tiny_world: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "eval.json"
+    code = main(["eval", "units", "--model", "world-cnn", "--layer", "conv5", "--n", "2", "--seed", "1",
+                 "--dataset", str(tiny_world), "--max-rounds", "1", "--runs-dir", str(tmp_path / "runs"),
+                 "--out", str(out), "--json"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text())
+    assert {"model", "layer", "dataset", "seed", "summary", "units", "dissection_cache"} <= set(printed)
+    summary, units = printed["summary"], printed["units"]
+    assert summary["units"] == len(units) == 2 and summary["match_iou_reference"] == sum(u["match"] for u in units)
+    assert 0.0 <= summary["agreement"] <= 1.0
+    for u in units:
+        assert {"unit", "labels", "reference", "reference_iou", "auc_concept", "auc", "match", "match_auc",
+                "renders", "follows", "run_dir", "agent_concepts"} <= set(u)
+        assert u["labels"] and u["reference"] and Path(u["run_dir"], "result.json").is_file()
+        if not u["match"]:  # controlled renders decided between the candidates
+            assert u["renders"] and u["follows"] in {r["concept"] for r in u["renders"]}
+            assert all(r["n"] > 0 and 0.0 <= r["auc"] <= 1.0 for r in u["renders"])
+    assert [u["unit"] for u in units] == sorted(u["unit"] for u in units)
+
+
+def test_a_label_matches_the_reference_or_its_category() -> None:
+    dog = ConceptInfo("object:dog", "object", "dog", ("dog", "puppy"), "animal", ("animal", "animals"))
+    assert names_concept(["dog, only when a leash is present"], dog)
+    assert names_concept(["animals"], dog)
+    assert names_concept(["puppies"], dog)
+    assert not names_concept(["cat"], dog)
+    stripes = ConceptInfo("texture:stripes", "texture", "stripes", ("stripes", "striped"))
+    assert names_concept(["striped texture"], stripes)
