@@ -189,7 +189,7 @@ def evaluate_units(
         ref = reference.units[unit]
         values: dict[str, Any] = {"model": model, "layer": layer, "unit": unit, "runs_dir": str(runs_dir),
                                   "backend": BackendSpec.parse(backend), "mode": mode, "seed": seed,
-                                  "dataset": dataset, "image_size": image_size}
+                                  "exemplar_dataset": dataset, "image_size": image_size}
         if max_rounds is not None:
             values["max_rounds"] = max_rounds
         run = run_interpret(RunConfig(**{k: v for k, v in values.items() if v is not None}))

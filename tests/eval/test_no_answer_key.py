@@ -13,8 +13,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from aim_world.neurons import list_synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,9 +69,6 @@ def test_the_answer_sets_are_read_from_the_shipped_definitions() -> None:
     assert {"leash", "spoon", "umbrella"} <= conditions["noun"]
 
 
-@pytest.mark.xfail(strict=False, reason="issue 8: the offline scientist still carries the shipped groups "
-                   "(HYPERNYMS) and conditions (COMPANION_NOUNS, COMPANION_REGIONS); a colleague's branch removes "
-                   "them, and then this passes")
 def test_no_source_holds_the_shipped_groups_or_conditions_as_literal_lists() -> None:
     answers = {f"group {k}": v for k, v in shipped_groups().items()}
     answers |= {f"{k} conditions": v for k, v in shipped_conditions().items()}
