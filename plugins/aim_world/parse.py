@@ -20,9 +20,10 @@ import numpy as np
 
 from aim_agent.providers import ProviderError
 from aim_world.render import glyph_extent
-from aim_world.scene import Scene, SceneObject, SceneRelation
+from aim_world.scene import Negation, Scene, SceneObject, SceneRelation
 from aim_world.vocabulary import (
     BACKGROUND_BY_NAME,
+    COLORS,
     DEFAULT_BACKGROUND,
     NOUN_BY_NAME,
     SIZES,
@@ -56,6 +57,7 @@ NUMBERS: dict[str, int] = {
     "couple of": 2, "several": 3, "a few": 3, "few": 3, "many": 5, "lots of": 5, "a lot of": 5,
     "a group of": 4, "group of": 4, "a bunch of": 4, "bunch of": 4, "a dozen": 12, "dozen": 12,
     "a herd of": 4, "a flock of": 4, "a row of": 4, "row of": 4, "twin": 2, "twins": 2,
+    "a crowd of": 6, "crowd of": 6, "crowds of": 9, "a piece of": 1, "piece of": 1, "a slice of": 1, "slice of": 1,
 }
 RELATIONS: dict[str, str] = {
     "left of": "left of", "to the left of": "left of", "on the left of": "left of",
@@ -77,18 +79,82 @@ HINTS: dict[str, tuple[str, str]] = {
     "at the top": ("y", "top"), "on top": ("y", "top"), "at the bottom": ("y", "bottom"),
     "in the middle": ("x", "middle"), "in the center": ("x", "middle"), "in the centre": ("x", "middle"),
 }
+#: negation words: "object" excludes what follows ("no people"); "not" excludes an attribute of the
+#: noun it describes ("a cat that is not black", "a non-striped cat") or, before a noun, that noun
+NEGATIONS: dict[str, str] = {
+    "no": "object", "without": "object", "none": "object", "zero": "object", "except": "object",
+    "except for": "object", "excluding": "object", "other than": "object", "free of": "object",
+    "but no": "object", "lacking": "object", "nor": "object", "neither": "object",
+    "not": "not", "non": "not", "never": "not", "but not": "not", "isn t": "not", "aren t": "not",
+    "isnt": "not", "arent": "not", "doesn t": "not", "don t": "not", "wasn t": "not", "weren t": "not",
+}
+#: "close-up of a dog": one subject filling the frame
+CLOSEUP = frozenset({"close up of", "closeup of", "close up shot of", "close up photo of", "close up view of",
+                     "macro shot of", "macro photo of", "zoomed in on", "close up", "closeup"})
+CLOSEUP_SIZE = 0.9
+#: collective numbers a size word scales ("a large crowd of people": more people, not larger ones)
+COLLECTIVE_WORDS = frozenset({"crowd", "crowds", "group", "herd", "flock", "bunch", "row", "lot", "lots", "pack"})
+#: scene words that are not objects: an unknown one is never reported as an undrawable subject
+NOT_OBJECTS = frozenset({"day", "daytime", "morning", "evening", "afternoon", "sunset", "sunrise", "dusk", "dawn",
+                         "weather", "time", "light", "daylight", "landscape", "scenery", "setting", "place",
+                         "side", "distance", "foreground", "middle", "center", "centre", "front", "back",
+                         "corner", "top", "bottom", "left", "right", "style", "color", "colour", "kind", "sort",
+                         "lot", "one", "ones", "t"})
+
+
+@dataclass(frozen=True)
+class Idiom:
+    """A phrase read as a whole: "a cup of coffee" is one cup, "a baseball bat" is not an animal."""
+
+    noun: str
+    note: str | None = None
+    count: int | None = None
+
+
+def _idioms() -> dict[str, Idiom]:
+    """Containers of drinks and food, bats, crowds (singular and plural forms)."""
+    drinks = ("coffee", "tea", "cocoa", "hot chocolate", "milk", "water", "juice", "soup", "lemonade", "soda",
+              "beer", "wine", "cereal", "rice", "ice water", "iced tea", "orange juice", "apple juice")
+    containers: dict[str, tuple[str, tuple[str, ...]]] = {  # word -> (noun, what it holds)
+        "cup": ("cup", drinks), "mug": ("cup", drinks), "teacup": ("cup", drinks), "coffee cup": ("cup", drinks),
+        "glass": ("tumbler", ("water", "milk", "juice", "lemonade", "soda", "ice water", "iced tea",
+                              "orange juice", "apple juice")),
+        "wine glass": ("glass", ("wine", "red wine", "white wine", "champagne")),
+        "bottle": ("bottle", drinks), "bowl": ("bowl", drinks), "bucket": ("bucket", ("water", "milk")),
+    }
+    table: dict[str, Idiom] = {}
+    for word, (noun, contents) in containers.items():
+        for content in contents:
+            for form in (word, *plurals(word)):
+                table[f"{form} of {content}"] = Idiom(noun, f"drew the {noun}; its {content} is not drawn")
+    table["glass of wine"] = table["glasses of wine"] = Idiom("glass")
+    for sport in ("baseball", "softball", "wooden", "cricket"):
+        for form in ("bat", "bats"):
+            note = None if sport == "cricket" else (
+                f"'{sport} {form}' drawn as the world's one bat object, a cricket bat (with its ball)")
+            table[f"{sport} {form}"] = Idiom("cricket bat", note)
+    table["crowd"] = Idiom("person", count=6)
+    table["crowds"] = Idiom("person", count=9)
+    return table
+
+
+IDIOMS: dict[str, Idiom] = {}  # filled below, once the vocabulary's plural rules are imported
+
 BG_PREPOSITIONS = frozenset({"in", "on", "at", "by", "near", "under", "over", "against", "across", "inside",
                              "within", "into", "onto", "through", "along", "beneath", "amid", "among",
                              "above", "below", "underneath", "atop", "upon", "beside"})
-AND_WORDS = frozenset({"and", "plus", "also"})
+AND_WORDS = frozenset({"and", "plus", "also", "but"})
+IDIOMS.update(_idioms())
 
 
 @dataclass
 class Token:
-    kind: str  # noun color texture size style number relation compose hint background and stop unknown
+    kind: str  # noun color texture size style number relation compose hint background and negate closeup stop unknown
     value: object
     text: str
     plural: bool = False
+    count: int | None = None  # a noun that carries its number ("a crowd")
+    note: str | None = None  # how an idiom was read
 
 
 @dataclass
@@ -105,6 +171,20 @@ class Group:
     attach: str | None = None  # with / holding
     hint: dict[str, str] = field(default_factory=dict)
     text: str = ""
+    closeup: bool = False  # one subject filling the frame
+    dropped: bool = False  # excluded by a negation of the same prompt (reported in the notes)
+    excluded: dict[str, set[str]] = field(default_factory=dict)  # attribute -> values it must not have
+
+
+@dataclass
+class Excluded:
+    """A negation read from the prompt: an object kind (with attributes), a background, or attributes of a group."""
+
+    phrase: str
+    noun: str | None = None
+    attrs: dict[str, str] = field(default_factory=dict)
+    background: str | None = None
+    group: int | None = None  # attribute exclusion: the group it is about
 
 
 @dataclass
@@ -114,6 +194,8 @@ class Parsed:
     background: str | None
     unknown: list[str]
     notes: list[str]
+    excluded: list[Excluded] = field(default_factory=list)
+    subjects_unknown: list[str] = field(default_factory=list)  # unknown words that name a thing to draw
 
 
 # --------------------------------------------------------------------------- tokens
@@ -142,6 +224,12 @@ def _lexicon_kinds(phrase: str) -> list[tuple[str, object]]:
         ("texture", TEXTURE_SYNONYMS), ("noun", noun_lexicon()), ("color", color_lexicon()), ("size", SIZES),
         ("style", STYLES), ("background", background_lexicon()),
     )
+    if phrase in IDIOMS:
+        return [("idiom", IDIOMS[phrase])]
+    if phrase in CLOSEUP:
+        return [("closeup", None)]
+    if phrase in NEGATIONS:
+        return [("negate", NEGATIONS[phrase])]
     kinds: list[tuple[str, object]] = [(kind, table[phrase]) for kind, table in tables if phrase in table]
     if phrase in AND_WORDS:
         kinds.append(("and", None))
@@ -166,6 +254,11 @@ def tokenize(text: str) -> list[Token]:
         if not kinds:
             kind = "stop" if phrase in STOP_WORDS else "unknown"
             out.append(Token(kind, None, phrase))
+            continue
+        if kinds[0][0] == "idiom":
+            idiom: Idiom = kinds[0][1]  # type: ignore[assignment]
+            plural = idiom.count is None and phrase.split(" of ")[0] in _plural_forms()
+            out.append(Token("noun", idiom.noun, phrase, plural=plural, count=idiom.count, note=idiom.note))
             continue
         out.append(_choose(kinds, phrase, out, words[i:]))
     return out
@@ -199,18 +292,27 @@ def _choose(kinds: list[tuple[str, object]], phrase: str, before: list[Token], a
 
 
 def read(prompt: str) -> Parsed:
-    """The noun phrases, relations and background of a prompt (no placement yet)."""
+    """The noun phrases, relations, negations and background of a prompt (no placement yet)."""
     tokens = tokenize(prompt)
     groups: list[Group] = []
     relations: list[tuple[int, str, int]] = []
     background: str | None = None
     unknown: list[str] = []
+    subjects_unknown: list[str] = []
     notes: list[str] = []
+    excluded: list[Excluded] = []
     mods: dict[str, object] = {}
     mod_words: list[str] = []
     pending_rel: str | None = None
     pending_compose: str | None = None
     main: int | None = None  # the group relations and compositions refer to
+    closeup_pending = False
+    # negation in progress: its kind ("object" / "not"), its words, the attributes it names
+    neg: str | None = None
+    neg_attr_next = False  # "a not-red car": the attributes belong to the next noun, which is drawn
+    neg_words: list[str] = []
+    neg_mods: dict[str, str] = {}
+    neg_or: bool = False  # just closed a negation: "no dogs or cats" continues it
 
     def flush_mods() -> None:
         """Modifiers with no noun after them describe the last noun ("a dog that is red")."""
@@ -228,6 +330,23 @@ def read(prompt: str) -> Parsed:
             unknown.extend(mod_words)
         mods, mod_words = {}, []
 
+    def end_negation() -> None:
+        """Close a negation that no noun ended: its attributes are about the last noun."""
+        nonlocal neg, neg_attr_next, neg_words, neg_mods
+        if neg is None:
+            return
+        phrase = " ".join(neg_words)
+        if neg_mods and groups:
+            gi = len(groups) - 1
+            for key, val in neg_mods.items():
+                groups[gi].excluded.setdefault(key, set()).add(val)
+            excluded.append(Excluded(phrase, groups[gi].noun, dict(neg_mods), group=gi))
+        elif neg_mods:
+            notes.append(f"{phrase!r} names no object; nothing to exclude")
+        elif len(neg_words) == 1:
+            notes.append(f"could not tell what {phrase!r} excludes")
+        neg, neg_attr_next, neg_words, neg_mods = None, False, [], {}
+
     modifier_kinds = {"color", "texture", "size", "style", "number"}
 
     def names_a_noun(k: int) -> bool:
@@ -236,7 +355,72 @@ def read(prompt: str) -> Parsed:
             k += 1
         return k < len(tokens) and tokens[k].kind == "noun"
 
+    def before_skipping_articles(k: int) -> Token | None:
+        k -= 1
+        while k >= 0 and tokens[k].kind == "stop" and tokens[k].text in {"a", "an", "the"}:
+            k -= 1
+        return tokens[k] if k >= 0 else None
+
+    def is_subject(k: int) -> bool:
+        """An unknown word names a thing to draw unless a known word it describes follows it ("rocky coast")."""
+        if tokens[k].text in NOT_OBJECTS:
+            return False
+        nxt = tokens[k + 1] if k + 1 < len(tokens) else None
+        return nxt is None or nxt.kind not in {"noun", "background", "unknown", *modifier_kinds}
+
     for index, tok in enumerate(tokens):
+        if neg_or and not (tok.kind == "stop" and tok.text in {"or", "any", "a", "an", "the"}):
+            neg_or = False
+        if tok.kind == "stop" and tok.text == "or" and neg_or and neg is None:
+            neg, neg_words = "object", ["no"]
+            continue
+        if neg is not None:
+            if tok.kind == "stop" or (tok.kind == "number" and not neg_mods):
+                neg_words.append(tok.text)
+                continue
+            if tok.kind in {"color", "texture", "style", "size"}:
+                if tok.kind in neg_mods:  # "not black or white": one negation per value
+                    kind, attr_next = neg, neg_attr_next
+                    end_negation()
+                    neg, neg_attr_next = kind, attr_next
+                neg_words.append(tok.text)
+                if tok.kind != "size":  # "not big": drawn at its ordinary size
+                    neg_mods[tok.kind] = str(tok.value)
+                continue
+            if tok.kind == "noun" and not neg_attr_next:
+                neg_words.append(tok.text)
+                excluded.append(Excluded(" ".join(neg_words), str(tok.value), dict(neg_mods)))
+                neg, neg_words, neg_mods = None, [], {}
+                neg_or = True
+                pending_rel = pending_compose = None
+                continue
+            if tok.kind == "background":
+                neg_words.append(tok.text)
+                excluded.append(Excluded(" ".join(neg_words), background=str(tok.value)))
+                neg, neg_words, neg_mods = None, [], {}
+                continue
+            if tok.kind == "noun":  # "a not-red car": a car, not red
+                carried = dict(neg_mods)
+                neg, neg_attr_next, neg_words, neg_mods = None, False, [], {}
+                neg_attr_next_mods = carried
+            else:
+                end_negation()
+                neg_attr_next_mods = {}
+        else:
+            neg_attr_next_mods = {}
+        if tok.kind == "negate":
+            flush_mods()
+            prev = tokens[index - 1] if index else None
+            neg = str(tok.value)
+            neg_attr_next = neg == "not" and prev is not None and prev.text in {"a", "an"}
+            neg_words = [tok.text]
+            if pending_compose == "with":  # "a dog with no leash": nothing is attached
+                pending_compose = None
+            continue
+        if tok.kind == "closeup":
+            flush_mods()
+            closeup_pending = True
+            continue
         if tok.kind in modifier_kinds:
             key = "count" if tok.kind == "number" else tok.kind
             if tok.kind == "texture" and pending_compose == "with" and groups and not names_a_noun(index):
@@ -247,6 +431,12 @@ def read(prompt: str) -> Parsed:
                     unknown.extend(mod_words)
                     mods, mod_words = {}, []
                 continue
+            if tok.kind == "number" and "size" in mods and any(w in COLLECTIVE_WORDS for w in tok.text.split()):
+                # "a large crowd of": the size word says how many, not how big
+                factor = float(mods.pop("size"))  # type: ignore[arg-type]
+                mods["count"] = max(2, min(MAX_OBJECTS, round(int(tok.value) * factor)))  # type: ignore[call-overload]
+                mod_words.append(tok.text)
+                continue
             if tok.kind == "size" and "size" in mods:
                 mods["size"] = float(mods["size"]) * float(tok.value)  # type: ignore[arg-type]
             else:
@@ -255,15 +445,27 @@ def read(prompt: str) -> Parsed:
         elif tok.kind == "noun":
             noun = str(tok.value)
             count = int(mods.pop("count", 0) or 0)  # type: ignore[arg-type]
+            if count == 0 and tok.count is not None:  # "a crowd", "a large crowd"
+                factor = float(mods.pop("size", 1.0))  # type: ignore[arg-type]
+                count = max(2, min(MAX_OBJECTS, round(tok.count * factor)))
             if count == 0:
                 count = 0 if tok.plural else 1  # 0: "some", filled in at layout
             g = Group(
                 noun=noun, count=count, color=mods.get("color"), texture=mods.get("texture"),  # type: ignore[arg-type]
                 size=float(mods.get("size", 1.0)), style=mods.get("style"), text=tok.text,  # type: ignore[arg-type]
             )
+            if tok.note:
+                notes.append(tok.note)
             mods, mod_words = {}, []
             groups.append(g)
             gi = len(groups) - 1
+            for key, val in neg_attr_next_mods.items():
+                g.excluded.setdefault(key, set()).add(val)
+            if neg_attr_next_mods:
+                words = " ".join(f"not {v}" for v in neg_attr_next_mods.values())
+                excluded.append(Excluded(f"{words} {tok.text}", noun, dict(neg_attr_next_mods), group=gi))
+            if closeup_pending:
+                g.closeup, closeup_pending = True, False
             if pending_compose and main is not None:
                 g.parent, g.attach = main, pending_compose
                 pending_compose = None
@@ -288,6 +490,12 @@ def read(prompt: str) -> Parsed:
             else:
                 unknown.append(tok.text)
         elif tok.kind == "background":
+            prev = before_skipping_articles(index)
+            if mods and prev is not None and prev.kind in modifier_kinds:
+                # "a tiny boat on a huge lake": the words describe the lake, not the boat
+                notes.append(f"{' '.join(mod_words)!r} describes the {tok.text}, which is drawn as the "
+                             f"{tok.value} background as it is; the objects keep their own size and colour")
+                mods, mod_words = {}, []
             flush_mods()
             if background and background != tok.value:
                 notes.append(f"several backgrounds named; drew {tok.value!r}, not {background!r}")
@@ -298,10 +506,42 @@ def read(prompt: str) -> Parsed:
             pending_rel = pending_compose = None
         elif tok.kind == "unknown":
             unknown.append(tok.text)
+            if is_subject(index):
+                subjects_unknown.append(tok.text)
+    end_negation()
     flush_mods()
+    if closeup_pending and groups:
+        groups[main if main is not None else 0].closeup = True
+    _obey(groups, excluded, notes)
+    if background is not None and any(e.background == background for e in excluded):
+        notes.append(f"the prompt both names and excludes the {background} background; drew the default one")
+        background = DEFAULT_BACKGROUND if DEFAULT_BACKGROUND != background else "sky"
     seen: set[str] = set()
     unknown = [w for w in unknown if not (w in seen or seen.add(w))]  # type: ignore[func-returns-value]
-    return Parsed(groups, relations, background, unknown, notes)
+    return Parsed(groups, relations, background, unknown, notes, excluded, list(dict.fromkeys(subjects_unknown)))
+
+
+def _obey(groups: list[Group], excluded: list[Excluded], notes: list[str]) -> None:
+    """Make the groups obey the prompt's negations; every conflict is reported."""
+    for ex in excluded:
+        if ex.noun is None or ex.group is not None:
+            continue
+        for g in groups:
+            if g.noun != ex.noun or g.dropped:
+                continue
+            named = {"color": g.color, "texture": g.texture, "style": g.style}
+            if ex.attrs and not any(named[k] == v for k, v in ex.attrs.items()):
+                if all(named[k] is None for k in ex.attrs):  # "cars but no red cars": the others avoid red
+                    for key, val in ex.attrs.items():
+                        g.excluded.setdefault(key, set()).add(val)
+                continue
+            g.dropped = True
+            notes.append(f"{g.text!r} conflicts with {ex.phrase!r}: not drawn")
+    for g in groups:
+        for key, values in g.excluded.items():
+            if getattr(g, key) in values:
+                notes.append(f"the {g.text} is both {getattr(g, key)} and not {getattr(g, key)}: drew it otherwise")
+                setattr(g, key, None)
 
 
 # --------------------------------------------------------------------------- layout
@@ -398,8 +638,11 @@ def _inside(b: _Box) -> bool:
     return b.hw - eps <= b.x <= 1 - b.hw + eps and b.hh - eps <= b.y <= 1 - b.hh + eps
 
 
-def layout(parsed: Parsed, rng: np.random.Generator) -> tuple[list[SceneObject], list[SceneRelation], list[str]]:
-    """Expand groups into objects and place them; returns objects, relations (object indices), notes."""
+def layout(
+    parsed: Parsed, rng: np.random.Generator
+) -> tuple[list[SceneObject], list[SceneRelation], list[str], list[list[int]]]:
+    """Expand groups into objects and place them; returns objects, relations (object indices), notes and the
+    objects of each group."""
     notes: list[str] = []
     # expand counts
     members: list[list[int]] = []
@@ -407,7 +650,10 @@ def layout(parsed: Parsed, rng: np.random.Generator) -> tuple[list[SceneObject],
     parents: list[int | None] = []
     total = 0
     for g in parsed.groups:
-        count = g.count if g.count > 0 else int(rng.integers(2, 4))
+        count = 0 if g.dropped else g.count if g.count > 0 else int(rng.integers(2, 4))
+        if g.closeup and count > 1:
+            notes.append(f"a close-up shows one {g.noun}: drew 1 of {count}")
+            count = 1
         if total + count > MAX_OBJECTS:
             notes.append(f"at most {MAX_OBJECTS} objects: drew {max(0, MAX_OBJECTS - total)} of {count} {g.noun}")
             count = max(0, MAX_OBJECTS - total)
@@ -429,13 +675,15 @@ def layout(parsed: Parsed, rng: np.random.Generator) -> tuple[list[SceneObject],
     horizon = BACKGROUND_BY_NAME[parsed.background or DEFAULT_BACKGROUND].horizon
     n_main = sum(1 for p in parents if p is None)
     base = _BASE_SIZE.get(n_main, 0.18)
-    colors = [spec.color or str(rng.choice(NOUN_BY_NAME[spec.noun].colors)) for spec in specs]
+    colors = [spec.color or str(rng.choice(_colors(spec))) for spec in specs]
     jitter = rng.uniform(0.92, 1.08, size=len(specs))
 
     def sizes(shrink: float) -> list[float]:
         out = []
         for i, spec in enumerate(specs):
-            if parents[i] is None:
+            if parents[i] is None and spec.closeup:
+                out.append(CLOSEUP_SIZE)
+            elif parents[i] is None:
                 out.append(base * spec.size * jitter[i] * shrink)
             else:
                 worn = NOUN_BY_NAME[spec.noun].worn
@@ -453,6 +701,8 @@ def layout(parsed: Parsed, rng: np.random.Generator) -> tuple[list[SceneObject],
             if parents[i] is None:
                 b.x = rng.uniform(*_x_range(b))
                 b.y = rng.uniform(*_y_range(b, horizon))
+                if specs[i].closeup:  # fills the frame, wherever the ground is
+                    b.x = b.y = 0.5
         for _ in range(2):  # twice, so chains of relations settle
             for s, rel, o in relations:
                 grounded = horizon is not None and boxes[s].zone == boxes[o].zone == "ground"
@@ -485,15 +735,35 @@ def layout(parsed: Parsed, rng: np.random.Generator) -> tuple[list[SceneObject],
         spec = specs[i]
         x = float(np.clip(b.x, b.hw, 1 - b.hw)) if b.hw < 0.5 else 0.5
         y = float(np.clip(b.y, b.hh, 1 - b.hh)) if b.hh < 0.5 else 0.5
+        style = spec.style or ("outline" if "filled" in spec.excluded.get("style", ()) else "filled")
         objects.append(SceneObject(
-            noun=spec.noun, color=colors[i], texture=spec.texture, style=spec.style or "filled",  # type: ignore[arg-type]
+            noun=spec.noun, color=colors[i], texture=spec.texture, style=style,  # type: ignore[arg-type]
             x=round(x, 4), y=round(y, 4), size=round(b.size, 4), attached_to=parents[i],
         ))
     scene_relations = [SceneRelation(subject=s, relation=rel, object=o) for s, rel, o in relations]  # type: ignore[arg-type]
     for i, p in enumerate(parents):
         if p is not None:
             scene_relations.append(SceneRelation(subject=p, relation=specs[i].attach or "with", object=i))  # type: ignore[arg-type]
-    return objects, scene_relations, notes
+    return objects, scene_relations, notes, members
+
+
+def _colors(spec: Group) -> tuple[str, ...]:
+    """The colours a group may be drawn in when the prompt names none: its natural ones, minus excluded ones."""
+    natural = NOUN_BY_NAME[spec.noun].colors
+    banned = spec.excluded.get("color")
+    if not banned:
+        return natural
+    allowed = tuple(c for c in natural if c not in banned)
+    return allowed or tuple(c for c in COLORS if c not in banned)
+
+
+def negations(parsed: Parsed, members: list[list[int]]) -> list[Negation]:
+    """The scene graph's record of what the prompt excluded."""
+    out = []
+    for ex in parsed.excluded:
+        out.append(Negation(phrase=ex.phrase, noun=ex.noun, background=ex.background,
+                            objects=members[ex.group] if ex.group is not None else [], **ex.attrs))
+    return out
 
 
 # --------------------------------------------------------------------------- entry point
@@ -505,7 +775,15 @@ def parse(prompt: str, seed: int = 0) -> Scene:
     Raises :class:`ProviderError` when nothing in the prompt can be drawn.
     """
     parsed = read(prompt)
-    if not parsed.groups and parsed.background is None:
+    if parsed.subjects_unknown and not any(not g.dropped for g in parsed.groups):
+        words = ", ".join(repr(w) for w in parsed.subjects_unknown)
+        close = sorted({c for w in parsed.subjects_unknown for c in closest_words(w)})
+        hint = f"Close words it knows: {', '.join(close)}." if close else "No vocabulary word is close."
+        raise ProviderError(
+            f"the world cannot draw {words} in {prompt!r}: not in its vocabulary. {hint} "
+            f"It draws {describe_vocabulary()}."
+        )
+    if not parsed.groups and parsed.background is None and not parsed.excluded:
         close = sorted({c for w in parsed.unknown for c in closest_words(w)})
         hint = f" Close words the world knows: {', '.join(close)}." if close else ""
         unknown = ", ".join(repr(w) for w in parsed.unknown) or "none"
@@ -513,8 +791,11 @@ def parse(prompt: str, seed: int = 0) -> Scene:
             f"the world cannot draw anything in {prompt!r} (unknown words: {unknown}).{hint} "
             f"It draws {describe_vocabulary()}."
         )
-    objects, relations, notes = layout(parsed, _rng(prompt, seed))
-    return Scene(
+    objects, relations, notes, members = layout(parsed, _rng(prompt, seed))
+    scene = Scene(
         background=parsed.background or DEFAULT_BACKGROUND, objects=objects, relations=relations,
         seed=seed, prompt=prompt, unknown_words=parsed.unknown, notes=parsed.notes + notes,
+        negations=negations(parsed, members),
     )
+    assert not scene.broken_negations(), "the parser must obey its own negations"
+    return scene

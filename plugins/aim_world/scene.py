@@ -53,6 +53,42 @@ class SceneRelation(BaseModel):
     object: int
 
 
+class Negation(BaseModel):
+    """Something the prompt excluded ("no people", "a cat that is not black"); the scene obeys it.
+
+    With ``objects`` empty it excludes every object of kind ``noun`` (only those with the given colour,
+    texture or style when one is named) or the ``background``; with ``objects`` it says those
+    objects do not have the given colour, texture or style.
+    """
+
+    phrase: str = Field(description="the prompt's words, e.g. 'no people'")
+    noun: str | None = None
+    color: str | None = None
+    texture: str | None = None
+    style: Literal["filled", "outline"] | None = None
+    background: str | None = None
+    objects: list[int] = Field(default_factory=list, description="objects an attribute exclusion is about")
+
+    def broken_by(self, scene: Scene) -> list[int]:
+        """Indices of the objects that break this negation (or [-1] when the background does)."""
+        if self.background is not None and scene.background == self.background:
+            return [-1]
+        if self.objects:
+            return [i for i in self.objects if i < len(scene.objects) and self._has_attribute(scene.objects[i])]
+        if self.noun is None:
+            return []
+        return [i for i, o in enumerate(scene.objects)
+                if o.noun == self.noun and (self._has_attribute(o) or not self._names_attribute())]
+
+    def _names_attribute(self) -> bool:
+        return any(v is not None for v in (self.color, self.texture, self.style))
+
+    def _has_attribute(self, o: SceneObject) -> bool:
+        return (self.color is not None and o.color == self.color) or (
+            self.texture is not None and o.texture == self.texture) or (
+            self.style is not None and o.style == self.style)
+
+
 class Scene(BaseModel):
     """A whole image: background, objects in drawing order (later ones on top), relations."""
 
@@ -63,6 +99,11 @@ class Scene(BaseModel):
     prompt: str | None = None
     unknown_words: list[str] = Field(default_factory=list, description="prompt words the world cannot draw")
     notes: list[str] = Field(default_factory=list, description="what the parser could not do as asked")
+    negations: list[Negation] = Field(default_factory=list, description="what the prompt excluded; obeyed")
+
+    def broken_negations(self) -> list[Negation]:
+        """The negations this scene does not obey (none for a parsed scene; an edit may break one)."""
+        return [n for n in self.negations if n.broken_by(self)]
 
     def nouns(self) -> list[str]:
         return [o.noun for o in self.objects]

@@ -337,7 +337,14 @@ NOUNS: tuple[Noun, ...] = (
 )
 # fmt: on
 
-NOUN_BY_NAME: dict[str, Noun] = {n.name: n for n in NOUNS}
+#: Nouns drawn only when a prompt names them ("a glass of water", "a baseball bat"): not part of
+#: :data:`NOUNS`, so datasets, surveys and synthetic neurons (which sample NOUNS) stay as they are.
+PROMPT_ONLY_NOUNS: tuple[Noun, ...] = (
+    _n("tumbler", 0x1F943, "object", "cyan white", "tumbler glass,water glass,drinking glass"),
+    _n("cricket bat", 0x1F3CF, "sport", "beige brown", ""),
+)
+
+NOUN_BY_NAME: dict[str, Noun] = {n.name: n for n in (*NOUNS, *PROMPT_ONLY_NOUNS)}
 
 # Colours: canonical name -> RGB. Distinct enough that a small CNN (and a person) tells them apart.
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -483,7 +490,7 @@ def _normalize(text: str) -> str:
 def noun_lexicon() -> dict[str, str]:
     """Every accepted noun form (name, synonym, plural; hyphens as spaces) -> canonical noun."""
     lex: dict[str, str] = {}
-    for noun in NOUNS:
+    for noun in (*NOUNS, *PROMPT_ONLY_NOUNS):
         for form in (noun.name, *noun.synonyms):
             for variant in (form, *plurals(form)):
                 lex.setdefault(_normalize(variant), noun.name)
