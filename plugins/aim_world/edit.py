@@ -31,7 +31,7 @@ from aim_world.parse import (
 )
 from aim_world.render import Rendered, glyph_extent
 from aim_world.scene import Scene, SceneObject, SceneRelation
-from aim_world.vocabulary import BACKGROUND_BY_NAME, NOUN_BY_NAME, lookup_background
+from aim_world.vocabulary import BACKGROUND_BY_NAME, NOUN_BY_NAME, lookup_background, lookup_color
 
 MOVE_STEP = 0.2  # fraction of the image side a "move" shifts an object
 RESIZE = {"bigger": 1.4, "larger": 1.4, "greater": 1.4, "smaller": 0.7, "tinier": 0.5, "shorter": 0.7,
@@ -76,8 +76,80 @@ def _meaningful(tokens: list[Token]) -> list[Token]:
     return [t for t in tokens if t.kind not in {"stop", "and"}]
 
 
-def resolve(scene: Scene, reference: str) -> list[int]:
-    """Indices of the objects a phrase like 'the red dog' or 'the cars' refers to (refused if none)."""
+#: words that pick some of the matching objects: "the left one", "the biggest balloon", "the second car"
+SELECTORS: dict[str, tuple[str, bool]] = {  # word -> (what to sort by, largest first)
+    "left": ("x", False), "leftmost": ("x", False), "right": ("x", True), "rightmost": ("x", True),
+    "top": ("y", False), "topmost": ("y", False), "upper": ("y", False), "highest": ("y", False),
+    "bottom": ("y", True), "bottommost": ("y", True), "lower": ("y", True), "lowest": ("y", True),
+    "biggest": ("size", True), "largest": ("size", True), "bigger": ("size", True), "larger": ("size", True),
+    "smallest": ("size", False), "smaller": ("size", False), "middle": ("centre", False), "center": ("centre", False),
+    "centre": ("centre", False), "first": ("x", False), "last": ("x", True),
+}
+ORDINALS = {"second": 1, "third": 2, "fourth": 3, "fifth": 4}
+QUANTITIES = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+              "ten": 10, "eleven": 11, "twelve": 12, "a": 1, "an": 1, "single": 1, "a single": 1}
+_EVERY = {"all", "every", "each", "both"}
+
+
+def resolve(scene: Scene, reference: str, notes: list[str] | None = None) -> list[int]:
+    """Indices of the objects a phrase refers to: 'the red dog', 'the cars', 'one balloon', 'two of the cats',
+    'the left one', 'the biggest balloon', 'the second car' (refused if none). When a phrase picks fewer
+    objects than match, or asks for more than there are, ``notes`` says which were taken."""
+    words = reference.split()
+    words = words[1:] if words[:1] == ["the"] else words
+    quantity: int | None = None
+    every = False
+    if words and (words[0] in QUANTITIES or words[0].isdigit()):
+        quantity = int(words[0]) if words[0].isdigit() else QUANTITIES[words[0]]
+        words = words[1:]
+    elif words and words[0] in _EVERY:
+        every, words = True, words[1:]
+    while words[:1] in (["of"], ["the"]):
+        words = words[1:]
+    order: tuple[str, bool] | None = None
+    skip = 0
+    while words and (words[0] in SELECTORS or words[0] in ORDINALS):
+        if words[0] in ORDINALS:
+            skip, order = ORDINALS[words[0]], ("x", False)
+        else:
+            order = SELECTORS[words[0]]
+        words = words[1:]
+    if not words or words in (["one"], ["ones"]):
+        hits = [i for i, o in enumerate(scene.objects) if o.attached_to is None]
+        kinds = {scene.objects[i].noun for i in hits}
+        if len(kinds) != 1 and order is None:  # "the left one" is the leftmost object, whatever it is
+            raise _Refused(f"{reference!r} is ambiguous: the scene has {_inventory(scene)}; name the object")
+    else:
+        hits = _matching(scene, " ".join(words))
+    if quantity is None and order is None:
+        return hits
+    if every:
+        return hits
+    key_name, largest = order or ("x", False)
+    def key(i: int) -> float:
+        o = scene.objects[i]
+        value = {"x": o.x, "y": o.y, "size": o.size, "centre": abs(o.x - 0.5) + abs(o.y - 0.5)}[key_name]
+        return -value if largest else value
+    ranked = sorted(hits, key=key)
+    want = quantity or 1
+    noun = scene.objects[hits[0]].noun if len({scene.objects[i].noun for i in hits}) == 1 else "object"
+    if skip + want > len(ranked):
+        if skip:
+            raise _Refused(f"there is no {reference!r}: the scene has {len(ranked)} {noun}(s)")
+        if notes is not None:
+            notes.append(f"asked for {want} {noun}(s) but the scene has {len(ranked)}: took all {len(ranked)}")
+        return sorted(ranked)
+    picked = ranked[skip : skip + want]
+    if notes is not None and len(picked) < len(hits):
+        how = (f"the {' '.join(w for w in reference.split() if w in SELECTORS or w in ORDINALS)}"
+               if order else "from the left")
+        notes.append(f"took {len(picked)} of the {len(hits)} {noun}(s) ({how}); {len(hits) - len(picked)} left as "
+                     "they were")
+    return sorted(picked)
+
+
+def _matching(scene: Scene, reference: str) -> list[int]:
+    """Every object a plain phrase ('the red dog', 'cars', 'it', 'the dog on the left') matches."""
     words = reference.split()
     if (len(words) == 1 and words[0] in _REFERENCE_PRONOUNS) or reference in {"the object", "the objects"}:
         if len(scene.objects) == 1 or words[-1] in {"them", "objects", "everything"}:
@@ -122,8 +194,11 @@ def _modifiers(text: str) -> dict[str, object] | None:
     if len(words) == 1 and words[0] in RESIZE:
         return {"resize": RESIZE[words[0]]}
     out: dict[str, object] = {}
+    raw = text.split()
     for t in tokens:
-        if t.kind in {"color", "texture", "style"}:
+        if t.kind == "noun" and lookup_color(t.text) and not _after_article(raw, t.text):
+            out["color"] = lookup_color(t.text)  # "make the car orange": the colour, not the fruit
+        elif t.kind in {"color", "texture", "style"}:
             out[t.kind] = t.value
         elif t.kind == "size":
             out["resize"] = float(out.get("resize", 1.0)) * float(t.value)  # type: ignore[arg-type]
@@ -132,6 +207,11 @@ def _modifiers(text: str) -> dict[str, object] | None:
         else:
             return None
     return out or None
+
+
+def _after_article(words: list[str], word: str) -> bool:
+    """Whether ``word`` follows 'a'/'an' in ``words`` ("an orange" is the fruit)."""
+    return any(w == word and k and words[k - 1] in {"a", "an"} for k, w in enumerate(words))
 
 
 # --------------------------------------------------------------------------- geometry
@@ -282,7 +362,12 @@ def _remove(scene: Scene, idx: list[int]) -> tuple[Scene, EditResult]:
         for r in scene.relations
         if r.subject in remap and r.object in remap
     ]
-    new = scene.model_copy(deep=True, update={"objects": objects, "relations": relations})
+    negations = []
+    for neg in scene.negations:  # an attribute exclusion follows its objects; one about removed objects goes
+        kept = [remap[i] for i in neg.objects if i in remap]
+        if kept or not neg.objects:
+            negations.append(neg.model_copy(update={"objects": kept}))
+    new = scene.model_copy(deep=True, update={"objects": objects, "relations": relations, "negations": negations})
     return new, EditResult(True, notes, "remove", sorted(idx), [])
 
 
@@ -358,15 +443,40 @@ def _add(scene: Scene, text: str, instruction: str) -> tuple[Scene, EditResult]:
     return new, EditResult(True, notes, "add", [], added)
 
 
+def _weather(scene: Scene, target: str) -> tuple[Scene, EditResult]:
+    """'make it night', 'make the scene snowy', 'make it day', 'make it a beach'."""
+    name = WEATHER.get(target) or lookup_background(target)
+    if name is None:
+        raise _Refused(f"{target!r} is not a time of day, weather or background the world can draw; "
+                       f"valid: night, snowy, day, {', '.join(BACKGROUND_BY_NAME)}")
+    if name != "day":
+        return _background(scene, name)
+    if scene.background != "night":
+        raise _Refused(f"it is already day: the background is {scene.background}")
+    new, result = _background(scene, DAY_BACKGROUND)
+    result.notes.append(f"the world has no daytime version of the night scene; drew the {DAY_BACKGROUND} background")
+    return new, result
+
+
 # --------------------------------------------------------------------------- instruction reader
 
-_OBJ = r"(?:the\s+|a\s+|an\s+)?(?P<ref>.+?)"
+_OBJ = r"(?P<art>the\s+|a\s+|an\s+)?(?P<ref>.+?)"
+_SCENE = r"(?:it|everything|the\s+(?:scene|image|picture|photo|world|weather|sky|setting|background))"
+#: "make it night": times of day and weather the world draws as a background
+WEATHER: dict[str, str] = {
+    "night": "night", "nighttime": "night", "night time": "night", "dark": "night", "midnight": "night",
+    "snowy": "snow", "snowing": "snow", "wintry": "snow", "winter": "snow", "icy": "snow", "snow": "snow",
+    "day": "day", "daytime": "day", "daylight": "day", "sunny": "day", "bright": "day", "morning": "day",
+}
+DAY_BACKGROUND = "sky"  # what "make it day" draws instead of the night background
 _BG_WORDS = r"(?:background|setting|scene|backdrop|location|place|environment)"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("background", re.compile(rf"^(?:change|set|switch|turn|make|replace|swap)\s+(?:the\s+)?{_BG_WORDS}"
                               rf"(?:\s+to|\s+into|\s+with|\s+for|\s+by)?\s+(?P<target>.+)$")),
     ("background", re.compile(rf"^(?:put|place|move|set)\s+(?:it|them|everything|{_OBJ})\s+"
                               r"(?:in|on|at|into|onto|to)\s+(?P<target>.+)$")),
+    ("weather", re.compile(rf"^(?:make|turn|set|change|switch)\s+{_SCENE}\s+(?:to\s+|into\s+)?(?:a\s+|an\s+)?"
+                           r"(?P<target>.+)$")),
     ("recolor", re.compile(rf"^(?:change|set|make|turn)\s+the\s+color\s+of\s+{_OBJ}\s+(?:to|into)\s+(?P<target>.+)$")),
     ("replace", re.compile(rf"^(?:replace|swap|substitute|exchange)\s+{_OBJ}\s+(?:with|for|by)\s+(?P<target>.+)$")),
     ("change", re.compile(rf"^(?:change|turn|transform|convert|morph)\s+{_OBJ}\s+(?:into|to)\s+(?P<target>.+)$")),
@@ -390,19 +500,37 @@ def edit_scene(scene: Scene, instruction: str) -> tuple[Scene, EditResult]:
         m = pattern.match(text)
         if not m:
             continue
+        notes: list[str] = []
         try:
-            return _apply(scene, kind, m.groupdict(), instruction)
+            new, result = _apply(scene, kind, m.groupdict(), instruction, notes)
         except _Refused as exc:
             reasons.append(str(exc))
+            continue
+        result.notes = notes + result.notes
+        broken = new.broken_negations()
+        if broken:  # the scene graph stays true: a negation the edit undid is no longer claimed
+            new.negations = [n for n in new.negations if n not in broken]
+            result.notes += [f"the prompt's {n.phrase!r} no longer holds after this edit" for n in broken]
+        return new, result
     reason = reasons[-1] if reasons else f"cannot read the instruction {instruction!r}; {HELP}"
     return scene, EditResult(False, [reason])
 
 
-def _apply(scene: Scene, kind: str, g: dict[str, str | None], instruction: str) -> tuple[Scene, EditResult]:
+def _apply(
+    scene: Scene, kind: str, g: dict[str, str | None], instruction: str, notes: list[str]
+) -> tuple[Scene, EditResult]:
     ref = g.get("ref")
+    if ref and (g.get("art") or "").strip() in {"a", "an"}:
+        ref = f"a {ref}"  # "remove a balloon": one of them
     target = (g.get("target") or "").strip()
+
+    def resolve(scene: Scene, reference: str) -> list[int]:
+        return _resolve(scene, reference, notes)
+
     if kind == "background":
         return _background(scene, target)
+    if kind == "weather":
+        return _weather(scene, target)
     if kind == "recolor":
         attrs = _modifiers(target)
         if not attrs or set(attrs) != {"color"}:
@@ -440,6 +568,8 @@ def _apply(scene: Scene, kind: str, g: dict[str, str | None], instruction: str) 
         words = f"{ref} {target}".split()
         missing: _Refused | None = None  # the new look was readable but the object was not found
         for cut in range(len(words) - 1, 0, -1):
+            if words[cut - 1] in {"a", "an", "the", "into"}:  # "make the car an orange": the article starts the tail
+                continue
             head, tail = " ".join(words[:cut]), " ".join(words[cut:])
             plain = tail in {"plain", "solid color", "without pattern", "plain colored"}
             attrs = {"texture": None} if plain else _modifiers(tail)
@@ -475,3 +605,6 @@ def changed_region(before: Rendered, after: Rendered, result: EditResult) -> np.
         region |= before.background_mask | after.background_mask
     return region
 
+
+
+_resolve = resolve

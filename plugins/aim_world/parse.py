@@ -330,12 +330,15 @@ def read(prompt: str) -> Parsed:
             unknown.extend(mod_words)
         mods, mod_words = {}, []
 
+    def phrase_of(words: list[str]) -> str:
+        return re.sub(r"n t\b", "n't", " ".join(words))
+
     def end_negation() -> None:
         """Close a negation that no noun ended: its attributes are about the last noun."""
         nonlocal neg, neg_attr_next, neg_words, neg_mods
         if neg is None:
             return
-        phrase = " ".join(neg_words)
+        phrase = phrase_of(neg_words)
         if neg_mods and groups:
             gi = len(groups) - 1
             for key, val in neg_mods.items():
@@ -375,7 +378,8 @@ def read(prompt: str) -> Parsed:
             neg, neg_words = "object", ["no"]
             continue
         if neg is not None:
-            if tok.kind == "stop" or (tok.kind == "number" and not neg_mods):
+            if tok.kind == "stop" or (tok.kind == "number" and not neg_mods) or (
+                    tok.kind == "relation" and tok.text in BG_PREPOSITIONS and not neg_mods):
                 neg_words.append(tok.text)
                 continue
             if tok.kind in {"color", "texture", "style", "size"}:
@@ -389,14 +393,14 @@ def read(prompt: str) -> Parsed:
                 continue
             if tok.kind == "noun" and not neg_attr_next:
                 neg_words.append(tok.text)
-                excluded.append(Excluded(" ".join(neg_words), str(tok.value), dict(neg_mods)))
+                excluded.append(Excluded(phrase_of(neg_words), str(tok.value), dict(neg_mods)))
                 neg, neg_words, neg_mods = None, [], {}
                 neg_or = True
                 pending_rel = pending_compose = None
                 continue
             if tok.kind == "background":
                 neg_words.append(tok.text)
-                excluded.append(Excluded(" ".join(neg_words), background=str(tok.value)))
+                excluded.append(Excluded(phrase_of(neg_words), background=str(tok.value)))
                 neg, neg_words, neg_mods = None, [], {}
                 continue
             if tok.kind == "noun":  # "a not-red car": a car, not red
@@ -513,9 +517,12 @@ def read(prompt: str) -> Parsed:
     if closeup_pending and groups:
         groups[main if main is not None else 0].closeup = True
     _obey(groups, excluded, notes)
-    if background is not None and any(e.background == background for e in excluded):
-        notes.append(f"the prompt both names and excludes the {background} background; drew the default one")
-        background = DEFAULT_BACKGROUND if DEFAULT_BACKGROUND != background else "sky"
+    banned = {e.background for e in excluded if e.background is not None}
+    if (background or DEFAULT_BACKGROUND) in banned:
+        other = next(b for b in [DEFAULT_BACKGROUND, *BACKGROUND_BY_NAME] if b not in banned)
+        if background is not None:
+            notes.append(f"the prompt both names and excludes the {background} background; drew {other!r}")
+        background = other
     seen: set[str] = set()
     unknown = [w for w in unknown if not (w in seen or seen.add(w))]  # type: ignore[func-returns-value]
     return Parsed(groups, relations, background, unknown, notes, excluded, list(dict.fromkeys(subjects_unknown)))
@@ -797,5 +804,7 @@ def parse(prompt: str, seed: int = 0) -> Scene:
         seed=seed, prompt=prompt, unknown_words=parsed.unknown, notes=parsed.notes + notes,
         negations=negations(parsed, members),
     )
-    assert not scene.broken_negations(), "the parser must obey its own negations"
+    broken = scene.broken_negations()
+    if broken:  # the parser obeys its negations; should one slip through, say so rather than draw it
+        raise ProviderError(f"cannot draw {prompt!r} while obeying {broken[0].phrase!r}; rephrase the prompt")
     return scene

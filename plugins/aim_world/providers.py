@@ -95,10 +95,13 @@ def edit_change(old: Scene, new: Scene, result: EditResult) -> EditChange:
     if kind in ("add", "remove", "replace"):
         return EditChange(kind=kind, removed=[o.noun for o in before], added=[o.noun for o in after],
                           background=new.background if result.background_changed else None)
-    attributes: dict[str, str] = {}
-    for obj in after:
-        attributes.update({"color": obj.color, "texture": obj.texture or "none", "style": obj.style,
-                           "size": f"{obj.size:.2f}"})
+    values: dict[str, list[str]] = {"color": [], "texture": [], "style": [], "size": []}
+    for obj in after:  # several changed objects with different values: all of them, in order
+        for key, value in (("color", obj.color), ("texture", obj.texture or "none"), ("style", obj.style),
+                           ("size", f"{obj.size:.2f}")):
+            if value not in values[key]:
+                values[key].append(value)
+    attributes = {key: ", ".join(vals) for key, vals in values.items() if vals}
     return EditChange(kind=kind, changed=[o.noun for o in after], attributes=attributes,
                       background=new.background if result.background_changed else None)
 
