@@ -37,11 +37,24 @@ class EditChange(BaseModel):
 
 @dataclass
 class Generated:
-    """One generated image. ``notes`` says what the generator could not do (e.g. undrawable words)."""
+    """One generated image. ``notes`` says what the generator could not do (e.g. undrawable words).
 
-    image: Image.Image
+    A prompt the generator cannot draw at all gives ``image=None`` and ``error`` saying why: one bad
+    prompt fails only its own image, never the batch.
+    """
+
+    image: Image.Image | None
     prompt: str
     notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def drawn_images(made: list[Generated]) -> list[Image.Image]:
+    """The images of a batch, or :class:`ProviderError` naming the first prompt that could not be drawn."""
+    for g in made:
+        if g.image is None:
+            raise ProviderError(f"could not draw {g.prompt!r}: {g.error or 'no image'}")
+    return [g.image for g in made if g.image is not None]
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any
 
 from aim_agent.agent.critic import mentions_any
 from aim_agent.eval.dissect import Dissection, dissect
+from aim_agent.providers import drawn_images
 from aim_agent.vocabulary import ConceptInfo, Vocabularies, installed_vocabularies
 
 RENDERS = 8  # images per candidate concept, and controls
@@ -182,7 +183,7 @@ def evaluate_units(
     text2image = plugin_manager().provider("text2image", "world")
 
     def generate(prompts: list[str]) -> list[Any]:
-        return [g.image for g in text2image.generate(prompts, size=image_size, seed=seed)]
+        return drawn_images(text2image.generate(prompts, size=image_size, seed=seed))
 
     results = []
     for unit in pick_units(reference, n, seed):

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from aim_agent.images import image_id
-from aim_agent.providers import ProviderError
+from aim_agent.providers import Edited, ProviderError
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, tool
 
 MAX_PROMPTS = 64  # one call; more is almost always a mistake, and costs minutes on a CPU
@@ -79,9 +79,12 @@ class Text2ImageInput(ToolInput):
 
 
 class Text2ImageOutput(ToolOutput):
-    images: list[AimImage]
+    images: list[AimImage | None] = Field(description="one per prompt; None where the prompt could not be drawn")
     prompts: list[str]
     notes: list[str] = Field(default_factory=list, description="what the generator could not draw")
+    errors: list[str | None] = Field(
+        default_factory=list, description="one per prompt: None when drawn, else why it could not be"
+    )
 
     def python(self) -> list[Any]:
         return self.images
@@ -108,17 +111,25 @@ def text2image(ctx: ToolContext, args: Text2ImageInput) -> Text2ImageOutput:
 
     Write prompts that describe whole scenes ("a red dog on the beach"). Use several
     prompts per concept and vary the context (background, colour, size) so a result does
-    not hinge on one image. Words the generator could not draw come back in ``notes``.
-    Python: ``images = tools.text2image(["a dog on grass", "a car on a road"])``.
+    not hinge on one image. Words the generator could not draw come back in ``notes``; a
+    prompt it cannot draw at all gives ``None`` in its place and its reason in ``errors``
+    (the other images are still made). Python: ``images = tools.text2image(["a dog on
+    grass", "a car on a road"])``.
     """
     _check_prompts(args.prompts)
     provider = ctx.require("text2image")
     with _provider_errors():
         made = provider.generate(args.prompts, size=ctx.image_size, seed=ctx.seed if args.seed is None else args.seed)
+    if made and all(g.image is None for g in made):
+        raise ToolError("; ".join(f"prompt {i} ({_short(g.prompt)}): {g.error}" for i, g in enumerate(made)))
     for g in made:  # provenance: what the image was made from travels with it in the context's store
-        ctx.images.register(g.image, meta={"prompt": g.prompt})
-    notes = [f"prompt {i} ({_short(g.prompt)}): {n}" for i, g in enumerate(made) for n in g.notes[:MAX_NOTES]]
-    return Text2ImageOutput(images=[g.image for g in made], prompts=[g.prompt for g in made], notes=notes)
+        if g.image is not None:
+            ctx.images.register(g.image, meta={"prompt": g.prompt})
+    notes = [f"prompt {i} ({_short(g.prompt)}): NOT DRAWN: {g.error}" for i, g in enumerate(made) if g.image is None]
+    notes += [f"prompt {i} ({_short(g.prompt)}): {n}" for i, g in enumerate(made) for n in g.notes[:MAX_NOTES]]
+    errors = [None if g.image is not None else g.error or "not drawn" for g in made]
+    return Text2ImageOutput(images=[g.image for g in made], prompts=[g.prompt for g in made], notes=notes,
+                            errors=errors if any(errors) else [])
 
 
 class EditInput(ToolInput):
@@ -130,7 +141,9 @@ class EditInput(ToolInput):
 
 
 class EditOutput(ToolOutput):
-    images: list[AimImage] = Field(description="original, edited, original, edited, ...")
+    images: list[AimImage | None] = Field(
+        description="original, edited, original, edited, ... (None, None where an original could not be drawn)"
+    )
     prompts: list[str] = Field(description="the prompt or instruction behind each image")
     applied: list[bool] = Field(description="for each edit, whether the editor could apply it")
     notes: list[str] = Field(default_factory=list)
@@ -157,19 +170,35 @@ def edit_images(ctx: ToolContext, args: EditInput) -> EditOutput:
         assert isinstance(made, Text2ImageOutput)
         originals = made.images
         titles = list(args.prompts)
+        failed: dict[int, str | None] = {i: made.errors[i] for i, image in enumerate(originals) if image is None}
     else:
         originals = list(args.images or [])
         titles = [f"image {i}" for i in range(len(originals))]
+        failed = {}
     if len(args.edits) == 1 and len(originals) > 1:
         edits = args.edits * len(originals)
     elif len(args.edits) != len(originals):
         raise ToolError(f"{len(originals)} images but {len(args.edits)} edits: give one edit per image, or one for all")
     else:
         edits = list(args.edits)
+    drawn = [i for i, image in enumerate(originals) if image is not None]
     with _provider_errors():
-        done = ctx.require("editor").edit(originals, edits, seed=ctx.seed)
-    images, prompts, applied, notes = [], [], [], []
-    for title, result in zip(titles, done, strict=True):
+        done_drawn = ctx.require("editor").edit([image for image in originals if image is not None],
+                                                [edits[i] for i in drawn], seed=ctx.seed)
+    done: list[Edited | None] = [None] * len(originals)
+    for i, result in zip(drawn, done_drawn, strict=True):
+        done[i] = result
+    images: list[Any] = []
+    prompts: list[str] = []
+    applied: list[bool] = []
+    notes: list[str] = []
+    for k, (title, result) in enumerate(zip(titles, done, strict=True)):
+        if result is None:  # its original could not be drawn: the other pairs still are
+            images += [None, None]
+            prompts += [title, edits[k]]
+            applied.append(False)
+            notes.append(f"edit {k} ({_short(edits[k])}): NOT DONE: its original could not be drawn: {failed[k]}")
+            continue
         if result.applied and image_id(result.edited) != image_id(result.original):
             # provenance: the parent, the instruction and what the editor says it changed (None: it cannot say)
             ctx.images.register(result.edited, parent=ctx.images.ensure(result.original),

@@ -60,7 +60,12 @@ class EditResult:
 
 
 class _Refused(Exception):
-    pass
+    """An instruction that cannot be applied; ``firm``: the instruction was understood, so this reason wins
+    over those of other readings of it."""
+
+    def __init__(self, reason: str, firm: bool = False) -> None:
+        super().__init__(reason)
+        self.firm = firm
 
 
 # --------------------------------------------------------------------------- references
@@ -452,7 +457,7 @@ def _weather(scene: Scene, target: str) -> tuple[Scene, EditResult]:
     if name != "day":
         return _background(scene, name)
     if scene.background != "night":
-        raise _Refused(f"it is already day: the background is {scene.background}")
+        raise _Refused(f"it is already day: the background is {scene.background}", firm=True)
     new, result = _background(scene, DAY_BACKGROUND)
     result.notes.append(f"the world has no daytime version of the night scene; drew the {DAY_BACKGROUND} background")
     return new, result
@@ -496,6 +501,7 @@ def edit_scene(scene: Scene, instruction: str) -> tuple[Scene, EditResult]:
     """Apply one instruction to a scene graph. Refusals come back as ``applied=False`` and the same scene."""
     text = _clean(instruction)
     reasons: list[str] = []
+    firm: list[str] = []
     for kind, pattern in _PATTERNS:
         m = pattern.match(text)
         if not m:
@@ -504,6 +510,8 @@ def edit_scene(scene: Scene, instruction: str) -> tuple[Scene, EditResult]:
         try:
             new, result = _apply(scene, kind, m.groupdict(), instruction, notes)
         except _Refused as exc:
+            if exc.firm:
+                firm.append(str(exc))
             reasons.append(str(exc))
             continue
         result.notes = notes + result.notes
@@ -512,7 +520,7 @@ def edit_scene(scene: Scene, instruction: str) -> tuple[Scene, EditResult]:
             new.negations = [n for n in new.negations if n not in broken]
             result.notes += [f"the prompt's {n.phrase!r} no longer holds after this edit" for n in broken]
         return new, result
-    reason = reasons[-1] if reasons else f"cannot read the instruction {instruction!r}; {HELP}"
+    reason = firm[0] if firm else reasons[-1] if reasons else f"cannot read the instruction {instruction!r}; {HELP}"
     return scene, EditResult(False, [reason])
 
 

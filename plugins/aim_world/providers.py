@@ -52,14 +52,19 @@ def _notes(scene: Scene) -> list[str]:
 
 
 class WorldTextToImage:
-    """Prompt -> scene graph -> image. Unknown words are reported in ``Generated.notes``."""
+    """Prompt -> scene graph -> image. Unknown words are reported in ``Generated.notes``; a prompt with
+    nothing drawable gets its own error (``Generated.error``) and the rest of the batch is still drawn."""
 
     name = "world"
 
     def generate(self, prompts: list[str], *, size: int = 224, seed: int = 0) -> list[Generated]:
         out = []
         for prompt in prompts:
-            scene = parse(prompt, seed=seed)
+            try:
+                scene = parse(prompt, seed=seed)
+            except ProviderError as exc:
+                out.append(Generated(image=None, prompt=prompt, error=str(exc)))
+                continue
             image = generate_scene_image(scene, size, prompt=prompt)
             out.append(Generated(image=image, prompt=prompt, notes=_notes(scene)))
         return out

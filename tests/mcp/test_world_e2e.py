@@ -91,6 +91,10 @@ async def _experiment(client: Client, model: str) -> None:
     made = await client.call_tool("text2image", {"prompts": ["a dog on grass", "a red car on a road"]})
     assert not made.is_error, _text(made)
     assert _sizes(made) == [(224, 224), (224, 224)]
+    partial = await client.call_tool("text2image", {"prompts": ["a dog on grass", "a lighthouse on a rocky coast"]})
+    assert not partial.is_error, _text(partial)  # one undrawable prompt fails only its own image
+    assert partial.structured_content["images"][1] is None and len(_sizes(partial)) == 1
+    assert "lighthouse" in partial.structured_content["errors"][1] and "NOT DRAWN" in _text(partial)
     fired = await client.call_tool("neuron", {"images": made.structured_content["images"]})
     assert not fired.is_error, _text(fired)
     assert len(fired.structured_content["activations"]) == 2
