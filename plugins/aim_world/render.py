@@ -20,8 +20,9 @@ from functools import cache, lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from aim_world.raster_cache import cached
 from aim_world.scene import Scene, SceneObject
-from aim_world.vocabulary import BACKGROUND_BY_NAME, NOUN_BY_NAME, font_path, rgb
+from aim_world.vocabulary import BACKGROUND_BY_NAME, NOUN_BY_NAME, TEXTURES, font_path, rgb
 
 N_VARIANTS = 4  # background variants; a scene uses variant ``seed % N_VARIANTS``
 _MASTER = 256  # glyphs are analysed once at this resolution, then scaled down
@@ -129,12 +130,18 @@ def glyph_ink(char: str) -> np.ndarray:
     return ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
-@cache
-def _master(noun: str) -> tuple[Image.Image, Image.Image]:
-    """(silhouette, lines) of a noun's glyph at master resolution, as 'L' images."""
+def _master_masks(noun: str) -> list[np.ndarray]:
     ink = np.pad(glyph_ink(NOUN_BY_NAME[noun].char), 4)
     silhouette = _fill_holes(_erode(_dilate(ink, 5), 5)) | ink  # close pin-holes, then fill inside
     lines = ink & ~_erode(ink, 13)  # thin strokes, and the rim of solid parts
+    return [silhouette, lines]
+
+
+@cache
+def _master(noun: str) -> tuple[Image.Image, Image.Image]:
+    """(silhouette, lines) of a noun's glyph at master resolution, as 'L' images (disk-cached)."""
+    key = f"master|{NOUN_BY_NAME[noun].codepoint}|{_MASTER}|{_FONT_WEIGHT}"
+    silhouette, lines = cached(key, lambda: _master_masks(noun))
     as_l = lambda a: Image.fromarray(a.astype(np.uint8) * 255)  # noqa: E731
     return as_l(silhouette), as_l(lines)
 
@@ -155,7 +162,13 @@ class Glyph:
 
 @lru_cache(maxsize=8192)
 def glyph(noun: str, px: int) -> Glyph:
-    """A noun's glyph scaled so its longer side is ``px`` pixels (cached)."""
+    """A noun's glyph scaled so its longer side is ``px`` pixels (cached in memory and on disk)."""
+    key = f"glyph|{NOUN_BY_NAME[noun].codepoint}|{px}|{_MASTER}|{_FONT_WEIGHT}"
+    sil, lines = cached(key, lambda: _scaled_glyph(noun, px))
+    return Glyph(sil, lines)
+
+
+def _scaled_glyph(noun: str, px: int) -> list[np.ndarray]:
     sil_img, line_img = _master(noun)
     w, h = sil_img.size
     scale = px / max(w, h)
@@ -165,7 +178,7 @@ def glyph(noun: str, px: int) -> Glyph:
     sil = sil | lines
     sil.setflags(write=False)
     lines.setflags(write=False)
-    return Glyph(sil, lines)
+    return [sil, lines]
 
 
 # --------------------------------------------------------------------------- colours and textures
@@ -191,7 +204,13 @@ def texture_color(c: tuple[int, int, int]) -> tuple[int, int, int]:
 
 @lru_cache(maxsize=2048)
 def texture_pattern(texture: str, h: int, w: int) -> np.ndarray:
-    """Boolean pattern (h, w) of a texture in an object's box; True = contrasting shade."""
+    """Boolean pattern (h, w) of a texture in an object's box; True = contrasting shade (disk-cached)."""
+    if texture not in TEXTURES:
+        raise KeyError(f"unknown texture {texture!r}")
+    return cached(f"texture|{texture}|{h}|{w}", lambda: [_texture_pattern(texture, h, w)])[0]
+
+
+def _texture_pattern(texture: str, h: int, w: int) -> np.ndarray:
     period = max(5, round(max(h, w) / 5))
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     if texture == "stripes":
@@ -538,6 +557,11 @@ assert set(_DRAWERS) == set(BACKGROUND_BY_NAME), "every background needs a drawe
 def _background(name: str, size: int, variant: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     if name not in _DRAWERS:
         raise KeyError(f"unknown background {name!r}; valid: {', '.join(_DRAWERS)}")
+    pixels, labels, names = cached(f"background|{name}|{size}|{variant}", lambda: _draw_background(name, size, variant))
+    return pixels, labels, tuple(bytes(names).decode().split("\n"))
+
+
+def _draw_background(name: str, size: int, variant: int) -> list[np.ndarray]:
     s = size * 2  # draw at twice the size, then downsample: smooth edges
     img = Image.new("RGB", (s, s))
     lab = Image.new("L", (s, s), 0)
@@ -548,7 +572,7 @@ def _background(name: str, size: int, variant: int) -> tuple[np.ndarray, np.ndar
     labels = np.asarray(lab.resize((size, size), Image.NEAREST)).copy()
     pixels.setflags(write=False)
     labels.setflags(write=False)
-    return pixels, labels, tuple(parts)
+    return [pixels, labels, np.frombuffer("\n".join(parts).encode(), dtype=np.uint8)]
 
 
 def background_pixels(name: str, size: int, variant: int = 0) -> np.ndarray:

@@ -52,7 +52,7 @@ def test_api_text_lists_every_registered_tool_with_its_signature_and_doc():
         assert f"tools.{spec.name}(" in text
         assert spec.summary in text
     # generated types, defaults and descriptions, and the return from python()
-    assert "tools.text2image(prompts: list[str], *, seed: int | None = None) -> list[Image]" in text
+    assert "tools.text2image(prompts: list[str], *, seed: int | None = None) -> list[Image | None]" in text
     assert "k (int, default 15): how many top-activating dataset images" in text
     assert "tools.neuron(images: list[Image]) -> tuple[list[float], list[Image]]" in text
     # the System API comes from the System class itself

@@ -1,0 +1,185 @@
+"""An on-disk cache of the world's rasters: glyph masks, backgrounds, texture patterns.
+
+Rasterising a glyph from the font, filling its holes, scaling it and drawing a background cost
+milliseconds each; a fresh process would pay them again for every noun, size and background it
+meets. They depend only on their key (and on the font, Pillow and this module's version), so the
+first process to compute one writes it here and later processes read it back: the same arrays,
+bit for bit, so the pixels are identical with or without the cache.
+
+Safe for several processes at once: each entry is written to a temporary file and renamed into
+place (atomic), so a reader sees a whole entry or none. Bounded: entries stop being written once
+the folder holds ``$AIM_WORLD_RASTER_CACHE_MB`` megabytes (default 256; 0 turns the cache off).
+Entries are plain ``.npy`` arrays read with ``allow_pickle=False``; a damaged one is a miss and
+is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import PIL
+
+VERSION = 1  # raise when a cached raster's recipe changes
+DEFAULT_MB = 256
+_MAX_ARRAYS = 4  # arrays in one entry
+_MAX_DIMS = 3
+
+
+def _dtype_code(a: np.ndarray) -> int:
+    return {np.dtype(bool): 0, np.dtype(np.uint8): 1}[a.dtype]
+
+
+class RasterCache:
+    """Arrays (bool or uint8) by string key, in ``root``; at most ``max_bytes`` on disk (written by this class)."""
+
+    def __init__(self, root: Path | None, max_bytes: int) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self._used: int | None = None  # bytes in the folder, counted on first write
+
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None and self.max_bytes > 0
+
+    def _path(self, key: str) -> Path:
+        assert self.root is not None
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return self.root / digest[:2] / f"{digest}.npy"
+
+    def get(self, key: str) -> list[np.ndarray] | None:
+        """The arrays stored under ``key``, read-only; None when absent or unreadable."""
+        if not self.enabled:
+            return None
+        path = self._path(key)
+        try:
+            with path.open("rb") as fh:
+                header = np.load(fh, allow_pickle=False)
+                if header.dtype != np.int64 or header.ndim != 1 or not 1 <= len(header) <= 1 + _MAX_ARRAYS * 5:
+                    raise ValueError("bad header")
+                out = []
+                k, count = 1, int(header[0])
+                for _ in range(count):
+                    code, ndim = int(header[k]), int(header[k + 1])
+                    if code not in (0, 1) or not 1 <= ndim <= _MAX_DIMS:
+                        raise ValueError("bad header")
+                    shape = tuple(int(v) for v in header[k + 2 : k + 2 + ndim])
+                    k += 2 + ndim
+                    data = np.load(fh, allow_pickle=False)
+                    if data.dtype != np.uint8:
+                        raise ValueError("bad data")
+                    if code == 0:
+                        n = int(np.prod(shape))
+                        array = np.unpackbits(data, count=n).astype(bool).reshape(shape)
+                    else:
+                        array = data.reshape(shape)
+                    array.setflags(write=False)
+                    out.append(array)
+            return out
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, IndexError, EOFError):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+
+    def put(self, key: str, arrays: list[np.ndarray]) -> None:
+        """Store ``arrays`` under ``key`` (atomically; skipped when the cache is full or off)."""
+        if not self.enabled or len(arrays) > _MAX_ARRAYS:
+            return
+        assert self.root is not None
+        header = [len(arrays)]
+        payload = []
+        for a in arrays:
+            if a.ndim > _MAX_DIMS or a.dtype not in (np.dtype(bool), np.dtype(np.uint8)):
+                return
+            header += [_dtype_code(a), a.ndim, *a.shape]
+            payload.append(np.packbits(a, axis=None) if a.dtype == bool else np.ascontiguousarray(a).ravel())
+        size = 128 + sum(p.nbytes + 128 for p in payload)
+        if self._used is None:
+            self._used = _folder_bytes(self.root)
+        if self._used + size > self.max_bytes:
+            return
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    np.save(fh, np.asarray(header, dtype=np.int64), allow_pickle=False)
+                    for p in payload:
+                        np.save(fh, p, allow_pickle=False)
+                os.replace(tmp, path)  # atomic: readers see the whole entry or none
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError:  # a read-only or full disk: the cache is an optimisation, never an error
+            return
+        self._used += size
+
+
+def _folder_bytes(root: Path) -> int:
+    total = 0
+    if not root.is_dir():
+        return 0
+    for sub in root.iterdir():
+        if sub.is_dir():
+            for entry in os.scandir(sub):
+                with contextlib.suppress(OSError):
+                    total += entry.stat().st_size
+    return total
+
+
+_current: list[RasterCache] = []  # a cache chosen with :func:`using` (the bench measures first use with one)
+
+
+def raster_cache() -> RasterCache:
+    """The cache in use: the one :func:`using` chose, else :func:`default_raster_cache`."""
+    return _current[-1] if _current else default_raster_cache()
+
+
+@contextlib.contextmanager
+def using(store: RasterCache) -> Iterator[RasterCache]:
+    """Use ``store`` as the raster cache inside the block (e.g. an empty folder, to time first use)."""
+    _current.append(store)
+    try:
+        yield store
+    finally:
+        _current.pop()
+
+
+@cache
+def default_raster_cache() -> RasterCache:
+    """``$AIM_CACHE/world-rasters/v<VERSION>-<digest of the font file, Pillow and numpy versions>``."""
+    from aim_agent.exemplars.dataset import default_cache_dir
+    from aim_world.vocabulary import font_path
+
+    try:
+        mb = float(os.environ.get("AIM_WORLD_RASTER_CACHE_MB", DEFAULT_MB))
+    except ValueError:
+        raise ValueError(
+            f"AIM_WORLD_RASTER_CACHE_MB must be a number of megabytes (0 turns the cache off), "
+            f"not {os.environ['AIM_WORLD_RASTER_CACHE_MB']!r}"
+        ) from None
+    font = hashlib.sha256(font_path().read_bytes()).hexdigest()
+    identity = f"{VERSION}|{font}|{PIL.__version__}|{np.__version__}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return RasterCache(default_cache_dir() / "world-rasters" / f"v{VERSION}-{digest}", int(mb * 1024 * 1024))
+
+
+def cached(key: str, compute: Callable[[], list[np.ndarray]]) -> list[np.ndarray]:
+    """``compute()`` (a list of arrays), read from the raster cache when an earlier process stored it."""
+    store = raster_cache()
+    found = store.get(key)
+    if found is not None:
+        return found
+    arrays = compute()
+    store.put(key, arrays)
+    return arrays
