@@ -54,7 +54,8 @@ def test_round_trip_of_bool_and_uint8_arrays(tmp_path: Path) -> None:
     arrays = [rng.random((37, 53)) > 0.5, rng.integers(0, 255, (5, 7, 3), dtype=np.uint8)]
     store.put("key", arrays)
     got = store.get("key")
-    assert got is not None and all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(arrays, got))
+    assert got is not None
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(arrays, got, strict=True))
     assert not got[0].flags.writeable
 
 
