@@ -144,3 +144,36 @@ def run_train(args: argparse.Namespace) -> int:
                  threads=args.threads)
     print(json.dumps(info["accuracy"], indent=2))
     return 0
+
+
+@subcommand
+def _register_sheet(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sheet",
+        help="draw a contact sheet of prompts and edits with captions",
+        description="Read CASES (one prompt, or 'prompt | edit instruction', per line; # starts a comment) and "
+        "write a PNG contact sheet: each tile captioned with the case and what the world drew.",
+    )
+    p.add_argument("cases", help="text file of cases")
+    p.add_argument("-o", "--out", default="sheet.png", help="PNG path to write (default: sheet.png)")
+    p.add_argument("--size", type=int, default=128, help="tile side in pixels (default 128)")
+    p.add_argument("--columns", type=int, default=8, help="tiles per row (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_sheet)
+
+
+def run_sheet(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from aim_world.sheet import contact_sheet, read_cases
+
+    _check_size(args.size)
+    if not 1 <= args.columns <= 32:
+        raise ValueError(f"--columns must be between 1 and 32, got {args.columns}")
+    cases = read_cases(Path(args.cases))
+    out = Path(args.out).with_suffix(".png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet = contact_sheet(cases, args.size, args.columns, args.seed)
+    sheet.quantize(256, dither=Image.Dither.NONE).save(out, optimize=True)  # a small file for the docs
+    print(f"wrote {out}: {len(cases)} cases, {out.stat().st_size // 1024} KiB")
+    return 0

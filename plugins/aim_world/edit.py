@@ -41,8 +41,8 @@ _REFERENCE_PRONOUNS = {"it", "them", "object", "objects", "thing", "everything"}
 HELP = (
     "the world's editor understands: 'replace the X with a Y', 'change the color of the X to C' / 'make "
     "the X C', 'make the X striped|dotted|checkered|spiral|wavy|outlined|solid', 'change the background "
-    "to B', 'add a (C) Y (next to the X)', 'remove the X', 'make the X bigger|smaller', 'move the X "
-    "left|right|up|down'"
+    "to B', 'make it night|snowy|day', 'add a (C) Y (next to the X)', 'remove the X' / 'remove one X' / "
+    "'remove two of the X' / 'remove the left one', 'make the X bigger|smaller', 'move the X left|right|up|down'"
 )
 
 

@@ -2,9 +2,12 @@
 
 A small, deterministic reader of prompts like "three striped cats next to a blue car on the
 beach" or "a person holding a red umbrella in the snow". It knows articles, numbers, colours,
-textures, sizes, styles, spatial relations, compositions ("X with Y", "X holding Y") and
-backgrounds; every other word is reported in :attr:`Scene.unknown_words`, never silently
-dropped. Placement is random but deterministic for a (prompt, seed) pair, respects the
+textures, sizes, styles, spatial relations, compositions ("X with Y", "X holding Y"),
+backgrounds, negations ("a beach with no people", "a cat that is not black": constraints the
+scene obeys, recorded in :attr:`Scene.negations`), idioms ("a cup of coffee", "a glass of water",
+"a baseball bat", "a crowd of people", "close-up of a dog"); every other word is reported in
+:attr:`Scene.unknown_words`, never silently dropped, and an unknown subject with nothing else to
+draw is an error. Placement is random but deterministic for a (prompt, seed) pair, respects the
 relations and keeps objects from covering each other.
 """
 
