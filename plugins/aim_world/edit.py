@@ -119,7 +119,13 @@ def resolve(scene: Scene, reference: str, notes: list[str] | None = None) -> lis
         else:
             order = SELECTORS[words[0]]
         words = words[1:]
-    if not words or words in (["one"], ["ones"]):
+    attrs = _modifiers(" ".join(words[:-1])) if len(words) > 1 and words[-1] in {"one", "ones"} else None
+    if attrs and set(attrs) <= {"color", "texture", "style"}:  # "the red one": any object that looks so
+        hits = [i for i, o in enumerate(scene.objects)
+                if o.attached_to is None and all(getattr(o, k) == v for k, v in attrs.items())]
+        if not hits:
+            raise _Refused(f"there is no {reference!r} in this scene; it has {_inventory(scene)}")
+    elif not words or words in (["one"], ["ones"]):
         hits = [i for i, o in enumerate(scene.objects) if o.attached_to is None]
         kinds = {scene.objects[i].noun for i in hits}
         if len(kinds) != 1 and order is None:  # "the left one" is the leftmost object, whatever it is

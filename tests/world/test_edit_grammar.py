@@ -118,3 +118,11 @@ def test_edit_change_reports_every_changed_value() -> None:
     change = edit_change(scene, new, result)
     assert change.attributes["color"] == "red, blue"
     assert change.changed == ["ball", "ball"]
+
+
+def test_the_red_one() -> None:
+    scene = parse("a red ball and a blue box", seed=0)
+    new, _ = _edit(scene, "remove the red one")
+    assert new.nouns() == ["package"]  # the vocabulary draws a box as a package
+    _, refused = edit_scene(scene, "remove the green one")
+    assert not refused.applied and "no 'green one'" in refused.notes[0]
