@@ -113,8 +113,8 @@ def text2image(ctx: ToolContext, args: Text2ImageInput) -> Text2ImageOutput:
     prompts per concept and vary the context (background, colour, size) so a result does
     not hinge on one image. Words the generator could not draw come back in ``notes``; a
     prompt it cannot draw at all gives ``None`` in its place and its reason in ``errors``
-    (the other images are still made). Python: ``images = tools.text2image(["a dog on
-    grass", "a car on a road"])``.
+    (the other images are still made).
+    Python: ``images = tools.text2image(["a dog on grass", "a car on a road"])``.
     """
     _check_prompts(args.prompts)
     provider = ctx.require("text2image")
