@@ -9,8 +9,8 @@ bit for bit, so the pixels are identical with or without the cache.
 Safe for several processes at once: each entry is written to a temporary file and renamed into
 place (atomic), so a reader sees a whole entry or none. Bounded: entries stop being written once
 the folder holds ``$AIM_WORLD_RASTER_CACHE_MB`` megabytes (default 256; 0 turns the cache off).
-Entries are plain ``.npy`` arrays read with ``allow_pickle=False``; a damaged one is a miss and
-is removed.
+Entries are raw bytes with a small numeric header (no pickle, nothing that can run code); a
+damaged one is a miss and is removed.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import PIL
 
-VERSION = 1  # raise when a cached raster's recipe changes
+VERSION = 2  # raise when a cached raster's recipe changes
 DEFAULT_MB = 256
 _MAX_ARRAYS = 4  # arrays in one entry
 _MAX_DIMS = 3
@@ -51,7 +51,7 @@ class RasterCache:
     def _path(self, key: str) -> Path:
         assert self.root is not None
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        return self.root / digest[:2] / f"{digest}.npy"
+        return self.root / digest[:2] / f"{digest}.raster"
 
     def get(self, key: str) -> list[np.ndarray] | None:
         """The arrays stored under ``key``, read-only; None when absent or unreadable."""
@@ -59,62 +59,33 @@ class RasterCache:
             return None
         path = self._path(key)
         try:
-            with path.open("rb") as fh:
-                header = np.load(fh, allow_pickle=False)
-                if header.dtype != np.int64 or header.ndim != 1 or not 1 <= len(header) <= 1 + _MAX_ARRAYS * 5:
-                    raise ValueError("bad header")
-                out = []
-                k, count = 1, int(header[0])
-                for _ in range(count):
-                    code, ndim = int(header[k]), int(header[k + 1])
-                    if code not in (0, 1) or not 1 <= ndim <= _MAX_DIMS:
-                        raise ValueError("bad header")
-                    shape = tuple(int(v) for v in header[k + 2 : k + 2 + ndim])
-                    k += 2 + ndim
-                    data = np.load(fh, allow_pickle=False)
-                    if data.dtype != np.uint8:
-                        raise ValueError("bad data")
-                    if code == 0:
-                        n = int(np.prod(shape))
-                        array = np.unpackbits(data, count=n).astype(bool).reshape(shape)
-                    else:
-                        array = data.reshape(shape)
-                    array.setflags(write=False)
-                    out.append(array)
-            return out
+            return _decode(path.read_bytes())
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, IndexError, EOFError):
+        except (OSError, ValueError):
             with contextlib.suppress(OSError):
                 path.unlink()
             return None
 
     def put(self, key: str, arrays: list[np.ndarray]) -> None:
         """Store ``arrays`` under ``key`` (atomically; skipped when the cache is full or off)."""
-        if not self.enabled or len(arrays) > _MAX_ARRAYS:
+        if not self.enabled:
             return
         assert self.root is not None
-        header = [len(arrays)]
-        payload = []
-        for a in arrays:
-            if a.ndim > _MAX_DIMS or a.dtype not in (np.dtype(bool), np.dtype(np.uint8)):
-                return
-            header += [_dtype_code(a), a.ndim, *a.shape]
-            payload.append(np.packbits(a, axis=None) if a.dtype == bool else np.ascontiguousarray(a).ravel())
-        size = 128 + sum(p.nbytes + 128 for p in payload)
+        data = _encode(arrays)
+        if data is None:
+            return
         if self._used is None:
             self._used = _folder_bytes(self.root)
-        if self._used + size > self.max_bytes:
+        if self._used + len(data) > self.max_bytes:
             return
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".raster")
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    np.save(fh, np.asarray(header, dtype=np.int64), allow_pickle=False)
-                    for p in payload:
-                        np.save(fh, p, allow_pickle=False)
+                    fh.write(data)
                 os.replace(tmp, path)  # atomic: readers see the whole entry or none
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -122,7 +93,55 @@ class RasterCache:
                 raise
         except OSError:  # a read-only or full disk: the cache is an optimisation, never an error
             return
-        self._used += size
+        self._used += len(data)
+
+
+# An entry: MAGIC, then int64 count, then per array int64 (dtype code, ndim, 3 dims), then the arrays'
+# bytes in order (bool arrays bit-packed). Plain numbers and bytes: nothing in it can run code.
+MAGIC = b"AIMRAST1"
+_SLOT = 2 + _MAX_DIMS
+
+
+def _encode(arrays: list[np.ndarray]) -> bytes | None:
+    if not 1 <= len(arrays) <= _MAX_ARRAYS:
+        return None
+    header = np.zeros(1 + _SLOT * len(arrays), dtype="<i8")
+    header[0] = len(arrays)
+    payload = []
+    for k, a in enumerate(arrays):
+        if not 1 <= a.ndim <= _MAX_DIMS or a.dtype not in (np.dtype(bool), np.dtype(np.uint8)):
+            return None
+        header[1 + k * _SLOT : 1 + k * _SLOT + 2 + a.ndim] = [_dtype_code(a), a.ndim, *a.shape]
+        payload.append(np.packbits(a, axis=None).tobytes() if a.dtype == bool else np.ascontiguousarray(a).tobytes())
+    return MAGIC + header.tobytes() + b"".join(payload)
+
+
+def _decode(data: bytes) -> list[np.ndarray]:
+    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 8:
+        raise ValueError("not a raster entry")
+    pos = len(MAGIC)
+    count = int(np.frombuffer(data, dtype="<i8", count=1, offset=pos)[0])
+    if not 1 <= count <= _MAX_ARRAYS:
+        raise ValueError("bad header")
+    header = np.frombuffer(data, dtype="<i8", count=_SLOT * count, offset=pos + 8).reshape(count, _SLOT)
+    pos += 8 + header.nbytes
+    out = []
+    for code, ndim, *dims in header.tolist():
+        if code not in (0, 1) or not 1 <= ndim <= _MAX_DIMS or any(d < 0 or d > 1 << 16 for d in dims[:ndim]):
+            raise ValueError("bad header")
+        shape = tuple(dims[:ndim])
+        n = int(np.prod(shape))
+        size = (n + 7) // 8 if code == 0 else n
+        if pos + size > len(data):
+            raise ValueError("truncated entry")
+        raw = np.frombuffer(data, dtype=np.uint8, count=size, offset=pos)
+        pos += size
+        array = np.unpackbits(raw, count=n).astype(bool).reshape(shape) if code == 0 else raw.reshape(shape)
+        array.setflags(write=False)
+        out.append(array)
+    if pos != len(data):
+        raise ValueError("trailing bytes")
+    return out
 
 
 def _folder_bytes(root: Path) -> int:

@@ -32,7 +32,7 @@ def test_pixels_are_identical_computed_stored_and_read_back(tmp_path: Path) -> N
     with using(RasterCache(tmp_path, 64 << 20)):
         clear_caches()
         first = _renders()  # computed and written
-        assert any(tmp_path.rglob("*.npy"))
+        assert any(tmp_path.rglob("*.raster"))
         clear_caches()
         again = _renders()  # read back from disk
     clear_caches()
@@ -43,7 +43,7 @@ def test_the_cache_stops_growing_at_its_bound(tmp_path: Path) -> None:
     store = RasterCache(tmp_path, 40_000)
     for k in range(50):
         store.put(f"k{k}", [np.ones((64, 64, 3), dtype=np.uint8)])  # 12 KiB each
-    total = sum(p.stat().st_size for p in tmp_path.rglob("*.npy"))
+    total = sum(p.stat().st_size for p in tmp_path.rglob("*.raster"))
     assert 0 < total <= 40_000
     assert store.get("k0") is not None and store.get("k49") is None
 
@@ -62,19 +62,24 @@ def test_round_trip_of_bool_and_uint8_arrays(tmp_path: Path) -> None:
 def test_a_damaged_entry_is_a_miss_and_is_removed(tmp_path: Path) -> None:
     store = RasterCache(tmp_path, 1 << 20)
     store.put("key", [np.ones((8, 8), dtype=bool)])
-    (path,) = tmp_path.rglob("*.npy")
+    (path,) = tmp_path.rglob("*.raster")
     path.write_bytes(path.read_bytes()[:40])  # a torn or tampered file
     assert store.get("key") is None and not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x93NUMPY\x01\x00" + b"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }".ljust(118)
                      + b"\n" + b"\x80\x04N.")  # an object array (a pickle): refused, never loaded
     assert store.get("key") is None
+    store.put("key", [np.ones((8, 8), dtype=bool)])
+    data = bytearray(path.read_bytes())
+    data[8 + 8 + 16 : 8 + 8 + 24] = (1 << 40).to_bytes(8, "little")  # a header claiming a huge shape
+    path.write_bytes(bytes(data))
+    assert store.get("key") is None and not path.exists()
 
 
 def test_off_when_the_bound_is_zero(tmp_path: Path) -> None:
     store = RasterCache(tmp_path, 0)
     store.put("key", [np.ones((8, 8), dtype=bool)])
-    assert store.get("key") is None and not any(tmp_path.rglob("*.npy"))
+    assert store.get("key") is None and not any(tmp_path.rglob("*.raster"))
 
 
 def test_a_bad_bound_in_the_environment_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
