@@ -99,7 +99,7 @@ class UpstreamUnit(BaseModel):
 
 class AttributeOutput(ToolOutput):
     upstream: str = Field(description="what the upstream units are")
-    method: str
+    method: str = Field(description="how the scores were computed (grad_x_act or integrated_gradients)")
     units: list[UpstreamUnit] = Field(description="the top upstream units, largest contribution first")
     target_activations: list[float] = Field(description="the unit's activation on each image")
     total: float = Field(description="sum of all upstream scores (integrated gradients: about activation - baseline)")
@@ -142,12 +142,12 @@ class AblateInput(UpstreamInput):
 
 class AblateOutput(ToolOutput):
     upstream: str = Field(description="what the upstream units are")
-    units: list[int]
-    mode: str
+    units: list[int] = Field(description="the upstream units that were ablated")
+    mode: str = Field(description="zero or mean: what the ablated units were set to")
     before: list[float] = Field(description="the unit's activation on each image, untouched")
     after: list[float] = Field(description="the unit's activation on each image with the upstream units ablated")
-    mean_before: float
-    mean_after: float
+    mean_before: float = Field(description="mean of before")
+    mean_after: float = Field(description="mean of after")
     relative_change: float = Field(description="(mean_after - mean_before) / |mean_before|")
 
     def python(self) -> tuple[list[float], list[float]]:

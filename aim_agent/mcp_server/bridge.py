@@ -18,9 +18,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -38,10 +40,29 @@ logger = logging.getLogger("aim_agent.mcp")
 SESSION_PROPERTY = {
     "type": "string",
     "description": (
-        "optional session handle from new_session; needed only where the transport keeps no session "
-        "(stateless HTTP). Calls with the same handle share a loaded system and an experiment log."
+        "optional session handle, as load_system or new_session returned it. Pass it when the client opens a "
+        "new connection per call (or over stateless HTTP): calls with the same handle share the loaded unit, "
+        "the experiment log and the images, across connections and server restarts."
     ),
 }
+#: MCP's JSON-RPC error code for a resource that does not exist
+RESOURCE_NOT_FOUND = -32002
+#: CLI commands that messages from shared code name, and the MCP tools that do the same
+_CLI_TO_MCP: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"`aim layers ([^`\s]+)`"), r"the tool list_layers(model='\1')"),
+    (re.compile(r"`aim layers`"), "the tools list_models and list_layers"),
+    (re.compile(r"`aim plugins`"), "the tool list_models"),
+    (re.compile(r"`aim interpret --resume ([^`\s]+)[^`]*`"), r"read_result(run_id='\1')"),
+]
+
+
+def mcp_wording(message: str) -> str:
+    """An error message as an MCP client should read it: MCP tools named, not ``aim`` commands."""
+    for pattern, replacement in _CLI_TO_MCP:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 #: one tool result, JSON-encoded, stays below this (MCP HTTP clients reject SSE events over 1 MiB)
 MAX_RESULT_BYTES = 900 * 1024
 _IMAGE_OVERHEAD = 64  # the JSON around one image block's base64 data
@@ -51,7 +72,7 @@ _IMAGE_OVERHEAD = 64  # the JSON around one image block's base64 data
 
 
 def input_schema(spec: ToolSpec) -> dict[str, Any]:
-    schema = spec.input_model.model_json_schema()
+    schema = client_schema(spec.input_model.model_json_schema(), inputs=True)
     schema.pop("title", None)
     if not spec.stateless:
         schema.setdefault("properties", {})["session"] = dict(SESSION_PROPERTY)
@@ -60,9 +81,86 @@ def input_schema(spec: ToolSpec) -> dict[str, Any]:
 
 def output_schema(spec: ToolSpec) -> dict[str, Any] | None:
     try:
-        return spec.output_model.model_json_schema(mode="serialization")
+        schema = spec.output_model.model_json_schema(mode="serialization")
     except Exception:  # an output model pydantic cannot describe: publish none rather than fail
         return None
+    return client_schema(schema, inputs=False)
+
+
+def client_schema(schema: dict[str, Any], *, inputs: bool) -> dict[str, Any]:
+    """Pydantic's JSON schema, rewritten so that simple MCP clients read every property's type.
+
+    Clients that build arguments from a form or a command line (the MCP Inspector) look at a
+    property's top-level ``type`` only; pydantic writes ``Optional[T]`` as ``anyOf [T, null]``
+    without one, and those clients then send strings. So, recursively:
+
+    - an optional input (``anyOf [T, null]``, default null) becomes ``T`` and stays out of
+      ``required``: leaving it out means null (the server still accepts an explicit null);
+    - an optional output keeps null: ``{"type": [T, "null"]}``;
+    - ``anyOf`` branches of one and the same type merge into one schema of that type;
+    - any other ``anyOf`` gets the union of its branches' types as its top-level ``type``;
+    - pydantic's generated ``title`` of each property goes (the description says more).
+    """
+    rewritten: dict[str, Any] = _rewrite(copy.deepcopy(schema), inputs=inputs, defs=schema.get("$defs", {}))
+    return rewritten
+
+
+def _type_of(branch: dict[str, Any], defs: dict[str, Any]) -> list[str] | None:
+    ref = branch.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        branch = defs.get(ref.rsplit("/", 1)[1], {})
+    kind = branch.get("type")
+    if isinstance(kind, str):
+        return [kind]
+    if isinstance(kind, list):
+        return [str(k) for k in kind]
+    if "anyOf" in branch:
+        kinds = [_type_of(b, defs) for b in branch["anyOf"]]
+        if all(kinds):
+            return list(dict.fromkeys(k for ks in kinds for k in ks or []))
+    return None
+
+
+def _merge_same_type(branches: list[dict[str, Any]]) -> dict[str, Any]:
+    """One schema for branches of one type: the keywords all share, the descriptions joined."""
+    merged = {k: v for k, v in branches[0].items() if k != "description" and all(b.get(k) == v for b in branches)}
+    notes = list(dict.fromkeys(b["description"] for b in branches if b.get("description")))
+    if notes and all(b.get("description") for b in branches):  # one branch's words would mislead
+        merged["description"] = ", or ".join(notes)
+    return merged
+
+
+def _rewrite(schema: Any, *, inputs: bool, defs: dict[str, Any]) -> Any:
+    if isinstance(schema, list):
+        return [_rewrite(item, inputs=inputs, defs=defs) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _rewrite(v, inputs=inputs, defs=defs) if k not in ("enum", "const", "default", "examples") else v
+           for k, v in schema.items()}
+    for prop in (out.get("properties") or {}).values():
+        if isinstance(prop, dict):
+            prop.pop("title", None)
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and "type" not in out:
+        non_null = [b for b in branches if b != {"type": "null"}]
+        nullable = len(non_null) < len(branches)
+        kinds = [_type_of(b, defs) for b in non_null]
+        if non_null and all(k is not None and len(k) == 1 for k in kinds) and len({k[0] for k in kinds}) == 1:  # type: ignore[index]
+            merged = _merge_same_type(non_null)
+            outer = {k: v for k, v in out.items() if k != "anyOf"}
+            if nullable and inputs and outer.get("default", 0) is None:
+                outer.pop("default")  # leaving the argument out means null
+                nullable = False
+            out = {**merged, **outer}
+            if nullable:
+                out["type"] = [out["type"], "null"] if "type" in out else None
+                if out["type"] is None:  # a $ref: keep the null branch, name both types
+                    out["type"] = [*(kinds[0] or []), "null"]
+                    out["anyOf"] = [{k: v for k, v in merged.items() if k != "description"}, {"type": "null"}]
+                    out.pop("$ref", None)
+        elif all(kinds):
+            out["type"] = list(dict.fromkeys([*(k for ks in kinds for k in ks or []), *(["null"] if nullable else [])]))
+    return out
 
 
 def tool_annotations(spec: ToolSpec) -> ToolAnnotations:
