@@ -7,8 +7,9 @@
   ``idempotent``, ``open_world``), each set explicitly.
 - :func:`run_blocking`: the call runs in a worker thread (``anyio.to_thread``), so torch work
   never blocks the event loop and other sessions keep being served; meanwhile the client
-  gets MCP progress notifications (when it sent a progress token): what the tool reports
-  through ``ctx.progress(done, total, message)``, else a heartbeat.
+  gets MCP progress notifications (when it sent a progress token): the work done of the
+  total, as the tool reports it through ``ctx.progress(done, total, message)`` (e.g. images
+  processed of 8); a tool that reports nothing sends a count of seconds without a total.
 - :func:`output_result`: the output model as structured content (images as ``img_…`` ids),
   the same JSON as text, and as many images as MCP image content as fit in one result of
   at most ``max_bytes`` (MCP clients reject larger messages: the SDK's HTTP client and
@@ -21,7 +22,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -196,21 +196,22 @@ class Progress:
     def __init__(self, label: str) -> None:
         self.label = label
         self._lock = threading.Lock()
-        self._fraction: float | None = None
+        self._done: tuple[float, float] | None = None
         self._message = ""
         self.updates = 0
 
     def __call__(self, done: float, total: float | None = None, message: str = "") -> None:
         with self._lock:
-            if total:
-                self._fraction = min(max(float(done) / float(total), 0.0), 1.0)
+            if total and total > 0:
+                self._done = (min(max(float(done), 0.0), float(total)), float(total))
             if message:
                 self._message = str(message)
             self.updates += 1
 
-    def snapshot(self) -> tuple[float | None, str]:
+    def snapshot(self) -> tuple[tuple[float, float] | None, str]:
+        """(done, total) as the tool last reported it (None: it reported no total), and its message."""
         with self._lock:
-            return self._fraction, self._message
+            return self._done, self._message
 
 
 async def run_blocking(
@@ -223,23 +224,28 @@ async def run_blocking(
     """Run ``fn(progress)`` in a worker thread; report progress through ``reporter`` meanwhile.
 
     ``reporter`` has ``async report_progress(progress, total, message)`` (the request's
-    ``ServerSession``; a no-op when the client asked for no progress). Progress goes out on a
-    0..100 scale and only ever increases (as MCP requires): the fraction the tool reports, or
-    a slowly rising heartbeat when it reports none.
+    ``ServerSession``; a no-op when the client asked for no progress). Each notification is
+    the tool's own count (``done`` of ``total``, e.g. images processed), sent when it changed;
+    while a tool has reported no total, the seconds it has run, without a total (MCP allows
+    an unknown total), and at the end one more with the total equal to it. Values only ever
+    increase, as MCP requires.
     """
     progress = Progress(label)
     started = time.monotonic()
-    last = -1.0
+    last: tuple[float, float | None] = (-1.0, None)
     outcome: dict[str, Any] = {}
 
-    async def send(value: float, message: str) -> None:
+    async def send(value: float, total: float | None, message: str) -> None:
         nonlocal last
-        value = max(value, last + 0.01)
-        last = value
+        if total is not None and last[1] is not None and total != last[1]:
+            last = (-1.0, total)  # the tool moved to another stage with its own total
+        if (value, total) == last or value < last[0]:
+            return
+        last = (value, total)
         if reporter is None:
             return
         try:
-            await reporter.report_progress(round(value, 2), 100.0, message)
+            await reporter.report_progress(value, total, message)
         except Exception:  # progress is advisory; a closed stream must not fail the call
             logger.debug("progress notification dropped", exc_info=True)
 
@@ -253,19 +259,25 @@ async def run_blocking(
 
     async with anyio.create_task_group() as tg:
 
-        async def beat() -> None:
-            await send(0.0, f"{label}: started")
+        async def watch() -> None:
             while True:
                 await anyio.sleep(interval)
-                fraction, message = progress.snapshot()
+                done, message = progress.snapshot()
                 elapsed = time.monotonic() - started
-                value = 99.0 * fraction if fraction is not None else 90.0 * (1.0 - math.exp(-elapsed / 30.0))
-                await send(value, message or f"{label}: running for {elapsed:.0f} s")
+                if done is not None:
+                    await send(done[0], done[1], message or f"{label}: {done[0]:g} of {done[1]:g}")
+                elif last[1] is None:
+                    await send(round(elapsed), None, message or f"{label}: running for {elapsed:.0f} s")
 
-        tg.start_soon(beat)
+        tg.start_soon(watch)
         await anyio.to_thread.run_sync(work)
         tg.cancel_scope.cancel()
-    await send(100.0, f"{label}: done in {time.monotonic() - started:.1f} s")
+    done, message = progress.snapshot()
+    if done is not None:
+        await send(done[0], done[1], message or f"{label}: {done[0]:g} of {done[1]:g}")
+    else:  # no total from the tool: the last count is the total, so the client sees it complete
+        final = max(last[0] + 1.0, 1.0)
+        await send(final, final, f"{label}: done in {time.monotonic() - started:.1f} s")
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")

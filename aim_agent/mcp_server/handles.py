@@ -111,6 +111,14 @@ class HandleStore:
             for extra in (path, path.with_suffix(".json"), folder / f"{path.stem}.mask.png"):
                 extra.unlink(missing_ok=True)
 
+    def forget(self, handle: str) -> bool:
+        """Remove a handle's saved state (close_session); whether there was any."""
+        folder = self.dir(handle)
+        with self._lock:
+            known = (folder / _STATE).is_file()
+            shutil.rmtree(folder, ignore_errors=True)
+        return known
+
     # -- restoring -----------------------------------------------------------------------------
 
     def load(self, handle: str) -> dict[str, Any] | None:

@@ -241,9 +241,16 @@ class AimMcpState:
 
     # -- sessions that outlive a connection (:mod:`.handles`) --------------------------------------
 
+    def handle_of(self, session: McpSession) -> str:
+        """The handle of ``session`` (minted now if it has none), known to the store from now on."""
+        handle = self.registry.give_handle(session)
+        if self.handles.load(handle) is None:
+            self.handles.save(handle, log=session.ctx.log.dump() if session.ctx.log is not None else [])
+        return handle
+
     def run_owner(self, session: McpSession) -> str:
         """Who owns the runs ``session`` starts: its handle's digest (kept across processes)."""
-        return self.handles.owner_id(self.registry.give_handle(session))
+        return self.handles.owner_id(self.handle_of(session))
 
     def save_session(self, session: McpSession, output: Any = None) -> None:
         """Save a handle's log and the images of this call, so a later process can restore it."""

@@ -227,22 +227,31 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         """Open a new, empty session and return its handle.
 
         Pass the handle as ``session`` to every later call to keep a loaded system and an
-        experiment log across calls. Needed only where the transport keeps no session
-        (stateless HTTP); over stdio the connection is the session. A client holds a few
+        experiment log across calls. Needed where the transport keeps no session (stateless
+        HTTP) or the client reconnects for each call; over one stdio connection the connection
+        is the session. load_system returns a handle too. A client holds a few
         sessions at most: close those it no longer needs with close_session.
         """
         registry = state.registry
         session = registry.new_explicit(ctx.extras.get("mcp_client", ANONYMOUS))
         return SessionOutput(
-            session=session.key,
+            session=state.handle_of(session),
             note=f"closes after {registry.idle_timeout_s / 60:.0f} min unused, or with close_session; "
             f"one client holds at most {registry.max_per_client} sessions",
         )
 
     @tool(session=True, stateless=True, destructive=True, idempotent=True)
     def close_session(ctx: ToolContext, args: SessionHandleInput) -> ClosedOutput:
-        """Close a session from new_session: its unit, log and images are dropped (runs it started go on)."""
-        return ClosedOutput(closed=state.registry.close_explicit(args.handle))
+        """Close a session (a handle from new_session or load_system): its unit, log and images are dropped.
+
+        Runs it started go on, but nobody can read them any more.
+        """
+        closed = state.registry.close_explicit(args.handle)
+        try:
+            forgotten = state.handles.forget(args.handle)
+        except ToolError:  # not a handle's shape: nothing was saved under it
+            forgotten = False
+        return ClosedOutput(closed=closed or forgotten)
 
     @tool(session=True, stateless=True, read_only=True, idempotent=True)
     def list_models(ctx: ToolContext, args: NoInput) -> ModelsOutput:
@@ -360,7 +369,7 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         session.runs.append(record.id)
         return RunStartOutput(
             run_id=record.id,
-            session=state.registry.give_handle(session),
+            session=state.handle_of(session),
             status=record.status,
             report_uri=f"aim://runs/{record.id}/report.html",
             result_uri=f"aim://runs/{record.id}/result.json",

@@ -209,7 +209,10 @@ class SessionRegistry:
 
     def close_explicit(self, handle: str) -> bool:
         with self._lock:
-            return self._explicit.pop(handle, None) is not None
+            session = self._explicit.pop(handle, None)
+            if session is not None:
+                session.handle = None  # a connection that held it keeps its session, not the handle
+            return session is not None
 
     # -- bookkeeping -----------------------------------------------------------------------------
 

@@ -69,7 +69,15 @@ def neuron(ctx: ToolContext, args: NeuronInput) -> ActivationsOutput:
     activation on images with the concept against images without it.
     Python: ``activations, overlays = system.neuron(images)`` (same call).
     """
-    acts, overlays = ctx.require_system().neuron(args.images)
+    system = ctx.require_system()
+    acts: list[float] = []
+    overlays: list[Any] = []
+    step = max(1, system.batch_size)
+    for start in range(0, len(args.images), step):  # batch by batch, so a caller sees images done of total
+        batch_acts, batch_overlays = system.neuron(args.images[start : start + step])
+        acts += batch_acts
+        overlays += batch_overlays
+        ctx.progress(len(acts), len(args.images), f"neuron: {len(acts)} of {len(args.images)} images")
     return ActivationsOutput(activations=acts, images=overlays)
 
 
