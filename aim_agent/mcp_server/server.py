@@ -48,7 +48,6 @@ from mcp_types import (
 )
 from PIL import Image
 
-from aim_agent.agent.record import read_run_record
 from aim_agent.images import ImageStore, decode_image, to_base64, use_store
 from aim_agent.log import ExperimentLog
 from aim_agent.mcp_server.bridge import (
@@ -68,7 +67,6 @@ from aim_agent.mcp_server.session_tools import CodeOutput, make_session_tools
 from aim_agent.mcp_server.sessions import CONNECTION_KEY, McpSession, SessionRegistry, meta_session
 from aim_agent.models.trust import ModelPolicy, trusting
 from aim_agent.providers import ProviderError
-from aim_agent.report import render_report
 from aim_agent.tools.base import ToolContext, ToolError, ToolSpec, error_text, invoke
 
 if TYPE_CHECKING:
@@ -560,6 +558,9 @@ class _Handlers:
         path = record.dir / "result.json"
         if not path.is_file():
             raise _resource_error(f"{filename} of run {run_id!r} does not exist yet (run status: {record.status})", uri)
+        from aim_agent.agent.record import read_run_record
+        from aim_agent.report import render_report
+
         # never a synthetic unit's answer to a client: it may be the scientist being measured
         if filename == "report.html":
             return render_report(record.dir, ground_truth=False)
