@@ -1,0 +1,81 @@
+"""`aim mcp` driven by clients that are not ours, the way they connect by default.
+
+langchain-mcp-adapters 0.3.2 (pinned in tests/mcp/clients/requirements.txt) needs mcp<2, so it
+lives in its own virtualenv, .venv-clients, which `make test` builds; its default ``get_tools()``
+opens a new session, here a new stdio server process, for every call. The MCP Inspector CLI
+is an npm package: its test runs when ``npx`` finds it installed (never from the network).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from mcp_http import AIM, FAKE, env
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT_PYTHON = ROOT / ".venv-clients" / "bin" / "python"
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.mark.slow
+def test_langchain_mcp_adapters_per_call_sessions_keep_state_with_the_handle(tmp_path):
+    if not CLIENT_PYTHON.exists():
+        pytest.skip("langchain-mcp-adapters lives in .venv-clients (it needs mcp<2): `make .venv-clients/.installed`, "
+                    "which `make test` runs, builds it")
+    done = subprocess.run(
+        [str(CLIENT_PYTHON), str(HERE / "clients" / "langchain_session.py"), AIM, *FAKE],
+        cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert {"load_system", "neuron", "text2image", "list_log", "read_result"} <= set(out["tools"])
+    assert out["load_system_args"]["unit"]["type"] == "integer"  # a typed optional, not anyOf [int, null]
+    # each call below ran in a new server process; the handle carried the unit, the images and the log
+    neuron = out["neuron"]
+    assert neuron["status"] == "success" and neuron["content"] == ["text", "image", "image"]
+    acts = neuron["structured"]["activations"]
+    assert acts[1] > 0.3 > acts[0]  # unit 1 of fake-color fires on green, not red
+    assert out["logged"]["structured"]["entry"] == 1
+    log = out["log"]["structured"]
+    assert "unit 1 of layer relu" in log["system"] and [e["kind"] for e in log["entries"]] == ["note", "experiment"]
+    assert out["without_handle"]["structured"] == {"system": None, "entries": []}  # no handle: a fresh session
+    assert "red vs green" in out["resource_log"][0]
+    assert out["resources"] == ["aim://session/log"]
+
+
+def _inspector() -> list[str] | None:
+    """The MCP Inspector CLI, if npm has it installed (globally or in tests/mcp/clients/node_modules)."""
+    local = HERE / "clients" / "node_modules" / ".bin" / "mcp-inspector"
+    if local.exists():
+        return [str(local)]
+    found = shutil.which("mcp-inspector")
+    return [found] if found else None
+
+
+def test_mcp_inspector_cli_lists_resources_and_calls_tools(tmp_path):
+    inspector = _inspector()
+    if inspector is None:
+        pytest.skip("the MCP Inspector CLI is not installed (npm; see docs/mcp.md): "
+                    "`npm install --prefix tests/mcp/clients @modelcontextprotocol/inspector@0.15.0`")
+
+    def inspect(*args: str) -> dict:
+        done = subprocess.run([*inspector, "--cli", AIM, *FAKE, *args], cwd=tmp_path, env=env(),
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout)
+
+    tools = inspect("--method", "tools/list")["tools"]
+    assert all(t["annotations"].get("destructiveHint") is not None for t in tools)
+    resources = inspect("--method", "resources/list")["resources"]
+    assert [r["uri"] for r in resources] == ["aim://session/log"]
+    loaded = inspect("--method", "tools/call", "--tool-name", "load_system", "--tool-arg", "model=fake-color",
+                     "--tool-arg", "layer=relu", "--tool-arg", "unit=1")
+    assert not loaded.get("isError"), loaded
+    handle = loaded["structuredContent"]["session"]
+    log = inspect("--method", "tools/call", "--tool-name", "list_log", "--tool-arg", f"session={handle}")
+    assert "unit 1 of layer relu" in log["structuredContent"]["system"]
