@@ -48,6 +48,22 @@ def test_langchain_mcp_adapters_per_call_sessions_keep_state_with_the_handle(tmp
     assert out["resources"] == ["aim://session/log"]
 
 
+@pytest.mark.slow
+def test_the_langgraph_agent_of_the_docs_studies_a_unit_over_per_call_sessions(tmp_path):
+    """docs/mcp.md's LangGraph agent (tests/mcp/clients/langgraph_agent.py), with a scripted model."""
+    if not CLIENT_PYTHON.exists():
+        pytest.skip("langgraph and langchain-mcp-adapters live in .venv-clients: `make .venv-clients/.installed`")
+    done = subprocess.run(
+        [str(CLIENT_PYTHON), str(HERE / "clients" / "langgraph_agent.py"), "--chat-model", "scripted", "--", AIM, *FAKE],
+        cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["tool_calls"] == ["load_system", "text2image", "neuron"]
+    # the scripted model reads the activations the server measured: unit 1 of fake-color is the green unit
+    assert out["answer"].endswith("[LABEL]: green")
+
+
 def _inspector() -> list[str] | None:
     """The MCP Inspector CLI, if npm has it installed (globally or in tests/mcp/clients/node_modules)."""
     local = HERE / "clients" / "node_modules" / ".bin" / "mcp-inspector"
@@ -61,7 +77,7 @@ def test_mcp_inspector_cli_lists_resources_and_calls_tools(tmp_path):
     inspector = _inspector()
     if inspector is None:
         pytest.skip("the MCP Inspector CLI is not installed (npm; see docs/mcp.md): "
-                    "`npm install --prefix tests/mcp/clients @modelcontextprotocol/inspector@0.15.0`")
+                    "`npm ci --prefix tests/mcp/clients` (pinned in its package.json)")
 
     def inspect(*args: str) -> dict:
         done = subprocess.run([*inspector, "--cli", AIM, *FAKE, *args], cwd=tmp_path, env=env(),
