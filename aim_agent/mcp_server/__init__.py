@@ -23,7 +23,8 @@ What a client gets:
 
 Each client has its own session (loaded system, experiment log, images, runs), see
 :mod:`.sessions`; its handle (from ``load_system``) reaches it from a new connection or a
-new server process, see :mod:`.handles`. Clients load only the models the operator offers (:mod:`aim_agent.models.trust`).
+new server process, see :mod:`.handles`. Clients load only the models the operator offers
+(:mod:`aim_agent.models.trust`).
 Over HTTP every request needs the server's bearer token (:mod:`.transport`).
 """
 

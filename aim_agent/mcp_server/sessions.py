@@ -135,6 +135,8 @@ class SessionRegistry:
             with self._lock:
                 session = self._explicit.get(handle)
             if session is None:
+                with self._lock:  # a restored session counts like any other: refused when the server is full
+                    self._make_room(f"handle:{handle}", explicit=False)
                 session = self.restore(handle)
                 if session is not None:
                     with self._lock:
