@@ -96,9 +96,10 @@ def client_schema(schema: dict[str, Any], *, inputs: bool) -> dict[str, Any]:
 
     - an optional input (``anyOf [T, null]``, default null) becomes ``T`` and stays out of
       ``required``: leaving it out means null (the server still accepts an explicit null);
-    - an optional output keeps null: ``{"type": [T, "null"]}``;
+    - a nullable output stays ``anyOf [T, null]``, one type per branch (a type array such
+      as ``["string", "null"]`` is less portable: the MCP Inspector's ``--strict`` warns);
     - ``anyOf`` branches of one and the same type merge into one schema of that type;
-    - any other ``anyOf`` gets the union of its branches' types as its top-level ``type``;
+    - an input ``anyOf`` of several types gets their union as its top-level ``type``;
     - pydantic's generated ``title`` of each property goes (the description says more).
     """
     rewritten: dict[str, Any] = _rewrite(copy.deepcopy(schema), inputs=inputs, defs=schema.get("$defs", {}))
@@ -145,20 +146,19 @@ def _rewrite(schema: Any, *, inputs: bool, defs: dict[str, Any]) -> Any:
         non_null = [b for b in branches if b != {"type": "null"}]
         nullable = len(non_null) < len(branches)
         kinds = [_type_of(b, defs) for b in non_null]
-        if non_null and all(k is not None and len(k) == 1 for k in kinds) and len({k[0] for k in kinds}) == 1:  # type: ignore[index]
+        single = {k[0] if k and len(k) == 1 else None for k in kinds}
+        if non_null and len(single) == 1 and None not in single:  # one type, perhaps or null
             merged = _merge_same_type(non_null)
             outer = {k: v for k, v in out.items() if k != "anyOf"}
             if nullable and inputs and outer.get("default", 0) is None:
                 outer.pop("default")  # leaving the argument out means null
                 nullable = False
-            out = {**merged, **outer}
-            if nullable:
-                out["type"] = [out["type"], "null"] if "type" in out else None
-                if out["type"] is None:  # a $ref: keep the null branch, name both types
-                    out["type"] = [*(kinds[0] or []), "null"]
-                    out["anyOf"] = [{k: v for k, v in merged.items() if k != "description"}, {"type": "null"}]
-                    out.pop("$ref", None)
-        elif all(kinds):
+            if not nullable:
+                out = {**merged, **outer}
+            else:  # an output that may be null: one branch per type, as strict checkers prefer
+                out = {"description": merged["description"]} if "description" in merged else {}
+                out |= {**outer, "anyOf": [{k: v for k, v in merged.items() if k != "description"}, {"type": "null"}]}
+        elif inputs and all(kinds):  # an input of several types: name them all at the top
             out["type"] = list(dict.fromkeys([*(k for ks in kinds for k in ks or []), *(["null"] if nullable else [])]))
     return out
 

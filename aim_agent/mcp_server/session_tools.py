@@ -163,7 +163,7 @@ class CodeOutput(ToolOutput):
     return_value: Any = Field(
         default=None,
         description="what run_experiment returned (images as ids)",
-        json_schema_extra={"type": ["object", "array", "string", "number", "integer", "boolean", "null"]},
+        json_schema_extra={"anyOf": [{"type": t} for t in ("object", "array", "string", "number", "boolean", "null")]},
     )
     images: list[AimImage] = Field(default_factory=list, description="images in the return value")
 

@@ -38,9 +38,10 @@ def _server(tmp_path: Path, **options):
 # -- schemas -------------------------------------------------------------------------------------
 
 
-def schema_problems(schema: dict, where: str) -> list[str]:
-    """Our lint on top of the meta-schema: every property typed and described, no untyped or
-    duplicated anyOf, no optional input that invites null."""
+def schema_problems(schema: dict, where: str, *, inputs: bool = True) -> list[str]:
+    """Our lint on top of the meta-schema: every property typed and described, no duplicated
+    anyOf; an input anyOf has a top-level type (simple clients read only that), an output
+    anyOf one type per branch (what the MCP Inspector's --strict asks for)."""
     problems: list[str] = []
 
     def walk(node, path: str, *, is_property: bool = False) -> None:
@@ -49,7 +50,8 @@ def schema_problems(schema: dict, where: str) -> list[str]:
         if is_property:
             if not node.get("description"):
                 problems.append(f"{path}: no description")
-            if "type" not in node and "$ref" not in node:
+            typed_branches = all(isinstance(b.get("type"), str) or "$ref" in b for b in node.get("anyOf", [{}]))
+            if "type" not in node and "$ref" not in node and not (not inputs and "anyOf" in node and typed_branches):
                 problems.append(f"{path}: no type")
         kinds = node.get("type")
         for kind in [kinds] if isinstance(kinds, str) else kinds or []:
@@ -57,8 +59,10 @@ def schema_problems(schema: dict, where: str) -> list[str]:
                 problems.append(f"{path}: unknown type {kind!r}")
         branches = node.get("anyOf")
         if branches is not None:
-            if "type" not in node:
+            if "type" not in node and inputs:
                 problems.append(f"{path}: anyOf without a top-level type")
+            if not inputs and any(not isinstance(b.get("type"), str) and "$ref" not in b for b in branches):
+                problems.append(f"{path}: an output anyOf branch without one type")
             encoded = [json.dumps(b, sort_keys=True) for b in branches]
             if len(set(encoded)) < len(encoded) or len({b.get("type") for b in branches if "type" in b}) < len(
                 [b for b in branches if "type" in b]
@@ -89,7 +93,7 @@ async def test_every_schema_is_strict_typed_and_described(tmp_path):
             if schema is None:
                 continue
             Draft202012Validator.check_schema(schema)  # raises on a schema that breaks the meta-schema
-            problems += schema_problems(schema, f"{tool.name}.{kind}")
+            problems += schema_problems(schema, f"{tool.name}.{kind}", inputs=kind == "input")
         required = set(tool.input_schema.get("required", []))
         for name, prop in tool.input_schema.get("properties", {}).items():
             kinds = prop.get("type")
@@ -101,7 +105,8 @@ async def test_every_schema_is_strict_typed_and_described(tmp_path):
     load = by_name["load_system"].input_schema["properties"]
     assert load["unit"]["type"] == "integer" and load["model"]["type"] == "string"  # not anyOf [T, null]
     result = by_name["read_result"].output_schema["properties"]
-    assert result["error"]["type"] == ["string", "null"]  # outputs keep their nulls, typed
+    assert result["error"]["anyOf"] == [{"type": "string"}, {"type": "null"}]  # outputs keep their nulls
+    assert result["result"]["anyOf"][0]["type"] == "object"
     items = by_name["display"].input_schema["properties"]["items"]["items"]
     assert items["type"] == "string" and "anyOf" not in items
 

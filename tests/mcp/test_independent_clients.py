@@ -65,23 +65,19 @@ def test_the_langgraph_agent_of_the_docs_studies_a_unit_over_per_call_sessions(t
     assert out["answer"].endswith("[LABEL]: green")
 
 
-def _inspector() -> list[str] | None:
-    """The MCP Inspector CLI, if npm has it installed (globally or in tests/mcp/clients/node_modules)."""
-    local = HERE / "clients" / "node_modules" / ".bin" / "mcp-inspector"
-    if local.exists():
-        return [str(local)]
-    found = shutil.which("mcp-inspector")
-    return [found] if found else None
+NODE_MODULES = HERE / "clients" / "node_modules"
+INSTALL = "`npm ci --prefix tests/mcp/clients` (pinned in its package.json)"
 
 
 def test_mcp_inspector_cli_lists_resources_and_calls_tools(tmp_path):
-    inspector = _inspector()
-    if inspector is None:
-        pytest.skip("the MCP Inspector CLI is not installed (npm; see docs/mcp.md): "
-                    "`npm ci --prefix tests/mcp/clients` (pinned in its package.json)")
+    """Inspector 0.15 (Node 20) builds tool arguments from each property's top-level type."""
+    cli = NODE_MODULES / "@modelcontextprotocol" / "inspector" / "cli" / "build" / "cli.js"
+    node = shutil.which("node")
+    if not cli.exists() or node is None:
+        pytest.skip(f"the MCP Inspector CLI 0.15 is not installed (npm): {INSTALL}")
 
     def inspect(*args: str) -> dict:
-        done = subprocess.run([*inspector, "--cli", AIM, *FAKE, *args], cwd=tmp_path, env=env(),
+        done = subprocess.run([node, str(cli), "--cli", AIM, *FAKE, *args], cwd=tmp_path, env=env(),
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout)
@@ -96,3 +92,19 @@ def test_mcp_inspector_cli_lists_resources_and_calls_tools(tmp_path):
     handle = loaded["structuredContent"]["session"]
     log = inspect("--method", "tools/call", "--tool-name", "list_log", "--tool-arg", f"session={handle}")
     assert "unit 1 of layer relu" in log["structuredContent"]["system"]
+
+
+def test_mcp_inspector_2_strict_finds_no_schema_problem(tmp_path):
+    """Inspector 2.12's --strict reports tool-schema portability problems; there are none."""
+    cli = NODE_MODULES / "inspector-2" / "clients" / "launcher" / "build" / "index.js"
+    node = NODE_MODULES / "node" / "bin" / "node"  # 2.x needs Node >= 22.19: the npm package 'node'
+    if not cli.exists() or not node.exists():
+        pytest.skip(f"the MCP Inspector CLI 2.12 and Node 22 are not installed (npm): {INSTALL}")
+    done = subprocess.run(
+        [str(node), str(cli), "--cli", "--strict", "-e", f"PYTHONPATH={env()['PYTHONPATH']}", AIM, *FAKE,
+         "--enable-code", "--method", "tools/list"],
+        cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(json.loads(done.stdout)["tools"]) >= 20
+    assert "Warning" not in done.stderr and "Error" not in done.stderr, done.stderr[-3000:]
