@@ -142,7 +142,7 @@ class RunResultOutput(ToolOutput):
     run_id: str = Field(description="the run")
     status: Literal["running", "finished", "failed", "interrupted"] = Field(description="where the run stands")
     elapsed_s: float = Field(description="seconds since the run started (until it ended)")
-    round: int = Field(default=0, description="rounds of experiments the run has begun")
+    round: int = Field(default=0, description="rounds of experiments the run has finished")
     max_rounds: int = Field(default=0, description="the rounds it may take at most: round / max_rounds is its progress")
     progress: list[str] = Field(default_factory=list, description="the run's latest progress messages")
     error: str | None = Field(default=None, description="why the run failed or stopped")
