@@ -187,9 +187,9 @@ class AimMcpState:
         args = dict(arguments or {})
         handle = None
         if not spec.stateless:  # 'session' is the handle here, not the tool's own argument
-            handle = args.pop("session", None)
+            handle = args.pop("session", None) or meta_session(request)
             if handle is not None and not isinstance(handle, str):
-                return error_result("session must be a string handle from new_session")
+                return error_result("session must be a string: the handle load_system or new_session returned")
         try:
             session = None if spec.stateless else await anyio.to_thread.run_sync(self.registry.resolve, request, handle)
         except ToolError as exc:
