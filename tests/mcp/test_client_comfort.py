@@ -299,3 +299,19 @@ async def test_runs_from_an_earlier_process_are_read_with_the_handle(tmp_path, m
         assert not loaded.is_error, _text(loaded)
         listed = {str(r.uri) for r in (await client.list_resources()).resources}
         assert "aim://session/log" in listed
+
+
+def test_aim_mcp_serves_without_importing_torch_or_langchain(tmp_path):
+    """What keeps start-up under a second (`aim bench mcp` measures it): a client that opens a
+    new server per call pays for these only in a call that needs them."""
+    import subprocess
+
+    heavy = ("torch", "transformers", "langchain", "langgraph", "aim_agent.circuits.attribution")
+    code = (
+        "import sys; from aim_agent.cli import main; main(['mcp', '--runs-dir', sys.argv[1]]); "
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.DEVNULL, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
