@@ -270,7 +270,7 @@ def log_experiment(ctx: ToolContext, args: LogInput) -> LogOutput:
 class DisplayInput(ToolInput):
     items: list[Annotated[str, StringConstraints(max_length=20_000)] | AimImage] = Field(
         min_length=1, max_length=64,
-        description="what to show, in order: each item is text, or an image id ('img_…') or base64 PNG"
+        description="what to show, in order: each item is text or an image id ('img_…')"
     )
 
 
