@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# independent MCP clients for tests/mcp: their own virtualenv (langchain-mcp-adapters needs mcp<2)
+CLIENTS := .venv-clients
+CLIENTS_STAMP := $(CLIENTS)/.installed
 
 .PHONY: demo test lint bench clean
 
@@ -12,10 +15,15 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev,diffusers,vlm,judge,sae]"
 	touch $(STAMP)
 
+$(CLIENTS_STAMP): tests/mcp/clients/requirements.txt constraints.txt Makefile
+	test -x $(CLIENTS)/bin/python || $(PYTHON) -m venv $(CLIENTS)
+	$(CLIENTS)/bin/pip install -q -c constraints.txt -r tests/mcp/clients/requirements.txt
+	touch $(CLIENTS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/aim demo
 
-test: $(STAMP)
+test: $(STAMP) $(CLIENTS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -27,6 +35,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/aim bench exemplars
 	$(BIN)/aim bench world
+	$(BIN)/aim bench mcp
 
 clean:
-	rm -rf $(VENV) build *.egg-info runs .aim_cache
+	rm -rf $(VENV) $(CLIENTS) build *.egg-info runs .aim_cache

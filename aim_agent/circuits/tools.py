@@ -15,14 +15,15 @@ from __future__ import annotations
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from aim_agent.circuits.attribution import METHODS, ablate, attribute
-from aim_agent.circuits.sites import CircuitError, LatentSite, Site, model_of, prepare, previous_layer
-from aim_agent.models.base import LoadedModel
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, tool
+
+if TYPE_CHECKING:  # torch comes with these: imported when a tool runs, so listing the tools stays fast
+    from aim_agent.circuits.sites import Site
+    from aim_agent.models.base import LoadedModel
 
 MAX_CIRCUIT_IMAGES = 64  # one call: gradients through the model for each image, several times for IG
 MAX_UNITS = 256
@@ -67,6 +68,8 @@ def offered_sae(ctx: ToolContext, text: str) -> str:
 def upstream_site(model: LoadedModel, target: Site, layer: str | None, sae: str | None) -> Site:
     """The upstream units of a call: channels of ``layer`` (default: the layer before the target's),
     or the latents of the SAE at ``sae`` on that layer."""
+    from aim_agent.circuits.sites import LatentSite, Site, previous_layer
+
     name = layer or previous_layer(model, target.layer)
     if sae:
         return LatentSite(model, name, load_sae_cached(sae))
@@ -99,7 +102,7 @@ class UpstreamUnit(BaseModel):
 
 class AttributeOutput(ToolOutput):
     upstream: str = Field(description="what the upstream units are")
-    method: str
+    method: str = Field(description="how the scores were computed (grad_x_act or integrated_gradients)")
     units: list[UpstreamUnit] = Field(description="the top upstream units, largest contribution first")
     target_activations: list[float] = Field(description="the unit's activation on each image")
     total: float = Field(description="sum of all upstream scores (integrated gradients: about activation - baseline)")
@@ -121,6 +124,9 @@ def attribute_tool(ctx: ToolContext, args: AttributeInput) -> AttributeOutput:
     model, target = _sites(ctx)
     upstream = upstream_site(model, target, args.layer, offered_sae(ctx, args.sae) if args.sae else None)
     system = ctx.require_system()
+    from aim_agent.circuits.attribution import attribute
+    from aim_agent.circuits.sites import prepare
+
     result = attribute(model, prepare(model, args.images), target, system.unit, upstream, method=args.method,
                        steps=args.steps, reduce=system.reduce)
     norm = float(result.scores.abs().sum()) or 1.0
@@ -142,12 +148,12 @@ class AblateInput(UpstreamInput):
 
 class AblateOutput(ToolOutput):
     upstream: str = Field(description="what the upstream units are")
-    units: list[int]
-    mode: str
+    units: list[int] = Field(description="the upstream units that were ablated")
+    mode: str = Field(description="zero or mean: what the ablated units were set to")
     before: list[float] = Field(description="the unit's activation on each image, untouched")
     after: list[float] = Field(description="the unit's activation on each image with the upstream units ablated")
-    mean_before: float
-    mean_after: float
+    mean_before: float = Field(description="mean of before")
+    mean_after: float = Field(description="mean of after")
     relative_change: float = Field(description="(mean_after - mean_before) / |mean_before|")
 
     def python(self) -> tuple[list[float], list[float]]:
@@ -166,6 +172,9 @@ def ablate_tool(ctx: ToolContext, args: AblateInput) -> AblateOutput:
     model, target = _sites(ctx)
     upstream = upstream_site(model, target, args.layer, offered_sae(ctx, args.sae) if args.sae else None)
     system = ctx.require_system()
+    from aim_agent.circuits.attribution import ablate
+    from aim_agent.circuits.sites import prepare
+
     result = ablate(model, prepare(model, args.images), target, system.unit, upstream, args.units, mode=args.mode,
                     reduce=system.reduce)
     return AblateOutput(upstream=upstream.describe(), units=result.units, mode=result.mode,
@@ -176,6 +185,8 @@ def ablate_tool(ctx: ToolContext, args: AblateInput) -> AblateOutput:
 
 
 def _sites(ctx: ToolContext) -> tuple[LoadedModel, Site]:
+    from aim_agent.circuits.sites import CircuitError, model_of
+
     try:
         return model_of(ctx.require_system().probe)
     except CircuitError as exc:
@@ -184,5 +195,5 @@ def _sites(ctx: ToolContext) -> tuple[LoadedModel, Site]:
 
 CIRCUIT_TOOLS = [attribute_tool, ablate_tool]
 
-__all__ = ["CIRCUIT_TOOLS", "METHODS", "ablate_tool", "attribute_tool", "load_sae_cached", "offered_sae",
+__all__ = ["CIRCUIT_TOOLS", "ablate_tool", "attribute_tool", "load_sae_cached", "offered_sae",
            "upstream_site"]

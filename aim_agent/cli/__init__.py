@@ -18,7 +18,12 @@ from typing import Any
 COMMANDS = ["layers", "exemplars", "sae", "interpret", "circuit", "dissect", "eval", "demo", "mcp", "plugins", "bench"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole ``aim`` parser; with ``only`` (a core command), that command's parser alone.
+
+    Each command module imports what it needs (torch, rich, ...), so building them all costs
+    seconds; ``aim mcp`` is started by clients for every session and builds only its own.
+    """
     from aim_agent.plugins import plugin_manager
 
     parser = argparse.ArgumentParser(
@@ -27,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="load an extra plugin module (repeatable)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in [only] if only in COMMANDS else COMMANDS:
         importlib.import_module(f"aim_agent.cli.{name}").register(sub)
+    if only in COMMANDS:
+        return parser
     for command in plugin_manager().cli_commands():
         if command.name in sub.choices:
             print(f"aim: warning: a plugin's command {command.name!r} clashes with an existing one; skipped",
@@ -88,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"aim: error: {exc}", file=sys.stderr)
         return 2
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    # the command word, when nothing before it takes a value (only --plugin MODULE does)
+    first = next((w for w, before in zip(words, [None, *words], strict=False)
+                  if not w.startswith("-") and before != "--plugin"), None)
+    parser = build_parser(only="mcp" if first == "mcp" else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -15,13 +15,16 @@ What a client gets:
   and the session tools ``new_session``, ``close_session``, ``list_models``, ``list_layers``,
   ``load_system``, ``list_log``, ``read_log``, ``start_interpret``, ``read_result``
   (``run_code`` too with ``enable_code=True``);
-- **resources**: ``aim://session/log`` (this session's experiment log, JSON),
-  ``aim://image/{id}`` (an image by id, PNG), ``aim://runs/{run_id}/report.html`` and
-  ``aim://runs/{run_id}/result.json`` (runs this session started);
+- **resources**: listed, ``aim://session/log`` (this session's experiment log, JSON) and
+  the session's recent runs; as templates, ``aim://image/{id}`` (an image by id, PNG),
+  ``aim://runs/{run_id}/report.html`` and ``aim://runs/{run_id}/result.json`` (runs this
+  session started, in this process or an earlier one);
 - **prompt** ``describe_unit``: the neuron-description task for the client's own model.
 
 Each client has its own session (loaded system, experiment log, images, runs), see
-:mod:`.sessions`. Clients load only the models the operator offers (:mod:`aim_agent.models.trust`).
+:mod:`.sessions`; its handle (from ``load_system``) reaches it from a new connection or a
+new server process, see :mod:`.handles`. Clients load only the models the operator offers
+(:mod:`aim_agent.models.trust`).
 Over HTTP every request needs the server's bearer token (:mod:`.transport`).
 """
 

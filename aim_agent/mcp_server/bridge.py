@@ -7,8 +7,9 @@
   ``idempotent``, ``open_world``), each set explicitly.
 - :func:`run_blocking`: the call runs in a worker thread (``anyio.to_thread``), so torch work
   never blocks the event loop and other sessions keep being served; meanwhile the client
-  gets MCP progress notifications (when it sent a progress token): what the tool reports
-  through ``ctx.progress(done, total, message)``, else a heartbeat.
+  gets MCP progress notifications (when it sent a progress token): the work done of the
+  total, as the tool reports it through ``ctx.progress(done, total, message)`` (e.g. images
+  processed of 8); a tool that reports nothing sends a count of seconds without a total.
 - :func:`output_result`: the output model as structured content (images as ``img_…`` ids),
   the same JSON as text, and as many images as MCP image content as fit in one result of
   at most ``max_bytes`` (MCP clients reject larger messages: the SDK's HTTP client and
@@ -18,9 +19,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
-import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -38,10 +40,29 @@ logger = logging.getLogger("aim_agent.mcp")
 SESSION_PROPERTY = {
     "type": "string",
     "description": (
-        "optional session handle from new_session; needed only where the transport keeps no session "
-        "(stateless HTTP). Calls with the same handle share a loaded system and an experiment log."
+        "optional session handle, as load_system or new_session returned it. Pass it when the client opens a "
+        "new connection per call (or over stateless HTTP): calls with the same handle share the loaded unit, "
+        "the experiment log and the images, across connections and server restarts."
     ),
 }
+#: MCP's JSON-RPC error code for a resource that does not exist
+RESOURCE_NOT_FOUND = -32002
+#: CLI commands that messages from shared code name, and the MCP tools that do the same
+_CLI_TO_MCP: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"`aim layers ([^`\s]+)`"), r"the tool list_layers(model='\1')"),
+    (re.compile(r"`aim layers`"), "the tools list_models and list_layers"),
+    (re.compile(r"`aim plugins`"), "the tool list_models"),
+    (re.compile(r"`aim interpret --resume ([^`\s]+)[^`]*`"), r"read_result(run_id='\1')"),
+]
+
+
+def mcp_wording(message: str) -> str:
+    """An error message as an MCP client should read it: MCP tools named, not ``aim`` commands."""
+    for pattern, replacement in _CLI_TO_MCP:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 #: one tool result, JSON-encoded, stays below this (MCP HTTP clients reject SSE events over 1 MiB)
 MAX_RESULT_BYTES = 900 * 1024
 _IMAGE_OVERHEAD = 64  # the JSON around one image block's base64 data
@@ -51,7 +72,7 @@ _IMAGE_OVERHEAD = 64  # the JSON around one image block's base64 data
 
 
 def input_schema(spec: ToolSpec) -> dict[str, Any]:
-    schema = spec.input_model.model_json_schema()
+    schema = client_schema(spec.input_model.model_json_schema(), inputs=True)
     schema.pop("title", None)
     if not spec.stateless:
         schema.setdefault("properties", {})["session"] = dict(SESSION_PROPERTY)
@@ -60,9 +81,86 @@ def input_schema(spec: ToolSpec) -> dict[str, Any]:
 
 def output_schema(spec: ToolSpec) -> dict[str, Any] | None:
     try:
-        return spec.output_model.model_json_schema(mode="serialization")
+        schema = spec.output_model.model_json_schema(mode="serialization")
     except Exception:  # an output model pydantic cannot describe: publish none rather than fail
         return None
+    return client_schema(schema, inputs=False)
+
+
+def client_schema(schema: dict[str, Any], *, inputs: bool) -> dict[str, Any]:
+    """Pydantic's JSON schema, rewritten so that simple MCP clients read every property's type.
+
+    Clients that build arguments from a form or a command line (the MCP Inspector) look at a
+    property's top-level ``type`` only; pydantic writes ``Optional[T]`` as ``anyOf [T, null]``
+    without one, and those clients then send strings. So, recursively:
+
+    - an optional input (``anyOf [T, null]``, default null) becomes ``T`` and stays out of
+      ``required``: leaving it out means null (the server still accepts an explicit null);
+    - a nullable output stays ``anyOf [T, null]``, one type per branch (a type array such
+      as ``["string", "null"]`` is less portable: the MCP Inspector's ``--strict`` warns);
+    - ``anyOf`` branches of one and the same type merge into one schema of that type;
+    - an input ``anyOf`` of several types gets their union as its top-level ``type``;
+    - pydantic's generated ``title`` of each property goes (the description says more).
+    """
+    rewritten: dict[str, Any] = _rewrite(copy.deepcopy(schema), inputs=inputs, defs=schema.get("$defs", {}))
+    return rewritten
+
+
+def _type_of(branch: dict[str, Any], defs: dict[str, Any]) -> list[str] | None:
+    ref = branch.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        branch = defs.get(ref.rsplit("/", 1)[1], {})
+    kind = branch.get("type")
+    if isinstance(kind, str):
+        return [kind]
+    if isinstance(kind, list):
+        return [str(k) for k in kind]
+    if "anyOf" in branch:
+        kinds = [_type_of(b, defs) for b in branch["anyOf"]]
+        if all(kinds):
+            return list(dict.fromkeys(k for ks in kinds for k in ks or []))
+    return None
+
+
+def _merge_same_type(branches: list[dict[str, Any]]) -> dict[str, Any]:
+    """One schema for branches of one type: the keywords all share, the descriptions joined."""
+    merged = {k: v for k, v in branches[0].items() if k != "description" and all(b.get(k) == v for b in branches)}
+    notes = list(dict.fromkeys(b["description"] for b in branches if b.get("description")))
+    if notes and all(b.get("description") for b in branches):  # one branch's words would mislead
+        merged["description"] = ", or ".join(notes)
+    return merged
+
+
+def _rewrite(schema: Any, *, inputs: bool, defs: dict[str, Any]) -> Any:
+    if isinstance(schema, list):
+        return [_rewrite(item, inputs=inputs, defs=defs) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _rewrite(v, inputs=inputs, defs=defs) if k not in ("enum", "const", "default", "examples") else v
+           for k, v in schema.items()}
+    for prop in (out.get("properties") or {}).values():
+        if isinstance(prop, dict):
+            prop.pop("title", None)
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and "type" not in out:
+        non_null = [b for b in branches if b != {"type": "null"}]
+        nullable = len(non_null) < len(branches)
+        kinds = [_type_of(b, defs) for b in non_null]
+        single = {k[0] if k and len(k) == 1 else None for k in kinds}
+        if non_null and len(single) == 1 and None not in single:  # one type, perhaps or null
+            merged = _merge_same_type(non_null)
+            outer = {k: v for k, v in out.items() if k != "anyOf"}
+            if nullable and inputs and outer.get("default", 0) is None:
+                outer.pop("default")  # leaving the argument out means null
+                nullable = False
+            if not nullable:
+                out = {**merged, **outer}
+            else:  # an output that may be null: one branch per type, as strict checkers prefer
+                out = {"description": merged["description"]} if "description" in merged else {}
+                out |= {**outer, "anyOf": [{k: v for k, v in merged.items() if k != "description"}, {"type": "null"}]}
+        elif inputs and all(kinds):  # an input of several types: name them all at the top
+            out["type"] = list(dict.fromkeys([*(k for ks in kinds for k in ks or []), *(["null"] if nullable else [])]))
+    return out
 
 
 def tool_annotations(spec: ToolSpec) -> ToolAnnotations:
@@ -98,21 +196,22 @@ class Progress:
     def __init__(self, label: str) -> None:
         self.label = label
         self._lock = threading.Lock()
-        self._fraction: float | None = None
+        self._done: tuple[float, float] | None = None
         self._message = ""
         self.updates = 0
 
     def __call__(self, done: float, total: float | None = None, message: str = "") -> None:
         with self._lock:
-            if total:
-                self._fraction = min(max(float(done) / float(total), 0.0), 1.0)
+            if total and total > 0:
+                self._done = (min(max(float(done), 0.0), float(total)), float(total))
             if message:
                 self._message = str(message)
             self.updates += 1
 
-    def snapshot(self) -> tuple[float | None, str]:
+    def snapshot(self) -> tuple[tuple[float, float] | None, str]:
+        """(done, total) as the tool last reported it (None: it reported no total), and its message."""
         with self._lock:
-            return self._fraction, self._message
+            return self._done, self._message
 
 
 async def run_blocking(
@@ -125,23 +224,28 @@ async def run_blocking(
     """Run ``fn(progress)`` in a worker thread; report progress through ``reporter`` meanwhile.
 
     ``reporter`` has ``async report_progress(progress, total, message)`` (the request's
-    ``ServerSession``; a no-op when the client asked for no progress). Progress goes out on a
-    0..100 scale and only ever increases (as MCP requires): the fraction the tool reports, or
-    a slowly rising heartbeat when it reports none.
+    ``ServerSession``; a no-op when the client asked for no progress). Each notification is
+    the tool's own count (``done`` of ``total``, e.g. images processed), sent when it changed;
+    while a tool has reported no total, the seconds it has run, without a total (MCP allows
+    an unknown total), and at the end one more with the total equal to it. Values only ever
+    increase, as MCP requires.
     """
     progress = Progress(label)
     started = time.monotonic()
-    last = -1.0
+    last: tuple[float, float | None] = (-1.0, None)
     outcome: dict[str, Any] = {}
 
-    async def send(value: float, message: str) -> None:
+    async def send(value: float, total: float | None, message: str) -> None:
         nonlocal last
-        value = max(value, last + 0.01)
-        last = value
+        if total is not None and last[1] is not None and total != last[1]:
+            last = (-1.0, total)  # the tool moved to another stage with its own total
+        if (value, total) == last or value < last[0]:
+            return
+        last = (value, total)
         if reporter is None:
             return
         try:
-            await reporter.report_progress(round(value, 2), 100.0, message)
+            await reporter.report_progress(value, total, message)
         except Exception:  # progress is advisory; a closed stream must not fail the call
             logger.debug("progress notification dropped", exc_info=True)
 
@@ -155,19 +259,25 @@ async def run_blocking(
 
     async with anyio.create_task_group() as tg:
 
-        async def beat() -> None:
-            await send(0.0, f"{label}: started")
+        async def watch() -> None:
             while True:
                 await anyio.sleep(interval)
-                fraction, message = progress.snapshot()
+                done, message = progress.snapshot()
                 elapsed = time.monotonic() - started
-                value = 99.0 * fraction if fraction is not None else 90.0 * (1.0 - math.exp(-elapsed / 30.0))
-                await send(value, message or f"{label}: running for {elapsed:.0f} s")
+                if done is not None:
+                    await send(done[0], done[1], message or f"{label}: {done[0]:g} of {done[1]:g}")
+                elif last[1] is None:
+                    await send(round(elapsed), None, message or f"{label}: running for {elapsed:.0f} s")
 
-        tg.start_soon(beat)
+        tg.start_soon(watch)
         await anyio.to_thread.run_sync(work)
         tg.cancel_scope.cancel()
-    await send(100.0, f"{label}: done in {time.monotonic() - started:.1f} s")
+    done, message = progress.snapshot()
+    if done is not None:
+        await send(done[0], done[1], message or f"{label}: {done[0]:g} of {done[1]:g}")
+    else:  # no total from the tool: the last count is the total, so the client sees it complete
+        final = max(last[0] + 1.0, 1.0)
+        await send(final, final, f"{label}: done in {time.monotonic() - started:.1f} s")
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")

@@ -1,10 +1,12 @@
 """Interpretation runs started over MCP: each runs ``run_interpret`` in its own thread.
 
 A run belongs to the session that started it: only that session reads it (``read_result``,
-``aim://runs/<id>/report.html``); to any other session it does not exist.
+``aim://runs/<id>/report.html``); to any other session it does not exist. Its owner is the
+digest of that session's handle (:mod:`.handles`), so a later server process over the same
+runs directory finds the run for a caller that passes the same handle, and for no one else.
 
 Each run leaves a record beside its files when it ends, ``<runs_dir>/<id>/mcp-run.json``
-(status, times, error). Runs outlive the client that started them: after a stdio client disconnects, ``aim
+(status, times, error, owner). Runs outlive the client that started them: after a stdio client disconnects, ``aim
 mcp`` stays until its runs have finished (:meth:`RunManager.wait`). When the server is
 stopped first, each unfinished run is recorded as ``interrupted`` with the command that
 resumes it from its last checkpoint (:meth:`RunManager.interrupt_unfinished`).
@@ -31,6 +33,7 @@ from aim_agent.tools.base import ToolError
 logger = logging.getLogger("aim_agent.mcp")
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+_ROUND = re.compile(r"^round (\d+):")
 Status = Literal["running", "finished", "failed", "interrupted"]
 
 
@@ -46,6 +49,9 @@ class RunRecord:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     messages: list[str] = field(default_factory=list)
+    #: the round of experiments the run has reached, of at most ``max_rounds``
+    round: int = 0
+    max_rounds: int = 0
     thread: threading.Thread | None = field(default=None, repr=False)
 
     def resume_command(self) -> str:
@@ -54,7 +60,8 @@ class RunRecord:
     def save(self) -> None:
         """Write ``mcp-run.json`` (atomically) beside the run's files."""
         data = {"run_id": self.id, "status": self.status, "error": self.error, "started": self.started,
-                "finished": self.finished, "config": self.config}
+                "finished": self.finished, "config": self.config, "owner": self.owner, "round": self.round,
+                "max_rounds": self.max_rounds}
         if self.status in ("running", "interrupted"):
             data["resume"] = self.resume_command()
         try:
@@ -134,7 +141,7 @@ class RunManager:
             config = RunConfig(**values)
         except (ValueError, TypeError) as exc:  # the caller's arguments
             raise ToolError(f"start_interpret: invalid run configuration: {exc}") from None
-        record = RunRecord(id=run_id, dir=run_dir, owner=owner, config=plain(values))
+        record = RunRecord(id=run_id, dir=run_dir, owner=owner, config=plain(values), max_rounds=config.max_rounds)
         with self._lock:
             self._runs[run_id] = record
         # a daemon thread: the server decides at exit whether to wait for it (wait) or record it (interrupt)
@@ -148,6 +155,9 @@ class RunManager:
         def progress(message: str) -> None:
             record.messages.append(str(message)[:500])
             del record.messages[:-20]
+            found = _ROUND.match(str(message))  # the runner says "round K: ..." as each round ends
+            if found:
+                record.round = max(record.round, int(found.group(1)))
 
         try:
             with trusting(*self.trusted):  # this thread's scope: only what the operator configured
@@ -170,6 +180,7 @@ class RunManager:
                 except Exception:
                     logger.exception("run %s: writing the report failed", record.id)
             record.status = "finished"
+            record.round = int(record.result.get("rounds_run") or record.round)
         except BaseException as exc:
             record.error = f"{type(exc).__name__}: {exc}"
             record.status = "failed"
@@ -183,8 +194,48 @@ class RunManager:
         """The run ``run_id`` if ``owner`` (a session key) started it; to anyone else it does not exist."""
         with self._lock:
             record = self._runs.get(run_id) if RUN_ID.match(run_id) else None
+        if record is None and RUN_ID.match(run_id) and run_id not in (".", ".."):
+            record = self._from_disk(self.runs_dir / run_id)
         if record is None or record.owner != owner:
-            raise ToolError(f"unknown run {run_id!r}: run ids come from start_interpret in this session")
+            raise ToolError(
+                f"unknown run {run_id[:80]!r}: run ids come from start_interpret, and only the session that started "
+                "a run reads it (on another connection: pass that session's handle as 'session')"
+            )
+        return record
+
+    def owned(self, owner: str, limit: int = 20) -> list[RunRecord]:
+        """The newest runs of ``owner``: this process's and, from the runs directory, earlier ones'."""
+        with self._lock:
+            found = {r.id: r for r in self._runs.values() if r.owner == owner}
+        folders = sorted(self.runs_dir.glob("mcp-*"), reverse=True)[:200] if self.runs_dir.is_dir() else []
+        for folder in folders:  # run ids begin with their start time: newest first
+            if folder.name not in found:
+                record = self._from_disk(folder)
+                if record is not None and record.owner == owner:
+                    found[record.id] = record
+        return sorted(found.values(), key=lambda r: r.started, reverse=True)[:limit]
+
+    def _from_disk(self, folder: Path) -> RunRecord | None:
+        """A run an earlier process recorded (``mcp-run.json``), with its result once it finished."""
+        try:
+            data = json.loads((folder / "mcp-run.json").read_text())
+            record = RunRecord(
+                id=str(data["run_id"]), dir=folder, owner=str(data.get("owner") or ""), config=data.get("config") or {},
+                status=data["status"], error=data.get("error"), started=float(data["started"]),
+                finished=data.get("finished"), round=int(data.get("round") or 0),
+                max_rounds=int(data.get("max_rounds") or 0),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if record.id != folder.name or record.status not in ("finished", "failed", "interrupted"):
+            return None
+        if record.status == "finished":
+            from aim_agent.agent.record import read_run_record
+
+            try:
+                record.result = read_run_record(folder).summary().model_dump(mode="json", exclude={"ground_truth"})
+            except Exception:  # a damaged result: the status says finished, the result is missing
+                logger.warning("run %s: cannot read its result", record.id, exc_info=True)
         return record
 
     def run_dir(self, run_id: str, owner: str) -> Path:

@@ -41,30 +41,32 @@ from mcp_types import (
     PromptMessage,
     ReadResourceRequestParams,
     ReadResourceResult,
+    Resource,
     ResourceTemplate,
     TextContent,
     TextResourceContents,
 )
 from PIL import Image
 
-from aim_agent.agent.record import read_run_record
 from aim_agent.images import ImageStore, decode_image, to_base64, use_store
 from aim_agent.log import ExperimentLog
 from aim_agent.mcp_server.bridge import (
     MAX_RESULT_BYTES,
+    RESOURCE_NOT_FOUND,
     error_result,
     input_schema,
+    mcp_wording,
     output_result,
     run_blocking,
     tool_definition,
 )
+from aim_agent.mcp_server.handles import HandleStore
 from aim_agent.mcp_server.prompt import neuron_task
 from aim_agent.mcp_server.runs import RunManager
 from aim_agent.mcp_server.session_tools import CodeOutput, make_session_tools
-from aim_agent.mcp_server.sessions import CONNECTION_KEY, McpSession, SessionRegistry
+from aim_agent.mcp_server.sessions import CONNECTION_KEY, McpSession, SessionRegistry, meta_session
 from aim_agent.models.trust import ModelPolicy, trusting
 from aim_agent.providers import ProviderError
-from aim_agent.report import render_report
 from aim_agent.tools.base import ToolContext, ToolError, ToolSpec, error_text, invoke
 
 if TYPE_CHECKING:
@@ -143,8 +145,10 @@ class AimMcpState:
         max_inline_images: int,
         max_result_bytes: int,
         progress_interval: float,
+        handles: HandleStore,
     ) -> None:
         self.plugins = plugins
+        self.handles = handles
         self.registry = registry
         self.runs = runs
         self.policy = policy
@@ -183,13 +187,13 @@ class AimMcpState:
         args = dict(arguments or {})
         handle = None
         if not spec.stateless:  # 'session' is the handle here, not the tool's own argument
-            handle = args.pop("session", None)
+            handle = args.pop("session", None) or meta_session(request)
             if handle is not None and not isinstance(handle, str):
-                return error_result("session must be a string handle from new_session")
+                return error_result("session must be a string: the handle load_system or new_session returned")
         try:
-            session = None if spec.stateless else self.registry.resolve(request, handle)
+            session = None if spec.stateless else await anyio.to_thread.run_sync(self.registry.resolve, request, handle)
         except ToolError as exc:
-            return error_result(str(exc))
+            return error_result(mcp_wording(str(exc)))
         client = self.registry.client_of(request)
         images = ImageStore(max_images=256)  # a stateless tool's images go to the caller's session, if any
         if session is None:
@@ -210,7 +214,10 @@ class AimMcpState:
                             if lock is not None:
                                 stack.enter_context(lock)
                             output = invoke(spec, args, ctx)
-                        return self._result(output, ctx, session.key if session.explicit else None)
+                        result = self._result(output, ctx, handle)
+                        if handle is not None:  # a client that may come back on another connection
+                            self.save_session(session, output)
+                        return result
                     finally:
                         for key in ("progress", "mcp_session", "mcp_client"):
                             ctx.extras.pop(key, None)
@@ -220,15 +227,61 @@ class AimMcpState:
             result: CallToolResult = await run_blocking(reporter, work, spec.name, interval=self.progress_interval)
             return result
         except ToolError as exc:
-            return error_result(str(exc))
+            return error_result(mcp_wording(str(exc)))
         except Exception as exc:  # e.g. an output a plugin built that cannot be serialised
             logger.exception("tool %s failed outside its own code", spec.name)
-            return error_result(error_text(spec, exc))
+            return error_result(mcp_wording(error_text(spec, exc)))
 
     def _result(self, output: Any, ctx: ToolContext, handle: str | None) -> CallToolResult:
         return output_result(
             output, ctx, max_images=self.max_inline_images, max_bytes=self.max_result_bytes, handle=handle
         )
+
+    # -- sessions that outlive a connection (:mod:`.handles`) --------------------------------------
+
+    def handle_of(self, session: McpSession) -> str:
+        """The handle of ``session`` (minted now if it has none), known to the store from now on."""
+        handle = self.registry.give_handle(session)
+        if self.handles.load(handle) is None:
+            self.handles.save(handle, log=session.ctx.log.dump() if session.ctx.log is not None else [])
+        return handle
+
+    def run_owner(self, session: McpSession) -> str:
+        """Who owns the runs ``session`` starts: its handle's digest (kept across processes)."""
+        return self.handles.owner_id(self.handle_of(session))
+
+    def save_session(self, session: McpSession, output: Any = None) -> None:
+        """Save a handle's log and the images of this call, so a later process can restore it."""
+        handle = self.registry.give_handle(session)
+        ctx = session.ctx
+        folder = self.handles.image_dir(handle)
+        folder.mkdir(parents=True, exist_ok=True)
+        if ctx.log is not None and ctx.log.image_dir is None:
+            ctx.log.image_dir = folder  # later entries save their images as they are logged
+        entries = ctx.log.dump() if ctx.log is not None else []
+        images = output.all_images() if output is not None else []
+        ids = [ctx.images.ensure(image) for image in images] + [i for e in entries for i in e["image_ids"]]
+        for iid in dict.fromkeys(ids):
+            with contextlib.suppress(KeyError, OSError):  # an evicted image stays listed by id only
+                ctx.images.save_record(folder, iid)
+        self.handles.prune_images(handle)
+        self.handles.save(handle, log=entries)
+
+    def restore_session(self, handle: str) -> McpSession | None:
+        """The session saved under ``handle`` by an earlier call (another connection or process)."""
+        from aim_agent.mcp_server.session_tools import LoadSystemInput, build_system
+
+        saved = self.handles.load(handle)
+        if saved is None:
+            return None
+        ctx = self.registry.new_context()
+        folder = self.handles.image_dir(handle)
+        ctx.images.load_dir(folder)
+        if saved.get("system"):
+            with trusting(*self.policy.trusted()):  # the same rules as the first load_system
+                ctx.system, _ = build_system(self, LoadSystemInput.model_validate(saved["system"]))
+        ctx.log = ExperimentLog.load(list(saved.get("log") or []), image_dir=folder, images=ctx.images)
+        return self.registry.adopt(handle, ctx, owner=f"handle:{self.handles.owner_id(handle)}")
 
     # -- run_code ---------------------------------------------------------------------------
 
@@ -263,6 +316,7 @@ def build_server(
     max_running: int = 2,
     progress_interval: float = 1.0,
     name: str = "aim",
+    handle_scope: str = "stdio",
 ) -> Server:
     """Build the AIM MCP server (a low-level ``mcp.server.Server``; serve it with :mod:`.transport`).
 
@@ -272,6 +326,8 @@ def build_server(
     name a handle from ``new_session``. ``enable_code`` adds ``run_code`` (the agent sandbox).
     Clients may load the models of ``config``'s ``[models]`` and ``trusted_models`` (the
     operator's ``--trust-model``), plus the names model plugins register.
+    Session handles (:mod:`.handles`) are saved under ``<runs_dir>/.mcp-sessions``, valid under
+    ``handle_scope`` (:func:`.transport.http_app` sets the bearer token's digest).
     The returned server has the attribute ``aim`` (:class:`AimMcpState`).
     """
     from aim_agent.config import apply_plugins, load_config
@@ -300,6 +356,7 @@ def build_server(
     runs = RunManager(
         Path(runs_dir or config.runs_dir), max_running=max_running, defaults=run_defaults, trusted=policy.trusted()
     )
+    handles = HandleStore(runs.runs_dir / ".mcp-sessions", scope=handle_scope)
     registry.busy = lambda session: any(runs.is_running(run_id) for run_id in session.runs)
     state = AimMcpState(
         plugins=plugins,
@@ -310,7 +367,9 @@ def build_server(
         max_inline_images=max_inline_images,
         max_result_bytes=max_result_bytes,
         progress_interval=progress_interval,
+        handles=handles,
     )
+    registry.restore = state.restore_session
     session_specs = make_session_tools(state, enable_code=enable_code)
     clash = {s.name for s in session_specs} & {s.name for s in experiment_specs}
     if clash:
@@ -320,6 +379,7 @@ def build_server(
     handlers = _Handlers(state)
     server: Server = Server(
         name,
+        version=_version(),
         instructions=INSTRUCTIONS,
         lifespan=handlers.lifespan,
         get_tool_input_schema=handlers.tool_input_schema,
@@ -333,6 +393,15 @@ def build_server(
     )
     server.aim = state  # type: ignore[attr-defined]
     return server
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aim-agent")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
 
 
 # -- the request handlers -------------------------------------------------------------------------
@@ -377,8 +446,9 @@ PROMPT = Prompt(
 )
 
 
-def _resource_error(message: str, uri: str) -> MCPError:
-    return MCPError(code=INVALID_PARAMS, message=message, data={"uri": uri})
+def _resource_error(message: str, uri: str, code: int = RESOURCE_NOT_FOUND) -> MCPError:
+    """MCP's 'resource not found' (-32002) unless the request itself was wrong (``code``)."""
+    return MCPError(code=code, message=mcp_wording(message), data={"uri": uri})
 
 
 class _Handlers:
@@ -410,7 +480,36 @@ class _Handlers:
         return await self.state.call(spec, params.arguments, ctx)
 
     async def list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
-        return ListResourcesResult(resources=[])  # everything is a template: per session, per image, per run
+        """The caller's concrete resources: its session log, and its recent runs' results and reports."""
+        resources = [
+            Resource(
+                uri="aim://session/log",
+                name="experiment_log",
+                title="This session's experiment log",
+                description="The loaded unit and every experiment logged in this session (JSON).",
+                mime_type="application/json",
+            )
+        ]
+        try:
+            session = await anyio.to_thread.run_sync(self.state.registry.resolve, ctx, meta_session(ctx))
+        except ToolError:  # stateless HTTP without a handle: nothing of its own yet
+            return ListResourcesResult(resources=resources)
+        owner = self.state.run_owner(session) if session.handle or session.runs else None
+        records = await anyio.to_thread.run_sync(self.state.runs.owned, owner) if owner else []
+        for record in records:
+            files = [("result.json", "application/json", "result")]
+            if record.status == "finished":
+                files.append(("report.html", "text/html", "HTML report"))
+            resources.extend(
+                Resource(
+                    uri=f"aim://runs/{record.id}/{filename}",
+                    name=f"{record.id}/{filename}",
+                    description=f"The {what} of run {record.id} ({record.status}).",
+                    mime_type=mime,
+                )
+                for filename, mime, what in files
+            )
+        return ListResourcesResult(resources=resources)
 
     async def list_resource_templates(self, ctx: Any, params: Any) -> ListResourceTemplatesResult:
         return ListResourceTemplatesResult(resource_templates=RESOURCE_TEMPLATES)
@@ -422,9 +521,9 @@ class _Handlers:
         handle = handles[0] if handles else None
         path = parts.path.strip("/")
         try:
-            session = self.state.registry.resolve(ctx, handle)
+            session = await anyio.to_thread.run_sync(self.state.registry.resolve, ctx, handle)
         except ToolError as exc:
-            raise _resource_error(str(exc), uri) from None
+            raise _resource_error(str(exc), uri, INVALID_PARAMS) from None
         if parts.scheme != "aim":
             raise _resource_error(f"unknown resource {uri!r}: AIM's resources are aim://… (see the templates)", uri)
         if parts.netloc == "session" and path == "log":
@@ -453,12 +552,15 @@ class _Handlers:
 
     def _run_file(self, session: McpSession, run_id: str, filename: str, uri: str) -> str:
         try:
-            record = self.state.runs.get(run_id, session.key)
+            record = self.state.runs.get(run_id, self.state.run_owner(session))
         except ToolError as exc:
             raise _resource_error(str(exc), uri) from None
         path = record.dir / "result.json"
         if not path.is_file():
             raise _resource_error(f"{filename} of run {run_id!r} does not exist yet (run status: {record.status})", uri)
+        from aim_agent.agent.record import read_run_record
+        from aim_agent.report import render_report
+
         # never a synthetic unit's answer to a client: it may be the scientist being measured
         if filename == "report.html":
             return render_report(record.dir, ground_truth=False)

@@ -34,7 +34,7 @@ class NoInput(ToolInput):
 
 class SessionOutput(ToolOutput):
     session: str = Field(description="pass this as 'session' to later calls")
-    note: str = ""
+    note: str = Field(default="", description="how long the session lives")
 
 
 class SessionHandleInput(ToolInput):
@@ -42,7 +42,7 @@ class SessionHandleInput(ToolInput):
 
 
 class ClosedOutput(ToolOutput):
-    closed: bool
+    closed: bool = Field(description="whether a session with that handle was open (and is now closed)")
 
 
 class ModelsOutput(ToolOutput):
@@ -57,7 +57,7 @@ class ModelsOutput(ToolOutput):
         description="units that are not a model layer, e.g. synthetic neurons with a known answer: "
         "name, description, units (how many; load one by its index, since names may give the answer away)"
     )
-    notes: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="how to load what is listed")
 
 
 class ModelInput(ToolInput):
@@ -65,7 +65,7 @@ class ModelInput(ToolInput):
 
 
 class LayersOutput(ToolOutput):
-    model: str
+    model: str = Field(description="the model, as given")
     layers: list[dict[str, Any]] = Field(description="probe-able layers, in forward order")
 
 
@@ -81,16 +81,22 @@ class LoadSystemInput(ToolInput):
 
 
 class SystemOutput(ToolOutput):
-    description: str
-    model: str
-    layer: str
-    unit: int
-    num_units: int
-    kind: Literal["neuron", "synthetic", "sae"]
+    session: str = Field(
+        description="this session's handle: pass it as 'session' to later calls when the client reconnects "
+        "for each call; they find this unit, its log and images"
+    )
+    description: str = Field(description="the unit under study, in words")
+    model: str = Field(description="the model's name")
+    layer: str = Field(description="the layer's name")
+    unit: int = Field(description="the unit's index in the layer")
+    num_units: int = Field(description="how many units the layer has")
+    kind: Literal["neuron", "synthetic", "sae"] = Field(
+        description="a model's neuron, a synthetic neuron, or an SAE latent"
+    )
 
 
 class LogListOutput(ToolOutput):
-    system: str | None = Field(description="the unit this log is about")
+    system: str | None = Field(description="the unit this log is about (null before load_system)")
     entries: list[dict[str, Any]] = Field(description="index, kind, round, text (cut), number of images")
 
 
@@ -99,15 +105,15 @@ class LogEntryInput(ToolInput):
 
 
 class LogEntryOutput(ToolOutput):
-    index: int
-    entry: dict[str, Any]
-    images: list[AimImage] = Field(default_factory=list)
+    index: int = Field(description="the entry's index")
+    entry: dict[str, Any] = Field(description="kind, round, text, image_ids, activations, prompts, descriptions")
+    images: list[AimImage] = Field(default_factory=list, description="the entry's images still held")
 
 
 class InterpretInput(ToolInput):
-    model: str | None = Field(default=None, max_length=500)
-    layer: str | None = Field(default=None, max_length=200)
-    unit: int | None = Field(default=None, ge=0)
+    model: str | None = Field(default=None, max_length=500, description="a model list_models offers")
+    layer: str | None = Field(default=None, max_length=200, description="layer name (see list_layers)")
+    unit: int | None = Field(default=None, ge=0, description="unit index in the layer")
     sae: str | None = Field(default=None, max_length=500, description="with model and layer: an SAE; unit = latent")
     synthetic: str | None = Field(default=None, max_length=200, description="or a synthetic neuron's name")
     task: str | None = Field(default=None, max_length=2000, description="the question; default: describe the unit")
@@ -115,28 +121,35 @@ class InterpretInput(ToolInput):
         default=None, max_length=200, description="the scientist, e.g. 'offline' or 'google_genai:MODEL'"
     )
     mode: Literal["code", "tools"] | None = Field(default=None, description="how the scientist runs experiments")
-    max_rounds: int | None = Field(default=None, ge=1, le=100)
+    max_rounds: int | None = Field(
+        default=None, ge=1, le=100, description="most hypothesize-experiment rounds; default: the runner's"
+    )
 
 
 class RunStartOutput(ToolOutput):
-    run_id: str
-    status: str
-    report_uri: str
-    result_uri: str
+    run_id: str = Field(description="pass it to read_result")
+    session: str = Field(description="this session's handle: read_result needs it when called on another connection")
+    status: str = Field(description="running, at first")
+    report_uri: str = Field(description="the HTML report's resource, once finished")
+    result_uri: str = Field(description="the result's resource (JSON), once finished")
 
 
 class RunIdInput(ToolInput):
-    run_id: str = Field(min_length=1, max_length=80)
+    run_id: str = Field(min_length=1, max_length=80, description="a run id from start_interpret")
 
 
 class RunResultOutput(ToolOutput):
-    run_id: str
-    status: Literal["running", "finished", "failed", "interrupted"]
-    elapsed_s: float
+    run_id: str = Field(description="the run")
+    status: Literal["running", "finished", "failed", "interrupted"] = Field(description="where the run stands")
+    elapsed_s: float = Field(description="seconds since the run started (until it ended)")
+    round: int = Field(default=0, description="rounds of experiments the run has finished")
+    max_rounds: int = Field(default=0, description="the rounds it may take at most: round / max_rounds is its progress")
     progress: list[str] = Field(default_factory=list, description="the run's latest progress messages")
-    error: str | None = None
-    result: Any = None
-    report_uri: str | None = None
+    error: str | None = Field(default=None, description="why the run failed or stopped")
+    result: dict[str, Any] | None = Field(
+        default=None, description="once finished: description, labels, evidence (the run's result.json summary)"
+    )
+    report_uri: str | None = Field(default=None, description="the HTML report's resource, once finished")
 
 
 class CodeInput(ToolInput):
@@ -145,9 +158,13 @@ class CodeInput(ToolInput):
 
 
 class CodeOutput(ToolOutput):
-    ok: bool
+    ok: bool = Field(description="whether run_experiment returned without an error")
     report: str = Field(description="outcome, calls, error and traceback, printed output")
-    return_value: Any = Field(default=None, description="what run_experiment returned (images as ids)")
+    return_value: Any = Field(
+        default=None,
+        description="what run_experiment returned (images as ids)",
+        json_schema_extra={"anyOf": [{"type": t} for t in ("object", "array", "string", "number", "boolean", "null")]},
+    )
     images: list[AimImage] = Field(default_factory=list, description="images in the return value")
 
 
@@ -173,6 +190,35 @@ def _offered(state: AimMcpState, spec: str, what: str = "model") -> str:
         raise ToolError(str(exc)) from None
 
 
+def build_system(state: AimMcpState, args: LoadSystemInput) -> tuple[Any, Literal["neuron", "synthetic", "sae"]]:
+    """The system ``load_system`` (or a restored handle) asks for, under the server's model policy."""
+    if args.synthetic:
+        if args.model or args.layer or args.sae:
+            raise ToolError("give either synthetic, or model + layer + unit (+ sae), not both")
+        try:
+            return state.plugins.unit_system(SYNTHETIC, args.synthetic), "synthetic"
+        except LookupError as exc:  # an unknown unit, or the plugin that provides synthetic neurons is absent
+            raise ToolError(str(exc)) from None
+    missing = [n for n in ("model", "layer", "unit") if getattr(args, n) is None]
+    if missing:
+        raise ToolError(
+            f"load_system needs model, layer and unit (missing: {', '.join(missing)}), or synthetic=NAME; "
+            "list_models and list_layers show what exists"
+        )
+    from aim_agent.models.probe import open_probe
+    from aim_agent.system import System
+
+    model = _offered(state, str(args.model))
+    sae = _offered(state, args.sae, "sae") if args.sae else None
+    try:
+        probe = open_probe(model, str(args.layer), sae=sae, loaders=state.plugins.model_loaders())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError) as exc:
+        if not sae:
+            raise
+        raise ToolError(f"cannot load the SAE {args.sae!r}: {exc}") from None
+    return System(probe, int(args.unit), reduce=args.reduce), ("sae" if args.sae else "neuron")  # type: ignore[arg-type]
+
+
 def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list[ToolSpec]:
     """The MCP-only tools, bound to one server's state."""
 
@@ -181,22 +227,31 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         """Open a new, empty session and return its handle.
 
         Pass the handle as ``session`` to every later call to keep a loaded system and an
-        experiment log across calls. Needed only where the transport keeps no session
-        (stateless HTTP); over stdio the connection is the session. A client holds a few
+        experiment log across calls. Needed where the transport keeps no session (stateless
+        HTTP) or the client reconnects for each call; over one stdio connection the connection
+        is the session. load_system returns a handle too. A client holds a few
         sessions at most: close those it no longer needs with close_session.
         """
         registry = state.registry
         session = registry.new_explicit(ctx.extras.get("mcp_client", ANONYMOUS))
         return SessionOutput(
-            session=session.key,
+            session=state.handle_of(session),
             note=f"closes after {registry.idle_timeout_s / 60:.0f} min unused, or with close_session; "
             f"one client holds at most {registry.max_per_client} sessions",
         )
 
     @tool(session=True, stateless=True, destructive=True, idempotent=True)
     def close_session(ctx: ToolContext, args: SessionHandleInput) -> ClosedOutput:
-        """Close a session from new_session: its unit, log and images are dropped (runs it started go on)."""
-        return ClosedOutput(closed=state.registry.close_explicit(args.handle))
+        """Close a session (a handle from new_session or load_system): its unit, log and images are dropped.
+
+        Runs it started go on, but nobody can read them any more.
+        """
+        closed = state.registry.close_explicit(args.handle)
+        try:
+            forgotten = state.handles.forget(args.handle)
+        except ToolError:  # not a handle's shape: nothing was saved under it
+            forgotten = False
+        return ClosedOutput(closed=closed or forgotten)
 
     @tool(session=True, stateless=True, read_only=True, idempotent=True)
     def list_models(ctx: ToolContext, args: NoInput) -> ModelsOutput:
@@ -237,42 +292,19 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         """Choose the unit to study: ``model`` + ``layer`` + ``unit``, or ``synthetic``, or an SAE latent.
 
         Every experiment tool (dataset_exemplars, neuron, ...) then runs on this unit. Loading
-        a system starts a fresh experiment log for this session.
+        a system starts a fresh experiment log for this session (the previous one is gone).
+        Returns the session's handle: a client that opens a new connection for each call
+        passes it as ``session`` to every later call.
         """
         session = _session_of(ctx)
-        kind: Literal["neuron", "synthetic", "sae"]
-        if args.synthetic:
-            if args.model or args.layer or args.sae:
-                raise ToolError("give either synthetic, or model + layer + unit (+ sae), not both")
-            try:
-                system = state.plugins.unit_system(SYNTHETIC, args.synthetic)
-            except LookupError as exc:  # an unknown unit, or the plugin that provides synthetic neurons is absent
-                raise ToolError(str(exc)) from None
-            kind = "synthetic"
-        else:
-            missing = [n for n in ("model", "layer", "unit") if getattr(args, n) is None]
-            if missing:
-                raise ToolError(
-                    f"load_system needs model, layer and unit (missing: {', '.join(missing)}), or synthetic=NAME; "
-                    "list_models and list_layers show what exists"
-                )
-            from aim_agent.models.probe import open_probe
-            from aim_agent.system import System
-
-            model = _offered(state, str(args.model))
-            sae = _offered(state, args.sae, "sae") if args.sae else None
-            try:
-                probe = open_probe(model, str(args.layer), sae=sae, loaders=state.plugins.model_loaders())
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError) as exc:
-                if not sae:
-                    raise
-                raise ToolError(f"cannot load the SAE {args.sae!r}: {exc}") from None
-            kind = "sae" if args.sae else "neuron"
-            system = System(probe, int(args.unit), reduce=args.reduce)  # type: ignore[arg-type]
+        system, kind = build_system(state, args)
         session.ctx.system = system
         session.ctx.log = ExperimentLog(session.ctx.log.image_dir if session.ctx.log else None)
         session.ctx.log.add("note", f"loaded {system.describe()}")
+        handle = state.registry.give_handle(session)
+        state.handles.save(handle, system=args.model_dump(mode="json"), log=session.ctx.log.dump())
         return SystemOutput(
+            session=handle,
             description=system.describe(),
             model=system.model_name,
             layer=system.layer,
@@ -333,10 +365,11 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
             options["model"] = _offered(state, args.model)
         if args.sae is not None:
             options["sae"] = _offered(state, args.sae, "sae")
-        record = state.runs.start(options, owner=session.key)
+        record = state.runs.start(options, owner=state.run_owner(session))
         session.runs.append(record.id)
         return RunStartOutput(
             run_id=record.id,
+            session=state.handle_of(session),
             status=record.status,
             report_uri=f"aim://runs/{record.id}/report.html",
             result_uri=f"aim://runs/{record.id}/result.json",
@@ -344,13 +377,19 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
 
     @tool(session=True, read_only=True, idempotent=True)
     def read_result(ctx: ToolContext, args: RunIdInput) -> RunResultOutput:
-        """Status of a run this session started; its result (description, labels, evidence) once finished."""
-        record = state.runs.get(args.run_id, _session_of(ctx).key)
+        """Status of a run this session started; its result (description, labels, evidence) once finished.
+
+        Runs started by an earlier server process over the same runs directory are found too,
+        when the call passes the handle of the session that started them.
+        """
+        record = state.runs.get(args.run_id, state.run_owner(_session_of(ctx)))
         end = record.finished or time.time()
         return RunResultOutput(
             run_id=record.id,
             status=record.status,
             elapsed_s=round(end - record.started, 1),
+            round=record.round,
+            max_rounds=record.max_rounds,
             error=record.error,
             progress=list(record.messages[-5:]),
             result=record.result,

@@ -3,7 +3,9 @@
 A request's session is, in order:
 
 1. the explicit handle it names (the ``session`` argument, or ``_meta["aim/session"]``),
-   minted by ``new_session``: 128 random bits, so holding it is what gives access;
+   minted by ``new_session`` or ``load_system``: 192 random bits, so holding it is what gives
+   access. A handle this process does not hold is restored from the :mod:`.handles` store
+   (a client that opens a new connection, or a new server process, for every call);
 2. its HTTP session: the ``Mcp-Session-Id`` header of a handshake-era HTTP request (the SDK
    refuses unknown ids on those; a 2026-07-28 request's header is unchecked, so ignored);
 3. its connection (stdio, in-process clients): on those transports the server's lifespan
@@ -34,6 +36,7 @@ from typing import Any
 
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
+from aim_agent.mcp_server.handles import new_handle
 from aim_agent.tools.base import ToolContext, ToolError
 
 SESSION_META_KEY = "aim/session"
@@ -51,6 +54,8 @@ class McpSession:
     owner: str
     #: reachable by its handle (new_session), not by the transport
     explicit: bool = False
+    #: the handle that reaches it (and names its saved state, :mod:`.handles`), once it has one
+    handle: str | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     runs: list[str] = field(default_factory=list)
     created: float = field(default_factory=time.monotonic)
@@ -89,6 +94,8 @@ class SessionRegistry:
         self.require_session = require_session
         #: whether a session must be kept although idle (it started a run that is still going)
         self.busy: Callable[[McpSession], bool] = lambda session: False
+        #: the session saved under a handle this process does not hold (None: unknown or expired)
+        self.restore: Callable[[str], McpSession | None] = lambda handle: None
         self._explicit: dict[str, McpSession] = {}
         self._http: dict[str, McpSession] = {}
         self._connections: dict[str, Connection] = {}
@@ -123,14 +130,21 @@ class SessionRegistry:
 
     def resolve(self, request: Any | None, handle: str | None = None) -> McpSession:
         """The session of a request (a ``ServerRequestContext``, or None outside any request)."""
-        handle = handle or _meta_session(request)
+        handle = handle or meta_session(request)
         if handle:
             with self._lock:
                 session = self._explicit.get(handle)
             if session is None:
+                with self._lock:  # a restored session counts like any other: refused when the server is full
+                    self._make_room(f"handle:{handle}", explicit=False)
+                session = self.restore(handle)
+                if session is not None:
+                    with self._lock:
+                        session = self._explicit.setdefault(handle, session)
+            if session is None:
                 raise ToolError(
-                    f"unknown session {handle!r}: it was closed, expired after {self.idle_timeout_s / 60:.0f} min "
-                    "idle, or never existed; call new_session for a fresh one"
+                    f"unknown session {handle[:80]!r}: it was closed, expired, or never existed; call load_system "
+                    "(or new_session) for a fresh handle"
                 )
         else:
             session = self._implicit(request)
@@ -174,14 +188,33 @@ class SessionRegistry:
         """A fresh session reachable only through its handle, owned by ``owner`` (:meth:`client_of`)."""
         with self._lock:
             self._make_room(owner, explicit=True)
-            session = self._make("s", owner)
-            session.explicit = True
+            session = McpSession(key=new_handle(), ctx=self._factory(), owner=owner, explicit=True)
+            session.handle = session.key
             self._explicit[session.key] = session
         return session
 
+    def give_handle(self, session: McpSession) -> str:
+        """The handle of ``session``, minted now if it has none (a connection's session): later
+        calls, on any connection, reach the same session with it."""
+        with self._lock:
+            if session.handle is None:
+                session.handle = new_handle()
+            self._explicit[session.handle] = session
+            return session.handle
+
+    def adopt(self, handle: str, ctx: ToolContext, owner: str) -> McpSession:
+        """A session for a restored handle (see :attr:`restore`), not yet registered."""
+        return McpSession(key=handle, ctx=ctx, owner=owner, explicit=True, handle=handle)
+
+    def new_context(self) -> ToolContext:
+        return self._factory()
+
     def close_explicit(self, handle: str) -> bool:
         with self._lock:
-            return self._explicit.pop(handle, None) is not None
+            session = self._explicit.pop(handle, None)
+            if session is not None:
+                session.handle = None  # a connection that held it keeps its session, not the handle
+            return session is not None
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
@@ -214,8 +247,9 @@ class SessionRegistry:
                 del table[key]
 
     def _count(self) -> int:
-        connections = sum(c.session is not None for c in self._connections.values())
-        return len(self._explicit) + len(self._http) + connections + (self._default is not None)
+        held = {id(s) for s in [*self._explicit.values(), *self._http.values()]}
+        held |= {id(c.session) for c in self._connections.values() if c.session is not None}
+        return len(held) + (self._default is not None and id(self._default) not in held)
 
     def count(self) -> int:
         with self._lock:
@@ -248,7 +282,7 @@ def _connection_of(request: Any | None) -> Connection | None:
     return connection if isinstance(connection, Connection) else None
 
 
-def _meta_session(request: Any | None) -> str | None:
+def meta_session(request: Any | None) -> str | None:
     meta = getattr(request, "meta", None)
     if not meta:
         return None

@@ -147,7 +147,10 @@ def http_app(
         transport_security=loopback_security(host, port),
         host=host,
     )
-    registry = getattr(getattr(server, "aim", None), "registry", None)
+    state = getattr(server, "aim", None)
+    registry = getattr(state, "registry", None)
+    if state is not None:  # session handles minted here are valid under this token only
+        state.handles.scope = "http:" + hashlib.sha256(token.encode()).hexdigest()
     return BearerGuard(app, token, max_request_bytes, on_close=registry.forget_http if registry else None)
 
 

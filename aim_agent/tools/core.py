@@ -69,7 +69,15 @@ def neuron(ctx: ToolContext, args: NeuronInput) -> ActivationsOutput:
     activation on images with the concept against images without it.
     Python: ``activations, overlays = system.neuron(images)`` (same call).
     """
-    acts, overlays = ctx.require_system().neuron(args.images)
+    system = ctx.require_system()
+    acts: list[float] = []
+    overlays: list[Any] = []
+    step = max(1, system.batch_size)
+    for start in range(0, len(args.images), step):  # batch by batch, so a caller sees images done of total
+        batch_acts, batch_overlays = system.neuron(args.images[start : start + step])
+        acts += batch_acts
+        overlays += batch_overlays
+        ctx.progress(len(acts), len(args.images), f"neuron: {len(acts)} of {len(args.images)} images")
     return ActivationsOutput(activations=acts, images=overlays)
 
 
@@ -80,7 +88,7 @@ class Text2ImageInput(ToolInput):
 
 class Text2ImageOutput(ToolOutput):
     images: list[AimImage | None] = Field(description="one per prompt; None where the prompt could not be drawn")
-    prompts: list[str]
+    prompts: list[str] = Field(description="the prompt behind each image")
     notes: list[str] = Field(default_factory=list, description="what the generator could not draw")
     errors: list[str | None] = Field(
         default_factory=list, description="one per prompt: None when drawn, else why it could not be"
@@ -146,7 +154,7 @@ class EditOutput(ToolOutput):
     )
     prompts: list[str] = Field(description="the prompt or instruction behind each image")
     applied: list[bool] = Field(description="for each edit, whether the editor could apply it")
-    notes: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="what the editor could not do, per edit")
 
     def python(self) -> tuple[list[Any], list[str]]:
         return self.images, self.prompts
@@ -212,11 +220,13 @@ def edit_images(ctx: ToolContext, args: EditInput) -> EditOutput:
 
 
 class ImagesInput(ToolInput):
-    images: list[AimImage] = Field(min_length=1, max_length=MAX_IMAGES)
+    images: list[AimImage] = Field(
+        min_length=1, max_length=MAX_IMAGES, description="overlay images (ids from dataset_exemplars or neuron)"
+    )
 
 
 class DescribeOutput(ToolOutput):
-    descriptions: list[str]
+    descriptions: list[str] = Field(description="one description per image, in order")
 
     def python(self) -> list[str]:
         return self.descriptions
@@ -234,7 +244,7 @@ def describe_images(ctx: ToolContext, args: ImagesInput) -> DescribeOutput:
 
 
 class SummaryOutput(ToolOutput):
-    summary: str
+    summary: str = Field(description="what the highlighted regions have in common")
 
     def python(self) -> str:
         return self.summary
@@ -252,11 +262,15 @@ def summarize_images(ctx: ToolContext, args: ImagesInput) -> SummaryOutput:
 
 class LogInput(ToolInput):
     note: str = Field(default="", max_length=20_000, description="what this experiment tested and what it showed")
-    activations: list[float] = Field(default_factory=list, max_length=MAX_IMAGES)
-    images: list[AimImage] = Field(default_factory=list, max_length=MAX_IMAGES)
-    prompts: list[Prompt] = Field(default_factory=list, max_length=MAX_IMAGES)
+    activations: list[float] = Field(
+        default_factory=list, max_length=MAX_IMAGES, description="the unit's activation on each image, in order"
+    )
+    images: list[AimImage] = Field(default_factory=list, max_length=MAX_IMAGES, description="the images tested")
+    prompts: list[Prompt] = Field(
+        default_factory=list, max_length=MAX_IMAGES, description="the prompt or edit behind each image"
+    )
     descriptions: list[Annotated[str, StringConstraints(max_length=4000)]] = Field(
-        default_factory=list, max_length=MAX_IMAGES
+        default_factory=list, max_length=MAX_IMAGES, description="what the describer said of each image"
     )
 
 
@@ -284,7 +298,8 @@ def log_experiment(ctx: ToolContext, args: LogInput) -> LogOutput:
 
 class DisplayInput(ToolInput):
     items: list[Annotated[str, StringConstraints(max_length=20_000)] | AimImage] = Field(
-        min_length=1, max_length=64, description="text and images to show"
+        min_length=1, max_length=64,
+        description="what to show, in order: each item is text or an image id ('img_…')"
     )
 
 

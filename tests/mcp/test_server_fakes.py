@@ -217,9 +217,49 @@ async def test_progress_notifications(fake_server, fakes, monkeypatch):
     async with Client(fake_server) as client:
         result = await client.call_tool("text2image", {"prompts": ["a red square"]}, progress_callback=on_progress)
     assert not result.is_error
+    # a tool that reports no total: seconds without a total while it runs, then done = total
     values = [p for p, _, _ in seen]
-    assert len(seen) >= 3 and values == sorted(values) and len(set(values)) == len(values)
-    assert values[-1] == 100 and "done" in seen[-1][2]
+    assert len(seen) >= 2 and values == sorted(values) and len(set(values)) == len(values)
+    assert all(total is None for _, total, _ in seen[:-1]) and seen[-1][0] == seen[-1][1]
+    assert "done" in seen[-1][2]
+
+
+
+async def test_neuron_progress_counts_images(fakes, tmp_path, monkeypatch):
+    """neuron reports images processed of the total, batch by batch: a real fraction of the work."""
+    import time
+
+    from aim_agent.mcp_server import build_server
+    from aim_agent.system import System
+
+    server = build_server(
+        context_factory=lambda: fakes.fake_context(System(fakes.ColorProbe(), 0, batch_size=2)),
+        runs_dir=tmp_path / "runs",
+        progress_interval=0.02,
+    )
+    forward = fakes.ColorProbe.forward
+
+    def slow(self, images):
+        time.sleep(0.1)
+        return forward(self, images)
+
+    monkeypatch.setattr(fakes.ColorProbe, "forward", slow)
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    async with Client(server) as client:
+        made = await client.call_tool("text2image", {"prompts": ["a red square", "a blue square"]})
+        ids = made.structured_content["images"]
+        result = await client.call_tool("neuron", {"images": ids * 3}, progress_callback=on_progress)
+    assert not result.is_error
+    assert seen[-1][:2] == (6.0, 6.0) and "6 of 6 images" in seen[-1][2]
+    counted = [(p, total) for p, total, _ in seen if total is not None]  # before the first batch: seconds only
+    assert {total for _, total in counted} == {6.0}
+    done = [p for p, _ in counted]
+    assert set(done) <= {2.0, 4.0, 6.0} and len(done) >= 2 and done == sorted(done)  # as batches end
+    assert [p for p, _, _ in seen] == sorted(p for p, _, _ in seen)
 
 
 async def test_prompt_and_templates(fake_server):

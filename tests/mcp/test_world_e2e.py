@@ -175,6 +175,8 @@ async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
                     break
                 await anyio.sleep(0.5)
         assert status["status"] == "finished", status
+        # round k of n, from the real runner's progress: the rounds it ran, of at most 2
+        assert status["max_rounds"] == 2 and status["round"] == status["result"]["rounds_run"] >= 1
         conclusion = status["result"].get("conclusion") or {}
         assert conclusion.get("labels"), status["result"]
         report = await client.read_resource(f"aim://runs/{run_id}/report.html")

@@ -126,3 +126,36 @@ async def test_session_limits_refuse_instead_of_evicting(tmp_path):
             assert not (await b.call_tool("new_session", {})).is_error  # room again
         entries = (await a.call_tool("list_log", {"session": handle})).structured_content["entries"]
         assert [e["text"] for e in entries] == ["kept"]
+
+
+async def test_session_handles_are_scoped_to_the_bearer_token_and_bounded(tmp_path):
+    """A handle minted under one HTTP token is unknown under another; the store never holds the
+    handle itself; a restored session counts against the server's session limit."""
+    from aim_agent.mcp_server import http_app
+
+    server = _server(tmp_path)
+    http_app(server, host="127.0.0.1", port=8765, token="a" * 32)
+    scope_a = server.aim.handles.scope
+    async with Client(server) as client:
+        handle = (await client.call_tool("new_session", {})).structured_content["session"]
+        assert not (await client.call_tool("log_experiment", {"note": "mine", "session": handle})).is_error
+    assert not any(handle in p.read_text(errors="ignore") for p in (tmp_path / "runs").rglob("*") if p.is_file())
+
+    later = _server(tmp_path)  # same runs directory, another token
+    http_app(later, host="127.0.0.1", port=8765, token="b" * 32)
+    assert later.aim.handles.scope != scope_a
+    async with Client(later) as client:
+        refused = await client.call_tool("list_log", {"session": handle})
+        assert refused.is_error and "unknown session" in _text(refused)
+
+    same = _server(tmp_path, max_sessions=1)  # same token: known, but the server is full
+    http_app(same, host="127.0.0.1", port=8765, token="a" * 32)
+    async with Client(same) as client:
+        assert not (await client.call_tool("list_log", {})).is_error  # this connection's session fills it
+        full = await client.call_tool("list_log", {"session": handle})
+        assert full.is_error and "limit" in _text(full)
+    restored = _server(tmp_path)
+    http_app(restored, host="127.0.0.1", port=8765, token="a" * 32)
+    async with Client(restored) as client:
+        entries = (await client.call_tool("list_log", {"session": handle})).structured_content["entries"]
+        assert [e["text"] for e in entries] == ["mine"]
