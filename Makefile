@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,diffusers,vlm,judge,sae]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,diffusers,vlm,judge,sae,sweep]"
 	touch $(STAMP)
 
 demo: $(STAMP)
