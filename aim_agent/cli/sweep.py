@@ -52,8 +52,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sweep.add_argument("--workers", type=int, default=1, help="Ray workers, each one process (default 1)")
     sweep.add_argument("--ray-address", metavar="ADDRESS",
                        help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: start Ray here")
-    sweep.add_argument("--unit-timeout", type=float, default=None, metavar="SECONDS",
-                       help="stop a unit after this long (its worker is replaced) and record it as timed out")
+    sweep.add_argument("--unit-timeout", type=float, default=3600.0, metavar="SECONDS",
+                       help="stop a unit after this long (its worker is replaced) and record it as timed out "
+                       "(default 3600; 0: no limit)")
     sweep.add_argument("--max-total-tokens", type=int, default=None, help="tokens over the whole sweep")
     sweep.add_argument("--max-total-cost", type=float, default=None, help="estimated USD over the whole sweep")
     sweep.add_argument("--export", choices=FORMATS, metavar="FORMAT",
@@ -94,6 +95,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.workers < 1:
         raise ValueError(f"--workers must be 1 or more, got {args.workers}")
+    if args.unit_timeout < 0:
+        raise ValueError(f"--unit-timeout must be 0 (no limit) or more, got {args.unit_timeout}")
     try:
         import_ray()
     except SweepUnavailable as exc:
@@ -109,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
     with cli_trust(args, args.model):
         plan = SweepPlan(
             out_dir=args.out, template=template_config(args, settings), units=args.units, source=args.synthetic,
-            workers=args.workers, address=args.ray_address, unit_timeout_s=args.unit_timeout,
+            workers=args.workers, address=args.ray_address, unit_timeout_s=args.unit_timeout or None,
             max_total_tokens=args.max_total_tokens, max_total_cost=args.max_total_cost,
             plugins=[*plugins, *getattr(args, "plugin", [])], trust=[s for s in [args.model, *args.trust_model] if s],
         )

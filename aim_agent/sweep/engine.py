@@ -2,8 +2,12 @@
 
 This is the generic part of a sweep, shared by anything that runs units one by one (``aim sweep``,
 and the evaluations): give it jobs (a unit name and JSON data), a top-level function
-``work(payload) -> dict`` and, optionally, a ``setup()`` run once in each worker before its first
-job (register plugins, open models). It returns one :class:`JobOutcome` per job it started.
+``work(payload) -> dict`` and, optionally, a ``setup(*setup_args)`` run once in each worker before
+its first job (register plugins, open models). It returns one :class:`JobOutcome` per job it started.
+
+Functions travel by name (``module:function``), never pickled: each worker imports them, so they
+must live in a module the workers can import (on a cluster: installed there too). Payloads and
+results are JSON-like data.
 
 - Each worker is a Ray actor: one process that keeps what ``setup`` and the first jobs loaded
   (models, providers, imports) for every later job it runs.
@@ -28,6 +32,8 @@ from typing import Any, Literal
 
 Work = Callable[[dict[str, Any]], dict[str, Any]]
 Setup = Callable[..., None]
+#: a function given by its import path, ``package.module:function``
+FunctionRef = str
 Executor = Literal["ray", "inline"]
 RAY_EXTRA = "pip install 'aim-agent[sweep]' (ray==2.60.0)"
 #: environment variables a worker gets from the driver (caches, runs, providers, offline hubs)
@@ -103,22 +109,43 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
+def function_ref(fn: Callable[..., Any] | FunctionRef) -> FunctionRef:
+    """``package.module:function`` of a top-level function (checked to import back to the same one)."""
+    from aim_agent.agent.runtime import import_object
+
+    if isinstance(fn, str):
+        ref = fn
+    else:
+        ref = f"{fn.__module__}:{fn.__qualname__}"
+        if "<" in ref or fn.__module__ == "__main__":
+            raise ValueError(f"{ref}: sweep workers import their functions by name; give a top-level function "
+                             "of an importable module")
+    import_object(ref)  # fails here, with the reason, rather than in every worker
+    return ref
+
+
 class UnitWorker:
     """One worker process: ``setup`` once, then jobs one at a time (a Ray actor, or inline)."""
 
-    def __init__(self, setup: Setup | None = None, setup_args: Sequence[Any] = (),
+    def __init__(self, setup: FunctionRef | None = None, setup_args: Sequence[Any] = (),
                  env: dict[str, str] | None = None) -> None:
+        from aim_agent.agent.runtime import import_object
+
         os.environ.update(env or {})
+        self._functions: dict[str, Callable[..., Any]] = {}
         if setup is not None:
-            setup(*setup_args)
+            import_object(setup)(*setup_args)
+        self._import = import_object
 
     def ready(self) -> int:
         return os.getpid()
 
-    def run(self, work: Work, payload: dict[str, Any]) -> dict[str, Any]:
+    def run(self, work: FunctionRef, payload: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         try:
-            return {"ok": True, "data": work(payload), "seconds": time.monotonic() - started}
+            if work not in self._functions:
+                self._functions[work] = self._import(work)
+            return {"ok": True, "data": self._functions[work](payload), "seconds": time.monotonic() - started}
         except Exception as exc:  # the job failed, the worker goes on
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": time.monotonic() - started}
 
@@ -130,12 +157,12 @@ def _outcome(unit: str, reply: dict[str, Any]) -> JobOutcome:
 
 def run_jobs(
     jobs: Sequence[UnitJob],
-    work: Work,
+    work: Work | FunctionRef,
     *,
     workers: int = 1,
     executor: Executor = "ray",
     address: str | None = None,
-    setup: Setup | None = None,
+    setup: Setup | FunctionRef | None = None,
     setup_args: Sequence[Any] = (),
     timeout_s: float | None = None,
     on_start: Callable[[str], None] | None = None,
@@ -150,12 +177,14 @@ def run_jobs(
     if timeout_s is not None and timeout_s <= 0:
         raise ValueError(f"the per-unit timeout must be positive, got {timeout_s}")
     hooks = _Hooks(on_start, on_result, keep_going, on_tick)
+    work_ref = function_ref(work)
+    setup_ref = function_ref(setup) if setup is not None else None
     if executor == "inline":
-        return _run_inline(jobs, work, setup, setup_args, hooks)
+        return _run_inline(jobs, work_ref, setup_ref, setup_args, hooks)
     if executor != "ray":
         raise ValueError(f"unknown executor {executor!r}; valid: ray, inline")
     with ray_session(workers, address) as ray:
-        return _run_ray(ray, jobs, work, workers, setup, setup_args, timeout_s, hooks, tick_s)
+        return _run_ray(ray, jobs, work_ref, workers, setup_ref, setup_args, timeout_s, hooks, tick_s)
 
 
 @dataclass
@@ -182,7 +211,7 @@ class _Hooks:
             self.on_tick()
 
 
-def _run_inline(jobs: Sequence[UnitJob], work: Work, setup: Setup | None, setup_args: Sequence[Any],
+def _run_inline(jobs: Sequence[UnitJob], work: FunctionRef, setup: FunctionRef | None, setup_args: Sequence[Any],
                 hooks: _Hooks) -> EngineReport:
     """Jobs one after another in this process (no per-job timeout: the work's own budgets apply)."""
     report = EngineReport(workers=1, worker_starts=1)
@@ -201,33 +230,36 @@ def _run_inline(jobs: Sequence[UnitJob], work: Work, setup: Setup | None, setup_
     return report
 
 
-def _run_ray(ray: Any, jobs: Sequence[UnitJob], work: Work, workers: int, setup: Setup | None,
+def _run_ray(ray: Any, jobs: Sequence[UnitJob], work: FunctionRef, workers: int, setup: FunctionRef | None,
              setup_args: Sequence[Any], timeout_s: float | None, hooks: _Hooks, tick_s: float) -> EngineReport:
     from ray.exceptions import RayActorError, RayTaskError
 
     report = EngineReport()
     actor_class = ray.remote(num_cpus=1, max_restarts=0, max_concurrency=1)(UnitWorker)
     env = forwarded_env()
+    starting: dict[Any, Any] = {}  # ready() call -> actor: a worker is given jobs once its setup is done
 
-    def new_actor() -> Any:
+    def new_actor() -> None:
         report.worker_starts += 1
-        return actor_class.remote(setup, list(setup_args), env)
+        actor = actor_class.remote(setup, list(setup_args), env)
+        starting[actor.ready.remote()] = actor
 
     queue = deque(jobs)
-    count = min(workers, len(queue)) or 0
-    actors = [new_actor() for _ in range(count)]
-    report.workers = count
+    report.workers = min(workers, len(queue))
+    for _ in range(report.workers):
+        new_actor()
     started = time.monotonic()
-    if actors:  # wait for every worker's setup: a setup that fails stops the sweep before any job
+    if starting:  # the first workers must start: a setup that fails stops the sweep before any job
         try:
-            ray.get([a.ready.remote() for a in actors])
+            ray.get(list(starting))
         except (RayActorError, RayTaskError) as exc:
-            for actor in actors:
+            for actor in starting.values():
                 ray.kill(actor)
             raise RuntimeError(f"a sweep worker could not start: {exc}") from None
+    idle = list(starting.values())
+    starting.clear()
     report.startup_s = time.monotonic() - started
     started = time.monotonic()
-    idle = list(actors)
     running: dict[Any, tuple[Any, UnitJob, float]] = {}
     try:
         while queue or running:
@@ -236,10 +268,20 @@ def _run_ray(ray: Any, jobs: Sequence[UnitJob], work: Work, workers: int, setup:
                 actor = idle.pop()
                 hooks.start(job.unit)
                 running[actor.run.remote(work, job.payload)] = (actor, job, time.monotonic())
-            if not running:
+            if not running and (not starting or not queue or not hooks.go()):
                 break
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=tick_s)
+            ready, _ = ray.wait([*running, *starting], num_returns=1, timeout=tick_s)
             for ref in ready:
+                if ref in starting:  # a replacement worker: usable once started
+                    actor = starting.pop(ref)
+                    try:
+                        ray.get(ref)
+                        idle.append(actor)
+                    except (RayActorError, RayTaskError):
+                        ray.kill(actor)
+                        if not idle and not running and not starting:
+                            raise RuntimeError("no sweep worker could be restarted") from None
+                    continue
                 actor, job, began = running.pop(ref)
                 try:
                     outcome = _outcome(job.unit, ray.get(ref))
@@ -247,7 +289,7 @@ def _run_ray(ray: Any, jobs: Sequence[UnitJob], work: Work, workers: int, setup:
                 except (RayActorError, RayTaskError) as exc:  # the worker process died (killed, out of memory)
                     outcome = JobOutcome(unit=job.unit, ok=False, error=f"worker died: {str(exc)[:500]}",
                                          seconds=time.monotonic() - began)
-                    idle.append(new_actor())
+                    new_actor()
                 hooks.result(report, outcome)
             if timeout_s is not None:
                 now = time.monotonic()
@@ -255,13 +297,13 @@ def _run_ray(ray: Any, jobs: Sequence[UnitJob], work: Work, workers: int, setup:
                     if now - began > timeout_s:
                         running.pop(ref)
                         ray.kill(actor)  # the only way to stop a job that does not return
-                        idle.append(new_actor())
+                        new_actor()
                         hooks.result(report, JobOutcome(unit=job.unit, ok=False, timed_out=True,
                                                         seconds=now - began,
                                                         error=f"timed out after {timeout_s:g} s (worker replaced)"))
             hooks.tick()
     finally:
-        for actor in idle + [a for a, _, _ in running.values()]:
+        for actor in [*idle, *starting.values(), *(a for a, _, _ in running.values())]:
             ray.kill(actor)
     report.not_started = [job.unit for job in queue]
     report.run_s = time.monotonic() - started
