@@ -133,8 +133,6 @@ def run_sweep(plan: SweepPlan, *, progress: Callable[[str], None] | None = None,
     say(f"{what}: {len(units)} units, {len(units) - len(pending)} finished already, {len(pending)} to run "
         f"-> {out_dir}")
     configs = {u: unit_config(plan, u) for u in pending}
-    if pending:
-        warm_exemplars([configs[u] for u in pending], say)
     jobs = [UnitJob(unit=u, payload={"unit": u, "config": configs[u].public(), "out_dir": str(out_dir),
                                      "trust": plan.trust}) for u in pending]
     budget_note: list[str] = []
@@ -150,6 +148,8 @@ def run_sweep(plan: SweepPlan, *, progress: Callable[[str], None] | None = None,
                 return False
         return True
 
+    if pending and keep_going():  # exemplars first, once, and only when some unit will run
+        warm_exemplars([configs[u] for u in pending], say)
     tracker = SweepProgress(len(units), already=len(units) - len(pending), spent_cost=store.totals()["cost"],
                             show=live, say=say)
     report = None

@@ -12,6 +12,14 @@ import pytest
 HERE = Path(__file__).resolve().parent
 
 
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small world exemplar dataset: the sweeps' exemplar pass takes seconds, not minutes."""
+    from aim_world.datasets import write_dataset
+
+    return Path(write_dataset(tmp_path_factory.mktemp("sweep-world") / "world-40", 40, seed=5, size=64))
+
+
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[Any]:
     """A local Ray with 2 CPUs, no dashboard and no usage statistics; workers can import sweep_fakes."""

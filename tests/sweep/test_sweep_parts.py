@@ -65,14 +65,14 @@ def test_index_links_reports_shows_thumbnails_and_escapes_model_text(tmp_path: P
 
 def test_export_csv_and_a_clear_error_for_parquet_without_pyarrow(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(FileNotFoundError, match="sweep.sqlite is missing"):
+    with pytest.raises(FileNotFoundError, match=r"sweep\.sqlite is missing"):
         export(tmp_path, "csv")
     SweepStore(tmp_path).put(UnitRow(unit="2", label="boat, sail", status="finished", cost=None))
     path = export(tmp_path, "csv")
     rows = list(csv.DictReader(path.open()))
     assert rows[0]["unit"] == "2" and rows[0]["label"] == "boat, sail" and rows[0]["status"] == "finished"
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
-    with pytest.raises(ValueError, match="needs pyarrow.*pip install pyarrow"):
+    with pytest.raises(ValueError, match=r"needs pyarrow.*pip install pyarrow"):
         export(tmp_path, "parquet")
     with pytest.raises(ValueError, match="valid: csv, parquet, html"):
         export(tmp_path, "xlsx")
@@ -98,7 +98,7 @@ def test_work_functions_travel_by_name_only() -> None:
 
 
 def _plan(out: Path, **kw: object) -> SweepPlan:
-    template = RunConfig(model="world-cnn", layer="conv5", unit=0, max_rounds=1)
+    template = RunConfig(model="world-cnn", layer="conv5", unit=0, max_rounds=1, exemplar_dataset="unused")
     return SweepPlan(out_dir=out, template=template, **kw)  # type: ignore[arg-type]
 
 
@@ -112,8 +112,9 @@ def test_a_spent_sweep_budget_starts_no_unit_and_says_so(tmp_path: Path) -> None
         run_sweep(_plan(tmp_path, units="250-256", executor="inline"))
 
 
-def test_synthetic_units_sweep_inline(tmp_path: Path) -> None:
-    template = RunConfig(synthetic="synthetic:placeholder", max_rounds=1)
+def test_synthetic_units_sweep_inline(tmp_path: Path, tiny_world: Path) -> None:
+    template = RunConfig(synthetic="synthetic:placeholder", max_rounds=1, exemplar_dataset=str(tiny_world),
+                         exemplars_k=4)
     plan = SweepPlan(out_dir=tmp_path, template=template, source="synthetic", units="0", executor="inline")
     summary = run_sweep(plan)
     row = SweepStore(tmp_path).rows()[0]
