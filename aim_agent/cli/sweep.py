@@ -52,6 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sweep.add_argument("--workers", type=int, default=1, help="Ray workers, each one process (default 1)")
     sweep.add_argument("--ray-address", metavar="ADDRESS",
                        help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: start Ray here")
+    sweep.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                       help="GPUs each worker reserves on a cluster (e.g. 0.25: four workers share a GPU; default 0)")
     sweep.add_argument("--unit-timeout", type=float, default=3600.0, metavar="SECONDS",
                        help="stop a unit after this long (its worker is replaced) and record it as timed out "
                        "(default 3600; 0: no limit)")
@@ -112,7 +114,8 @@ def main(args: argparse.Namespace) -> int:
     with cli_trust(args, args.model):
         plan = SweepPlan(
             out_dir=args.out, template=template_config(args, settings), units=args.units, source=args.synthetic,
-            workers=args.workers, address=args.ray_address, unit_timeout_s=args.unit_timeout or None,
+            workers=args.workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker,
+            unit_timeout_s=args.unit_timeout or None,
             max_total_tokens=args.max_total_tokens, max_total_cost=args.max_total_cost,
             plugins=[*plugins, *getattr(args, "plugin", [])], trust=[s for s in [args.model, *args.trust_model] if s],
         )

@@ -165,6 +165,7 @@ def run_jobs(
     setup: Setup | FunctionRef | None = None,
     setup_args: Sequence[Any] = (),
     timeout_s: float | None = None,
+    gpus_per_worker: float = 0.0,
     on_start: Callable[[str], None] | None = None,
     on_result: Callable[[JobOutcome], None] | None = None,
     keep_going: Callable[[], bool] | None = None,
@@ -184,7 +185,8 @@ def run_jobs(
     if executor != "ray":
         raise ValueError(f"unknown executor {executor!r}; valid: ray, inline")
     with ray_session(workers, address) as ray:
-        return _run_ray(ray, jobs, work_ref, workers, setup_ref, setup_args, timeout_s, hooks, tick_s)
+        return _run_ray(ray, jobs, work_ref, workers, setup_ref, setup_args, timeout_s, hooks, tick_s,
+                        gpus_per_worker)
 
 
 @dataclass
@@ -231,11 +233,13 @@ def _run_inline(jobs: Sequence[UnitJob], work: FunctionRef, setup: FunctionRef |
 
 
 def _run_ray(ray: Any, jobs: Sequence[UnitJob], work: FunctionRef, workers: int, setup: FunctionRef | None,
-             setup_args: Sequence[Any], timeout_s: float | None, hooks: _Hooks, tick_s: float) -> EngineReport:
+             setup_args: Sequence[Any], timeout_s: float | None, hooks: _Hooks, tick_s: float,
+             gpus: float = 0.0) -> EngineReport:
     from ray.exceptions import RayActorError, RayTaskError
 
     report = EngineReport()
-    actor_class = ray.remote(num_cpus=1, max_restarts=0, max_concurrency=1)(UnitWorker)
+    # one CPU per worker (and a share of a GPU where asked): Ray places workers where those are free
+    actor_class = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=0, max_concurrency=1)(UnitWorker)
     env = forwarded_env()
     starting: dict[Any, Any] = {}  # ready() call -> actor: a worker is given jobs once its setup is done
 

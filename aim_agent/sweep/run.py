@@ -46,6 +46,7 @@ class SweepPlan(BaseModel):
     executor: Executor = "ray"
     address: str | None = Field(default=None, description="a Ray cluster; None starts Ray in this process")
     unit_timeout_s: float | None = Field(default=None, gt=0)
+    gpus_per_worker: float = Field(default=0.0, ge=0, description="GPUs each Ray worker reserves (0.25: 4 a GPU)")
     max_total_tokens: int | None = Field(default=None, gt=0)
     max_total_cost: float | None = Field(default=None, gt=0)
     plugins: list[str] = Field(default_factory=list)
@@ -163,8 +164,9 @@ def run_sweep(plan: SweepPlan, *, progress: Callable[[str], None] | None = None,
             if jobs:
                 report = run_jobs(jobs, interpret_unit, workers=plan.workers, executor=plan.executor,
                                   address=plan.address, setup=worker_setup, setup_args=[plan.plugins],
-                                  timeout_s=plan.unit_timeout_s, on_start=tracker.start, on_result=record,
-                                  keep_going=keep_going, on_tick=tracker.tick)
+                                  timeout_s=plan.unit_timeout_s, gpus_per_worker=plan.gpus_per_worker,
+                                  on_start=tracker.start, on_result=record, keep_going=keep_going,
+                                  on_tick=tracker.tick)
     finally:
         rows = store.rows(units)
         index = write_index(out_dir, rows, title=f"aim sweep: {what}", pending=len(units) - len(rows))
