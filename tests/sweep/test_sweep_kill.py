@@ -40,8 +40,17 @@ def _rows(db: Path) -> dict[str, tuple[str, int, str]]:
 
 
 def _session_processes(sid: int) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,sid,args"], capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines()[1:] if int(line.split()[1]) == sid]
+    """Live processes of session ``sid`` (from /proc: no `ps` needed), as 'pid name'."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if int(fields[3]) == sid and fields[0] != "Z":  # fields: state ppid pgrp session ...
+            found.append(f"{stat.parent.name} {name}")
+    return found
 
 
 def test_kill_9_halfway_then_rerun_completes_only_the_missing_units(tmp_path: Path, tiny_world: Path) -> None:
