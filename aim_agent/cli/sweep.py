@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from aim_agent.config import apply_plugins, cli_trust, config_from_args
-    from aim_agent.sweep.engine import SweepUnavailable, import_ray
+    from aim_agent.sweep.engine import import_ray
 
     if args.export:
         from aim_agent.sweep.export import export
@@ -99,11 +98,7 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be 1 or more, got {args.workers}")
     if args.unit_timeout < 0:
         raise ValueError(f"--unit-timeout must be 0 (no limit) or more, got {args.unit_timeout}")
-    try:
-        import_ray()
-    except SweepUnavailable as exc:
-        print(f"aim: error: {exc}", file=sys.stderr)
-        return 2
+    import_ray()  # without the extra: an error line naming it, before any work
     from aim_agent.sweep.run import SweepPlan, run_sweep
 
     settings = config_from_args(args)

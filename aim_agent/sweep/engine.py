@@ -40,8 +40,8 @@ RAY_EXTRA = "pip install 'aim-agent[sweep]' (ray==2.60.0)"
 FORWARDED_ENV_PREFIXES = ("AIM_", "HF_", "TRANSFORMERS_", "GOOGLE_API_KEY", "OPENAI_", "ANTHROPIC_")
 
 
-class SweepUnavailable(ImportError):
-    """Ray is not installed; the message names the extra that installs it."""
+class SweepUnavailable(ImportError, LookupError):
+    """Ray is not installed; the message names the extra that installs it (the CLI shows it as an error line)."""
 
 
 @dataclass(frozen=True)

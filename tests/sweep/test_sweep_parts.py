@@ -136,3 +136,5 @@ def test_the_command_without_ray_names_the_extra(tmp_path: Path, monkeypatch: py
     err = capsys.readouterr().err
     assert "Ray, which is not installed" in err and "aim-agent[sweep]" in err
     assert not (tmp_path / "sweep.sqlite").exists()
+    assert main(["bench", "sweep", "--json", "--units", "1"]) == 2
+    assert "aim-agent[sweep]" in capsys.readouterr().err

@@ -71,3 +71,18 @@ def test_a_sweep_writes_its_table_runs_and_index_and_a_rerun_skips_finished_unit
     with pytest.raises(ValueError, match="holds another sweep"):
         run_sweep(_plan(tmp_path, tiny_world, units="0").model_copy(
             update={"template": RunConfig(model="world-cnn", layer="conv4", unit=0)}))
+
+
+def test_bench_sweep_measures_units_per_minute_for_each_worker_count(local_ray: Any, tiny_world: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from aim_agent.cli import main
+
+    assert main(["bench", "sweep", "--json", "--units", "2", "--workers", "1,2", "--max-rounds", "1",
+                 "--dataset", str(tiny_world), "--k", "4"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    one, two = result["workers_1"], result["workers_2"]
+    assert one["units_per_min"] > 0 and two["units_per_min"] > 0 and one["mean_unit_seconds"] > 0
+    assert result["ratio_2_over_1"] == round(two["units_per_min"] / one["units_per_min"], 2)
+    assert len(result["load_average_before"]) == 3 and result["cpus"] >= 1
