@@ -7,12 +7,6 @@
 - :mod:`~aim_agent.sweep.run`: :func:`run_sweep`, the whole sweep; :mod:`~aim_agent.sweep.index`:
   ``DIR/index.html``; :mod:`~aim_agent.sweep.export`: csv / parquet.
 
-See docs/scale.md.
+See docs/scale.md. Nothing is imported here, so that building the ``aim`` parser stays cheap: import
+from the modules (``from aim_agent.sweep.run import SweepPlan, run_sweep``).
 """
-
-from aim_agent.sweep.engine import EngineReport, JobOutcome, SweepUnavailable, UnitJob, run_jobs
-from aim_agent.sweep.run import SweepPlan, run_sweep
-from aim_agent.sweep.store import SweepStore, UnitRow
-
-__all__ = ["EngineReport", "JobOutcome", "SweepPlan", "SweepStore", "SweepUnavailable", "UnitJob", "UnitRow",
-           "run_jobs", "run_sweep"]
