@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-COMMANDS = ["layers", "exemplars", "sae", "interpret", "circuit", "dissect", "eval", "demo", "mcp", "plugins", "bench"]
+COMMANDS = ["layers", "exemplars", "sae", "interpret", "circuit", "dissect", "eval", "sweep", "demo", "mcp", "plugins",
+            "bench"]
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -20,8 +20,8 @@ LAYERS = {
     "circuits": 1, "vocabulary": 1,
     # 2: the agent (graph, scientist, critic, sandbox) and its report
     "agent": 2, "report": 2,
-    # 3: the ways in: command line, MCP server, benchmarks, evaluation
-    "mcp_server": 3, "cli": 3, "benchmarks": 3, "eval": 3, "__init__": 3, "__main__": 3,
+    # 3: the ways in: command line, MCP server, benchmarks, evaluation, sweeps
+    "mcp_server": 3, "cli": 3, "benchmarks": 3, "eval": 3, "sweep": 3, "__init__": 3, "__main__": 3,
 }
 
 

@@ -1,0 +1,314 @@
+"""Run one callable over many unit jobs: in Ray actors (a local Ray, or a cluster), or inline.
+
+This is the generic part of a sweep, shared by anything that runs units one by one (``aim sweep``,
+and the evaluations): give it jobs (a unit name and JSON data), a top-level function
+``work(payload) -> dict`` and, optionally, a ``setup(*setup_args)`` run once in each worker before
+its first job (register plugins, open models). It returns one :class:`JobOutcome` per job it started.
+
+Functions travel by name (``module:function``), never pickled: each worker imports them, so they
+must live in a module the workers can import (on a cluster: installed there too). Payloads and
+results are JSON-like data.
+
+- Each worker is a Ray actor: one process that keeps what ``setup`` and the first jobs loaded
+  (models, providers, imports) for every later job it runs.
+- A job that raises, a worker that dies, and a job running past ``timeout_s`` (its worker is
+  killed and replaced) each become a failed outcome; the other jobs go on.
+- ``on_result`` sees every outcome as it arrives (write it down there: a kill loses nothing
+  written); ``keep_going()`` is asked before each job starts (budgets: return False to stop
+  starting jobs; running ones finish); ``on_tick`` is called about every ``tick_s``.
+
+Ray is an optional extra (``pip install 'aim-agent[sweep]'``); the inline executor needs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Work = Callable[[dict[str, Any]], dict[str, Any]]
+Setup = Callable[..., None]
+#: a function given by its import path, ``package.module:function``
+FunctionRef = str
+Executor = Literal["ray", "inline"]
+RAY_EXTRA = "pip install 'aim-agent[sweep]' (ray==2.60.0)"
+#: environment variables a worker gets from the driver (caches, runs, providers, offline hubs)
+FORWARDED_ENV_PREFIXES = ("AIM_", "HF_", "TRANSFORMERS_", "GOOGLE_API_KEY", "OPENAI_", "ANTHROPIC_")
+
+
+class SweepUnavailable(ImportError, LookupError):
+    """Ray is not installed; the message names the extra that installs it (the CLI shows it as an error line)."""
+
+
+@dataclass(frozen=True)
+class UnitJob:
+    """One unit to run: its name and the JSON data the work function gets."""
+
+    unit: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class JobOutcome:
+    """How one job ended: ``data`` is what the work function returned when ``ok``."""
+
+    unit: str
+    ok: bool
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    timed_out: bool = False
+
+
+@dataclass
+class EngineReport:
+    """The outcomes, the jobs never started (``keep_going`` said stop), and how the workers were used."""
+
+    outcomes: list[JobOutcome] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
+    workers: int = 0
+    worker_starts: int = 0
+    startup_s: float = 0.0
+    run_s: float = 0.0
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, with usage statistics off; :class:`SweepUnavailable` when it is not installed."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
+    try:
+        import ray
+    except ImportError as exc:
+        raise SweepUnavailable(f"aim sweep runs its units on Ray, which is not installed: {RAY_EXTRA}") from exc
+    return ray
+
+
+@contextmanager
+def ray_session(workers: int, address: str | None = None) -> Iterator[Any]:
+    """Ray for a sweep: the session already open in this process, else a cluster at ``address``, else a
+    local Ray with ``workers`` CPUs and no dashboard. Only a session opened here is shut down here."""
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    if address:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    else:
+        ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def forwarded_env() -> dict[str, str]:
+    """What a worker needs from this process's environment (on a cluster it has no other way to get it)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+
+
+def function_ref(fn: Callable[..., Any] | FunctionRef) -> FunctionRef:
+    """``package.module:function`` of a top-level function (checked to import back to the same one)."""
+    from aim_agent.agent.runtime import import_object
+
+    if isinstance(fn, str):
+        ref = fn
+    else:
+        ref = f"{fn.__module__}:{fn.__qualname__}"
+        if "<" in ref or fn.__module__ == "__main__":
+            raise ValueError(f"{ref}: sweep workers import their functions by name; give a top-level function "
+                             "of an importable module")
+    import_object(ref)  # fails here, with the reason, rather than in every worker
+    return ref
+
+
+class UnitWorker:
+    """One worker process: ``setup`` once, then jobs one at a time (a Ray actor, or inline)."""
+
+    def __init__(self, setup: FunctionRef | None = None, setup_args: Sequence[Any] = (),
+                 env: dict[str, str] | None = None) -> None:
+        from aim_agent.agent.runtime import import_object
+
+        os.environ.update(env or {})
+        self._functions: dict[str, Callable[..., Any]] = {}
+        if setup is not None:
+            import_object(setup)(*setup_args)
+        self._import = import_object
+
+    def ready(self) -> int:
+        return os.getpid()
+
+    def run(self, work: FunctionRef, payload: dict[str, Any]) -> dict[str, Any]:
+        started = time.monotonic()
+        try:
+            if work not in self._functions:
+                self._functions[work] = self._import(work)
+            return {"ok": True, "data": self._functions[work](payload), "seconds": time.monotonic() - started}
+        except Exception as exc:  # the job failed, the worker goes on
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": time.monotonic() - started}
+
+
+def _outcome(unit: str, reply: dict[str, Any]) -> JobOutcome:
+    return JobOutcome(unit=unit, ok=bool(reply["ok"]), data=reply.get("data"), error=reply.get("error"),
+                      seconds=float(reply.get("seconds", 0.0)))
+
+
+def run_jobs(
+    jobs: Sequence[UnitJob],
+    work: Work | FunctionRef,
+    *,
+    workers: int = 1,
+    executor: Executor = "ray",
+    address: str | None = None,
+    setup: Setup | FunctionRef | None = None,
+    setup_args: Sequence[Any] = (),
+    timeout_s: float | None = None,
+    gpus_per_worker: float = 0.0,
+    on_start: Callable[[str], None] | None = None,
+    on_result: Callable[[JobOutcome], None] | None = None,
+    keep_going: Callable[[], bool] | None = None,
+    on_tick: Callable[[], None] | None = None,
+    tick_s: float = 1.0,
+) -> EngineReport:
+    """Run ``work`` on every job (see the module docstring); outcomes in the order they finished."""
+    if workers < 1:
+        raise ValueError(f"workers must be 1 or more, got {workers}")
+    if timeout_s is not None and timeout_s <= 0:
+        raise ValueError(f"the per-unit timeout must be positive, got {timeout_s}")
+    hooks = _Hooks(on_start, on_result, keep_going, on_tick)
+    work_ref = function_ref(work)
+    setup_ref = function_ref(setup) if setup is not None else None
+    if executor == "inline":
+        return _run_inline(jobs, work_ref, setup_ref, setup_args, hooks)
+    if executor != "ray":
+        raise ValueError(f"unknown executor {executor!r}; valid: ray, inline")
+    with ray_session(workers, address) as ray:
+        return _run_ray(ray, jobs, work_ref, workers, setup_ref, setup_args, timeout_s, hooks, tick_s,
+                        gpus_per_worker)
+
+
+@dataclass
+class _Hooks:
+    on_start: Callable[[str], None] | None
+    on_result: Callable[[JobOutcome], None] | None
+    keep_going: Callable[[], bool] | None
+    on_tick: Callable[[], None] | None
+
+    def start(self, unit: str) -> None:
+        if self.on_start:
+            self.on_start(unit)
+
+    def result(self, report: EngineReport, outcome: JobOutcome) -> None:
+        report.outcomes.append(outcome)
+        if self.on_result:
+            self.on_result(outcome)
+
+    def go(self) -> bool:
+        return self.keep_going() if self.keep_going else True
+
+    def tick(self) -> None:
+        if self.on_tick:
+            self.on_tick()
+
+
+def _run_inline(jobs: Sequence[UnitJob], work: FunctionRef, setup: FunctionRef | None, setup_args: Sequence[Any],
+                hooks: _Hooks) -> EngineReport:
+    """Jobs one after another in this process (no per-job timeout: the work's own budgets apply)."""
+    report = EngineReport(workers=1, worker_starts=1)
+    started = time.monotonic()
+    worker = UnitWorker(setup, setup_args)
+    report.startup_s = time.monotonic() - started
+    started = time.monotonic()
+    queue = deque(jobs)
+    while queue and hooks.go():
+        job = queue.popleft()
+        hooks.start(job.unit)
+        hooks.result(report, _outcome(job.unit, worker.run(work, job.payload)))
+        hooks.tick()
+    report.not_started = [job.unit for job in queue]
+    report.run_s = time.monotonic() - started
+    return report
+
+
+def _run_ray(ray: Any, jobs: Sequence[UnitJob], work: FunctionRef, workers: int, setup: FunctionRef | None,
+             setup_args: Sequence[Any], timeout_s: float | None, hooks: _Hooks, tick_s: float,
+             gpus: float = 0.0) -> EngineReport:
+    from ray.exceptions import RayActorError, RayTaskError
+
+    report = EngineReport()
+    # one CPU per worker (and a share of a GPU where asked): Ray places workers where those are free
+    actor_class = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=0, max_concurrency=1)(UnitWorker)
+    env = forwarded_env()
+    starting: dict[Any, Any] = {}  # ready() call -> actor: a worker is given jobs once its setup is done
+
+    def new_actor() -> None:
+        report.worker_starts += 1
+        actor = actor_class.remote(setup, list(setup_args), env)
+        starting[actor.ready.remote()] = actor
+
+    queue = deque(jobs)
+    report.workers = min(workers, len(queue))
+    for _ in range(report.workers):
+        new_actor()
+    started = time.monotonic()
+    if starting:  # the first workers must start: a setup that fails stops the sweep before any job
+        try:
+            ray.get(list(starting))
+        except (RayActorError, RayTaskError) as exc:
+            for actor in starting.values():
+                ray.kill(actor)
+            raise RuntimeError(f"a sweep worker could not start: {exc}") from None
+    idle = list(starting.values())
+    starting.clear()
+    report.startup_s = time.monotonic() - started
+    started = time.monotonic()
+    running: dict[Any, tuple[Any, UnitJob, float]] = {}
+    try:
+        while queue or running:
+            while idle and queue and hooks.go():
+                job = queue.popleft()
+                actor = idle.pop()
+                hooks.start(job.unit)
+                running[actor.run.remote(work, job.payload)] = (actor, job, time.monotonic())
+            if not running and (not starting or not queue or not hooks.go()):
+                break
+            ready, _ = ray.wait([*running, *starting], num_returns=1, timeout=tick_s)
+            for ref in ready:
+                if ref in starting:  # a replacement worker: usable once started
+                    actor = starting.pop(ref)
+                    try:
+                        ray.get(ref)
+                        idle.append(actor)
+                    except (RayActorError, RayTaskError):
+                        ray.kill(actor)
+                        if not idle and not running and not starting:
+                            raise RuntimeError("no sweep worker could be restarted") from None
+                    continue
+                actor, job, began = running.pop(ref)
+                try:
+                    outcome = _outcome(job.unit, ray.get(ref))
+                    idle.append(actor)
+                except (RayActorError, RayTaskError) as exc:  # the worker process died (killed, out of memory)
+                    outcome = JobOutcome(unit=job.unit, ok=False, error=f"worker died: {str(exc)[:500]}",
+                                         seconds=time.monotonic() - began)
+                    new_actor()
+                hooks.result(report, outcome)
+            if timeout_s is not None:
+                now = time.monotonic()
+                for ref, (actor, job, began) in list(running.items()):
+                    if now - began > timeout_s:
+                        running.pop(ref)
+                        ray.kill(actor)  # the only way to stop a job that does not return
+                        new_actor()
+                        hooks.result(report, JobOutcome(unit=job.unit, ok=False, timed_out=True,
+                                                        seconds=now - began,
+                                                        error=f"timed out after {timeout_s:g} s (worker replaced)"))
+            hooks.tick()
+    finally:
+        for actor in [*idle, *starting.values(), *(a for a, _, _ in running.values())]:
+            ray.kill(actor)
+    report.not_started = [job.unit for job in queue]
+    report.run_s = time.monotonic() - started
+    return report

@@ -1,0 +1,88 @@
+"""Sweeps on a local Ray (one Ray start for the module): failures, timeouts, dead workers, models opened once per
+worker, the table, the runs and the index, and a rerun that skips finished units."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sweep_fakes
+
+from aim_agent.agent.config import RunConfig
+from aim_agent.sweep.engine import UnitJob, run_jobs
+from aim_agent.sweep.run import SweepPlan, run_sweep, unit_config, warm_exemplars
+from aim_agent.sweep.store import SweepStore, UnitRow
+from aim_agent.sweep.worker import worker_setup
+
+
+def test_failures_timeouts_and_dead_workers_are_outcomes_and_the_rest_goes_on(local_ray: Any) -> None:
+    jobs = [UnitJob(str(i), {"x": i}) for i in range(3)]
+    jobs += [UnitJob("bad", {"x": 0, "fail": True}), UnitJob("dies", {"x": 0, "die": True}),
+             UnitJob("slow", {"x": 0, "sleep": 120}), UnitJob("after", {"x": 21})]
+    report = run_jobs(jobs, sweep_fakes.double, workers=2, timeout_s=10)
+    by_unit = {o.unit: o for o in report.outcomes}
+    assert set(by_unit) == {j.unit for j in jobs} and report.not_started == []
+    assert [by_unit[str(i)].data["x"] for i in range(3)] == [0, 2, 4]  # type: ignore[index]
+    assert "unit 0 failed on purpose" in (by_unit["bad"].error or "")
+    assert (by_unit["dies"].error or "").startswith("worker died")
+    assert by_unit["slow"].timed_out and "timed out after 10 s" in (by_unit["slow"].error or "")
+    assert by_unit["after"].ok and by_unit["after"].data == {"x": 42, "pid": by_unit["after"].data["pid"]}  # type: ignore[index]
+    assert report.worker_starts == 4  # the two first workers, one replacing the dead one, one the stopped one
+
+
+def _plan(out: Path, dataset: Path, **kw: Any) -> SweepPlan:
+    template = RunConfig(model="world-cnn", layer="conv5", unit=0, max_rounds=1, exemplar_dataset=str(dataset),
+                         exemplars_k=4)
+    return SweepPlan(out_dir=out, template=template, **kw)
+
+
+def test_each_worker_opens_the_model_once_for_all_its_units(local_ray: Any, tiny_world: Path,
+                                                            tmp_path: Path) -> None:
+    plan = _plan(tmp_path, tiny_world, workers=2)
+    configs = [unit_config(plan, str(u)) for u in range(4)]
+    warm_exemplars(configs, lambda _line: None)
+    jobs = [UnitJob(c.run_id or "", {"unit": str(c.unit), "config": c.public(), "out_dir": str(tmp_path)})
+            for c in configs]
+    report = run_jobs(jobs, sweep_fakes.interpret_and_count, workers=2, setup=worker_setup, setup_args=[[]])
+    assert all(o.ok for o in report.outcomes), [o.error for o in report.outcomes]
+    data = [o.data for o in report.outcomes if o.data is not None]
+    assert all(UnitRow.model_validate(d["row"]).status == "finished" for d in data)
+    units_per_worker = Counter(d["pid"] for d in data)
+    assert max(units_per_worker.values()) >= 2  # some worker ran several units...
+    assert all(d["opened"] == 1 for d in data)  # ...and every worker opened world-cnn conv5 once
+
+
+def test_a_sweep_writes_its_table_runs_and_index_and_a_rerun_skips_finished_units(
+        local_ray: Any, tiny_world: Path, tmp_path: Path) -> None:
+    summary = run_sweep(_plan(tmp_path, tiny_world, units="0-2", workers=2))
+    assert summary["finished"] == 3 and summary["failed"] == 0 and summary["ran"] == 3
+    rows = SweepStore(tmp_path).rows(["0", "1", "2"])
+    assert [r.status for r in rows] == ["finished"] * 3 and all(r.label and r.rounds == 1 for r in rows)
+    index = (tmp_path / "index.html").read_text()
+    for row in rows:
+        assert row.report == f"runs/{row.unit}/report.html" and (tmp_path / row.report).exists()
+        assert row.thumbnails and all((tmp_path / t).exists() for t in row.thumbnails)
+        assert f'href="{row.report}"' in index
+    again = run_sweep(_plan(tmp_path, tiny_world, units="0-3", workers=2))
+    assert again["skipped_finished"] == 3 and again["ran"] == 1 and again["finished"] == 4
+    assert [r.attempts for r in SweepStore(tmp_path).rows(["0", "1", "2", "3"])] == [1, 1, 1, 1]
+    with pytest.raises(ValueError, match="holds another sweep"):
+        run_sweep(_plan(tmp_path, tiny_world, units="0").model_copy(
+            update={"template": RunConfig(model="world-cnn", layer="conv4", unit=0)}))
+
+
+def test_bench_sweep_measures_units_per_minute_for_each_worker_count(local_ray: Any, tiny_world: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from aim_agent.cli import main
+
+    assert main(["bench", "sweep", "--json", "--units", "2", "--workers", "1,2", "--max-rounds", "1",
+                 "--dataset", str(tiny_world), "--k", "4"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    one, two = result["workers_1"], result["workers_2"]
+    assert one["units_per_min"] > 0 and two["units_per_min"] > 0 and one["mean_unit_seconds"] > 0
+    assert result["ratio_2_over_1"] == round(two["units_per_min"] / one["units_per_min"], 2)
+    assert len(result["load_average_before"]) == 3 and result["cpus"] >= 1
