@@ -37,11 +37,12 @@ VALIDATION_SEED, TEST_SEED, BALANCED_SEED = 20_000, 30_000, 40_000
 
 
 def _render(samples: Iterable[Sample]) -> LabelledImages:
-    from aim_world.render import render
+    """Render and register each image (its scene in the current image store, for the describer)."""
+    from aim_world.providers import generate_scene_image
 
     images, labels = [], []
     for sample in samples:
-        images.append(render(sample.scene, RENDER_SIZE).image)
+        images.append(generate_scene_image(sample.scene, RENDER_SIZE, source="task"))
         labels.append(sample.label or "")
     return LabelledImages(images=images, labels=labels)
 
