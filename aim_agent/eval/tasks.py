@@ -17,7 +17,7 @@ names a planted answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -75,14 +75,18 @@ class Observation:
 
 @dataclass
 class Finding:
-    """One bias: ``cls`` is recognised when ``value`` (a ``feature``: background, colour, companion object)
-    is there, and under-recognised without it."""
+    """One bias of class ``cls`` about ``value`` of a ``feature`` (background, colour, companion object).
+
+    ``kind`` ``preference``: ``cls`` is recognised with the value and under-recognised without it;
+    ``suppressor``: ``cls`` is under-recognised with the value.
+    """
 
     cls: str
     feature: str
     value: str
     with_value: float  # mean class probability with the value
-    without_value: float  # ... over the other values of the same feature
+    without_value: float  # ... without it (preference: the other values' mean; suppressor: their median)
+    kind: Literal["preference", "suppressor"] = "preference"
     description: str = ""
 
 
@@ -145,8 +149,3 @@ def task_scientist(backend: str) -> TaskScientist:
         raise LookupError(f"no task scientist {backend!r} for spurious/bias questions; installed: {have}. "
                           "A VLM backend for these tasks is not wired yet: use --backend offline")
     return found[0]
-
-
-def mean(values: Sequence[float]) -> float:
-    """The mean of ``values`` (0.0 for none)."""
-    return float(sum(values) / len(values)) if values else 0.0
