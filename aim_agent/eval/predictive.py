@@ -7,7 +7,8 @@ A label is good when images written from it make the unit fire. For every unit:
    :mod:`aim_agent.eval.baselines`), the **dissection** reference (the unit's IoU concept,
    :mod:`aim_agent.eval.dissect`) and a **random** concept of the vocabulary;
 2. a *generator* writes, from each label alone, :data:`N_PROMPTS` prompts that should make the unit fire
-   (positive) and :data:`N_PROMPTS` unrelated ones (neutral);
+   (positive: the main concept of each part of the label, in turn) and :data:`N_PROMPTS` unrelated ones
+   (neutral: scenes without any of them);
 3. every method's prompts are **pooled** (duplicates once);
 4. for each label a *selector* picks from the pool the :data:`N_PROMPTS` prompts it predicts most activating
    and the :data:`N_PROMPTS` it predicts least activating;
@@ -101,8 +102,9 @@ def _tiebreak(label: str, prompt: str) -> str:
 
 
 def predicted_score(label: str, prompt: str, vocabularies: Vocabularies) -> int:
-    """How many of the label's concepts the prompt names (the selector's prediction of its activation)."""
-    wanted = {c.key for c in label_concepts(label, vocabularies)}
+    """How many of the concepts the label names the prompt names too (the selector's prediction of its
+    activation): 'boats on water' predicts a boat on water above a boat elsewhere."""
+    wanted = {c.key for c in vocabularies.concepts_in(label)}
     return len(wanted & {c.key for c in vocabularies.concepts_in(prompt)})
 
 
