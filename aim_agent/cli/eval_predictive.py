@@ -39,8 +39,8 @@ def main(args: argparse.Namespace) -> int:
     from aim_agent.eval import predictive
     from aim_agent.eval.pages import write_outputs
 
-    if args.n < 1:
-        raise ValueError(f"--n must be at least 1, not {args.n}")
+    if not 1 <= args.n <= 200:
+        raise ValueError(f"--n must be between 1 and 200 units per layer, not {args.n}")
     layers = args.layers or ["conv4", "conv5"]
     err = Console(stderr=True, highlight=False)
     say = None if args.json else (lambda line: err.print(f"[dim]aim eval predictive[/dim] {line}"))

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+LIMIT = 20_000  # images per split, units, draws: what fits in memory and a sitting
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
@@ -37,8 +39,8 @@ def main(args: argparse.Namespace) -> int:
     from aim_agent.eval.pages import write_outputs
 
     for name in ("n_validation", "n_test", "n_balanced", "top", "draws"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
+        if not 1 <= getattr(args, name) <= LIMIT:
+            raise ValueError(f"--{name.replace('_', '-')} must be between 1 and {LIMIT}, not {getattr(args, name)}")
     err = Console(stderr=True, highlight=False)
     say = None if args.json else (lambda line: err.print(f"[dim]aim eval spurious[/dim] {line}"))
     data = spurious.evaluate_spurious(model=args.model, n_validation=args.n_validation, n_test=args.n_test,

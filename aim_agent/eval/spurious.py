@@ -323,7 +323,8 @@ def page(data: dict[str, Any]) -> str:
     sections = []
     for v in data["_verdicts"]:
         figs = [Figure(im, f"exemplar {i + 1}") for i, im in enumerate(v.exemplars[:4])]
-        figs += [Figure(o.image, f"{o.prompt}: {o.activation:.2f}") for o in v.aim.evidence if o.image is not None]
+        measured = sorted((o for o in v.aim.evidence if o.image is not None), key=lambda o: -o.activation)
+        figs += [Figure(o.image, f"{o.prompt}: {o.activation:.2f}") for o in measured[:8] + measured[-4:]]
         sections.append(Section(f"unit {v.unit}: {v.aim.verdict}", v.aim.reasoning, figs))
     return html_page(f"spurious-feature removal: {data['model']}", [("shifted test", HEADERS, rows_for_table(data))],
                      sections)
