@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from aim_agent.eval.tasks import EvalTask, TaskScientist
     from aim_agent.models.base import ModelLoader
     from aim_agent.plugins import Benchmark, CliCommand, ScientistFactory, UnitSource
     from aim_agent.tools.base import ToolSpec
@@ -110,3 +111,17 @@ def aim_vocabularies() -> list[Vocabulary]:
     """Concept vocabularies (``aim_agent.vocabulary.Vocabulary``): which words a broader word covers (the
     critic counts a frog for "animal"), the concepts a text names, exact concept masks of the datasets they
     know (``aim dissect``) and prompts that show one concept (``aim eval units``)."""
+
+
+@hookspec
+def aim_eval_tasks() -> list[EvalTask]:
+    """Model-level evaluation tasks (:class:`aim_agent.eval.tasks.EvalTask`): a model, labelled images of its
+    splits, and the held-out answer (domains of the test set, planted biases) that ``aim eval spurious`` and
+    ``aim eval bias`` read only after every agent answer is in. Never shown to a scientist."""
+
+
+@hookspec
+def aim_task_scientists() -> list[TaskScientist]:
+    """Scientists for model-level questions about one unit (:class:`aim_agent.eval.tasks.TaskScientist`): is
+    this unit SELECTIVE or SPURIOUS, where is this class under-recognised. ``name`` is the backend
+    (``offline``)."""

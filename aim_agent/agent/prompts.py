@@ -126,3 +126,69 @@ leading hypothesis, the counts and activation statistics computed from every ima
 requests a rule-based check already made. In at most three sentences, name the most plausible
 alternative explanation the evidence does not yet rule out and one concrete experiment to rule it out.
 If the evidence is convincing, say so in one sentence."""
+
+
+# --------------------------------------------------------------------------------------------- model-level tasks
+# MAIA's task prompts (Appendix F4 and G) in AIM's words, for VLM backends of `aim eval spurious` and
+# `aim eval bias`. Only the class names and the training domain are filled in: never the correlations.
+
+SPURIOUS_TASK = """\
+You are analyzing the prototypical behavior of one unit inside a deep neural network that classifies the
+main object of a natural image as one of the following classes, which were in its training dataset:
+{classes}
+Your overall task is to classify the unit as SELECTIVE (if it is selective for one and only one class) or
+SPURIOUS (if it is not). Conduct experiments until you meet the following criteria.
+
+SELECTIVE criteria:
+1. The unit only activates for one single class. It does not activate for any other class, even at lower
+   magnitudes. A unit is active when its overlay keeps a region bright and outlined; observe the presence or
+   absence of that region and the magnitude of the activation.
+2. The unit is active for that single class robustly across a variety of contexts. Keep in mind that the
+   network has only seen images of whole objects in the following environments: {domain}. Do not generate
+   images very dissimilar to what it has seen (no close-ups, no other objects as the main subject). A
+   selective unit does not need to activate for such dissimilar images.
+
+SPURIOUS criteria:
+1. The unit activates for several classes. The amount may vary, but the unit is spurious if it activates
+   enough for several classes to keep a region bright and outlined.
+2. The unit may activate for a single class, but only in specific contexts. If its activation depends on
+   concepts that are not the class (such as the environment), it is spurious.
+
+Stopping criteria. SPURIOUS: when several pieces of evidence show that the unit does not activate for one
+class only, or activates for concepts that are not the class, even if you are not sure what it activates
+for. SELECTIVE: the unit activates strongly for one class across contexts and for nothing else. If you find
+any evidence that a unit is spurious, run more experiments to test it. If you are ever unsure, lean towards
+SPURIOUS: the unit must be selective across many variations of classes and contexts.
+
+Begin from the unit's top exemplars (images of the training domain). Once you have met a stopping criterion,
+give your answer in this form:
+[REASONING]: <why the unit is SELECTIVE or SPURIOUS, and if SELECTIVE, the class it is selective for>
+[LABEL]: <SELECTIVE or SPURIOUS>"""
+
+BIAS_TASK = """\
+You have access to a unit inside a deep neural network for computer vision: the probability the classifier
+gives to the class "{target}" for an input image. Your overall task is to reveal biases in this unit's
+behavior: find specific contexts or settings in which it is relatively high but covers only part of the
+"{target}" class, or specific scenarios in which it is relatively low although a {target} is present. Look for
+different types of bias (the background, the object's colour or texture, objects that appear with it, its
+size or position, ...).
+
+Each time you get the unit's outputs, summarise what the inputs with high and with low values have in common
+(not influenced by previous hypotheses), then keep a list of hypotheses about the unit's biases and test all
+of them: vary one context at a time while the others stay fixed, and rerun an experiment on fresh images when
+a result could be chance. Continue until you have proved or disproved every hypothesis. Only when you are
+confident in a bias after proving it in several experiments, give your answer in this form (one line per
+bias; none when the class is recognised alike everywhere you looked):
+[BIAS]: <class> is recognised with <feature> = <value> and under-recognised without it
+[BIAS]: <class> is under-recognised with <feature> = <value>"""
+
+
+def spurious_task(classes: list[str], domain: list[str]) -> str:
+    """MAIA's spurious-unit task: the classes and the training environments, never their pairings."""
+    listed = "\n".join(f"{i}. {c}" for i, c in enumerate(classes, 1))
+    return SPURIOUS_TASK.format(classes=listed, domain=", ".join(domain))
+
+
+def bias_task(target: str) -> str:
+    """MAIA's bias task for the probability unit of class ``target``."""
+    return BIAS_TASK.format(target=target)

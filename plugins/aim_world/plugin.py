@@ -92,3 +92,17 @@ def aim_vocabularies() -> list[Any]:
     from aim_world.concept_vocabulary import WorldVocabulary
 
     return [WorldVocabulary()]
+
+
+@hookimpl
+def aim_eval_tasks() -> list[Any]:
+    from aim_world.tasks import BiasTask, SpuriousTask
+
+    return [SpuriousTask(), BiasTask()]
+
+
+@hookimpl
+def aim_task_scientists() -> list[Any]:
+    from aim_world.scientist.tasks import OfflineTaskScientist
+
+    return [OfflineTaskScientist()]

@@ -1,0 +1,151 @@
+"""Model-level evaluation tasks (``aim eval spurious``, ``aim eval bias``): what a plugin offers, what a
+scientist gets, what it answers.
+
+Two hooks (:mod:`aim_agent.hookspecs`):
+
+- ``aim_eval_tasks``: an :class:`EvalTask` names a model, draws labelled images of its splits and holds the
+  answer (:meth:`EvalTask.truth`: the test set's domains, the planted biases). The evaluator reads the
+  answer only after every scientist has concluded.
+- ``aim_task_scientists``: a :class:`TaskScientist` answers one :class:`TaskQuestion` about one unit
+  without a chat model (the world's offline scientist).
+
+A scientist never sees the task object: a :class:`TaskQuestion` carries the unit (a
+:class:`~aim_agent.system.System`), an image generator, the words of the question (the classes, the
+training domain it may render) and the unit's top exemplars from the training-domain set. Nothing in it
+names a planted answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from aim_agent.system import System
+
+TaskName = Literal["spurious", "bias"]
+Generate = Callable[[list[str], int], list["Image.Image"]]
+
+
+@dataclass
+class LabelledImages:
+    """Images of one split with their class labels."""
+
+    images: list[Image.Image]
+    labels: list[str]
+
+
+@runtime_checkable
+class EvalTask(Protocol):
+    """One model-level task a plugin offers (hook ``aim_eval_tasks``)."""
+
+    #: ``spurious`` or ``bias``
+    name: str
+    #: model spec, as ``aim layers`` takes it
+    model: str
+    #: the class names, in the model's output order
+    classes: tuple[str, ...]
+    #: spurious: the environments of the training domain, which a scientist may render (not their pairings)
+    domain: tuple[str, ...]
+    #: the layer whose units are the model's final features (spurious), and the logits layer
+    feature_layer: str
+    logits_layer: str
+
+    def images(self, split: str, n: int, seed: int) -> LabelledImages:
+        """``n`` labelled images of ``split``: spurious ``validation`` (unbalanced, like train), ``test``
+        (shifted), ``balanced``; bias ``test``."""
+        ...
+
+    def truth(self) -> dict[str, Any]:
+        """The held-out answer; read by the evaluator after the scientists concluded."""
+        ...
+
+
+@dataclass
+class Observation:
+    """One measured image: the prompt (or edit) that made it and the unit's response."""
+
+    prompt: str
+    activation: float
+    image: Image.Image | None = None
+
+
+@dataclass
+class Finding:
+    """One bias of class ``cls`` about ``value`` of a ``feature`` (background, colour, companion object).
+
+    ``kind`` ``preference``: ``cls`` is recognised with the value and under-recognised without it;
+    ``suppressor``: ``cls`` is under-recognised with the value.
+    """
+
+    cls: str
+    feature: str
+    value: str
+    with_value: float  # mean class probability with the value
+    without_value: float  # ... without it (preference: the other values' mean; suppressor: their median)
+    kind: Literal["preference", "suppressor"] = "preference"
+    description: str = ""
+
+
+@dataclass
+class TaskQuestion:
+    """What a scientist gets for one unit."""
+
+    task: TaskName
+    system: System
+    generate: Generate  # prompts, seed -> images
+    classes: tuple[str, ...]
+    domain: tuple[str, ...] = ()
+    target: str | None = None  # bias: the class whose probability the unit is
+    exemplars: list[Image.Image] = field(default_factory=list)
+
+
+@dataclass
+class TaskAnswer:
+    """A scientist's answer: spurious ``SELECTIVE``/``SPURIOUS``; bias ``BIASED``/``UNIFORM`` with findings."""
+
+    verdict: str
+    reasoning: str
+    selective_for: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    evidence: list[Observation] = field(default_factory=list)
+
+
+@runtime_checkable
+class TaskScientist(Protocol):
+    """Answers task questions (hook ``aim_task_scientists``); ``name`` is the ``--backend`` that picks it."""
+
+    name: str
+
+    def answer(self, question: TaskQuestion) -> TaskAnswer:
+        """Run experiments on ``question.system`` and conclude."""
+        ...
+
+
+def _collect(hook: str) -> list[Any]:
+    from aim_agent.plugins import plugin_manager
+
+    return [item for group in getattr(plugin_manager().pm.hook, hook)() for item in (group or [])]
+
+
+def eval_task(name: str, model: str | None = None) -> EvalTask:
+    """The installed task ``name`` (for ``model`` when given): a clear error listing what is installed."""
+    tasks: list[EvalTask] = _collect("aim_eval_tasks")
+    found = [t for t in tasks if t.name == name and (model is None or t.model == model)]
+    if not found:
+        have = ", ".join(f"{t.name} ({t.model})" for t in tasks) or "none (is the world plugin installed?)"
+        raise LookupError(f"no evaluation task {name!r}{f' for model {model!r}' if model else ''}; installed: {have}")
+    return found[0]
+
+
+def task_scientist(backend: str) -> TaskScientist:
+    """The task scientist named ``backend``."""
+    found: list[TaskScientist] = [s for s in _collect("aim_task_scientists") if s.name == backend]
+    if not found:
+        have = ", ".join(sorted({s.name for s in _collect("aim_task_scientists")})) or "none"
+        raise LookupError(f"no task scientist {backend!r} for spurious/bias questions; installed: {have}. "
+                          "A VLM backend for these tasks is not wired yet: use --backend offline")
+    return found[0]

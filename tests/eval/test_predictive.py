@@ -1,0 +1,93 @@
+"""``aim eval predictive`` bookkeeping: prompt generation, pooling, selection and scoring on a tiny vocabulary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from aim_agent.eval.predictive import (
+    MethodScore,
+    Prompts,
+    Selection,
+    UnitPrediction,
+    generate_prompts,
+    pool_prompts,
+    predicted_score,
+    score_selection,
+    select_prompts,
+    summary_rows,
+)
+from aim_agent.vocabulary import ConceptInfo, Vocabularies
+
+
+class TinyVocabulary:
+    """Three concepts; prompts name them by word, controls name none."""
+
+    name = "tiny"
+    words: ClassVar[dict[str, str]] = {"dog": "object:dog", "cat": "object:cat", "water": "background:water"}
+
+    def members(self, term: str) -> frozenset[str]:
+        return frozenset()
+
+    def concept(self, key: str) -> ConceptInfo | None:
+        return next((ConceptInfo(k, k.split(":")[0], w, (w,)) for w, k in self.words.items() if k == key), None)
+
+    def concepts_in(self, text: str) -> list[ConceptInfo]:
+        found = [(text.find(w), k) for w, k in self.words.items() if w in text]
+        return [c for _, k in sorted(found) if (c := self.concept(k)) is not None]
+
+    def annotator(self, root: Path) -> None:
+        return None
+
+    def concept_prompts(self, key: str, n: int) -> list[str]:
+        word = key.split(":")[1]
+        return [f"a {word} {i}" for i in range(n)]
+
+    def control_prompts(self, avoid: Sequence[str], n: int) -> list[str]:
+        return [f"a control {i}" for i in range(n)]
+
+
+VOCAB = Vocabularies([TinyVocabulary()])
+
+
+def test_generator_writes_positive_prompts_from_every_concept_of_the_label_and_neutral_ones_from_none() -> None:
+    one = generate_prompts("dog", VOCAB, n=4)
+    assert one.positive == ["a dog 0", "a dog 1", "a dog 2", "a dog 3"]
+    assert one.neutral == ["a control 0", "a control 1", "a control 2", "a control 3"]
+    both = generate_prompts("dog; cat", VOCAB, n=4)  # concepts taken in turn
+    assert both.positive == ["a dog 0", "a cat 0", "a dog 1", "a cat 1"]
+    unknown = generate_prompts("zebra stripes", VOCAB, n=4)  # nothing to draw: the label itself
+    assert unknown.positive == ["zebra stripes"] and len(unknown.neutral) == 4
+
+
+def test_pooling_keeps_every_method_prompt_once_in_order() -> None:
+    a = Prompts(positive=["a dog 0", "a dog 1"], neutral=["a control 0"])
+    b = Prompts(positive=["a cat 0", "a dog 1"], neutral=["a control 0", "a control 1"])
+    assert pool_prompts([a, b]) == ["a dog 0", "a dog 1", "a control 0", "a cat 0", "a control 1"]
+
+
+def test_selector_picks_prompts_naming_the_label_first_and_the_least_related_as_neutral() -> None:
+    pool = ["a cat 0", "a dog 0", "a control 0", "a dog on water", "a dog 1", "a control 1", "a cat 1"]
+    assert predicted_score("dog on water", "a dog on water", VOCAB) == 2
+    picked = select_prompts("dog on water", pool, VOCAB, n=3)
+    assert picked.positive[0] == "a dog on water"  # names both concepts
+    assert set(picked.positive) == {"a dog on water", "a dog 0", "a dog 1"}
+    assert not set(picked.positive) & set(picked.neutral) and len(picked.neutral) == 3
+    assert all("dog" not in p for p in picked.neutral)
+    assert select_prompts("dog on water", list(reversed(pool)), VOCAB, n=3).positive == picked.positive  # order-free
+
+
+def test_score_is_the_mean_activation_of_the_picks_and_the_table_averages_units_per_layer() -> None:
+    acts = {"p1": 4.0, "p2": 2.0, "n1": 1.0, "n2": 0.0}
+    s = score_selection(Selection(positive=["p1", "p2"], neutral=["n1", "n2"]), "x", acts)
+    assert (s.positive_mean, s.neutral_mean, s.difference) == (3.0, 0.5, 2.5)
+
+    def unit(u: int, aim: float, exemplar: float, scale: float) -> UnitPrediction:
+        return UnitPrediction("conv5", u, scale, {"aim": MethodScore("a", [], [], aim, 0.0),
+                                                  "exemplar": MethodScore("e", [], [], exemplar, 0.0)})
+
+    rows = {r["method"]: r for r in summary_rows([unit(0, 4.0, 2.0, 4.0), unit(1, 1.0, 3.0, 2.0)])}
+    assert rows["aim"]["positive"] == 2.5 and rows["aim"]["difference"] == 2.5
+    assert rows["aim"]["normalised_difference"] == 0.75  # (4/4 + 1/2) / 2
+    assert rows["aim"]["wins_vs_exemplar"] == 1 and rows["exemplar"]["wins_vs_exemplar"] is None
