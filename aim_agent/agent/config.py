@@ -55,7 +55,10 @@ class RunConfig(BaseModel):
     seed: int = 0
     image_size: int = Field(default=224, ge=32, le=2048)
     dataset: str | None = Field(default=None, description="exemplar dataset (image folder or dataset name)")
-    exemplars_k: int = Field(default=15, ge=1, le=100)
+    exemplars_k: int | None = Field(
+        default=None, ge=1, le=100,
+        description="dataset exemplars shown to the scientist; None: as many as the scientist asks for "
+                    "(its exemplars_k attribute), else 15")
     code_timeout_s: float = Field(default=180.0, gt=0, description="wall-clock limit of one experiment's code")
     react_steps: int = Field(default=3, ge=0, le=20, description="tool-calling mode: follow-up turns per round")
     max_critic_vetoes: int = Field(default=2, ge=0, description="times the critic may send a conclusion back")

@@ -11,6 +11,9 @@ from aim_world.scientist.evidence import Record
 from aim_world.scientist.hypotheses import Hyp, hyp_id, present
 
 STATUS_RANK = {"supported": 0, "open": 1, "refuted": 2}  # the order statuses are ranked in
+CONDITION_LEAK = 0.3  # "A only when B": A alone may fire at most this far from "neither" towards "both"
+OR_PART = 0.25  # each part of "A OR B" alone must fire this far from "neither" towards the stronger part
+MIN_COVERAGE = 0.5  # share of the exemplars a hypothesis must explain to be chosen, when any does
 
 
 @dataclass
@@ -110,9 +113,12 @@ def score(h: Hyp, records: list[Record], scale: float) -> Scored:
 def _check_cells(s: Scored, records: list[Record]) -> None:
     """The 2x2 cells of an OR or conditional hypothesis, and the cell that contradicts it, if any.
 
-    "A, only when B" needs A alone and B alone to stay low; "A OR B" needs each alone to fire.
-    Low and high are measured against the midpoint between the images with neither and the
-    strongest cell, so a unit with a high baseline is judged the same way.
+    "A, only when B" needs A alone and B alone to stay low (less than :data:`CONDITION_LEAK` of the
+    way from the images with neither to the images with both: a condition switches the response
+    on, it does not merely add to it); "A OR B" needs each alone to fire, at least
+    :data:`OR_PART` of the way from the images with neither to the stronger part (real units respond
+    to their concepts with graded strength). Measured from the images with neither, so a unit with a
+    high baseline is judged the same way.
     """
     a, b = s.hyp.a, s.hyp.b
     assert b is not None
@@ -127,16 +133,16 @@ def _check_cells(s: Scored, records: list[Record]) -> None:
     base = s.cells["neither"][0]
     names = {"a only": f"{a.phrase} without {b.phrase}", "b only": f"{b.phrase} without {a.phrase}"}
     if s.hyp.kind == "conditional" and "both" in s.cells:
-        mid = base + 0.5 * (s.cells["both"][0] - base)
+        leak = base + CONDITION_LEAK * (s.cells["both"][0] - base)
         for key in ("a only", "b only"):
-            if key in s.cells and s.cells[key][1] >= 2 and s.cells[key][0] >= mid:
+            if key in s.cells and s.cells[key][1] >= 2 and s.cells[key][0] >= leak:
                 s.flaw = f"{names[key]} fires too (mean {s.cells[key][0]:.3g})"
     elif s.hyp.kind == "or":
         alone = {k: s.cells[k] for k in ("a only", "b only") if k in s.cells and s.cells[k][1] >= 2}
         if len(alone) == 2:
             top = max(m for m, _ in alone.values())
             for key, (m, _) in alone.items():
-                if m < base + 0.5 * (top - base):
+                if m < base + OR_PART * (top - base):
                     s.flaw = f"{names[key]} barely fires (mean {m:.3g} vs {top:.3g})"
 
 
@@ -163,16 +169,25 @@ def _judge(s: Scored, scale: float) -> None:
 MIN_NESTED = 3  # images a broader or narrower hypothesis must differ on before it can replace the choice
 
 
-def best(scored: list[Scored], records: Sequence[Record] | None = None) -> Scored | None:
+def best(scored: list[Scored], records: Sequence[Record] | None = None,
+         coverage: dict[str, float] | None = None) -> Scored | None:
     """Supported before open before refuted; within a status the best separation (AUC).
 
     Near ties in AUC (a unit that fires a lot on dogs and a little on cars ranks dog images
     first either way) are settled by the variance explained, with a small price on every
     extra concept, so "dog OR car" wins only if the cars really matter. With ``records``, the
     choice is then refined among nested hypotheses (:func:`refine`).
+
+    With ``coverage`` (hypothesis id -> share of the exemplars it explains), only hypotheses that
+    explain at least :data:`MIN_COVERAGE` of the exemplars compete, when any that is not refuted
+    does: what drives the unit in natural images comes first, and what the experiments add to it
+    (a partner that fires even more strongly on generated images) joins it as an OR.
     """
     if not scored:
         return None
+    if coverage is not None:
+        covering = [s for s in scored if s.status != "refuted" and coverage.get(hyp_id(s.hyp), 0.0) >= MIN_COVERAGE]
+        scored = covering or scored
     top_status = min(STATUS_RANK[s.status] for s in scored)
     group = [s for s in scored if STATUS_RANK[s.status] == top_status]
     top_auc = max(s.auc for s in group)
