@@ -248,6 +248,7 @@ def unit_config(template: RunConfig, source: str, unit: str, out_dir: Path) -> R
 def _warm_exemplars(source: str, units: Sequence[str], template: RunConfig, say: Progress) -> None:
     """One exemplar pass per probe before workers start, so that they do not all make the same one."""
     from aim_agent.exemplars import exemplars_for_system
+    from aim_agent.exemplars.engine import DEFAULT_K
     from aim_agent.images import ImageStore, use_store
     from aim_agent.plugins import plugin_manager
 
@@ -260,7 +261,8 @@ def _warm_exemplars(source: str, units: Sequence[str], template: RunConfig, say:
         seen.add(key)
         say(f"exemplars of {system.layer} (once for its {system.probe.num_units} units)")
         with use_store(ImageStore()):
-            exemplars_for_system(system, k=template.exemplars_k, dataset=template.exemplar_dataset, progress=False)
+            exemplars_for_system(system, k=template.exemplars_k or DEFAULT_K, dataset=template.exemplar_dataset,
+                                 progress=False)
 
 
 def run_eval(

@@ -55,6 +55,7 @@ class UnitResult:
     agent_concepts: list[str]
     match: bool  # the labels name the IoU reference or its category
     match_auc: bool  # ... the AUC reference or its category
+    match_main: bool  # the label's main concept (the first it names) is the IoU reference or its category
     renders: list[RenderCheck] = field(default_factory=list)
     follows: str | None = None  # the candidate the unit follows on controlled renders
     follows_role: str | None = None
@@ -81,6 +82,9 @@ class UnitsEvaluation:
             "match_iou_reference": sum(u.match for u in self.units),
             "match_auc_reference": sum(u.match_auc for u in self.units),
             "match_either": sum(u.match or u.match_auc for u in self.units),
+            "match_main_concept": sum(u.match_main for u in self.units),
+            "concepts_per_label": round(statistics.fmean(len(u.agent_concepts) for u in self.units), 2)
+            if self.units else 0.0,
             "agreement": round(self.agreement, 4),
             "disagreements": len(disagree),
             "renders_follow_agent": sum(u.follows_role == "agent" for u in disagree),
@@ -102,12 +106,12 @@ def names_concept(labels: Sequence[str], info: ConceptInfo) -> bool:
 
 
 def label_concepts(labels: Sequence[str], vocabularies: Vocabularies) -> list[ConceptInfo]:
-    """The main concept of each label (the first it names: 'dog' of 'dog, only when a leash is present')."""
+    """Every concept the labels name, in order (the first is the main one: 'dog' of 'dog, only when a leash
+    is present'; 'dog' of 'dog, cat or cow')."""
     out: dict[str, ConceptInfo] = {}
     for label in labels:
-        found = vocabularies.concepts_in(label)
-        if found:
-            out.setdefault(found[0].key, found[0])
+        for c in vocabularies.concepts_in(label):
+            out.setdefault(c.key, c)
     return list(out.values())
 
 
@@ -206,11 +210,12 @@ def evaluate_units(
             agent_concepts=[c.key for c in agent],
             match=bool(ref_info and names_concept(labels, ref_info)),
             match_auc=bool(auc_info and names_concept(labels, auc_info)),
+            match_main=bool(ref_info and agent and names_concept(list(agent[0].words[:1]), ref_info)),
         )
         if not row.match:
             candidates = [(k, r) for k, r in ((ref.iou_concept, "reference (IoU)"), (ref.auc_concept,
                                                                                       "reference (AUC)")) if k]
-            candidates += [(c.key, "agent") for c in agent[:2]]
+            candidates += [(c.key, "agent") for c in agent[:2]]  # its main concepts
             roles: dict[str, str] = {}
             for key, role in candidates:
                 roles.setdefault(key, role)  # a concept that is both reference and agent's: a reference
@@ -232,7 +237,8 @@ def units_table(evaluation: UnitsEvaluation) -> Any:
 
     s = evaluation.summary()
     table = Table(title=f"agent vs dissection: {evaluation.model} {evaluation.layer}, {s['units']} random units "
-                        f"(seed {evaluation.seed}): {s['match_iou_reference']}/{s['units']} match")
+                        f"(seed {evaluation.seed}): {s['match_iou_reference']}/{s['units']} labels name the "
+                        f"reference, {s['match_main_concept']}/{s['units']} as their main concept")
     for name in ("unit", "agent label", "reference (IoU)", "AUC concept", "match", "controlled renders"):
         table.add_column(name, justify="right" if name == "unit" else "left", overflow="fold")
     for u in evaluation.units:
@@ -243,5 +249,6 @@ def units_table(evaluation: UnitsEvaluation) -> Any:
         table.add_row(str(u.unit), "; ".join(u.labels) + (" [forced]" if u.forced else ""),
                       f"{u.reference} ({u.reference_iou:.3f})" if u.reference_iou is not None else "-",
                       f"{u.auc_concept} ({u.auc:.2f})" if u.auc is not None else "-",
-                      "yes" if u.match else ("AUC only" if u.match_auc else "no"), renders)
+                      ("main" if u.match_main else "yes") if u.match else ("AUC only" if u.match_auc else "no"),
+                      renders)
     return table
