@@ -265,6 +265,14 @@ def _warm_exemplars(source: str, units: Sequence[str], template: RunConfig, say:
                                  progress=False)
 
 
+def _share_cores(threads: int) -> None:
+    """Worker start: torch's share of the cores (each of N workers running torch on every core only makes
+    them wait on one another)."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def run_eval(
     *,
     set_name: str,
@@ -312,7 +320,9 @@ def run_eval(
     if workers > 1 and len(pending) > 1:
         _warm_exemplars(source, pending, template, say)
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_share_cores,
+                                 initargs=(threads,)) as pool:
             futures = [pool.submit(evaluate_unit, configs[u], source, u, seed, list(plugins)) for u in pending]
             for future in as_completed(futures):
                 record(future.result())

@@ -46,6 +46,7 @@ from aim_world.scientist.search import SurveyFindings, survey_findings, sweep_co
 MAX_CRITIC_ROUNDS = 3  # experiments run on the critic's requests before concluding anyway
 MAX_EXEMPLAR_PARTNERS = 2  # concepts of exemplars the lead leaves out, tested as partners
 MAX_TESTED_PARTNERS = 4  # partners tested in the coverage phase (survey's first, then exemplars')
+WEAK_AUC = 0.8  # separation of a concept whose response is weak, before it can lead the context sweep
 
 
 @dataclass
@@ -114,8 +115,9 @@ def _pair_hyps(reading: Reading) -> list[Hyp]:
 
 
 def _leading_concept(view: ScientistView, reading: Reading, hyps: list[Hyp], upto: int) -> Concept | None:
-    """The best single hypothesis on the first ``upto`` observations (the top exemplar concept when none is
-    better than chance)."""
+    """The best single hypothesis on the first ``upto`` observations; when every one was refuted, the one that
+    separates best although weakly (a conditional unit's concept alone leaks only a little: what it needs is
+    for the context sweep to find); the top exemplar concept when none is better than chance."""
     records = evidence_from(view.observations[:upto])
     scale = _scale(records, view.exemplar_activations)
     singles = [h for h in hyps if h.kind == "single"]
@@ -123,6 +125,9 @@ def _leading_concept(view: ScientistView, reading: Reading, hyps: list[Hyp], upt
     lead = best([s for s in scored if s.status != "refuted" and s.auc > 0.6], records, coverage_of(reading, singles))
     if lead is not None:
         return lead.hyp.a
+    weak = [s for s in scored if s.auc >= WEAK_AUC and s.effect > 0 and s.n_pos >= 2]
+    if weak:
+        return max(weak, key=lambda s: (round(s.auc, 3), -s.hyp.complexity, s.effect)).hyp.a
     return reading.candidates[0] if reading.candidates else None
 
 
