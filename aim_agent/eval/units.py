@@ -170,8 +170,11 @@ def evaluate_units(
     max_rounds: int | None = None,
     image_size: int = 224,
     progress: Callable[[str], None] | None = None,
+    on_unit: Callable[[UnitsEvaluation], None] | None = None,
 ) -> UnitsEvaluation:
-    """Run the agent on ``n`` random live units of ``layer`` and compare its labels with the dissection."""
+    """Run the agent on ``n`` random live units of ``layer`` and compare its labels with the dissection;
+    ``on_unit`` gets the evaluation so far after every unit (a long evaluation that is stopped keeps what it
+    measured)."""
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
     from aim_agent.agent.runner import run_interpret
@@ -227,6 +230,9 @@ def evaluate_units(
         results.append(row)
         verdict = "match" if row.match else f"differs (renders follow {row.follows or '?'})"
         say(f"unit {unit}: agent {labels} vs reference {ref.iou_concept} (IoU {row.reference_iou}): {verdict}")
+        if on_unit is not None:
+            on_unit(UnitsEvaluation(model=model, layer=layer, dataset=reference.dataset, seed=seed,
+                                    units=list(results), dissection_cache=reference.cache_path))
     return UnitsEvaluation(model=model, layer=layer, dataset=reference.dataset, seed=seed, units=results,
                            dissection_cache=reference.cache_path)
 
