@@ -2,8 +2,8 @@
 
 Every write goes to ``.<name>.<pid>.<random>.tmp`` in the target's folder, is flushed to disk,
 then renamed over the target (``os.replace``): readers see the old file or the whole new one.
-A writer killed with ``kill -9`` leaves its temporary file behind; the next write into the same
-folder removes temporary files whose writer process is gone.
+A writer killed with ``kill -9`` leaves its temporary file behind; a process's first write into the
+same folder removes temporary files whose writer process is gone.
 """
 
 from __future__ import annotations
@@ -42,11 +42,17 @@ def remove_stale_temps(folder: Path) -> int:
     return removed
 
 
+_CLEANED: set[str] = set()  # folders this process has already cleaned (a run writes thousands of images into one)
+
+
 def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path.parent)
+    folder = str(path.parent.resolve())
+    if folder not in _CLEANED:  # once per folder and process: a scan per write grows with the folder
+        remove_stale_temps(path.parent)
+        _CLEANED.add(folder)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

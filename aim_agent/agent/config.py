@@ -51,7 +51,10 @@ class RunConfig(Settings):
 
     # where and how
     run_id: str | None = None
-    exemplars_k: int = Field(default=15, ge=1, le=100)
+    exemplars_k: int | None = Field(
+        default=None, ge=1, le=100,
+        description="dataset exemplars shown to the scientist; None: as many as the scientist asks for "
+                    "(its exemplars_k attribute), else 15")
     code_timeout_s: float = Field(default=180.0, gt=0, description="wall-clock limit of one experiment's code")
     unsafe_sandbox: bool = Field(
         default=False, description="run code mode even where the sandbox has no isolation layer (docs/security.md)"

@@ -123,6 +123,17 @@ def _images(rt: AgentRuntime, ids: list[str]) -> list[Any]:
 # nodes
 
 
+def exemplar_count(rt: AgentRuntime) -> int:
+    """How many dataset exemplars the run shows: the config's number, else the scientist's own (a rule-based
+    scientist reads more than a VLM can look at), else :data:`~aim_agent.exemplars.engine.DEFAULT_K`."""
+    from aim_agent.exemplars.engine import DEFAULT_K
+
+    if rt.config.exemplars_k is not None:
+        return rt.config.exemplars_k
+    wanted = getattr(rt.scientist, "exemplars_k", None)
+    return int(wanted) if isinstance(wanted, int) and 1 <= wanted <= 100 else DEFAULT_K
+
+
 @node("exemplars")
 def exemplars(state: AgentState, rt: AgentRuntime) -> Update:
     """Top-activating dataset images of the unit (the tool ``dataset_exemplars``)."""
@@ -132,7 +143,7 @@ def exemplars(state: AgentState, rt: AgentRuntime) -> Update:
     if spec is None:
         return {"exemplar_image_ids": [], "exemplar_activations": [], "notes": ["no dataset_exemplars tool"]}
     try:
-        output = invoke(spec, {"k": rt.config.exemplars_k}, rt.ctx)
+        output = invoke(spec, {"k": exemplar_count(rt)}, rt.ctx)
     except Exception as exc:  # a missing dataset must not end the run: the agent can still experiment
         note = f"dataset exemplars unavailable: {type(exc).__name__}: {exc}"
         log.add("note", note)

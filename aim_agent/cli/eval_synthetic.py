@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--max-seconds", type=float, default=None, help="wall-clock seconds per neuron")
     parser.add_argument("--max-tokens", type=int, default=None, help="tokens per neuron")
     parser.add_argument("--dataset", metavar="PATH", help="exemplar dataset (default: the world dataset)")
-    parser.add_argument("--k", type=int, default=None, help="dataset exemplars per neuron (default 15)")
+    parser.add_argument("--k", type=int, default=None,
+                        help="dataset exemplars per neuron (default: the scientist's number, 50 offline; "
+                        "the one-shot baseline reads 15)")
     parser.add_argument("--workers", type=int, default=1, help="neurons interpreted at once, in processes (default 1)")
     parser.add_argument("--out", metavar="DIR", type=Path,
                         help="evaluation folder (default runs/eval/<set>-s<seed>-n<n>-<backend>)")

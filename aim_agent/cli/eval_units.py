@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--mode", choices=("code", "tools"), default="tools", help="experiment mode (default tools)")
     parser.add_argument("--max-rounds", type=int, default=None, help="rounds per run (default the agent's)")
     parser.add_argument("--runs-dir", default="runs/eval-units", help="where the runs are written")
-    parser.add_argument("--out", metavar="PATH", help="write the evaluation as JSON to PATH")
+    parser.add_argument("--out", metavar="PATH", help="write the evaluation as JSON to PATH (after every unit)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=main)
 
@@ -33,19 +33,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from aim_agent.eval.units import evaluate_units, units_table
+    from aim_agent.eval.units import UnitsEvaluation, evaluate_units, units_table
+    from aim_agent.files import atomic_write
 
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, not {args.n}")
     err = Console(stderr=True, highlight=False)
     say = None if args.json else (lambda line: err.print(f"[dim]aim eval[/dim] {line}"))
+    def write(evaluation: UnitsEvaluation) -> None:  # after every unit: a stopped evaluation keeps its units
+        atomic_write(Path(args.out), (json.dumps(evaluation.to_json(), indent=1) + "\n").encode(), fsync=False)
+
     result = evaluate_units(args.model, args.layer, n=args.n, seed=args.seed, dataset=args.dataset,
                             backend=args.backend, mode=args.mode, runs_dir=args.runs_dir,
-                            max_rounds=args.max_rounds, progress=say)
+                            max_rounds=args.max_rounds, progress=say, on_unit=write if args.out else None)
     data = result.to_json()
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
+        write(result)
     if args.json:
         print(json.dumps(data, indent=1))
         return 0

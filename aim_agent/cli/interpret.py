@@ -62,7 +62,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--run-id", help="name of a new run (default: time + unit)")
     run.add_argument("--runs-dir", metavar="DIR", help="where runs are written (default ./runs or AIM_RUNS_DIR)")
     run.add_argument("--dataset", metavar="PATH", help="exemplar dataset: image folder or dataset name")
-    run.add_argument("--k", type=int, default=None, help="dataset exemplars shown to the agent (default 15)")
+    run.add_argument("--k", type=int, default=None,
+                     help="dataset exemplars shown to the agent (default: the scientist's number: 15 for a VLM, "
+                     "50 for the offline scientist)")
     run.add_argument("--seed", type=int, default=None, help="seed of image generation (default 0)")
     run.add_argument("--record", metavar="DIR", help="save every model exchange (messages, images, replies, usage) "
                      "in DIR, a new folder")

@@ -82,17 +82,20 @@ class ExemplarView:
 
 
 def exemplar_view(system: System, config: RunConfig) -> ExemplarView:
-    """Describe and summarise ``system``'s top ``config.exemplars_k`` exemplars with the run's describer."""
+    """Describe and summarise ``system``'s top ``config.exemplars_k`` exemplars (default 15, what a VLM
+    reads) with the run's describer."""
     from aim_agent.agent.backends import UsageMeter
     from aim_agent.agent.runtime import build_describer
     from aim_agent.exemplars import exemplars_for_system
+    from aim_agent.exemplars.engine import DEFAULT_K
     from aim_agent.images import ImageStore, use_store
 
     started = time.monotonic()
     meter = UsageMeter()
     describer = build_describer(config, meter)
     with use_store(ImageStore()):
-        found = exemplars_for_system(system, k=config.exemplars_k, dataset=config.exemplar_dataset, progress=False)
+        found = exemplars_for_system(system, k=config.exemplars_k or DEFAULT_K, dataset=config.exemplar_dataset,
+                                     progress=False)
         descriptions = list(describer.describe(found.images)) if found.images else []
         summary = describer.summarize(found.images) if found.images else ""
     tokens = sum(call.input_tokens + call.output_tokens for call in meter.calls)

@@ -248,6 +248,7 @@ def unit_config(template: RunConfig, source: str, unit: str, out_dir: Path) -> R
 def _warm_exemplars(source: str, units: Sequence[str], template: RunConfig, say: Progress) -> None:
     """One exemplar pass per probe before workers start, so that they do not all make the same one."""
     from aim_agent.exemplars import exemplars_for_system
+    from aim_agent.exemplars.engine import DEFAULT_K
     from aim_agent.images import ImageStore, use_store
     from aim_agent.plugins import plugin_manager
 
@@ -260,7 +261,16 @@ def _warm_exemplars(source: str, units: Sequence[str], template: RunConfig, say:
         seen.add(key)
         say(f"exemplars of {system.layer} (once for its {system.probe.num_units} units)")
         with use_store(ImageStore()):
-            exemplars_for_system(system, k=template.exemplars_k, dataset=template.exemplar_dataset, progress=False)
+            exemplars_for_system(system, k=template.exemplars_k or DEFAULT_K, dataset=template.exemplar_dataset,
+                                 progress=False)
+
+
+def _share_cores(threads: int) -> None:
+    """Worker start: torch's share of the cores (each of N workers running torch on every core only makes
+    them wait on one another)."""
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def run_eval(
@@ -310,7 +320,9 @@ def run_eval(
     if workers > 1 and len(pending) > 1:
         _warm_exemplars(source, pending, template, say)
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_share_cores,
+                                 initargs=(threads,)) as pool:
             futures = [pool.submit(evaluate_unit, configs[u], source, u, seed, list(plugins)) for u in pending]
             for future in as_completed(futures):
                 record(future.result())

@@ -56,6 +56,7 @@ class UnitResult:
     agent_concepts: list[str]
     match: bool  # the labels name the IoU reference or its category
     match_auc: bool  # ... the AUC reference or its category
+    match_main: bool  # the label's main concept (the first it names) is the IoU reference or its category
     renders: list[RenderCheck] = field(default_factory=list)
     follows: str | None = None  # the candidate the unit follows on controlled renders
     follows_role: str | None = None
@@ -82,6 +83,9 @@ class UnitsEvaluation:
             "match_iou_reference": sum(u.match for u in self.units),
             "match_auc_reference": sum(u.match_auc for u in self.units),
             "match_either": sum(u.match or u.match_auc for u in self.units),
+            "match_main_concept": sum(u.match_main for u in self.units),
+            "concepts_per_label": round(statistics.fmean(len(u.agent_concepts) for u in self.units), 2)
+            if self.units else 0.0,
             "agreement": round(self.agreement, 4),
             "disagreements": len(disagree),
             "renders_follow_agent": sum(u.follows_role == "agent" for u in disagree),
@@ -103,12 +107,12 @@ def names_concept(labels: Sequence[str], info: ConceptInfo) -> bool:
 
 
 def label_concepts(labels: Sequence[str], vocabularies: Vocabularies) -> list[ConceptInfo]:
-    """The main concept of each label (the first it names: 'dog' of 'dog, only when a leash is present')."""
+    """Every concept the labels name, in order (the first is the main one: 'dog' of 'dog, only when a leash
+    is present'; 'dog' of 'dog, cat or cow')."""
     out: dict[str, ConceptInfo] = {}
     for label in labels:
-        found = vocabularies.concepts_in(label)
-        if found:
-            out.setdefault(found[0].key, found[0])
+        for c in vocabularies.concepts_in(label):
+            out.setdefault(c.key, c)
     return list(out.values())
 
 
@@ -167,8 +171,11 @@ def evaluate_units(
     max_rounds: int | None = None,
     image_size: int = 224,
     progress: Callable[[str], None] | None = None,
+    on_unit: Callable[[UnitsEvaluation], None] | None = None,
 ) -> UnitsEvaluation:
-    """Run the agent on ``n`` random live units of ``layer`` and compare its labels with the dissection."""
+    """Run the agent on ``n`` random live units of ``layer`` and compare its labels with the dissection;
+    ``on_unit`` gets the evaluation so far after every unit (a long evaluation that is stopped keeps what it
+    measured)."""
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
     from aim_agent.agent.runner import run_interpret
@@ -207,11 +214,12 @@ def evaluate_units(
             agent_concepts=[c.key for c in agent],
             match=bool(ref_info and names_concept(labels, ref_info)),
             match_auc=bool(auc_info and names_concept(labels, auc_info)),
+            match_main=bool(ref_info and agent and names_concept(list(agent[0].words[:1]), ref_info)),
         )
         if not row.match:
             candidates = [(k, r) for k, r in ((ref.iou_concept, "reference (IoU)"), (ref.auc_concept,
                                                                                       "reference (AUC)")) if k]
-            candidates += [(c.key, "agent") for c in agent[:2]]
+            candidates += [(c.key, "agent") for c in agent[:2]]  # its main concepts
             roles: dict[str, str] = {}
             for key, role in candidates:
                 roles.setdefault(key, role)  # a concept that is both reference and agent's: a reference
@@ -223,6 +231,9 @@ def evaluate_units(
         results.append(row)
         verdict = "match" if row.match else f"differs (renders follow {row.follows or '?'})"
         say(f"unit {unit}: agent {labels} vs reference {ref.iou_concept} (IoU {row.reference_iou}): {verdict}")
+        if on_unit is not None:
+            on_unit(UnitsEvaluation(model=model, layer=layer, dataset=reference.dataset, seed=seed,
+                                    units=list(results), dissection_cache=reference.cache_path))
     return UnitsEvaluation(model=model, layer=layer, dataset=reference.dataset, seed=seed, units=results,
                            dissection_cache=reference.cache_path)
 
@@ -233,7 +244,8 @@ def units_table(evaluation: UnitsEvaluation) -> Any:
 
     s = evaluation.summary()
     table = Table(title=f"agent vs dissection: {evaluation.model} {evaluation.layer}, {s['units']} random units "
-                        f"(seed {evaluation.seed}): {s['match_iou_reference']}/{s['units']} match")
+                        f"(seed {evaluation.seed}): {s['match_iou_reference']}/{s['units']} labels name the "
+                        f"reference, {s['match_main_concept']}/{s['units']} as their main concept")
     for name in ("unit", "agent label", "reference (IoU)", "AUC concept", "match", "controlled renders"):
         table.add_column(name, justify="right" if name == "unit" else "left", overflow="fold")
     for u in evaluation.units:
@@ -244,5 +256,6 @@ def units_table(evaluation: UnitsEvaluation) -> Any:
         table.add_row(str(u.unit), "; ".join(u.labels) + (" [forced]" if u.forced else ""),
                       f"{u.reference} ({u.reference_iou:.3f})" if u.reference_iou is not None else "-",
                       f"{u.auc_concept} ({u.auc:.2f})" if u.auc is not None else "-",
-                      "yes" if u.match else ("AUC only" if u.match_auc else "no"), renders)
+                      ("main" if u.match_main else "yes") if u.match else ("AUC only" if u.match_auc else "no"),
+                      renders)
     return table

@@ -21,6 +21,8 @@ from aim_agent.vocabulary import Annotation, ConceptInfo
 #: mask side of world annotations: the synthetic neurons' map size; activation maps are upsampled to it
 MASK_SIZE = 56
 SCENES_FILE = "scenes.jsonl"
+#: words that name a category but mean "anything" in a label ("red objects"): never read as that category
+_GENERIC_WORDS = frozenset({"object", "objects", "thing", "things"})
 
 
 def _plural(word: str) -> str:
@@ -162,6 +164,16 @@ def _as_scientist_concept(info: ConceptInfo) -> Any:
     return Concept(info.kind, info.name)  # type: ignore[arg-type]
 
 
+def _first_position(text: str, words: Sequence[str]) -> int:
+    """Where in ``text`` the first of ``words`` (or its plural) appears; the end when none does."""
+    import re
+
+    lowered = text.lower().replace("-", " ")
+    found = [m.start() for w in words for m in [re.search(rf"\b{re.escape(w.lower().replace('-', ' '))}", lowered)]
+             if m is not None]
+    return min(found, default=len(text))
+
+
 class WorldVocabulary:
     """The world's concepts for the core (see the module docstring)."""
 
@@ -188,9 +200,13 @@ class WorldVocabulary:
             if info is not None:
                 found.append(info)
         for cat, words in _category_words().items():
-            if any(mentions(text, w) for w in words[1:]) or (mentions(text, cat) and not found):
+            named = [w for w in words if w not in _GENERIC_WORDS]
+            if any(mentions(text, w) for w in named[1:]) or (named and mentions(text, named[0]) and not found):
                 found.append(ConceptInfo(f"category:{cat}", "category", cat, words))
-        return list({c.key: c for c in found}.values())
+        unique = list({c.key: c for c in found}.values())
+        return sorted(unique, key=lambda c: _first_position(text, c.words))  # in the order the text names them
+
+
 
     def annotator(self, root: Path) -> WorldAnnotator | None:
         return WorldAnnotator(root) if (Path(root) / SCENES_FILE).is_file() else None

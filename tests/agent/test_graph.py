@@ -330,6 +330,20 @@ def test_the_critic_counts_members_of_a_category_and_of_a_listed_group():
     assert not plain.satisfied and plain.checks["evidence"][0]["images"] == 0
 
 
+def test_the_run_shows_as_many_exemplars_as_the_config_or_the_scientist_asks_for():
+    from types import SimpleNamespace
+
+    from aim_agent.agent.nodes import exemplar_count
+
+    def runtime(k, scientist):
+        return SimpleNamespace(config=RunConfig(model="m", layer="l", unit=0, exemplars_k=k), scientist=scientist)
+
+    reader = SimpleNamespace(exemplars_k=50)
+    assert exemplar_count(runtime(None, reader)) == 50  # the offline scientist reads a larger pool
+    assert exemplar_count(runtime(8, reader)) == 8  # the user's number wins
+    assert exemplar_count(runtime(None, SimpleNamespace())) == 15  # a VLM: MAIA's default
+
+
 def test_the_conclusion_says_when_most_exemplars_do_not_show_it():
     from aim_agent.agent.nodes import exemplar_coverage
     from aim_agent.agent.schema import Conclusion

@@ -41,6 +41,18 @@ def test_eval_units_runs_the_agent_and_reports_json(tiny_world: Path, tmp_path: 
     assert [u["unit"] for u in units] == sorted(u["unit"] for u in units)
 
 
+def test_a_stopped_evaluation_keeps_the_units_it_measured(tiny_world: Path, tmp_path: Path) -> None:
+    """After every unit the evaluation so far is handed out (the CLI writes --out), so stopping a long one loses
+    only the unit in progress."""
+    from aim_agent.eval.units import UnitsEvaluation, evaluate_units
+
+    seen: list[UnitsEvaluation] = []
+    final = evaluate_units("world-cnn", "conv5", n=2, seed=1, dataset=str(tiny_world), max_rounds=1,
+                           runs_dir=tmp_path / "runs", on_unit=seen.append)
+    assert [len(e.units) for e in seen] == [1, 2]
+    assert seen[0].units[0] == final.units[0] and seen[-1].to_json() == final.to_json()
+
+
 def test_a_label_matches_the_reference_or_its_category() -> None:
     dog = ConceptInfo("object:dog", "object", "dog", ("dog", "puppy"), "animal", ("animal", "animals"))
     assert names_concept(["dog, only when a leash is present"], dog)

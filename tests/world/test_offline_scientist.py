@@ -211,6 +211,50 @@ def test_hidden_condition_is_found_by_a_context_search() -> None:
     assert OfflineScientist().conclude(view).labels == ["dog, only when a leash is present"]
 
 
+@pytest.mark.parametrize(("fires", "label"), [
+    (lambda f: "object:dog" in f and "object:skull" in f, "dog, only when a skull is present"),
+    (lambda f: "object:dog" in f and "background:desert" in f, "dog, only on a desert background"),
+    (lambda f: "object:dog|color:purple" in f, "dog, only when it is purple"),
+])
+def test_any_condition_the_world_offers_is_found(fires, label) -> None:
+    """Conditions come from a sweep over everything the world can put next to the concept, not from a list."""
+    view, _ = run(MONO_DOG, fires)
+    assert OfflineScientist().conclude(view).labels == [label]
+
+
+def test_objects_a_background_is_drawn_with_are_tested_on_their_own() -> None:
+    """Forest exemplars whose highlighted region is the trees: the tree is tested alone, and a unit that fires on
+    trees wherever they are is a tree unit, not a forest-background unit."""
+    forest = [f"The highlighted region (50% of the image, around the top) contains background of the forest scene: "
+              f"trees ({p}%), sky (10%)." for p in (80, 85, 75, 90, 70)]
+    view, proposals = run(forest, lambda f: "object:tree" in f)
+    screen = prompts_of(proposals[0])
+    assert any("forest" not in p and "object:tree" in scene_features(p) for p in screen)
+    assert OfflineScientist().conclude(view).labels == ["tree"]
+    whole = [f"The highlighted region ({p}% of the image, around the centre) contains background of the forest "
+             f"scene: trees ({t}%), forest floor ({100 - t}%)." for p, t in ((90, 64), (95, 66), (88, 70), (92, 62))]
+    view, _ = run(whole, lambda f: "background:forest" in f)
+    assert OfflineScientist().conclude(view).labels == ["forest background"]
+
+
+def test_a_part_of_a_scene_the_highlight_singles_out_is_the_concept() -> None:
+    """Every forest image shows trees, so experiments on whole images cannot tell the forest from its trees; the
+    describer can: a highlight made of the trees alone, which fill only part of a forest scene, is a trees unit.
+    The sand of a beach is told from the beach the same way."""
+    trees = [f"The highlighted region ({p}% of the image, around the top) contains background of the forest scene: "
+             "trees (99%)." for p in (61, 64, 63, 60, 62)]
+    view, _ = run(trees, lambda f: "region:trees" in f)
+    assert OfflineScientist().conclude(view).labels == ["trees regions"]
+    sand = [f"The highlighted region ({p}% of the image, around the bottom) contains background of the beach scene: "
+            "sand (100%)." for p in (45, 41, 48, 44)]
+    view, _ = run(sand, lambda f: "region:sand" in f)
+    assert OfflineScientist().conclude(view).labels == ["sand regions"]
+    assert [c.key for c in parse_text(sand[0]).concepts()] == ["region:sand"]
+    beach = ("The highlighted region (90% of the image, around the centre) contains background of the beach scene: "
+             "sky (36%), sea (14%), sand (50%).")
+    assert "background:beach" in [c.key for c in parse_text(beach).concepts()]
+
+
 @pytest.mark.parametrize(("descriptions", "fires", "label"), [
     ([region("a red cup", "grass"), region("a red car", "road"), region("a red apple", "room"),
       region("a red umbrella", "beach")], lambda f: "color:red" in f, "red"),

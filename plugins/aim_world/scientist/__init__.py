@@ -13,11 +13,15 @@ a whole (its objects, categories, colours, textures, backgrounds and their parts
 measurements.
 
 1. **Read.** Parse the blind describer's exemplar descriptions with the world vocabulary
-   into concepts: objects, colours, textures, backgrounds, background regions shared by
-   several scenes (sky, grass, water), background parts drawn as objects (the trees of a
-   forest: tree) and, when the exemplars show several different nouns, their vocabulary
-   category (animals) and the group of the nouns seen. Score each concept by how often it
-   occurs across the top exemplars, weighting every exemplar by its activation.
+   into concepts: objects, colours, textures, backgrounds, background regions (every part of
+   a scene drawn from several parts: the sea and the sand of a beach, the trees of a forest;
+   parts several scenes share also under their common name: sky, grass, water), background
+   parts drawn as objects (the trees of a forest: tree) and, when the exemplars show several
+   different nouns, their vocabulary category (animals) and the group of the nouns seen. A
+   highlight made of one part of its scene, a part that fills far less of the scene, names that
+   region and not the background (whole images cannot tell the two apart; the highlight can).
+   Score each concept by how often it occurs across the top exemplars, weighting every exemplar
+   by its activation.
 2. **Hypothesize.** A *single* hypothesis for every frequent concept; an *OR* hypothesis for
    two concepts that each explain different exemplars; a *conditional* hypothesis "A only
    when B" for a concept A whose exemplars almost always also contain B.

@@ -19,7 +19,7 @@ class Concept:
     ``object`` (a noun: dog), ``group`` (any of several nouns the exemplars show: bird, eagle,
     owl), ``category`` (every noun of a vocabulary category: animal),
     ``color`` and ``texture`` (of any object), ``background`` (a whole scene: beach), ``region``
-    (a part shared by several backgrounds: the sky above grass, beach, snow, ...).
+    (a part of a background: the sky above grass, beach, snow, ...; the sand of a beach).
     """
 
     kind: ConceptKind

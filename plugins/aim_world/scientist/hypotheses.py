@@ -44,6 +44,11 @@ class Hyp:
         """How much the hypothesis claims: one per extra concept, one per set of nouns (a group is an OR)."""
         return (self.kind != "single") + sum(c.kind in ("group", "category") for c in self.concepts)
 
+    @property
+    def names(self) -> int:
+        """How many things the hypothesis names: one per concept, one per noun of a group."""
+        return sum(len(c.members) if c.kind == "group" else 1 for c in self.concepts)
+
     def labels(self) -> list[str]:
         if self.kind == "single":
             return [self.a.phrase]

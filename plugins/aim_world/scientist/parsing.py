@@ -143,13 +143,48 @@ def backgrounds_showing(noun: str) -> list[str]:
     return [bg for bg in vocab.BACKGROUND_BY_NAME if noun in noun_parts(bg)]
 
 
+@cache
 def regions_of(background: str) -> tuple[str, ...]:
-    """The regions a background contains ('grass' -> sky, grass; 'beach' -> sky, water)."""
-    return tuple(p for p in _parts_table().get(background, ()) if p in region_names())
+    """The regions a background contains: the parts several backgrounds share, under their common name, and
+    every part of a scene drawn from several parts, under its own ('beach' -> sky, water, sea, sand)."""
+    raw = _raw_parts().get(background, ())
+    own = raw if len(raw) > 1 else ()
+    return tuple(dict.fromkeys([*(p for p in _parts_table().get(background, ()) if p in region_names()), *own]))
 
 
 def backgrounds_with(region: str) -> list[str]:
-    return [bg for bg, parts in _parts_table().items() if region in parts and region in region_names()]
+    return [bg for bg in vocab.BACKGROUND_BY_NAME if region in regions_of(bg)]
+
+
+SINGLED_OUT = 0.9  # share of a highlight's background one part must hold to be what the unit fires on ...
+SCENE_SHARE = 0.8  # ... when that part fills at most this share of its scene
+
+
+@cache
+def _scene_shares(background: str) -> dict[str, float]:
+    """Part -> the share of the scene it fills, from the world's renderer (a few variants)."""
+    from aim_world.render import background_parts
+
+    totals: dict[str, float] = {}
+    variants = 4
+    for v in range(variants):
+        labels, parts = background_parts(background, 32, v)
+        for i, part in enumerate(parts):
+            totals[part] = totals.get(part, 0.0) + float((labels == i).mean()) / variants
+    return totals
+
+
+def singled_out(background: str, shares: dict[str, int]) -> str | None:
+    """The one part of ``background`` a highlight is made of, when it holds far more of the highlight than of
+    the scene (the unit fires on the sand of a beach, not on the beach): then the region, not the whole scene,
+    is what the describer saw the unit respond to."""
+    total = sum(shares.values())
+    if total <= 0 or len(_raw_parts().get(background, ())) < 2:
+        return None
+    part, top = max(shares.items(), key=lambda kv: kv[1])
+    if top / total >= SINGLED_OUT and _scene_shares(background).get(part, 1.0) <= SCENE_SHARE:
+        return part
+    return None
 
 
 def _lookups(phrase: str) -> dict[str, str]:
@@ -262,17 +297,26 @@ def parse_text(text: str) -> Parsed:
     out = Parsed()
     part_things: list[Thing] = []
     lowered = _SLIVERS.sub(_drop_sliver, text.lower().replace("_", " "))
+    whole_scene: dict[str, str] = {}  # scene phrase -> what replaces it: the background, or nothing
     for m in _SCENE_PARTS.finditer(lowered):
-        for part, share in _PART_SHARE.findall(m.group(2)):
-            if int(share) < MIN_REGION_SHARE:
+        scene = m.group(1).strip()
+        shares = {part.strip(): int(share) for part, share in _PART_SHARE.findall(m.group(2))}
+        background = vocab.lookup_background(scene)
+        own = regions_of(background) if background else ()
+        only = singled_out(background, shares) if background else None
+        whole_scene[m.group(0)] = "." if only else f"on a {scene} background."
+        for part, share in shares.items():
+            if share < MIN_REGION_SHARE:
                 continue
-            name = _canonical_part(part.strip())
+            if part in own:
+                out.regions.append(part)  # the part under its own name (the sea of a beach) ...
+            name = _canonical_part(part)
             if name in region_names():
-                out.regions.append(name)
-            noun = part_noun(part.strip())
+                out.regions.append(name)  # ... and under the name several backgrounds share (water)
+            noun = part_noun(part)
             if noun is not None:  # a part drawn as an object (the trees of a forest): the object, seen
                 part_things.append(Thing(noun))
-    lowered = _SCENE_PARTS.sub(r"on a \1 background.", lowered)
+    lowered = _SCENE_PARTS.sub(lambda m: whole_scene[m.group(0)], lowered)
     for clause in _CLAUSE_SPLIT.split(lowered):
         tokens = [t.strip("'-") for t in _TOKEN.findall(clause)]
         tokens = [t for t in tokens if t]

@@ -36,7 +36,7 @@ from aim_world.scientist.design import (
 )
 from aim_world.scientist.evidence import Record, evidence_from
 from aim_world.scientist.experiment import Experiment
-from aim_world.scientist.hypotheses import Hyp, present
+from aim_world.scientist.hypotheses import Hyp, hyp_id, present
 from aim_world.scientist.parsing import parse_text
 from aim_world.scientist.reading import Reading, _is_member, reading_for
 from aim_world.scientist.scenes import Palette
@@ -46,6 +46,7 @@ from aim_world.scientist.search import SurveyFindings, survey_findings, sweep_co
 MAX_CRITIC_ROUNDS = 3  # experiments run on the critic's requests before concluding anyway
 MAX_EXEMPLAR_PARTNERS = 2  # concepts of exemplars the lead leaves out, tested as partners
 MAX_TESTED_PARTNERS = 4  # partners tested in the coverage phase (survey's first, then exemplars')
+WEAK_AUC = 0.8  # separation of a concept whose response is weak, before it can lead the context sweep
 
 
 @dataclass
@@ -93,9 +94,11 @@ class State:
     done: int  # experiments already run (successful or not)
     plan: Plan
 
+    coverage: dict[str, float] = field(default_factory=dict)  # hypothesis id -> share of exemplars it explains
+
     @property
     def leader(self) -> Scored | None:
-        return best(self.scored, self.records)
+        return best(self.scored, self.records, self.coverage)
 
 
 def critic_concepts(view: ScientistView) -> list[Concept]:
@@ -112,14 +115,19 @@ def _pair_hyps(reading: Reading) -> list[Hyp]:
 
 
 def _leading_concept(view: ScientistView, reading: Reading, hyps: list[Hyp], upto: int) -> Concept | None:
-    """The best single hypothesis on the first ``upto`` observations (the top exemplar concept when none is
-    better than chance)."""
+    """The best single hypothesis on the first ``upto`` observations; when every one was refuted, the one that
+    separates best although weakly (a conditional unit's concept alone leaks only a little: what it needs is
+    for the context sweep to find); the top exemplar concept when none is better than chance."""
     records = evidence_from(view.observations[:upto])
     scale = _scale(records, view.exemplar_activations)
-    singles = [score(h, records, scale) for h in hyps if h.kind == "single"]
-    lead = best([s for s in singles if s.status != "refuted" and s.auc > 0.6], records)
+    singles = [h for h in hyps if h.kind == "single"]
+    scored = [score(h, records, scale) for h in singles]
+    lead = best([s for s in scored if s.status != "refuted" and s.auc > 0.6], records, coverage_of(reading, singles))
     if lead is not None:
         return lead.hyp.a
+    weak = [s for s in scored if s.auc >= WEAK_AUC and s.effect > 0 and s.n_pos >= 2]
+    if weak:
+        return max(weak, key=lambda s: (round(s.auc, 3), -s.hyp.complexity, s.effect)).hyp.a
     return reading.candidates[0] if reading.candidates else None
 
 
@@ -165,8 +173,8 @@ def build_plan(view: ScientistView, reading: Reading) -> Plan:
         if not ran():
             return plan
 
-    # the context sweep: what the leading concept needs
-    hyps = [*reading.hypotheses, *plan.hypotheses()]
+    # the context sweep: what the exemplars' leading concept (or its measured group) needs
+    hyps = [*reading.hypotheses, *([Hyp("single", plan.findings.group)] if plan.findings.group else [])]
     plan.context = _leading_concept(view, reading, hyps, len(plan.steps))
     if plan.context is not None:
         context, at = plan.context, len(plan.steps)
@@ -184,7 +192,7 @@ def build_plan(view: ScientistView, reading: Reading) -> Plan:
     hyps = [*reading.hypotheses, *plan.hypotheses()]
     records = evidence_from(obs[: len(plan.steps)])
     scale = _scale(records, view.exemplar_activations)
-    lead = best([score(h, records, scale) for h in hyps], records)
+    lead = best([score(h, records, scale) for h in hyps], records, coverage_of(reading, hyps))
     target = lead.hyp if lead is not None else Hyp("single", reading.candidates[0])
     add("edits", lambda: design_edits(reading, target, offset=12))
     return plan
@@ -200,6 +208,24 @@ def exemplar_partners(reading: Reading, lead: Concept) -> list[Concept]:
                 counts[c] = counts.get(c, 0.0) + reading.weights[i]
     ranked = sorted(counts, key=lambda c: (-round(counts[c], 6), c.kind not in OBJECT_KINDS, KIND_ORDER[c.kind], c))
     return ranked[:MAX_EXEMPLAR_PARTNERS]
+
+
+def _exemplar_features(reading: Reading) -> list[frozenset[str]]:
+    return [frozenset(parse_text(text).features() | {c.key for c in ms})
+            for text, ms in zip(reading.texts, reading.mentions, strict=True)]
+
+
+def coverage_of(reading: Reading, hyps: list[Hyp]) -> dict[str, float]:
+    """Hypothesis id -> the activation-weighted share of the exemplars it explains (a conditional: its focus,
+    since the describer sees the highlighted region, where the condition need not be)."""
+    feats = _exemplar_features(reading)
+    total = sum(w for w in reading.weights if w > 0)
+    out: dict[str, float] = {}
+    for h in hyps:
+        probe = Hyp("single", h.a) if h.kind == "conditional" else h
+        covered = sum(w for f, w in zip(feats, reading.weights, strict=True) if w > 0 and probe.fires(f))
+        out[hyp_id(h)] = covered / total if total else 0.0
+    return out
 
 
 def uncovered(reading: Reading, h: Hyp) -> list[int]:
@@ -224,7 +250,7 @@ def derive(view: ScientistView) -> State:
     records = evidence_from(view.observations)
     scale = _scale(records, view.exemplar_activations)
     scored = [score(h, records, scale) for h in hyps]
-    return State(reading, hyps, records, scored, scale, len(view.observations), plan)
+    return State(reading, hyps, records, scored, scale, len(view.observations), plan, coverage_of(reading, hyps))
 
 
 def next_experiment(view: ScientistView, state: State) -> Experiment | None:

@@ -30,6 +30,9 @@ class OfflineScientist:
     """Deterministic rule-based scientist for world units (see the package docstring for the strategy)."""
 
     name = "offline"
+    #: dataset exemplars it reads when the run does not set a number: a rule-based reader of the describer's
+    #: words gains from a larger pool (concept frequencies settle), and reading costs it nothing
+    exemplars_k = 50
 
     def propose(self, view: ScientistView) -> Proposal:
         reading = reading_for(view)

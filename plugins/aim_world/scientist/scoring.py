@@ -11,6 +11,9 @@ from aim_world.scientist.evidence import Record
 from aim_world.scientist.hypotheses import Hyp, hyp_id, present
 
 STATUS_RANK = {"supported": 0, "open": 1, "refuted": 2}  # the order statuses are ranked in
+CONDITION_LEAK = 0.3  # "A only when B": A alone may fire at most this far from "neither" towards "both"
+OR_PART = 0.25  # each part of "A OR B" alone must fire this far from "neither" towards the stronger part
+COVERAGE_PRICE = 0.05  # exemplar share an extra concept must explain to be worth naming
 
 
 @dataclass
@@ -110,9 +113,12 @@ def score(h: Hyp, records: list[Record], scale: float) -> Scored:
 def _check_cells(s: Scored, records: list[Record]) -> None:
     """The 2x2 cells of an OR or conditional hypothesis, and the cell that contradicts it, if any.
 
-    "A, only when B" needs A alone and B alone to stay low; "A OR B" needs each alone to fire.
-    Low and high are measured against the midpoint between the images with neither and the
-    strongest cell, so a unit with a high baseline is judged the same way.
+    "A, only when B" needs A alone and B alone to stay low (less than :data:`CONDITION_LEAK` of the
+    way from the images with neither to the images with both: a condition switches the response
+    on, it does not merely add to it); "A OR B" needs each alone to fire, at least
+    :data:`OR_PART` of the way from the images with neither to the stronger part (real units respond
+    to their concepts with graded strength). Measured from the images with neither, so a unit with a
+    high baseline is judged the same way.
     """
     a, b = s.hyp.a, s.hyp.b
     assert b is not None
@@ -127,16 +133,16 @@ def _check_cells(s: Scored, records: list[Record]) -> None:
     base = s.cells["neither"][0]
     names = {"a only": f"{a.phrase} without {b.phrase}", "b only": f"{b.phrase} without {a.phrase}"}
     if s.hyp.kind == "conditional" and "both" in s.cells:
-        mid = base + 0.5 * (s.cells["both"][0] - base)
+        leak = base + CONDITION_LEAK * (s.cells["both"][0] - base)
         for key in ("a only", "b only"):
-            if key in s.cells and s.cells[key][1] >= 2 and s.cells[key][0] >= mid:
+            if key in s.cells and s.cells[key][1] >= 2 and s.cells[key][0] >= leak:
                 s.flaw = f"{names[key]} fires too (mean {s.cells[key][0]:.3g})"
     elif s.hyp.kind == "or":
         alone = {k: s.cells[k] for k in ("a only", "b only") if k in s.cells and s.cells[k][1] >= 2}
         if len(alone) == 2:
             top = max(m for m, _ in alone.values())
             for key, (m, _) in alone.items():
-                if m < base + 0.5 * (top - base):
+                if m < base + OR_PART * (top - base):
                     s.flaw = f"{names[key]} barely fires (mean {m:.3g} vs {top:.3g})"
 
 
@@ -163,18 +169,38 @@ def _judge(s: Scored, scale: float) -> None:
 MIN_NESTED = 3  # images a broader or narrower hypothesis must differ on before it can replace the choice
 
 
-def best(scored: list[Scored], records: Sequence[Record] | None = None) -> Scored | None:
+def best(scored: list[Scored], records: Sequence[Record] | None = None,
+         coverage: dict[str, float] | None = None) -> Scored | None:
     """Supported before open before refuted; within a status the best separation (AUC).
 
     Near ties in AUC (a unit that fires a lot on dogs and a little on cars ranks dog images
     first either way) are settled by the variance explained, with a small price on every
-    extra concept, so "dog OR car" wins only if the cars really matter. With ``records``, the
-    choice is then refined among nested hypotheses (:func:`refine`).
+    extra concept, so "dog OR car" wins only if the cars really matter.
+
+    With ``coverage`` (hypothesis id -> share of the exemplars it explains), what drives the unit
+    in natural images comes first: among the hypotheses the experiments did not refute, the one
+    that explains the most exemplars wins, at a price of :data:`COVERAGE_PRICE` for every concept
+    it names beyond the first (a group names each of its nouns); status, then the rule above,
+    settle near ties. A concept that fires even more strongly on generated images but explains no
+    exemplar joins later as an OR, when the images only it predicts fire (:func:`refine`).
+    With ``records``, the choice is then refined among nested hypotheses.
     """
     if not scored:
         return None
-    top_status = min(STATUS_RANK[s.status] for s in scored)
-    group = [s for s in scored if STATUS_RANK[s.status] == top_status]
+    if coverage is not None:
+        # what explains the exemplars, among the hypotheses the experiments did not refute
+        live = [s for s in scored if s.status != "refuted"] or scored
+
+        def explains(s: Scored) -> float:
+            return coverage.get(hyp_id(s.hyp), 0.0) - COVERAGE_PRICE * (s.hyp.names - 1)
+
+        top = max(explains(s) for s in live)
+        group = [s for s in live if explains(s) >= top - COVERAGE_PRICE + 1e-9]
+        top_status = min(STATUS_RANK[s.status] for s in group)
+        group = [s for s in group if STATUS_RANK[s.status] == top_status]
+    else:
+        top_status = min(STATUS_RANK[s.status] for s in scored)
+        group = [s for s in scored if STATUS_RANK[s.status] == top_status]
     top_auc = max(s.auc for s in group)
     near = [s for s in group if s.auc >= top_auc - 0.03]
     choice = sorted(near, key=lambda s: (-round(s.r2 - 0.05 * s.hyp.complexity, 4), -s.auc, hyp_id(s.hyp)))[0]
@@ -188,8 +214,9 @@ def refine(choice: Scored, scored: list[Scored], records: Sequence[Record]) -> S
     a handful of cars). So, among supported hypotheses: a *broader* one (it predicts firing on
     every image the choice does, and on at least :data:`MIN_NESTED` more) replaces the choice when
     those extra images fire like the choice's positives (dog -> dog OR car; tree objects and the
-    trees of forests); a *narrower* one replaces it when the images it gives up stay low like its
-    negatives (animals -> birds; dog -> dog only when a leash is present).
+    trees of forests); a *narrower* one replaces it when the images it gives up stay low like its own
+    negatives (animals -> birds; dog -> dog only when a leash is present, whose leak, the dog alone,
+    may still lift the broad hypothesis's average).
     """
     fires = {id(s): [s.hyp.fires(r.features) for r in records] for s in scored}
     acts = [r.activation for r in records]
@@ -208,7 +235,8 @@ def refine(choice: Scored, scored: list[Scored], records: Sequence[Record]) -> S
             if not lost and len(extra) >= MIN_NESTED and sum(extra) / len(extra) >= mid:
                 moved = s
                 break
-            if not extra and len(lost) >= MIN_NESTED and sum(lost) / len(lost) < mid:
+            narrow_mid = s.mean_neg + 0.5 * (s.mean_pos - s.mean_neg)
+            if not extra and len(lost) >= MIN_NESTED and sum(lost) / len(lost) < narrow_mid:
                 moved = s
                 break
         if moved is None:

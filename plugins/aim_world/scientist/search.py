@@ -111,23 +111,27 @@ def _concept_of(key: str) -> Concept:
 
 
 def explain(left: Sequence[frozenset[str]], pool: Sequence[Image], cut: float, exclude: set[str],
-            limit: int) -> list[Concept]:
+            limit: int, own: Sequence[str] = ()) -> list[Concept]:
     """Concepts that explain the strong images ``left``, best first: greedily, the concept with the best
     balance (F1) of coverage (share of ``left`` that shows it) and precision (share of the ``pool`` images
     that show it and are strong, at least :data:`ATTRIBUTE_PRECISION`). Candidates are every concept of
-    those images (objects, categories, colours, textures, backgrounds, regions) and, per category, the
-    group of its strong objects (the birds among the animals)."""
+    those images (objects, categories, colours, textures, backgrounds, regions), per category the group
+    of its strong objects (the birds among the animals) and, for the keys in ``own`` (the concept under
+    study), its own attributes ('object:dog|color:purple': a purple dog, not any purple thing)."""
     out: list[Concept] = []
     left = list(left)
+    def usable(key: str) -> bool:
+        return "|" not in key or key.split("|")[0] in own
+
     strong_of: dict[str, tuple[int, int]] = {}  # key -> (strong images, images) over the pool
     for feats, act in pool:
         for key in feats:
-            if "|" not in key:
+            if usable(key):
                 n_strong, n = strong_of.get(key, (0, 0))
                 strong_of[key] = (n_strong + (act >= cut), n + 1)
     while left and len(out) < limit:
         options: list[tuple[float, int, str, Concept]] = []
-        keys = {k for f in left for k in f if "|" not in k and k.split(":", 1)[0] in _EXPLAINING_KINDS}
+        keys = {k for f in left for k in f if usable(k) and k.split(":", 1)[0] in _EXPLAINING_KINDS}
         keys -= exclude
         groups: dict[str, list[str]] = {}
         for key in sorted(keys):
@@ -137,8 +141,8 @@ def explain(left: Sequence[frozenset[str]], pool: Sequence[Image], cut: float, e
                 continue
             covered = sum(key in f for f in left)
             options.append((2 * precision * (covered / len(left)) / (precision + covered / len(left)), covered, key,
-                            _concept_of(key)))
-            if key.startswith("object:"):
+                            _concept_of(key.split("|")[-1])))
+            if key.startswith("object:") and "|" not in key:
                 groups.setdefault(noun_category(key.split(":", 1)[1]), []).append(key.split(":", 1)[1])
         for cat, nouns in sorted(groups.items()):
             if len(nouns) < 2:
@@ -157,7 +161,8 @@ def explain(left: Sequence[frozenset[str]], pool: Sequence[Image], cut: float, e
         if found in out:
             break
         out.append(found)
-        left = [f for f in left if not present(found, f) and not (
+        key = options[0][2]
+        left = [f for f in left if key not in f and not present(found, f) and not (
             found.kind == "category" and f"category:{found.name}" in f)]
     return out
 
@@ -179,5 +184,6 @@ def sweep_conditions(sweep: Observation, items: Sequence[SweepItem], focus: Conc
     exclude = {focus.key} | {f"object:{m}" for m in focus.members if focus.kind in OBJECT_KINDS}
     if focus.kind == "category":
         exclude.add(f"category:{focus.name}")
-    found = explain(left, pool, cut, exclude, MAX_CONDITIONS)
+    own = [focus.key, *(f"object:{m}" for m in focus.members if focus.kind in OBJECT_KINDS)]
+    found = explain(left, pool, cut, exclude, MAX_CONDITIONS, own=own)
     return [c for c in found if c != focus]
