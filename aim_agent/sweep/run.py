@@ -91,6 +91,7 @@ def warm_exemplars(configs: Sequence[RunConfig], say: Callable[[str], None]) -> 
     """Compute each distinct layer's exemplars once (into the cache the workers read); how many layers."""
     from aim_agent.agent.runtime import build_system
     from aim_agent.exemplars import exemplars_for_system
+    from aim_agent.exemplars.engine import DEFAULT_K
     from aim_agent.images import ImageStore, use_store
 
     seen: set[str] = set()
@@ -103,7 +104,8 @@ def warm_exemplars(configs: Sequence[RunConfig], say: Callable[[str], None]) -> 
         seen.add(key)
         say(f"exemplars of {system.layer}: one pass for its {system.probe.num_units} units")
         with use_store(ImageStore()):
-            exemplars_for_system(system, k=config.exemplars_k, dataset=config.exemplar_dataset, progress=False)
+            exemplars_for_system(system, k=config.exemplars_k or DEFAULT_K, dataset=config.exemplar_dataset,
+                                 progress=False)
     return len(seen)
 
 
