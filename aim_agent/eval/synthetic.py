@@ -265,10 +265,15 @@ def _warm_exemplars(source: str, units: Sequence[str], template: RunConfig, say:
                                  progress=False)
 
 
-def _share_cores(threads: int) -> None:
-    """Worker start: torch's share of the cores (each of N workers running torch on every core only makes
-    them wait on one another)."""
+def _share_cores(threads: int, parent: int) -> None:
+    """Worker start: die with the evaluation (a killed ``aim eval`` leaves no worker running), and take
+    torch's share of the cores (each of N workers running torch on every core only makes them wait on one
+    another)."""
     import torch
+
+    from aim_agent.agent.sandbox.isolation import die_with_parent
+
+    die_with_parent(parent)
 
     torch.set_num_threads(threads)
 
@@ -322,7 +327,7 @@ def run_eval(
         context = multiprocessing.get_context("spawn")
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_share_cores,
-                                 initargs=(threads,)) as pool:
+                                 initargs=(threads, os.getpid())) as pool:
             futures = [pool.submit(evaluate_unit, configs[u], source, u, seed, list(plugins)) for u in pending]
             for future in as_completed(futures):
                 record(future.result())
