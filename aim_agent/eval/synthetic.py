@@ -245,26 +245,6 @@ def unit_config(template: RunConfig, source: str, unit: str, out_dir: Path) -> R
                                        "runs_dir": str(out_dir / "runs")})
 
 
-def _warm_exemplars(source: str, units: Sequence[str], template: RunConfig, say: Progress) -> None:
-    """One exemplar pass per probe before workers start, so that they do not all make the same one."""
-    from aim_agent.exemplars import exemplars_for_system
-    from aim_agent.exemplars.engine import DEFAULT_K
-    from aim_agent.images import ImageStore, use_store
-    from aim_agent.plugins import plugin_manager
-
-    seen: set[str] = set()
-    for unit in units:
-        system = plugin_manager().unit_system(source, unit)
-        key = system.probe.fingerprint()
-        if key in seen:
-            continue
-        seen.add(key)
-        say(f"exemplars of {system.layer} (once for its {system.probe.num_units} units)")
-        with use_store(ImageStore()):
-            exemplars_for_system(system, k=template.exemplars_k or DEFAULT_K, dataset=template.exemplar_dataset,
-                                 progress=False)
-
-
 def _share_cores(threads: int, parent: int) -> None:
     """Worker start: die with the evaluation (a killed ``aim eval`` leaves no worker running), and take
     torch's share of the cores (each of N workers running torch on every core only makes them wait on one
@@ -323,7 +303,9 @@ def run_eval(
             + (f" [{result.status}]" if result.status != "finished" else ""))
 
     if workers > 1 and len(pending) > 1:
-        _warm_exemplars(source, pending, template, say)
+        from aim_agent.sweep.run import warm_exemplars  # one pass per probe, as a sweep makes before its workers
+
+        warm_exemplars([unit_config(template, source, u, out_dir) for u in pending], say)
         context = multiprocessing.get_context("spawn")
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_share_cores,
