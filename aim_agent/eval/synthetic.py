@@ -427,11 +427,10 @@ def summarize(results: list[UnitResult], vocabulary: list[ConceptTruth], *, say:
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    """A table cell (:func:`aim_agent.eval.pages.fmt`), two places unless told."""
+    from aim_agent.eval.pages import fmt
+
+    return fmt(value, digits)
 
 
 def markdown(summary: dict[str, Any]) -> str:
