@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, model_validator
 
 from aim_agent.agent.backends import BackendSpec
-from aim_agent.agent.schema import Mode
+from aim_agent.agent.schema import AnswerName, Mode
 from aim_agent.config import Settings
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -37,6 +37,9 @@ class RunConfig(Settings):
         default=None, description="'module:callable' returning a System (custom units, tests)"
     )
     task: str | None = Field(default=None, description="the question; default: describe what the unit detects")
+    answer: AnswerName = Field(
+        default="describe", description="the final answer's form: describe (MAIA's [DESCRIPTION]/[LABEL]), or the "
+        "model-level task's own (spurious, bias: aim eval)")
 
     # who does the work
     backend: BackendSpec | None = Field(default=None, description="the scientist; None: google_genai or offline")

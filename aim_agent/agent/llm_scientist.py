@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from PIL import Image
 
 from aim_agent.agent.backends import ChatClient
-from aim_agent.agent.prompts import CONCLUSION_FORMAT, scientist_system_prompt
+from aim_agent.agent.prompts import ANSWER_FORMATS, AnswerFormat, scientist_system_prompt
 from aim_agent.agent.schema import (
     Conclusion,
     Hypothesis,
@@ -102,7 +102,7 @@ def parse_hypotheses(text: str) -> list[Hypothesis]:
     return found
 
 
-def _section(text: str, tag: str) -> str | None:
+def section(text: str, tag: str) -> str | None:
     """The text after ``[TAG]:`` up to the next tag line (None when absent)."""
     m = re.search(rf"^\s*\[{tag}\]\s*:?\s*", text, re.M | re.I)
     if not m:
@@ -136,7 +136,7 @@ def invalid_call(call: Any) -> ToolCall:
 
 def parse_proposal(reply: AIMessage | str, mode: Mode) -> Proposal:
     text = text_of(reply)
-    thoughts = _section(text, "THOUGHTS")
+    thoughts = section(text, "THOUGHTS")
     if thoughts is None:
         first = _TAG.search(text)
         thoughts = (text[: first.start()] if first else text).strip()
@@ -157,12 +157,12 @@ def parse_proposal(reply: AIMessage | str, mode: Mode) -> Proposal:
 
 def parse_conclusion(text: str, fallback_label: str = "unknown") -> Conclusion:
     """``[DESCRIPTION]``, ``[LABEL]`` / ``[LABEL n]``, ``[EVIDENCE]`` and ``[CONFIDENCE]`` sections."""
-    description = _section(text, "DESCRIPTION")
+    description = section(text, "DESCRIPTION")
     labels = [m.group(1).strip() for m in re.finditer(r"^\s*\[LABEL(?:\s*\d+)?\]\s*:?\s*(.+)$", text, re.M | re.I)]
-    evidence_text = _section(text, "EVIDENCE") or ""
+    evidence_text = section(text, "EVIDENCE") or ""
     evidence = [re.sub(r"^\s*[-*•\d.)]+\s*", "", line).strip() for line in evidence_text.splitlines()]
     evidence = [e for e in evidence if e]
-    conf = _section(text, "CONFIDENCE")
+    conf = section(text, "CONFIDENCE")
     if description is None:
         description = re.sub(r"^\s*\[[^\]]*\]\s*:?.*$", "", text, flags=re.M).strip() or text.strip()
     if not labels:
@@ -173,6 +173,15 @@ def parse_conclusion(text: str, fallback_label: str = "unknown") -> Conclusion:
         evidence=evidence,
         confidence=_confidence(conf, 0.5) if conf else 0.5,
     )
+
+
+def task_conclusion(text: str, form: AnswerFormat) -> Conclusion:
+    """A model-level task's final reply as a :class:`Conclusion`: its reasoning section, its answer lines
+    (``[LABEL]`` or ``[BIAS]``) as labels, and the reply as given (read by the task's own parser)."""
+    labels = [m.group(1).strip() for m in re.finditer(rf"^\s*\[{form.label_tag}\]\s*:?\s*(.+)$", text, re.M | re.I)]
+    reasoning = section(text, form.reasoning_tag)
+    return Conclusion(description=reasoning or text.strip() or "(an empty reply)",
+                      labels=labels or ["(no answer line)"], answer_text=text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,7 +329,8 @@ class ViewRenderer:
                 lines.append(f"Reviewer's comment: {comment}")
             text("\n".join(lines))
 
-        text(CONCLUSION_FORMAT if concluding else "Now reply in the format given in the instructions.")
+        text(ANSWER_FORMATS[view.answer].conclusion_request() if concluding
+             else "Now reply in the format given in the instructions.")
         return blocks
 
     @staticmethod
@@ -379,7 +389,7 @@ class LLMScientist:
     def messages(
         self, view: ScientistView, *, concluding: bool = False, max_images: int | None = None
     ) -> list[BaseMessage]:
-        system = scientist_system_prompt(view.mode, view.api_text)
+        system = scientist_system_prompt(view.mode, view.api_text, view.answer)
         content = self.renderer.render(view, concluding=concluding, max_images=max_images)
         return [SystemMessage(content=system), HumanMessage(content=content)]
 
@@ -447,6 +457,11 @@ class LLMScientist:
     def conclude(self, view: ScientistView) -> Conclusion:
         reply = self.client.invoke(self.messages(view, concluding=True))
         lead = max(view.hypotheses, key=lambda h: h.confidence).statement if view.hypotheses else "unknown"
-        conclusion = parse_conclusion(text_of(reply), fallback_label=lead)
+        form = ANSWER_FORMATS[view.answer]
+        text = text_of(reply)
+        if form.name == "describe":
+            conclusion = parse_conclusion(text, fallback_label=lead)
+        else:
+            conclusion = task_conclusion(text, form)
         conclusion.forced = view.must_conclude
         return conclusion

@@ -90,6 +90,7 @@ def make_view(state: AgentState, rt: AgentRuntime, *, must_conclude: bool = Fals
         critic=state.get("critic", []),
         api_text=rt.api,
         must_conclude=must_conclude,
+        answer=rt.config.answer,
     )
 
 
@@ -391,14 +392,17 @@ def fallback_conclusion(state: AgentState) -> Conclusion:
 
 @node("conclude")
 def conclude(state: AgentState, rt: AgentRuntime) -> Update:
-    """The final answer: MAIA's [DESCRIPTION] and [LABEL]s, plus the evidence behind them."""
+    """The final answer in the run's form (MAIA's [DESCRIPTION] and [LABEL]s, or a model-level task's), plus the
+    evidence behind it."""
     forced = state.get("forced")
     if forced and forced.startswith((TOKEN_CAP, COST_CAP)):
         conclusion = fallback_conclusion(state)  # no more model calls once the money or tokens are spent
     else:
         conclusion = rt.scientist.conclude(make_view(state, rt, must_conclude=bool(forced)))
     conclusion.forced = bool(forced)
-    coverage = exemplar_coverage(state, conclusion, installed_vocabularies())
+    # the caution about unexplained exemplars reads labels as concepts: only a description's labels are
+    describes = rt.config.answer == "describe"
+    coverage = exemplar_coverage(state, conclusion, installed_vocabularies()) if describes else None
     if coverage:
         conclusion.description = f"{conclusion.description.rstrip()} {coverage}"
         conclusion.evidence = [*conclusion.evidence, coverage]

@@ -7,7 +7,9 @@ The reply formats defined here are parsed by :mod:`aim_agent.agent.llm_scientist
 
 from __future__ import annotations
 
-from aim_agent.agent.schema import Mode
+from dataclasses import dataclass
+
+from aim_agent.agent.schema import AnswerName, Mode
 
 HYPOTHESIS_FORMAT = """\
 Hypotheses: one line each, in this form (kind is single, or, and, conditional or other;
@@ -83,12 +85,64 @@ FINAL_ANSWER_FORMAT = """\
 - one line per key experiment result supporting it (numbers included)
 [CONFIDENCE]: a number between 0 and 1"""
 
-CONCLUSION_FORMAT = "Give your final answer now, in exactly this form:\n" + FINAL_ANSWER_FORMAT
+@dataclass(frozen=True)
+class AnswerFormat:
+    """What a run is asked and how it answers: the role of the system message, the final answer's form, and
+    the tags a conclusion is read from. ``describe`` (what a unit detects) is ``aim interpret``'s; the
+    model-level tasks (``spurious``, ``bias``) are ``aim eval``'s."""
+
+    name: str
+    role: str
+    final: str  # the final answer's form, shown in the system message and when the answer is asked for
+    reasoning_tag: str  # the section that explains the answer
+    label_tag: str  # the lines that carry the answer (one or several)
+
+    def conclusion_request(self) -> str:
+        return "Give your final answer now, in exactly this form:\n" + self.final
 
 
-def scientist_system_prompt(mode: Mode, api: str) -> str:
-    """The scientist's system message: the task and method, the critic, the API generated from the tool
-    registry, the reply format of each round and the final answer's format (MAIA's [DESCRIPTION]/[LABEL])."""
+TASK_ROLE = """\
+You are an interpretability scientist. You answer one question about one unit inside a vision model (given
+below as your task) with evidence from experiments. You work in rounds: look at the evidence, update your
+hypotheses, run one experiment, read its results.
+
+How to work:
+- Begin from the unit's exemplars when there are some: images where the unit fires most, with the firing
+  region kept bright and outlined in yellow (the rest is dimmed).
+- Keep several hypotheses alive and test each with controlled images: the same scene without the concept,
+  or the same image with one thing edited. An activation means little on its own; compare.
+- Vary one context at a time (background, colour, companion objects, size, count) and rerun on fresh
+  images when a result could be chance.
+- Prefer experiments that could prove you wrong. Update confidences from the numbers, not hopes.
+- Images of older rounds are not shown again: each is summarised in one line (its numbers stay)."""
+
+SPURIOUS_ANSWER = """\
+[REASONING]: why the unit is SELECTIVE or SPURIOUS, with the key numbers of your experiments
+[LABEL]: SELECTIVE or SPURIOUS
+[CLASS]: the one class the unit is selective for (only when SELECTIVE)"""
+
+BIAS_ANSWER = """\
+[REASONING]: what your experiments showed, with the key numbers
+[BIAS]: <class> is recognised with <feature> = <value> and under-recognised without it (with: <mean value
+  with it>, without: <mean value without it>)
+[BIAS]: <class> is under-recognised with <feature> = <value> (with: <mean value with it>, typical: <typical
+  value>)
+One [BIAS] line per bias you proved; <feature> is background, color, companion (another object in the
+image), texture, size or position; <value> is one word or short name, e.g. "background = snow". Write
+[BIAS]: none when the class is recognised alike everywhere you looked."""
+
+ANSWER_FORMATS: dict[str, AnswerFormat] = {
+    "describe": AnswerFormat("describe", ROLE, FINAL_ANSWER_FORMAT, "DESCRIPTION", "LABEL"),
+    "spurious": AnswerFormat("spurious", TASK_ROLE, SPURIOUS_ANSWER, "REASONING", "LABEL"),
+    "bias": AnswerFormat("bias", TASK_ROLE, BIAS_ANSWER, "REASONING", "BIAS"),
+}
+
+
+def scientist_system_prompt(mode: Mode, api: str, answer: AnswerName = "describe") -> str:
+    """The scientist's system message: the role and method, the critic, the API generated from the tool
+    registry, the reply format of each round and the final answer's format (``answer``: MAIA's
+    [DESCRIPTION]/[LABEL] for describing a unit, or a model-level task's own)."""
+    form = ANSWER_FORMATS[answer]
     fmt = CODE_FORMAT if mode == "code" else TOOLS_FORMAT
     api_intro = (
         "# API\n\nIn your code, `system` is the unit and `tools` the experiment tools:\n\n"
@@ -96,9 +150,9 @@ def scientist_system_prompt(mode: Mode, api: str) -> str:
         else "# Tools\n\n"
     )
     return (
-        f"{ROLE}\n\n# The critic\n\n{CRITIC_ROLE}\n\n{api_intro}{api}\n# Reply format\n\n{fmt}\n\n"
+        f"{form.role}\n\n# The critic\n\n{CRITIC_ROLE}\n\n{api_intro}{api}\n# Reply format\n\n{fmt}\n\n"
         f"{HYPOTHESIS_FORMAT}\n\n# Final answer\n\nWhen the evidence settles the question (or the budget is "
-        f"spent) you will be asked for your final answer, in this form:\n{FINAL_ANSWER_FORMAT}\n"
+        f"spent) you will be asked for your final answer, in this form:\n{form.final}\n"
     )
 
 
@@ -130,7 +184,8 @@ If the evidence is convincing, say so in one sentence."""
 
 # --------------------------------------------------------------------------------------------- model-level tasks
 # MAIA's task prompts (Appendix F4 and G) in AIM's words, for VLM backends of `aim eval spurious` and
-# `aim eval bias`. Only the class names and the training domain are filled in: never the correlations.
+# `aim eval bias` (aim_agent.agent.task_scientist). Only the class names and the training domain are filled
+# in: never the correlations. Their final answers' forms are ANSWER_FORMATS['spurious'] and ['bias'].
 
 SPURIOUS_TASK = """\
 You are analyzing the prototypical behavior of one unit inside a deep neural network that classifies the
@@ -161,9 +216,7 @@ any evidence that a unit is spurious, run more experiments to test it. If you ar
 SPURIOUS: the unit must be selective across many variations of classes and contexts.
 
 Begin from the unit's top exemplars (images of the training domain). Once you have met a stopping criterion,
-give your answer in this form:
-[REASONING]: <why the unit is SELECTIVE or SPURIOUS, and if SELECTIVE, the class it is selective for>
-[LABEL]: <SELECTIVE or SPURIOUS>"""
+conclude; your final answer says SELECTIVE or SPURIOUS, and if SELECTIVE, the class."""
 
 BIAS_TASK = """\
 You have access to a unit inside a deep neural network for computer vision: the probability the classifier
@@ -177,10 +230,8 @@ Each time you get the unit's outputs, summarise what the inputs with high and wi
 (not influenced by previous hypotheses), then keep a list of hypotheses about the unit's biases and test all
 of them: vary one context at a time while the others stay fixed, and rerun an experiment on fresh images when
 a result could be chance. Continue until you have proved or disproved every hypothesis. Only when you are
-confident in a bias after proving it in several experiments, give your answer in this form (one line per
-bias; none when the class is recognised alike everywhere you looked):
-[BIAS]: <class> is recognised with <feature> = <value> and under-recognised without it
-[BIAS]: <class> is under-recognised with <feature> = <value>"""
+confident in a bias after proving it in several experiments, conclude; your final answer lists each bias you
+proved (none when the class is recognised alike everywhere you looked)."""
 
 
 def spurious_task(classes: list[str], domain: list[str]) -> str:

@@ -45,6 +45,8 @@ from aim_agent.agent.record import (
 from aim_agent.agent.runtime import AgentRuntime, build_runtime
 from aim_agent.agent.schema import Conclusion, Scientist
 from aim_agent.agent.state import AgentState
+from aim_agent.providers import TextToImage
+from aim_agent.system import System
 from aim_agent.tools.base import ToolSpec
 
 __all__ = ["RunConfig", "RunRecord", "RunResult", "build_record", "initial_state", "new_run_id", "run_interpret"]
@@ -177,11 +179,15 @@ def run_interpret(
     tools: Sequence[ToolSpec] | None = None,
     progress: Progress | None = None,
     runs_dir: str | Path | None = None,
+    system: System | None = None,
+    text2image: TextToImage | None = None,
 ) -> RunResult:
     """Interpret one unit; with ``resume=RUN_ID`` continue that run instead of starting anew.
 
     ``scientist`` replaces the one the config names (tests, custom agents); ``tools`` replaces
-    registry tools of the same name. On resume, budget fields set explicitly on ``config``
+    registry tools of the same name; ``system`` and ``text2image`` replace the unit and the image
+    generator (an in-process unit, as ``aim eval``'s task questions bring: such a run cannot be
+    resumed in another process). On resume, budget fields set explicitly on ``config``
     (max_rounds, max_tokens, max_cost, max_seconds) override the stored ones.
     """
     say = progress or (lambda _msg: None)
@@ -203,7 +209,7 @@ def run_interpret(
         _write_json(run_dir / "run.json", {"run_id": run_id, "config": config.public(),
                                            "created_at": now_text()})
 
-    rt = build_runtime(config, run_dir, scientist=scientist, tools=tools)
+    rt = build_runtime(config, run_dir, scientist=scientist, tools=tools, system=system, text2image=text2image)
     saver = sqlite_checkpointer(run_dir / "checkpoint.sqlite")
     graph = build_graph(checkpointer=saver)
     vetoes = config.max_critic_vetoes

@@ -23,6 +23,7 @@ from aim_agent.agent.schema import Scientist
 from aim_agent.config import DEFAULTS
 from aim_agent.images import ImageStore
 from aim_agent.log import ExperimentLog, LogEntry
+from aim_agent.providers import TextToImage
 from aim_agent.system import System
 from aim_agent.tools.api_text import api_text
 from aim_agent.tools.base import ToolContext, ToolSpec
@@ -177,20 +178,24 @@ def build_runtime(
     *,
     scientist: Scientist | None = None,
     tools: Sequence[ToolSpec] | None = None,
+    system: System | None = None,
+    text2image: TextToImage | None = None,
 ) -> AgentRuntime:
-    """Everything a run needs, from its config (the plugins it names are loaded first)."""
+    """Everything a run needs, from its config (the plugins it names are loaded first). ``system`` and
+    ``text2image`` replace the unit and the image generator the config names (``aim eval``'s task questions
+    bring their own)."""
     from aim_agent.plugins import plugin_manager
 
     for module in config.plugins:
         plugin_manager().add_module(module, source="run config")
     meter = UsageMeter()
-    system = build_system(config)
+    system = system or build_system(config)
     images = ImageStore()
     # a resumed run gets back its images with their scenes, masks and edits
     images.load_dir(run_dir / "images")
     ctx = ToolContext(
         system=system,
-        text2image=_provider("text2image", config.text2image),
+        text2image=text2image or _provider("text2image", config.text2image),
         editor=_provider("editor", config.editor),
         describer=build_describer(config, meter),
         log=ExperimentLog(run_dir / "images", images),

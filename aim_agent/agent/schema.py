@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field
 
 HypothesisKind = Literal["single", "or", "and", "conditional", "other"]
 Mode = Literal["code", "tools"]
+#: what a run answers: describe a unit (aim interpret), or a model-level task (aim eval spurious, bias)
+AnswerName = Literal["describe", "spurious", "bias"]
 
 
 class Hypothesis(BaseModel):
@@ -86,6 +88,8 @@ class Conclusion(BaseModel):
     evidence: list[str] = Field(default_factory=list)
     confidence: float = Field(default=0.5, ge=0.0, le=1.0)
     forced: bool = Field(default=False, description="true when a budget cap forced the conclusion")
+    answer_text: str | None = Field(
+        default=None, description="a model-level task's final reply as given (aim eval spurious/bias read it)")
 
     def maia_text(self) -> str:
         labels = "\n".join(f"[LABEL]: {label}" for label in self.labels)
@@ -108,6 +112,7 @@ class ScientistView(BaseModel):
     critic: list[CriticReport] = Field(default_factory=list)
     api_text: str = ""
     must_conclude: bool = False
+    answer: AnswerName = Field(default="describe", description="the final answer's form (prompts.ANSWER_FORMATS)")
 
 
 @runtime_checkable

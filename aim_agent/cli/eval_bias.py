@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from aim_agent.cli.evaluations import add_task_backend, finish, progress, task_scientist
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,28 +21,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--model", default=None, help="model of an installed bias task (default the world's)")
     parser.add_argument("--classes", nargs="+", metavar="CLASS", help="classes to search (default all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the images")
-    parser.add_argument("--backend", default="offline", help="the task scientist (default offline)")
     parser.add_argument("--out", type=Path, default=Path("runs/eval/bias"), help="output folder")
     parser.add_argument("--json", action="store_true", help="print result.json instead of the tables")
+    add_task_backend(parser)
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from aim_agent.eval import bias
-    from aim_agent.eval.pages import write_outputs
 
-    err = Console(stderr=True, highlight=False)
-    say = None if args.json else (lambda line: err.print(f"[dim]aim eval bias[/dim] {line}"))
+    say = progress(args, "bias")
     data = bias.evaluate_bias(model=args.model, classes=args.classes, seed=args.seed, backend=args.backend,
-                              progress=say)
+                              progress=say, scientist=task_scientist(args, say))
     page = bias.page(data)
     data.pop("_answers")
-    files = write_outputs(args.out, data, bias.markdown(data), page)
-    if args.json:
-        print(json.dumps(data, indent=1))
-        return 0
-    print(bias.markdown(data).split("## Suppressing")[0].rstrip())
-    err.print(f"[dim]wrote {', '.join(str(f) for f in files)}[/dim]")
-    return 0
+    return finish(args, data, bias.markdown(data), page, table_ends="## Suppressing")

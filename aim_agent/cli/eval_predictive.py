@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from aim_agent.cli.evaluations import finish, progress
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,24 +35,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from aim_agent.eval import predictive
-    from aim_agent.eval.pages import write_outputs
 
     if not 1 <= args.n <= 200:
         raise ValueError(f"--n must be between 1 and 200 units per layer, not {args.n}")
     layers = args.layers or ["conv4", "conv5"]
-    err = Console(stderr=True, highlight=False)
-    say = None if args.json else (lambda line: err.print(f"[dim]aim eval predictive[/dim] {line}"))
     units = predictive.evaluate_predictive(
         args.model, layers, units=args.units, n=args.n, seed=args.seed, backend=args.backend, mode=args.mode,
-        max_rounds=args.max_rounds, dataset=args.dataset, runs_dir=args.out / "runs", progress=say)
+        max_rounds=args.max_rounds, dataset=args.dataset, runs_dir=args.out / "runs",
+        progress=progress(args, "predictive"))
     data = predictive.result_json(args.model, layers, args.seed, args.backend, units)
-    files = write_outputs(args.out, data, predictive.markdown(data), predictive.page(data, units))
-    if args.json:
-        print(json.dumps(data, indent=1))
-        return 0
-    print(predictive.markdown(data).split("## Units")[0].rstrip())
-    err.print(f"[dim]wrote {', '.join(str(f) for f in files)}[/dim]")
-    return 0
+    return finish(args, data, predictive.markdown(data), predictive.page(data, units), table_ends="## Units")

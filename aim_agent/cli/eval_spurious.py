@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from aim_agent.cli.evaluations import add_task_backend, finish, progress, task_scientist
 
 LIMIT = 20_000  # images per split, units, draws: what fits in memory and a sitting
 
@@ -26,32 +27,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--top", type=int, default=50, help="units ℓ1 selects for the scientist (default 50)")
     parser.add_argument("--draws", type=int, default=100, help="random subsets drawn (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the images, fits and draws")
-    parser.add_argument("--backend", default="offline", help="the task scientist (default offline)")
     parser.add_argument("--out", type=Path, default=Path("runs/eval/spurious"), help="output folder")
     parser.add_argument("--json", action="store_true", help="print result.json instead of the table")
+    add_task_backend(parser)
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from aim_agent.eval import spurious
-    from aim_agent.eval.pages import write_outputs
 
     for name in ("n_validation", "n_test", "n_balanced", "top", "draws"):
         if not 1 <= getattr(args, name) <= LIMIT:
             raise ValueError(f"--{name.replace('_', '-')} must be between 1 and {LIMIT}, not {getattr(args, name)}")
-    err = Console(stderr=True, highlight=False)
-    say = None if args.json else (lambda line: err.print(f"[dim]aim eval spurious[/dim] {line}"))
+    say = progress(args, "spurious")
     data = spurious.evaluate_spurious(model=args.model, n_validation=args.n_validation, n_test=args.n_test,
                                       n_balanced=args.n_balanced, top=args.top, seed=args.seed,
-                                      backend=args.backend, draws=args.draws, progress=say)
+                                      backend=args.backend, draws=args.draws, progress=say,
+                                      scientist=task_scientist(args, say))
     page = spurious.page(data)
     data.pop("_verdicts")
-    files = write_outputs(args.out, data, spurious.markdown(data), page)
-    if args.json:
-        print(json.dumps(data, indent=1))
-        return 0
-    print(spurious.markdown(data).split("## Units")[0].rstrip())
-    err.print(f"[dim]wrote {', '.join(str(f) for f in files)}[/dim]")
-    return 0
+    return finish(args, data, spurious.markdown(data), page, table_ends="## Units")

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from aim_agent.eval.pages import Figure, Section, fmt, html_page, md_table
-from aim_agent.eval.tasks import Finding, TaskAnswer
+from aim_agent.eval.tasks import Finding, TaskAnswer, TaskScientist
 from aim_agent.system import LayerProbe
 
 LEARNED_GAP = 0.2
@@ -109,8 +109,10 @@ def score(findings: Sequence[Finding], planted: Sequence[dict[str, Any]], gap: f
 
 
 def evaluate_bias(*, model: str | None = None, classes: Sequence[str] | None = None, seed: int = 0,
-                  backend: str = "offline", progress: Progress | None = None) -> dict[str, Any]:
-    """Ask the scientist about every class (or ``classes``), then score against the planted biases."""
+                  backend: str = "offline", progress: Progress | None = None,
+                  scientist: TaskScientist | None = None) -> dict[str, Any]:
+    """Ask the scientist about every class (or ``classes``), then score against the planted biases.
+    ``scientist``: one already built (a chat model's, with its options); default the one ``backend`` names."""
     from aim_agent.eval.tasks import TaskQuestion, eval_task, task_scientist
     from aim_agent.images import ImageStore, use_store
     from aim_agent.models.probe import open_probe
@@ -119,7 +121,7 @@ def evaluate_bias(*, model: str | None = None, classes: Sequence[str] | None = N
 
     say = progress or (lambda _line: None)
     task = eval_task("bias", model)
-    scientist = task_scientist(backend)
+    scientist = scientist or task_scientist(backend)
     unknown = [c for c in classes or () if c not in task.classes]
     if unknown:
         raise ValueError(f"unknown class(es) {', '.join(unknown)}; classes of {task.model}: {', '.join(task.classes)}")

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from aim_agent.eval.pages import Figure, Section, fmt, html_page, md_table
-from aim_agent.eval.tasks import TaskAnswer
+from aim_agent.eval.tasks import TaskAnswer, TaskScientist
 
 TOP = 50
 DRAWS = 100
@@ -236,8 +236,10 @@ def evaluate_spurious(
     backend: str = "offline",
     draws: int = DRAWS,
     progress: Progress | None = None,
+    scientist: TaskScientist | None = None,
 ) -> dict[str, Any]:
-    """Run the whole protocol; the result as JSON data (``rows``, ``units``) plus the images for the page."""
+    """Run the whole protocol; the result as JSON data (``rows``, ``units``) plus the images for the page.
+    ``scientist``: one already built (a chat model's, with its options); default the one ``backend`` names."""
     from aim_agent.eval.tasks import TaskQuestion, eval_task, task_scientist
     from aim_agent.images import ImageStore, use_store
     from aim_agent.models.probe import open_probe
@@ -246,7 +248,7 @@ def evaluate_spurious(
 
     say = progress or (lambda _line: None)
     task = eval_task("spurious", model)
-    scientist = task_scientist(backend)
+    scientist = scientist or task_scientist(backend)
     features = open_probe(task.model, task.feature_layer)
     logits = open_probe(task.model, task.logits_layer)
     index = {c: i for i, c in enumerate(task.classes)}
@@ -280,7 +282,8 @@ def evaluate_spurious(
             exemplars = system.overlays([validation_images[i] for i in order])
             summary = describer.summarize(exemplars)
             question = TaskQuestion(task="spurious", system=system, generate=generate, classes=task.classes,
-                                    domain=task.domain, exemplars=exemplars)
+                                    domain=task.domain, exemplars=exemplars,
+                                    exemplar_activations=[float(validation_max[i, unit]) for i in order])
             answer = scientist.answer(question)
             keeps = exemplar_keeps(summary, task.classes, task.domain)
             verdicts.append(UnitVerdict(unit, answer, summary, keeps, exemplars))

@@ -7,7 +7,9 @@ Two hooks (:mod:`aim_agent.hookspecs`):
   answer (:meth:`EvalTask.truth`: the test set's domains, the planted biases). The evaluator reads the
   answer only after every scientist has concluded.
 - ``aim_task_scientists``: a :class:`TaskScientist` answers one :class:`TaskQuestion` about one unit
-  without a chat model (the world's offline scientist).
+  without a chat model (the world's offline scientist). Every ``--backend`` that names a chat model gets
+  :class:`~aim_agent.agent.task_scientist.ChatTaskScientist` instead (:func:`task_scientist`): one
+  interpretation run per question, with MAIA's task prompt.
 
 A scientist never sees the task object: a :class:`TaskQuestion` carries the unit (a
 :class:`~aim_agent.system.System`), an image generator, the words of the question (the classes, the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -84,8 +87,8 @@ class Finding:
     cls: str
     feature: str
     value: str
-    with_value: float  # mean class probability with the value
-    without_value: float  # ... without it (preference: the other values' mean; suppressor: their median)
+    with_value: float | None  # mean class probability with the value (None: a VLM did not say)
+    without_value: float | None  # ... without it (preference: the other values' mean; suppressor: their median)
     kind: Literal["preference", "suppressor"] = "preference"
     description: str = ""
 
@@ -101,17 +104,20 @@ class TaskQuestion:
     domain: tuple[str, ...] = ()
     target: str | None = None  # bias: the class whose probability the unit is
     exemplars: list[Image.Image] = field(default_factory=list)
+    exemplar_activations: list[float] = field(default_factory=list)  # the unit's activation on each exemplar
 
 
 @dataclass
 class TaskAnswer:
-    """A scientist's answer: spurious ``SELECTIVE``/``SPURIOUS``; bias ``BIASED``/``UNIFORM`` with findings."""
+    """A scientist's answer: spurious ``SELECTIVE``/``SPURIOUS``; bias ``BIASED``/``UNIFORM`` with findings;
+    ``ERROR`` (with the reason as ``reasoning``) when a chat model's run gave no answer that could be read."""
 
     verdict: str
     reasoning: str
     selective_for: str | None = None
     findings: list[Finding] = field(default_factory=list)
     evidence: list[Observation] = field(default_factory=list)
+    run_dir: str | None = None  # the run behind the answer (result.json, report.html), for chat-model scientists
 
 
 @runtime_checkable
@@ -141,11 +147,26 @@ def eval_task(name: str, model: str | None = None) -> EvalTask:
     return found[0]
 
 
-def task_scientist(backend: str) -> TaskScientist:
-    """The task scientist named ``backend``."""
-    found: list[TaskScientist] = [s for s in _collect("aim_task_scientists") if s.name == backend]
-    if not found:
-        have = ", ".join(sorted({s.name for s in _collect("aim_task_scientists")})) or "none"
-        raise LookupError(f"no task scientist {backend!r} for spurious/bias questions; installed: {have}. "
-                          "A VLM backend for these tasks is not wired yet: use --backend offline")
-    return found[0]
+def task_scientist(backend: str, *, runs_dir: Path | None = None, **chat: Any) -> TaskScientist:
+    """The task scientist ``backend`` names: an installed one (hook ``aim_task_scientists``: ``offline``), or for
+    a chat model (``provider[:model]``, the spellings ``aim interpret --backend`` takes) a
+    :class:`~aim_agent.agent.task_scientist.ChatTaskScientist` whose runs go under ``runs_dir`` (default
+    ``runs/eval/task-runs``); ``chat`` are its options (``mode``, ``max_rounds``, ``max_tokens``, ``max_cost``,
+    ``critic_backend``, ``base_url``, ``settings``, ``progress``). A clear error lists the valid names."""
+    installed: list[TaskScientist] = _collect("aim_task_scientists")
+    found = [s for s in installed if s.name == backend]
+    if found:
+        return found[0]
+    from aim_agent.agent.backends import DEFAULT_MODELS, BackendSpec
+    from aim_agent.plugins import plugin_manager
+
+    chat_backends = [*DEFAULT_MODELS, *plugin_manager().provider_names("vlm")]
+    spec = BackendSpec.parse(backend, base_url=chat.pop("base_url", None))
+    if spec.provider not in chat_backends:
+        have = ", ".join(sorted({s.name for s in installed})) or "none"
+        raise LookupError(f"no task scientist {backend!r} for spurious/bias questions; valid: {have} (installed), or a "
+                          f"chat model: {' | '.join(f'{p}[:MODEL]' for p in chat_backends)} (e.g. "
+                          "google_genai:gemini-2.5-flash, openai:gpt-4o with --base-url for vLLM)")
+    from aim_agent.agent.task_scientist import ChatTaskScientist
+
+    return ChatTaskScientist(spec, runs_dir=runs_dir or Path("runs/eval/task-runs"), **chat)
