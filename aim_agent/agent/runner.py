@@ -120,6 +120,13 @@ def unit_text(config: RunConfig, system: Any | None = None) -> str:
     return config.unit_label()
 
 
+def unit_label(config: RunConfig, system: Any | None = None) -> str:
+    """How a person names the unit (records, progress): a factory's unit by its own description too."""
+    if config.system_factory and system is not None:
+        return f"{system.describe()} (from {config.system_factory})"
+    return config.unit_label()
+
+
 def default_task(config: RunConfig, unit: str | None = None) -> str:
     return config.task or (
         f"Describe the visual concept(s) that make {unit or unit_text(config)} fire, with evidence from experiments."
@@ -233,7 +240,8 @@ def run_interpret(
             else:
                 say(f"run {run_id} had already finished; rewriting its result")
         else:
-            say(f"run {run_id}: {config.unit_label()} ({rt.scientist.name} scientist, {config.mode} mode)")
+            who = f"{rt.scientist.name} scientist, {config.mode} mode"
+            say(f"run {run_id}: {unit_label(config, rt.ctx.system)} ({who})")
             state0 = initial_state(config, run_id, unit=unit_text(config, rt.ctx.system))
             _stream(graph, state0, run_config, rt, say)
     except BaseException as exc:  # write what we have, then re-raise: the run can be resumed
@@ -324,7 +332,7 @@ def build_record(
         run_id=rt.run_id,
         status=status,
         task=state.get("task") or default_task(config),
-        unit_label=config.unit_label(),
+        unit_label=unit_label(config, rt.ctx.system),
         config=config,
         backends=Backends(
             scientist=getattr(rt.scientist, "name", type(rt.scientist).__name__),

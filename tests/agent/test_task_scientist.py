@@ -114,6 +114,7 @@ def test_a_vlm_runs_the_spurious_task_through_one_interpret_run(tmp_path, chats,
     assert run.parent == tmp_path / "runs" and (run / "report.html").exists()
     record = read_run_record(run)
     assert record.config.answer == "spurious" and record.conclusion is not None
+    assert record.unit_label.startswith("unit 0 of layer pixels of redness")
     assert record.conclusion.labels == [verdict] and record.conclusion.answer_text == final
     assert record.rounds_run == 1 and record.usage.totals.total_tokens == 1000
     # the evidence the page shows: what the run measured, with images
@@ -264,3 +265,41 @@ def test_answer_parsers_reject_what_they_cannot_read():
             parse_bias(text, "boat", vocabulary)
     assert canonical("Setting", "snowy ground", vocabulary)[1] == "snow"
     assert canonical("thing", "gizmo", vocabulary) == ("thing", "gizmo")
+
+
+def test_cli_eval_bias_with_a_chat_backend_writes_each_units_run_under_the_out_dir(tmp_path, chats, capsys):
+    from aim_agent.cli import main
+
+    final = ("[REASONING]: P(boat) high on water only\n"
+             "[BIAS]: boat is recognised with background = water and under-recognised without it (with: 0.9, "
+             "without: 0.1)")
+
+    def conclude(messages: list[BaseMessage]) -> str:  # the critic may send [CONCLUDE] back: ask again
+        return final if "Give your final answer now" in _text(messages[-1:]) else "[CONCLUDE]"
+
+    first = AIMessage(content="[THOUGHTS]: water or not\n[HYPOTHESIS h1] (concepts: water | confidence: 0.5) needs "
+                      "water", tool_calls=[{"name": "text2image", "id": "t1", "args": {
+                          "prompts": ["a boat on water", "a boat on grass", "a boat on snow", "a boat on sand"]}}])
+    chats["gpt-4o"] = vlm = fake_chat([first, _neuron_on_generated, "P(boat) is high on water only.",
+                                       *[conclude] * 4])
+    out = tmp_path / "bias"
+    assert main(["eval", "bias", "--classes", "boat", "--backend", "openai:gpt-4o", "--max-rounds", "2",
+                 "--out", str(out)]) == 0
+    assert "planted bias" in capsys.readouterr().out
+    data = json.loads((out / "result.json").read_text())
+    assert data["backend"] == "openai:gpt-4o" and data["answers"]["boat"]["verdict"] == "BIASED"
+    (finding,) = data["answers"]["boat"]["findings"]
+    assert (finding["feature"], finding["value"], finding["kind"]) == ("background", "water", "preference")
+    assert data["planted"][0]["found"] is True  # scored against the world's planted boat-on-water bias
+    record = read_run_record(out / "runs" / "bias-boat")
+    assert record.rounds[0].measurements  # the world's model measured on its images
+    assert "fc:softmax of world-cnn-bias" in _text(vlm.received[0])  # the unit: the class probability
+
+
+def test_cli_names_the_valid_backends_for_an_unknown_one(tmp_path, capsys):
+    from aim_agent.cli import main
+
+    assert main(["eval", "spurious", "--backend", "gpt5-please", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "no task scientist 'gpt5-please'" in err and "offline" in err and "openai[:MODEL]" in err
+    assert not (tmp_path / "s").exists()
