@@ -303,3 +303,23 @@ def test_cli_names_the_valid_backends_for_an_unknown_one(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no task scientist 'gpt5-please'" in err and "offline" in err and "openai[:MODEL]" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_code_mode_reaches_the_questions_exemplars_and_generator_through_the_sandbox(tmp_path, chats):
+    code = ("[THOUGHTS]: exemplars first, then balls against cars\n[CODE]:\n```python\n"
+            "def run_experiment(system, tools):\n"
+            "    acts, overlays = tools.dataset_exemplars(2)\n"
+            "    print('exemplars', len(overlays), [round(a, 3) for a in acts])\n"
+            f"    prompts = {PROMPTS!r}\n"
+            "    images = tools.text2image(prompts)\n"
+            "    measured, _ = system.neuron(images)\n"
+            "    return dict(zip(prompts, measured))\n```")
+    final = "[REASONING]: balls only\n[LABEL]: SELECTIVE\n[CLASS]: ball"
+    chats["gpt-4o"] = vlm = fake_chat([code, "[CONCLUDE]", final])
+    question = spurious_question()
+    answer = scientist(tmp_path, mode="code").answer(question)
+
+    assert (answer.verdict, answer.selective_for) == ("SELECTIVE", "ball")
+    shown = _text(vlm.received[1])
+    assert f"exemplars 2 {[round(a, 3) for a in question.exemplar_activations[:2]]}" in shown
+    assert {o.prompt for o in answer.evidence} == set(PROMPTS)
