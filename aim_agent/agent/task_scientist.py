@@ -26,7 +26,7 @@ from typing import Any
 
 from PIL import Image
 
-from aim_agent.agent.backends import BackendSpec, ModelCallError
+from aim_agent.agent.backends import BackendSpec, ModelCallError, make_chat_model
 from aim_agent.agent.config import RunConfig
 from aim_agent.agent.llm_scientist import section
 from aim_agent.agent.prompts import bias_task, spurious_task
@@ -232,6 +232,9 @@ class ChatTaskScientist:
         self.run_settings: dict[str, Any] = dict(settings or {})
         self.run_settings.update(backend=backend, critic_backend=critic_backend, mode=mode, max_rounds=max_rounds,
                                  max_tokens=max_tokens, max_cost=max_cost)
+        # bad settings, a missing key or package fail now, not after the evaluation's first steps
+        RunConfig(**self.run_settings, system_factory=GIVEN_SYSTEM)
+        make_chat_model(backend)  # builds the client only: no request is sent
         self.progress = progress
 
     def run_id(self, question: TaskQuestion) -> str:

@@ -63,8 +63,6 @@ def task_scientist(args: argparse.Namespace, say: Say | None) -> Any:
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.eval.tasks import task_scientist as named
 
-    if not 1 <= args.max_rounds <= 500:
-        raise ValueError(f"--max-rounds must be between 1 and 500, not {args.max_rounds}")
     critic = BackendSpec.parse(args.critic_backend) if args.critic_backend else None
     return named(args.backend, runs_dir=Path(args.out) / "runs", base_url=args.base_url, mode=args.mode,
                  max_rounds=args.max_rounds, max_tokens=args.max_tokens, max_cost=args.max_cost,

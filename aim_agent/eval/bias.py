@@ -151,8 +151,8 @@ def evaluate_bias(*, model: str | None = None, classes: Sequence[str] | None = N
         "score": {k: v for k, v in asdict(result).items() if k not in ("unplanted", "suppressors")},
         "unplanted": [asdict(f) for f in result.unplanted],
         "suppressors": [asdict(f) for f in result.suppressors],
-        "answers": {c: {"verdict": a.verdict, "reasoning": a.reasoning,
-                        "findings": [asdict(f) for f in a.findings]} for c, a in answers.items()},
+        "answers": {c: {"verdict": a.verdict, "reasoning": a.reasoning, "findings": [asdict(f) for f in a.findings],
+                        "run_dir": a.run_dir} for c, a in answers.items()},
         "_answers": answers,
     }
 

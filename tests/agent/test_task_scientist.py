@@ -240,13 +240,19 @@ def test_the_sandbox_hides_the_plugin_that_holds_the_world_tasks_answers():
     assert any(Path(aim_world.tasks.__file__).resolve().is_relative_to(h) for h in hidden)
 
 
-def test_backend_names_pick_a_scientist_and_unknown_ones_list_the_valid():
+def test_backend_names_pick_a_scientist_and_unknown_ones_list_the_valid(chats, monkeypatch):
+    chats["gpt-4o"] = chats["qwen"] = fake_chat([])
     chat = task_scientist("openai:gpt-4o", runs_dir=Path("somewhere"), max_rounds=3)
     assert isinstance(chat, ChatTaskScientist) and chat.name == "openai:gpt-4o"
     assert task_scientist("vllm:qwen", base_url="http://localhost:8000/v1").name == "openai:qwen at http://localhost:8000/v1"
     assert task_scientist("offline").name == "offline"
     with pytest.raises(LookupError, match=r"valid: offline \(installed\), or a chat model: google_genai\[:MODEL\]"):
         task_scientist("gpt5-please")
+    monkeypatch.delenv("OPENAI_API_KEY")  # before any unit is asked, not after the evaluation's first steps
+    with pytest.raises(backends.BackendError, match="needs an API key: set OPENAI_API_KEY"):
+        task_scientist("openai:gpt-4o")
+    with pytest.raises(ValueError, match="max_tokens"):
+        task_scientist("vllm:qwen", base_url="http://localhost:8000/v1", max_tokens=-3)
 
 
 def test_answer_parsers_reject_what_they_cannot_read():
@@ -291,6 +297,7 @@ def test_cli_eval_bias_with_a_chat_backend_writes_each_units_run_under_the_out_d
     (finding,) = data["answers"]["boat"]["findings"]
     assert (finding["feature"], finding["value"], finding["kind"]) == ("background", "water", "preference")
     assert data["planted"][0]["found"] is True  # scored against the world's planted boat-on-water bias
+    assert data["answers"]["boat"]["run_dir"] == str(out / "runs" / "bias-boat")
     record = read_run_record(out / "runs" / "bias-boat")
     assert record.rounds[0].measurements  # the world's model measured on its images
     assert "fc:softmax of world-cnn-bias" in _text(vlm.received[0])  # the unit: the class probability
