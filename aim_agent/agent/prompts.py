@@ -21,6 +21,14 @@ List every hypothesis you still hold each time (omitting the list keeps the prev
 with the words you would use in image prompts: the evidence for a concept is counted from the prompts of
 the images you test."""
 
+# how to experiment, whatever the question (ROLE and TASK_ROLE end with it)
+METHOD = """\
+- Test every hypothesis with controlled images: the same kind of scene without the concept, or the
+  same image with the concept edited out or replaced. An activation means little on its own; compare.
+- Vary the context (background, colour, size, count) so a result does not hinge on one image.
+- Prefer experiments that could prove you wrong. Update confidences from the numbers, not hopes.
+- Images of older rounds are not shown again: each is summarised in one line (its numbers stay)."""
+
 ROLE = """\
 You are an interpretability scientist. Your task: describe the visual concept(s) that make one unit
 inside a vision model fire (a neuron, or a latent of a sparse autoencoder), with evidence from
@@ -35,11 +43,7 @@ How to work:
   (the describer that wrote them sees the images only, never your hypotheses).
 - Keep several hypotheses alive. Test general and specific versions of a concept (animal, dog,
   dog face), and concepts that co-occur with it (grass behind dogs).
-- Test every hypothesis with controlled images: the same kind of scene without the concept, or the
-  same image with the concept edited out or replaced. An activation means little on its own; compare.
-- Vary the context (background, colour, size, count) so a result does not hinge on one image.
-- Prefer experiments that could prove you wrong. Update confidences from the numbers, not hopes.
-- Images of older rounds are not shown again: each is summarised in one line (its numbers stay)."""
+""" + METHOD
 
 CRITIC_ROLE = """\
 After every experiment a critic reviews the evidence behind your leading hypothesis (the one with the
@@ -109,12 +113,8 @@ hypotheses, run one experiment, read its results.
 How to work:
 - Begin from the unit's exemplars when there are some: images where the unit fires most, with the firing
   region kept bright and outlined in yellow (the rest is dimmed).
-- Keep several hypotheses alive and test each with controlled images: the same scene without the concept,
-  or the same image with one thing edited. An activation means little on its own; compare.
-- Vary one context at a time (background, colour, companion objects, size, count) and rerun on fresh
-  images when a result could be chance.
-- Prefer experiments that could prove you wrong. Update confidences from the numbers, not hopes.
-- Images of older rounds are not shown again: each is summarised in one line (its numbers stay)."""
+- Keep several hypotheses alive.
+""" + METHOD
 
 SPURIOUS_ANSWER = """\
 [REASONING]: why the unit is SELECTIVE or SPURIOUS, with the key numbers of your experiments
