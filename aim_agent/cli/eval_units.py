@@ -64,6 +64,6 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=1))
         return failed
     Console(highlight=False).print(units_table(result))
-    print(json.dumps(data["summary"]))
     print(f"index {Path(result.sweep_dir or '.') / 'index.html'}")
+    print(json.dumps(data["summary"]))
     return failed

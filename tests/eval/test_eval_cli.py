@@ -79,7 +79,8 @@ def test_eval_synthetic_fresh_end_to_end_and_resume(tmp_path: Path, small_datase
 
 
 def test_a_failed_unit_is_recorded_the_others_go_on_and_a_rerun_tries_only_it_again(
-        tmp_path: Path, small_dataset: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, small_dataset: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A failed agent run is a result (a wrong answer, kept as today); a job that fails outside the agent's run has
     no result: its row in sweep.sqlite holds the error, the evaluation goes on, and the same command runs it again."""
     from aim_agent.agent import runner
@@ -109,7 +110,8 @@ def test_a_failed_unit_is_recorded_the_others_go_on_and_a_rerun_tries_only_it_ag
                                                                "error": "RuntimeError: the describer is down"}]
     assert [(u["unit"], u["status"], u["error"]) for u in first["neurons"]] == [
         ("s3_0", "failed", "RuntimeError: the scientist is down")]
-    assert first["neurons"][0]["labels"]["agent"]["label"] == "" and not first["neurons"][0]["scores"]["agent"]["strict"]
+    failed_run = first["neurons"][0]
+    assert failed_run["labels"]["agent"]["label"] == "" and not failed_run["scores"]["agent"]["strict"]
     rows = {r.unit: r for r in SweepStore(out).rows()}
     assert rows["s3_1"].status == "failed" and "the describer is down" in (rows["s3_1"].error or "")
     assert "Not evaluated" in (out / "summary.md").read_text()
