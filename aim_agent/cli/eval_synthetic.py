@@ -12,6 +12,7 @@ from aim_agent.config import PROVIDER_FIELDS
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from aim_agent.cli.interpret import BACKENDS_HELP
+    from aim_agent.cli.sweep import add_engine_arguments
     from aim_agent.config import add_provider_arguments
 
     parser = sub.add_parser(
@@ -20,9 +21,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Runs the agent on every neuron of a set, makes baseline labels from the exemplars alone "
         "(one-shot summary, most frequent concept, random), then scores every label against the ground truth: "
         "strict concept match, a 2AFC judge (an offline sentence embedder) and retrieval among the set's ground "
-        "truths, by kind (mono / OR / conditional). Writes runs/eval/<id>/ (summary.json, summary.md, "
-        "results.jsonl, one run folder per neuron); the same command again continues a stopped evaluation. "
-        "See docs/evaluation.md.",
+        "truths, by kind (mono / OR / conditional). The neurons run as a sweep (as `aim sweep`: --workers N on "
+        "Ray, or a cluster with --ray-address). Writes runs/eval/<id>/ (summary.json, summary.md, results.jsonl, "
+        "sweep.sqlite, index.html, one run folder per neuron); the same command again continues a stopped "
+        "evaluation. See docs/evaluation.md.",
     )
     parser.add_argument("--set", dest="set_name", default="fresh", metavar="SET",
                         help="shipped (the 88 neurons after MAIA's Table A6) or fresh (drawn by --seed); "
@@ -42,7 +44,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--k", type=int, default=None,
                         help="dataset exemplars per neuron (default: the scientist's number, 50 offline; "
                         "the one-shot baseline reads 15)")
-    parser.add_argument("--workers", type=int, default=1, help="neurons interpreted at once, in processes (default 1)")
+    add_engine_arguments(parser.add_argument_group("how the neurons run (a sweep, docs/scale.md)"),
+                         one_in_process=True)
     parser.add_argument("--out", metavar="DIR", type=Path,
                         help="evaluation folder (default runs/eval/<set>-s<seed>-n<n>-<backend>)")
     parser.add_argument("--runs-dir", metavar="DIR", help="root of runs/ (default ./runs or AIM_RUNS_DIR)")
@@ -76,6 +79,7 @@ def template_config(args: argparse.Namespace, settings: Any) -> Any:
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from aim_agent.cli.sweep import engine_options
     from aim_agent.config import apply_plugins, config_from_args
     from aim_agent.eval.synthetic import markdown, run_eval
 
@@ -83,8 +87,7 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--n must be 1 or more, got {args.n}")
     if args.seed < 0:
         raise ValueError(f"--seed must be 0 or more, got {args.seed}")
-    if args.workers < 1:
-        raise ValueError(f"--workers must be 1 or more, got {args.workers}")
+    engine = engine_options(args, one_in_process=True)
     settings = config_from_args(args)
     plugins = apply_plugins(settings)
     template = template_config(args, settings)
@@ -94,12 +97,16 @@ def main(args: argparse.Namespace) -> int:
     say = None if args.quiet else (lambda line: console.print(f"[dim]aim eval[/dim] {line}"))
     summary = run_eval(set_name=args.set_name, seed=args.seed, n=args.n, template=template, out_dir=args.out,
                        runs_root=Path(args.runs_dir or settings.runs_dir), backend_label=label,
-                       workers=args.workers, plugins=plugins, progress=say)
+                       workers=engine["workers"], address=engine["address"],
+                       unit_timeout_s=engine["unit_timeout_s"], gpus_per_worker=engine["gpus_per_worker"],
+                       plugins=plugins, progress=say, live=not args.quiet)
+    failed = 1 if summary["unevaluated"] else 0  # a partial evaluation: the same command again completes it
     if args.json:
         print(json.dumps(summary, indent=2))
-        return 0
+        return failed
     out = Console(highlight=False, soft_wrap=True)
     text = markdown(summary)
     out.print(text.split("\n## Units")[0], markup=False)
     out.print(f"summary {Path(summary['eval_dir']) / 'summary.md'}", markup=False)
-    return 0
+    out.print(f"index   {summary['index']}", markup=False)
+    return failed

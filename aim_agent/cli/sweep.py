@@ -48,14 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sweep = parser.add_argument_group("the sweep")
     sweep.add_argument("--out", metavar="DIR", type=Path, required=True,
                        help="the sweep folder: sweep.sqlite, index.html, runs/<unit>/")
-    sweep.add_argument("--workers", type=int, default=1, help="Ray workers, each one process (default 1)")
-    sweep.add_argument("--ray-address", metavar="ADDRESS",
-                       help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: start Ray here")
-    sweep.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
-                       help="GPUs each worker reserves on a cluster (e.g. 0.25: four workers share a GPU; default 0)")
-    sweep.add_argument("--unit-timeout", type=float, default=3600.0, metavar="SECONDS",
-                       help="stop a unit after this long (its worker is replaced) and record it as timed out "
-                       "(default 3600; 0: no limit)")
+    add_engine_arguments(sweep)
     sweep.add_argument("--max-total-tokens", type=int, default=None, help="tokens over the whole sweep")
     sweep.add_argument("--max-total-cost", type=float, default=None, help="estimated USD over the whole sweep")
     sweep.add_argument("--export", choices=FORMATS, metavar="FORMAT",
@@ -65,6 +58,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_provider_arguments(parser)
     add_trust_argument(parser)
     parser.set_defaults(func=main)
+
+
+def add_engine_arguments(group: Any, *, one_in_process: bool = False) -> None:
+    """How units run, for `aim sweep` and the evaluations that are sweeps: --workers, --ray-address,
+    --gpus-per-worker, --unit-timeout. ``one_in_process``: one worker and no cluster run in this process."""
+    single = "; 1 runs them one after another in this process, without Ray" if one_in_process else ""
+    group.add_argument("--workers", type=int, default=1,
+                       help=f"units at once, each Ray worker one process (default 1{single})")
+    group.add_argument("--ray-address", metavar="ADDRESS",
+                       help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: start Ray here")
+    group.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                       help="GPUs each worker reserves on a cluster (e.g. 0.25: four workers share a GPU; default 0)")
+    group.add_argument("--unit-timeout", type=float, default=3600.0, metavar="SECONDS",
+                       help="stop a unit after this long (its worker is replaced) and record it as timed out "
+                       "(default 3600; 0: no limit; Ray workers only)")
+
+
+def engine_options(args: argparse.Namespace, *, one_in_process: bool = False) -> dict[str, Any]:
+    """The :class:`~aim_agent.sweep.run.SweepPlan` fields of :func:`add_engine_arguments`' options, checked;
+    where the units will run on Ray, Ray must import (else an error line naming the extra, before any work)."""
+    from aim_agent.sweep.engine import Executor, import_ray
+    from aim_agent.sweep.run import executor_for
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be 1 or more, got {args.workers}")
+    if args.unit_timeout < 0:
+        raise ValueError(f"--unit-timeout must be 0 (no limit) or more, got {args.unit_timeout}")
+    executor: Executor = executor_for(args.workers, args.ray_address) if one_in_process else "ray"
+    if executor == "ray":
+        import_ray()
+    return {"workers": args.workers, "executor": executor, "address": args.ray_address,
+            "gpus_per_worker": args.gpus_per_worker, "unit_timeout_s": args.unit_timeout or None}
 
 
 def template_config(args: argparse.Namespace, settings: Any) -> Any:
@@ -87,18 +112,13 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from aim_agent.config import apply_plugins, cli_trust, config_from_args
-    from aim_agent.sweep.engine import import_ray
 
     if args.export:
         from aim_agent.sweep.export import export
 
         print(export(args.out, args.export))
         return 0
-    if args.workers < 1:
-        raise ValueError(f"--workers must be 1 or more, got {args.workers}")
-    if args.unit_timeout < 0:
-        raise ValueError(f"--unit-timeout must be 0 (no limit) or more, got {args.unit_timeout}")
-    import_ray()  # without the extra: an error line naming it, before any work
+    engine = engine_options(args)  # without the extra: an error line naming it, before any work
     from aim_agent.sweep.run import SweepPlan, run_sweep
 
     settings = config_from_args(args)
@@ -109,9 +129,7 @@ def main(args: argparse.Namespace) -> int:
     with cli_trust(args, args.model):
         plan = SweepPlan(
             out_dir=args.out, template=template_config(args, settings), units=args.units, source=args.synthetic,
-            workers=args.workers, address=args.ray_address, gpus_per_worker=args.gpus_per_worker,
-            unit_timeout_s=args.unit_timeout or None,
-            max_total_tokens=args.max_total_tokens, max_total_cost=args.max_total_cost,
+            **engine, max_total_tokens=args.max_total_tokens, max_total_cost=args.max_total_cost,
             plugins=[*plugins, *getattr(args, "plugin", [])], trust=[s for s in [args.model, *args.trust_model] if s],
         )
         summary = run_sweep(plan, progress=say, live=not quiet)

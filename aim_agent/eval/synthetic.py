@@ -1,14 +1,17 @@
 """``aim eval synthetic``: interpret synthetic neurons whose answers are known, and score the labels.
 
-For every unit of an evaluation set (the shipped neurons, or fresh ones drawn from a seed) the
-evaluation
+The evaluation is a sweep (:func:`aim_agent.sweep.run.run_sweep`) over the set's units, whose
+per-unit work is :func:`evaluate_unit`: for every unit of an evaluation set (the shipped neurons,
+or fresh ones drawn from a seed) a sweep worker
 
-1. runs the agent (:func:`aim_agent.agent.runner.run_interpret`, any scientist backend) and
-   takes its final labels;
+1. runs the agent (the sweep's own interpretation run, any scientist backend) and takes its final
+   labels;
 2. makes the baseline labels from the unit's exemplars alone (:mod:`aim_agent.eval.baselines`);
 3. reads the unit's ground truth from its unit source, after its run has ended;
-4. appends one line to ``results.jsonl`` (a single ``write`` of a whole line; a torn last line
-   from a killed process is dropped when the file is read again).
+
+and the driver appends one line to ``results.jsonl`` (a single ``write`` of a whole line; a torn
+last line from a killed process is dropped when the file is read again). ``--workers N`` runs N
+units at once on Ray, as ``aim sweep`` does; one worker runs them in this process.
 
 Then it scores every label (strict concept match, the sentence-embedding 2AFC judge, retrieval
 among the set's ground truths) and writes ``summary.json`` and ``summary.md``, with one table by
@@ -17,9 +20,11 @@ the unit source's current ground truth, so a finished evaluation can be scored a
 
 Everything goes under ``runs/eval/<id>/`` (``--out`` to choose): ``eval.json`` (what was asked),
 ``results.jsonl``, ``runs/<unit>/`` (each agent run: result.json, report.html, ...),
-``summary.json``, ``summary.md``. Running the same command again continues where a killed
-evaluation stopped: finished units are not run again, and a unit whose run was cut short is
-resumed from its checkpoint.
+``summary.json``, ``summary.md``, and the sweep's ``sweep.sqlite`` and ``index.html``. Running the
+same command again continues where a killed evaluation stopped: the units of ``results.jsonl`` are
+not run again (a failed agent run is a result: a wrong answer), a unit whose run was cut short is
+resumed from its checkpoint, and a unit whose job failed (an error outside the agent's run, a
+timeout, a dead worker: a failed row of ``sweep.sqlite``, no result) is tried again.
 
 Units and answers come only through unit sources (hook ``aim_units``) that implement
 :class:`aim_agent.eval.truth.EvaluableUnits`; the core never imports the world.
@@ -28,12 +33,9 @@ Units and answers come only through unit sources (hook ``aim_units``) that imple
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,8 @@ METHODS: tuple[str, ...] = (AGENT, *BASELINES)
 METHOD_NAMES: dict[str, str] = {AGENT: "agent", **BASELINES}
 RESULTS_FILE = "results.jsonl"
 SPEC_FILE = "eval.json"
+#: the key of :func:`evaluate_unit`'s data that holds the unit's :class:`UnitResult` (beside the sweep row's)
+RESULT_KEY = "result"
 Progress = Callable[[str], None]
 
 
@@ -112,13 +116,11 @@ def conclusion_label(record: Any) -> str:
     return "; ".join(labels) if labels else conclusion.description.strip()
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-") or "eval"
-
-
 def default_eval_id(set_name: str, seed: int, n: int, backend: str) -> str:
     """``fresh-s7-n60-offline``: the same command names the same folder, so running it again continues."""
-    return _slug(f"{set_name}-s{seed}-n{n}-{backend}")
+    from aim_agent.sweep.units import slug
+
+    return slug(f"{set_name}-s{seed}-n{n}-{backend}", empty="eval")
 
 
 # --------------------------------------------------------------------------------------------- results file
@@ -160,63 +162,31 @@ def append_result(path: Path, result: UnitResult) -> None:
 # --------------------------------------------------------------------------------------------- one unit
 
 
-def evaluate_unit(config_data: dict[str, Any], source: str, unit: str, seed: int,
-                  plugins: Sequence[str] = ()) -> dict[str, Any]:
-    """Run the agent and the baselines on one unit; its :class:`UnitResult` as JSON data.
+def evaluate_unit(payload: dict[str, Any]) -> dict[str, Any]:
+    """The sweep work of one unit of an evaluation: the agent's run, the baselines, then the unit's truth.
 
-    A top-level function of plain arguments, so that worker processes can run it. A run folder
-    left by a killed evaluation is resumed, not started again.
+    ``payload`` is a sweep's (``unit``, ``config``, ``out_dir``, and ``args``: ``source`` and ``seed``).
+    Returns the sweep row's data (:func:`aim_agent.sweep.worker.interpret_row`: a run folder left by
+    a killed evaluation is resumed, not started again) with the :class:`UnitResult` under ``RESULT_KEY``.
     """
-    from aim_agent.agent.record import RunRecordError, read_run_record
-    from aim_agent.agent.runner import run_interpret
     from aim_agent.plugins import plugin_manager
+    from aim_agent.sweep.worker import interpret_row
 
-    for module in plugins:
-        plugin_manager().add_module(module)
-    config = RunConfig.model_validate(config_data)
-    assert config.run_id is not None
-    run_dir = Path(config.runs_dir) / config.run_id
-    started = time.monotonic()
-    error: str | None = None
-    record: Any = None
-    try:
-        if (run_dir / "run.json").exists():
-            try:
-                record = run_interpret(None, resume=config.run_id, runs_dir=config.runs_dir).record
-            except FileNotFoundError:  # killed before its first checkpoint: nothing to continue, start it again
-                shutil.rmtree(run_dir)
-                record = run_interpret(config).record
-        else:
-            record = run_interpret(config).record
-    except Exception as exc:  # a failed run is a wrong answer, not the end of the evaluation
-        error = f"{type(exc).__name__}: {exc}"
-        try:
-            record = read_run_record(run_dir)
-        except RunRecordError:
-            record = None
-    agent = MethodLabel(
-        label=conclusion_label(record),
-        rounds=record.rounds_run if record is not None else 0,
-        seconds=round(record.usage.wall_time_s if record is not None else time.monotonic() - started, 3),
-        tokens=record.usage.totals.total_tokens if record is not None else 0,
-    )
+    row = interpret_row(payload)  # a failed run is a wrong answer, not the end of the evaluation
+    config = RunConfig.model_validate(payload["config"])
+    unit, source, seed = payload["unit"], payload["args"]["source"], int(payload["args"]["seed"])
+    agent = MethodLabel(label=row.label, rounds=row.rounds, seconds=row.seconds, tokens=row.tokens)
     evaluable = evaluable_source(source)
-    system = plugin_manager().unit_system(source, unit)
-    view = exemplar_view(system, config)
+    view = exemplar_view(plugin_manager().unit_system(source, unit), config)
     vocabulary = list(evaluable.vocabulary())
     labels = {AGENT: agent}
     per_baseline = round(view.seconds, 3)
     for name, label in baseline_labels(view, vocabulary, seed, unit).items():
         labels[name] = MethodLabel(label=label, seconds=per_baseline, tokens=view.tokens if name == "one_shot" else 0)
     truth = evaluable.ground_truth(unit)  # read only now: the run and the baselines are done
-    result = UnitResult(
-        unit=unit, ref=config.synthetic or unit, run_id=config.run_id,
-        status=record.status if record is not None else "failed",
-        forced=record.forced if record is not None else None,
-        error=error or (record.error if record is not None else None),
-        labels=labels, truth=UnitTruth.model_validate(truth),
-    )
-    return result.model_dump(mode="json")
+    result = UnitResult(unit=unit, ref=config.synthetic or unit, run_id=row.run_id, status=row.status,
+                        forced=row.forced, error=row.error, labels=labels, truth=UnitTruth.model_validate(truth))
+    return {**row.model_dump(mode="json"), RESULT_KEY: result.model_dump(mode="json")}
 
 
 # --------------------------------------------------------------------------------------------- the evaluation
@@ -239,25 +209,6 @@ def prepare(out_dir: Path, spec: EvalSpec) -> None:
     atomic_write(path, (spec.model_dump_json(indent=2) + "\n").encode())
 
 
-def unit_config(template: RunConfig, source: str, unit: str, out_dir: Path) -> RunConfig:
-    """The run config of one unit: the template with this unit, a run id named after it, runs in ``out_dir``."""
-    return template.model_copy(update={"synthetic": f"{source}:{unit}", "run_id": _slug(unit),
-                                       "runs_dir": str(out_dir / "runs")})
-
-
-def _share_cores(threads: int, parent: int) -> None:
-    """Worker start: die with the evaluation (a killed ``aim eval`` leaves no worker running), and take
-    torch's share of the cores (each of N workers running torch on every core only makes them wait on one
-    another)."""
-    import torch
-
-    from aim_agent.agent.sandbox.isolation import die_with_parent
-
-    die_with_parent(parent)
-
-    torch.set_num_threads(threads)
-
-
 def run_eval(
     *,
     set_name: str,
@@ -268,10 +219,23 @@ def run_eval(
     runs_root: Path | None = None,
     backend_label: str = "offline",
     workers: int = 1,
+    address: str | None = None,
+    unit_timeout_s: float | None = None,
+    gpus_per_worker: float = 0.0,
     plugins: Sequence[str] = (),
     progress: Progress | None = None,
+    live: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate the agent and the baselines on a set of synthetic neurons; the summary (also written to disk)."""
+    """Evaluate the agent and the baselines on a set of synthetic neurons; the summary (also written to disk).
+
+    The units run as a sweep in ``out_dir`` (:func:`aim_agent.sweep.run.run_sweep`): on Ray with
+    ``workers`` > 1 or a cluster ``address`` (then :class:`~aim_agent.sweep.engine.SweepUnavailable`
+    without Ray), else one after another in this process.
+    """
+    from aim_agent.sweep.engine import function_ref
+    from aim_agent.sweep.run import SweepPlan, executor_for, run_sweep
+    from aim_agent.sweep.store import SweepStore, UnitRow
+
     say = progress or (lambda _line: None)
     started = time.monotonic()
     source = resolve_set(set_name)
@@ -288,34 +252,23 @@ def run_eval(
     prepare(out_dir, spec)
     results_path = out_dir / RESULTS_FILE
     done = read_results(results_path)
-    pending = [u for u in units if u not in done]
-    say(f"{set_name} set ({source}), seed {seed}: {len(units)} units, {len(done)} done already, "
-        f"{len(pending)} to run -> {out_dir}")
-    configs = {u: unit_config(template, source, u, out_dir).public() for u in pending}
 
-    def record(data: dict[str, Any]) -> None:
-        result = UnitResult.model_validate(data)
+    def record(_row: UnitRow, data: dict[str, Any] | None) -> None:
+        if data is None:  # the job failed: its row in sweep.sqlite says why, and a rerun tries it again
+            return
+        result = UnitResult.model_validate(data[RESULT_KEY])
         append_result(results_path, result)
         done[result.unit] = result
-        agent = result.labels[AGENT]
-        say(f"[{len(done)}/{len(units)}] {result.unit} ({KIND_NAMES[result.truth.kind]}): "
-            f"{agent.label or '(no label)'!r} in {agent.rounds} rounds, {agent.seconds:.1f} s"
-            + (f" [{result.status}]" if result.status != "finished" else ""))
 
-    if workers > 1 and len(pending) > 1:
-        from aim_agent.sweep.run import warm_exemplars  # one pass per probe, as a sweep makes before its workers
-
-        warm_exemplars([unit_config(template, source, u, out_dir) for u in pending], say)
-        context = multiprocessing.get_context("spawn")
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_share_cores,
-                                 initargs=(threads, os.getpid())) as pool:
-            futures = [pool.submit(evaluate_unit, configs[u], source, u, seed, list(plugins)) for u in pending]
-            for future in as_completed(futures):
-                record(future.result())
-    else:
-        for unit in pending:
-            record(evaluate_unit(configs[unit], source, unit, seed, plugins))
+    plan = SweepPlan(out_dir=out_dir, template=template, units=units, source=source, workers=workers,
+                     executor=executor_for(workers, address), address=address, unit_timeout_s=unit_timeout_s,
+                     gpus_per_worker=gpus_per_worker, plugins=list(plugins), work=function_ref(evaluate_unit),
+                     work_args={"source": source, "seed": seed})
+    say(f"{set_name} set ({source}), seed {seed}")
+    sweep = run_sweep(plan, progress=say, live=live, done=set(done), on_result=record)
+    rows = {r.unit: r for r in SweepStore(out_dir).rows(units)}
+    unevaluated = [{"unit": u, "error": (rows[u].error if u in rows else None) or "not run"}
+                   for u in units if u not in done]
 
     # scored with the source's current truth (the line keeps the truth as it was read after the run)
     ordered = [done[u].model_copy(update={"truth": UnitTruth.model_validate(evaluable.ground_truth(u))})
@@ -325,8 +278,9 @@ def run_eval(
         "set": set_name, "source": source, "seed": seed, "n": len(units), "backend": backend_label,
         "describer": template.describer, "max_rounds": template.max_rounds,
         "eval_dir": str(out_dir), "wall_time_s": round(time.monotonic() - started, 1),
-        "ran_now": len(pending), "reused": len(units) - len(pending),
+        "ran_now": sweep["ran"], "reused": sweep["skipped_finished"],
         "agent_seconds_total": round(sum(r.labels[AGENT].seconds for r in ordered), 1),
+        "workers": sweep["workers"], "index": sweep["index"], "unevaluated": unevaluated,
     })
     write_summary(out_dir, summary)
     return summary
@@ -448,6 +402,9 @@ def markdown(summary: dict[str, Any]) -> str:
         "| kind | method | n | strict | concepts | 2AFC | retrieval | mentions | rounds | s/neuron | tokens/neuron |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    if summary.get("unevaluated"):
+        lines[4:4] = ["Not evaluated (the unit's job failed; the same command again tries it again): "
+                      + "; ".join(f"{u['unit']} ({u['error'][:120]})" for u in summary["unevaluated"]), ""]
     names = summary.get("method_names", METHOD_NAMES)
     for row in summary["table"]:
         kind = KIND_NAMES.get(row["kind"], row["kind"])

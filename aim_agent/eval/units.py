@@ -5,6 +5,11 @@ unit (a full ``aim interpret`` run) and its label is compared with the unit's Ne
 reference (:mod:`aim_agent.eval.dissect`): a **match** when the label names the reference concept (the
 IoU label) or its category ("animals" for a dog unit).
 
+The runs are a sweep of those units (:func:`aim_agent.sweep.run.run_sweep`, ``aim sweep``'s engine:
+``--workers N`` on Ray, one worker in this process), in one folder with its ``sweep.sqlite``,
+``index.html`` and ``runs/<unit>/``; the same command again skips the units that finished and scores
+them again. The scoring below runs in this process once the sweep is done.
+
 Where they disagree, neither is taken on trust: **controlled renders** decide. Each candidate concept
 (the IoU reference, the AUC reference, the agent's concepts) is drawn alone on several backgrounds, and
 random scenes without any candidate are the controls; the unit is measured on all of them, and the
@@ -17,13 +22,14 @@ from __future__ import annotations
 import random
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from aim_agent.agent.critic import mentions_any
 from aim_agent.eval.dissect import Dissection, dissect
 from aim_agent.providers import drawn_images
+from aim_agent.sweep.units import slug
 from aim_agent.vocabulary import ConceptInfo, Vocabularies, installed_vocabularies
 
 RENDERS = 8  # images per candidate concept, and controls
@@ -63,6 +69,14 @@ class UnitResult:
 
 
 @dataclass
+class Unevaluated:
+    """A unit whose run left no record to score (its job failed); the same command again runs it again."""
+
+    unit: int
+    error: str
+
+
+@dataclass
 class UnitsEvaluation:
     model: str
     layer: str
@@ -70,6 +84,8 @@ class UnitsEvaluation:
     seed: int
     units: list[UnitResult]
     dissection_cache: str | None = None
+    sweep_dir: str | None = None  # the sweep of the units' runs: sweep.sqlite, index.html, runs/<unit>/
+    unevaluated: list[Unevaluated] = field(default_factory=list)
 
     @property
     def agreement(self) -> float:
@@ -92,12 +108,13 @@ class UnitsEvaluation:
             "renders_follow_reference": sum(bool(u.follows_role and u.follows_role.startswith("reference"))
                                             for u in disagree),
             "forced_conclusions": sum(bool(u.forced) for u in self.units),
+            "unevaluated": len(self.unevaluated),
         }
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "layer": self.layer, "dataset": self.dataset, "seed": self.seed,
-                "dissection_cache": self.dissection_cache, "summary": self.summary(),
-                "units": [asdict(u) for u in self.units]}
+                "dissection_cache": self.dissection_cache, "sweep_dir": self.sweep_dir, "summary": self.summary(),
+                "units": [asdict(u) for u in self.units], "unevaluated": [asdict(u) for u in self.unevaluated]}
 
 
 def names_concept(labels: Sequence[str], info: ConceptInfo) -> bool:
@@ -158,6 +175,12 @@ def render_checks(system: Any, candidates: Sequence[tuple[str, str]], vocabulari
     return out
 
 
+def units_dir(runs_dir: str | Path, model: str, layer: str, seed: int, n: int, backend: str, mode: str) -> Path:
+    """The evaluation's sweep folder: ``runs_dir/<model>-<layer>-s<seed>-n<n>-<backend>-<mode>`` (the same command
+    names the same folder, so running it again continues)."""
+    return Path(runs_dir) / slug(f"{model}-{layer}-s{seed}-n{n}-{backend}-{mode}", empty="eval-units")
+
+
 def evaluate_units(
     model: str,
     layer: str,
@@ -170,17 +193,24 @@ def evaluate_units(
     runs_dir: str | Path = "runs/eval-units",
     max_rounds: int | None = None,
     image_size: int = 224,
+    workers: int = 1,
+    address: str | None = None,
+    unit_timeout_s: float | None = None,
+    gpus_per_worker: float = 0.0,
     progress: Callable[[str], None] | None = None,
+    live: bool = False,
     on_unit: Callable[[UnitsEvaluation], None] | None = None,
 ) -> UnitsEvaluation:
-    """Run the agent on ``n`` random live units of ``layer`` and compare its labels with the dissection;
-    ``on_unit`` gets the evaluation so far after every unit (a long evaluation that is stopped keeps what it
-    measured)."""
+    """Run the agent on ``n`` random live units of ``layer`` (a sweep in :func:`units_dir`) and compare its labels
+    with the dissection; ``on_unit`` gets the evaluation so far after every unit it scores."""
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
-    from aim_agent.agent.runner import run_interpret
+    from aim_agent.agent.record import RunRecordError, read_run_record
     from aim_agent.models.probe import open_probe
     from aim_agent.plugins import plugin_manager
+    from aim_agent.sweep.run import SweepPlan, executor_for, run_sweep
+    from aim_agent.sweep.store import SweepStore
+    from aim_agent.sweep.units import run_id_of
     from aim_agent.system import System
 
     say = progress or (lambda _line: None)
@@ -192,23 +222,39 @@ def evaluate_units(
     def generate(prompts: list[str]) -> list[Any]:
         return drawn_images(text2image.generate(prompts, size=image_size, seed=seed))
 
-    results = []
-    for unit in pick_units(reference, n, seed):
+    picked = pick_units(reference, n, seed)
+    values: dict[str, Any] = {"model": model, "layer": layer, "unit": picked[0], "backend": BackendSpec.parse(backend),
+                              "mode": mode, "seed": seed, "exemplar_dataset": dataset, "image_size": image_size,
+                              "max_rounds": max_rounds}
+    template = RunConfig(**{k: v for k, v in values.items() if v is not None})
+    out_dir = units_dir(runs_dir, model, layer, seed, n, backend, mode)
+    plan = SweepPlan(out_dir=out_dir, template=template, units=[str(u) for u in picked], workers=workers,
+                     executor=executor_for(workers, address), address=address, unit_timeout_s=unit_timeout_s,
+                     gpus_per_worker=gpus_per_worker)
+    run_sweep(plan, progress=say, live=live)
+    rows = {r.unit: r for r in SweepStore(out_dir).rows()}
+
+    evaluation = UnitsEvaluation(model=model, layer=layer, dataset=reference.dataset, seed=seed, units=[],
+                                 dissection_cache=reference.cache_path, sweep_dir=str(out_dir))
+    for unit in picked:
+        run_dir = out_dir / "runs" / run_id_of(str(unit))
+        try:
+            record = read_run_record(run_dir)
+        except RunRecordError as exc:  # its job failed before the run wrote a record
+            stored = rows.get(str(unit))
+            error = (stored.error if stored else None) or str(exc)
+            evaluation.unevaluated.append(Unevaluated(unit=unit, error=error))
+            say(f"unit {unit}: not evaluated ({error[:200]})")
+            continue
         ref = reference.units[unit]
-        values: dict[str, Any] = {"model": model, "layer": layer, "unit": unit, "runs_dir": str(runs_dir),
-                                  "backend": BackendSpec.parse(backend), "mode": mode, "seed": seed,
-                                  "exemplar_dataset": dataset, "image_size": image_size}
-        if max_rounds is not None:
-            values["max_rounds"] = max_rounds
-        run = run_interpret(RunConfig(**{k: v for k, v in values.items() if v is not None}))
-        conclusion = run.conclusion
+        conclusion = record.conclusion
         labels = list(conclusion.labels) if conclusion else []
         ref_info = reference.concept(ref.iou_concept) if ref.iou_concept else None
         auc_info = reference.concept(ref.auc_concept) if ref.auc_concept else None
         agent = label_concepts(labels, vocabularies)
         row = UnitResult(
             unit=unit, labels=labels, description=conclusion.description if conclusion else "",
-            confidence=conclusion.confidence if conclusion else 0.0, forced=run.forced, run_dir=str(run.run_dir),
+            confidence=conclusion.confidence if conclusion else 0.0, forced=record.forced, run_dir=str(run_dir),
             reference=ref.iou_concept, reference_iou=ref.iou[0].score if ref.iou else None,
             auc_concept=ref.auc_concept, auc=ref.auc[0].score if ref.auc else None,
             agent_concepts=[c.key for c in agent],
@@ -228,14 +274,12 @@ def evaluate_units(
             if row.renders:
                 best = max(row.renders, key=lambda r: (r.auc, r.mean - r.control_mean))
                 row.follows, row.follows_role = best.concept, best.role
-        results.append(row)
+        evaluation.units.append(row)
         verdict = "match" if row.match else f"differs (renders follow {row.follows or '?'})"
         say(f"unit {unit}: agent {labels} vs reference {ref.iou_concept} (IoU {row.reference_iou}): {verdict}")
         if on_unit is not None:
-            on_unit(UnitsEvaluation(model=model, layer=layer, dataset=reference.dataset, seed=seed,
-                                    units=list(results), dissection_cache=reference.cache_path))
-    return UnitsEvaluation(model=model, layer=layer, dataset=reference.dataset, seed=seed, units=results,
-                           dissection_cache=reference.cache_path)
+            on_unit(replace(evaluation, units=list(evaluation.units), unevaluated=list(evaluation.unevaluated)))
+    return evaluation
 
 
 def units_table(evaluation: UnitsEvaluation) -> Any:

@@ -6,16 +6,19 @@
 3. The layer's exemplars are computed once, in this process, before any worker starts; the
    workers read them from the exemplar cache (``AIM_CACHE``, which a cluster must share).
 4. The units run as jobs of :func:`aim_agent.sweep.engine.run_jobs`: one interpretation run each
-   (:func:`aim_agent.sweep.worker.interpret_unit`) in ``DIR/runs/<unit>/``, on workers that load
-   the world and the model once; each result is written to the table as it arrives.
+   (:func:`aim_agent.sweep.worker.interpret_unit`, or the plan's own ``work``, such as an
+   evaluation's) in ``DIR/runs/<unit>/``, on workers that load the world and the model once; each
+   result is written to the table as it arrives.
 5. ``DIR/index.html`` is rewritten at the end, however the sweep ends.
+
+``aim sweep`` is this; ``aim eval synthetic`` and ``aim eval units`` are this plus their scoring.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,9 @@ from aim_agent.sweep.store import SweepStore, UnitRow
 from aim_agent.sweep.units import parse_units, run_id_of
 from aim_agent.sweep.worker import interpret_unit, worker_setup
 
+#: the default per-unit work: one interpretation run, summarised as a row of the table
+INTERPRET = f"{interpret_unit.__module__}:{interpret_unit.__qualname__}"
+
 #: config fields that may change between a sweep and its rerun (budgets, where runs go)
 _MAY_CHANGE = {"max_rounds", "max_tokens", "max_cost", "max_seconds", "run_id", "runs_dir", "unit", "synthetic"}
 
@@ -40,7 +46,8 @@ class SweepPlan(BaseModel):
 
     out_dir: Path
     template: RunConfig = Field(description="the run config of every unit (its unit and run id are set per unit)")
-    units: str = "all"
+    units: str | list[str] = Field(default="all", description="all, a range 0-63, a list 0,5,9-12; or a list of "
+                                   "the units themselves (indices of a layer, names of a unit source)")
     source: str | None = Field(default=None, description="a unit source (--synthetic): its units instead of a layer's")
     workers: int = Field(default=1, ge=1, le=1024)
     executor: Executor = "ray"
@@ -51,6 +58,16 @@ class SweepPlan(BaseModel):
     max_total_cost: float | None = Field(default=None, gt=0)
     plugins: list[str] = Field(default_factory=list)
     trust: list[str] = Field(default_factory=list, description="models the person named (may run code as they load)")
+    work: str = Field(default=INTERPRET, description="the per-unit function (module:function) workers import: it "
+                      "gets the unit's payload and returns a UnitRow's data, plus any keys the caller reads")
+    work_args: dict[str, Any] = Field(default_factory=dict, description="JSON data every payload carries (as "
+                                      "'args') for the work function")
+
+
+def executor_for(workers: int, address: str | None) -> Executor:
+    """Where an evaluation's units run: in this process for one worker and no cluster (Ray not needed), else on
+    Ray (``aim sweep`` always runs on Ray)."""
+    return "inline" if workers == 1 and not address else "ray"
 
 
 def _now() -> str:
@@ -61,6 +78,10 @@ def resolve_units(plan: SweepPlan) -> list[str]:
     """The plan's units, checked against the layer's width or the unit source's names."""
     template = plan.template
     if plan.source:
+        if isinstance(plan.units, list):  # names: the source checks each one when it opens the unit
+            if not plan.units:
+                raise ValueError("the list of units is empty")
+            return list(dict.fromkeys(plan.units))
         from aim_agent.plugins import plugin_manager
 
         return parse_units(plan.units, list(plugin_manager().provider("units", plan.source).unit_names()))
@@ -68,7 +89,8 @@ def resolve_units(plan: SweepPlan) -> list[str]:
 
     assert template.model is not None and template.layer is not None
     probe = open_probe(template.model, template.layer, sae=template.sae)
-    return parse_units(plan.units, int(probe.num_units))
+    spec = plan.units if isinstance(plan.units, str) else ",".join(plan.units)
+    return parse_units(spec, int(probe.num_units))
 
 
 def unit_config(plan: SweepPlan, unit: str) -> RunConfig:
@@ -111,16 +133,23 @@ def warm_exemplars(configs: Sequence[RunConfig], say: Callable[[str], None]) -> 
 
 def _row_of(outcome: JobOutcome, run_ids: dict[str, str]) -> UnitRow:
     if outcome.ok and outcome.data is not None:
-        row = UnitRow.model_validate(outcome.data)
+        row = UnitRow.model_validate(outcome.data)  # the row's fields; keys a work function adds are not columns
     else:
         row = UnitRow(unit=outcome.unit, run_id=run_ids[outcome.unit], status="timeout" if outcome.timed_out
                       else "failed", error=outcome.error, seconds=round(outcome.seconds, 3))
     return row.model_copy(update={"finished_at": _now()})
 
 
-def run_sweep(plan: SweepPlan, *, progress: Callable[[str], None] | None = None, live: bool = False
-              ) -> dict[str, Any]:
-    """Run (or continue) the sweep ``plan`` describes; a summary (also in the table and ``index.html``)."""
+def run_sweep(plan: SweepPlan, *, progress: Callable[[str], None] | None = None, live: bool = False,
+              done: Collection[str] | None = None,
+              on_result: Callable[[UnitRow, dict[str, Any] | None], None] | None = None) -> dict[str, Any]:
+    """Run (or continue) the sweep ``plan`` describes; a summary (also in the table and ``index.html``).
+
+    ``done``: the units not to run again (default: those the table holds as finished; an evaluation
+    passes the units of its results file). ``on_result(row, data)`` sees each unit once its row is
+    stored, with all the work function returned (None when the job failed: raised, timed out, or its
+    worker died).
+    """
     say = progress or (lambda _line: None)
     started = time.monotonic()
     out_dir = Path(plan.out_dir)
@@ -130,14 +159,14 @@ def run_sweep(plan: SweepPlan, *, progress: Callable[[str], None] | None = None,
         raise ValueError("two units of this sweep would share a run folder name; name them apart")
     store = SweepStore(out_dir)
     store.check_spec(sweep_identity(plan))
-    finished = store.finished()
+    finished = store.finished() if done is None else set(done)
     pending = [u for u in units if u not in finished]
     what = f"source {plan.source}" if plan.source else f"{plan.template.model} {plan.template.layer}"
     say(f"{what}: {len(units)} units, {len(units) - len(pending)} finished already, {len(pending)} to run "
         f"-> {out_dir}")
     configs = {u: unit_config(plan, u) for u in pending}
     jobs = [UnitJob(unit=u, payload={"unit": u, "config": configs[u].public(), "out_dir": str(out_dir),
-                                     "trust": plan.trust}) for u in pending]
+                                     "trust": plan.trust, "args": plan.work_args}) for u in pending]
     budget_note: list[str] = []
 
     def keep_going() -> bool:
@@ -161,10 +190,12 @@ def run_sweep(plan: SweepPlan, *, progress: Callable[[str], None] | None = None,
             def record(outcome: JobOutcome) -> None:
                 row = _row_of(outcome, run_ids)
                 store.put(row)  # written as it arrives: a kill loses nothing that finished
+                if on_result is not None:
+                    on_result(row, outcome.data if outcome.ok else None)
                 tracker.result(row)
 
             if jobs:
-                report = run_jobs(jobs, interpret_unit, workers=plan.workers, executor=plan.executor,
+                report = run_jobs(jobs, plan.work, workers=plan.workers, executor=plan.executor,
                                   address=plan.address, setup=worker_setup, setup_args=[plan.plugins],
                                   timeout_s=plan.unit_timeout_s, gpus_per_worker=plan.gpus_per_worker,
                                   on_start=tracker.start, on_result=record, keep_going=keep_going,

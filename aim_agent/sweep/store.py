@@ -85,7 +85,7 @@ class SweepStore:
         if stored != json.loads(text):
             differ = sorted(k for k in set(stored) | set(spec) if stored.get(k) != spec.get(k))
             raise ValueError(f"{self.path.parent} holds another sweep (its {', '.join(differ)} differ): choose "
-                             "another --out folder, or delete that one to start again")
+                             "another folder, or delete that one to start again")
 
     # ------------------------------------------------------------------ rows
 

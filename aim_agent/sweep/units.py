@@ -57,7 +57,12 @@ def parse_units(spec: str, names: Sequence[str] | int) -> list[str]:
     return unique
 
 
+def slug(text: str, empty: str = "unit") -> str:
+    """``text`` as a folder name: letters, digits and ``-_.`` kept, anything else ``-`` (``empty`` if none is left)."""
+    kept = "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-.")
+    return kept[:128] or empty
+
+
 def run_id_of(unit: str) -> str:
     """The run folder name of a unit (``DIR/runs/<run id>``): the unit with anything unusual replaced."""
-    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in unit).strip("-.")
-    return slug[:128] or "unit"
+    return slug(unit)

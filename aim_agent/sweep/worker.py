@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from aim_agent.hookspecs import hookimpl
+from aim_agent.sweep.store import UnitRow
 
 #: exemplar overlays shown in the index, per unit
 THUMBNAILS = 4
@@ -113,23 +115,33 @@ def run_or_resume(config_data: dict[str, Any]) -> tuple[Any, str | None]:
 
 
 def interpret_unit(payload: dict[str, Any]) -> dict[str, Any]:
-    """One unit of a sweep: ``payload`` holds ``unit``, ``config`` (RunConfig data), ``out_dir`` and
-    ``trust`` (models the person named); returns a :class:`~aim_agent.sweep.store.UnitRow` as data."""
+    """One unit of a sweep (the default work of :class:`~aim_agent.sweep.run.SweepPlan`): ``payload`` holds
+    ``unit``, ``config`` (RunConfig data), ``out_dir`` and ``trust`` (models the person named); returns a
+    :class:`~aim_agent.sweep.store.UnitRow` as data."""
+    return interpret_row(payload).model_dump(mode="json")
+
+
+def interpret_row(payload: dict[str, Any]) -> UnitRow:
+    """The interpretation run of one unit (resumed when a kill cut it short), summarised as its row.
+
+    Work functions that do more per unit (an evaluation's baselines) start from this one.
+    """
     from aim_agent.eval.synthetic import conclusion_label
     from aim_agent.models.trust import trusting
-    from aim_agent.sweep.store import UnitRow
 
+    started = time.monotonic()
     out_dir = Path(payload["out_dir"])
     with trusting(*payload.get("trust", [])):
         record, error = run_or_resume(payload["config"])
-    row = UnitRow(unit=payload["unit"], run_id=payload["config"]["run_id"], error=error)
+    row = UnitRow(unit=payload["unit"], run_id=payload["config"]["run_id"], error=error,
+                  seconds=round(time.monotonic() - started, 3))
     if record is None:
-        return row.model_dump(mode="json")
+        return row
     run_dir = Path(payload["config"]["runs_dir"]) / record.run_id
     conclusion = record.conclusion
     report = run_dir / "report.html"
     thumbs = [run_dir / "images" / f"{i}.png" for i in record.exemplars.image_ids[:THUMBNAILS]]
-    row = row.model_copy(update={
+    return row.model_copy(update={
         "label": conclusion_label(record),
         "description": conclusion.description if conclusion is not None else "",
         "confidence": conclusion.confidence if conclusion is not None else None,
@@ -143,7 +155,6 @@ def interpret_unit(payload: dict[str, Any]) -> dict[str, Any]:
         "report": _relative(report, out_dir) if report.exists() else None,
         "thumbnails": [_relative(t, out_dir) for t in thumbs if t.exists()],
     })
-    return row.model_dump(mode="json")
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,8 +58,9 @@ def test_eval_synthetic_fresh_end_to_end_and_resume(tmp_path: Path, small_datase
         run = json.loads((out / "runs" / unit["run_id"] / "result.json").read_text())
         assert run["ground_truth"] == unit["ground_truth"]
         assert run["config"]["synthetic"] == unit["ref"]
-    for name in ("eval.json", "summary.json", "summary.md", RESULTS_FILE):
+    for name in ("eval.json", "summary.json", "summary.md", RESULTS_FILE, "sweep.sqlite", "index.html"):
         assert (out / name).is_file()
+    assert summary["workers"] == 1 and summary["unevaluated"] == [] and summary["index"] == str(out / "index.html")
     assert "| kind | method |" in (out / "summary.md").read_text()
 
     # the same command again: nothing to run
@@ -74,6 +76,54 @@ def test_eval_synthetic_fresh_end_to_end_and_resume(tmp_path: Path, small_datase
     resumed = run_cli(capsys, out, small_dataset)
     assert resumed["ran_now"] == 1 and resumed["reused"] == N - 1
     assert len(path.read_text().splitlines()) == N
+
+
+def test_a_failed_unit_is_recorded_the_others_go_on_and_a_rerun_tries_only_it_again(
+        tmp_path: Path, small_dataset: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed agent run is a result (a wrong answer, kept as today); a job that fails outside the agent's run has
+    no result: its row in sweep.sqlite holds the error, the evaluation goes on, and the same command runs it again."""
+    from aim_agent.agent import runner
+    from aim_agent.eval import synthetic
+    from aim_agent.sweep.store import SweepStore
+
+    real_run, real_view = runner.run_interpret, synthetic.exemplar_view
+
+    def run_interpret(config: Any, **kw: Any) -> Any:
+        if config is not None and config.synthetic == "fresh:s3_0":
+            raise RuntimeError("the scientist is down")
+        return real_run(config, **kw)
+
+    def exemplar_view(system: Any, config: Any) -> Any:
+        if config.synthetic == "fresh:s3_1":
+            raise RuntimeError("the describer is down")
+        return real_view(system, config)
+
+    monkeypatch.setattr(runner, "run_interpret", run_interpret)
+    monkeypatch.setattr(synthetic, "exemplar_view", exemplar_view)
+    out = tmp_path / "eval"
+    command = ["eval", "synthetic", "--set", "fresh", "--seed", "3", "--n", "2", "--json", "--quiet", "--out",
+               str(out), "--dataset", str(small_dataset), "--max-rounds", "1", "--k", "6"]
+    assert main(command) == 1  # a partial evaluation
+    first = json.loads(capsys.readouterr().out)
+    assert first["ran_now"] == 2 and first["unevaluated"] == [{"unit": "s3_1",
+                                                               "error": "RuntimeError: the describer is down"}]
+    assert [(u["unit"], u["status"], u["error"]) for u in first["neurons"]] == [
+        ("s3_0", "failed", "RuntimeError: the scientist is down")]
+    failed_run = first["neurons"][0]
+    assert failed_run["labels"]["agent"]["label"] == "" and not failed_run["scores"]["agent"]["strict"]
+    rows = {r.unit: r for r in SweepStore(out).rows()}
+    assert rows["s3_1"].status == "failed" and "the describer is down" in (rows["s3_1"].error or "")
+    assert "Not evaluated" in (out / "summary.md").read_text()
+
+    monkeypatch.setattr(runner, "run_interpret", real_run)
+    monkeypatch.setattr(synthetic, "exemplar_view", real_view)
+    assert main(command) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["ran_now"] == 1 and again["reused"] == 1 and again["unevaluated"] == []
+    assert [u["status"] for u in again["neurons"]] == ["failed", "finished"]  # the failed run is not run again
+    assert {r.unit: r.attempts for r in SweepStore(out).rows()} == {"s3_0": 1, "s3_1": 2}
+    assert len(read_results(out / RESULTS_FILE)) == 2
 
 
 def test_another_evaluation_in_the_same_folder_is_refused(tmp_path: Path, small_dataset: Path,

@@ -41,16 +41,30 @@ def test_eval_units_runs_the_agent_and_reports_json(tiny_world: Path, tmp_path: 
     assert [u["unit"] for u in units] == sorted(u["unit"] for u in units)
 
 
-def test_a_stopped_evaluation_keeps_the_units_it_measured(tiny_world: Path, tmp_path: Path) -> None:
-    """After every unit the evaluation so far is handed out (the CLI writes --out), so stopping a long one loses
-    only the unit in progress."""
+def test_the_runs_are_a_sweep_and_the_same_evaluation_again_scores_them_without_running_them(
+        tiny_world: Path, tmp_path: Path) -> None:
+    """The units' runs are a sweep (sweep.sqlite, index.html, runs/<unit>/); the scoring hands out the evaluation
+    after every unit (the CLI writes --out); a second evaluation skips the finished runs and scores the same."""
     from aim_agent.eval.units import UnitsEvaluation, evaluate_units
+    from aim_agent.sweep.store import SweepStore
 
     seen: list[UnitsEvaluation] = []
     final = evaluate_units("world-cnn", "conv5", n=2, seed=1, dataset=str(tiny_world), max_rounds=1,
                            runs_dir=tmp_path / "runs", on_unit=seen.append)
     assert [len(e.units) for e in seen] == [1, 2]
     assert seen[0].units[0] == final.units[0] and seen[-1].to_json() == final.to_json()
+    assert final.sweep_dir is not None and final.unevaluated == []
+    sweep_dir = Path(final.sweep_dir)
+    assert sweep_dir.parent == tmp_path / "runs" and (sweep_dir / "index.html").is_file()
+    rows = SweepStore(sweep_dir).rows()
+    assert sorted(int(r.unit) for r in rows) == [u.unit for u in final.units]
+    assert all(r.status == "finished" and r.attempts == 1 for r in rows)
+    assert all(Path(u.run_dir).parent == sweep_dir / "runs" for u in final.units)
+
+    again = evaluate_units("world-cnn", "conv5", n=2, seed=1, dataset=str(tiny_world), max_rounds=1,
+                           runs_dir=tmp_path / "runs")
+    assert again.to_json() == final.to_json()
+    assert all(r.attempts == 1 for r in SweepStore(sweep_dir).rows())  # no unit ran again
 
 
 def test_a_label_matches_the_reference_or_its_category() -> None:

@@ -138,3 +138,8 @@ def test_the_command_without_ray_names_the_extra(tmp_path: Path, monkeypatch: py
     assert not (tmp_path / "sweep.sqlite").exists()
     assert main(["bench", "sweep", "--json", "--units", "1"]) == 2
     assert "aim-agent[sweep]" in capsys.readouterr().err
+    # the evaluations need Ray only for more than one worker (or a cluster), and say so before any work
+    for evaluation in (["synthetic", "--quiet", "--out", str(tmp_path / "e")], ["units", "--json"]):
+        assert main(["eval", *evaluation, "--workers", "2"]) == 2
+        assert "aim-agent[sweep]" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
