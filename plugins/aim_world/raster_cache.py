@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import PIL
 
-VERSION = 2  # raise when a cached raster's recipe changes
+VERSION = 3  # raise when a cached raster's recipe changes (3: glyph weights, background layout variants)
 DEFAULT_MB = 256
 _MAX_ARRAYS = 4  # arrays in one entry
 _MAX_DIMS = 3

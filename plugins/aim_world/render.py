@@ -5,9 +5,14 @@ painted in the object's colour, its lines in a darker shade, a texture pattern i
 asked. Edges are hard (no anti-aliasing), so every pixel belongs to exactly one object or to
 the background: the masks are exact, and an edit changes only the pixels of what it edits.
 
-Everything that does not depend on a scene is cached: glyph masks per (noun, pixel size),
-backgrounds per (background, size, variant), texture patterns per (texture, box). Composing
-a scene is then a few numpy writes, far above 200 scenes/s at 224 px.
+Variety (see ``variety.py``) stays exact: an object's weight picks the glyph style, and its
+rotation, flip and shear move the mask and the paint together (one nearest-pixel map for both),
+so the mask is exactly the pixels drawn; shading and grain only change colours inside it. A later
+object covers an earlier one, so an occluded part is in no mask but the occluder's.
+
+Everything that does not depend on a scene is cached: glyph masks per (noun, weight, pixel size),
+background layouts per (background, size, variant), texture patterns per (texture, box). A scene's
+own variety (transforms, shading, the backdrop's horizon and colours) is a few cheap numpy passes.
 """
 
 from __future__ import annotations
@@ -21,12 +26,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from aim_world.raster_cache import cached
-from aim_world.scene import Scene, SceneObject
+from aim_world.scene import Backdrop, Scene, SceneObject, backdrop
 from aim_world.vocabulary import BACKGROUND_BY_NAME, NOUN_BY_NAME, TEXTURES, font_path, rgb
 
-N_VARIANTS = 4  # background variants; a scene uses variant ``seed % N_VARIANTS``
 _MASTER = 256  # glyphs are analysed once at this resolution, then scaled down
-_FONT_WEIGHT = 500
+_FONT_WEIGHT = 500  # the default style; layout extents are measured at it
 
 
 @dataclass
@@ -107,17 +111,17 @@ def _fill_holes(a: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- glyphs
 
 
-@lru_cache(maxsize=1)
-def _font() -> ImageFont.FreeTypeFont:
+@lru_cache(maxsize=8)
+def _font(weight: int = _FONT_WEIGHT) -> ImageFont.FreeTypeFont:
     font = ImageFont.truetype(str(font_path()), _MASTER)
     with contextlib.suppress(OSError, ValueError):  # Pillow built without variation support: weight 400
-        font.set_variation_by_axes([_FONT_WEIGHT])
+        font.set_variation_by_axes([weight])
     return font
 
 
-def glyph_ink(char: str) -> np.ndarray:
+def glyph_ink(char: str, weight: int = _FONT_WEIGHT) -> np.ndarray:
     """Boolean ink of one character of the emoji font at master resolution, cropped (may be empty)."""
-    font = _font()
+    font = _font(weight)
     x0, y0, x1, y1 = font.getbbox(char)
     if x1 <= x0 or y1 <= y0:
         return np.zeros((0, 0), dtype=bool)
@@ -130,18 +134,18 @@ def glyph_ink(char: str) -> np.ndarray:
     return ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
-def _master_masks(noun: str) -> list[np.ndarray]:
-    ink = np.pad(glyph_ink(NOUN_BY_NAME[noun].char), 4)
+def _master_masks(noun: str, weight: int) -> list[np.ndarray]:
+    ink = np.pad(glyph_ink(NOUN_BY_NAME[noun].char, weight), 4)
     silhouette = _fill_holes(_erode(_dilate(ink, 5), 5)) | ink  # close pin-holes, then fill inside
     lines = ink & ~_erode(ink, 13)  # thin strokes, and the rim of solid parts
     return [silhouette, lines]
 
 
 @cache
-def _master(noun: str) -> tuple[Image.Image, Image.Image]:
+def _master(noun: str, weight: int = _FONT_WEIGHT) -> tuple[Image.Image, Image.Image]:
     """(silhouette, lines) of a noun's glyph at master resolution, as 'L' images (disk-cached)."""
-    key = f"master|{NOUN_BY_NAME[noun].codepoint}|{_MASTER}|{_FONT_WEIGHT}"
-    silhouette, lines = cached(key, lambda: _master_masks(noun))
+    key = f"master|{NOUN_BY_NAME[noun].codepoint}|{_MASTER}|{weight}"
+    silhouette, lines = cached(key, lambda: _master_masks(noun, weight))
     as_l = lambda a: Image.fromarray(a.astype(np.uint8) * 255)  # noqa: E731
     return as_l(silhouette), as_l(lines)
 
@@ -161,15 +165,16 @@ class Glyph:
 
 
 @lru_cache(maxsize=8192)
-def glyph(noun: str, px: int) -> Glyph:
-    """A noun's glyph scaled so its longer side is ``px`` pixels (cached in memory and on disk)."""
-    key = f"glyph|{NOUN_BY_NAME[noun].codepoint}|{px}|{_MASTER}|{_FONT_WEIGHT}"
-    sil, lines = cached(key, lambda: _scaled_glyph(noun, px))
+def glyph(noun: str, px: int, weight: int = _FONT_WEIGHT) -> Glyph:
+    """A noun's glyph in one style (font weight), scaled so its longer side is ``px`` pixels (cached in
+    memory and on disk)."""
+    key = f"glyph|{NOUN_BY_NAME[noun].codepoint}|{px}|{_MASTER}|{weight}"
+    sil, lines = cached(key, lambda: _scaled_glyph(noun, px, weight))
     return Glyph(sil, lines)
 
 
-def _scaled_glyph(noun: str, px: int) -> list[np.ndarray]:
-    sil_img, line_img = _master(noun)
+def _scaled_glyph(noun: str, px: int, weight: int) -> list[np.ndarray]:
+    sil_img, line_img = _master(noun, weight)
     w, h = sil_img.size
     scale = px / max(w, h)
     tw, th = max(1, round(w * scale)), max(1, round(h * scale))
@@ -238,9 +243,11 @@ def _texture_pattern(texture: str, h: int, w: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8192)
-def object_paint(noun: str, px: int, color: str, texture: str | None, style: str) -> tuple[np.ndarray, np.ndarray]:
-    """(mask, rgb) of one object in its own box: which pixels it covers and their colours."""
-    g = glyph(noun, px)
+def object_paint(
+    noun: str, px: int, color: str, texture: str | None, style: str, weight: int = _FONT_WEIGHT
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, rgb) of one object in its own box, upright: which pixels it covers and their colours."""
+    g = glyph(noun, px, weight)
     h, w = g.silhouette.shape
     base = np.array(rgb(color), dtype=np.uint8)
     paint = np.empty((h, w, 3), dtype=np.uint8)
@@ -260,10 +267,73 @@ def object_paint(noun: str, px: int, color: str, texture: str | None, style: str
     return mask, paint
 
 
-def object_box(obj: SceneObject, size: int) -> tuple[int, int, int, int]:
-    """Pixel box (x0, y0, x1, y1) of an object, possibly reaching outside the image."""
+def _affine(mask: np.ndarray, paint: np.ndarray, rotation: float, flip: bool, shear: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Flip, shear, then rotate (degrees, counter-clockwise) an object's mask and paint about its centre.
+
+    One nearest-pixel map moves both, so every pixel of the new mask carries a pixel of the paint:
+    the mask stays exactly what is drawn."""
+    if rotation == 0.0 and shear == 0.0:
+        return (mask[:, ::-1], paint[:, ::-1]) if flip else (mask, paint)
+    h, w = mask.shape
+    t = math.radians(rotation)
+    c, s = math.cos(t), math.sin(t)
+    # forward map of a point (x, y) relative to the centre, image y pointing down
+    f = -1.0 if flip else 1.0
+    fwd = np.array([[c, s], [-s, c]]) @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.array([[f, 0.0], [0.0, 1.0]])
+    corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [-w / 2, h / 2], [w / 2, h / 2]]) @ fwd.T
+    nw = max(1, math.ceil(corners[:, 0].max() - corners[:, 0].min()))
+    nh = max(1, math.ceil(corners[:, 1].max() - corners[:, 1].min()))
+    inv = np.linalg.inv(fwd)
+    ys, xs = np.mgrid[0:nh, 0:nw].astype(np.float32)
+    u, v = xs + 0.5 - nw / 2, ys + 0.5 - nh / 2
+    sx = np.floor(inv[0, 0] * u + inv[0, 1] * v + w / 2).astype(np.int32)
+    sy = np.floor(inv[1, 0] * u + inv[1, 1] * v + h / 2).astype(np.int32)
+    inside = (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)
+    sx, sy = np.clip(sx, 0, w - 1), np.clip(sy, 0, h - 1)
+    return mask[sy, sx] & inside, paint[sy, sx]
+
+
+@lru_cache(maxsize=64)
+def _grain(h: int, w: int) -> np.ndarray:
+    """A fixed noise field in [-1, 1] for a box (blotches of 2 px, so it survives downsampling)."""
+    rng = np.random.default_rng([h, w, 11])
+    coarse = rng.uniform(-1.0, 1.0, size=((h + 1) // 2, (w + 1) // 2)).astype(np.float32)
+    out = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:h, :w]
+    out.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _object_pixels(noun: str, px: int, color: str, texture: str | None, style: str, weight: int,
+                   rotation: float, flip: bool, shear: float, shade: float, grain: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    mask, paint = object_paint(noun, px, color, texture, style, weight)
+    mask, paint = _affine(mask, paint, rotation, flip, shear)
+    if shade or grain:
+        h, w = mask.shape
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        light = 1.0 + shade * (0.5 - (xs / max(1, w - 1) + ys / max(1, h - 1)) / 2)  # lit from the top-left
+        if grain:
+            light = light * (1.0 + grain * _grain(h, w))
+        paint = np.clip(paint * light[..., None], 0, 255).astype(np.uint8)
+    mask = np.ascontiguousarray(mask)
+    paint = np.ascontiguousarray(paint)
+    mask.setflags(write=False)
+    paint.setflags(write=False)
+    return mask, paint
+
+
+def object_pixels(obj: SceneObject, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, rgb) of one object in its own box after its look (weight, transforms, shading, grain)."""
     px = max(4, round(obj.size * size))
-    h, w = glyph(obj.noun, px).silhouette.shape
+    return _object_pixels(obj.noun, px, obj.color, obj.texture, obj.style, obj.weight,
+                          obj.rotation, obj.flip, obj.shear, obj.shade, obj.grain)
+
+
+def object_box(obj: SceneObject, size: int) -> tuple[int, int, int, int]:
+    """Pixel box (x0, y0, x1, y1) of an object as drawn, possibly reaching outside the image."""
+    h, w = object_pixels(obj, size)[0].shape
     x0 = round(obj.x * size - w / 2)
     y0 = round(obj.y * size - h / 2)
     return x0, y0, x0 + w, y0 + h
@@ -292,10 +362,11 @@ def _clouds(draw: ImageDraw.ImageDraw, rng: np.random.Generator, s: int, y_max: 
 
 
 def _sky(draw, labels, rng, s, y1, top=(80, 140, 220), bottom=(185, 215, 242), clouds=2):
+    """A sky down to ``y1``; with ``clouds`` > 0, 0 to 2 x ``clouds`` clouds (by layout variant)."""
     _vgradient(draw, (0, 0, s, y1), top, bottom)
     labels.rectangle([0, 0, s, y1], fill=0)
     if clouds:
-        _clouds(draw, rng, s, max(0.05, y1 / s - 0.1), clouds)
+        _clouds(draw, rng, s, max(0.05, y1 / s - 0.1), int(rng.integers(0, 2 * clouds + 1)))
 
 
 def _draw_plain(draw, labels, rng, s):
@@ -305,7 +376,7 @@ def _draw_plain(draw, labels, rng, s):
 
 def _draw_sky(draw, labels, rng, s):
     _vgradient(draw, (0, 0, s, s), (60, 125, 215), (175, 210, 245))
-    _clouds(draw, rng, s, 0.9, 5)
+    _clouds(draw, rng, s, 0.9, int(rng.integers(2, 8)))
     return ["sky"]
 
 
@@ -446,7 +517,7 @@ def _draw_forest(draw, labels, rng, s):
     floor = int(0.62 * s)
     _sky(draw, labels, rng, s, int(0.5 * s), top=(150, 190, 225), bottom=(205, 225, 235), clouds=0)
     # far canopy band
-    for _ in range(18):
+    for _ in range(int(rng.integers(12, 24))):
         cx, cy, r = rng.uniform(0, s), rng.uniform(0.12, 0.42) * s, rng.uniform(0.08, 0.14) * s
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(60, 110, 60))
         labels.ellipse([cx - r, cy - r, cx + r, cy + r], fill=1)
@@ -454,7 +525,8 @@ def _draw_forest(draw, labels, rng, s):
     labels.rectangle([0, int(0.35 * s), s, floor], fill=1)
     _vgradient(draw, (0, floor, s, s), (80, 105, 45), (60, 80, 35))
     labels.rectangle([0, floor, s, s], fill=2)
-    trunks = (np.arange(11) + rng.uniform(0.15, 0.85, size=11)) / 11 * s  # spread over the width
+    n_trunks = int(rng.integers(7, 14))
+    trunks = (np.arange(n_trunks) + rng.uniform(0.15, 0.85, size=n_trunks)) / n_trunks * s  # spread over the width
     for i, tx in enumerate(trunks):
         near = i % 2
         tw = (0.03 + 0.025 * near) * s
@@ -553,12 +625,41 @@ _DRAWERS = {
 assert set(_DRAWERS) == set(BACKGROUND_BY_NAME), "every background needs a drawer"
 
 
-@lru_cache(maxsize=256)
-def _background(name: str, size: int, variant: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+@lru_cache(maxsize=1024)
+def _layout(name: str, size: int, variant: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """One layout of a background at its vocabulary horizon and colours (cached in memory and on disk)."""
     if name not in _DRAWERS:
         raise KeyError(f"unknown background {name!r}; valid: {', '.join(_DRAWERS)}")
     pixels, labels, names = cached(f"background|{name}|{size}|{variant}", lambda: _draw_background(name, size, variant))
     return pixels, labels, tuple(bytes(names).decode().split("\n"))
+
+
+def _horizon_rows(size: int, base: float, horizon: float) -> np.ndarray:
+    """Source row of each output row, moving the ground line from ``base`` to ``horizon`` (piecewise linear)."""
+    y = np.arange(size, dtype=np.float64) + 0.5
+    b, h = base * size, horizon * size
+    src = np.where(y < h, y * b / h, b + (y - h) * (size - b) / (size - h))
+    return np.clip(np.floor(src), 0, size - 1).astype(np.intp)
+
+
+@lru_cache(maxsize=256)
+def _background(name: str, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """A scene's background: its backdrop's layout, ground line moved to its horizon, colours graded."""
+    look: Backdrop = backdrop(name, seed)
+    pixels, labels, parts = _layout(name, size, look.variant)
+    base = BACKGROUND_BY_NAME[name].horizon
+    if base is not None and look.horizon is not None and look.horizon != base:
+        rows = _horizon_rows(size, base, look.horizon)
+        pixels, labels = pixels[rows], labels[rows]
+    rgbf = pixels.astype(np.float32)
+    gray = rgbf.mean(axis=2, keepdims=True)
+    rgbf = (gray + (rgbf - gray) * look.saturation) * look.brightness
+    rgbf *= np.array([1 + look.warmth, 1.0, 1 - look.warmth], dtype=np.float32)
+    graded = np.clip(rgbf + 0.5, 0, 255).astype(np.uint8)
+    labels = np.ascontiguousarray(labels)
+    graded.setflags(write=False)
+    labels.setflags(write=False)
+    return graded, labels, parts
 
 
 def _draw_background(name: str, size: int, variant: int) -> list[np.ndarray]:
@@ -575,14 +676,14 @@ def _draw_background(name: str, size: int, variant: int) -> list[np.ndarray]:
     return [pixels, labels, np.frombuffer("\n".join(parts).encode(), dtype=np.uint8)]
 
 
-def background_pixels(name: str, size: int, variant: int = 0) -> np.ndarray:
-    """The (read-only) RGB array of a background."""
-    return _background(name, size, variant % N_VARIANTS)[0]
+def background_pixels(name: str, size: int, seed: int = 0) -> np.ndarray:
+    """The (read-only) RGB array of a background as a scene with this seed draws it (see :func:`backdrop`)."""
+    return _background(name, size, seed)[0]
 
 
-def background_parts(name: str, size: int, variant: int = 0) -> tuple[np.ndarray, tuple[str, ...]]:
-    """(label map (H, W) of part indices, part names), e.g. ('sky', 'sand') for the beach."""
-    _, labels, parts = _background(name, size, variant % N_VARIANTS)
+def background_parts(name: str, size: int, seed: int = 0) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(label map (H, W) of part indices, part names), e.g. ('sky', 'sand') for the beach, for a scene seed."""
+    _, labels, parts = _background(name, size, seed)
     return labels, parts
 
 
@@ -595,8 +696,7 @@ def render(scene: Scene, size: int = 224) -> Rendered:
     owner = np.full((size, size), -1, dtype=np.int16)
     boxes = []
     for i, obj in enumerate(scene.objects):
-        px = max(4, round(obj.size * size))
-        mask, paint = object_paint(obj.noun, px, obj.color, obj.texture, obj.style)
+        mask, paint = object_pixels(obj, size)
         h, w = mask.shape
         x0, y0 = round(obj.x * size - w / 2), round(obj.y * size - h / 2)
         boxes.append((x0, y0, x0 + w, y0 + h))
@@ -610,7 +710,47 @@ def render(scene: Scene, size: int = 224) -> Rendered:
     return Rendered(Image.fromarray(canvas), masks, owner == -1, owner, boxes)
 
 
+VISIBILITY_SIZE = 224  # the resolution at which ``SceneObject.visible`` is measured
+
+
+def occluded_on_request(scene: Scene) -> list[int]:
+    """Objects a relation puts behind another ("a dog partly hidden behind a car"), or that already record
+    how much of them is visible."""
+    found = {r.subject if r.relation == "behind" else r.object
+             for r in scene.relations if r.relation in ("behind", "in front of")}
+    found |= {i for i, o in enumerate(scene.objects) if o.visible is not None}
+    return sorted(found)
+
+
+def record_visibility(scene: Scene) -> Scene:
+    """``scene`` with ``visible`` set on the objects occluded on request: the share of an object's in-frame
+    pixels that no later object covers, measured at :data:`VISIBILITY_SIZE` px."""
+    targets = occluded_on_request(scene)
+    if not targets:
+        return scene
+    size = VISIBILITY_SIZE
+    owner = render(scene, size).owner
+    objects = list(scene.objects)
+    for i in targets:
+        mask = np.zeros((size, size), dtype=bool)
+        _paste(mask, object_pixels(scene.objects[i], size)[0], object_box(scene.objects[i], size))
+        drawn = int(mask.sum())
+        visible = float((owner == i).sum()) / drawn if drawn else 0.0
+        objects[i] = objects[i].model_copy(update={"visible": round(visible, 4)})
+    return scene.model_copy(update={"objects": objects})
+
+
+def _paste(canvas: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    """OR ``mask`` into ``canvas`` at ``box`` (x0, y0, x1, y1), clipped to the canvas."""
+    size_y, size_x = canvas.shape
+    x0, y0, x1, y1 = box
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, size_x), min(y1, size_y)
+    if cx0 < cx1 and cy0 < cy1:
+        canvas[cy0:cy1, cx0:cx1] |= mask[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+
+
 def clear_caches() -> None:
     """Forget every cached glyph, background and pattern (for cold-start timing)."""
-    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _background, _font):
+    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _grain, _layout,
+               _background, _font):
         fn.cache_clear()
