@@ -245,80 +245,88 @@ def _texture_pattern(texture: str, h: int, w: int) -> np.ndarray:
 @lru_cache(maxsize=8192)
 def object_paint(
     noun: str, px: int, color: str, texture: str | None, style: str, weight: int = _FONT_WEIGHT
-) -> tuple[np.ndarray, np.ndarray]:
-    """(mask, rgb) of one object in its own box, upright: which pixels it covers and their colours."""
+) -> np.ndarray:
+    """RGBA (h, w, 4) of one object in its own box, upright: its colours, and alpha 255 on exactly the pixels
+    it covers (0 elsewhere)."""
     g = glyph(noun, px, weight)
     h, w = g.silhouette.shape
-    base = np.array(rgb(color), dtype=np.uint8)
-    paint = np.empty((h, w, 3), dtype=np.uint8)
-    paint[:] = base
+    rgba = np.empty((h, w, 4), dtype=np.uint8)
+    rgba[..., :3] = np.array(rgb(color), dtype=np.uint8)
     if style == "outline":
         mask = g.lines.copy()
         if texture:
             holes = g.silhouette & ~g.lines
             mask |= holes & texture_pattern(texture, h, w)
     else:
-        mask = g.silhouette.copy()
+        mask = g.silhouette
         if texture:
-            paint[texture_pattern(texture, h, w)] = texture_color(rgb(color))
-        paint[g.lines] = line_color(rgb(color))
-    mask.setflags(write=False)
-    paint.setflags(write=False)
-    return mask, paint
+            rgba[texture_pattern(texture, h, w), :3] = texture_color(rgb(color))
+        rgba[g.lines, :3] = line_color(rgb(color))
+    rgba[..., 3] = mask * np.uint8(255)
+    rgba.setflags(write=False)
+    return rgba
 
 
-def _affine(mask: np.ndarray, paint: np.ndarray, rotation: float, flip: bool, shear: float
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Flip, shear, then rotate (degrees, counter-clockwise) an object's mask and paint about its centre.
+def _affine(rgba: np.ndarray, rotation: float, flip: bool, shear: float) -> np.ndarray:
+    """Flip, shear, then rotate (degrees, counter-clockwise) an object's RGBA about its centre.
 
-    One nearest-pixel map moves both, so every pixel of the new mask carries a pixel of the paint:
-    the mask stays exactly what is drawn."""
+    Mask (alpha) and paint travel together through one nearest-pixel transform, so every pixel of the
+    new mask carries a pixel of the paint, and alpha stays 0 or 255: the mask stays exactly what is drawn."""
     if rotation == 0.0 and shear == 0.0:
-        return (mask[:, ::-1], paint[:, ::-1]) if flip else (mask, paint)
-    h, w = mask.shape
+        return rgba[:, ::-1] if flip else rgba
+    h, w = rgba.shape[:2]
     t = math.radians(rotation)
     c, s = math.cos(t), math.sin(t)
     # forward map of a point (x, y) relative to the centre, image y pointing down
     f = -1.0 if flip else 1.0
     fwd = np.array([[c, s], [-s, c]]) @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.array([[f, 0.0], [0.0, 1.0]])
     corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [-w / 2, h / 2], [w / 2, h / 2]]) @ fwd.T
-    nw = max(1, math.ceil(corners[:, 0].max() - corners[:, 0].min()))
-    nh = max(1, math.ceil(corners[:, 1].max() - corners[:, 1].min()))
+    nw = max(1, math.ceil(float(np.ptp(corners[:, 0]))))
+    nh = max(1, math.ceil(float(np.ptp(corners[:, 1]))))
     inv = np.linalg.inv(fwd)
-    ys, xs = np.mgrid[0:nh, 0:nw].astype(np.float32)
-    u, v = xs + 0.5 - nw / 2, ys + 0.5 - nh / 2
-    sx = np.floor(inv[0, 0] * u + inv[0, 1] * v + w / 2).astype(np.int32)
-    sy = np.floor(inv[1, 0] * u + inv[1, 1] * v + h / 2).astype(np.int32)
-    inside = (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)
-    sx, sy = np.clip(sx, 0, w - 1), np.clip(sy, 0, h - 1)
-    return mask[sy, sx] & inside, paint[sy, sx]
+    # PIL maps each output pixel (x, y) to the input pixel (a x + b y + c, d x + e y + f)
+    a, b, d, e = inv[0, 0], inv[0, 1], inv[1, 0], inv[1, 1]
+    coeffs = (a, b, w / 2 - a * nw / 2 - b * nh / 2, d, e, h / 2 - d * nw / 2 - e * nh / 2)
+    return np.asarray(Image.fromarray(rgba, "RGBA").transform((nw, nh), Image.Transform.AFFINE, coeffs,
+                                                              resample=Image.Resampling.NEAREST))
 
 
-@lru_cache(maxsize=64)
-def _grain(h: int, w: int) -> np.ndarray:
-    """A fixed noise field in [-1, 1] for a box (blotches of 2 px, so it survives downsampling)."""
-    rng = np.random.default_rng([h, w, 11])
-    coarse = rng.uniform(-1.0, 1.0, size=((h + 1) // 2, (w + 1) // 2)).astype(np.float32)
-    out = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:h, :w]
+@lru_cache(maxsize=512)
+def _light(h: int, w: int) -> np.ndarray:
+    """The light gradient over a box, lit from the top-left: +0.5 at that corner to -0.5 at the opposite one."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = 0.5 - (xs / max(1, w - 1) + ys / max(1, h - 1)) / 2
     out.setflags(write=False)
     return out
+
+
+@cache
+def _grain_tile() -> np.ndarray:
+    """One fixed noise field in [-1, 1] (blotches of 2 px, so it survives downsampling); objects take its corner."""
+    coarse = np.random.default_rng(11).uniform(-1.0, 1.0, size=(256, 256)).astype(np.float32)
+    out = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)
+    out.setflags(write=False)
+    return out
+
+
+def _grain(h: int, w: int) -> np.ndarray:
+    tile = _grain_tile()
+    return np.tile(tile, (h // 512 + 1, w // 512 + 1))[:h, :w] if max(h, w) > 512 else tile[:h, :w]
 
 
 @lru_cache(maxsize=4096)
 def _object_pixels(noun: str, px: int, color: str, texture: str | None, style: str, weight: int,
                    rotation: float, flip: bool, shear: float, shade: float, grain: float
                    ) -> tuple[np.ndarray, np.ndarray]:
-    mask, paint = object_paint(noun, px, color, texture, style, weight)
-    mask, paint = _affine(mask, paint, rotation, flip, shear)
-    if shade or grain:
+    rgba = _affine(object_paint(noun, px, color, texture, style, weight), rotation, flip, shear)
+    mask, paint = rgba[..., 3] > 0, rgba[..., :3]
+    if shade or grain:  # gains in 1/128ths (at most ~1.4, so 255 x gain fits 16 bits): cheaper than floats
         h, w = mask.shape
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        light = 1.0 + shade * (0.5 - (xs / max(1, w - 1) + ys / max(1, h - 1)) / 2)  # lit from the top-left
+        light = 1.0 + shade * _light(h, w)
         if grain:
             light = light * (1.0 + grain * _grain(h, w))
-        paint = np.clip(paint * light[..., None], 0, 255).astype(np.uint8)
-    mask = np.ascontiguousarray(mask)
-    paint = np.ascontiguousarray(paint)
+        gain = (light * 128.0 + 0.5).astype(np.uint16)
+        paint = np.minimum((paint.astype(np.uint16) * gain[..., None]) >> 7, 255).astype(np.uint8)
     mask.setflags(write=False)
     paint.setflags(write=False)
     return mask, paint
@@ -643,19 +651,26 @@ def _horizon_rows(size: int, base: float, horizon: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=256)
+def _grade_luts(brightness: float, warmth: float, contrast: float) -> list[int]:
+    """The colour curves of a backdrop, red, green and blue ones end to end (768 entries, for ``Image.point``):
+    contrast about mid-grey, brightness, warmth (red up, blue down)."""
+    v = np.arange(256, dtype=np.float32)
+    curve = ((v - 128.0) * contrast + 128.0) * brightness
+    return np.concatenate([np.clip(curve * gain + 0.5, 0, 255).astype(np.uint8)
+                           for gain in (1 + warmth, 1.0, 1 - warmth)]).tolist()
+
+
+@lru_cache(maxsize=256)
 def _background(name: str, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """A scene's background: its backdrop's layout, ground line moved to its horizon, colours graded."""
+    """A scene's background: its backdrop's layout, ground line moved to its horizon, colours graded (per-channel
+    lookup tables: cheap enough for every scene)."""
     look: Backdrop = backdrop(name, seed)
     pixels, labels, parts = _layout(name, size, look.variant)
     base = BACKGROUND_BY_NAME[name].horizon
     if base is not None and look.horizon is not None and look.horizon != base:
         rows = _horizon_rows(size, base, look.horizon)
         pixels, labels = pixels[rows], labels[rows]
-    rgbf = pixels.astype(np.float32)
-    gray = rgbf.mean(axis=2, keepdims=True)
-    rgbf = (gray + (rgbf - gray) * look.saturation) * look.brightness
-    rgbf *= np.array([1 + look.warmth, 1.0, 1 - look.warmth], dtype=np.float32)
-    graded = np.clip(rgbf + 0.5, 0, 255).astype(np.uint8)
+    graded = np.asarray(Image.fromarray(pixels).point(_grade_luts(look.brightness, look.warmth, look.contrast)))
     labels = np.ascontiguousarray(labels)
     graded.setflags(write=False)
     labels.setflags(write=False)
@@ -751,6 +766,8 @@ def _paste(canvas: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int])
 
 def clear_caches() -> None:
     """Forget every cached glyph, background and pattern (for cold-start timing)."""
-    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _grain, _layout,
+    _grain_tile.cache_clear()
+    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _light, _layout,
+               _grade_luts,
                _background, _font):
         fn.cache_clear()

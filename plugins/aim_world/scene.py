@@ -114,14 +114,14 @@ class Backdrop(BaseModel):
 
     ``variant`` picks one of :data:`N_VARIANTS` layouts of the background's details (clouds, trees,
     waves); the other fields vary continuously: where the ground starts, brightness, warmth
-    (red up and blue down, or the reverse) and colour saturation.
+    (red up and blue down, or the reverse) and contrast.
     """
 
     variant: int = Field(ge=0, lt=N_VARIANTS)
     horizon: float | None = Field(description="where the ground starts, fraction of the height; None: no ground")
     brightness: float
     warmth: float
-    saturation: float
+    contrast: float
 
 
 def backdrop(background: str, seed: int) -> Backdrop:
@@ -138,7 +138,7 @@ def backdrop(background: str, seed: int) -> Backdrop:
         horizon=None if base is None else round(base + shift, 4),
         brightness=round(float(rng.uniform(0.88, 1.1)), 4),
         warmth=round(float(rng.uniform(-0.07, 0.07)), 4),
-        saturation=round(float(rng.uniform(0.8, 1.15)), 4),
+        contrast=round(float(rng.uniform(0.85, 1.12)), 4),
     )
 
 
