@@ -742,7 +742,8 @@ def layout(
             else:
                 worn = NOUN_BY_NAME[spec.noun].worn
                 out.append(out[parents[i]] * (0.42 if worn else 0.5) * spec.size)  # type: ignore[index]
-            out[-1] = float(np.clip(out[-1], 0.05, 0.9))
+            # a named thing stays visible (8% of the side) however small it is next to the largest one
+            out[-1] = float(np.clip(out[-1], 0.08 if parents[i] is None else 0.05, 0.9))
         return out
 
     best: tuple[float, list[_Box]] | None = None
