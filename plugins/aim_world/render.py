@@ -250,19 +250,20 @@ def object_paint(
     it covers (0 elsewhere)."""
     g = glyph(noun, px, weight)
     h, w = g.silhouette.shape
-    rgba = np.empty((h, w, 4), dtype=np.uint8)
-    rgba[..., :3] = np.array(rgb(color), dtype=np.uint8)
+    base = rgb(color)
+    # each pixel indexes a palette: 0 outside, 1 the colour, 2 the texture shade, 3 the lines
+    palette = np.array([(0, 0, 0, 0), (*base, 255), (*texture_color(base), 255), (*line_color(base), 255)],
+                       dtype=np.uint8)
     if style == "outline":
-        mask = g.lines.copy()
+        index = g.lines.astype(np.uint8)  # lines and texture dots in the object's colour
         if texture:
-            holes = g.silhouette & ~g.lines
-            mask |= holes & texture_pattern(texture, h, w)
+            index[g.silhouette & texture_pattern(texture, h, w)] = 1
     else:
-        mask = g.silhouette
+        index = g.silhouette.astype(np.uint8)
         if texture:
-            rgba[texture_pattern(texture, h, w), :3] = texture_color(rgb(color))
-        rgba[g.lines, :3] = line_color(rgb(color))
-    rgba[..., 3] = mask * np.uint8(255)
+            index[g.silhouette & texture_pattern(texture, h, w)] = 2
+        index[g.lines] = 3
+    rgba = palette[index]
     rgba.setflags(write=False)
     return rgba
 
@@ -294,8 +295,9 @@ def _affine(rgba: np.ndarray, rotation: float, flip: bool, shear: float) -> np.n
 @lru_cache(maxsize=512)
 def _light(h: int, w: int) -> np.ndarray:
     """The light gradient over a box, lit from the top-left: +0.5 at that corner to -0.5 at the opposite one."""
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = 0.5 - (xs / max(1, w - 1) + ys / max(1, h - 1)) / 2
+    xs = np.arange(w, dtype=np.float32) / max(1, w - 1)
+    ys = np.arange(h, dtype=np.float32) / max(1, h - 1)
+    out = 0.5 - (xs[None, :] + ys[:, None]) / 2
     out.setflags(write=False)
     return out
 
@@ -322,11 +324,17 @@ def _object_pixels(noun: str, px: int, color: str, texture: str | None, style: s
     mask, paint = rgba[..., 3] > 0, rgba[..., :3]
     if shade or grain:  # gains in 1/128ths (at most ~1.4, so 255 x gain fits 16 bits): cheaper than floats
         h, w = mask.shape
-        light = 1.0 + shade * _light(h, w)
+        light = shade * _light(h, w)
+        light += 1.0
         if grain:
-            light = light * (1.0 + grain * _grain(h, w))
-        gain = (light * 128.0 + 0.5).astype(np.uint16)
-        paint = np.minimum((paint.astype(np.uint16) * gain[..., None]) >> 7, 255).astype(np.uint8)
+            light *= 1.0 + grain * _grain(h, w)
+        light *= 128.0
+        light += 0.5
+        lit = paint.astype(np.uint16)
+        lit *= light.astype(np.uint16)[..., None]
+        lit >>= 7
+        np.minimum(lit, 255, out=lit)
+        paint = lit.astype(np.uint8)
     mask.setflags(write=False)
     paint.setflags(write=False)
     return mask, paint
@@ -634,6 +642,11 @@ assert set(_DRAWERS) == set(BACKGROUND_BY_NAME), "every background needs a drawe
 
 
 @lru_cache(maxsize=1024)
+def _layout_image(name: str, size: int, variant: int) -> Image.Image:
+    return Image.fromarray(_layout(name, size, variant)[0])
+
+
+@lru_cache(maxsize=1024)
 def _layout(name: str, size: int, variant: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """One layout of a background at its vocabulary horizon and colours (cached in memory and on disk)."""
     if name not in _DRAWERS:
@@ -665,12 +678,17 @@ def _background(name: str, size: int, seed: int) -> tuple[np.ndarray, np.ndarray
     """A scene's background: its backdrop's layout, ground line moved to its horizon, colours graded (per-channel
     lookup tables: cheap enough for every scene)."""
     look: Backdrop = backdrop(name, seed)
-    pixels, labels, parts = _layout(name, size, look.variant)
+    labels, parts = _layout(name, size, look.variant)[1:]
     base = BACKGROUND_BY_NAME[name].horizon
+    rows = None
     if base is not None and look.horizon is not None and look.horizon != base:
         rows = _horizon_rows(size, base, look.horizon)
-        pixels, labels = pixels[rows], labels[rows]
-    graded = np.asarray(Image.fromarray(pixels).point(_grade_luts(look.brightness, look.warmth, look.contrast)))
+        labels = labels[rows]
+    # ``Image.point`` would first round the 768 entries in Python; they are ints already
+    image = _layout_image(name, size, look.variant)
+    graded = np.asarray(image._new(image.im.point(_grade_luts(look.brightness, look.warmth, look.contrast), None)))
+    if rows is not None:
+        graded = graded[rows]
     labels = np.ascontiguousarray(labels)
     graded.setflags(write=False)
     labels.setflags(write=False)
@@ -767,7 +785,7 @@ def _paste(canvas: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int])
 def clear_caches() -> None:
     """Forget every cached glyph, background and pattern (for cold-start timing)."""
     _grain_tile.cache_clear()
-    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _light, _layout,
+    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _light, _layout, _layout_image,
                _grade_luts,
                _background, _font):
         fn.cache_clear()
