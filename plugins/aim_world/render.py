@@ -785,7 +785,6 @@ def _paste(canvas: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int])
 def clear_caches() -> None:
     """Forget every cached glyph, background and pattern (for cold-start timing)."""
     _grain_tile.cache_clear()
-    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _light, _layout, _layout_image,
-               _grade_luts,
-               _background, _font):
+    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _light, _layout,
+               _layout_image, _grade_luts, _background, _font):
         fn.cache_clear()
