@@ -737,8 +737,8 @@ def render(scene: Scene, size: int = 224) -> Rendered:
         if cx0 >= cx1 or cy0 >= cy1:
             continue
         m = mask[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-        canvas[cy0:cy1, cx0:cx1][m] = paint[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0][m]
-        owner[cy0:cy1, cx0:cx1][m] = i
+        np.copyto(canvas[cy0:cy1, cx0:cx1], paint[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], where=m[..., None])
+        np.copyto(owner[cy0:cy1, cx0:cx1], i, where=m)
     masks = [owner == i for i in range(len(scene.objects))]
     return Rendered(Image.fromarray(canvas), masks, owner == -1, owner, boxes)
 
