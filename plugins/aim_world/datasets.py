@@ -43,8 +43,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from aim_world.scene import Scene, SceneObject
-from aim_world.vocabulary import BACKGROUND_BY_NAME, BACKGROUNDS, COLORS, NOUN_BY_NAME, NOUNS, TEXTURES
+from aim_world.render import glyph_extent
+from aim_world.scene import Scene, SceneObject, backdrop
+from aim_world.variety import object_look
+from aim_world.vocabulary import BACKGROUNDS, COLORS, NOUN_BY_NAME, NOUNS, SCALE_STEP, TEXTURES, real_scale
 
 Kind = Literal["random", "classify", "spawrious", "bias"]
 KINDS: tuple[str, ...] = ("random", "classify", "spawrious", "bias")
@@ -143,19 +145,22 @@ def _natural_or_random_color(rng: np.random.Generator, noun: str, p_natural: flo
     return colors[int(rng.integers(len(colors)))]
 
 
-def _position(rng: np.random.Generator, noun: str, background: str, size: float) -> tuple[float, float]:
-    """A centre that keeps most of the glyph in view, near where such a thing usually is."""
+def _position(rng: np.random.Generator, noun: str, horizon: float | None, size: float) -> tuple[float, float]:
+    """A centre that keeps most of the glyph in view, near where such a thing usually is: a thing that
+    stands has its base on the ground (below the horizon), a thing of the sky stays above it."""
     half = size / 2
     lo, hi = min(half, 0.5), max(1 - half, 0.5)
     x = float(rng.uniform(lo, hi))
     zone = NOUN_BY_NAME[noun].zone
-    horizon = BACKGROUND_BY_NAME[background].horizon
     if horizon is None or zone == "any":
         y = float(rng.uniform(lo, hi))
     elif zone == "sky":
         y = float(rng.uniform(lo, max(lo, min(hi, horizon))))
-    else:  # standing on the ground, below the horizon
-        y = float(rng.uniform(min(hi, max(lo, horizon)), hi))
+    else:  # its base (the glyph's bottom) between just below the horizon and the bottom of the frame
+        half_h = glyph_extent(noun)[1] * size / 2
+        base_lo, base_hi = horizon + 0.04, 0.98
+        y = float(rng.uniform(base_lo, max(base_lo, base_hi)) - half_h)
+        y = float(np.clip(y, min(half_h, 0.5), max(1 - half_h, 0.5)))
     return x, y
 
 
@@ -171,7 +176,7 @@ def _overlap(a: tuple[float, float, float], b: tuple[float, float, float]) -> fl
 def make_object(
     rng: np.random.Generator,
     noun: str,
-    background: str,
+    horizon: float | None,
     size_range: tuple[float, float],
     placed: list[tuple[float, float, float]],
     *,
@@ -180,12 +185,13 @@ def make_object(
     p_outline: float = 0.08,
     max_overlap: float = 0.35,
 ) -> SceneObject:
-    """One object with random attributes, placed (a few tries) where it overlaps others little."""
+    """One object with random attributes and a random look (:func:`~aim_world.variety.object_look`), placed
+    (a few tries) where it overlaps others little; ``horizon`` is the backdrop's (None: no ground)."""
     size = float(rng.uniform(*size_range))
     best: tuple[float, float] | None = None
     best_overlap = 2.0
     for _ in range(12):
-        x, y = _position(rng, noun, background, size)
+        x, y = _position(rng, noun, horizon, size)
         worst = max((_overlap((x, y, size), p) for p in placed), default=0.0)
         if worst < best_overlap:
             best, best_overlap = (x, y), worst
@@ -203,6 +209,7 @@ def make_object(
         x=round(best[0], 4),
         y=round(best[1], 4),
         size=round(size, 4),
+        **object_look(rng, noun),  # type: ignore[arg-type]
     )
 
 
@@ -247,11 +254,17 @@ def random_scene(rng: np.random.Generator, *, max_objects: int = 3) -> Scene:
             else:
                 nouns.append(_pick(rng, all_nouns))
     big = (0.22, 0.5) if len(nouns) == 1 else (0.16, 0.4)
+    largest = max(real_scale(noun) for noun in nouns)
+    seed = int(rng.integers(0, 2**31 - 1))
+    horizon = backdrop(background, seed).horizon
     placed: list[tuple[float, float, float]] = []
-    objects = [make_object(rng, noun, background, big, placed) for noun in nouns]
+    objects = []
+    for noun in nouns:  # real-world proportions: a key next to a house is small
+        real = SCALE_STEP ** (largest - real_scale(noun))
+        objects.append(make_object(rng, noun, horizon, (max(0.06, big[0] * real), max(0.08, big[1] * real)), placed))
     if texture_of_first:
         objects[0].texture = texture_of_first
-    return Scene(background=background, objects=objects, seed=int(rng.integers(0, 2**31 - 1)))
+    return Scene(background=background, objects=objects, seed=seed)
 
 
 @dataclass
@@ -281,8 +294,10 @@ def _classify_scene(
         palette = [c for c in COLORS if c not in avoid_colors]
         natural = [c for c in NOUN_BY_NAME[cls].colors if c not in avoid_colors]
         color = _pick(rng, natural) if natural and rng.random() < 0.4 else _pick(rng, palette)
+    seed = int(rng.integers(0, 2**31 - 1))
+    horizon = backdrop(background, seed).horizon
     placed: list[tuple[float, float, float]] = []
-    objects = [make_object(rng, cls, background, size_range, placed, color=color, p_texture=0.2, p_outline=0.05)]
+    objects = [make_object(rng, cls, horizon, size_range, placed, color=color, p_texture=0.2, p_outline=0.05)]
     extra: list[str] = []
     if forced_companion:
         extra.append(forced_companion)
@@ -290,11 +305,11 @@ def _classify_scene(
         extra.append(_pick(rng, distractors))
     for noun in extra:
         palette = [c for c in COLORS if c not in avoid_colors]
-        obj = make_object(rng, noun, background, (0.12, 0.22), placed, color=_pick(rng, palette), max_overlap=0.1)
+        obj = make_object(rng, noun, horizon, (0.12, 0.22), placed, color=_pick(rng, palette), max_overlap=0.1)
         if noun == forced_companion:
             obj.attached_to = 0
         objects.append(obj)
-    return Scene(background=background, objects=objects, seed=int(rng.integers(0, 2**31 - 1)))
+    return Scene(background=background, objects=objects, seed=seed)
 
 
 def _distractor_nouns(exclude: tuple[str, ...]) -> tuple[str, ...]:
@@ -561,7 +576,7 @@ def read_dataset(folder: str | Path) -> list[dict[str, Any]]:
 class WorldDataset:
     """The default exemplar dataset: 2000 random world scenes at 224 px (seed 0), made once.
 
-    ``materialize(root)`` returns ``root/world-random-2000-s0-224px-v2``, rendering it on first use.
+    ``materialize(root)`` returns ``root/world-random-2000-s0-224px-v3``, rendering it on first use.
     """
 
     name = "world"
@@ -569,7 +584,7 @@ class WorldDataset:
     seed = 0
     size = 224
     #: bumped whenever the sampler or the file format changes, so a stale cached copy is not reused
-    version = 2
+    version = 3  # 3: varied looks, backdrops and real-world proportions
 
     @property
     def folder_name(self) -> str:

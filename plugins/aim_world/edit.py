@@ -29,8 +29,9 @@ from aim_world.parse import (
     read,
     tokenize,
 )
-from aim_world.render import Rendered, glyph_extent
+from aim_world.render import Rendered, glyph_extent, record_visibility
 from aim_world.scene import Scene, SceneObject, SceneRelation
+from aim_world.variety import object_look
 from aim_world.vocabulary import BACKGROUND_BY_NAME, NOUN_BY_NAME, lookup_background, lookup_color
 
 MOVE_STEP = 0.2  # fraction of the image side a "move" shifts an object
@@ -406,7 +407,7 @@ def _add(scene: Scene, text: str, instruction: str) -> tuple[Scene, EditResult]:
     noun = NOUN_BY_NAME[new_group.noun]
     mains = [o for o in scene.objects if o.attached_to is None]
     size = float(np.clip(np.median([o.size for o in mains]) if mains else 0.4, 0.12, 0.5)) * new_group.size
-    horizon = BACKGROUND_BY_NAME[scene.background].horizon
+    horizon = scene.backdrop.horizon
     new = scene.model_copy(deep=True)
     added = []
     if reference and relation == "on top of" and noun.worn:
@@ -419,7 +420,7 @@ def _add(scene: Scene, text: str, instruction: str) -> tuple[Scene, EditResult]:
             color = new_group.color or str(rng.choice(noun.colors))
             new.objects.append(SceneObject(noun=noun.name, color=color, texture=new_group.texture,
                                            style=new_group.style or "filled", x=x, y=y, size=round(b.size, 4),
-                                           attached_to=r))  # type: ignore[arg-type]
+                                           attached_to=r, **object_look(rng, noun.name)))  # type: ignore[arg-type]
             added.append(len(new.objects) - 1)
             new.relations.append(SceneRelation(subject=r, relation="with", object=added[-1]))
         return new, EditResult(True, [], "add", [], added)
@@ -446,7 +447,8 @@ def _add(scene: Scene, text: str, instruction: str) -> tuple[Scene, EditResult]:
         x, y = _fits(noun.name, b.size, b.x, b.y)
         color = new_group.color or str(rng.choice(noun.colors))
         new.objects.append(SceneObject(noun=noun.name, color=color, texture=new_group.texture,
-                                       style=new_group.style or "filled", x=x, y=y, size=round(b.size, 4)))  # type: ignore[arg-type]
+                                       style=new_group.style or "filled", x=x, y=y, size=round(b.size, 4),
+                                       **object_look(rng, noun.name)))  # type: ignore[arg-type]
         added.append(len(new.objects) - 1)
         if reference and relation:
             new.relations.append(SceneRelation(subject=added[-1], relation=relation, object=reference[0]))  # type: ignore[arg-type]
@@ -525,7 +527,7 @@ def edit_scene(scene: Scene, instruction: str) -> tuple[Scene, EditResult]:
         if broken:  # the scene graph stays true: a negation the edit undid is no longer claimed
             new.negations = [n for n in new.negations if n not in broken]
             result.notes += [f"the prompt's {n.phrase!r} no longer holds after this edit" for n in broken]
-        return new, result
+        return record_visibility(new), result
     reason = firm[0] if firm else reasons[-1] if reasons else f"cannot read the instruction {instruction!r}; {HELP}"
     return scene, EditResult(False, [reason])
 

@@ -22,13 +22,15 @@ from functools import cache
 import numpy as np
 
 from aim_agent.providers import ProviderError
-from aim_world.render import glyph_extent
-from aim_world.scene import Negation, Scene, SceneObject, SceneRelation
+from aim_world.render import glyph_extent, record_visibility
+from aim_world.scene import Negation, Scene, SceneObject, SceneRelation, backdrop
+from aim_world.variety import object_look
 from aim_world.vocabulary import (
     BACKGROUND_BY_NAME,
     COLORS,
     DEFAULT_BACKGROUND,
     NOUN_BY_NAME,
+    SCALE_STEP,
     SIZES,
     STYLES,
     TEXTURE_SYNONYMS,
@@ -38,6 +40,7 @@ from aim_world.vocabulary import (
     describe_vocabulary,
     noun_lexicon,
     plurals,
+    real_scale,
 )
 
 MAX_OBJECTS = 12
@@ -71,6 +74,14 @@ RELATIONS: dict[str, str] = {
     "by": "next to", "alongside": "next to", "close to": "next to", "on top of": "on top of",
     "atop": "on top of", "on": "on top of", "upon": "on top of", "onto": "on top of", "riding": "on top of",
     "on the back of": "on top of",
+    # occlusion: the subject is partly hidden by the object, or hides part of it
+    "behind": "behind", "partly behind": "behind", "partially behind": "behind", "half behind": "behind",
+    "hidden behind": "behind", "partly hidden behind": "behind", "partially hidden behind": "behind",
+    "half hidden behind": "behind", "peeking out from behind": "behind", "peeking from behind": "behind",
+    "occluded by": "behind", "partly occluded by": "behind", "partially occluded by": "behind",
+    "partly covered by": "behind", "partially covered by": "behind",
+    "in front of": "in front of", "partly in front of": "in front of", "partly covering": "in front of",
+    "partially covering": "in front of",
 }
 COMPOSE: dict[str, str] = {
     "with": "with", "holding": "holding", "carrying": "holding", "wearing": "with", "has": "with",
@@ -94,7 +105,7 @@ NEGATIONS: dict[str, str] = {
 #: "close-up of a dog": one subject filling the frame
 CLOSEUP = frozenset({"close up of", "closeup of", "close up shot of", "close up photo of", "close up view of",
                      "macro shot of", "macro photo of", "zoomed in on", "close up", "closeup"})
-CLOSEUP_SIZE = 0.9
+CLOSEUP_SIZES = (1.0, 1.3)  # a close-up's glyph box, fractions of the frame: it fills it and may be cropped
 #: collective numbers a size word scales ("a large crowd of people": more people, not larger ones)
 COLLECTIVE_WORDS = frozenset({"crowd", "crowds", "group", "herd", "flock", "bunch", "row", "lot", "lots", "pack"})
 #: scene words that are not objects: an unknown one is never reported as an undrawable subject
@@ -562,6 +573,8 @@ def _rng(prompt: str, seed: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+#: relations whose two objects may overlap: one stands on the other, or hides part of it
+OVERLAPPING = ("on top of", "behind", "in front of")
 _BASE_SIZE = {1: 0.5, 2: 0.38, 3: 0.31, 4: 0.27, 5: 0.24, 6: 0.22, 7: 0.2}
 
 
@@ -630,6 +643,14 @@ def _place_relative(s: _Box, rel: str, o: _Box, rng: np.random.Generator, ground
         touch = rel == "on top of"
         s.y = o.y + sign * (o.hh + s.hh + (-0.2 * min(o.hh, s.hh) if touch else gap))
         s.x = o.x + rng.uniform(-0.25, 0.25) * o.hw
+    elif rel in {"behind", "in front of"}:  # overlapping, so the one in front hides part of the other
+        sign = -1 if rng.random() < 0.5 else 1
+        s.x = o.x + sign * rng.uniform(0.3, 0.5) * (o.hw + s.hw)
+        if grounded:  # the one behind stands a little further back
+            lift = rng.uniform(0.02, 0.05) * (1 if rel == "behind" else -1)
+            s.y = o.y + o.hh - s.hh - lift
+        else:
+            s.y = o.y + rng.uniform(-0.25, 0.25) * o.hh
 
 
 def _attach(child: _Box, parent: _Box, kind: str, worn: bool, rng: np.random.Generator) -> None:
@@ -643,16 +664,35 @@ def _attach(child: _Box, parent: _Box, kind: str, worn: bool, rng: np.random.Gen
     child.y = parent.y + lift * parent.hh
 
 
+def _draw_order(n: int, occlusions: list[tuple[int, int]]) -> list[int]:
+    """Object indices in drawing order so that each (back, front) pair draws ``back`` first (stable otherwise)."""
+    order = list(range(n))
+    for _ in range(n):
+        moved = False
+        for back, front in occlusions:
+            if order.index(back) > order.index(front):
+                order.remove(back)
+                order.insert(order.index(front), back)
+                moved = True
+        if not moved:
+            break
+    return order
+
+
 def _inside(b: _Box) -> bool:
     eps = 1e-6
     return b.hw - eps <= b.x <= 1 - b.hw + eps and b.hh - eps <= b.y <= 1 - b.hh + eps
 
 
 def layout(
-    parsed: Parsed, rng: np.random.Generator
+    parsed: Parsed, rng: np.random.Generator, seed: int = 0
 ) -> tuple[list[SceneObject], list[SceneRelation], list[str], list[list[int]]]:
     """Expand groups into objects and place them; returns objects, relations (object indices), notes and the
-    objects of each group."""
+    objects of each group.
+
+    Sizes keep real-world proportions (:func:`~aim_world.vocabulary.real_scale`: a tulip next to a tree is
+    small), things that stand on the ground stand below the backdrop's horizon (``seed`` picks the backdrop),
+    and every object gets a seeded look (:func:`~aim_world.variety.object_look`)."""
     notes: list[str] = []
     # expand counts
     members: list[list[int]] = []
@@ -682,23 +722,29 @@ def layout(
         if members[o]
         for s in members[sg]
     ]
-    horizon = BACKGROUND_BY_NAME[parsed.background or DEFAULT_BACKGROUND].horizon
+    horizon = backdrop(parsed.background or DEFAULT_BACKGROUND, seed).horizon
     n_main = sum(1 for p in parents if p is None)
     base = _BASE_SIZE.get(n_main, 0.18)
     colors = [spec.color or str(rng.choice(_colors(spec))) for spec in specs]
     jitter = rng.uniform(0.92, 1.08, size=len(specs))
+    closeup_size = float(rng.uniform(*CLOSEUP_SIZES))
+    largest = max((real_scale(spec.noun) for i, spec in enumerate(specs) if parents[i] is None), default=0)
 
     def sizes(shrink: float) -> list[float]:
         out = []
         for i, spec in enumerate(specs):
             if parents[i] is None and spec.closeup:
-                out.append(CLOSEUP_SIZE)
-            elif parents[i] is None:
-                out.append(base * spec.size * jitter[i] * shrink)
+                out.append(closeup_size)
+                continue
+            if parents[i] is None:
+                real = SCALE_STEP ** (largest - real_scale(spec.noun))
+                out.append(base * real * spec.size * jitter[i] * shrink)
             else:
                 worn = NOUN_BY_NAME[spec.noun].worn
                 out.append(out[parents[i]] * (0.42 if worn else 0.5) * spec.size)  # type: ignore[index]
-        return [float(np.clip(s, 0.05, 0.9)) for s in out]
+            # a named thing stays visible (8% of the side) however small it is next to the largest one
+            out[-1] = float(np.clip(out[-1], 0.08 if parents[i] is None else 0.05, 0.9))
+        return out
 
     best: tuple[float, list[_Box]] | None = None
     shrink = 1.0
@@ -708,26 +754,28 @@ def layout(
         boxes = [_Box(spec.noun, sz, NOUN_BY_NAME[spec.noun].zone, spec.hint)
                  for spec, sz in zip(specs, sizes(shrink), strict=True)]
         for i, b in enumerate(boxes):
-            if parents[i] is None:
+            if parents[i] is None and specs[i].closeup:  # fills the frame, wherever the ground is
+                b.x, b.y = 0.5 + rng.uniform(-0.08, 0.08), 0.5 + rng.uniform(-0.08, 0.08)
+            elif parents[i] is None:
                 b.x = rng.uniform(*_x_range(b))
                 b.y = rng.uniform(*_y_range(b, horizon))
-                if specs[i].closeup:  # fills the frame, wherever the ground is
-                    b.x = b.y = 0.5
         for _ in range(2):  # twice, so chains of relations settle
             for s, rel, o in relations:
-                grounded = horizon is not None and boxes[s].zone == boxes[o].zone == "ground"
+                both_stand = boxes[s].zone == boxes[o].zone == "ground"
+                # things that stand share a ground line; one behind another does so even on a plain backdrop
+                grounded = both_stand and (horizon is not None or rel in ("behind", "in front of"))
                 _place_relative(boxes[s], rel, boxes[o], rng, grounded)
         for i, b in enumerate(boxes):
             if parents[i] is not None:
                 _attach(b, boxes[parents[i]], specs[i].attach or "with", NOUN_BY_NAME[specs[i].noun].worn, rng)
         penalty = 0.0
         for i, b in enumerate(boxes):
-            if not _inside(b):
+            if not _inside(b) and not specs[i].closeup:
                 penalty += 1.0
             for j in range(i):
                 if parents[i] == j or parents[j] == i or (parents[i] is not None and parents[i] == parents[j]):
                     continue
-                if any({s, o} == {i, j} and rel == "on top of" for s, rel, o in relations):
+                if any({s, o} == {i, j} and rel in OVERLAPPING for s, rel, o in relations):
                     continue
                 ov = _overlap(b, boxes[j])
                 if ov > 0.12:
@@ -743,17 +791,33 @@ def layout(
     objects = []
     for i, b in enumerate(boxes):
         spec = specs[i]
-        x = float(np.clip(b.x, b.hw, 1 - b.hw)) if b.hw < 0.5 else 0.5
-        y = float(np.clip(b.y, b.hh, 1 - b.hh)) if b.hh < 0.5 else 0.5
+        if spec.closeup:  # fills the frame and may be cropped
+            x, y = float(np.clip(b.x, 0.0, 1.0)), float(np.clip(b.y, 0.0, 1.0))
+        else:
+            x = float(np.clip(b.x, b.hw, 1 - b.hw)) if b.hw < 0.5 else 0.5
+            y = float(np.clip(b.y, b.hh, 1 - b.hh)) if b.hh < 0.5 else 0.5
         style = spec.style or ("outline" if "filled" in spec.excluded.get("style", ()) else "filled")
         objects.append(SceneObject(
             noun=spec.noun, color=colors[i], texture=spec.texture, style=style,  # type: ignore[arg-type]
             x=round(x, 4), y=round(y, 4), size=round(b.size, 4), attached_to=parents[i],
+            **object_look(rng, spec.noun),  # type: ignore[arg-type]
         ))
     scene_relations = [SceneRelation(subject=s, relation=rel, object=o) for s, rel, o in relations]  # type: ignore[arg-type]
     for i, p in enumerate(parents):
         if p is not None:
             scene_relations.append(SceneRelation(subject=p, relation=specs[i].attach or "with", object=i))  # type: ignore[arg-type]
+    # the one behind is drawn first, so the one in front hides part of it
+    occlusions = [(s, o) if rel == "behind" else (o, s) for s, rel, o in relations if rel in ("behind", "in front of")]
+    order = _draw_order(len(objects), occlusions)
+    if order != list(range(len(objects))):
+        new_index = {old: new for new, old in enumerate(order)}
+        objects = [objects[old] for old in order]
+        for obj in objects:
+            if obj.attached_to is not None:
+                obj.attached_to = new_index[obj.attached_to]
+        for r in scene_relations:
+            r.subject, r.object = new_index[r.subject], new_index[r.object]
+        members = [[new_index[i] for i in group] for group in members]
     return objects, scene_relations, notes, members
 
 
@@ -801,12 +865,12 @@ def parse(prompt: str, seed: int = 0) -> Scene:
             f"the world cannot draw anything in {prompt!r} (unknown words: {unknown}).{hint} "
             f"It draws {describe_vocabulary()}."
         )
-    objects, relations, notes, members = layout(parsed, _rng(prompt, seed))
-    scene = Scene(
+    objects, relations, notes, members = layout(parsed, _rng(prompt, seed), seed)
+    scene = record_visibility(Scene(
         background=parsed.background or DEFAULT_BACKGROUND, objects=objects, relations=relations,
         seed=seed, prompt=prompt, unknown_words=parsed.unknown, notes=parsed.notes + notes,
         negations=negations(parsed, members),
-    )
+    ))
     broken = scene.broken_negations()
     if broken:  # the parser obeys its negations; should one slip through, say so rather than draw it
         raise ProviderError(f"cannot draw {prompt!r} while obeying {broken[0].phrase!r}; rephrase the prompt")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import PIL
 
-VERSION = 2  # raise when a cached raster's recipe changes
+VERSION = 3  # raise when a cached raster's recipe changes (3: glyph weights, background layout variants)
 DEFAULT_MB = 256
 _MAX_ARRAYS = 4  # arrays in one entry
 _MAX_DIMS = 3
@@ -48,23 +48,27 @@ class RasterCache:
     def enabled(self) -> bool:
         return self.root is not None and self.max_bytes > 0
 
-    def _path(self, key: str) -> Path:
+    def _file(self, key: str) -> str:
         assert self.root is not None
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        return self.root / digest[:2] / f"{digest}.raster"
+        return os.path.join(self.root, digest[:2], f"{digest}.raster")
+
+    def _path(self, key: str) -> Path:
+        return Path(self._file(key))
 
     def get(self, key: str) -> list[np.ndarray] | None:
         """The arrays stored under ``key``, read-only; None when absent or unreadable."""
         if not self.enabled:
             return None
-        path = self._path(key)
+        path = self._file(key)  # a plain string and open(): reads are on every cold render's path
         try:
-            return _decode(path.read_bytes())
+            with open(path, "rb") as fh:
+                return _decode(fh.read())
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
             with contextlib.suppress(OSError):
-                path.unlink()
+                os.unlink(path)
             return None
 
     def put(self, key: str, arrays: list[np.ndarray]) -> None:

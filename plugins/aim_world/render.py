@@ -5,9 +5,14 @@ painted in the object's colour, its lines in a darker shade, a texture pattern i
 asked. Edges are hard (no anti-aliasing), so every pixel belongs to exactly one object or to
 the background: the masks are exact, and an edit changes only the pixels of what it edits.
 
-Everything that does not depend on a scene is cached: glyph masks per (noun, pixel size),
-backgrounds per (background, size, variant), texture patterns per (texture, box). Composing
-a scene is then a few numpy writes, far above 200 scenes/s at 224 px.
+Variety (see ``variety.py``) stays exact: an object's weight picks the glyph style, and its
+rotation, flip and shear move the mask and the paint together (one nearest-pixel map for both),
+so the mask is exactly the pixels drawn; shading and grain only change colours inside it. A later
+object covers an earlier one, so an occluded part is in no mask but the occluder's.
+
+Everything that does not depend on a scene is cached: glyph masks per (noun, weight, pixel size),
+background layouts per (background, size, variant), texture patterns per (texture, box). A scene's
+own variety (transforms, shading, the backdrop's horizon and colours) is a few cheap numpy passes.
 """
 
 from __future__ import annotations
@@ -21,12 +26,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from aim_world.raster_cache import cached
-from aim_world.scene import Scene, SceneObject
+from aim_world.scene import Backdrop, Scene, SceneObject, backdrop
 from aim_world.vocabulary import BACKGROUND_BY_NAME, NOUN_BY_NAME, TEXTURES, font_path, rgb
 
-N_VARIANTS = 4  # background variants; a scene uses variant ``seed % N_VARIANTS``
 _MASTER = 256  # glyphs are analysed once at this resolution, then scaled down
-_FONT_WEIGHT = 500
+_FONT_WEIGHT = 500  # the default style; layout extents are measured at it
 
 
 @dataclass
@@ -107,17 +111,17 @@ def _fill_holes(a: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- glyphs
 
 
-@lru_cache(maxsize=1)
-def _font() -> ImageFont.FreeTypeFont:
+@lru_cache(maxsize=8)
+def _font(weight: int = _FONT_WEIGHT) -> ImageFont.FreeTypeFont:
     font = ImageFont.truetype(str(font_path()), _MASTER)
     with contextlib.suppress(OSError, ValueError):  # Pillow built without variation support: weight 400
-        font.set_variation_by_axes([_FONT_WEIGHT])
+        font.set_variation_by_axes([weight])
     return font
 
 
-def glyph_ink(char: str) -> np.ndarray:
+def glyph_ink(char: str, weight: int = _FONT_WEIGHT) -> np.ndarray:
     """Boolean ink of one character of the emoji font at master resolution, cropped (may be empty)."""
-    font = _font()
+    font = _font(weight)
     x0, y0, x1, y1 = font.getbbox(char)
     if x1 <= x0 or y1 <= y0:
         return np.zeros((0, 0), dtype=bool)
@@ -130,18 +134,18 @@ def glyph_ink(char: str) -> np.ndarray:
     return ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
-def _master_masks(noun: str) -> list[np.ndarray]:
-    ink = np.pad(glyph_ink(NOUN_BY_NAME[noun].char), 4)
+def _master_masks(noun: str, weight: int) -> list[np.ndarray]:
+    ink = np.pad(glyph_ink(NOUN_BY_NAME[noun].char, weight), 4)
     silhouette = _fill_holes(_erode(_dilate(ink, 5), 5)) | ink  # close pin-holes, then fill inside
     lines = ink & ~_erode(ink, 13)  # thin strokes, and the rim of solid parts
     return [silhouette, lines]
 
 
 @cache
-def _master(noun: str) -> tuple[Image.Image, Image.Image]:
+def _master(noun: str, weight: int = _FONT_WEIGHT) -> tuple[Image.Image, Image.Image]:
     """(silhouette, lines) of a noun's glyph at master resolution, as 'L' images (disk-cached)."""
-    key = f"master|{NOUN_BY_NAME[noun].codepoint}|{_MASTER}|{_FONT_WEIGHT}"
-    silhouette, lines = cached(key, lambda: _master_masks(noun))
+    key = f"master|{NOUN_BY_NAME[noun].codepoint}|{_MASTER}|{weight}"
+    silhouette, lines = cached(key, lambda: _master_masks(noun, weight))
     as_l = lambda a: Image.fromarray(a.astype(np.uint8) * 255)  # noqa: E731
     return as_l(silhouette), as_l(lines)
 
@@ -161,15 +165,16 @@ class Glyph:
 
 
 @lru_cache(maxsize=8192)
-def glyph(noun: str, px: int) -> Glyph:
-    """A noun's glyph scaled so its longer side is ``px`` pixels (cached in memory and on disk)."""
-    key = f"glyph|{NOUN_BY_NAME[noun].codepoint}|{px}|{_MASTER}|{_FONT_WEIGHT}"
-    sil, lines = cached(key, lambda: _scaled_glyph(noun, px))
+def glyph(noun: str, px: int, weight: int = _FONT_WEIGHT) -> Glyph:
+    """A noun's glyph in one style (font weight), scaled so its longer side is ``px`` pixels (cached in
+    memory and on disk)."""
+    key = f"glyph|{NOUN_BY_NAME[noun].codepoint}|{px}|{_MASTER}|{weight}"
+    sil, lines = cached(key, lambda: _scaled_glyph(noun, px, weight))
     return Glyph(sil, lines)
 
 
-def _scaled_glyph(noun: str, px: int) -> list[np.ndarray]:
-    sil_img, line_img = _master(noun)
+def _scaled_glyph(noun: str, px: int, weight: int) -> list[np.ndarray]:
+    sil_img, line_img = _master(noun, weight)
     w, h = sil_img.size
     scale = px / max(w, h)
     tw, th = max(1, round(w * scale)), max(1, round(h * scale))
@@ -238,32 +243,113 @@ def _texture_pattern(texture: str, h: int, w: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8192)
-def object_paint(noun: str, px: int, color: str, texture: str | None, style: str) -> tuple[np.ndarray, np.ndarray]:
-    """(mask, rgb) of one object in its own box: which pixels it covers and their colours."""
-    g = glyph(noun, px)
+def object_paint(
+    noun: str, px: int, color: str, texture: str | None, style: str, weight: int = _FONT_WEIGHT
+) -> np.ndarray:
+    """RGBA (h, w, 4) of one object in its own box, upright: its colours, and alpha 255 on exactly the pixels
+    it covers (0 elsewhere)."""
+    g = glyph(noun, px, weight)
     h, w = g.silhouette.shape
-    base = np.array(rgb(color), dtype=np.uint8)
-    paint = np.empty((h, w, 3), dtype=np.uint8)
-    paint[:] = base
+    base = rgb(color)
+    # each pixel indexes a palette: 0 outside, 1 the colour, 2 the texture shade, 3 the lines
+    palette = np.array([(0, 0, 0, 0), (*base, 255), (*texture_color(base), 255), (*line_color(base), 255)],
+                       dtype=np.uint8)
     if style == "outline":
-        mask = g.lines.copy()
+        index = g.lines.astype(np.uint8)  # lines and texture dots in the object's colour
         if texture:
-            holes = g.silhouette & ~g.lines
-            mask |= holes & texture_pattern(texture, h, w)
+            index[g.silhouette & texture_pattern(texture, h, w)] = 1
     else:
-        mask = g.silhouette.copy()
+        index = g.silhouette.astype(np.uint8)
         if texture:
-            paint[texture_pattern(texture, h, w)] = texture_color(rgb(color))
-        paint[g.lines] = line_color(rgb(color))
+            index[g.silhouette & texture_pattern(texture, h, w)] = 2
+        index[g.lines] = 3
+    rgba = palette[index]
+    rgba.setflags(write=False)
+    return rgba
+
+
+def _affine(rgba: np.ndarray, rotation: float, flip: bool, shear: float) -> np.ndarray:
+    """Flip, shear, then rotate (degrees, counter-clockwise) an object's RGBA about its centre.
+
+    Mask (alpha) and paint travel together through one nearest-pixel transform, so every pixel of the
+    new mask carries a pixel of the paint, and alpha stays 0 or 255: the mask stays exactly what is drawn."""
+    if rotation == 0.0 and shear == 0.0:
+        return rgba[:, ::-1] if flip else rgba
+    h, w = rgba.shape[:2]
+    t = math.radians(rotation)
+    c, s = math.cos(t), math.sin(t)
+    # forward map of a point (x, y) relative to the centre, image y pointing down
+    f = -1.0 if flip else 1.0
+    fwd = np.array([[c, s], [-s, c]]) @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.array([[f, 0.0], [0.0, 1.0]])
+    corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [-w / 2, h / 2], [w / 2, h / 2]]) @ fwd.T
+    nw = max(1, math.ceil(float(np.ptp(corners[:, 0]))))
+    nh = max(1, math.ceil(float(np.ptp(corners[:, 1]))))
+    inv = np.linalg.inv(fwd)
+    # PIL maps each output pixel (x, y) to the input pixel (a x + b y + c, d x + e y + f)
+    a, b, d, e = inv[0, 0], inv[0, 1], inv[1, 0], inv[1, 1]
+    coeffs = (a, b, w / 2 - a * nw / 2 - b * nh / 2, d, e, h / 2 - d * nw / 2 - e * nh / 2)
+    return np.asarray(Image.fromarray(rgba, "RGBA").transform((nw, nh), Image.Transform.AFFINE, coeffs,
+                                                              resample=Image.Resampling.NEAREST))
+
+
+@lru_cache(maxsize=512)
+def _light(h: int, w: int) -> np.ndarray:
+    """The light gradient over a box, lit from the top-left: +0.5 at that corner to -0.5 at the opposite one."""
+    xs = np.arange(w, dtype=np.float32) / max(1, w - 1)
+    ys = np.arange(h, dtype=np.float32) / max(1, h - 1)
+    out = 0.5 - (xs[None, :] + ys[:, None]) / 2
+    out.setflags(write=False)
+    return out
+
+
+@cache
+def _grain_tile() -> np.ndarray:
+    """One fixed noise field in [-1, 1] (blotches of 2 px, so it survives downsampling); objects take its corner."""
+    coarse = np.random.default_rng(11).uniform(-1.0, 1.0, size=(256, 256)).astype(np.float32)
+    out = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)
+    out.setflags(write=False)
+    return out
+
+
+def _grain(h: int, w: int) -> np.ndarray:
+    tile = _grain_tile()
+    return np.tile(tile, (h // 512 + 1, w // 512 + 1))[:h, :w] if max(h, w) > 512 else tile[:h, :w]
+
+
+@lru_cache(maxsize=4096)
+def _object_pixels(noun: str, px: int, color: str, texture: str | None, style: str, weight: int,
+                   rotation: float, flip: bool, shear: float, shade: float, grain: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    rgba = _affine(object_paint(noun, px, color, texture, style, weight), rotation, flip, shear)
+    mask, paint = rgba[..., 3] > 0, rgba[..., :3]
+    if shade or grain:  # gains in 1/128ths (at most ~1.4, so 255 x gain fits 16 bits): cheaper than floats
+        h, w = mask.shape
+        light = shade * _light(h, w)
+        light += 1.0
+        if grain:
+            light *= 1.0 + grain * _grain(h, w)
+        light *= 128.0
+        light += 0.5
+        lit = paint.astype(np.uint16)
+        lit *= light.astype(np.uint16)[..., None]
+        lit >>= 7
+        np.minimum(lit, 255, out=lit)
+        paint = lit.astype(np.uint8)
     mask.setflags(write=False)
     paint.setflags(write=False)
     return mask, paint
 
 
-def object_box(obj: SceneObject, size: int) -> tuple[int, int, int, int]:
-    """Pixel box (x0, y0, x1, y1) of an object, possibly reaching outside the image."""
+def object_pixels(obj: SceneObject, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, rgb) of one object in its own box after its look (weight, transforms, shading, grain)."""
     px = max(4, round(obj.size * size))
-    h, w = glyph(obj.noun, px).silhouette.shape
+    return _object_pixels(obj.noun, px, obj.color, obj.texture, obj.style, obj.weight,
+                          obj.rotation, obj.flip, obj.shear, obj.shade, obj.grain)
+
+
+def object_box(obj: SceneObject, size: int) -> tuple[int, int, int, int]:
+    """Pixel box (x0, y0, x1, y1) of an object as drawn, possibly reaching outside the image."""
+    h, w = object_pixels(obj, size)[0].shape
     x0 = round(obj.x * size - w / 2)
     y0 = round(obj.y * size - h / 2)
     return x0, y0, x0 + w, y0 + h
@@ -292,10 +378,11 @@ def _clouds(draw: ImageDraw.ImageDraw, rng: np.random.Generator, s: int, y_max: 
 
 
 def _sky(draw, labels, rng, s, y1, top=(80, 140, 220), bottom=(185, 215, 242), clouds=2):
+    """A sky down to ``y1``; with ``clouds`` > 0, 0 to 2 x ``clouds`` clouds (by layout variant)."""
     _vgradient(draw, (0, 0, s, y1), top, bottom)
     labels.rectangle([0, 0, s, y1], fill=0)
     if clouds:
-        _clouds(draw, rng, s, max(0.05, y1 / s - 0.1), clouds)
+        _clouds(draw, rng, s, max(0.05, y1 / s - 0.1), int(rng.integers(0, 2 * clouds + 1)))
 
 
 def _draw_plain(draw, labels, rng, s):
@@ -305,7 +392,7 @@ def _draw_plain(draw, labels, rng, s):
 
 def _draw_sky(draw, labels, rng, s):
     _vgradient(draw, (0, 0, s, s), (60, 125, 215), (175, 210, 245))
-    _clouds(draw, rng, s, 0.9, 5)
+    _clouds(draw, rng, s, 0.9, int(rng.integers(2, 8)))
     return ["sky"]
 
 
@@ -446,7 +533,7 @@ def _draw_forest(draw, labels, rng, s):
     floor = int(0.62 * s)
     _sky(draw, labels, rng, s, int(0.5 * s), top=(150, 190, 225), bottom=(205, 225, 235), clouds=0)
     # far canopy band
-    for _ in range(18):
+    for _ in range(int(rng.integers(12, 24))):
         cx, cy, r = rng.uniform(0, s), rng.uniform(0.12, 0.42) * s, rng.uniform(0.08, 0.14) * s
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(60, 110, 60))
         labels.ellipse([cx - r, cy - r, cx + r, cy + r], fill=1)
@@ -454,7 +541,8 @@ def _draw_forest(draw, labels, rng, s):
     labels.rectangle([0, int(0.35 * s), s, floor], fill=1)
     _vgradient(draw, (0, floor, s, s), (80, 105, 45), (60, 80, 35))
     labels.rectangle([0, floor, s, s], fill=2)
-    trunks = (np.arange(11) + rng.uniform(0.15, 0.85, size=11)) / 11 * s  # spread over the width
+    n_trunks = int(rng.integers(7, 14))
+    trunks = (np.arange(n_trunks) + rng.uniform(0.15, 0.85, size=n_trunks)) / n_trunks * s  # spread over the width
     for i, tx in enumerate(trunks):
         near = i % 2
         tw = (0.03 + 0.025 * near) * s
@@ -553,12 +641,58 @@ _DRAWERS = {
 assert set(_DRAWERS) == set(BACKGROUND_BY_NAME), "every background needs a drawer"
 
 
-@lru_cache(maxsize=256)
-def _background(name: str, size: int, variant: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+@lru_cache(maxsize=1024)
+def _layout_image(name: str, size: int, variant: int) -> Image.Image:
+    return Image.fromarray(_layout(name, size, variant)[0])
+
+
+@lru_cache(maxsize=1024)
+def _layout(name: str, size: int, variant: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """One layout of a background at its vocabulary horizon and colours (cached in memory and on disk)."""
     if name not in _DRAWERS:
         raise KeyError(f"unknown background {name!r}; valid: {', '.join(_DRAWERS)}")
     pixels, labels, names = cached(f"background|{name}|{size}|{variant}", lambda: _draw_background(name, size, variant))
     return pixels, labels, tuple(bytes(names).decode().split("\n"))
+
+
+def _horizon_rows(size: int, base: float, horizon: float) -> np.ndarray:
+    """Source row of each output row, moving the ground line from ``base`` to ``horizon`` (piecewise linear)."""
+    y = np.arange(size, dtype=np.float64) + 0.5
+    b, h = base * size, horizon * size
+    src = np.where(y < h, y * b / h, b + (y - h) * (size - b) / (size - h))
+    return np.clip(np.floor(src), 0, size - 1).astype(np.intp)
+
+
+@lru_cache(maxsize=256)
+def _grade_luts(brightness: float, warmth: float, contrast: float) -> list[int]:
+    """The colour curves of a backdrop, red, green and blue ones end to end (768 entries, for ``Image.point``):
+    contrast about mid-grey, brightness, warmth (red up, blue down)."""
+    v = np.arange(256, dtype=np.float32)
+    curve = ((v - 128.0) * contrast + 128.0) * brightness
+    return np.concatenate([np.clip(curve * gain + 0.5, 0, 255).astype(np.uint8)
+                           for gain in (1 + warmth, 1.0, 1 - warmth)]).tolist()
+
+
+@lru_cache(maxsize=256)
+def _background(name: str, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """A scene's background: its backdrop's layout, ground line moved to its horizon, colours graded (per-channel
+    lookup tables: cheap enough for every scene)."""
+    look: Backdrop = backdrop(name, seed)
+    labels, parts = _layout(name, size, look.variant)[1:]
+    base = BACKGROUND_BY_NAME[name].horizon
+    rows = None
+    if base is not None and look.horizon is not None and look.horizon != base:
+        rows = _horizon_rows(size, base, look.horizon)
+        labels = labels[rows]
+    # ``Image.point`` would first round the 768 entries in Python; they are ints already
+    image = _layout_image(name, size, look.variant)
+    graded = np.asarray(image._new(image.im.point(_grade_luts(look.brightness, look.warmth, look.contrast), None)))
+    if rows is not None:
+        graded = graded[rows]
+    labels = np.ascontiguousarray(labels)
+    graded.setflags(write=False)
+    labels.setflags(write=False)
+    return graded, labels, parts
 
 
 def _draw_background(name: str, size: int, variant: int) -> list[np.ndarray]:
@@ -575,14 +709,14 @@ def _draw_background(name: str, size: int, variant: int) -> list[np.ndarray]:
     return [pixels, labels, np.frombuffer("\n".join(parts).encode(), dtype=np.uint8)]
 
 
-def background_pixels(name: str, size: int, variant: int = 0) -> np.ndarray:
-    """The (read-only) RGB array of a background."""
-    return _background(name, size, variant % N_VARIANTS)[0]
+def background_pixels(name: str, size: int, seed: int = 0) -> np.ndarray:
+    """The (read-only) RGB array of a background as a scene with this seed draws it (see :func:`backdrop`)."""
+    return _background(name, size, seed)[0]
 
 
-def background_parts(name: str, size: int, variant: int = 0) -> tuple[np.ndarray, tuple[str, ...]]:
-    """(label map (H, W) of part indices, part names), e.g. ('sky', 'sand') for the beach."""
-    _, labels, parts = _background(name, size, variant % N_VARIANTS)
+def background_parts(name: str, size: int, seed: int = 0) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(label map (H, W) of part indices, part names), e.g. ('sky', 'sand') for the beach, for a scene seed."""
+    _, labels, parts = _background(name, size, seed)
     return labels, parts
 
 
@@ -595,8 +729,7 @@ def render(scene: Scene, size: int = 224) -> Rendered:
     owner = np.full((size, size), -1, dtype=np.int16)
     boxes = []
     for i, obj in enumerate(scene.objects):
-        px = max(4, round(obj.size * size))
-        mask, paint = object_paint(obj.noun, px, obj.color, obj.texture, obj.style)
+        mask, paint = object_pixels(obj, size)
         h, w = mask.shape
         x0, y0 = round(obj.x * size - w / 2), round(obj.y * size - h / 2)
         boxes.append((x0, y0, x0 + w, y0 + h))
@@ -604,13 +737,54 @@ def render(scene: Scene, size: int = 224) -> Rendered:
         if cx0 >= cx1 or cy0 >= cy1:
             continue
         m = mask[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-        canvas[cy0:cy1, cx0:cx1][m] = paint[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0][m]
-        owner[cy0:cy1, cx0:cx1][m] = i
+        np.copyto(canvas[cy0:cy1, cx0:cx1], paint[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], where=m[..., None])
+        np.copyto(owner[cy0:cy1, cx0:cx1], i, where=m)
     masks = [owner == i for i in range(len(scene.objects))]
     return Rendered(Image.fromarray(canvas), masks, owner == -1, owner, boxes)
 
 
+VISIBILITY_SIZE = 224  # the resolution at which ``SceneObject.visible`` is measured
+
+
+def occluded_on_request(scene: Scene) -> list[int]:
+    """Objects a relation puts behind another ("a dog partly hidden behind a car"), or that already record
+    how much of them is visible."""
+    found = {r.subject if r.relation == "behind" else r.object
+             for r in scene.relations if r.relation in ("behind", "in front of")}
+    found |= {i for i, o in enumerate(scene.objects) if o.visible is not None}
+    return sorted(found)
+
+
+def record_visibility(scene: Scene) -> Scene:
+    """``scene`` with ``visible`` set on the objects occluded on request: the share of an object's in-frame
+    pixels that no later object covers, measured at :data:`VISIBILITY_SIZE` px."""
+    targets = occluded_on_request(scene)
+    if not targets:
+        return scene
+    size = VISIBILITY_SIZE
+    owner = render(scene, size).owner
+    objects = list(scene.objects)
+    for i in targets:
+        mask = np.zeros((size, size), dtype=bool)
+        _paste(mask, object_pixels(scene.objects[i], size)[0], object_box(scene.objects[i], size))
+        drawn = int(mask.sum())
+        visible = float((owner == i).sum()) / drawn if drawn else 0.0
+        objects[i] = objects[i].model_copy(update={"visible": round(visible, 4)})
+    return scene.model_copy(update={"objects": objects})
+
+
+def _paste(canvas: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    """OR ``mask`` into ``canvas`` at ``box`` (x0, y0, x1, y1), clipped to the canvas."""
+    size_y, size_x = canvas.shape
+    x0, y0, x1, y1 = box
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, size_x), min(y1, size_y)
+    if cx0 < cx1 and cy0 < cy1:
+        canvas[cy0:cy1, cx0:cx1] |= mask[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+
+
 def clear_caches() -> None:
     """Forget every cached glyph, background and pattern (for cold-start timing)."""
-    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _background, _font):
+    _grain_tile.cache_clear()
+    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _light, _layout,
+               _layout_image, _grade_luts, _background, _font):
         fn.cache_clear()

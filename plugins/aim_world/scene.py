@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+import numpy as np
+from pydantic import BaseModel, Field, computed_field
 
-Relation = Literal["left of", "right of", "above", "below", "next to", "on top of", "with", "holding"]
-SPATIAL_RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below", "next to", "on top of")
+Relation = Literal["left of", "right of", "above", "below", "next to", "on top of", "behind", "in front of",
+                   "with", "holding"]
+SPATIAL_RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below", "next to", "on top of", "behind",
+                                      "in front of")
+#: Noto Emoji's weight axis: the glyph styles from thin (300) to bold (700)
+FONT_WEIGHTS: tuple[int, ...] = (300, 400, 500, 600, 700)
 
 
 class SceneObject(BaseModel):
@@ -25,9 +30,21 @@ class SceneObject(BaseModel):
     style: Literal["filled", "outline"] = "filled"
     x: float = Field(ge=0.0, le=1.0, description="centre, fraction of width from the left")
     y: float = Field(ge=0.0, le=1.0, description="centre, fraction of height from the top")
-    size: float = Field(gt=0.0, le=1.0, description="glyph box side, fraction of the image side")
+    size: float = Field(
+        gt=0.0, le=1.5, description="glyph box side, fraction of the image side (> 1: a cropped close-up)"
+    )
     attached_to: int | None = Field(
         default=None, description="index of the object this one belongs to ('dog with leash')"
+    )
+    # How it looks beyond what a prompt says (seeded variety; all 0/500/False draws the plain glyph).
+    weight: int = Field(default=500, ge=300, le=700, description="glyph stroke weight (Noto Emoji wght axis)")
+    rotation: float = Field(default=0.0, ge=-45.0, le=45.0, description="degrees, counter-clockwise")
+    flip: bool = Field(default=False, description="mirrored left-right")
+    shear: float = Field(default=0.0, ge=-0.4, le=0.4, description="horizontal shear (mild perspective)")
+    shade: float = Field(default=0.0, ge=0.0, le=0.5, description="strength of the light gradient (lit from top-left)")
+    grain: float = Field(default=0.0, ge=0.0, le=0.2, description="strength of the texture noise on its fill")
+    visible: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="visible fraction of its pixels, when it is occluded on request"
     )
 
     def phrase(self) -> str:
@@ -89,6 +106,42 @@ class Negation(BaseModel):
             self.style is not None and o.style == self.style)
 
 
+N_VARIANTS = 24  # background layouts (cloud, tree, star, ... placements); colours and horizon vary continuously
+
+
+class Backdrop(BaseModel):
+    """How a scene's background is drawn: a function of (background, seed), recorded with the scene.
+
+    ``variant`` picks one of :data:`N_VARIANTS` layouts of the background's details (clouds, trees,
+    waves); the other fields vary continuously: where the ground starts, brightness, warmth
+    (red up and blue down, or the reverse) and contrast.
+    """
+
+    variant: int = Field(ge=0, lt=N_VARIANTS)
+    horizon: float | None = Field(description="where the ground starts, fraction of the height; None: no ground")
+    brightness: float
+    warmth: float
+    contrast: float
+
+
+def backdrop(background: str, seed: int) -> Backdrop:
+    """The backdrop of ``background`` for a scene seed (deterministic)."""
+    from aim_world.vocabulary import BACKGROUND_BY_NAME
+
+    if background not in BACKGROUND_BY_NAME:
+        raise KeyError(f"unknown background {background!r}; valid: {', '.join(BACKGROUND_BY_NAME)}")
+    rng = np.random.default_rng([seed % 2**32, 7, *background.encode()])
+    base = BACKGROUND_BY_NAME[background].horizon
+    shift = float(rng.uniform(-0.07, 0.07)) * (0.6 if base is not None and base > 0.7 else 1.0)
+    return Backdrop(
+        variant=int(rng.integers(0, N_VARIANTS)),
+        horizon=None if base is None else round(base + shift, 4),
+        brightness=round(float(rng.uniform(0.88, 1.1)), 4),
+        warmth=round(float(rng.uniform(-0.07, 0.07)), 4),
+        contrast=round(float(rng.uniform(0.85, 1.12)), 4),
+    )
+
+
 class Scene(BaseModel):
     """A whole image: background, objects in drawing order (later ones on top), relations."""
 
@@ -100,6 +153,12 @@ class Scene(BaseModel):
     unknown_words: list[str] = Field(default_factory=list, description="prompt words the world cannot draw")
     notes: list[str] = Field(default_factory=list, description="what the parser could not do as asked")
     negations: list[Negation] = Field(default_factory=list, description="what the prompt excluded; obeyed")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def backdrop(self) -> Backdrop:
+        """How the background is drawn (layout variant, horizon, colours): derived from background and seed."""
+        return backdrop(self.background, self.seed)
 
     def broken_negations(self) -> list[Negation]:
         """The negations this scene does not obey (none for a parsed scene; an edit may break one)."""

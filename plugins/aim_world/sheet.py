@@ -47,11 +47,14 @@ def _tile(case: str, size: int, seed: int) -> tuple[Image.Image, str]:
         outcome = new.caption() + ("; " + "; ".join(result.notes) if result.notes else "")
         return render(new, size).image, outcome
     extra = [f"not: {n.phrase}" for n in scene.negations] + scene.notes
+    extra += [f"{o.noun} {o.visible:.0%} visible" for o in scene.objects if o.visible is not None]
     return render(scene, size).image, scene.caption() + ("; " + "; ".join(extra) if extra else "")
 
 
 def contact_sheet(cases: list[str], size: int = 128, columns: int = 8, seed: int = 0) -> Image.Image:
-    """One tile per case: the image, the case in bold-ish dark text, what the world drew in grey."""
+    """One tile per case: the image, the case in bold-ish dark text, what the world drew in grey.
+
+    Tile ``k`` is drawn with seed ``seed + k``, so a prompt listed twice shows two looks."""
     font = ImageFont.load_default()
     line_h = 11
     caption_h = line_h * (CAPTION_LINES + 2) + 4
@@ -60,7 +63,7 @@ def contact_sheet(cases: list[str], size: int = 128, columns: int = 8, seed: int
     sheet = Image.new("RGB", (columns * (size + 6) + 6, rows * (size + caption_h + 6) + 6), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for k, case in enumerate(cases):
-        image, outcome = _tile(case, size, seed)
+        image, outcome = _tile(case, size, seed + k)  # a seed per tile: repeated prompts show the variety
         x = 6 + (k % columns) * (size + 6)
         y = 6 + (k // columns) * (size + caption_h + 6)
         sheet.paste(image, (x, y))

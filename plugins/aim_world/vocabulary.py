@@ -152,7 +152,7 @@ NOUNS: tuple[Noun, ...] = (
     _n("factory", 0x1F3ED, "building", "gray", "plant building"),
     _n("hut", 0x1F6D6, "building", "brown beige", "shack,shed"),
     # plants
-    _n("tree", 0x1F333, "plant", "green", "oak,shrub,bush"),
+    _n("tree", 0x1F333, "plant", "green", "oak"),
     _n("pine tree", 0x1F332, "plant", "green", "evergreen,fir,christmas tree,pine,spruce,conifer"),
     _n("palm tree", 0x1F334, "plant", "green", "palm,coconut tree"),
     _n("cactus", 0x1F335, "plant", "green", "cacti"),
@@ -342,9 +342,53 @@ NOUNS: tuple[Noun, ...] = (
 PROMPT_ONLY_NOUNS: tuple[Noun, ...] = (
     _n("tumbler", 0x1F943, "object", "cyan white", "tumbler glass,water glass,drinking glass"),
     _n("cricket bat", 0x1F3CF, "sport", "beige brown", ""),
+    # occluders for "a dog partly hidden behind a bush / a fence" (the fence is drawn as a barrier)
+    _n("bush", 0x1F33F, "plant", "green", "shrub,hedge"),
+    _n("fence", 0x1F6A7, "object", "orange white brown", "barrier,railing"),
 )
 
 NOUN_BY_NAME: dict[str, Noun] = {n.name: n for n in (*NOUNS, *PROMPT_ONLY_NOUNS)}
+
+#: Real-world size classes, 1 (an ant, a key) to 6 (a mountain), so a scene keeps plausible relative
+#: sizes: a tulip next to a tree is small, an airplane is not bigger than the mountains. Each noun takes
+#: its category's class unless listed in :data:`_SCALE_EXCEPTIONS`.
+_SCALE_BY_CATEGORY: dict[str, int] = {
+    "animal": 3, "person": 4, "food": 2, "nature": 4, "electronics": 2, "clothing": 2, "plant": 2, "sport": 2,
+    "vehicle": 4, "instrument": 3, "building": 5, "object": 2,
+}
+_SCALE_EXCEPTIONS: dict[int, tuple[str, ...]] = {
+    1: ("ant", "bee", "ladybug", "beetle", "spider", "snail", "butterfly", "ring", "gem", "paperclip", "pushpin",
+        "dice", "key", "water drop", "cherry", "candy", "seedling", "grapes", "lollipop", "egg", "battery"),
+    3: ("sunflower", "cactus", "bicycle", "kick scooter", "skateboard", "sled",
+        "skis", "chair", "lamp", "television", "computer", "guitar", "backpack", "bucket", "basket", "mailbox",
+        "fuel pump", "traffic light", "stop sign", "ladder", "broom", "flag", "robot", "ghost", "snowman",
+        "baby", "fire", "rock", "log", "bush", "fence", "watermelon", "pumpkin", "canoe", "tent", "umbrella", "mirror"),
+    2: ("mouse", "frog", "lizard", "hedgehog", "crab", "scorpion", "snake", "fish", "bird", "parrot", "owl", "duck",
+        "chicken", "rabbit", "squirrel", "turtle", "lobster", "octopus", "jellyfish", "bat", "trumpet", "violin",
+        "saxophone", "banjo", "accordion", "hat", "boot", "shoe"),
+    4: ("horse", "cow", "bear", "lion", "tiger", "leopard", "gorilla", "camel", "bison", "zebra", "deer", "llama",
+        "kangaroo", "crocodile", "shark", "dolphin", "unicorn", "hippopotamus", "rhinoceros", "panda", "piano",
+        "couch", "bed", "bathtub", "door", "window", "hut", "fountain", "moon", "sun", "star", "cloud", "rainbow"),
+    5: ("tree", "palm tree", "pine tree",
+        "elephant", "giraffe", "whale", "t-rex", "dinosaur", "bus", "truck", "fire truck", "train", "tram",
+        "airplane", "ocean liner", "helicopter", "rocket", "ufo", "tractor", "ambulance", "pickup truck", "boat",
+        "speedboat"),
+    6: ("mountain", "volcano"),
+}
+_SCALE_OF: dict[str, int] = {noun: k for k, nouns in _SCALE_EXCEPTIONS.items() for noun in nouns}
+assert set(_SCALE_OF) <= set(NOUN_BY_NAME), f"unknown nouns in _SCALE_EXCEPTIONS: {set(_SCALE_OF) - set(NOUN_BY_NAME)}"
+
+
+#: each size class below a scene's largest multiplies an object's size by this
+SCALE_STEP = 0.7
+
+
+def real_scale(noun: str) -> int:
+    """The real-world size class of a noun: 1 (tiny: an ant, a key) to 6 (a mountain)."""
+    if noun not in NOUN_BY_NAME:
+        raise KeyError(f"unknown noun {noun!r}")
+    return _SCALE_OF.get(noun, _SCALE_BY_CATEGORY.get(NOUN_BY_NAME[noun].category, 3))
+
 
 # Colours: canonical name -> RGB. Distinct enough that a small CNN (and a person) tells them apart.
 COLORS: dict[str, tuple[int, int, int]] = {

@@ -140,7 +140,7 @@ def test_world_dissection_of_synthetic_neurons_finds_their_concepts(tmp_path: Pa
     from aim_world.datasets import write_dataset
     from aim_world.neurons import Concept, NeuronSpec, SyntheticProbe
 
-    folder = write_dataset(tmp_path / "world-tiny", 40, seed=3, size=64)
+    folder = write_dataset(tmp_path / "world-tiny", 60, seed=3, size=64)  # 4 road scenes: above min_images
     specs = [NeuronSpec(index=0, name="sky", kind="mono", concepts=[Concept(key="sky", label="sky", regions=("sky",))],
                         label="sky"),
              NeuronSpec(index=1, name="road", kind="mono",
