@@ -287,14 +287,16 @@ def evaluate_predictive(
             }
             labels = {m: text for m, text in labels.items() if text}
             generated = {m: generate_prompts(text, vocabularies) for m, text in labels.items()}
-            pool = pool_prompts(list(generated.values()))
             with use_store(ImageStore()):
-                images = [g.image for g in text2image.generate(pool, size=image_size, seed=seed)]
-                acts = [round(float(a), 4) for a in system.activations(images).activations]
+                drawn = text2image.generate(pool_prompts(list(generated.values())), size=image_size, seed=seed)
+                # a prompt the generator cannot draw (a label with no concept) has no image: it leaves the pool
+                pool = [g.prompt for g in drawn if g.image is not None]
+                images = [g.image for g in drawn if g.image is not None]
+                acts = [round(float(a), 4) for a in system.activations(images).activations] if images else []
             activation = dict(zip(pool, acts, strict=True))
             scores = {m: score_selection(select_prompts(text, pool, vocabularies), text, activation)
                       for m, text in labels.items()}
-            row = UnitPrediction(layer=layer, unit=unit, scale=max(max(acts), 0.0), methods=scores,
+            row = UnitPrediction(layer=layer, unit=unit, scale=max([*acts, 0.0]), methods=scores,
                                  run_dir=str(run.run_dir), pool=activation, images=dict(zip(pool, images, strict=True)))
             out.append(row)
             say(f"{layer} unit {unit}: " + "; ".join(f"{m} {s.label!r} +{s.positive_mean:.2f}/-{s.neutral_mean:.2f}"
