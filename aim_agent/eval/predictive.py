@@ -24,13 +24,14 @@ concepts they name. Neither sees an activation or the unit.
 from __future__ import annotations
 
 import hashlib
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aim_agent.eval.pages import Figure, Section, html_page, md_table
+from aim_agent.eval.pages import Figure, Section, fmt, html_page, md_table
 from aim_agent.eval.truth import ConceptTruth
 from aim_agent.vocabulary import ConceptInfo, Vocabularies, alternatives
 
@@ -172,9 +173,31 @@ class UnitPrediction:
                                                for m, s in self.methods.items()}}
 
 
+def sign_test(wins: int, losses: int) -> float | None:
+    """Two-sided exact sign test (ties dropped): the chance of a split at least this uneven if either method
+    were as likely to win each unit."""
+    n = wins + losses
+    if n == 0:
+        return None
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2 ** n
+    return float(min(1.0, 2 * tail))
+
+
+def paired(units: Sequence[UnitPrediction], method: str, other: str = "exemplar") -> dict[str, Any]:
+    """``method`` against ``other`` unit by unit: the mean and sd of the paired (+ minus -) differences, wins,
+    losses and the sign test, so a reader sees whether the gap is larger than the spread between units."""
+    gaps = [u.methods[method].difference - u.methods[other].difference
+            for u in units if method in u.methods and other in u.methods]
+    wins, losses = sum(g > 0 for g in gaps), sum(g < 0 for g in gaps)
+    return {"gap_mean": round(statistics.fmean(gaps), 4) if gaps else None,
+            "gap_sd": round(statistics.stdev(gaps), 4) if len(gaps) > 1 else None,
+            "wins": wins, "losses": losses, "sign_test_p": sign_test(wins, losses)}
+
+
 def summary_rows(units: Sequence[UnitPrediction]) -> list[dict[str, Any]]:
     """Per layer and method (MAIA's Table A3): mean positive and neutral activation over units, their
-    difference, and the difference divided by each unit's pool maximum (comparable across units)."""
+    difference, and the difference divided by each unit's pool maximum (comparable across units); for AIM
+    also the paired comparison with the exemplar-only baseline (:func:`paired`)."""
     rows = []
     for layer in dict.fromkeys(u.layer for u in units):
         mine = [u for u in units if u.layer == layer]
@@ -189,8 +212,7 @@ def summary_rows(units: Sequence[UnitPrediction]) -> list[dict[str, Any]]:
                 "difference": round(statistics.fmean(s.difference for _, s in scored), 4),
                 "normalised_difference": round(statistics.fmean(s.difference / u.scale if u.scale > 0 else 0.0
                                                                 for u, s in scored), 4),
-                "wins_vs_exemplar": sum(s.difference > u.methods["exemplar"].difference
-                                        for u, s in scored if "exemplar" in u.methods) if method == "aim" else None,
+                "vs_exemplar": paired(mine, method) if method == "aim" else None,
             })
     return rows
 
@@ -265,14 +287,16 @@ def evaluate_predictive(
             }
             labels = {m: text for m, text in labels.items() if text}
             generated = {m: generate_prompts(text, vocabularies) for m, text in labels.items()}
-            pool = pool_prompts(list(generated.values()))
             with use_store(ImageStore()):
-                images = [g.image for g in text2image.generate(pool, size=image_size, seed=seed)]
-                acts = [round(float(a), 4) for a in system.activations(images).activations]
+                drawn = text2image.generate(pool_prompts(list(generated.values())), size=image_size, seed=seed)
+                # a prompt the generator cannot draw (a label with no concept) has no image: it leaves the pool
+                pool = [g.prompt for g in drawn if g.image is not None]
+                images = [g.image for g in drawn if g.image is not None]
+                acts = [round(float(a), 4) for a in system.activations(images).activations] if images else []
             activation = dict(zip(pool, acts, strict=True))
             scores = {m: score_selection(select_prompts(text, pool, vocabularies), text, activation)
                       for m, text in labels.items()}
-            row = UnitPrediction(layer=layer, unit=unit, scale=max(max(acts), 0.0), methods=scores,
+            row = UnitPrediction(layer=layer, unit=unit, scale=max([*acts, 0.0]), methods=scores,
                                  run_dir=str(run.run_dir), pool=activation, images=dict(zip(pool, images, strict=True)))
             out.append(row)
             say(f"{layer} unit {unit}: " + "; ".join(f"{m} {s.label!r} +{s.positive_mean:.2f}/-{s.neutral_mean:.2f}"
@@ -287,12 +311,19 @@ def result_json(model: str, layers: Sequence[str], seed: int, backend: str,
             "units": [u.to_json() for u in units]}
 
 
-HEADERS = ("layer", "method", "units", "+ (positive)", "- (neutral)", "+ minus -", "normalised", "AIM > exemplar")
+HEADERS = ("layer", "method", "units", "+ (positive)", "- (neutral)", "+ minus -", "normalised",
+           "AIM − exemplar (sd)", "AIM wins/losses", "sign test p")
 
 
 def table_rows(data: dict[str, Any]) -> list[list[Any]]:
+    def versus(r: dict[str, Any]) -> list[Any]:
+        v = r.get("vs_exemplar")
+        if not v:
+            return [None, None, None]
+        return [f"{fmt(v['gap_mean'])} ({fmt(v['gap_sd'])})", f"{v['wins']}/{v['losses']}", v["sign_test_p"]]
+
     return [[r["layer"], METHODS[r["method"]], r["units"], r["positive"], r["neutral"], r["difference"],
-             r["normalised_difference"], r["wins_vs_exemplar"]] for r in data["table"]]
+             r["normalised_difference"], *versus(r)] for r in data["table"]]
 
 
 def markdown(data: dict[str, Any]) -> str:

@@ -272,8 +272,15 @@ def evaluate_spurious(
         describer = plugin_manager().provider("describer", "world")
         text2image = plugin_manager().provider("text2image", "world")
 
+        rendered: dict[tuple[tuple[str, ...], int], list[Any]] = {}
+
         def generate(prompts: list[str], image_seed: int) -> list[Any]:
-            return [g.image for g in text2image.generate(prompts, size=224, seed=seed * 1000 + image_seed)]
+            # the scientist asks the same prompts for every unit: render each set once
+            key = (tuple(prompts), image_seed)
+            if key not in rendered:
+                rendered[key] = [g.image for g in text2image.generate(prompts, size=224,
+                                                                        seed=seed * 1000 + image_seed)]
+            return list(rendered[key])
 
         verdicts: list[UnitVerdict] = []
         for unit in top_units:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
+
 from aim_agent.eval.predictive import (
     MethodScore,
     Prompts,
@@ -16,6 +18,7 @@ from aim_agent.eval.predictive import (
     predicted_score,
     score_selection,
     select_prompts,
+    sign_test,
     summary_rows,
 )
 from aim_agent.vocabulary import ConceptInfo, Vocabularies
@@ -90,4 +93,14 @@ def test_score_is_the_mean_activation_of_the_picks_and_the_table_averages_units_
     rows = {r["method"]: r for r in summary_rows([unit(0, 4.0, 2.0, 4.0), unit(1, 1.0, 3.0, 2.0)])}
     assert rows["aim"]["positive"] == 2.5 and rows["aim"]["difference"] == 2.5
     assert rows["aim"]["normalised_difference"] == 0.75  # (4/4 + 1/2) / 2
-    assert rows["aim"]["wins_vs_exemplar"] == 1 and rows["exemplar"]["wins_vs_exemplar"] is None
+    versus = rows["aim"]["vs_exemplar"]
+    assert (versus["wins"], versus["losses"], versus["gap_mean"]) == (1, 1, 0.0) and versus["sign_test_p"] == 1.0
+    assert versus["gap_sd"] == pytest.approx(2.8284, abs=1e-4)  # gaps +2 and -2
+    assert rows["exemplar"]["vs_exemplar"] is None
+
+
+def test_the_sign_test_is_exact_and_two_sided() -> None:
+    assert sign_test(10, 0) == pytest.approx(2 / 2**10)  # all ten units one way
+    assert sign_test(8, 2) == pytest.approx(2 * (1 + 10 + 45) / 2**10)  # 0.109: not convincing
+    assert sign_test(2, 8) == sign_test(8, 2) and sign_test(3, 3) == 1.0
+    assert sign_test(0, 0) is None  # every unit a tie: no evidence either way

@@ -69,35 +69,56 @@ class Response:
 
 
 class PromptUnit:
-    """A unit whose response to an image (here: its prompt) is the sum of the weights of the words it names."""
+    """A unit whose response to an image (here: a prompt and its render seed) is the sum of the weights of the
+    words the prompt names, plus render noise of standard deviation ``noise`` (seeded by prompt and render)."""
 
-    def __init__(self, weights: dict[str, float]) -> None:
-        self.weights = weights
+    def __init__(self, weights: dict[str, float], noise: float = 0.0) -> None:
+        self.weights, self.noise = weights, noise
 
-    def activations(self, images: list[str]) -> Response:
-        return Response(np.array([sum(w for word, w in self.weights.items() if word in p) for p in images]))
+    def activations(self, images: list[tuple[str, int]]) -> Response:
+        def one(prompt: str, seed: int) -> float:
+            jitter = np.random.default_rng([seed, *prompt.encode()]).normal(0, self.noise)
+            return sum(w for word, w in self.weights.items() if word in prompt) + float(jitter)
+
+        return Response(np.array([one(p, seed) for p, seed in images]))
 
 
-def ask(weights: dict[str, float]) -> TaskQuestion:
-    return TaskQuestion(task="spurious", system=PromptUnit(weights), generate=lambda prompts, seed: list(prompts),
+def ask(weights: dict[str, float], noise: float = 0.0) -> TaskQuestion:
+    return TaskQuestion(task="spurious", system=PromptUnit(weights, noise),  # type: ignore[arg-type]
+                        generate=lambda prompts, seed: [(p, seed) for p in prompts],  # type: ignore[misc]
                         classes=("dog", "cat", "bird", "cow"), domain=("beach", "snow", "grass", "desert"))
 
 
-@pytest.mark.parametrize(("weights", "verdict"), [
-    ({"dog": 3.0}, "SELECTIVE"),  # one class, every environment
-    ({"dog": 3.0, "beach": 0.2}, "SELECTIVE"),  # a little context does not make it spurious
-    ({"beach": 3.0}, "SPURIOUS"),  # the environment alone
-    ({"dog": 3.0, "cat": 2.5}, "SPURIOUS"),  # two classes
-    ({"dog": 0.3, "dog on beach": 3.0}, "SPURIOUS"),  # the class on one environment only
+@pytest.mark.parametrize(("weights", "noise", "verdict"), [
+    ({"dog": 3.0}, 0.5, "SELECTIVE"),  # one class, every environment, far beyond the render noise
+    ({"dog": 3.0, "beach": 0.2}, 0.5, "SELECTIVE"),  # a little context does not make it spurious
+    ({"beach": 3.0}, 0.5, "SPURIOUS"),  # the environment alone
+    ({"dog": 3.0, "cat": 2.9}, 0.5, "SPURIOUS"),  # two classes the renders cannot tell apart
+    ({"dog": 0.3}, 1.0, "SPURIOUS"),  # a class effect smaller than the render noise
+    ({"dog": 0.3, "dog on beach": 3.0}, 0.5, "SPURIOUS"),  # the class on one environment only
+    ({"dog": 1.0, "a snow": 3.0}, 0.1, "SPURIOUS"),  # the bare snow drives it more than a dog there
 ])
-def test_offline_scientist_applies_maias_criteria(weights: dict[str, float], verdict: str) -> None:
+def test_offline_scientist_applies_maias_criteria(weights: dict[str, float], noise: float, verdict: str) -> None:
     from aim_world.scientist.tasks import OfflineTaskScientist
 
-    answer = OfflineTaskScientist().answer(ask(weights))
+    answer = OfflineTaskScientist().answer(ask(weights, noise))
     assert answer.verdict == verdict, answer.reasoning
     assert answer.evidence and all(o.prompt for o in answer.evidence)
     if verdict == "SELECTIVE":
         assert answer.selective_for == "dog"
+
+
+def test_the_margin_a_class_needs_grows_with_the_render_spread() -> None:
+    from aim_world.scientist.spurious import Grid, judge
+
+    classes, envs = ("dog", "cat"), ("beach", "snow")
+
+    def grid(spread: float) -> Grid:  # dog 1.0 above cat everywhere; renders differ by +-spread
+        cells = {(c, e): [base - spread, base + spread] for e in envs for c, base in (("dog", 2.0), ("cat", 1.0))}
+        return Grid(classes, envs, cells, {e: [-spread, spread] for e in envs})
+
+    assert judge(grid(0.1)).verdict == "SELECTIVE"
+    assert judge(grid(2.0)).verdict == "SPURIOUS"  # the same means, but within the noise of two renders
 
 
 def test_world_tasks_draw_labelled_splits_and_keep_their_answers_apart() -> None:
