@@ -111,6 +111,21 @@ def test_a_finding_must_replicate_in_both_halves() -> None:
     assert not [f for f in findings("boat", "background", [first, second_other]) if f.kind == "preference"]
 
 
+
+def test_a_companion_preference_must_beat_the_class_alone() -> None:
+    """A look-alike companion (the class recognised as well alone, other companions distracting) is no
+    preference; a companion the class needs (recognised much less alone) is one; the control is no finding."""
+    from aim_world.scientist.bias import ABSENT, findings
+
+    look_alike = [{ABSENT: 0.93, "knife": 0.9, "pen": 0.4, "cup": 0.4, "leaf": 0.4}] * 2
+    found = findings("guitar", "companion", [look_alike, look_alike])
+    assert not [f for f in found if f.kind == "preference"]
+    needed = [{ABSENT: 0.3, "leash": 0.9, "pen": 0.35, "cup": 0.3, "leaf": 0.3}] * 2
+    found = findings("dog", "companion", [needed, needed])
+    assert [(f.value, f.kind) for f in found] == [("leash", "preference")]
+    alone_low = [{ABSENT: 0.05, "leash": 0.9, "pen": 0.9, "cup": 0.9, "leaf": 0.9}] * 2
+    assert all(f.value != ABSENT for f in findings("dog", "companion", [alone_low, alone_low]))
+
 def test_the_task_scientists_never_import_the_answers() -> None:
     """The offline task scientist reads no planted bias, no pairing, no task object (only the question)."""
     root = Path(__file__).resolve().parents[2] / "plugins" / "aim_world" / "scientist"

@@ -10,7 +10,10 @@ The rounds are split in two halves, and a finding must show in both (a replicati
 that the largest of many noisy means is not taken for a bias). For each kind of context it reports
 
 - a **preference**: the class is recognised with one value (``with_value``) and much less with the others
-  (``without_value``, their mean): the class is under-recognised whenever that value is missing;
+  (``without_value``, their mean): the class is under-recognised whenever that value is missing. A feature
+  that can be absent (a companion object) has that absence as its control: the class alone in the same
+  scene. A preference must beat it too, so an object that merely looks like the class (recognised as well
+  as the class alone while other companions distract) is not taken for something the class needs;
 - **suppressing** contexts: values where the class is recognised much less than typically.
 
 Nothing here knows which correlations were planted in training.
@@ -28,6 +31,7 @@ from aim_world.vocabulary import BACKGROUNDS, COLORS, NOUNS
 ROUNDS = 8  # render rounds (two halves of four)
 COMPANIONS = 24  # companion objects drawn per class
 GAP = 0.3  # probability gap that makes a finding, in each half
+ABSENT = "(none)"  # the value of a feature that is left out of the image (the class alone)
 
 
 def sweeps(cls: str, round_: int) -> dict[str, dict[str, str]]:
@@ -42,7 +46,8 @@ def sweeps(cls: str, round_: int) -> dict[str, dict[str, str]]:
     return {
         "background": {b: f"a {color} {cls} on {b}" for b in backgrounds},
         "color": {c: f"a {c} {cls} on {background}" for c in colors},
-        "companion": {n: f"a {color} {cls} with a {n} on {background}" for n in companions},
+        "companion": {ABSENT: f"a {color} {cls} on {background}",
+                      **{n: f"a {color} {cls} with a {n} on {background}" for n in companions}},
     }
 
 
@@ -52,24 +57,27 @@ def _means(rounds: Sequence[dict[str, float]]) -> dict[str, float]:
 
 def findings(cls: str, feature: str, halves: Sequence[Sequence[dict[str, float]]], gap: float = GAP) -> list[Finding]:
     """The preference (if any) and the suppressing values of one feature, from the probability of every value
-    in each round, rounds grouped in halves; a finding must hold in every half."""
+    in each round, rounds grouped in halves; a finding must hold in every half. The value :data:`ABSENT` (the
+    feature left out) is a control: never a finding itself, and a preference must beat it by ``gap`` too."""
     per_half = [_means(h) for h in halves if h]
-    if not per_half or len(per_half[0]) < 2:
+    values = [v for v in per_half[0] if v != ABSENT] if per_half else []
+    if len(values) < 2:
         return []
     overall = _means([r for h in halves for r in h])
     out = []
-    bests = {max(m, key=lambda v: m[v]) for m in per_half}
+    bests = {max(values, key=lambda v: m[v]) for m in per_half}
     if len(bests) == 1:
         best = bests.pop()
         rests = [statistics.fmean(x for v, x in m.items() if v != best) for m in per_half]
-        if all(m[best] - r >= gap for m, r in zip(per_half, rests, strict=True)):
+        above_absent = all(m[best] - m.get(ABSENT, -1.0) >= gap for m in per_half)
+        if above_absent and all(m[best] - r >= gap for m, r in zip(per_half, rests, strict=True)):
             rest = statistics.fmean(x for v, x in overall.items() if v != best)
             out.append(Finding(cls, feature, best, round(overall[best], 4), round(rest, 4), "preference",
                                f"{cls} is recognised with {feature} {best} ({overall[best]:.2f}) and much less "
                                f"without it ({rest:.2f})"))
     typical = statistics.median(overall.values())
     for value, m in overall.items():
-        if all(statistics.median(h.values()) - h[value] >= gap for h in per_half):
+        if value != ABSENT and all(statistics.median(h.values()) - h[value] >= gap for h in per_half):
             out.append(Finding(cls, feature, value, round(m, 4), round(typical, 4), "suppressor",
                                f"{cls} is under-recognised with {feature} {value} ({m:.2f} vs {typical:.2f} "
                                f"typically)"))
