@@ -184,7 +184,7 @@ If the evidence is convincing, say so in one sentence."""
 
 # --------------------------------------------------------------------------------------------- model-level tasks
 # MAIA's task prompts (Appendix F4 and G) in AIM's words, for VLM backends of `aim eval spurious` and
-# `aim eval bias` (aim_agent.agent.task_scientist). Only the class names and the training domain are filled
+# `aim eval bias` (aim_agent.eval.task_scientist). Only the class names and the training domain are filled
 # in: never the correlations. Their final answers' forms are ANSWER_FORMATS['spurious'] and ['bias'].
 
 SPURIOUS_TASK = """\

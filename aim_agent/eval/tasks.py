@@ -8,7 +8,7 @@ Two hooks (:mod:`aim_agent.hookspecs`):
   answer only after every scientist has concluded.
 - ``aim_task_scientists``: a :class:`TaskScientist` answers one :class:`TaskQuestion` about one unit
   without a chat model (the world's offline scientist). Every ``--backend`` that names a chat model gets
-  :class:`~aim_agent.agent.task_scientist.ChatTaskScientist` instead (:func:`task_scientist`): one
+  :class:`~aim_agent.eval.task_scientist.ChatTaskScientist` instead (:func:`task_scientist`): one
   interpretation run per question, with MAIA's task prompt.
 
 A scientist never sees the task object: a :class:`TaskQuestion` carries the unit (a
@@ -150,7 +150,7 @@ def eval_task(name: str, model: str | None = None) -> EvalTask:
 def task_scientist(backend: str, *, runs_dir: Path | None = None, **chat: Any) -> TaskScientist:
     """The task scientist ``backend`` names: an installed one (hook ``aim_task_scientists``: ``offline``), or for
     a chat model (``provider[:model]``, the spellings ``aim interpret --backend`` takes) a
-    :class:`~aim_agent.agent.task_scientist.ChatTaskScientist` whose runs go under ``runs_dir`` (default
+    :class:`~aim_agent.eval.task_scientist.ChatTaskScientist` whose runs go under ``runs_dir`` (default
     ``runs/eval/task-runs``); ``chat`` are its options (``mode``, ``max_rounds``, ``max_tokens``, ``max_cost``,
     ``critic_backend``, ``base_url``, ``settings``, ``progress``). A clear error lists the valid names."""
     installed: list[TaskScientist] = _collect("aim_task_scientists")
@@ -167,6 +167,6 @@ def task_scientist(backend: str, *, runs_dir: Path | None = None, **chat: Any) -
         raise LookupError(f"no task scientist {backend!r} for spurious/bias questions; valid: {have} (installed), or a "
                           f"chat model: {' | '.join(f'{p}[:MODEL]' for p in chat_backends)} (e.g. "
                           "google_genai:gemini-2.5-flash, openai:gpt-4o with --base-url for vLLM)")
-    from aim_agent.agent.task_scientist import ChatTaskScientist
+    from aim_agent.eval.task_scientist import ChatTaskScientist
 
     return ChatTaskScientist(spec, runs_dir=runs_dir or Path("runs/eval/task-runs"), **chat)

@@ -16,14 +16,14 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from aim_agent.agent import backends
 from aim_agent.agent.backends import BackendSpec
 from aim_agent.agent.record import read_run_record
-from aim_agent.agent.task_scientist import (
+from aim_agent.eval import bias
+from aim_agent.eval.task_scientist import (
     AnswerError,
     ChatTaskScientist,
     canonical,
     parse_bias,
     parse_spurious,
 )
-from aim_agent.eval import bias
 from aim_agent.eval.tasks import TaskQuestion, task_scientist
 from aim_agent.system import System
 from aim_agent.vocabulary import installed_vocabularies

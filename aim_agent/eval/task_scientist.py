@@ -39,7 +39,7 @@ from aim_agent.tools.core import ActivationsOutput, ExemplarsInput
 from aim_agent.vocabulary import Vocabularies, installed_vocabularies
 
 #: the ``system_factory`` of a task run: its unit is handed in by the evaluation, in process
-GIVEN_SYSTEM = "aim_agent.agent.task_scientist:question_system"
+GIVEN_SYSTEM = "aim_agent.eval.task_scientist:question_system"
 #: measured images kept as evidence for the evaluation's page (the run directory keeps them all)
 EVIDENCE_IMAGES = 200
 Progress = Callable[[str], None]
