@@ -284,9 +284,11 @@ def _affine(rgba: np.ndarray, rotation: float, flip: bool, shear: float) -> np.n
     corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [-w / 2, h / 2], [w / 2, h / 2]]) @ fwd.T
     nw = max(1, math.ceil(float(np.ptp(corners[:, 0]))))
     nh = max(1, math.ceil(float(np.ptp(corners[:, 1]))))
-    inv = np.linalg.inv(fwd)
-    # PIL maps each output pixel (x, y) to the input pixel (a x + b y + c, d x + e y + f)
-    a, b, d, e = inv[0, 0], inv[0, 1], inv[1, 0], inv[1, 1]
+    # PIL maps each output pixel (x, y) to the input pixel (a x + b y + c, d x + e y + f): the inverse of the
+    # 2x2 forward map, written out (np.linalg.inv costs more than the transform on small boxes)
+    (p, q), (r, t2) = fwd.tolist()
+    det = p * t2 - q * r
+    a, b, d, e = t2 / det, -q / det, -r / det, p / det
     coeffs = (a, b, w / 2 - a * nw / 2 - b * nh / 2, d, e, h / 2 - d * nw / 2 - e * nh / 2)
     return np.asarray(Image.fromarray(rgba, "RGBA").transform((nw, nh), Image.Transform.AFFINE, coeffs,
                                                               resample=Image.Resampling.NEAREST))
