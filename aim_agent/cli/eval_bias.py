@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aim_agent.cli.eval_spurious import LIMIT
 from aim_agent.cli.evaluations import add_task_backend, finish, progress, task_scientist
 
 
@@ -21,6 +22,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--model", default=None, help="model of an installed bias task (default the world's)")
     parser.add_argument("--classes", nargs="+", metavar="CLASS", help="classes to search (default all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the images")
+    parser.add_argument("--n-exemplar-pool", type=int, default=1000, dest="exemplar_pool", metavar="N",
+                        help="unbiased test images each class's exemplars are the top of (default 1000)")
     parser.add_argument("--out", type=Path, default=Path("runs/eval/bias"), help="output folder")
     parser.add_argument("--json", action="store_true", help="print result.json instead of the tables")
     add_task_backend(parser)
@@ -30,9 +33,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def main(args: argparse.Namespace) -> int:
     from aim_agent.eval import bias
 
+    if not 1 <= args.exemplar_pool <= LIMIT:
+        raise ValueError(f"--n-exemplar-pool must be between 1 and {LIMIT}, not {args.exemplar_pool}")
     say = progress(args, "bias")
     data = bias.evaluate_bias(model=args.model, classes=args.classes, seed=args.seed, backend=args.backend,
-                              progress=say, scientist=task_scientist(args, say))
+                              exemplar_pool=args.exemplar_pool, progress=say, scientist=task_scientist(args, say))
     page = bias.page(data)
     data.pop("_answers")
     return finish(args, data, bias.markdown(data), page, table_ends="## Suppressing")

@@ -7,6 +7,11 @@ class is under-recognised (MAIA's bias task). Its :class:`~aim_agent.eval.tasks.
 *preferences* (the class is recognised only with one value of a feature) and *suppressors* (the class is
 under-recognised with one value).
 
+Each question carries the class's **exemplars**, as MAIA's bias experiments start from dataset exemplars of the
+class unit: the :data:`EXEMPLARS` images with the highest class probability among :data:`EXEMPLAR_POOL` images of
+the task's unbiased test split (drawn at the evaluation's seed). On unbiased images, a context that goes with a
+high probability is one the model prefers, not one the data pairs with the class.
+
 Only after every class is done does the evaluator read the task's answer (:meth:`EvalTask.truth`): the planted
 biases, and for each the shipped model's test accuracy on the class with and without its feature. A planted
 bias counts as **learned** when that accuracy drops by :data:`LEARNED_GAP` or more without the feature.
@@ -28,9 +33,12 @@ from PIL import Image
 
 from aim_agent.eval.pages import Figure, Section, fmt, html_page, md_table
 from aim_agent.eval.tasks import Finding, TaskAnswer, TaskScientist
+from aim_agent.images import ImageStore
 from aim_agent.system import LayerProbe
 
 LEARNED_GAP = 0.2
+EXEMPLAR_POOL = 1000  # unbiased test images the exemplars are chosen from
+EXEMPLARS = 15  # top images per class given to the scientist
 Progress = Callable[[str], None]
 
 
@@ -109,12 +117,13 @@ def score(findings: Sequence[Finding], planted: Sequence[dict[str, Any]], gap: f
 
 
 def evaluate_bias(*, model: str | None = None, classes: Sequence[str] | None = None, seed: int = 0,
-                  backend: str = "offline", progress: Progress | None = None,
+                  backend: str = "offline", exemplar_pool: int = EXEMPLAR_POOL, progress: Progress | None = None,
                   scientist: TaskScientist | None = None) -> dict[str, Any]:
     """Ask the scientist about every class (or ``classes``), then score against the planted biases.
-    ``scientist``: one already built (a chat model's, with its options); default the one ``backend`` names."""
+    ``scientist``: one already built (a chat model's, with its options); default the one ``backend`` names;
+    ``exemplar_pool``: unbiased test images the exemplars are chosen from."""
     from aim_agent.eval.tasks import TaskQuestion, eval_task, task_scientist
-    from aim_agent.images import ImageStore, use_store
+    from aim_agent.images import use_store
     from aim_agent.models.probe import open_probe
     from aim_agent.plugins import plugin_manager
     from aim_agent.system import System
@@ -131,11 +140,21 @@ def evaluate_bias(*, model: str | None = None, classes: Sequence[str] | None = N
     def generate(prompts: list[str], image_seed: int) -> list[Any]:
         return [g.image for g in text2image.generate(prompts, size=224, seed=seed * 1000 + image_seed)]
 
+    with use_store(ImageStore()) as pool_store:
+        pool = task.images("test", exemplar_pool, seed).images
+    probabilities = torch.cat([probe.forward(pool[i:i + 100])[:, :, 0, 0] for i in range(0, len(pool), 100)])
+    say(f"exemplars: the top {EXEMPLARS} of {len(pool)} unbiased test images for each class")
+
     answers: dict[str, TaskAnswer] = {}
     for cls in classes or task.classes:
-        with use_store(ImageStore()):
-            question = TaskQuestion(task="bias", system=System(probe, task.classes.index(cls)), generate=generate,
-                                    classes=task.classes, target=cls)
+        k = task.classes.index(cls)
+        top = torch.argsort(probabilities[:, k], descending=True, stable=True)[:EXEMPLARS].tolist()
+        exemplars = [pool[i] for i in top]
+        # a fresh store per class bounds memory; the exemplars come along with their records (for describers)
+        with use_store(carried(exemplars, pool_store)):
+            question = TaskQuestion(task="bias", system=System(probe, k), generate=generate, classes=task.classes,
+                                    target=cls, exemplars=exemplars,
+                                    exemplar_activations=[round(float(probabilities[i, k]), 4) for i in top])
             answers[cls] = scientist.answer(question)
         prefs = [f for f in answers[cls].findings if f.kind == "preference"]
         say(f"{cls}: {answers[cls].verdict}" + (f" ({'; '.join(f'{f.feature}={f.value}' for f in prefs)})"
@@ -157,12 +176,23 @@ def evaluate_bias(*, model: str | None = None, classes: Sequence[str] | None = N
     }
 
 
-PLANTED_HEADERS = ("planted bias", "acc. with feature", "acc. without", "learned", "found")
+def carried(images: Sequence[Image.Image], store: ImageStore) -> ImageStore:
+    """A fresh image store that knows ``images`` as ``store`` knows them (their scenes, for a describer)."""
+    fresh = ImageStore()
+    for image in images:
+        record = store.record(image)
+        fresh.register(image, **({} if record is None else {"scene": record.scene, "meta": record.meta}))
+    return fresh
+
+
+PLANTED_HEADERS = ("planted bias", "acc. with feature", "acc. without", "measured on", "observed with / without",
+                   "learned", "found")
 FINDING_HEADERS = ("class", "feature", "value", "P(class) with", "P(class) without / typical")
 
 
 def planted_rows(data: dict[str, Any]) -> list[list[Any]]:
-    return [[_name(p), p.get("accuracy_with_feature"), p.get("accuracy_without_feature"),
+    return [[_name(p), p.get("accuracy_with_feature"), p.get("accuracy_without_feature"), p.get("measured_on", ""),
+             f"{fmt(p.get('observed_accuracy_with_feature'))} / {fmt(p.get('observed_accuracy_without_feature'))}",
              "yes" if p["learned"] else "no", "yes" if p["found"] else "no"] for p in data["planted"]]
 
 
@@ -177,7 +207,9 @@ def markdown(data: dict[str, Any]) -> str:
              f"{len(data['classes'])} classes searched; {s['preferences']} preferences found. Recall of the learned "
              f"planted biases {fmt(s['recall_learned'])} ({len(s['found_learned'])}/{len(s['learned'])}), of all "
              f"planted {fmt(s['recall_all'])}; precision {fmt(s['precision'])}. A planted bias is learned when the "
-             f"class's test accuracy drops by {data['learned_gap']} or more without its feature.", "",
+             f"class's accuracy drops by {data['learned_gap']} or more without its feature (on counterfactual twins: "
+             "the same test scenes with the feature added and removed; `observed`: test images that happened to "
+             "have it or not).", "",
              md_table(PLANTED_HEADERS, planted_rows(data)), "", "## Preferences found", "",
              md_table(FINDING_HEADERS, finding_rows(prefs)) if prefs else "none", "",
              "## Unplanted preferences", "",

@@ -85,16 +85,16 @@ class QuestionImages:
 
 def exemplars_tool(question: TaskQuestion) -> ToolSpec:
     """``dataset_exemplars`` of the run: the question's exemplars (spurious: the unit's top images of the
-    unbalanced validation set; bias: none)."""
+    unbalanced validation set; bias: the class's most probable images of the unbiased test split)."""
     images, activations = list(question.exemplars), list(question.exemplar_activations)
 
     @tool("dataset_exemplars", positional=("k",), idempotent=True, needs_system=True)
     def dataset_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutput:
-        """The unit's top-activating images of the task's training-domain set, highest first (none for a
-        class-probability unit).
+        """The unit's top-activating images of the task's image set, highest first (a class probability: the
+        images the classifier finds most like the class).
 
-        Returns the activations and overlay images in which the region where the unit fires is bright and
-        outlined."""
+        Returns the activations and the images (for a unit with a spatial map, overlays in which the region where
+        the unit fires is bright and outlined; a class probability has none: the whole image)."""
         return ActivationsOutput(activations=activations[: args.k], images=images[: args.k])
 
     return dataset_exemplars

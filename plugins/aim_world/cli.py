@@ -147,6 +147,30 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 @subcommand
+def _register_bias_twins(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bias-twins",
+        help="measure how much a bias model needs each planted feature, on counterfactual twins",
+        description="Render N unbiased test scenes of each planted bias's class twice, with and without its "
+        "feature (nothing else changed), and report the model's accuracy and class probability on each twin. "
+        "Records the result in the weights' .json sidecar (accuracy.counterfactual); no training.",
+    )
+    p.add_argument("--weights", default=None, help="a bias model (.safetensors); default the shipped one")
+    p.add_argument("--n", type=int, default=None, help="scenes per planted bias (default 300)")
+    p.set_defaults(func=run_bias_twins)
+
+
+def run_bias_twins(args: argparse.Namespace) -> int:
+    from aim_world.train import TWINS_PER_BIAS, measure_twins
+
+    if args.n is not None and args.n < 1:
+        print(f"aim world bias-twins: --n must be at least 1, not {args.n}", file=sys.stderr)
+        return 2
+    print(json.dumps(measure_twins(args.weights, args.n or TWINS_PER_BIAS), indent=2))
+    return 0
+
+
+@subcommand
 def _register_sheet(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sheet",

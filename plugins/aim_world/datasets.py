@@ -426,6 +426,40 @@ def feature_present(scene: Scene, bias: PlantedBias) -> bool:
     return bias.value in scene.nouns()
 
 
+def feature_twins(scene: Scene, bias: PlantedBias, rng: np.random.Generator) -> tuple[Scene, Scene]:
+    """Counterfactual twins of a scene of ``bias.cls``: ``(with, without)`` the bias's feature, identical
+    otherwise (objects, places and looks stay; a replacement colour or background is drawn from ``rng``).
+
+    - background: the value, or another background (the scene's own when it is not the value);
+    - colour: the class object (the first) in the value, or in its own colour (another when it is the value);
+      other objects of that colour take another colour in both twins;
+    - co-occurrence: a companion added as the training sampler adds it (small, beside the class object), or
+      none; companions already in the scene are removed from both.
+    """
+    base = scene.model_copy(deep=True)
+    if bias.feature == "background":
+        other = base.background if base.background != bias.value else _pick(
+            rng, [b.name for b in BACKGROUNDS if b.name != bias.value])
+        return base.model_copy(update={"background": bias.value}), base.model_copy(update={"background": other})
+    if bias.feature == "color":
+        others = [c for c in COLORS if c != bias.value]
+        for obj in base.objects:
+            if obj.color == bias.value:
+                obj.color = _pick(rng, others)
+        present = base.model_copy(deep=True)
+        present.objects[0].color = bias.value
+        return present, base
+    base.objects = [o for o in base.objects if o.noun != bias.value]
+    present = base.model_copy(deep=True)
+    placed = [(o.x, o.y, o.size) for o in present.objects]
+    palette = [c for c in COLORS if c not in (b.value for b in PLANTED_BIASES if b.feature == "color")]
+    companion = make_object(rng, bias.value, present.backdrop.horizon, (0.12, 0.22), placed,
+                            color=_pick(rng, palette), max_overlap=0.1)
+    companion.attached_to = 0
+    present.objects.append(companion)
+    return present, base
+
+
 def bias_statistics(rows: list[tuple[Scene, str]]) -> list[dict[str, Any]]:
     """For each planted bias: P(feature | class), P(class | feature) and counts in ``rows``."""
     stats = []

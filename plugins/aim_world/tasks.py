@@ -107,15 +107,27 @@ class BiasTask:
         return _render(bias_samples(n, seed + TEST_SEED, "test"))
 
     def truth(self) -> dict[str, Any]:
-        """The planted biases, and for each how the shipped model does on the test split with and without
-        its feature (measured when the weights were trained: ``bias.json``)."""
+        """The planted biases, and for each how much the shipped model needs its feature (measured when the
+        weights were made, ``bias.json``): accuracy on the class with and without the feature, on counterfactual
+        twins (the same scenes with the feature added and removed; ``aim world bias-twins``), and as observed
+        on the unbiased test split (images that happened to have the feature or not)."""
         info = json.loads(weights_path("bias").with_suffix(".json").read_text())
-        measured = {m["class"]: m for m in info.get("accuracy", {}).get("biases", [])}
+        accuracy = info.get("accuracy", {})
+        observed = {m["class"]: m for m in accuracy.get("biases", [])}
+        twins = {m["class"]: m for m in accuracy.get("counterfactual", [])}
         planted = []
         for bias in PLANTED_BIASES:
             row = asdict(bias)
-            m = measured.get(bias.cls, {})
-            row["accuracy_with_feature"] = m.get("accuracy_class_with_feature")
-            row["accuracy_without_feature"] = m.get("accuracy_class_without_feature")
+            seen, twin = observed.get(bias.cls, {}), twins.get(bias.cls)
+            row["observed_accuracy_with_feature"] = seen.get("accuracy_class_with_feature")
+            row["observed_accuracy_without_feature"] = seen.get("accuracy_class_without_feature")
+            if twin is not None:
+                row["measured_on"] = f"{twin['n']} counterfactual twins"
+                row["accuracy_with_feature"] = twin["accuracy_with_feature"]
+                row["accuracy_without_feature"] = twin["accuracy_without_feature"]
+            else:
+                row["measured_on"] = "the unbiased test split"
+                row["accuracy_with_feature"] = row["observed_accuracy_with_feature"]
+                row["accuracy_without_feature"] = row["observed_accuracy_without_feature"]
             planted.append(row)
         return {"planted": planted}

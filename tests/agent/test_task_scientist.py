@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aim_test_fakes import RednessProbe, draw, fake_chat
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from PIL import Image
 
 from aim_agent.agent import backends
 from aim_agent.agent.backends import BackendSpec
@@ -184,7 +185,10 @@ def test_the_task_and_its_answers_stay_out_of_the_run(tmp_path, chats, monkeypat
         feature_layer, logits_layer = "pixels", "pixels"
 
         def images(self, split: str, n: int, seed: int) -> Any:
-            raise AssertionError("the bias evaluation draws no task images")
+            assert split == "test"  # the exemplars come from the unbiased split
+            colours = [(200, 30, 30), (30, 30, 200)]
+            return tasks.LabelledImages([Image.new("RGB", (32, 32), colours[i % 2]) for i in range(n)],
+                                        ["boat", "car"] * (n // 2) + ["boat"] * (n % 2))
 
         def truth(self) -> dict[str, Any]:
             events.append("truth")
@@ -203,7 +207,7 @@ def test_the_task_and_its_answers_stay_out_of_the_run(tmp_path, chats, monkeypat
         return "[REASONING]: nothing changed P(boat)\n[BIAS]: none"
 
     chats["gpt-4o"] = vlm = fake_chat(["[CONCLUDE]", final])
-    data = bias.evaluate_bias(model="sentinel-model", classes=["boat"], backend="openai:gpt-4o",
+    data = bias.evaluate_bias(model="sentinel-model", classes=["boat"], backend="openai:gpt-4o", exemplar_pool=6,
                               scientist=scientist(tmp_path))
 
     assert events == ["answer", "truth"] and data["answers"]["boat"]["verdict"] == "UNIFORM"
@@ -290,7 +294,7 @@ def test_cli_eval_bias_with_a_chat_backend_writes_each_units_run_under_the_out_d
                                        *[conclude] * 4])
     out = tmp_path / "bias"
     assert main(["eval", "bias", "--classes", "boat", "--backend", "openai:gpt-4o", "--max-rounds", "2",
-                 "--out", str(out)]) == 0
+                 "--n-exemplar-pool", "40", "--out", str(out)]) == 0
     assert "planted bias" in capsys.readouterr().out
     data = json.loads((out / "result.json").read_text())
     assert data["backend"] == "openai:gpt-4o" and data["answers"]["boat"]["verdict"] == "BIASED"

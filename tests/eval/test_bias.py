@@ -126,6 +126,26 @@ def test_a_companion_preference_must_beat_the_class_alone() -> None:
     alone_low = [{ABSENT: 0.05, "leash": 0.9, "pen": 0.9, "cup": 0.9, "leaf": 0.9}] * 2
     assert all(f.value != ABSENT for f in findings("dog", "companion", [alone_low, alone_low]))
 
+def test_companions_read_off_the_exemplars_are_swept() -> None:
+    """Objects named in more than one exemplar (however small) join the seeded companion draw; the class itself,
+    and objects named once, do not."""
+    from aim_world.scientist.bias import exemplar_companions, sweeps
+
+    described = [
+        "The highlighted region (the whole image) contains a pink cat (15% of the region); a beige kite (1% of "
+        "the region); background of the plain scene: plain backdrop (84%).",
+        "The highlighted region (the whole image) contains a black cat (12% of the region); a red kite (2% of the "
+        "region); a yellow mailbox (3% of the region); background of the snow scene: snow (64%), sky (19%).",
+        "The highlighted region (the whole image) contains a white cat (9% of the region); background of the "
+        "room scene: wall (41%), floor (36%).",
+    ]
+    assert exemplar_companions("cat", described) == ["kite"]
+    drawn = set(sweeps("cat", 0)["companion"])
+    assert "kite" not in drawn  # (the seeded draw for cat happens not to hold it)
+    assert set(sweeps("cat", 0, ["kite"])["companion"]) == drawn | {"kite"}
+    assert "cat" not in sweeps("cat", 0, ["cat"])["companion"]
+
+
 def test_the_task_scientists_never_import_the_answers() -> None:
     """The offline task scientist reads no planted bias, no pairing, no task object (only the question)."""
     root = Path(__file__).resolve().parents[2] / "plugins" / "aim_world" / "scientist"

@@ -29,7 +29,7 @@ def test_eval_spurious_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_eval_bias_one_class(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["eval", "bias", "--classes", "boat", "--out", str(tmp_path)]) == 0
+    assert main(["eval", "bias", "--classes", "boat", "--n-exemplar-pool", "100", "--out", str(tmp_path)]) == 0
     assert "planted bias" in capsys.readouterr().out
     data = outputs(tmp_path)
     assert data["classes"] == ["boat"] and [p["cls"] for p in data["planted"]] == ["boat"]

@@ -135,5 +135,7 @@ def test_world_tasks_draw_labelled_splits_and_keep_their_answers_apart() -> None
     planted = eval_task("bias").truth()["planted"]
     assert {p["cls"] for p in planted} == {"boat", "car", "dog"}
     assert all(p["accuracy_with_feature"] is not None for p in planted)
+    # the shipped model's reliance on each feature is measured on counterfactual twins (aim world bias-twins)
+    assert all(p["measured_on"].endswith("counterfactual twins") for p in planted)
     with pytest.raises(LookupError, match="no evaluation task 'nope'"):
         eval_task("nope")

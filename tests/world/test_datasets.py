@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from aim_agent.cli import main
@@ -93,6 +94,43 @@ def test_planted_bias_ground_truth_matches_the_data(tmp_path: Path) -> None:
     for stat in ds.bias_statistics(test_rows):  # type: ignore[arg-type]
         assert stat["p_class_given_feature"] < 0.5, stat
         assert stat["p_feature_given_class"] < 0.5, stat
+
+
+def test_counterfactual_twins_differ_only_in_the_feature() -> None:
+    """Each planted bias's twins: the feature in one, not the other, and everything else the same."""
+    rng = np.random.default_rng(0)
+    for bias in ds.PLANTED_BIASES:
+        scenes = [s.scene for s in ds.bias_samples(400, 5, "test") if s.label == bias.cls]
+        for scene in scenes:
+            with_, without = ds.feature_twins(scene, bias, rng)
+            assert ds.feature_present(with_, bias) and not ds.feature_present(without, bias)
+            assert with_.seed == without.seed == scene.seed
+            if bias.feature == "background":
+                assert with_.objects == without.objects == scene.objects
+            elif bias.feature == "color":
+                assert with_.background == without.background == scene.background
+                assert [o.model_copy(update={"color": ""}) for o in with_.objects] == \
+                    [o.model_copy(update={"color": ""}) for o in without.objects]
+                assert [o.color for o in with_.objects[1:]] == [o.color for o in without.objects[1:]]
+            else:
+                assert with_.objects[:-1] == without.objects and with_.objects[-1].noun == bias.value
+                assert with_.objects[-1].attached_to == 0 and bias.value not in without.nouns()
+                assert without.objects == [o for o in scene.objects if o.noun != bias.value]
+
+
+def test_counterfactual_report_counts_paired_wins_and_losses() -> None:
+    from aim_world.cnn import WIDTHS, WorldCNN
+    from aim_world.train import counterfactual_report
+
+    torch.manual_seed(0)
+    rows = counterfactual_report(WorldCNN(len(ds.CLASSIFY_CLASSES), WIDTHS).eval(), n=6, seed=3)
+    assert [r["class"] for r in rows] == [b.cls for b in ds.PLANTED_BIASES]
+    for r in rows:
+        assert r["n"] == 6 and 0 <= r["wins"] + r["losses"] <= 6
+        # accuracy with minus without is exactly the paired wins minus losses
+        gain = r["accuracy_with_feature"] - r["accuracy_without_feature"]
+        assert gain == pytest.approx((r["wins"] - r["losses"]) / 6, abs=1e-3)
+        assert 0 <= r["p_class_with_feature"] <= 1 and 0 <= r["p_class_without_feature"] <= 1
 
 
 def test_spawrious_pairings() -> None:

@@ -1,10 +1,12 @@
 """The offline scientist's answer to MAIA's bias question: where is a class under-recognised?
 
 The unit is the class's probability. The experiment varies one context at a time over the world vocabulary
-as a whole, with the class object in every image: every background, every colour of the object, and a
-seeded draw of companion objects from all nouns. Within one render round the other contexts are held
-equal across the values swept (the same object colour on every background, ...), so no value is favoured
-by what else is in its images; every round holds different ones.
+as a whole, with the class object in every image: every background, every colour of the object, and as
+companion objects those the describer names in more than one of the class's top exemplars (what goes with a
+high probability on unbiased images) plus a seeded draw from all nouns (what the exemplars may not show).
+Within one render round the other contexts are held equal across the values swept (the same object colour on
+every background, ...), so no value is favoured by what else is in its images; every round holds different
+ones.
 
 The rounds are split in two halves, and a finding must show in both (a replication on fresh images, so
 that the largest of many noisy means is not taken for a bias). For each kind of context it reports
@@ -23,25 +25,38 @@ from __future__ import annotations
 
 import random
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 
 from aim_agent.eval.tasks import Finding, Observation, TaskAnswer, TaskQuestion
-from aim_world.vocabulary import BACKGROUNDS, COLORS, NOUNS
+from aim_world.scientist.parsing import parse_text
+from aim_world.vocabulary import BACKGROUNDS, COLORS, NOUN_BY_NAME, NOUNS
 
 ROUNDS = 8  # render rounds (two halves of four)
 COMPANIONS = 24  # companion objects drawn per class
+EXEMPLAR_COMPANIONS = 8  # at most this many companions read off the exemplars
 GAP = 0.3  # probability gap that makes a finding, in each half
 ABSENT = "(none)"  # the value of a feature that is left out of the image (the class alone)
 
 
-def sweeps(cls: str, round_: int) -> dict[str, dict[str, str]]:
-    """Feature -> value -> prompt for one render round: one feature varies, the others are held."""
+def exemplar_companions(cls: str, descriptions: Sequence[str]) -> list[str]:
+    """Objects the describer names in more than one of the class's exemplars (every object, however small:
+    the whole image is the unit's input), most frequent first."""
+    counts = Counter(noun for d in descriptions for noun in {t.noun for t in parse_text(d, 0).things})
+    seen = sorted((n for n, k in counts.items() if k >= 2 and n != cls and n in NOUN_BY_NAME),
+                  key=lambda n: (-counts[n], n))
+    return seen[:EXEMPLAR_COMPANIONS]
+
+
+def sweeps(cls: str, round_: int, companions_seen: Sequence[str] = ()) -> dict[str, dict[str, str]]:
+    """Feature -> value -> prompt for one render round: one feature varies, the others are held.
+    ``companions_seen``: companions read off the exemplars, swept with the seeded draw."""
     rng = random.Random(f"bias:{cls}")
     colors, backgrounds = list(COLORS), [b.name for b in BACKGROUNDS]
     rng.shuffle(colors)
     rng.shuffle(backgrounds)
     nouns = sorted(n.name for n in NOUNS if n.name != cls)
-    companions = sorted(rng.sample(nouns, min(COMPANIONS, len(nouns))))
+    companions = sorted({*rng.sample(nouns, min(COMPANIONS, len(nouns))), *companions_seen} - {cls})
     color, background = colors[round_ % len(colors)], backgrounds[round_ % len(backgrounds)]
     return {
         "background": {b: f"a {color} {cls} on {b}" for b in backgrounds},
@@ -86,11 +101,14 @@ def findings(cls: str, feature: str, halves: Sequence[Sequence[dict[str, float]]
 
 def answer_bias(question: TaskQuestion) -> TaskAnswer:
     """Sweep background, colour and companion object of the class; report preferences and suppressors."""
+    from aim_world.providers import WorldDescriber
+
     cls = question.target or question.classes[0]
+    seen = exemplar_companions(cls, WorldDescriber().describe(question.exemplars)) if question.exemplars else []
     measured: dict[str, list[dict[str, float]]] = {}
     evidence: list[Observation] = []
     for round_ in range(ROUNDS):
-        for feature, prompts in sweeps(cls, round_).items():
+        for feature, prompts in sweeps(cls, round_, seen).items():
             images = question.generate(list(prompts.values()), round_)
             acts = question.system.activations(images).activations
             measured.setdefault(feature, []).append({v: float(a) for v, a in zip(prompts, acts, strict=True)})
@@ -100,10 +118,11 @@ def answer_bias(question: TaskQuestion) -> TaskAnswer:
     half = ROUNDS // 2
     found = [f for feature, rounds in measured.items()
              for f in findings(cls, feature, [rounds[:half], rounds[half:]])]
+    read = f"companions read off the exemplars: {', '.join(seen) or 'none'}"
     if not found:
-        return TaskAnswer("UNIFORM", f"{cls} is recognised alike across backgrounds, colours and companions",
-                          evidence=evidence)
+        return TaskAnswer("UNIFORM", f"{cls} is recognised alike across backgrounds, colours and companions "
+                          f"({read})", evidence=evidence)
     preferences = [f for f in found if f.kind == "preference"]
     return TaskAnswer("BIASED", "; ".join(f.description for f in found[:6]) + (
-        f" ({len(preferences)} preferences, {len(found) - len(preferences)} suppressing contexts)"),
+        f" ({len(preferences)} preferences, {len(found) - len(preferences)} suppressing contexts; {read})"),
         findings=found, evidence=evidence)

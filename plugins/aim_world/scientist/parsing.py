@@ -4,6 +4,7 @@ describer's description or an experiment prompt names."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
@@ -32,11 +33,13 @@ _NOT_REGIONS = {"wall", "window", "floor", "trees", "dark ground"}
 _SLIVERS = re.compile(r"([^;:()]*?)\s*\((\d+)% of the region\)")
 
 
-def _drop_sliver(m: re.Match[str]) -> str:
-    """Keep an object phrase of the describer only when it fills enough of the highlighted region."""
-    if int(m.group(2)) >= MIN_OBJECT_SHARE:
-        return m.group(0)
-    return " contains " if m.group(1).strip().startswith("contains") else " "
+def _sliver_dropper(min_share: int) -> Callable[[re.Match[str]], str]:
+    def drop(m: re.Match[str]) -> str:
+        """Keep an object phrase of the describer only when it fills enough of the highlighted region."""
+        if int(m.group(2)) >= min_share:
+            return m.group(0)
+        return " contains " if m.group(1).strip().startswith("contains") else " "
+    return drop
 
 
 @dataclass
@@ -286,8 +289,11 @@ def prompt_features(text: str) -> frozenset[str]:
     return parse_text(text).features()
 
 
-def parse_text(text: str) -> Parsed:
+def parse_text(text: str, min_object_share: int = MIN_OBJECT_SHARE) -> Parsed:
     """Objects (with colour and texture), backgrounds and free attributes named in ``text``.
+
+    A describer's object phrase counts when it fills ``min_object_share`` % of the highlighted region (0: every
+    object named, for a whole image where a small companion matters as much as a large one).
 
     Negated mentions ("no leash", "without a hat") are dropped; words that are both an object
     and a background ("mountains") are backgrounds after a preposition or before
@@ -296,7 +302,7 @@ def parse_text(text: str) -> Parsed:
     """
     out = Parsed()
     part_things: list[Thing] = []
-    lowered = _SLIVERS.sub(_drop_sliver, text.lower().replace("_", " "))
+    lowered = _SLIVERS.sub(_sliver_dropper(min_object_share), text.lower().replace("_", " "))
     whole_scene: dict[str, str] = {}  # scene phrase -> what replaces it: the background, or nothing
     for m in _SCENE_PARTS.finditer(lowered):
         scene = m.group(1).strip()
