@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--n", type=int, default=4, help="random units per layer when --units is not given (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the unit draw, random labels and images")
     parser.add_argument("--backend", default="offline", help="the scientist of the AIM runs (default offline)")
+    parser.add_argument("--prompt-backend", default=None, metavar="BACKEND",
+                        help="MAIA's prompt generator and selector: offline (the concept vocabularies) or a chat "
+                        "model provider[:model] (default: the same as --backend, each request a fresh conversation)")
     parser.add_argument("--mode", choices=("code", "tools"), default="tools", help="experiment mode (default tools)")
     parser.add_argument("--max-rounds", type=int, default=None, help="rounds per AIM run (default the agent's)")
     parser.add_argument("--dataset", default=None, help="exemplar and dissection dataset (default world)")
@@ -39,10 +42,15 @@ def main(args: argparse.Namespace) -> int:
 
     if not 1 <= args.n <= 200:
         raise ValueError(f"--n must be between 1 and 200 units per layer, not {args.n}")
+    from aim_agent.agent.backends import UsageMeter, summarize_usage
+
     layers = args.layers or ["conv4", "conv5"]
+    writer = args.prompt_backend or args.backend
+    meter = UsageMeter()
     units = predictive.evaluate_predictive(
         args.model, layers, units=args.units, n=args.n, seed=args.seed, backend=args.backend, mode=args.mode,
-        max_rounds=args.max_rounds, dataset=args.dataset, runs_dir=args.out / "runs",
-        progress=progress(args, "predictive"))
-    data = predictive.result_json(args.model, layers, args.seed, args.backend, units)
+        max_rounds=args.max_rounds, dataset=args.dataset, runs_dir=args.out / "runs", prompt_backend=writer,
+        meter=meter, progress=progress(args, "predictive"))
+    usage = summarize_usage(meter.calls).model_dump() if meter.calls else None
+    data = predictive.result_json(args.model, layers, args.seed, args.backend, units, writer, usage)
     return finish(args, data, predictive.markdown(data), predictive.page(data, units), table_ends="## Units")

@@ -15,27 +15,29 @@ A label is good when images written from it make the unit fire. For every unit:
 5. every pooled prompt is rendered and measured once; a method's score for the unit is the mean activation
    on its positive picks and on its neutral picks.
 
-Offline, generator and selector are deterministic and read only the label text through the installed
-concept vocabularies (hook ``aim_vocabularies``): the generator draws prompts that show the concepts the
-label names, and controls that show none of them; the selector ranks prompts by how many of the label's
-concepts they name. Neither sees an activation or the unit.
+Generator and selector are a :class:`~aim_agent.eval.prompt_writers.PromptWriter`: offline, deterministic
+over the installed concept vocabularies; or a chat model (``prompt_backend``), as MAIA's GPT-4 instances. Either
+reads only the label text (and, to select, the pool): never an activation or the unit. A chat model's reply
+that cannot be read leaves that method unscored on that unit, with the reason in ``errors``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aim_agent.eval.pages import Figure, Section, fmt, html_page, md_table
+from aim_agent.eval.prompt_writers import N_PROMPTS, Prompts, Selection
 from aim_agent.eval.truth import ConceptTruth
-from aim_agent.vocabulary import ConceptInfo, Vocabularies, alternatives
+from aim_agent.vocabulary import ConceptInfo
 
-N_PROMPTS = 7
+if TYPE_CHECKING:
+    from aim_agent.agent.backends import UsageMeter
+
 METHODS: dict[str, str] = {
     "aim": "AIM (agent)",
     "exemplar": "exemplar-only (one-shot summary)",
@@ -45,87 +47,9 @@ METHODS: dict[str, str] = {
 Progress = Callable[[str], None]
 
 
-# --------------------------------------------------------------------------------------------- generator
-
-
-def label_concepts(label: str, vocabularies: Vocabularies) -> list[ConceptInfo]:
-    """The concepts a label is about: the main concept of each of its parts ('dog; cat or bird' -> dog, cat,
-    bird), else every concept it names."""
-    found: dict[str, ConceptInfo] = {}
-    for part in label.split(";"):
-        for alt in alternatives(part):
-            named = vocabularies.concepts_in(alt)
-            if named:
-                found.setdefault(named[0].key, named[0])
-    if not found:
-        for c in vocabularies.concepts_in(label):
-            found.setdefault(c.key, c)
-    return list(found.values())
-
-
-@dataclass
-class Prompts:
-    """A label's generated prompts."""
-
-    positive: list[str]
-    neutral: list[str]
-
-
-def generate_prompts(label: str, vocabularies: Vocabularies, n: int = N_PROMPTS) -> Prompts:
-    """``n`` positive prompts showing the label's concepts (taken in turn) and ``n`` neutral ones showing none."""
-    concepts = [c for c in label_concepts(label, vocabularies) if vocabularies.owner(c.key) is not None]
-    if not concepts:  # a label the vocabulary cannot draw: its own words are the only positive prompt
-        fallback = vocabularies.items[0] if vocabularies.items else None
-        neutral = fallback.control_prompts([], n) if fallback is not None else []
-        return Prompts(positive=[label.strip()] if label.strip() else [], neutral=neutral)
-    per_concept = [vocabularies.owner(c.key)[0].concept_prompts(c.key, n) for c in concepts]  # type: ignore[index]
-    positive: list[str] = []
-    for i in range(n):
-        prompts = per_concept[i % len(per_concept)]
-        if i // len(per_concept) < len(prompts):
-            positive.append(prompts[i // len(per_concept)])
-    owner = vocabularies.owner(concepts[0].key)
-    assert owner is not None
-    neutral = owner[0].control_prompts([c.key for c in concepts], n)
-    return Prompts(positive=list(dict.fromkeys(positive)), neutral=list(dict.fromkeys(neutral)))
-
-
 def pool_prompts(generated: Sequence[Prompts]) -> list[str]:
     """Every method's positive and neutral prompts in one list, in order, each once."""
     return list(dict.fromkeys(p for g in generated for p in (*g.positive, *g.neutral)))
-
-
-# --------------------------------------------------------------------------------------------- selector
-
-
-def _tiebreak(label: str, prompt: str) -> str:
-    return hashlib.blake2b(f"{label}\0{prompt}".encode(), digest_size=8).hexdigest()
-
-
-def predicted_score(label: str, prompt: str, vocabularies: Vocabularies) -> int:
-    """How many of the concepts the label names the prompt names too (the selector's prediction of its
-    activation): 'boats on water' predicts a boat on water above a boat elsewhere."""
-    wanted = {c.key for c in vocabularies.concepts_in(label)}
-    return len(wanted & {c.key for c in vocabularies.concepts_in(prompt)})
-
-
-@dataclass
-class Selection:
-    """The prompts a selector picked for one label."""
-
-    positive: list[str]
-    neutral: list[str]
-
-
-def select_prompts(label: str, pool: Sequence[str], vocabularies: Vocabularies, n: int = N_PROMPTS) -> Selection:
-    """The ``n`` pooled prompts predicted most activating for ``label`` and the ``n`` (others) predicted least;
-    ties broken by a hash of (label, prompt), so the choice is deterministic and favours no method's order."""
-    scores = {p: predicted_score(label, p, vocabularies) for p in pool}
-    ranked = sorted(pool, key=lambda p: (-scores[p], _tiebreak(label, p)))
-    positive = ranked[:n]
-    rest = [p for p in pool if p not in set(positive)]
-    neutral = sorted(rest, key=lambda p: (scores[p], _tiebreak(label, p)))[:n]
-    return Selection(positive=positive, neutral=neutral)
 
 
 # --------------------------------------------------------------------------------------------- scoring
@@ -166,11 +90,12 @@ class UnitPrediction:
     run_dir: str | None = None
     pool: dict[str, float] = field(default_factory=dict)  # prompt -> activation
     images: dict[str, Any] = field(default_factory=dict, repr=False)  # prompt -> image (for the page)
+    errors: dict[str, str] = field(default_factory=dict)  # method -> why it is unscored (a chat reply unread)
 
     def to_json(self) -> dict[str, Any]:
         return {"layer": self.layer, "unit": self.unit, "scale": self.scale, "run_dir": self.run_dir,
                 "pool": self.pool, "methods": {m: {**asdict(s), "difference": round(s.difference, 4)}
-                                               for m, s in self.methods.items()}}
+                                               for m, s in self.methods.items()}, "errors": self.errors}
 
 
 def sign_test(wins: int, losses: int) -> float | None:
@@ -239,14 +164,19 @@ def evaluate_predictive(
     dataset: str | None = None,
     runs_dir: str | Path = "runs/eval/predictive/runs",
     image_size: int = 224,
+    prompt_backend: str | None = None,
+    meter: UsageMeter | None = None,
     progress: Progress | None = None,
 ) -> list[UnitPrediction]:
-    """Label each unit with every method, generate, pool, select, render and measure (see the module doc)."""
+    """Label each unit with every method, generate, pool, select, render and measure (see the module doc).
+    ``prompt_backend``: the generator and selector, ``offline`` or a chat model (default: ``backend``'s choice,
+    the same chat model as the AIM runs, each request a fresh conversation); ``meter`` collects its usage."""
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
     from aim_agent.agent.runner import run_interpret
     from aim_agent.eval.baselines import exemplar_view, one_shot_label, random_label
     from aim_agent.eval.dissect import dissect
+    from aim_agent.eval.prompt_writers import PromptReplyError, prompt_writer
     from aim_agent.eval.synthetic import conclusion_label
     from aim_agent.eval.units import pick_units
     from aim_agent.images import ImageStore, use_store
@@ -260,6 +190,7 @@ def evaluate_predictive(
     if not vocabularies:
         raise LookupError("aim eval predictive needs a concept vocabulary (hook aim_vocabularies): install the "
                           "world plugin")
+    writer = prompt_writer(prompt_backend or backend, vocabularies, meter)
     text2image = plugin_manager().provider("text2image", "world")
     out: list[UnitPrediction] = []
     for layer in layers:
@@ -286,7 +217,13 @@ def evaluate_predictive(
                 "random": random_label(vocabulary, seed, f"{model}:{layer}:{unit}"),
             }
             labels = {m: text for m, text in labels.items() if text}
-            generated = {m: generate_prompts(text, vocabularies) for m, text in labels.items()}
+            generated: dict[str, Prompts] = {}
+            errors: dict[str, str] = {}
+            for m, text in labels.items():
+                try:
+                    generated[m] = writer.generate(text)
+                except PromptReplyError as exc:  # that method goes unscored on this unit; the reason is kept
+                    errors[m] = f"generator: {exc}"
             with use_store(ImageStore()):
                 drawn = text2image.generate(pool_prompts(list(generated.values())), size=image_size, seed=seed)
                 # a prompt the generator cannot draw (a label with no concept) has no image: it leaves the pool
@@ -294,21 +231,27 @@ def evaluate_predictive(
                 images = [g.image for g in drawn if g.image is not None]
                 acts = [round(float(a), 4) for a in system.activations(images).activations] if images else []
             activation = dict(zip(pool, acts, strict=True))
-            scores = {m: score_selection(select_prompts(text, pool, vocabularies), text, activation)
-                      for m, text in labels.items()}
+            scores: dict[str, MethodScore] = {}
+            for m in generated:
+                try:
+                    scores[m] = score_selection(writer.select(labels[m], pool), labels[m], activation)
+                except PromptReplyError as exc:
+                    errors[m] = f"selector: {exc}"
             row = UnitPrediction(layer=layer, unit=unit, scale=max([*acts, 0.0]), methods=scores,
-                                 run_dir=str(run.run_dir), pool=activation, images=dict(zip(pool, images, strict=True)))
+                                 run_dir=str(run.run_dir), pool=activation, images=dict(zip(pool, images, strict=True)),
+                                 errors=errors)
             out.append(row)
             say(f"{layer} unit {unit}: " + "; ".join(f"{m} {s.label!r} +{s.positive_mean:.2f}/-{s.neutral_mean:.2f}"
                                                      for m, s in scores.items()))
     return out
 
 
-def result_json(model: str, layers: Sequence[str], seed: int, backend: str,
-                units: Sequence[UnitPrediction]) -> dict[str, Any]:
+def result_json(model: str, layers: Sequence[str], seed: int, backend: str, units: Sequence[UnitPrediction],
+                prompt_writer: str = "offline", usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The result: the table, every unit, and which generator/selector ran (with its token usage and cost)."""
     return {"evaluation": "predictive", "model": model, "layers": list(layers), "seed": seed, "backend": backend,
-            "n_prompts": N_PROMPTS, "methods": METHODS, "table": summary_rows(units),
-            "units": [u.to_json() for u in units]}
+            "prompt_writer": prompt_writer, "prompt_writer_usage": usage, "n_prompts": N_PROMPTS, "methods": METHODS,
+            "table": summary_rows(units), "units": [u.to_json() for u in units]}
 
 
 HEADERS = ("layer", "method", "units", "+ (positive)", "- (neutral)", "+ minus -", "normalised",
@@ -326,15 +269,27 @@ def table_rows(data: dict[str, Any]) -> list[list[Any]]:
              r["normalised_difference"], *versus(r)] for r in data["table"]]
 
 
+def _usage_lines(usage: dict[str, Any] | None) -> list[str]:
+    if not usage:
+        return []
+    cost = f"${usage['cost_usd']:.4f}" if usage.get("cost_usd") is not None else usage.get("cost_note") or "unknown"
+    return [f"Prompt generator and selector: {usage['calls']} calls, {usage['total_tokens']} tokens, cost {cost}.", ""]
+
+
 def markdown(data: dict[str, Any]) -> str:
     lines = [f"# aim eval predictive: {data['model']} {', '.join(data['layers'])} (seed {data['seed']}, "
-             f"scientist `{data['backend']}`)", "",
+             f"scientist `{data['backend']}`, prompt generator and selector `{data['prompt_writer']}`)", "",
              f"Mean activation on the {data['n_prompts']} pooled prompts each label's selector predicts most "
              "(+) and least (-) activating; normalised: (+ minus -) / the unit's highest activation on the pool.",
-             "", md_table(HEADERS, table_rows(data)), "", "## Units", ""]
+             "", *_usage_lines(data.get("prompt_writer_usage")), md_table(HEADERS, table_rows(data)), "",
+             "## Units", ""]
     rows = [[u["layer"], u["unit"], *(u["methods"].get(m, {}).get("label", "—") for m in METHODS),
              *(u["methods"][m]["difference"] if m in u["methods"] else None for m in METHODS)] for u in data["units"]]
     lines += [md_table(["layer", "unit", *(f"{m} label" for m in METHODS), *(f"{m} +/-" for m in METHODS)], rows), ""]
+    unscored = [[u["layer"], u["unit"], m, why] for u in data["units"] for m, why in u.get("errors", {}).items()]
+    if unscored:
+        lines += ["## Unscored (a reply of the prompt generator or selector could not be read)", "",
+                  md_table(["layer", "unit", "method", "why"], unscored), ""]
     return "\n".join(lines)
 
 

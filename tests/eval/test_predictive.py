@@ -13,14 +13,12 @@ from aim_agent.eval.predictive import (
     Prompts,
     Selection,
     UnitPrediction,
-    generate_prompts,
     pool_prompts,
-    predicted_score,
     score_selection,
-    select_prompts,
     sign_test,
     summary_rows,
 )
+from aim_agent.eval.prompt_writers import generate_prompts, predicted_score, select_prompts
 from aim_agent.vocabulary import ConceptInfo, Vocabularies
 
 
