@@ -79,6 +79,7 @@ def template_config(args: argparse.Namespace, settings: Any) -> Any:
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from aim_agent.cli.evaluations import progress
     from aim_agent.cli.sweep import engine_options
     from aim_agent.config import apply_plugins, config_from_args
     from aim_agent.eval.synthetic import markdown, run_eval
@@ -93,8 +94,7 @@ def main(args: argparse.Namespace) -> int:
     template = template_config(args, settings)
     backend = template.backend
     label = "offline" if backend.offline else f"{backend.provider}-{backend.model_name}"
-    console = Console(stderr=True, highlight=False)
-    say = None if args.quiet else (lambda line: console.print(f"[dim]aim eval[/dim] {line}"))
+    say = progress(args, "synthetic", quiet=args.quiet)  # on stderr, so with --json too (its JSON is on stdout)
     summary = run_eval(set_name=args.set_name, seed=args.seed, n=args.n, template=template, out_dir=args.out,
                        runs_root=Path(args.runs_dir or settings.runs_dir), backend_label=label,
                        workers=engine["workers"], address=engine["address"],

@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from aim_agent.cli.evaluations import progress
     from aim_agent.cli.sweep import engine_options
     from aim_agent.eval.units import UnitsEvaluation, evaluate_units, units_table
     from aim_agent.files import atomic_write
@@ -46,8 +47,7 @@ def main(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, not {args.n}")
     engine = engine_options(args, one_in_process=True)
-    err = Console(stderr=True, highlight=False)
-    say = None if args.json else (lambda line: err.print(f"[dim]aim eval[/dim] {line}"))
+    say = progress(args, "units")
     def write(evaluation: UnitsEvaluation) -> None:  # after every unit: a stopped evaluation keeps its units
         atomic_write(Path(args.out), (json.dumps(evaluation.to_json(), indent=1) + "\n").encode(), fsync=False)
 

@@ -1,6 +1,7 @@
-"""What ``aim eval predictive|spurious|bias`` share: the chat-model scientist's options, and the ending
-(write result.json, table.md and page.html; print the table or the JSON; say where the files are). Not an
-evaluation itself: ``aim eval`` registers the ``eval_*`` modules."""
+"""What the ``aim eval`` commands share: progress lines on stderr (all of them); for ``predictive|spurious|bias``
+also the chat-model scientist's options, and the ending (write result.json, table.md and page.html; print the
+table or the JSON; say where the files are). Not an evaluation itself: ``aim eval`` registers the ``eval_*``
+modules."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any
 Say = Callable[[str], None]
 
 
-def progress(args: argparse.Namespace, command: str) -> Say | None:
-    """Progress lines on stderr (none with ``--json``)."""
-    if args.json:
+def progress(args: argparse.Namespace, command: str, *, quiet: bool | None = None) -> Say | None:
+    """Progress lines on stderr, each prefixed ``aim eval COMMAND``; none when ``quiet`` (default: with
+    ``--json``)."""
+    if args.json if quiet is None else quiet:
         return None
     from rich.console import Console
 

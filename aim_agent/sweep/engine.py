@@ -22,6 +22,7 @@ Ray is an optional extra (``pip install 'aim-agent[sweep]'``); the inline execut
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import deque
@@ -76,13 +77,30 @@ class EngineReport:
     run_s: float = 0.0
 
 
+#: the logger, and the start of the notice, of Ray's warning that it turned token authentication on by itself
+TOKEN_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+TOKEN_AUTH_NOTICE = "Token authentication is enabled for this Ray cluster"
+
+
+def _not_the_token_auth_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(TOKEN_AUTH_NOTICE)
+
+
 def import_ray() -> Any:
-    """The ``ray`` module, with usage statistics off; :class:`SweepUnavailable` when it is not installed."""
+    """The ``ray`` module, with usage statistics off; :class:`SweepUnavailable` when it is not installed.
+
+    Ray (2.59 and later) starts a local cluster with token authentication on (a token in ``~/.ray/auth_token``
+    that every call must carry, so other processes on the machine cannot run code on it) and warns on every
+    start that it did so. The protection stays on; only that one notice is dropped. (Setting
+    ``RAY_AUTH_MODE=token`` also ends it, but only when set before Ray is first imported in the process, and
+    it would demand a token from a cluster at ``--ray-address`` too.) Ray's other warnings, such as that
+    token authentication is off, still show."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
     try:
         import ray
     except ImportError as exc:
         raise SweepUnavailable(f"aim sweep runs its units on Ray, which is not installed: {RAY_EXTRA}") from exc
+    logging.getLogger(TOKEN_AUTH_LOGGER).addFilter(_not_the_token_auth_notice)  # added once, however often called
     return ray
 
 

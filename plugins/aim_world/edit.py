@@ -1,6 +1,7 @@
 """Edits of a scene graph, the way MAIA phrases them: "replace the dog with a cat", "make the car
 green", "change the background to snow", "add a tree", "remove the dog", "make the dog bigger",
-"move the car to the left", "make the ball striped".
+"move the car to the left", "make the ball striped". An object added "behind" another is drawn before it
+(partly hidden), one added "in front of" it after it.
 
 An edit changes the scene graph and nothing else, so after re-rendering, the pixels outside the
 edited object's old and new masks are exactly the original's (a background change leaves
@@ -19,13 +20,16 @@ import numpy as np
 
 from aim_world.parse import (
     MAX_OBJECTS,
+    OVERLAPPING,
     Token,
     _attach,
     _Box,
+    _grounded,
     _overlap,
     _place_relative,
     _x_range,
     _y_range,
+    occlusion_order,
     read,
     tokenize,
 )
@@ -42,8 +46,9 @@ _REFERENCE_PRONOUNS = {"it", "them", "object", "objects", "thing", "everything"}
 HELP = (
     "the world's editor understands: 'replace the X with a Y', 'change the color of the X to C' / 'make "
     "the X C', 'make the X striped|dotted|checkered|spiral|wavy|outlined|solid', 'change the background "
-    "to B', 'make it night|snowy|day', 'add a (C) Y (next to the X)', 'remove the X' / 'remove one X' / "
-    "'remove two of the X' / 'remove the left one', 'make the X bigger|smaller', 'move the X left|right|up|down'"
+    "to B', 'make it night|snowy|day', 'add a (C) Y (next to|behind|in front of the X)', 'remove the X' / "
+    "'remove one X' / 'remove two of the X' / 'remove the left one', 'make the X bigger|smaller', "
+    "'move the X left|right|up|down'"
 )
 
 
@@ -433,11 +438,11 @@ def _add(scene: Scene, text: str, instruction: str) -> tuple[Scene, EditResult]:
             b.y = rng.uniform(*_y_range(b, horizon))
             if reference:
                 ref = _box(new.objects[reference[0]])
-                grounded = horizon is not None and b.zone == ref.zone == "ground"
-                _place_relative(b, relation or "next to", ref, rng, grounded)
+                _place_relative(b, relation or "next to", ref, rng, _grounded(b, relation or "next to", ref, horizon))
             inside = b.hw <= b.x <= 1 - b.hw and b.hh <= b.y <= 1 - b.hh
+            # overlapping the reference is what "on top of", "behind" and "in front of" ask for
             cost = sum(_overlap(b, o) for k, o in enumerate(occupied)
-                       if not (relation == "on top of" and k in reference[:1])) + (0 if inside else 10)
+                       if not (relation in OVERLAPPING and k in reference[:1])) + (0 if inside else 10)
             if best is None or cost < best[0]:
                 best = (cost, b)
             if cost < 0.05:
@@ -453,7 +458,8 @@ def _add(scene: Scene, text: str, instruction: str) -> tuple[Scene, EditResult]:
         if reference and relation:
             new.relations.append(SceneRelation(subject=added[-1], relation=relation, object=reference[0]))  # type: ignore[arg-type]
     notes = [] if best[0] < 0.05 else ["no free space left: the new object overlaps others"]
-    return new, EditResult(True, notes, "add", [], added)
+    order = occlusion_order(new)  # "add a dog behind the car": the dog is drawn before the car, partly hidden
+    return new.reordered(order), EditResult(True, notes, "add", [], sorted(order.index(i) for i in added))
 
 
 def _weather(scene: Scene, target: str) -> tuple[Scene, EditResult]:

@@ -630,6 +630,13 @@ def _x_range(box: _Box) -> tuple[float, float]:
     return lo, hi
 
 
+def _grounded(s: _Box, rel: str, o: _Box, horizon: float | None) -> bool:
+    """Whether ``s`` placed ``rel`` ``o`` shares its ground line: things that stand share one below the horizon,
+    and one behind another does so even on a plain backdrop."""
+    both_stand = s.zone == o.zone == "ground"
+    return both_stand and (horizon is not None or rel in ("behind", "in front of"))
+
+
 def _place_relative(s: _Box, rel: str, o: _Box, rng: np.random.Generator, grounded: bool) -> None:
     gap = rng.uniform(0.01, 0.06)
     if rel == "next to":
@@ -664,6 +671,15 @@ def _attach(child: _Box, parent: _Box, kind: str, worn: bool, rng: np.random.Gen
     child.y = parent.y + lift * parent.hh
 
 
+def occlusion_order(scene: Scene) -> list[int]:
+    """Object indices in drawing order such that an object a relation puts behind another ("a dog behind the
+    car", "a car in front of the dog") is drawn first and the one in front hides part of it; stable otherwise.
+    Apply it with :meth:`Scene.reordered`."""
+    occlusions = [(r.subject, r.object) if r.relation == "behind" else (r.object, r.subject)
+                  for r in scene.relations if r.relation in ("behind", "in front of")]
+    return _draw_order(len(scene.objects), occlusions)
+
+
 def _draw_order(n: int, occlusions: list[tuple[int, int]]) -> list[int]:
     """Object indices in drawing order so that each (back, front) pair draws ``back`` first (stable otherwise)."""
     order = list(range(n))
@@ -687,8 +703,8 @@ def _inside(b: _Box) -> bool:
 def layout(
     parsed: Parsed, rng: np.random.Generator, seed: int = 0
 ) -> tuple[list[SceneObject], list[SceneRelation], list[str], list[list[int]]]:
-    """Expand groups into objects and place them; returns objects, relations (object indices), notes and the
-    objects of each group.
+    """Expand groups into objects and place them; returns objects (in group order: :func:`parse` then draws
+    them in :func:`occlusion_order`), relations (object indices), notes and the objects of each group.
 
     Sizes keep real-world proportions (:func:`~aim_world.vocabulary.real_scale`: a tulip next to a tree is
     small), things that stand on the ground stand below the backdrop's horizon (``seed`` picks the backdrop),
@@ -761,10 +777,7 @@ def layout(
                 b.y = rng.uniform(*_y_range(b, horizon))
         for _ in range(2):  # twice, so chains of relations settle
             for s, rel, o in relations:
-                both_stand = boxes[s].zone == boxes[o].zone == "ground"
-                # things that stand share a ground line; one behind another does so even on a plain backdrop
-                grounded = both_stand and (horizon is not None or rel in ("behind", "in front of"))
-                _place_relative(boxes[s], rel, boxes[o], rng, grounded)
+                _place_relative(boxes[s], rel, boxes[o], rng, _grounded(boxes[s], rel, boxes[o], horizon))
         for i, b in enumerate(boxes):
             if parents[i] is not None:
                 _attach(b, boxes[parents[i]], specs[i].attach or "with", NOUN_BY_NAME[specs[i].noun].worn, rng)
@@ -806,18 +819,6 @@ def layout(
     for i, p in enumerate(parents):
         if p is not None:
             scene_relations.append(SceneRelation(subject=p, relation=specs[i].attach or "with", object=i))  # type: ignore[arg-type]
-    # the one behind is drawn first, so the one in front hides part of it
-    occlusions = [(s, o) if rel == "behind" else (o, s) for s, rel, o in relations if rel in ("behind", "in front of")]
-    order = _draw_order(len(objects), occlusions)
-    if order != list(range(len(objects))):
-        new_index = {old: new for new, old in enumerate(order)}
-        objects = [objects[old] for old in order]
-        for obj in objects:
-            if obj.attached_to is not None:
-                obj.attached_to = new_index[obj.attached_to]
-        for r in scene_relations:
-            r.subject, r.object = new_index[r.subject], new_index[r.object]
-        members = [[new_index[i] for i in group] for group in members]
     return objects, scene_relations, notes, members
 
 
@@ -866,11 +867,12 @@ def parse(prompt: str, seed: int = 0) -> Scene:
             f"It draws {describe_vocabulary()}."
         )
     objects, relations, notes, members = layout(parsed, _rng(prompt, seed), seed)
-    scene = record_visibility(Scene(
+    scene = Scene(
         background=parsed.background or DEFAULT_BACKGROUND, objects=objects, relations=relations,
         seed=seed, prompt=prompt, unknown_words=parsed.unknown, notes=parsed.notes + notes,
         negations=negations(parsed, members),
-    ))
+    )
+    scene = record_visibility(scene.reordered(occlusion_order(scene)))  # the one behind is drawn first
     broken = scene.broken_negations()
     if broken:  # the parser obeys its negations; should one slip through, say so rather than draw it
         raise ProviderError(f"cannot draw {prompt!r} while obeying {broken[0].phrase!r}; rephrase the prompt")

@@ -179,6 +179,24 @@ class Scene(BaseModel):
                     frontier.append(j)
         return sorted(found)
 
+    def reordered(self, order: list[int]) -> Scene:
+        """This scene with its objects drawn in ``order`` (a permutation of their indices; later ones on top).
+        Every index that names an object (attachments, relations, negations) follows its object."""
+        if sorted(order) != list(range(len(self.objects))):
+            raise ValueError(f"order {order} is not a permutation of the {len(self.objects)} object indices")
+        if order == sorted(order):
+            return self
+        new_index = {old: new for new, old in enumerate(order)}
+        objects = []
+        for old in order:
+            o = self.objects[old]
+            attached = None if o.attached_to is None else new_index[o.attached_to]
+            objects.append(o.model_copy(update={"attached_to": attached}))
+        relations = [r.model_copy(update={"subject": new_index[r.subject], "object": new_index[r.object]})
+                     for r in self.relations]
+        negations = [n.model_copy(update={"objects": [new_index[i] for i in n.objects]}) for n in self.negations]
+        return self.model_copy(update={"objects": objects, "relations": relations, "negations": negations})
+
     def caption(self) -> str:
         """A plain sentence of what the scene shows (what a perfect captioner would say)."""
         from collections import Counter

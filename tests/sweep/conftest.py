@@ -22,11 +22,13 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[Any]:
-    """A local Ray with 2 CPUs, no dashboard and no usage statistics; workers can import sweep_fakes."""
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    """A local Ray with 2 CPUs, no dashboard and no usage statistics, imported as ``aim sweep`` imports it;
+    workers can import sweep_fakes."""
+    from aim_agent.sweep.engine import SweepUnavailable, import_ray
+
     try:
-        import ray
-    except ImportError:
+        ray = import_ray()
+    except SweepUnavailable:
         pytest.skip("Ray is not installed: pip install 'aim-agent[sweep]' (make test installs it)")
     before = os.environ.get("PYTHONPATH")
     # Ray workers inherit this environment; they import work functions by name

@@ -86,3 +86,31 @@ def test_bench_sweep_measures_units_per_minute_for_each_worker_count(local_ray: 
     assert one["units_per_min"] > 0 and two["units_per_min"] > 0 and one["mean_unit_seconds"] > 0
     assert result["ratio_2_over_1"] == round(two["units_per_min"] / one["units_per_min"], 2)
     assert len(result["load_average_before"]) == 3 and result["cpus"] >= 1
+
+
+def test_rays_notice_that_it_turned_token_auth_on_is_dropped_and_its_other_warnings_kept() -> None:
+    """Ray 2.59+ starts a local cluster with token authentication and warns so on every start; the engine keeps the
+    protection and drops only that notice (a warning that authentication is off still shows)."""
+    import logging
+
+    pytest.importorskip("ray")
+    from ray._private.authentication import authentication_token_setup as setup
+
+    from aim_agent.sweep.engine import TOKEN_AUTH_LOGGER, import_ray
+
+    import_ray()
+    logger = logging.getLogger(TOKEN_AUTH_LOGGER)
+    assert logger is logging.getLogger(setup.__name__)
+    filters = len(logger.filters)
+    import_ray()
+    assert len(logger.filters) == filters  # added once, however often Ray is imported
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        setup._warn_token_auth_enabled()
+        setup._warn_token_auth_disabled()
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage().split(".")[0] for r in records] == ["Token authentication is disabled for this Ray cluster"]

@@ -153,3 +153,46 @@ def test_provider_registers_edits_and_refuses_foreign_images() -> None:
     foreign = Image.new("RGB", (64, 64), (1, 2, 3))
     with pytest.raises(ProviderError, match="not a world image"):
         editor.edit([foreign], ["make the dog green"])
+
+
+@pytest.mark.parametrize("placement", ["behind", "partly hidden behind"])
+def test_an_object_added_behind_another_is_drawn_first(placement: str) -> None:
+    scene = parse("a blue car on grass", seed=4)
+    new, result = edit_scene(scene, f"add a dog {placement} the car")
+    assert result.applied and result.kind == "add", result.notes
+    assert new.nouns() == ["dog", "car"] and result.changed_new == [0]  # painted before the car
+    assert any(r.subject == 0 and r.relation == "behind" and r.object == 1 for r in new.relations)
+    before, after = render(scene), render(new)
+    assert np.array_equal(after.masks[1], before.masks[0])  # the car is whole: nothing drawn over it
+    assert after.masks[0].sum() > 0 and new.objects[0].visible is not None and new.objects[0].visible < 1
+    assert np.array_equal(after.owner, np.select([after.masks[0], after.masks[1]], [0, 1], -1))  # exact masks
+    diff = (_pixels(before.image) != _pixels(after.image)).any(-1)
+    assert diff.any() and not (diff & ~changed_region(before, after, result)).any()
+
+
+def test_an_object_added_in_front_of_another_is_drawn_last() -> None:
+    scene = parse("a blue car on grass", seed=4)
+    new, result = edit_scene(scene, "add a dog in front of the car")
+    assert result.applied and new.nouns() == ["car", "dog"] and result.changed_new == [1]
+    before, after = render(scene), render(new)
+    assert after.masks[0].sum() < before.masks[0].sum()  # the dog hides part of the car
+    assert new.objects[0].visible is not None and new.objects[0].visible < 1
+
+
+def test_adding_behind_remaps_attachments_and_relations() -> None:
+    scene = SCENES[0]  # dog(0) with leash(1), car(2)
+    new, result = edit_scene(scene, "add a cat behind the car")
+    assert new.nouns() == ["dog", "leash", "cat", "car"] and result.changed_new == [2]
+    assert new.objects[1].attached_to == 0
+    new, result = edit_scene(scene, "add a cat behind the dog")
+    assert new.nouns() == ["cat", "dog", "leash", "car"] and result.changed_new == [0]
+    assert new.objects[2].attached_to == 1  # the leash still belongs to the dog
+    assert {(new.objects[r.subject].noun, r.relation, new.objects[r.object].noun) for r in new.relations} == {
+        (scene.objects[r.subject].noun, r.relation, scene.objects[r.object].noun) for r in scene.relations
+    } | {("cat", "behind", "dog")}
+    before, after = render(scene), render(new)
+    assert np.array_equal(after.masks[1], before.masks[0])  # the dog is whole
+    diff = (_pixels(before.image) != _pixels(after.image)).any(-1)
+    assert not (diff & ~changed_region(before, after, result)).any()
+    with pytest.raises(ValueError, match="not a permutation"):
+        scene.reordered([0, 0, 1])
