@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from aim_agent.cli.evaluations import add_task_backend, finish, progress, task_scientist
-
-LIMIT = 20_000  # images per split, units, draws: what fits in memory and a sitting
+from aim_agent.cli.evaluations import LIMIT, add_task_backend, finish, progress, task_scientist
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 Say = Callable[[str], None]
+LIMIT = 20_000  # images per split, units, draws: what fits in memory and a sitting
 
 
 def progress(args: argparse.Namespace, command: str, *, quiet: bool | None = None) -> Say | None:
