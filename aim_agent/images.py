@@ -239,9 +239,14 @@ class ImageStore:
         return count
 
 
+#: zlib level of the PNGs AIM writes for itself (run folders, the sandbox wire): a run writes thousands, and
+#: level 1 encodes about twice as fast as the default 6 for ~10% more bytes (lossless either way)
+FAST_PNG = 1
+
+
 def _write_png(path: Path, image: Image.Image) -> None:
     if not path.exists():
-        atomic_write(path, to_png_bytes(image), fsync=False)
+        atomic_write(path, to_png_bytes(image, FAST_PNG), fsync=False)
 
 
 #: the store used outside any tool call (library use, scripts)
@@ -265,9 +270,10 @@ def use_store(store: ImageStore) -> Iterator[ImageStore]:
         _CURRENT.reset(token)
 
 
-def to_png_bytes(image: Image.Image) -> bytes:
+def to_png_bytes(image: Image.Image, compress_level: int = 6) -> bytes:
+    """PNG bytes (``compress_level`` 0-9: zlib's speed against size; the pixels are the same)."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    image.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 

@@ -39,4 +39,5 @@ def main(args: argparse.Namespace) -> int:
                               exemplar_pool=args.exemplar_pool, progress=say, scientist=task_scientist(args, say))
     page = bias.page(data)
     data.pop("_answers")
+    data.pop("_exemplars")
     return finish(args, data, bias.markdown(data), page, table_ends="## Suppressing")

@@ -39,6 +39,7 @@ from aim_agent.system import LayerProbe
 LEARNED_GAP = 0.2
 EXEMPLAR_POOL = 1000  # unbiased test images the exemplars are chosen from
 EXEMPLARS = 15  # top images per class given to the scientist
+PAGE_EXEMPLARS = 8  # of which the page shows
 Progress = Callable[[str], None]
 
 
@@ -146,10 +147,12 @@ def evaluate_bias(*, model: str | None = None, classes: Sequence[str] | None = N
     say(f"exemplars: the top {EXEMPLARS} of {len(pool)} unbiased test images for each class")
 
     answers: dict[str, TaskAnswer] = {}
+    shown: dict[str, list[Figure]] = {}  # each class's exemplars, for the page
     for cls in classes or task.classes:
         k = task.classes.index(cls)
         top = torch.argsort(probabilities[:, k], descending=True, stable=True)[:EXEMPLARS].tolist()
         exemplars = [pool[i] for i in top]
+        shown[cls] = [Figure(pool[i], f"P({cls})={float(probabilities[i, k]):.2f}") for i in top[:PAGE_EXEMPLARS]]
         # a fresh store per class bounds memory; the exemplars come along with their records (for describers)
         with use_store(carried(exemplars, pool_store)):
             question = TaskQuestion(task="bias", system=System(probe, k), generate=generate, classes=task.classes,
@@ -173,6 +176,7 @@ def evaluate_bias(*, model: str | None = None, classes: Sequence[str] | None = N
         "answers": {c: {"verdict": a.verdict, "reasoning": a.reasoning, "findings": [asdict(f) for f in a.findings],
                         "run_dir": a.run_dir} for c, a in answers.items()},
         "_answers": answers,
+        "_exemplars": shown,
     }
 
 
@@ -229,6 +233,9 @@ def page(data: dict[str, Any]) -> str:
             shown = sorted(shown, key=lambda o: -o.activation)
             figs = [Figure(o.image, f"{o.prompt}: P={o.activation:.2f}") for o in shown[:3] + shown[-9:]]
             sections.append(Section(f"{cls}: {f.feature}={f.value}", f.description, figs))
+    for cls, figures in data.get("_exemplars", {}).items():
+        sections.append(Section(f"{cls}: exemplars", f"the {len(figures)} most probable of the unbiased test images "
+                                "the scientist's exemplars were chosen from", figures))
     tables = [("planted biases", PLANTED_HEADERS, planted_rows(data)),
               ("unplanted preferences", FINDING_HEADERS, finding_rows(data["unplanted"]))]
     return html_page(f"bias discovery: {data['model']}", tables, sections)

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aim_test_fakes import (
     CONTROL_PROMPTS,
     RED_PROMPTS,
@@ -23,7 +22,6 @@ from aim_test_fakes import (
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from PIL import Image
 
-from aim_agent.agent import backends
 from aim_agent.agent.backends import BackendSpec
 from aim_agent.agent.config import RunConfig
 from aim_agent.agent.critic import concept_present, context_of, critique
@@ -163,19 +161,6 @@ CONCLUSION = """[DESCRIPTION]: red objects, whatever the background
 [CONFIDENCE]: 0.9"""
 
 USAGE = {"input_tokens": 900, "output_tokens": 100, "total_tokens": 1000}
-
-
-@pytest.fixture
-def chats(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """init_chat_model returns the fake registered for the model name (no network, no keys used)."""
-    fakes: dict[str, Any] = {}
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-
-    def fake_init(model: str, **kwargs: Any) -> Any:
-        return fakes[model]
-
-    monkeypatch.setattr(backends, "init_chat_model", fake_init)
-    return fakes
 
 
 def test_code_mode_llm_session_recovers_from_syntax_and_runtime_errors(tmp_path, chats):

@@ -12,7 +12,6 @@ import pytest
 from aim_test_fakes import fake_chat
 from langchain_core.messages import BaseMessage
 
-from aim_agent.agent import backends
 from aim_agent.agent.backends import UsageMeter
 from aim_agent.cli import main
 from aim_agent.eval.prompt_writers import (
@@ -31,15 +30,6 @@ GENERATED = """Here you go.
 1) a blue car on a road
 - a green tree in a forest
 """
-
-
-@pytest.fixture
-def chats(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """init_chat_model returns the fake registered for the model name (no network, no keys used)."""
-    fakes: dict[str, Any] = {}
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    monkeypatch.setattr(backends, "init_chat_model", lambda model, **kwargs: fakes[model])
-    return fakes
 
 
 def _text(messages: list[BaseMessage]) -> str:

@@ -45,15 +45,6 @@ def _text(messages: list[BaseMessage]) -> str:
     return "\n".join(parts)
 
 
-@pytest.fixture
-def chats(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """init_chat_model returns the fake registered for the model name (no network, no keys used)."""
-    fakes: dict[str, Any] = {}
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    monkeypatch.setattr(backends, "init_chat_model", lambda model, **kwargs: fakes[model])
-    return fakes
-
-
 def generate(prompts: list[str], seed: int) -> list[Any]:
     return [draw(p) for p in prompts]
 

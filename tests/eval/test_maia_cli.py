@@ -33,6 +33,8 @@ def test_eval_bias_one_class(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "planted bias" in capsys.readouterr().out
     data = outputs(tmp_path)
     assert data["classes"] == ["boat"] and [p["cls"] for p in data["planted"]] == ["boat"]
+    assert "companions read off the exemplars" in data["answers"]["boat"]["reasoning"]
+    assert "boat: exemplars" in (tmp_path / "page.html").read_text()  # the images the scientist started from
     assert data["planted"][0]["found"] is any(f["value"] == "water" and f["kind"] == "preference"
                                               for f in data["answers"]["boat"]["findings"])
     assert main(["eval", "bias", "--classes", "spaceship", "--out", str(tmp_path / "x")]) == 2
