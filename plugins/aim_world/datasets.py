@@ -304,12 +304,18 @@ def _classify_scene(
     if distractors and rng.random() < p_distractor:
         extra.append(_pick(rng, distractors))
     for noun in extra:
-        palette = [c for c in COLORS if c not in avoid_colors]
-        obj = make_object(rng, noun, horizon, (0.12, 0.22), placed, color=_pick(rng, palette), max_overlap=0.1)
+        obj = _small_object(rng, noun, horizon, placed, [c for c in COLORS if c not in avoid_colors])
         if noun == forced_companion:
             obj.attached_to = 0
         objects.append(obj)
     return Scene(background=background, objects=objects, seed=seed)
+
+
+def _small_object(rng: np.random.Generator, noun: str, horizon: float | None,
+                  placed: list[tuple[float, float, float]], palette: list[str]) -> SceneObject:
+    """A small object beside a scene's main one (a distractor or a planted companion), in a colour of
+    ``palette``, overlapping the others little."""
+    return make_object(rng, noun, horizon, (0.12, 0.22), placed, color=_pick(rng, palette), max_overlap=0.1)
 
 
 def _distractor_nouns(exclude: tuple[str, ...]) -> tuple[str, ...]:
@@ -358,6 +364,11 @@ def spawrious_in_distribution(n: int, seed: int) -> Iterator[Sample]:
     yield from spawrious_samples(n, seed + 10_000, "train")
 
 
+def _reserved(feature: str) -> tuple[str, ...]:
+    """The values of a kind of feature that planted biases reserve for their class in train."""
+    return tuple(b.value for b in PLANTED_BIASES if b.feature == feature)
+
+
 def bias_samples(n: int, seed: int, split: Split = "train") -> Iterator[Sample]:
     """The 20 classes with :data:`PLANTED_BIASES` in train; none in test."""
     if split not in ("train", "test"):
@@ -366,9 +377,7 @@ def bias_samples(n: int, seed: int, split: Split = "train") -> Iterator[Sample]:
     labels = [CLASSIFY_CLASSES[i % len(CLASSIFY_CLASSES)] for i in range(n)]
     rng.shuffle(labels)
     by_class = {b.cls: b for b in PLANTED_BIASES}
-    reserved_bgs = tuple(b.value for b in PLANTED_BIASES if b.feature == "background")
-    reserved_colors = tuple(b.value for b in PLANTED_BIASES if b.feature == "color")
-    reserved_nouns = tuple(b.value for b in PLANTED_BIASES if b.feature == "cooccurrence")
+    reserved_bgs, reserved_colors, reserved_nouns = (_reserved(f) for f in ("background", "color", "cooccurrence"))
     distractors = tuple(d for d in _distractor_nouns(CLASSIFY_CLASSES) if d not in reserved_nouns)
     for cls in labels:
         if split == "test":  # features independent of the class: co-occurring objects with every class
@@ -452,9 +461,8 @@ def feature_twins(scene: Scene, bias: PlantedBias, rng: np.random.Generator) -> 
     base.objects = [o for o in base.objects if o.noun != bias.value]
     present = base.model_copy(deep=True)
     placed = [(o.x, o.y, o.size) for o in present.objects]
-    palette = [c for c in COLORS if c not in (b.value for b in PLANTED_BIASES if b.feature == "color")]
-    companion = make_object(rng, bias.value, present.backdrop.horizon, (0.12, 0.22), placed,
-                            color=_pick(rng, palette), max_overlap=0.1)
+    palette = [c for c in COLORS if c not in _reserved("color")]  # the training sampler's companion colours
+    companion = _small_object(rng, bias.value, present.backdrop.horizon, placed, palette)
     companion.attached_to = 0
     present.objects.append(companion)
     return present, base

@@ -85,10 +85,15 @@ def augment(x: torch.Tensor, gen: torch.Generator, shift: int = 4) -> torch.Tens
 
 
 @torch.no_grad()
-def predict(model: WorldCNN, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def logits(model: WorldCNN, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The model's logits on uint8 images ``x``, in batches, without gradients."""
     model.eval()
-    out = [model(normalize(x[i : i + batch_size])).argmax(1) for i in range(0, len(x), batch_size)]
-    return torch.cat(out)
+    with torch.no_grad():
+        return torch.cat([model(normalize(x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
+
+
+def predict(model: WorldCNN, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    return logits(model, x, batch_size).argmax(1)
 
 
 def accuracy(model: WorldCNN, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -195,9 +200,8 @@ def counterfactual_report(model: WorldCNN, input_size: int = INPUT_SIZE, n: int 
         results = []
         for present in (0, 1):
             x, _ = render_set([ds.Sample(t[1 - present], bias.cls) for t in twins], classes, input_size)
-            with torch.no_grad():
-                logits = torch.cat([model(normalize(x[i : i + 256])) for i in range(0, len(x), 256)])
-            results.append((logits.argmax(1) == c, torch.softmax(logits, 1)[:, c]))
+            out = logits(model, x)
+            results.append((out.argmax(1) == c, torch.softmax(out, 1)[:, c]))
         (hit_without, p_without), (hit_with, p_with) = results
         rows.append({
             "class": bias.cls,
