@@ -170,23 +170,16 @@ Answer with two lines of prompt numbers, no number on both lines:
 RETRY_REQUEST = "Your answer could not be read: {why}. Answer again, in exactly the form asked."
 
 _NUMBERED = re.compile(r"^\s*(?:\d+\s*[.):-]|[-*])\s*(.+?)\s*$")
-_SECTION = re.compile(r"\[\s*(POSITIVE|NEUTRAL|MOST|LEAST)\s*\]\s*:?", re.I)
-
-
-def _sections(text: str) -> dict[str, str]:
-    """``[NAME]`` marker -> the text after it, up to the next marker."""
-    marks = list(_SECTION.finditer(text))
-    return {m.group(1).upper(): text[m.end(): marks[i + 1].start() if i + 1 < len(marks) else len(text)]
-            for i, m in enumerate(marks)}
 
 
 def parse_generated(text: str, n: int) -> Prompts:
     """The ``[POSITIVE]`` and ``[NEUTRAL]`` lists of a generator reply (each once, at most ``n``); a
     :class:`PromptReplyError` naming what is missing."""
-    found = _sections(text)
+    from aim_agent.agent.llm_scientist import section  # the agent's reader of [TAG] parts (loads langchain)
+
     lists = {}
     for name in ("POSITIVE", "NEUTRAL"):
-        lines = [m.group(1).strip().strip('"\'').strip() for line in found.get(name, "").splitlines()
+        lines = [m.group(1).strip().strip('"\'').strip() for line in (section(text, name) or "").splitlines()
                  if (m := _NUMBERED.match(line))]
         lists[name] = list(dict.fromkeys(p for p in lines if p))[:n]
     missing = [name for name, prompts in lists.items() if not prompts]
@@ -200,10 +193,10 @@ def parse_selected(text: str, pool: Sequence[str], n: int) -> Selection:
     """The ``[MOST]`` and ``[LEAST]`` picks of a selector reply as prompts of ``pool`` (numbers from 1; out of
     range and repeated numbers are dropped, a number on both lines counts as MOST); a
     :class:`PromptReplyError` naming what is missing."""
-    found = _sections(text)
+    from aim_agent.agent.llm_scientist import section
 
     def picks(name: str, taken: Sequence[int] = ()) -> list[int]:
-        numbers = [int(x) for x in re.findall(r"\d+", found.get(name, "").split("\n[")[0])]
+        numbers = [int(x) for x in re.findall(r"\d+", section(text, name) or "")]
         return list(dict.fromkeys(k for k in numbers if 1 <= k <= len(pool) and k not in taken))[:n]
 
     most = picks("MOST")
