@@ -161,6 +161,11 @@ class ImageStore:
         with self._lock:
             return self._records.get(iid)
 
+    def records(self) -> list[ImageRecord]:
+        """Every record this store holds, oldest first."""
+        with self._lock:
+            return list(self._records.values())
+
     def pixels(self, iid: str) -> Image.Image:
         """The image with id ``iid``; KeyError with a readable message when unknown."""
         with self._lock:

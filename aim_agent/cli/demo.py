@@ -23,6 +23,14 @@ DEMO_LAYER = "conv5"
 #: a conv5 unit of the shipped weights with one clean concept (airplanes): chosen once by running the offline
 #: scientist over conv5 units, and fixed so every demo is the same run. Any other unit: ``--unit``.
 DEMO_UNIT = 138
+#: ``aim demo --real``: a real ImageNet model on real photos, from the imagenet plugin, described by a tagger
+#: built on a different model (Lite2), interpreted by the core's concept scientist
+REAL_PLUGIN = "imagenet"
+REAL_MODEL = "efficientnet-lite0"
+REAL_LAYER = "_blocks.14"
+REAL_UNIT = 17
+REAL_DESCRIBER = "photo-tagger-lite2"
+REAL_DATASET = "imagenet-sample"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,8 +41,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "dataset exemplars, blind descriptions, controlled experiments with generated and edited images, a "
         "critic, a conclusion. Prints where report.html is.",
     )
-    parser.add_argument("--unit", type=int, default=None, help=f"unit of {DEMO_LAYER} (default {DEMO_UNIT})")
-    parser.add_argument("--layer", default=DEMO_LAYER, help=f"layer of {DEMO_MODEL} (default {DEMO_LAYER})")
+    parser.add_argument("--real", action="store_true",
+                        help=f"a real ImageNet model instead: {REAL_MODEL} unit {REAL_UNIT} of {REAL_LAYER} on the "
+                        f"ImageNet sample photos (`aim photos info` says where they are), described by "
+                        f"{REAL_DESCRIBER}, interpreted by the concept scientist")
+    parser.add_argument("--unit", type=int, default=None,
+                        help=f"unit of the layer (default {DEMO_UNIT}; with --real {REAL_UNIT})")
+    parser.add_argument("--layer", default=None,
+                        help=f"layer (default {DEMO_LAYER} of {DEMO_MODEL}; with --real {REAL_LAYER})")
     parser.add_argument("--synthetic", metavar="NAME", default=None,
                         help="interpret this synthetic neuron (ground truth known) instead of a CNN unit")
     parser.add_argument("--out", metavar="DIR", default="runs", help="where the run folder is written (default runs)")
@@ -49,8 +63,15 @@ def demo_config(args: argparse.Namespace) -> RunConfig:
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
 
+    if args.real:
+        if args.synthetic:
+            raise ValueError("--real interprets a unit of a real model; --synthetic a synthetic neuron: give one")
+        return RunConfig(model=REAL_MODEL, layer=args.layer or REAL_LAYER,
+                         unit=REAL_UNIT if args.unit is None else args.unit, describer=REAL_DESCRIBER,
+                         exemplar_dataset=REAL_DATASET, backend=BackendSpec(provider="concepts"), mode=args.mode,
+                         max_rounds=args.max_rounds, runs_dir=str(args.out))
     unit = dict(synthetic=args.synthetic) if args.synthetic else dict(
-        model=DEMO_MODEL, layer=args.layer, unit=DEMO_UNIT if args.unit is None else args.unit)
+        model=DEMO_MODEL, layer=args.layer or DEMO_LAYER, unit=DEMO_UNIT if args.unit is None else args.unit)
     return RunConfig(**unit, backend=BackendSpec(provider="offline"), mode=args.mode,
                      max_rounds=args.max_rounds, runs_dir=str(args.out))
 
@@ -60,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
 
     from aim_agent.plugins import plugin_manager
 
-    plugin_manager().require(DEMO_PLUGIN, "the demo")
+    plugin_manager().require(REAL_PLUGIN if args.real else DEMO_PLUGIN, "the real demo" if args.real else "the demo")
     from aim_agent.agent.runner import run_interpret
 
     config = demo_config(args)

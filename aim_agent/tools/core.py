@@ -296,6 +296,66 @@ def log_experiment(ctx: ToolContext, args: LogInput) -> LogOutput:
     return LogOutput(entry=len(ctx.log.entries) - 1)
 
 
+class SearchInput(ToolInput):
+    concepts: list[Annotated[str, StringConstraints(max_length=100)]] = Field(
+        default_factory=list, max_length=16,
+        description="find images whose description names any of these; empty: any image (controls)")
+    without: list[Annotated[str, StringConstraints(max_length=100)]] = Field(
+        default_factory=list, max_length=64, description="leave out images whose description names any of these")
+    n: int = Field(default=12, ge=1, le=MAX_PROMPTS, description="how many images at most")
+    skip: int = Field(default=0, ge=0, le=100_000, description="skip this many matches (to get different images)")
+    include_exemplars: bool = Field(
+        default=False, description="also return images already shown as this unit's exemplars (left out by "
+        "default: a test on the images that chose the hypothesis proves nothing)")
+
+
+class SearchOutput(ToolOutput):
+    images: list[AimImage] = Field(description="the images found, strongest match first")
+    descriptions: list[str] = Field(description="the blind describer's description of each whole image")
+
+    def python(self) -> tuple[list[Any], list[str]]:
+        return self.images, self.descriptions
+
+
+#: described pools by (dataset fingerprint, describer name): describing a dataset costs a pass of the describer
+_POOLS: dict[tuple[str, str], Any] = {}
+
+
+@tool(positional=("concepts", "without", "n"), read_only=True, idempotent=True)
+def dataset_search(ctx: ToolContext, args: SearchInput) -> SearchOutput:
+    """Find images in the exemplar dataset that show a concept, or controls that show none of a list.
+
+    Every dataset image is described once, whole, by the blind describer (never by its file name or
+    label); a search returns images whose description names any of ``concepts`` (strongest first),
+    leaving out those that name any of ``without`` and the unit's exemplars already shown. With no
+    ``concepts`` it returns controls in a fixed shuffled order (``skip`` pages through them). Use it
+    where text2image cannot draw what the model saw (photos): measure the found images with
+    ``system.neuron`` and compare with controls.
+    Python: ``images, descriptions = tools.dataset_search(["dog"], [], 12)``.
+    """
+    from aim_agent.exemplars import resolve_dataset
+    from aim_agent.exemplars.pool import described_pool
+
+    describer = ctx.require("describer")
+    folder = resolve_dataset(ctx.extras.get("exemplar_dataset"))
+    key = (folder.fingerprint(), describer.name)
+    if key not in _POOLS:
+        with _provider_errors():
+            _POOLS[key] = described_pool(folder, describer, progress=lambda done, total: ctx.progress(
+                done, total, f"dataset_search: described {done} of {total} dataset images (once per dataset)"))
+    pool = _POOLS[key]
+    shown = set() if args.include_exemplars else {
+        str(r.meta.get("file")) for r in ctx.images.records() if r.meta.get("exemplar")}
+    found = pool.search(args.concepts, args.without, args.n, skip=args.skip, leave_out=shown)
+    images = []
+    for item in found:
+        image = folder.load(item.index, register=False)
+        # what the image shows, as its provenance: the describer's words (the critic reads them like a prompt)
+        ctx.images.register(image, meta={"prompt": f"photo: {item.description}", "retrieved": True})
+        images.append(image)
+    return SearchOutput(images=images, descriptions=[item.description for item in found])
+
+
 class DisplayInput(ToolInput):
     items: list[Annotated[str, StringConstraints(max_length=20_000)] | AimImage] = Field(
         min_length=1, max_length=64,
@@ -314,5 +374,5 @@ def display(ctx: ToolContext, args: DisplayInput) -> LogOutput:
     return LogOutput(entry=len(ctx.log.entries) - 1)
 
 
-CORE_TOOLS = [dataset_exemplars, neuron, text2image, edit_images, describe_images, summarize_images,
-              log_experiment, display]
+CORE_TOOLS = [dataset_exemplars, dataset_search, neuron, text2image, edit_images, describe_images,
+              summarize_images, log_experiment, display]

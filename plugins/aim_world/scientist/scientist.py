@@ -4,6 +4,7 @@ the best of them (see the package docstring for the strategy)."""
 from __future__ import annotations
 
 from aim_agent.agent.schema import Conclusion, Hypothesis, Proposal, ScientistView
+from aim_agent.scientist import ConceptScientist
 from aim_world.scientist.hypotheses import Hyp, condition_phrase, hyp_id
 from aim_world.scientist.plan import State, derive, next_experiment
 from aim_world.scientist.reading import Reading, _has_signal, reading_for
@@ -12,8 +13,9 @@ from aim_world.scientist.scoring import STATUS_RANK, Scored
 NON_WORLD_NOTE = (
     "The exemplar descriptions contain no words of the world's vocabulary (objects, colours, "
     "textures, backgrounds), so these are not world images and the rule-based offline scientist "
-    "cannot design experiments for them. A VLM backend is needed for non-world models: run with "
-    "--backend google_genai (or openai, anthropic, ollama)."
+    "cannot design experiments for them: the core's concept scientist (--backend concepts) takes over, "
+    "searching the exemplar dataset by the describer's words. A VLM backend (--backend google_genai, openai, "
+    "anthropic, ollama) can do more."
 )
 SILENT_NOTE = (
     "The unit fired on none of its exemplars nor on any image of a survey of every object and texture the "
@@ -37,6 +39,10 @@ class OfflineScientist:
     def propose(self, view: ScientistView) -> Proposal:
         reading = reading_for(view)
         blocked = cannot_start(view, reading)
+        if blocked == NON_WORLD_NOTE and view.exemplar_descriptions:
+            proposal = ConceptScientist().propose(view)
+            proposal.thoughts = f"{NON_WORLD_NOTE}\n{proposal.thoughts}"
+            return proposal
         if blocked:
             return Proposal(thoughts=blocked, ready_to_conclude=True)
         state = derive(view)
@@ -60,6 +66,8 @@ class OfflineScientist:
     def conclude(self, view: ScientistView) -> Conclusion:
         reading = reading_for(view)
         blocked = cannot_start(view, reading)
+        if blocked == NON_WORLD_NOTE and view.exemplar_descriptions:
+            return ConceptScientist().conclude(view)
         if blocked:
             label = "uninterpreted: needs a VLM backend" if blocked == NON_WORLD_NOTE else "uninterpreted"
             return Conclusion(description=blocked, labels=[label],

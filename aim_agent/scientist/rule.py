@@ -1,0 +1,119 @@
+"""The conclusion rule: which tested concept the run concludes with, stated once.
+
+1. A concept is **supported** when at least :data:`MIN_POSITIVES` measured images show it, they fire
+   above the images that do not (AUC >= :data:`SUPPORT_AUC`), and it explains at least
+   :data:`MIN_EXEMPLAR_SHARE` of the exemplars (a concept the exemplars hardly show is no answer to
+   "what makes this unit fire", whatever its AUC).
+2. Among supported concepts the best is the one with the highest *merit*: AUC times the square root of
+   its exemplar share — controlled effect and exemplar coverage both count.
+3. **Nesting** (read from the measurements: A lies inside B when nearly every image that shows A also
+   shows B): the broader B replaces the best A when the images only B predicts fire like A's
+   (their mean lies at least half way from the negatives to A's positives); a narrower A replaces B
+   when the images B predicts and A gives up stay low (less than half way). One step each way.
+4. **OR**: a second tested concept, not nested with the first, joins the label only when its own
+   positives that do not show the first fire alone (AUC >= SUPPORT_AUC against images that show neither,
+   at least MIN_POSITIVES of them) and it explains at least :data:`MIN_OR_SHARE` of the exemplars. The
+   first concept is the main one.
+5. No supported concept: the conclusion is the best tested concept, marked untested/refuted, with a low
+   confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from aim_agent.scientist.evidence import Fit, Record, rank_auc
+from aim_agent.scientist.reading import Reading
+from aim_agent.terms import strength
+
+MIN_POSITIVES = 3
+SUPPORT_AUC = 0.75
+MIN_EXEMPLAR_SHARE = 0.1
+MIN_OR_SHARE = 0.2
+#: A lies inside B when at least this share of A's positives are B's positives
+NESTED = 0.9
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The concluded concept(s), with the fits behind them."""
+
+    main: Fit
+    also: Fit | None
+    supported: bool
+    steps: tuple[str, ...]
+
+    @property
+    def concepts(self) -> list[str]:
+        return [self.main.concept] + ([self.also.concept] if self.also else [])
+
+
+def is_supported(f: Fit, reading: Reading) -> bool:
+    return (f.n_pos >= MIN_POSITIVES and f.n_neg >= MIN_POSITIVES and f.auc >= SUPPORT_AUC
+            and f.mean_pos > f.mean_neg and reading.shares.get(f.concept, 0.0) >= MIN_EXEMPLAR_SHARE)
+
+
+def merit(f: Fit, reading: Reading) -> float:
+    return f.auc * math.sqrt(max(0.0, reading.shares.get(f.concept, 0.0)))
+
+
+def inside(a: Fit, b: Fit) -> bool:
+    """A's positives (nearly) all show B too, and B has more: A is the narrower concept."""
+    return bool(a.positives) and len(a.positives & b.positives) >= NESTED * len(a.positives) \
+        and len(b.positives) > len(a.positives)
+
+
+def _position(extra: Sequence[float], low: float, high: float) -> float:
+    """Where the mean of ``extra`` lies between ``low`` (0) and ``high`` (1)."""
+    if not extra or high <= low:
+        return 0.0
+    return (float(np.mean(extra)) - low) / (high - low)
+
+
+def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading) -> Choice | None:
+    """Apply the rule (module docstring) to the fits of every tested concept; None when nothing was tested."""
+    tested = [f for f in fits if f.tested]
+    if not tested:
+        return None
+    supported = [f for f in tested if is_supported(f, reading)]
+    if not supported:
+        best = max(tested, key=lambda f: (f.auc, reading.shares.get(f.concept, 0.0), f.concept))
+        return Choice(main=best, also=None, supported=False, steps=("no concept is supported",))
+    main = max(supported, key=lambda f: (merit(f, reading), f.concept))
+    steps = [f"best supported: {main.concept} (merit {merit(main, reading):.2f})"]
+    acts = [r.activation for r in records]
+    for b in sorted(supported, key=lambda f: -len(f.positives)):
+        if inside(main, b):
+            extra = [acts[i] for i in b.positives - main.positives]
+            if _position(extra, main.mean_neg, main.mean_pos) >= 0.5:
+                steps.append(f"broader {b.concept}: the images only it predicts fire too")
+                main = b
+                break
+    for a in sorted(supported, key=lambda f: len(f.positives)):
+        if inside(a, main):
+            extra = [acts[i] for i in main.positives - a.positives]
+            if _position(extra, main.mean_neg, a.mean_pos) < 0.5:
+                steps.append(f"narrower {a.concept}: the images it gives up stay low")
+                main = a
+                break
+    also = None
+    # the second concept is judged without the first: against images that show neither (the first's
+    # positives would count against it in its own fit)
+    for other in sorted(tested, key=lambda f: -merit(f, reading)):
+        if other is main or inside(other, main) or inside(main, other):
+            continue
+        if reading.shares.get(other.concept, 0.0) < MIN_OR_SHARE:
+            continue
+        alone = [acts[i] for i in other.positives if strength(records[i].terms, main.concept) == 0.0]
+        neither = [r.activation for r in records
+                   if strength(r.terms, main.concept) == 0.0 and strength(r.terms, other.concept) == 0.0]
+        if len(alone) >= MIN_POSITIVES and rank_auc(alone, neither) >= SUPPORT_AUC:
+            steps.append(f"{other.concept} fires alone too (AUC {rank_auc(alone, neither):.2f} without "
+                         f"{main.concept})")
+            also = other
+            break
+    return Choice(main=main, also=also, supported=True, steps=tuple(steps))

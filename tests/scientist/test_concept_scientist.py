@@ -1,0 +1,119 @@
+"""The concept scientist: reading describer terms, searching a described pool, the conclusion rule, whole runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aim_photo_fakes import PixelTagger, write_photos
+
+from aim_agent.agent.config import RunConfig
+from aim_agent.agent.record import read_run_record
+from aim_agent.agent.runner import run_interpret
+from aim_agent.exemplars import ImageFolder
+from aim_agent.exemplars.pool import described_pool, pool_cache_path
+from aim_agent.scientist.evidence import Record, fit
+from aim_agent.scientist.reading import read_exemplars
+from aim_agent.scientist.rule import choose
+from aim_agent.terms import normal, terms_of
+
+
+def test_terms_read_tagger_lists_percentages_and_plain_words() -> None:
+    assert terms_of("tabby (0.62), tiger cat (0.21); kinds: domestic cat (0.93), feline (0.95)") == {
+        "tabby": 0.62, "tiger cat": 0.21, "domestic cat": 0.93, "feline": 0.95}
+    assert terms_of("trees (63%), sky (20%)") == {"tree": 0.63, "sky": 0.2}
+    assert terms_of("a red dog, sand and the sea") == {"red dog": 1.0, "sand": 1.0, "sea": 1.0}
+    assert normal("Boxes") == normal("box") == "box"
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> tuple[ImageFolder, list[str]]:
+    colors = write_photos(tmp_path / "photos", per_color=6)
+    return ImageFolder(tmp_path / "photos"), colors
+
+
+def test_pool_search_finds_by_description_and_leaves_out(photo_folder, tmp_path: Path) -> None:
+    folder, colors = photo_folder
+    pool = described_pool(folder, PixelTagger(), cache_dir=tmp_path / "cache")
+    assert pool_cache_path(folder, "pixel-tagger", tmp_path / "cache").is_file()
+    red = pool.search(["red"], [], 50)
+    assert red and all(colors[item.index] == "red" for item in red)
+    assert len(red) == colors.count("red")
+    warm = pool.search(["warm colour"], ["red"], 50)
+    assert {colors[i.index] for i in warm} == {"orange", "yellow"}
+    left = pool.search(["red"], [], 50, leave_out={red[0].file})
+    assert red[0].file not in {i.file for i in left} and len(left) == len(red) - 1
+    controls = pool.search([], ["red", "orange"], 10)
+    assert controls == pool.search([], ["red", "orange"], 10)  # a fixed order
+    assert not {colors[i.index] for i in controls} & {"red", "orange"}
+    assert pool.search([], [], 5, skip=5) == pool.search([], [], 10)[5:]
+    # the cache is reused: a describer that would fail is never called
+    class Broken(PixelTagger):
+        def describe(self, images):  # type: ignore[no-untyped-def]
+            raise AssertionError("the cached descriptions should have been used")
+    assert len(described_pool(folder, Broken(), cache_dir=tmp_path / "cache")) == len(colors)
+
+
+def _records(rows: list[tuple[str, float]]) -> list[Record]:
+    return [Record(terms=terms_of(text), activation=act) for text, act in rows]
+
+
+def test_rule_prefers_the_narrower_concept_when_what_it_gives_up_stays_low() -> None:
+    rows = [("red (0.9); kinds: warm (0.9)", 1.0)] * 5 + [("orange (0.9); kinds: warm (0.9)", 0.1)] * 5 \
+        + [("blue (0.9); kinds: cool (0.9)", 0.0)] * 8
+    records = _records(rows)
+    reading = read_exemplars(["red (0.9); kinds: warm (0.9)"] * 4 + ["orange (0.8); kinds: warm (0.8)"],
+                             [1.0, 0.9, 0.9, 0.8, 0.3])
+    fits = [fit(c, records) for c in ("red", "warm", "orange")]
+    choice = choose(fits, records, reading)
+    assert choice is not None and choice.supported
+    assert choice.concepts == ["red"]
+
+
+def test_rule_prefers_the_broader_concept_when_the_others_fire_too() -> None:
+    rows = [("red (0.9); kinds: warm (0.9)", 1.0)] * 5 + [("orange (0.9); kinds: warm (0.9)", 0.9)] * 5 \
+        + [("blue (0.9); kinds: cool (0.9)", 0.0)] * 8
+    records = _records(rows)
+    reading = read_exemplars(["red (0.9); kinds: warm (0.9)"] * 3 + ["orange (0.9); kinds: warm (0.9)"] * 2,
+                             [1.0, 1.0, 0.9, 0.9, 0.9])
+    choice = choose([fit(c, records) for c in ("red", "warm", "orange")], records, reading)
+    assert choice is not None and choice.concepts == ["warm"]
+
+
+def test_rule_names_a_second_concept_only_when_it_fires_alone() -> None:
+    alone = [("dog (0.9)", 1.0)] * 5 + [("car (0.9)", 0.95)] * 5 + [("tree (0.9)", 0.0)] * 8
+    reading = read_exemplars(["dog (0.9)"] * 3 + ["car (0.9)"] * 3, [1.0] * 6)
+    records = _records(alone)
+    choice = choose([fit(c, records) for c in ("dog", "car")], records, reading)
+    assert choice is not None and choice.concepts[0] in {"dog", "car"} and len(choice.concepts) == 2
+    # 'car' appears only beside a dog: it never fired alone, so it is no second concept
+    together = [("dog (0.9)", 1.0)] * 5 + [("dog (0.9), car (0.9)", 1.0)] * 5 + [("car (0.9)", 0.0)] * 4 \
+        + [("tree (0.9)", 0.0)] * 8
+    records = _records(together)
+    choice = choose([fit(c, records) for c in ("dog", "car")], records, reading)
+    assert choice is not None and choice.concepts == ["dog"]
+
+
+def test_rule_supports_nothing_the_exemplars_hardly_show() -> None:
+    records = _records([("red (0.9)", 1.0)] * 5 + [("blue (0.9)", 0.0)] * 5)
+    reading = read_exemplars(["blue (0.9)"] * 10 + ["red (0.3)"], [1.0] * 11)
+    choice = choose([fit("red", records)], records, reading)
+    assert choice is not None and not choice.supported
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["tools", "code"])
+def test_a_whole_run_finds_the_red_unit_on_photos(tmp_path: Path, mode: str, monkeypatch) -> None:
+    monkeypatch.setenv("AIM_CACHE", str(tmp_path / "cache"))
+    write_photos(tmp_path / "photos", per_color=10)
+    config = RunConfig(system_factory="aim_photo_fakes:red_system", plugins=["aim_photo_fakes"],
+                       describer="pixel-tagger", exemplar_dataset=str(tmp_path / "photos"), runs_dir=str(tmp_path),
+                       backend={"provider": "concepts"}, mode=mode, max_rounds=4, exemplars_k=4)
+    result = run_interpret(config)
+    assert result.conclusion is not None
+    assert result.conclusion.labels == ["red"]
+    record = read_run_record(result.run_dir)
+    tested = {h.concepts[0] for h in record.hypotheses}
+    assert "red" in tested  # the conclusion is one of the hypotheses the run tested
+    assert not record.forced
+    assert 0.5 < result.conclusion.confidence <= 0.97
