@@ -12,7 +12,7 @@ CLIENTS_STAMP := $(CLIENTS)/.installed
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,diffusers,vlm,judge,sae,sweep]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,diffusers,vlm,judge,sae,sweep,imagenet]"
 	touch $(STAMP)
 
 $(CLIENTS_STAMP): tests/mcp/clients/requirements.txt constraints.txt Makefile

@@ -1,0 +1,1 @@
+"""ImageNet for AIM: EfficientNet-Lite models, photo datasets, a blind photo tagger and a WordNet vocabulary."""

@@ -1,0 +1,39 @@
+"""ImageNet as an AIM plugin: EfficientNet-Lite0/Lite2 models, the sample photos as datasets, a blind photo
+tagger (describer) and the WordNet concept vocabulary.
+
+Imports are deferred to the hooks: loading the plugin reads no weights and imports no torch model code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aim_agent.hookspecs import hookimpl
+
+
+@hookimpl
+def aim_model_loaders() -> list[Any]:
+    from aim_imagenet.models import EfficientNetLiteLoader
+
+    return [EfficientNetLiteLoader()]
+
+
+@hookimpl
+def aim_vocabularies() -> list[Any]:
+    from aim_imagenet.vocabulary import WordNetVocabulary
+
+    return [WordNetVocabulary()]
+
+
+@hookimpl
+def aim_datasets() -> list[Any]:
+    from aim_imagenet.photos import photo_datasets
+
+    return list(photo_datasets())
+
+
+@hookimpl
+def aim_cli_commands() -> list[Any]:
+    from aim_imagenet import cli
+
+    return [cli]
