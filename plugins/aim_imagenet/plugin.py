@@ -37,3 +37,11 @@ def aim_cli_commands() -> list[Any]:
     from aim_imagenet import cli
 
     return [cli]
+
+
+@hookimpl
+def aim_describers() -> list[Any]:
+    # photo-tagger-lite2 (= photo-tagger) describes for a study of Lite0; photo-tagger-lite0 for a study of Lite2
+    from aim_imagenet.tagger import photo_taggers
+
+    return list(photo_taggers())
