@@ -130,6 +130,7 @@ def run_info(args: argparse.Namespace) -> int:
         return 1
     files = list_photos(source)
     print(f"{len(files)} photos in {source}")
-    print(f"datasets: {VIEW_DIR}, {VIEW_DIR}-discovery, {VIEW_DIR}-heldout "
-          f"(anonymised view under {default_cache_dir() / 'datasets' / VIEW_DIR})")
+    print(f"datasets: {VIEW_DIR}, {VIEW_DIR}-discovery, {VIEW_DIR}-heldout; with flipped, cropped and zoomed-out "
+          f"copies: {VIEW_DIR}-variants (and its -discovery, -heldout). Anonymised views under "
+          f"{default_cache_dir() / 'datasets'}")
     return 0

@@ -17,12 +17,13 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from aim_agent.models.base import LoadedModel
-from aim_agent.models.preprocess import Preprocess
+if TYPE_CHECKING:  # both import torch: loaded only when a model is
+    from aim_agent.models.base import LoadedModel
+    from aim_agent.models.preprocess import Preprocess
 
 #: separates a model name from a weight file in a spec: ``efficientnet-lite0@/path/to/state.pth``
 WEIGHTS_SEP = "@"
@@ -53,6 +54,8 @@ class LiteSpec:
         measured on 250 of the sample photos, Lite0's top-1 is 0.80 with ImageNet mean/std and 0.90 with
         ``(x - 127) / 128`` (see :data:`LITE_MEAN`).
         """
+        from aim_agent.models.preprocess import Preprocess
+
         return Preprocess(resize_shortest=self.resize, crop=(self.input_size, self.input_size),
                           resample=Image.Resampling.BILINEAR, mean=LITE_MEAN, std=LITE_STD)
 
@@ -143,6 +146,7 @@ def load_efficientnet(arch: str, weights: str | Path | None = None, *, name: str
         KeyError: unknown ``arch``. FileNotFoundError: weights absent. UnsafeWeights: a file that is not a
         plain state dict. ValueError: weights of another architecture.
     """
+    from aim_agent.models.base import LoadedModel
     from aim_agent.models.fingerprint import module_fingerprint
 
     if arch not in LITES:

@@ -10,13 +10,18 @@ or an ImageFolder-style tree (label = the first folder). :func:`materialize_phot
     ROOT/labels.json                 p0000.jpg -> {wnid, label, source, split}: for evaluations only
     ROOT/view.json                   what the view was made from (rebuilt when the source changes)
 
+With ``variants`` (:data:`VARIANTS`: ``flip``, ``crop``, ``zoom-out``), each photo also gets transformed copies
+(written as JPEG files, anonymised with the photos and kept in their photo's half); ``labels.json`` records
+each copy's variant and source photo (its provenance).
+
 Names and order come from a keyed hash of each photo's source path, so neither tells anything about a
 photo's class; ``labels.json`` lies beside ``images/``, never inside it, and nothing that describes or
 interprets images (the tagger, the scientist, the agent) reads it. A photo's half also comes from a keyed
 hash of its source path: the split is stable (adding photos moves no other photo) and the halves disjoint.
 
 Datasets (hook ``aim_datasets``): ``imagenet-sample`` (every photo), ``imagenet-sample-discovery`` and
-``imagenet-sample-heldout``; the source is found by :func:`photo_source`.
+``imagenet-sample-heldout``; ``imagenet-sample-variants`` (each photo and its three variants, 4x the pool) with
+its ``-discovery`` and ``-heldout`` halves. The source is found by :func:`photo_source`.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
-from aim_agent.exemplars.dataset import IMAGE_SUFFIXES, default_cache_dir
+from PIL import Image, ImageOps, ImageStat
 
 #: environment variable naming the photo folder
 SOURCE_ENV = "AIM_IMAGENET_SAMPLE"
@@ -44,7 +51,7 @@ VIEW_DIR = "imagenet-sample"
 NAME_KEY = b"aim-imagenet-photo-names-v1"
 SPLIT_KEY = b"aim-imagenet-photo-split-v1"
 #: written into ``view.json``; a view of another version is rebuilt
-VIEW_VERSION = 1
+VIEW_VERSION = 2
 FETCH_HINT = "aim photos fetch"
 Split = Literal["discovery", "heldout"]
 SPLITS: tuple[Split, ...] = ("discovery", "heldout")
@@ -63,6 +70,33 @@ class PhotoLabel:
     #: the photo's path relative to the source folder
     source: str
     split: Split
+    #: the transformation this file is of its source photo (:data:`VARIANTS`), None for the photo itself
+    variant: str | None = None
+
+
+def _centre_crop(image: Image.Image, share: float = 0.7) -> Image.Image:
+    w, h = image.size
+    cw, ch = round(w * share), round(h * share)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return image.crop((left, top, left + cw, top + ch))
+
+
+def _zoom_out(image: Image.Image, share: float = 0.6) -> Image.Image:
+    fill = tuple(round(v) for v in ImageStat.Stat(image).mean[:3])
+    canvas = Image.new("RGB", image.size, fill)  # type: ignore[arg-type]
+    small = image.resize((round(image.width * share), round(image.height * share)), Image.Resampling.BILINEAR)
+    canvas.paste(small, ((image.width - small.width) // 2, (image.height - small.height) // 2))
+    return canvas
+
+
+#: photo variants: a mirror image, the central 70% (closer), the photo at 60% on its mean colour (farther)
+VARIANTS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "flip": ImageOps.mirror,
+    "crop": _centre_crop,
+    "zoom-out": _zoom_out,
+}
+#: JPEG quality of written variants
+VARIANT_QUALITY = 92
 
 
 def _keyed(text: str, key: bytes) -> bytes:
@@ -86,25 +120,43 @@ def label_of(relative: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _dataset_module() -> ModuleType:
+    """``aim_agent.exemplars.dataset``, imported on use: its package imports torch, this module must not."""
+    from aim_agent.exemplars import dataset
+
+    return dataset
+
+
+def is_photo(path: Path) -> bool:
+    """Whether ``path`` has an image suffix the exemplar engine reads."""
+    return path.suffix.lower() in _dataset_module().IMAGE_SUFFIXES
+
+
 def list_photos(source: Path) -> list[str]:
     """Photo paths relative to ``source`` (recursive, sorted); FileNotFoundError when there are none."""
+    suffixes = _dataset_module().IMAGE_SUFFIXES
     if not source.is_dir():
         raise FileNotFoundError(f"photo folder {source} does not exist")
     files = sorted(p.relative_to(source).as_posix() for p in source.rglob("*")
-                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                   if p.suffix.lower() in suffixes and p.is_file())
     if not files:
-        raise FileNotFoundError(f"photo folder {source} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise FileNotFoundError(f"photo folder {source} holds no images ({', '.join(suffixes)})")
     return files
 
 
-def anonymised_names(files: list[str]) -> dict[str, str]:
-    """Source-relative path -> ``p0000.jpg``-style name, numbered in keyed-hash order."""
-    order = sorted(files, key=lambda rel: (_keyed(rel, NAME_KEY), rel))
-    width = max(4, len(str(len(files) - 1)))
-    out: dict[str, str] = {}
-    for number, rel in enumerate(order):
-        suffix = Path(rel).suffix.lower()
-        out[rel] = f"p{number:0{width}d}{'.jpg' if suffix == '.jpeg' else suffix}"
+def _entry_key(rel: str, variant: str | None) -> str:
+    return rel if variant is None else f"{rel}#{variant}"
+
+
+def anonymised_names(files: list[str], variants: Sequence[str] = ()) -> dict[tuple[str, str | None], str]:
+    """(source-relative path, variant or None) -> ``p0000.jpg``-style name, numbered in keyed-hash order."""
+    entries = [(rel, v) for rel in files for v in (None, *variants)]
+    order = sorted(entries, key=lambda e: (_keyed(_entry_key(*e), NAME_KEY), _entry_key(*e)))
+    width = max(4, len(str(len(entries) - 1)))
+    out: dict[tuple[str, str | None], str] = {}
+    for number, (rel, variant) in enumerate(order):
+        suffix = Path(rel).suffix.lower() if variant is None else ".jpg"
+        out[rel, variant] = f"p{number:0{width}d}{'.jpg' if suffix == '.jpeg' else suffix}"
     return out
 
 
@@ -150,8 +202,9 @@ def _digest(source: Path, files: list[str]) -> str:
     return digest.hexdigest()
 
 
-def _manifest(source: Path, files: list[str]) -> dict[str, object]:
-    return {"version": VIEW_VERSION, "source": str(source), "count": len(files), "digest": _digest(source, files)}
+def _manifest(source: Path, files: list[str], variants: Sequence[str]) -> dict[str, object]:
+    return {"version": VIEW_VERSION, "source": str(source), "count": len(files), "digest": _digest(source, files),
+            "variants": list(variants)}
 
 
 def _current(root: Path, manifest: dict[str, object]) -> bool:
@@ -168,37 +221,55 @@ def _link(target: Path, link: Path) -> None:
         shutil.copy2(target, link)
 
 
-def _build(tmp: Path, source: Path, files: list[str], manifest: dict[str, object]) -> None:
-    names = anonymised_names(files)
+def _write_variants(tmp: Path, source: Path, rel: str, names: dict[tuple[str, str | None], str],
+                    variants: Sequence[str], split: Split) -> None:
+    with Image.open(source / rel) as im:
+        photo = im.convert("RGB")
+    for variant in variants:
+        name = names[rel, variant]
+        VARIANTS[variant](photo).save(tmp / "images" / name, quality=VARIANT_QUALITY)
+        _link(Path("..") / "images" / name, tmp / f"images-{split}" / name)  # relative: survives the rename
+
+
+def _build(tmp: Path, source: Path, files: list[str], variants: Sequence[str], manifest: dict[str, object]) -> None:
+    names = anonymised_names(files, variants)
     labels: dict[str, dict[str, object]] = {}
     for folder in ("images", "images-discovery", "images-heldout"):
         (tmp / folder).mkdir()
     for rel in files:
-        name, split = names[rel], split_of(rel)
+        name, split = names[rel, None], split_of(rel)
         wnid, label = label_of(rel)
         _link(source / rel, tmp / "images" / name)
         _link(source / rel, tmp / f"images-{split}" / name)
         labels[name] = asdict(PhotoLabel(wnid=wnid, label=label, source=rel, split=split))
+        if variants:
+            _write_variants(tmp, source, rel, names, variants, split)
+            for variant in variants:
+                labels[names[rel, variant]] = asdict(PhotoLabel(wnid, label, rel, split, variant))
     (tmp / "labels.json").write_text(json.dumps(dict(sorted(labels.items())), indent=1))
     (tmp / "view.json").write_text(json.dumps(manifest))
 
 
-def materialize_photos(source: str | Path, root: str | Path) -> PhotoView:
+def materialize_photos(source: str | Path, root: str | Path, variants: Sequence[str] = ()) -> PhotoView:
     """The anonymised view of ``source`` at ``root``, built once (atomically) and rebuilt when the source changes.
 
-    Safe to re-run and to run concurrently: a view is built in a temporary folder beside ``root`` and renamed
-    into place; a finished view whose ``view.json`` matches the source is reused as is.
+    ``variants`` (names in :data:`VARIANTS`) adds transformed copies of every photo. Safe to re-run and to run
+    concurrently: a view is built in a temporary folder beside ``root`` and renamed into place; a finished view
+    whose ``view.json`` matches the source and variants is reused as is.
     """
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown photo variants {unknown}; known: {', '.join(VARIANTS)}")
     source, root = Path(source).expanduser().resolve(), Path(root).expanduser()
     files = list_photos(source)
-    manifest = _manifest(source, files)
+    manifest = _manifest(source, files, variants)
     view = PhotoView(root)
     if _current(root, manifest):
         return view
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
-        _build(tmp, source, files, manifest)
+        _build(tmp, source, files, variants, manifest)
         if root.exists():  # an outdated view: move it aside, then remove it
             stale = Path(tempfile.mkdtemp(prefix=f".{root.name}.old.", dir=root.parent))
             with contextlib.suppress(OSError):
@@ -228,14 +299,14 @@ def candidate_sources() -> list[Path]:
     repo = repo_root()
     if repo is not None:
         found.append(repo.parent / "shared" / "datasets" / SAMPLE_DIR)
-    found.append(default_cache_dir() / SAMPLE_DIR)
+    found.append(_dataset_module().default_cache_dir() / SAMPLE_DIR)
     return found
 
 
 def photo_source() -> Path | None:
     """The first photo folder found (``$AIM_IMAGENET_SAMPLE``, ``<checkout>/../shared/datasets/...``, the cache)."""
     for path in candidate_sources():
-        if path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
+        if path.is_dir() and any(is_photo(p) for p in path.rglob("*")):
             return path
     return None
 
@@ -245,33 +316,40 @@ def require_source() -> Path:
     source = photo_source()
     if source is None:
         looked = ", ".join(str(p) for p in candidate_sources())
+        cached = _dataset_module().default_cache_dir() / SAMPLE_DIR
         raise FileNotFoundError(
             f"no ImageNet sample photos found (looked in: {looked}). Run `{FETCH_HINT}` to download them "
-            f"(1000 photos, ~107 MB) into {default_cache_dir() / SAMPLE_DIR}, or set {SOURCE_ENV} to a "
-            "folder of photos of your own"
+            f"(1000 photos, ~107 MB) into {cached}, or set {SOURCE_ENV} to a folder of photos of your own"
         )
     return source
 
 
 class PhotoDataset:
-    """The sample photos as an exemplar dataset: every photo, or one half of the split."""
+    """The sample photos as an exemplar dataset: every photo, or one half of the split (with or without variants)."""
 
-    def __init__(self, name: str, part: Literal["all", "discovery", "heldout"]) -> None:
+    def __init__(self, name: str, part: Literal["all", "discovery", "heldout"], *, view: str = VIEW_DIR,
+                 variants: Sequence[str] = ()) -> None:
         self.name = name
         self.part = part
+        self.view = view
+        self.variants = tuple(variants)
 
     def materialize(self, root: str | Path) -> Path:
-        """The image folder of this dataset; the shared view lives at ``root``'s sibling ``imagenet-sample``."""
-        view = materialize_photos(require_source(), Path(root).parent / VIEW_DIR)
+        """The image folder of this dataset; the view it shares with its halves lies beside ``root``."""
+        view = materialize_photos(require_source(), Path(root).parent / self.view, self.variants)
         return view.folder(self.part)
 
 
 def photo_datasets() -> list[PhotoDataset]:
-    """``imagenet-sample``, ``imagenet-sample-discovery``, ``imagenet-sample-heldout``."""
-    return [PhotoDataset(VIEW_DIR, "all"), PhotoDataset(f"{VIEW_DIR}-discovery", "discovery"),
-            PhotoDataset(f"{VIEW_DIR}-heldout", "heldout")]
+    """``imagenet-sample`` and ``imagenet-sample-variants``, each whole and as its two halves."""
+    out: list[PhotoDataset] = []
+    for view, variants in ((VIEW_DIR, ()), (f"{VIEW_DIR}-variants", tuple(VARIANTS))):
+        out += [PhotoDataset(view, "all", view=view, variants=variants),
+                PhotoDataset(f"{view}-discovery", "discovery", view=view, variants=variants),
+                PhotoDataset(f"{view}-heldout", "heldout", view=view, variants=variants)]
+    return out
 
 
-__all__ = ["SOURCE_ENV", "SPLITS", "PhotoDataset", "PhotoLabel", "PhotoView", "anonymised_names",
+__all__ = ["SOURCE_ENV", "SPLITS", "VARIANTS", "PhotoDataset", "PhotoLabel", "PhotoView", "anonymised_names",
            "candidate_sources", "label_of", "list_photos", "materialize_photos", "photo_datasets", "photo_source",
            "require_source", "split_of"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from aim_agent.cli import main as aim_main
 from aim_agent.exemplars.dataset import ImageFolder, resolve_dataset
 from aim_imagenet.photos import (
     SOURCE_ENV,
+    VARIANTS,
     PhotoDataset,
+    PhotoView,
     anonymised_names,
     label_of,
     materialize_photos,
@@ -153,3 +156,33 @@ def test_the_shared_sample_splits_into_two_halves(tmp_path: Path) -> None:
     labels = view.labels()
     assert len(labels) == 1000 and len({lab.wnid for lab in labels.values()}) == 1000
     assert 450 < len(os.listdir(view.discovery)) < 550
+
+
+def test_variants_are_anonymised_copies_that_stay_in_their_photos_half(flat: Path, tmp_path: Path) -> None:
+    plain = materialize_photos(flat, tmp_path / "plain")
+    view = materialize_photos(flat, tmp_path / "moved-later", variants=tuple(VARIANTS))
+    view = PhotoView(Path(shutil.move(str(view.root), str(tmp_path / "moved"))))  # relative links survive a move
+    labels = view.labels()
+    assert len(labels) == 4 * 20 and len(os.listdir(view.images)) == 80
+    assert sorted(os.listdir(view.images)) == [f"p{i:04d}.jpg" for i in range(80)]
+    by_source: dict[str, list[str]] = {}
+    for name, lab in labels.items():
+        by_source.setdefault(lab.source, []).append(name)
+        assert (view.folder(lab.split) / name).is_file()  # resolves: in its photo's half
+    assert all(sorted(labels[n].variant or "" for n in names) == ["", "crop", "flip", "zoom-out"]
+               for names in by_source.values())
+    original = Image.open(flat / "n02123045_tabby.JPEG")
+    for name in by_source["n02123045_tabby.JPEG"]:
+        with Image.open(view.images / name) as im:
+            expected = (28, 21) if labels[name].variant == "crop" else original.size
+            assert im.size == expected
+    halves = {lab.source: lab.split for lab in plain.labels().values()}
+    assert all(lab.split == halves[lab.source] for lab in labels.values())  # same halves as without variants
+    with pytest.raises(ValueError, match="unknown photo variants"):
+        materialize_photos(flat, tmp_path / "bad", variants=("sepia",))
+
+
+def test_the_variants_dataset_is_registered(flat: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SOURCE_ENV, str(flat))
+    folder = resolve_dataset("imagenet-sample-variants-heldout", cache_dir=tmp_path / "cache")
+    assert folder.root.parent.name == "imagenet-sample-variants" and len(folder) % 4 == 0
