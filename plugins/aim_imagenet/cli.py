@@ -27,10 +27,10 @@ _PHOTO = re.compile(r"^n\d{8}_[^/\\]+\.(jpe?g|png)$", re.I)
 _CHUNK = 1 << 20
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("photos", help="the ImageNet sample photos: fetch them, or see where they are")
     sub = parser.add_subparsers(dest="photos_command", metavar="PHOTOS_COMMAND")
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    parser.set_defaults(func=lambda args: _usage(parser))
     fetch = sub.add_parser(
         "fetch",
         help=f"download the 1000 sample photos from github.com/{SAMPLE_REPO} (needs the network)",
@@ -43,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.set_defaults(func=run_fetch)
     info = sub.add_parser("info", help="where the photos are found, how many, and where their anonymised view is")
     info.set_defaults(func=run_info)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
 
 
 def default_target() -> Path:

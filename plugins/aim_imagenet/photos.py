@@ -83,7 +83,7 @@ def _centre_crop(image: Image.Image, share: float = 0.7) -> Image.Image:
 
 def _zoom_out(image: Image.Image, share: float = 0.6) -> Image.Image:
     fill = tuple(round(v) for v in ImageStat.Stat(image).mean[:3])
-    canvas = Image.new("RGB", image.size, fill)  # type: ignore[arg-type]
+    canvas = Image.new("RGB", image.size, fill)
     small = image.resize((round(image.width * share), round(image.height * share)), Image.Resampling.BILINEAR)
     canvas.paste(small, ((image.width - small.width) // 2, (image.height - small.height) // 2))
     return canvas
