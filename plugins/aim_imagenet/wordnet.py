@@ -102,6 +102,22 @@ class Taxonomy:
         """Direct hypernyms (and instance hypernyms)."""
         return self.parent_map[self._known(wnid)]
 
+    @cached_property
+    def _children(self) -> dict[str, tuple[str, ...]]:
+        found: dict[str, list[str]] = {w: [] for w in self.lemmas}
+        for wnid in sorted(self.lemmas):
+            for parent in self.parent_map[wnid]:
+                found[parent].append(wnid)
+        return {w: tuple(v) for w, v in found.items()}
+
+    def children(self, wnid: str) -> tuple[str, ...]:
+        """Direct hyponyms of ``wnid`` within the table (classes and ancestors of classes only)."""
+        return self._children[self._known(wnid)]
+
+    def siblings(self, wnid: str) -> tuple[str, ...]:
+        """Synsets of the table that share a parent with ``wnid`` (itself excluded)."""
+        return tuple(dict.fromkeys(c for p in self.parents(wnid) for c in self.children(p) if c != wnid))
+
     @cache  # noqa: B019 - a Taxonomy lives as long as the process (taxonomy() is cached too)
     def ancestors(self, wnid: str) -> tuple[str, ...]:
         """Every ancestor over all hypernym paths, nearest first (breadth first), without repeats."""

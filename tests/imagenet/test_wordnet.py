@@ -47,6 +47,15 @@ def test_classes_under_counts_the_classes_of_a_synset() -> None:
     assert t.pool_share(TABBY) == 0.001
 
 
+def test_children_and_siblings_stay_in_the_table() -> None:
+    t = taxonomy()
+    tabby, tiger_cat = TABBY, t.lookup("tiger cat")[0]
+    assert tiger_cat in t.siblings(tabby) and tabby not in t.siblings(tabby)
+    assert tabby in t.children(t.parents(tabby)[0])
+    assert t.children(TABBY) == ()
+    assert set(t.children(DOG)) <= set(t.lemmas)
+
+
 def test_lookup_is_case_insensitive_and_tolerates_plurals() -> None:
     t = taxonomy()
     assert t.lookup("Dogs") == [DOG] == t.lookup("dog")
