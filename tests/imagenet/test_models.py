@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import NEEDS_ARCH, NEEDS_LITE0
+from imagenet_skips import NEEDS_ARCH, NEEDS_LITE0
 from PIL import Image
 
 from aim_agent.models.base import ModelLoader, load_model

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import NEEDS_PHOTOS
+from imagenet_skips import NEEDS_PHOTOS
 from PIL import Image
 
 from aim_agent.cli import main as aim_main

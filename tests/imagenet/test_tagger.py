@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import NEEDS_ARCH, NEEDS_LITE2, NEEDS_PHOTOS
+from imagenet_skips import NEEDS_ARCH, NEEDS_LITE2, NEEDS_PHOTOS
 from PIL import Image
 
 from aim_agent.images import ImageStore, image_id, use_store
