@@ -5,8 +5,9 @@ not be at hand (offline) or may draw what the model under study never saw (the w
 no photos to an ImageNet model), so AIM also *retrieves*: :class:`DescribedPool` describes every
 image of the dataset once, whole, with the blind describer (which never sees the unit, a label or a
 file name), and :meth:`DescribedPool.search` returns images whose description names a concept, or
-names none of a list. Descriptions are cached per (dataset, describer) under the cache directory and
-written atomically; a description pass that is interrupted starts again from its last saved chunk.
+names none of a list. Descriptions are cached per describer and file (the file behind a link, its size
+and time) under the cache directory, written atomically chunk by chunk: a photo shared by two folders is
+described once, and an interrupted pass starts again from its last saved chunk.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ CHUNK = 64
 #: a description names a concept when its strength is at least this (a tagger's probability; plain words are 1.0)
 MIN_STRENGTH = 0.15
 #: the pool's cache file format; bump when the file layout changes
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -82,37 +83,48 @@ def _shuffle_key(file: str) -> str:
     return hashlib.blake2b(file.encode(), digest_size=8).hexdigest()
 
 
-def pool_cache_path(folder: ImageFolder, describer_name: str, cache_dir: Path | None = None) -> Path:
-    key = hashlib.blake2b(f"{folder.fingerprint()}\0{describer_name}\0{FORMAT}".encode(), digest_size=10).hexdigest()
+def pool_cache_path(describer_name: str, cache_dir: Path | None = None) -> Path:
+    """One cache of descriptions per describer, shared by every dataset (a photo in two folders is described once)."""
+    key = hashlib.blake2b(f"{describer_name}\0{FORMAT}".encode(), digest_size=10).hexdigest()
     return (cache_dir or default_cache_dir()) / "pools" / f"{key}.json"
+
+
+def _file_key(path: Path) -> str:
+    """The file behind ``path`` (links followed), with its size and modification time."""
+    real = path.resolve()
+    st = real.stat()
+    return f"{real}\0{st.st_size}\0{st.st_mtime_ns}"
+
+
+def _read_cache(path: Path, describer_name: str) -> dict[str, str]:
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("format") == FORMAT and saved.get("describer") == describer_name:
+            return {str(k): str(v) for k, v in saved["descriptions"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # absent or damaged: rebuilt, never trusted
+    return {}
 
 
 def described_pool(folder: ImageFolder, describer: Describer, *, cache_dir: Path | None = None,
                    progress: Any = None) -> DescribedPool:
-    """Every image of ``folder`` described by ``describer`` (cached; resumable chunk by chunk).
+    """Every image of ``folder`` described by ``describer`` (cached per file; resumable chunk by chunk).
 
     ``progress(done, total)`` is called after each chunk when given.
     """
-    path = pool_cache_path(folder, describer.name, cache_dir)
-    descriptions: list[str] = []
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-            if saved.get("files") == folder.files[: len(saved.get("descriptions", []))]:
-                descriptions = [str(d) for d in saved["descriptions"]]
-        except (ValueError, KeyError, TypeError):
-            descriptions = []  # a damaged cache is rebuilt, never trusted
-    total = len(folder)
-    while len(descriptions) < total:
-        start = len(descriptions)
-        stop = min(total, start + CHUNK)
-        images = [folder.load(i, register=False) for i in range(start, stop)]
-        descriptions += describer.describe(images)
-        atomic_write(path, json.dumps({"format": FORMAT, "describer": describer.name,
-                                       "files": folder.files[:stop], "descriptions": descriptions}).encode(),
+    path = pool_cache_path(describer.name, cache_dir)
+    known = _read_cache(path, describer.name)
+    keys = [_file_key(folder.path(i)) for i in range(len(folder))]
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    for start in range(0, len(missing), CHUNK):
+        chunk = missing[start: start + CHUNK]
+        texts = describer.describe([folder.load(i, register=False) for i in chunk])
+        known = {**_read_cache(path, describer.name), **known}  # keep what another process added meanwhile
+        known.update({keys[i]: text for i, text in zip(chunk, texts, strict=True)})
+        atomic_write(path, json.dumps({"format": FORMAT, "describer": describer.name, "descriptions": known}).encode(),
                      fsync=False)
         if progress is not None:
-            progress(stop, total)
-    items = [PoolImage(index=i, file=folder.files[i], description=d, terms=terms_of(d))
-             for i, d in enumerate(descriptions[:total])]
+            progress(len(keys) - len(missing) + start + len(chunk), len(keys))
+    items = [PoolImage(index=i, file=folder.files[i], description=known[key], terms=terms_of(known[key]))
+             for i, key in enumerate(keys)]
     return DescribedPool(folder, items)

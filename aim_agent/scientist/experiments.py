@@ -23,6 +23,8 @@ class Search:
     without: tuple[str, ...]
     n: int
     skip: int = 0
+    #: also the unit's exemplars: only where the dataset holds too few other images of a concept
+    include_exemplars: bool = False
 
     @property
     def label(self) -> str:
@@ -43,7 +45,8 @@ class Experiment:
         for s in self.searches:
             k = len(calls)
             calls.append(ToolCall(tool="dataset_search", args={
-                "concepts": list(s.concepts), "without": list(s.without), "n": s.n, "skip": s.skip}))
+                "concepts": list(s.concepts), "without": list(s.without), "n": s.n, "skip": s.skip,
+                "include_exemplars": s.include_exemplars}))
             calls.append(ToolCall(tool="neuron", args={"images": f"${k}.images"}))
             calls.append(ToolCall(tool="log_experiment", args={
                 "note": f"{self.phase}: {s.label}", "activations": f"${k + 1}.activations",
@@ -54,14 +57,16 @@ class Experiment:
         """The same experiment as ``def run_experiment(system, tools)``."""
         lines = ["def run_experiment(system, tools):"]
         lines += [f"    # {line}" for line in textwrap.wrap(" ".join(self.note.split()), 90)]
-        lines.append("    searches = [  # (concepts, without, n, skip)")
-        lines += [f"        ({list(s.concepts)!r}, {list(s.without)!r}, {s.n}, {s.skip})," for s in self.searches]
+        lines.append("    searches = [  # (concepts, without, n, skip, include_exemplars)")
+        lines += [f"        ({list(s.concepts)!r}, {list(s.without)!r}, {s.n}, {s.skip}, {s.include_exemplars}),"
+                  for s in self.searches]
         lines += [
             "    ]",
             "    results = {}",
-            "    for concepts, without, n, skip in searches:",
+            "    for concepts, without, n, skip, exemplars in searches:",
             "        name = ' or '.join(concepts) or 'controls'",
-            "        images, descriptions = tools.dataset_search(concepts, without, n, skip=skip)",
+            "        images, descriptions = tools.dataset_search(concepts, without, n, skip=skip,",
+            "                                                    include_exemplars=exemplars)",
             "        if not images:",
             "            results[name] = 'no image found'",
             "            continue",

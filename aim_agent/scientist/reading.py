@@ -22,19 +22,40 @@ MIN_SHARE = 0.05
 
 @dataclass
 class Reading:
-    """The exemplars as concepts: each concept's share, and the words the describer used for it."""
+    """The exemplars as concepts: each concept's share, its base rate, and the words the describer used for it.
+
+    ``base`` is the concept's mean strength over a random sample of the dataset (the survey), once measured:
+    a concept every other image shows ("object", "instrumentality") explains nothing about *this* unit, so
+    candidates are ranked by how much more the exemplars show a concept than the dataset does (its excess).
+    """
 
     shares: dict[str, float]
     names: dict[str, str] = field(default_factory=dict)
     described: int = 0
+    base: dict[str, float] = field(default_factory=dict)
 
     def name(self, concept: str) -> str:
         """The concept as the describer wrote it (``tiger cat``), for labels."""
         return self.names.get(concept, concept)
 
+    def excess(self, concept: str) -> float:
+        """The exemplars' share of the concept above its base rate in the dataset (the share before a survey)."""
+        return self.shares.get(concept, 0.0) - self.base.get(concept, 0.0)
+
     def candidates(self, limit: int = MAX_CANDIDATES) -> list[str]:
-        ranked = sorted(self.shares, key=lambda c: (-self.shares[c], c))
-        return [c for c in ranked if self.shares[c] >= MIN_SHARE][:limit]
+        ranked = sorted(self.shares, key=lambda c: (-self.excess(c), c))
+        return [c for c in ranked if self.excess(c) >= MIN_SHARE][:limit]
+
+
+def base_rates(descriptions: Sequence[str]) -> dict[str, float]:
+    """Each concept's mean strength over a random sample's descriptions."""
+    if not descriptions:
+        return {}
+    total: dict[str, float] = {}
+    for text in descriptions:
+        for term, value in terms_of(text).items():
+            total[term] = total.get(term, 0.0) + value
+    return {t: v / len(descriptions) for t, v in total.items()}
 
 
 def read_exemplars(descriptions: Sequence[str], activations: Sequence[float]) -> Reading:

@@ -1,18 +1,18 @@
 """The conclusion rule: which tested concept the run concludes with, stated once.
 
 1. A concept is **supported** when at least :data:`MIN_POSITIVES` measured images show it, they fire
-   above the images that do not (AUC >= :data:`SUPPORT_AUC`), and it explains at least
-   :data:`MIN_EXEMPLAR_SHARE` of the exemplars (a concept the exemplars hardly show is no answer to
-   "what makes this unit fire", whatever its AUC).
+   above the images that do not (AUC >= :data:`SUPPORT_AUC`), and the exemplars show it at least
+   :data:`MIN_EXEMPLAR_SHARE` more than a random sample of the dataset does (its *excess*: a concept the
+   exemplars hardly show, or one every image shows, is no answer to "what makes this unit fire").
 2. Among supported concepts the best is the one with the highest *merit*: AUC times the square root of
-   its exemplar share — controlled effect and exemplar coverage both count.
+   its excess — controlled effect and exemplar coverage both count.
 3. **Nesting** (read from the measurements: A lies inside B when nearly every image that shows A also
    shows B): the broader B replaces the best A when the images only B predicts fire like A's
    (their mean lies at least half way from the negatives to A's positives); a narrower A replaces B
    when the images B predicts and A gives up stay low (less than half way). One step each way.
 4. **OR**: a second tested concept, not nested with the first, joins the label only when its own
    positives that do not show the first fire alone (AUC >= SUPPORT_AUC against images that show neither,
-   at least MIN_POSITIVES of them) and it explains at least :data:`MIN_OR_SHARE` of the exemplars. The
+   at least MIN_POSITIVES of them) and its excess is at least :data:`MIN_OR_SHARE`. The
    first concept is the main one.
 5. No supported concept: the conclusion is the best tested concept, marked untested/refuted, with a low
    confidence.
@@ -54,11 +54,11 @@ class Choice:
 
 def is_supported(f: Fit, reading: Reading) -> bool:
     return (f.n_pos >= MIN_POSITIVES and f.n_neg >= MIN_POSITIVES and f.auc >= SUPPORT_AUC
-            and f.mean_pos > f.mean_neg and reading.shares.get(f.concept, 0.0) >= MIN_EXEMPLAR_SHARE)
+            and f.mean_pos > f.mean_neg and reading.excess(f.concept) >= MIN_EXEMPLAR_SHARE)
 
 
 def merit(f: Fit, reading: Reading) -> float:
-    return f.auc * math.sqrt(max(0.0, reading.shares.get(f.concept, 0.0)))
+    return f.auc * math.sqrt(max(0.0, reading.excess(f.concept)))
 
 
 def inside(a: Fit, b: Fit) -> bool:
@@ -106,7 +106,7 @@ def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading) -> 
     for other in sorted(tested, key=lambda f: -merit(f, reading)):
         if other is main or inside(other, main) or inside(main, other):
             continue
-        if reading.shares.get(other.concept, 0.0) < MIN_OR_SHARE:
+        if reading.excess(other.concept) < MIN_OR_SHARE:
             continue
         alone = [acts[i] for i in other.positives if strength(records[i].terms, main.concept) == 0.0]
         neither = [r.activation for r in records

@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aim_agent.agent.schema import Conclusion, Hypothesis, Proposal, ScientistView
-from aim_agent.scientist.evidence import Fit, Record, fit, records_from
+from aim_agent.scientist.evidence import PHOTO_PREFIX, Fit, Record, fit, records_from
 from aim_agent.scientist.experiments import Experiment, Search
-from aim_agent.scientist.reading import MAX_CANDIDATES, Reading, read_exemplars
-from aim_agent.scientist.rule import Choice, choose, is_supported, merit
+from aim_agent.scientist.reading import MAX_CANDIDATES, Reading, base_rates, read_exemplars
+from aim_agent.scientist.rule import MIN_POSITIVES, Choice, choose, is_supported, merit
 
-#: images per concept search, and controls per experiment
-PER_CONCEPT = 8
-CONTROLS = 24
+#: images per concept search, controls per experiment, and the random sample that gives base rates
+PER_CONCEPT = 6
+CONTROLS = 16
+SURVEY = 32
 #: concepts replicated on fresh images in the second round
 REPLICATE = 4
 
@@ -42,6 +43,9 @@ class Derived:
 
 def derive(view: ScientistView) -> Derived:
     reading = read_exemplars(view.exemplar_descriptions, view.exemplar_activations)
+    if view.observations:  # the first round is the survey: a random sample gives each concept's base rate
+        reading.base = base_rates([p[len(PHOTO_PREFIX):] for p in view.observations[0].prompts
+                                   if p.startswith(PHOTO_PREFIX)])
     records = records_from(view.observations)
     concepts = list(dict.fromkeys([*reading.candidates(limit=3 * MAX_CANDIDATES)]))
     fits = [fit(c, records) for c in concepts] if records else []
@@ -49,24 +53,33 @@ def derive(view: ScientistView) -> Derived:
 
 
 def next_experiment(view: ScientistView, d: Derived) -> Experiment | None:
-    """screen -> replicate -> (one more, when the critic is not satisfied) -> conclude."""
+    """survey -> screen -> replicate -> (one more, when the critic is not satisfied) -> conclude."""
     done = len(view.observations)  # rounds run, failed ones too: a round is never repeated as it was
     candidates = d.reading.candidates()
     if done == 0:
+        return Experiment("survey", "A random sample of the dataset (the exemplars left out): how often each concept "
+                          "appears anyway (its base rate), and how the unit responds to ordinary images.",
+                          (Search((), (), SURVEY),))
+    if done == 1:
         return Experiment("screen", "Each concept the exemplars show, on dataset images the describer says show "
                           "it (the exemplars themselves left out), against controls that show none of them.",
                           tuple([Search((c,), (), PER_CONCEPT) for c in candidates]
                                 + [Search((), tuple(candidates), CONTROLS)]))
-    if done == 1:
+    if done == 2:
         ranked = sorted((f for f in d.fits if f.tested), key=lambda f: -merit(f, d.reading))[:REPLICATE]
         fresh = [c for c in d.reading.candidates(limit=2 * MAX_CANDIDATES) if c not in candidates][:REPLICATE]
+        # a candidate the dataset shows too rarely outside the exemplars (one photo per class) is measured on
+        # the exemplars that show it too: a weaker test, which the conclusion says it is
+        scarce = [f for f in d.fits if f.concept in candidates and f.n_pos < MIN_POSITIVES][:REPLICATE]
         return Experiment("replicate", "The leading concepts again on fresh images, the next candidates for the "
-                          "first time, and fresh controls.",
+                          "first time, fresh controls" + (", and the rarest candidates on their exemplars too"
+                                                          if scarce else "") + ".",
                           tuple([Search((f.concept,), (), PER_CONCEPT, PER_CONCEPT) for f in ranked]
                                 + [Search((c,), (), PER_CONCEPT) for c in fresh]
+                                + [Search((f.concept,), (), PER_CONCEPT, include_exemplars=True) for f in scarce]
                                 + [Search((), tuple(candidates), CONTROLS, CONTROLS)]))
     last = view.critic[-1] if view.critic else None
-    if done == 2 and last is not None and not last.satisfied and d.choice is not None:
+    if done == 3 and last is not None and not last.satisfied and d.choice is not None:
         main = d.choice.main.concept
         return Experiment("critic", "The critic is not satisfied: the leading concept on more fresh images and "
                           "more controls. " + "; ".join(last.requests[:3]),
@@ -130,7 +143,7 @@ def _confidence(c: Choice, reading: Reading, *, forced: bool, objection: bool) -
         return 0.15
     f = c.main
     value = 0.35 + 0.6 * max(0.0, 2 * f.auc - 1) * min(1.0, f.n_pos / 6)
-    value *= 0.7 + 0.3 * min(1.0, reading.shares.get(f.concept, 0.0) / 0.4)
+    value *= 0.7 + 0.3 * min(1.0, max(0.0, reading.excess(f.concept)) / 0.4)
     if forced:
         value *= 0.75
     if objection:
@@ -165,7 +178,8 @@ def _reading_text(reading: Reading) -> str:
 
 def _fit_text(f: Fit, reading: Reading) -> str:
     return (f"{reading.name(f.concept)}: AUC {f.auc:.2f}, mean {f.mean_pos:.3g} on {f.n_pos} images that show it "
-            f"vs {f.mean_neg:.3g} on {f.n_neg} that do not; exemplar share {reading.shares.get(f.concept, 0):.2f}")
+            f"vs {f.mean_neg:.3g} on {f.n_neg} that do not; exemplar share {reading.shares.get(f.concept, 0):.2f} "
+            f"(dataset {reading.base.get(f.concept, 0):.2f})")
 
 
 def _description(c: Choice, d: Derived) -> str:
@@ -173,7 +187,8 @@ def _description(c: Choice, d: Derived) -> str:
     name = d.reading.name(f.concept)
     numbers = (f"mean activation {f.mean_pos:.3g} on the {f.n_pos} dataset images (not exemplars) the blind describer "
                f"says show {name} vs {f.mean_neg:.3g} on {f.n_neg} that show nothing of it (AUC {f.auc:.2f}); "
-               f"{name} explains {d.reading.shares.get(f.concept, 0.0):.0%} of the exemplars")
+               f"{name} explains {d.reading.shares.get(f.concept, 0.0):.0%} of the exemplars (and "
+               f"{d.reading.base.get(f.concept, 0.0):.0%} of a random sample of the dataset)")
     if not c.supported:
         return f"No tested concept is supported; the best tested is {name} ({numbers})."
     core = f"Selective for {name}"

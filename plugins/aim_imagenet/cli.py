@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     fetch.set_defaults(func=run_fetch)
     info = sub.add_parser("info", help="where the photos are found, how many, and where their anonymised view is")
     info.set_defaults(func=run_info)
+    from aim_imagenet.eval_cli import add_eval_parser
+
+    add_eval_parser(sub)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

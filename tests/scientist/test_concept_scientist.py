@@ -35,7 +35,7 @@ def photo_folder(tmp_path: Path) -> tuple[ImageFolder, list[str]]:
 def test_pool_search_finds_by_description_and_leaves_out(photo_folder, tmp_path: Path) -> None:
     folder, colors = photo_folder
     pool = described_pool(folder, PixelTagger(), cache_dir=tmp_path / "cache")
-    assert pool_cache_path(folder, "pixel-tagger", tmp_path / "cache").is_file()
+    assert pool_cache_path("pixel-tagger", tmp_path / "cache").is_file()
     red = pool.search(["red"], [], 50)
     assert red and all(colors[item.index] == "red" for item in red)
     assert len(red) == colors.count("red")
