@@ -301,6 +301,7 @@ class _Run:
                 "memory_bytes": lim.memory_bytes,
                 "cpu_time_s": lim.cpu_time_s,
                 "file_size_bytes": lim.file_size_bytes,
+                "workdir_bytes": lim.workdir_bytes,
                 "open_files": lim.open_files,
                 "max_processes": lim.max_processes,
                 "max_message_bytes": lim.max_message_bytes,
@@ -575,9 +576,8 @@ class _Run:
     def _outcome(self, started: float) -> SandboxResult:
         if self.refused is not None:
             raise SandboxUnavailable(
-                f"the sandbox refused to run model-written code: {self.refused}. Run AIM on Linux with user "
-                "namespaces (or as root) or seccomp, or accept the risk explicitly: "
-                "SandboxLimits(allow_unsafe=True), `aim interpret --unsafe-sandbox`"
+                f"the sandbox refused to run model-written code: {self.refused}. To run it anyway, accept the "
+                "risk explicitly: SandboxLimits(allow_unsafe=True), `aim interpret --unsafe-sandbox`"
             )
         if self.violation is not None:
             return self._result(
@@ -663,11 +663,15 @@ def describe_isolation(ready: Mapping[str, Any], limits: SandboxLimits) -> str:
     uid, caps = state.get("uid"), state.get("capabilities")
     if uid is not None:
         parts.append(f"uid {uid}, " + ("no capabilities" if not caps else f"capabilities {caps}"))
+    if state.get("dumpable") is False:
+        parts.append("not dumpable")
     if state.get("pdeathsig"):
         parts.append("dies with the agent")
     seccomp = ready.get("seccomp")
     if seccomp == "in force":
-        refused = "sockets, exec, keyring, ptrace, mounts" + ("" if ready.get("fork") else ", fork")
+        refused = "sockets, exec, keyring, ptrace, mounts, memfd" + ("" if ready.get("fork") else ", fork")
+        if ready.get("metadata") == "seccomp":
+            refused += ", chmod, utime"
         parts.append(f"seccomp (refuses {refused})")
     else:
         missing.append(f"seccomp: {str(seccomp)[:200]}")
