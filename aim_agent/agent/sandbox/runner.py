@@ -28,7 +28,7 @@ from aim_agent.agent.sandbox.spec import (
     SandboxUnavailable,
     signature_of,
 )
-from aim_agent.images import current_store, image_id
+from aim_agent.images import current_store, image_id, pixel_budget
 
 FILENAME = "<experiment>"
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -511,12 +511,14 @@ class _Run:
                 tensors="torch",
                 on_image=_adopt_image,
                 max_image_pixels=self.limits.max_image_pixels,
+                max_items=self.limits.max_items,
             )
             kwargs = wire.decode(
                 message.get("kwargs", {}),
                 tensors="torch",
                 on_image=_adopt_image,
                 max_image_pixels=self.limits.max_image_pixels,
+                max_items=self.limits.max_items,
             )
             if (
                 not isinstance(args, list)
@@ -537,7 +539,8 @@ class _Run:
         error: str | None = None
         frame = b""
         try:
-            value = function(*args, **kwargs)
+            with pixel_budget():  # images the handler decodes from bytes: one budget for the whole call
+                value = function(*args, **kwargs)
         except Exception as exc:
             error_type = type(exc).__name__
             error = f"{obj}.{method}() raised {error_type}: {exc}"
@@ -592,7 +595,10 @@ class _Run:
                         tensors="torch",
                         on_image=_adopt_image,
                         max_image_pixels=self.limits.max_image_pixels,
+                        max_items=self.limits.max_items,
                     )
+                except wire.TooManyValues as exc:
+                    return self._result(started, kind="runtime_error", error=f"the return value was not read: {exc}")
                 except wire.WireError as exc:
                     return self._result(
                         started, kind="protocol_error", error=f"the return value could not be read: {exc}"

@@ -153,6 +153,12 @@ class SandboxLimits(BaseModel):
     )
     max_message_bytes: int = Field(wire.MAX_MESSAGE_BYTES, gt=1024)
     max_image_pixels: int = Field(wire.MAX_IMAGE_PIXELS, gt=0, description="pixels of all images in one message")
+    max_items: int = Field(
+        wire.MAX_ITEMS,
+        gt=0,
+        description="values (list items, dict fields) the parent reads from one message of the code (its "
+        "arguments, its return value), counted before anything is converted; an array counts as one",
+    )
     max_stdout_chars: int = Field(20_000, gt=100)
     max_calls: int = Field(10_000, gt=0)
     max_code_chars: int = Field(1_000_000, gt=0)
