@@ -85,6 +85,9 @@ def test_unsafe_degraded_mode_cannot_change_metadata_outside(private_dir: Path, 
         _degraded(private_dir, allow_unsafe=True, landlock=False),
     )
     blocked(outcomes)
+    line = run_code("def run_experiment():\n    return 1\n", handlers={},
+                    limits=LIMITS.model_copy(update=_degraded(private_dir, allow_unsafe=True))).isolation
+    assert line.startswith("mode unsafe: uid 0 kept;") and "chmod, utime" in line, line
     after = root_file.stat()
     assert (after.st_mode, after.st_mtime_ns) == (before.st_mode, before.st_mtime_ns)
     with contextlib.suppress(OSError):
@@ -193,3 +196,9 @@ def test_seccomp_program_refuses_memfd_always_and_metadata_when_asked(arch_name:
             if name in n:
                 expected = seccomp.EPERM if deny_metadata else seccomp._RET_ALLOW
                 assert _evaluate(prog, arch.audit, n[name]) == expected, (name, deny_metadata)
+
+
+@needs_namespaces
+@needs_seccomp
+def test_the_isolation_line_starts_with_the_mode() -> None:
+    assert ISOLATION.startswith("mode full; separate process"), ISOLATION

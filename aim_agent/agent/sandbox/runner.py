@@ -697,8 +697,22 @@ def describe_isolation(ready: Mapping[str, Any], limits: SandboxLimits) -> str:
         parts.append(f"Landlock ABI {abi} (files, TCP, signals)")
     else:
         missing.append(f"Landlock: {str(ready.get('landlock'))[:200]}")
-    text = ", ".join(parts)
+    text = f"{_mode(state, seccomp == 'in force')}; " + ", ".join(parts)
     return text + (f"; not in force: {'; '.join(missing)}" if missing else "")
+
+
+def _mode(state: Mapping[str, Any], seccomp: bool) -> str:
+    """Which isolation mode a run got (docs/security.md, "Isolation modes"); the reasons follow in the line."""
+    isolated = bool(state.get("pid_namespace"))
+    if state.get("uid") == 0:
+        return "mode unsafe: uid 0 kept"
+    if isolated and seccomp:
+        return "mode full"
+    if seccomp:
+        return "mode degraded: no private process tree, network or mounts"
+    if isolated:
+        return "mode degraded: no system-call filter"
+    return "mode unsafe: no isolation layer"
 
 
 def _gib(size: int | None) -> str:
