@@ -221,8 +221,9 @@ def check_resume_trust(config: RunConfig, run_dir: Path) -> None:
     """Raise :class:`UntrustedModel` for what ``run.json`` names that would run code and nobody trusted.
 
     ``run.json`` is a file on disk, not the person's choice: a ``system_factory`` it names passes
-    the same trust policy as a model spec (``--trust-model``), and a plugin module it names must be
-    loaded already (by the person's own configuration) or trusted the same way. Model paths and
+    the same trust policy as a model spec (``--trust-model``), a plugin module it names must be
+    loaded already (by the person's own configuration) or trusted the same way, and so must the
+    ``base_url`` of a backend it names (the provider's API key would be sent there). Model paths and
     specs are checked by their loaders, under the same scope, when the run rebuilds its unit.
     """
     if config.system_factory:
@@ -231,6 +232,14 @@ def check_resume_trust(config: RunConfig, run_dir: Path) -> None:
                                                    "(importing the module runs its code)")
         except UntrustedModel as exc:
             raise UntrustedModel(f"{exc} (resuming {run_dir})") from None
+    for role, spec in (("scientist", config.backend), ("critic", config.critic_backend)):
+        if spec is None or not spec.base_url or is_trusted(spec.base_url):
+            continue
+        raise UntrustedModel(  # the provider's requests, and its API key, would go to that server
+            f"refusing to resume {run_dir}: its run.json sends the {role}'s {spec.provider} requests (with their "
+            f"API key) to {spec.base_url}, which nobody on this command line named. If that server is yours, name "
+            f"it: --trust-model {spec.base_url}"
+        )
     from aim_agent.plugins import plugin_manager
 
     loaded = plugin_manager().pm

@@ -72,6 +72,15 @@ def test_resume_loads_a_model_spec_from_run_json_only_when_trusted(tmp_path: Pat
     assert not marker.exists()
 
 
+def test_resume_does_not_send_requests_to_a_server_named_only_in_run_json(tmp_path: Path) -> None:
+    """A tampered backend base_url would carry the provider's API key to the attacker's server."""
+    evil = "http://203.0.113.9:8000/v1"
+    backend = {"provider": "google_genai", "model": "gemini-2.5-flash", "base_url": evil}
+    _write_run(tmp_path / "runs", "leak", {"synthetic": "red", "backend": backend})
+    with pytest.raises(UntrustedModel, match=rf"google_genai requests.*{evil}.*--trust-model {evil}"):
+        run_interpret(None, resume="leak", runs_dir=tmp_path / "runs")
+
+
 # ---------------------------------------------------------------- tampered files: one clear error
 
 
