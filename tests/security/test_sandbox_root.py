@@ -202,3 +202,25 @@ def test_seccomp_program_refuses_memfd_always_and_metadata_when_asked(arch_name:
 @needs_seccomp
 def test_the_isolation_line_starts_with_the_mode() -> None:
     assert ISOLATION.startswith("mode full; separate process"), ISOLATION
+
+
+@needs_seccomp
+def test_without_a_mount_namespace_the_agent_enforces_the_work_dir_quota() -> None:
+    """No tmpfs can be mounted there: the agent measures the work directory and stops the run past its quota."""
+    result = attack(
+        """
+        for i in range(4):
+            with open(f"fill{i}", "wb") as f:
+                f.write(b"x" * (16 * 2**20))
+        time.sleep(3)  # the agent measures while the code runs; a generous window, not a timing assumption
+        return "kept running"
+        """,
+        {"namespaces": False, "allow_unsafe": True},
+        workdir_bytes=16 * 2**20,
+        file_size_bytes=32 * 2**20,
+    )
+    assert not result.ok and result.kind == "killed", result.report()
+    assert "over the quota of 16 MiB" in (result.error or "")
+    quick = attack("open('f', 'wb').write(b'x' * 2**20)\nreturn 1", {"namespaces": False, "allow_unsafe": True},
+                   workdir_bytes=16 * 2**20)
+    assert quick.ok and quick.return_value == 1  # under the quota nothing changes

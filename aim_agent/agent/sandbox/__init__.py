@@ -96,8 +96,9 @@ allowed system call (``mmap``, ``futex``, file I/O) escapes it. Beyond that:
 - Handlers run in the parent with full rights: a handler must validate its arguments (the
   tool registry's pydantic input models do) and must not expose anything dangerous. A slow
   handler cannot be interrupted: the time limit is checked when it returns.
-- Without a mount namespace the work directory has no quota beyond ``RLIMIT_FSIZE`` per
-  file (on a tmpfs ``/tmp`` its files use memory outside ``RLIMIT_AS``). With one, the
+- Without a mount namespace the work directory's quota is measured by the parent every
+  0.2 s (a run can overshoot it briefly; on a tmpfs ``/tmp`` its files use memory outside
+  ``RLIMIT_AS``). With one, the
   quota's pages count on top of ``memory_bytes``. Side channels are out of scope.
 - POSIX only; Windows is not supported.
 

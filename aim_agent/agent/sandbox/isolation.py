@@ -467,8 +467,8 @@ def enter(
         except OSError as exc:
             report["problems"].append(f"read-only file system: {exc}")
     if not private or not workdir_bytes:
-        report["problems"].append("no work directory quota (no mount namespace)" if workdir_bytes else
-                                  "no work directory quota (not requested)")
+        report["problems"].append("work directory quota measured by the agent, not a tmpfs (no mount namespace)"
+                                  if workdir_bytes else "no work directory quota (not requested)")
     if "pid" in names:
         status_r, status_w = os.pipe()
         alive_r, alive_w = os.pipe()

@@ -55,6 +55,10 @@ _CHUNK = 1 << 20
 _SETTLE_S = 1.0  # how long a finished child may take to exit and flush
 _WORKDIR_PREFIX = "aim-sandbox-"
 _MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
+#: without a tmpfs quota in the child, how often the agent measures the work directory, and the most
+#: entries it walks (more counts as over the quota: a million empty files cost inodes and the walk's time)
+_QUOTA_EVERY_S = 0.2
+_QUOTA_MAX_ENTRIES = 20_000
 
 
 def run_code(
@@ -241,6 +245,10 @@ class _Run:
         self.selector: selectors.BaseSelector | None = None
         self.killed_by_us = False
         self.streams: dict[int, _CappedText] = {}
+        self.workdir = ""
+        self.watch_quota = False  # no tmpfs quota in the child (no mount namespace): the parent measures
+        self.next_quota_check = 0.0
+        self.over_quota: str | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -249,7 +257,7 @@ class _Run:
         self.deadline = started + self.limits.wall_time_s
         start_frame = wire.dumps(self._start_message(), self.limits.max_message_bytes)
         clean_stale_workdirs()
-        workdir = tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-")
+        workdir = self.workdir = tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-")
         fds: list[int] = []
         try:
             to_child_r, to_child_w = os.pipe()
@@ -276,8 +284,10 @@ class _Run:
             self.to_child, self.from_child = to_child_w, from_child_r
             self.outbox += start_frame
             self._loop()
-            if not self.timed_out and self.violation is None:
+            if not self.timed_out and self.violation is None and self.over_quota is None:
                 self._settle(time.monotonic() + _SETTLE_S)  # let it exit and flush its output
+            if self.watch_quota and self.over_quota is None:
+                self._check_quota(force=True)
         finally:
             self._kill()
             if self.selector is not None:
@@ -379,6 +389,8 @@ class _Run:
                 if remaining <= 0:
                     self.timed_out = True
                     return
+                if self.watch_quota and self._check_quota():
+                    return
                 events = sel.select(timeout=min(remaining, 0.25))
                 if not events and self._exited():  # it died, but a process it forked holds the channel
                     return
@@ -468,6 +480,10 @@ class _Run:
         if kind == "ready":
             self.ready = True
             self.isolation = describe_isolation(message, self.limits)
+            state = message.get("isolation")
+            fs = state.get("fs", []) if isinstance(state, dict) else []
+            quota_in_child = any(str(note).startswith("work directory quota") for note in fs)
+            self.watch_quota = self.limits.workdir_bytes is not None and not quota_in_child
         elif kind == "refused":  # sent before any model code runs, so it cannot be forged by it
             self.refused = str(message.get("error", "no reason given"))[:2000]
             self.done = message
@@ -561,6 +577,24 @@ class _Run:
         )
         return frame if error is None else failed(error_type or "RuntimeError", error)
 
+    def _check_quota(self, force: bool = False) -> bool:
+        """Measure the work directory (at most every :data:`_QUOTA_EVERY_S`); whether it is over the quota."""
+        now = time.monotonic()
+        if not force and now < self.next_quota_check:
+            return False
+        self.next_quota_check = now + _QUOTA_EVERY_S
+        limit = self.limits.workdir_bytes
+        assert limit is not None
+        used = _disk_use(self.workdir, _QUOTA_MAX_ENTRIES)
+        if used is None or used > limit:
+            what = f"more than {_QUOTA_MAX_ENTRIES} files" if used is None else f"{used / 2**20:.0f} MiB"
+            self.over_quota = (
+                f"the code wrote {what} into its work directory, over the quota of {limit / 2**20:.0f} MiB, and was "
+                "stopped (this machine has no mount namespace, so the agent measures the work directory)"
+            )
+            return True
+        return False
+
     # ---------------------------------------------------------------- outcome
 
     def _result(self, started: float, **fields: Any) -> SandboxResult:
@@ -586,6 +620,8 @@ class _Run:
             return self._result(
                 started, kind="protocol_error", error=f"the sandbox broke the protocol: {self.violation}"
             )
+        if self.over_quota is not None:
+            return self._result(started, kind="killed", error=self.over_quota)
         done = self.done
         if done is not None:
             if done.get("ok") is True:
@@ -749,6 +785,27 @@ def clean_stale_workdirs() -> list[str]:
                 _remove_tree(entry.path)
                 removed.append(entry.path)
     return removed
+
+
+def _disk_use(root: str, max_entries: int) -> int | None:
+    """Bytes allocated under ``root`` (symlinks not followed), or None past ``max_entries`` entries."""
+    total, seen = 0, 0
+    stack = [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            if seen > max_entries:
+                return None
+            with contextlib.suppress(OSError):
+                info = entry.stat(follow_symlinks=False)
+                total += info.st_blocks * 512 if hasattr(info, "st_blocks") else info.st_size
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return total
 
 
 def _adopt_image(image: Any) -> Any:
