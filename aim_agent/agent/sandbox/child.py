@@ -237,6 +237,23 @@ def _python_paths(extra_read: list[str]) -> list[str]:
     return sorted(read)
 
 
+def _hidden_dirs(limits: dict[str, Any]) -> list[str]:
+    """The directories to hide: the parent's list, and where this process's own ``sys.path`` finds the packages.
+
+    Only located, never imported (``find_spec`` of a top-level name runs no code of the package).
+    """
+    found = {str(p) for p in limits.get("hidden_paths", [])}
+    import importlib.util
+
+    for name in limits.get("hidden_packages", []):
+        with contextlib.suppress(ImportError, ValueError, AttributeError):
+            spec = importlib.util.find_spec(str(name))
+            for location in (spec.submodule_search_locations or []) if spec is not None else []:
+                if os.path.isdir(location):
+                    found.add(os.path.realpath(location))
+    return sorted(found)
+
+
 def _landlock(workdir: str, extra_read: list[str]) -> tuple[int, str]:
     read = set(_python_paths(extra_read))
     read.update(("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/localtime"))
@@ -332,7 +349,7 @@ def _isolate(limits: dict[str, Any], channel: Channel, parent_pid: int) -> dict[
             readable=_python_paths(read_paths),
             keep_fds=[channel._rfd, channel._wfd],
             namespaces=bool(limits.get("namespaces", True)),
-            hidden=[str(p) for p in limits.get("hidden_paths", [])],
+            hidden=_hidden_dirs(limits),
             allow_unsafe=bool(limits.get("allow_unsafe")),
             workdir_bytes=limits.get("workdir_bytes"),
         )

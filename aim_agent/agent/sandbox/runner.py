@@ -94,14 +94,8 @@ def run_code(
     return _Run(code, entry, dict(handlers), objects, limits).run()
 
 
-def default_hidden_paths() -> list[str]:
-    """The directories of AIM's own packages and of every loaded plugin's top-level package.
-
-    Model code must not import AIM's internals or read a plugin's data (a synthetic neuron's
-    definition is its ground truth). The sandbox's own modules are loaded before these are hidden.
-    """
-    import importlib.util
-
+def hidden_packages() -> list[str]:
+    """The top-level names of AIM's own package and of every loaded plugin's package."""
     from aim_agent.plugins import plugin_manager
 
     names = {"aim_agent"}
@@ -109,8 +103,21 @@ def default_hidden_paths() -> list[str]:
         module = getattr(plugin, "__name__", "") or getattr(type(plugin), "__module__", "")
         if module:
             names.add(module.split(".")[0])
+    return sorted(names)
+
+
+def default_hidden_paths() -> list[str]:
+    """The directories of AIM's own packages and of every loaded plugin's top-level package.
+
+    Model code must not import AIM's internals or read a plugin's data (a synthetic neuron's
+    definition is its ground truth). The sandbox's own modules are loaded before these are hidden.
+    The child also hides the copies its own ``sys.path`` finds (:func:`hidden_packages`): ``python
+    -I`` ignores ``PYTHONPATH``, so it may find another copy (an editable install) than this process.
+    """
+    import importlib.util
+
     found: list[str] = []
-    for name in sorted(names):
+    for name in hidden_packages():
         with contextlib.suppress(ImportError, ValueError):
             spec = importlib.util.find_spec(name)
             for location in (spec.submodule_search_locations or []) if spec is not None else []:
@@ -322,6 +329,7 @@ class _Run:
                 "allow_unsafe": lim.allow_unsafe,
                 "read_paths": list(lim.read_paths),
                 "hidden_paths": list(default_hidden_paths() if lim.hidden_paths is None else lim.hidden_paths),
+                "hidden_packages": hidden_packages() if lim.hidden_paths is None else [],
             },
         }
 
