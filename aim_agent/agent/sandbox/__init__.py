@@ -30,7 +30,9 @@ How it works
   error, which the child raises at the model's line).
 - The wire is length-prefixed JSON with tagged values (:mod:`.wire`): images as PNG, arrays
   and tensors as dtype/shape/bytes. The parent never unpickles anything from the child;
-  sizes, dtypes, image pixel counts and nesting are bounded.
+  sizes, dtypes, image pixel counts, nesting and the number of values the parent reads from
+  one message (``max_items``, counted before any conversion) are bounded; images a handler
+  decodes from bytes share a pixel budget per call (:func:`aim_agent.images.pixel_budget`).
 - Before the model's code runs the child isolates itself, as far as the machine allows
   (:mod:`.isolation`, :mod:`.seccomp`, :mod:`.landlock`; ``SandboxResult.isolation`` says
   what was in force, and docs/security.md which attack each layer stops):
@@ -83,7 +85,7 @@ allowed system call (``mmap``, ``futex``, file I/O) escapes it. Beyond that:
 - It needs Linux for its layers. Without namespaces (a container without ``CAP_SYS_ADMIN``
   or user namespaces) there is no PID or network namespace and no read-only mount; without
   seccomp (an architecture other than x86_64/aarch64) sockets and ``exec`` rely on the
-  namespaces; without Landlock (kernels before 5.13) uid 65534 may read every
+  namespaces; without Landlock (kernels before 5.13) the sandbox uid may read every
   world-readable file. The result's ``isolation`` lists what was "not in force". macOS has
   none of these: code runs there only with ``allow_unsafe``.
 - Where no unprivileged uid can read the Python installation and no mount namespace can
