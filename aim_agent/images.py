@@ -287,11 +287,49 @@ def to_base64(image: Image.Image) -> str:
     return base64.b64encode(to_png_bytes(image)).decode("ascii")
 
 
+#: pixels that all the images decoded from bytes for one call may hold together (3 bytes each as RGB):
+#: one call of a tool, of the sandbox's ``system``/``tools``, or one MCP request (:func:`pixel_budget`)
+MAX_CALL_PIXELS = 32 * 1024 * 1024
+
+_CALL_PIXELS: ContextVar[list[int] | None] = ContextVar("aim_call_pixels", default=None)
+
+
+@contextlib.contextmanager
+def pixel_budget(max_pixels: int = MAX_CALL_PIXELS) -> Iterator[None]:
+    """Within this block, every image :func:`decode_image` reads shares one budget of ``max_pixels``.
+
+    Each image's size is read from its header and charged before it is decoded, so eight
+    4096x4096 PNGs in one call are refused at the first one over the budget instead of taking
+    gigabytes. A block inside another shares the outer budget (a tool called by a sandbox call).
+    """
+    if _CALL_PIXELS.get() is not None:
+        yield
+        return
+    token = _CALL_PIXELS.set([max_pixels])
+    try:
+        yield
+    finally:
+        _CALL_PIXELS.reset(token)
+
+
+def _charge_pixels(width: int, height: int) -> None:
+    budget = _CALL_PIXELS.get()
+    if budget is None:
+        return
+    if width * height > budget[0]:
+        raise ValueError(
+            f"the image is {width}x{height} pixels, over what is left ({budget[0]}) of the budget of one call "
+            f"({MAX_CALL_PIXELS} pixels by default); send fewer or smaller images per call"
+        )
+    budget[0] -= width * height
+
+
 def decode_image(data: bytes, *, max_pixels: int = MAX_DECODE_PIXELS) -> Image.Image:
     """PNG/JPEG/... bytes as an RGB image; the size is checked from the header before decoding.
 
     A decompression bomb (a small file that claims a huge size) is refused without being
-    decoded, with a ValueError that says the limit.
+    decoded, with a ValueError that says the limit; inside :func:`pixel_budget` the image is
+    also charged to the call's budget before it is decoded.
     """
     if len(data) > MAX_ENCODED_BYTES:
         raise ValueError(f"the image is {len(data)} bytes encoded; the limit is {MAX_ENCODED_BYTES}")
@@ -306,6 +344,7 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_DECODE_PIXELS) -> Image.I
                     f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels "
                     "(resize it before sending)"
                 )
+            _charge_pixels(width, height)
             return im.convert("RGB")
     except ValueError:
         raise

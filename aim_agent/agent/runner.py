@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from aim_agent.agent.backends import BackendSpec
 from aim_agent.agent.config import RunConfig
@@ -45,11 +45,22 @@ from aim_agent.agent.record import (
 from aim_agent.agent.runtime import AgentRuntime, build_runtime
 from aim_agent.agent.schema import Conclusion, Scientist
 from aim_agent.agent.state import AgentState
+from aim_agent.models.trust import UntrustedModel, is_trusted, require_trusted
 from aim_agent.providers import TextToImage
 from aim_agent.system import System
 from aim_agent.tools.base import ToolSpec
 
-__all__ = ["RunConfig", "RunRecord", "RunResult", "build_record", "initial_state", "new_run_id", "run_interpret"]
+__all__ = [
+    "RunConfig",
+    "RunFilesError",
+    "RunRecord",
+    "RunResult",
+    "build_record",
+    "check_resume_trust",
+    "initial_state",
+    "new_run_id",
+    "run_interpret",
+]
 
 BUDGET_FIELDS = ("max_rounds", "max_tokens", "max_cost", "max_seconds")
 Progress = Callable[[str], None]
@@ -154,13 +165,36 @@ def initial_state(config: RunConfig, run_id: str, *, unit: str | None = None) ->
     )
 
 
+class RunFilesError(ValueError):
+    """A run's ``run.json`` or ``checkpoint.sqlite`` is not what AIM wrote (changed or damaged outside AIM).
+
+    The message names the file, what is wrong, and what to do; resuming never goes on from such a file.
+    """
+
+
+#: the fields that say which unit a run studies: a checkpoint must agree with run.json on them
+_UNIT_FIELDS = ("model", "layer", "unit", "sae", "synthetic", "system_factory")
+
+
+def _damaged(path: Path, what: str) -> RunFilesError:
+    return RunFilesError(
+        f"cannot resume from {path}: {what}. The file was changed or damaged outside AIM, so the run cannot "
+        "go on from it; start a new run (and keep the old folder only as a record)"
+    )
+
+
 def _read_run_json(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.exists():
         raise FileNotFoundError(
             f"no run to resume at {run_dir}: run.json is missing (list runs with `ls {run_dir.parent}`)"
         )
-    data: dict[str, Any] = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _damaged(path, f"it is not JSON ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        raise _damaged(path, "it holds no 'config' object")
     return data
 
 
@@ -171,11 +205,79 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _resume_config(run_dir: Path, override: RunConfig | None) -> RunConfig:
-    stored = RunConfig.model_validate(_read_run_json(run_dir)["config"])
+    try:
+        stored = RunConfig.model_validate(_read_run_json(run_dir)["config"])
+    except ValidationError as exc:
+        raise _damaged(run_dir / "run.json", f"its config is not valid ({exc.error_count()} problems, first: "
+                       f"{exc.errors()[0].get('loc')} {exc.errors()[0].get('msg')})") from None
+    check_resume_trust(stored, run_dir)
     if override is None:
         return stored
     changes = {f: getattr(override, f) for f in BUDGET_FIELDS if f in override.model_fields_set}
     return stored.model_copy(update=changes)
+
+
+def check_resume_trust(config: RunConfig, run_dir: Path) -> None:
+    """Raise :class:`UntrustedModel` for what ``run.json`` names that would run code and nobody trusted.
+
+    ``run.json`` is a file on disk, not the person's choice: a ``system_factory`` it names passes
+    the same trust policy as a model spec (``--trust-model``), a plugin module it names must be
+    loaded already (by the person's own configuration) or trusted the same way, and so must the
+    ``base_url`` of a backend it names (the provider's API key would be sent there). Model paths and
+    specs are checked by their loaders, under the same scope, when the run rebuilds its unit.
+    """
+    if config.system_factory:
+        try:
+            require_trusted(config.system_factory, "a 'module:factory' System factory named in run.json "
+                                                   "(importing the module runs its code)")
+        except UntrustedModel as exc:
+            raise UntrustedModel(f"{exc} (resuming {run_dir})") from None
+    for role, spec in (("scientist", config.backend), ("critic", config.critic_backend)):
+        if spec is None or not spec.base_url or is_trusted(spec.base_url):
+            continue
+        raise UntrustedModel(  # the provider's requests, and its API key, would go to that server
+            f"refusing to resume {run_dir}: its run.json sends the {role}'s {spec.provider} requests (with their "
+            f"API key) to {spec.base_url}, which nobody on this command line named. If that server is yours, name "
+            f"it: --trust-model {spec.base_url}"
+        )
+    from aim_agent.plugins import plugin_manager
+
+    loaded = plugin_manager().pm
+    for module in config.plugins:
+        if loaded.get_plugin(module) is None and not is_trusted(module):
+            raise UntrustedModel(
+                f"refusing to resume {run_dir}: its run.json names the plugin module {module!r}, which this process "
+                "has not loaded, and importing it would run its code. If you trust it, load it yourself "
+                f"(`aim --plugin {module}`, AIM_PLUGINS, or plugins in aim.toml) or name it with --trust-model {module}"
+            )
+
+
+def _checked_snapshot(graph: Any, run_config: dict[str, Any], config: RunConfig, run_id: str, path: Path) -> Any:
+    """The checkpointed state of a resumed run; :class:`RunFilesError` when it is unreadable or not this run's."""
+    try:
+        snapshot = graph.get_state(run_config)
+    except Exception as exc:  # msgpack, sqlite, pydantic, ...: one clear error instead of a deep traceback
+        raise _damaged(path, f"a checkpoint row cannot be read ({type(exc).__name__}: {str(exc)[:200]})") from None
+    values = snapshot.values
+    if not values:
+        return snapshot
+    if not isinstance(values, dict):
+        raise _damaged(path, "the checkpointed state is not a mapping")
+    stored = values.get("config")
+    problems = []
+    if values.get("run_id") != run_id:
+        problems.append(f"it belongs to run {str(values.get('run_id'))[:80]!r}")
+    if not isinstance(stored, RunConfig):
+        problems.append("its config is not a run config")
+    elif any(getattr(stored, f) != getattr(config, f) for f in _UNIT_FIELDS):
+        problems.append("its config names another unit than run.json")
+    expected = {"round": int, "max_rounds": int, "hypotheses": list, "log": list, "observations": list}
+    for key, kind in expected.items():
+        if key in values and (not isinstance(values[key], kind) or isinstance(values[key], bool)):
+            problems.append(f"{key!r} is a {type(values[key]).__name__}, not a {kind.__name__}")
+    if problems:
+        raise _damaged(path, "; ".join(problems))
+    return snapshot
 
 
 def run_interpret(
@@ -224,9 +326,15 @@ def run_interpret(
     started = time.monotonic()
     notes: list[str] = []
     error: BaseException | None = None
+    snapshot: Any = None
+    if resume:
+        try:  # before anything is written: a damaged checkpoint stays as it is, for a person to look at
+            snapshot = _checked_snapshot(graph, run_config, config, run_id, run_dir / "checkpoint.sqlite")
+        except RunFilesError:
+            saver.conn.close()
+            raise
     try:
         if resume:
-            snapshot = graph.get_state(run_config)
             if not snapshot.values:  # killed between run.json and the first checkpoint: nothing to lose
                 say(f"run {run_id} stopped before its first checkpoint; starting it from the beginning")
                 notes.append("restarted: the run had stopped before its first checkpoint")

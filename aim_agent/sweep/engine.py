@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 Work = Callable[[dict[str, Any]], dict[str, Any]]
@@ -104,22 +108,119 @@ def import_ray() -> Any:
     return ray
 
 
+#: where every process of a local Ray listens: loopback only. Ray binds its servers (GCS, raylet, workers, the
+#: runtime-env agent) to the node address; a sweep across machines joins a cluster with ``--ray-address``
+LOCAL_RAY_HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class LocalRayFiles:
+    """The private files of one local Ray: a fresh token, and the folder Ray keeps its sessions in."""
+
+    folder: Path
+    """0700, removed when the cluster ends: the token, and Ray's own folder (``ray/``: Ray makes it 0777, and its
+    session folders in it, so only this folder's 0700 keeps other users out)"""
+    token_path: Path
+    """0600: a token made for this cluster alone (never ``~/.ray/auth_token``, which Ray reuses across clusters)"""
+
+
+def new_local_ray_files() -> LocalRayFiles:
+    """A private folder and a fresh 256-bit token file for one local cluster."""
+    folder = Path(tempfile.mkdtemp(prefix="aim-ray-"))  # 0700, ours
+    token_path = folder / "auth_token"
+    fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return LocalRayFiles(folder=folder, token_path=token_path)
+
+
+@contextmanager
+def _environment(changes: dict[str, str | None]) -> Iterator[None]:
+    """Set (a string) or unset (None) environment variables for the block; restore them after."""
+    before = {k: os.environ.get(k) for k in changes}
+    try:
+        for key, value in changes.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _forget_cached_token() -> None:
+    """Ray's C++ token loader caches the token of the first cluster: the next one must read its own."""
+    with suppress(Exception):  # private API: an older or newer Ray without it has nothing cached this way
+        import importlib
+
+        importlib.import_module("ray._raylet").AuthenticationTokenLoader.instance().reset_cache()
+
+
+@contextmanager
+def local_ray(ray: Any, workers: int) -> Iterator[LocalRayFiles]:
+    """A local Ray for this process only: loopback, a fresh token (0600), session folders in a 0700 folder.
+
+    ``RAY_AUTH_MODE`` is left to Ray's default for a new local cluster (token authentication), and a
+    ``RAY_AUTH_TOKEN`` of the environment is set aside, so the cluster's processes read only the fresh token.
+    """
+    files = new_local_ray_files()
+    try:
+        env = {"RAY_AUTH_TOKEN_PATH": str(files.token_path), "RAY_AUTH_TOKEN": None, "RAY_AUTH_MODE": None,
+               _SINGLE_MACHINE_ENV: "0"}
+        with _environment(env), _single_machine_ray():
+            _forget_cached_token()
+            ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+                     _node_ip_address=LOCAL_RAY_HOST, _temp_dir=str(files.folder / "ray"))
+            try:
+                yield files
+            finally:
+                ray.shutdown()
+    finally:
+        _forget_cached_token()
+        shutil.rmtree(files.folder, ignore_errors=True)
+
+
+#: Ray's switch for "this node is a cluster of one": with it off, Ray takes 127.0.0.1 as the node address
+#: instead of replacing it with the machine's (what it does on Windows and macOS); read by every Ray process
+_SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextmanager
+def _single_machine_ray() -> Iterator[None]:
+    """Within the block, this process's Ray keeps 127.0.0.1 as the node address (read when Ray was imported)."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
 @contextmanager
 def ray_session(workers: int, address: str | None = None) -> Iterator[Any]:
     """Ray for a sweep: the session already open in this process, else a cluster at ``address``, else a
-    local Ray with ``workers`` CPUs and no dashboard. Only a session opened here is shut down here."""
+    local Ray with ``workers`` CPUs and no dashboard (:func:`local_ray`: loopback only, a fresh token).
+    Only a session opened here is shut down here."""
     ray = import_ray()
     if ray.is_initialized():
         yield ray
         return
     if address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
-    else:
-        ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
-    try:
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+        return
+    with local_ray(ray, workers):
         yield ray
-    finally:
-        ray.shutdown()
 
 
 def forwarded_env() -> dict[str, str]:

@@ -95,14 +95,18 @@ def run_or_resume(config_data: dict[str, Any]) -> tuple[Any, str | None]:
     from aim_agent.agent.config import RunConfig
     from aim_agent.agent.record import RunRecordError, read_run_record
     from aim_agent.agent.runner import run_interpret
+    from aim_agent.models.trust import trusting
 
     config = RunConfig.model_validate(config_data)
     assert config.run_id is not None
     run_dir = Path(config.runs_dir) / config.run_id
     try:
         if (run_dir / "run.json").exists():
+            # the servers this sweep's own config names; run.json, a file on disk, may name no other
+            servers = [s.base_url for s in (config.backend, config.critic_backend) if s is not None and s.base_url]
             try:
-                return run_interpret(None, resume=config.run_id, runs_dir=config.runs_dir).record, None
+                with trusting(*servers):
+                    return run_interpret(None, resume=config.run_id, runs_dir=config.runs_dir).record, None
             except FileNotFoundError:  # killed before its first checkpoint: nothing to continue
                 shutil.rmtree(run_dir)
         return run_interpret(config).record, None

@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from aim_agent.config import DEFAULTS
-from aim_agent.images import ImageStore, current_store, load_image, use_store
+from aim_agent.images import ImageStore, current_store, load_image, pixel_budget, use_store
 from aim_agent.providers import ProviderError
 
 if TYPE_CHECKING:
@@ -356,7 +356,7 @@ def invoke(spec: ToolSpec, args: ToolInput | Mapping[str, Any], ctx: ToolContext
     raised as :class:`ToolError` with a message meant for the caller (the original exception
     is its ``__cause__``); nothing else escapes, so callers need one ``except``.
     """
-    with use_store(ctx.images):
+    with use_store(ctx.images), pixel_budget():  # images given as bytes share one pixel budget per call
         parsed = parse_args(spec, args, ctx)
         try:
             if spec.needs_system:

@@ -24,6 +24,7 @@ SCRIPT = textwrap.dedent(
     from aim_test_fakes import (CONTROL_PROMPTS, RED_PROMPTS, ScriptedScientist, code_round, fake_config,
                                 fake_exemplars, tool_round)
     from aim_agent.agent.runner import run_interpret
+    from aim_agent.models import trusting
 
     tmp, mode, action = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     make = tool_round if mode == "tools" else code_round
@@ -34,7 +35,9 @@ SCRIPT = textwrap.dedent(
     if action == "crash":
         run_interpret(fake_config(tmp, run_id="killed", mode=mode), scientist=scientist, tools=[fake_exemplars])
     else:
-        result = run_interpret(None, resume="killed", runs_dir=tmp, scientist=scientist, tools=[fake_exemplars])
+        # run.json is a file on disk: what it names that runs code must be trusted by the person resuming
+        with trusting("aim_test_fakes:redness_system", "aim_test_fakes"):
+            result = run_interpret(None, resume="killed", runs_dir=tmp, scientist=scientist, tools=[fake_exemplars])
         print("RESULT", result.rounds_run, result.conclusion.labels)
     """
 )
@@ -157,6 +160,7 @@ def test_a_run_killed_before_its_first_checkpoint_resumes(tmp_path: Path) -> Non
     from aim_test_fakes import CONTROL_PROMPTS, RED_PROMPTS, ScriptedScientist, fake_config, fake_exemplars, tool_round
 
     from aim_agent.agent.runner import run_interpret
+    from aim_agent.models import trusting
 
     config = fake_config(tmp_path, run_id="early", max_rounds=2)
     run_dir = tmp_path / "early"
@@ -164,6 +168,7 @@ def test_a_run_killed_before_its_first_checkpoint_resumes(tmp_path: Path) -> Non
     # what a process killed right after writing run.json leaves: no checkpoint yet
     (run_dir / "run.json").write_text(json.dumps({"run_id": "early", "config": config.public()}))
     scientist = ScriptedScientist([tool_round(RED_PROMPTS + CONTROL_PROMPTS, ready=True)])
-    result = run_interpret(None, resume="early", runs_dir=tmp_path, scientist=scientist, tools=[fake_exemplars])
+    with trusting("aim_test_fakes:redness_system", "aim_test_fakes"):
+        result = run_interpret(None, resume="early", runs_dir=tmp_path, scientist=scientist, tools=[fake_exemplars])
     assert result.record.status == "finished" and result.rounds_run >= 1
     assert any("before its first checkpoint" in n for n in result.record.notes)

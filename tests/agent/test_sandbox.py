@@ -328,7 +328,7 @@ def run_experiment(system, tools):
 """.replace("REPO", repr(os.path.dirname(os.path.abspath(__file__))))
     # Landlock alone: with namespaces, the parent is not even in the child's /proc and writes
     # outside fail earlier, on the read-only mount (tests/security covers that layer)
-    result = run(code, handlers, FAST.model_copy(update={"namespaces": False}))
+    result = run(code, handlers, FAST.model_copy(update={"namespaces": False, "allow_unsafe": True}))
     assert result.ok, result.report()
     assert "Landlock" in result.isolation
     assert result.return_value == {

@@ -52,7 +52,11 @@ needs_seccomp = pytest.mark.skipif(not HAS_SECCOMP, reason="no seccomp on this m
 needs_root = pytest.mark.skipif(not ROOT, reason="the attack needs a root agent to be meaningful")
 
 ALL = pytest.param({}, id="all-layers", marks=needs_isolation)
-SECCOMP_ONLY = pytest.param({"namespaces": False, "landlock": False}, id="seccomp-only", marks=needs_seccomp)
+# allow_unsafe: without namespaces a Python under /root is readable only by root, and the sandbox
+# then refuses to run at all unless told to (test_sandbox_root.py); these cases test seccomp alone
+SECCOMP_ONLY = pytest.param(
+    {"namespaces": False, "landlock": False, "allow_unsafe": True}, id="seccomp-only", marks=needs_seccomp
+)
 NAMESPACES_ONLY = pytest.param({"seccomp": False, "landlock": False}, id="namespaces-only", marks=needs_namespaces)
 
 
@@ -285,7 +289,9 @@ def run_experiment():
     open("running-" + os.environ["AIM_TEST_MARKER"], "w").close()
     time.sleep(60)
 '''
-limits = SandboxLimits(wall_time_s=60, cpu_time_s=60, extra_env={"AIM_TEST_MARKER": sys.argv[1]})
+# workdir_bytes=None: the work directory is the host's directory (not a tmpfs of the sandbox's own), so
+# the test sees the file that says the code is running
+limits = SandboxLimits(wall_time_s=60, cpu_time_s=60, workdir_bytes=None, extra_env={"AIM_TEST_MARKER": sys.argv[1]})
 run_code(code, handlers={}, limits=limits)
 """
 

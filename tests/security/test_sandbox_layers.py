@@ -11,7 +11,14 @@ import tempfile
 
 import pytest
 
-from aim_agent.agent.sandbox import SandboxLimits, SandboxUnavailable, clean_stale_workdirs, run_code, seccomp
+from aim_agent.agent.sandbox import (
+    SandboxLimits,
+    SandboxUnavailable,
+    clean_stale_workdirs,
+    isolation,
+    run_code,
+    seccomp,
+)
 
 LINUX = sys.platform.startswith("linux")
 LIMITS = SandboxLimits(wall_time_s=30, cpu_time_s=30, memory_bytes=2 * 2**30)
@@ -89,13 +96,15 @@ def test_isolation_line_names_every_layer() -> None:
     for words in ("namespaces pid, net", "read-only except the work directory", "own /proc", "no capabilities",
                   "seccomp (refuses sockets", "memory per run", "dies with the agent"):  # fmt: skip
         assert words in ISOLATION, (words, ISOLATION)
-    if os.geteuid() == 0:
-        assert "uid 65534" in ISOLATION
+    assert "not dumpable" in ISOLATION and "work directory quota" in ISOLATION and "memfd" in ISOLATION
+    if os.geteuid() == 0:  # a fresh uid of the run's own, not nobody (shared with the host)
+        uid = int(ISOLATION.split("uid ", 1)[1].split(",")[0])
+        assert uid in isolation.FRESH_UIDS, ISOLATION
 
 
 @needs_full
-@pytest.mark.skipif(not LINUX or os.geteuid() != 0, reason="uid 65534 is used when AIM is root")
-def test_a_private_directory_shows_uid_65534_only_what_it_must_read(tmp_path) -> None:
+@pytest.mark.skipif(not LINUX or os.geteuid() != 0, reason="a fresh uid is used when AIM is root")
+def test_a_private_directory_shows_the_fresh_uid_only_what_it_must_read(tmp_path) -> None:
     private = tempfile.mkdtemp(prefix="aim-private-")  # 0700, root's: like /root holding a pyenv Python
     try:
         os.makedirs(os.path.join(private, "lib", "pkg"))
@@ -114,7 +123,8 @@ def run_experiment():
         limits = LIMITS.model_copy(update={"read_paths": (os.path.join(private, "lib"),), "landlock": False})
         result = run_code(code, handlers={}, limits=limits)
         assert result.ok, result.report()
-        assert result.return_value == (65534, ["lib"], False, 7)  # Landlock is off: the mount view alone
+        uid, *rest = result.return_value
+        assert uid in isolation.FRESH_UIDS and rest == [["lib"], False, 7]  # Landlock is off: the mount view alone
         assert sorted(os.listdir(private)) == ["lib", "secret.txt"]  # the agent's view is untouched
     finally:
         subprocess.run(["rm", "-rf", private], check=False)
@@ -122,7 +132,8 @@ def run_experiment():
 
 def test_code_does_not_run_without_any_isolation_layer() -> None:
     bare = LIMITS.model_copy(update={"namespaces": False, "seccomp": False})
-    with pytest.raises(SandboxUnavailable, match=r"no isolation layer.*seccomp.*--unsafe-sandbox"):
+    # "would run as root" where no unprivileged uid can read Python (it lives under /root) without a mount namespace
+    with pytest.raises(SandboxUnavailable, match=r"(no isolation layer.*seccomp|would run as root).*--unsafe-sandbox"):
         run_code("def run_experiment():\n    return 1\n", handlers={}, limits=bare)
     result = run_code(
         "def run_experiment():\n    return 1\n", handlers={}, limits=bare.model_copy(update={"allow_unsafe": True})

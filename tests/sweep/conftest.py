@@ -24,7 +24,7 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def local_ray() -> Iterator[Any]:
     """A local Ray with 2 CPUs, no dashboard and no usage statistics, imported as ``aim sweep`` imports it;
     workers can import sweep_fakes."""
-    from aim_agent.sweep.engine import SweepUnavailable, import_ray
+    from aim_agent.sweep.engine import SweepUnavailable, import_ray, local_ray
 
     try:
         ray = import_ray()
@@ -33,8 +33,9 @@ def local_ray() -> Iterator[Any]:
     before = os.environ.get("PYTHONPATH")
     # Ray workers inherit this environment; they import work functions by name
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), before) if p)
+    cluster = local_ray(ray, 2)  # as `aim sweep` starts one: loopback only, a fresh token
     try:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        cluster.__enter__()
     except Exception as exc:  # no shared memory, no sockets: a machine where Ray cannot run
         pytest.skip(f"Ray cannot start on this machine: {type(exc).__name__}: {exc}")
     finally:
@@ -45,4 +46,4 @@ def local_ray() -> Iterator[Any]:
     try:
         yield ray
     finally:
-        ray.shutdown()
+        cluster.__exit__(None, None, None)

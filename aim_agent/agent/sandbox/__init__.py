@@ -30,7 +30,9 @@ How it works
   error, which the child raises at the model's line).
 - The wire is length-prefixed JSON with tagged values (:mod:`.wire`): images as PNG, arrays
   and tensors as dtype/shape/bytes. The parent never unpickles anything from the child;
-  sizes, dtypes, image pixel counts and nesting are bounded.
+  sizes, dtypes, image pixel counts, nesting and the number of values the parent reads from
+  one message (``max_items``, counted before any conversion) are bounded; images a handler
+  decodes from bytes share a pixel budget per call (:func:`aim_agent.images.pixel_budget`).
 - Before the model's code runs the child isolates itself, as far as the machine allows
   (:mod:`.isolation`, :mod:`.seccomp`, :mod:`.landlock`; ``SandboxResult.isolation`` says
   what was in force, and docs/security.md which attack each layer stops):
@@ -38,12 +40,15 @@ How it works
   - new PID, network, IPC, UTS and mount namespaces (plus a user namespace when AIM is not
     root): no network at all, a ``/proc`` showing only the sandbox, every mount read-only
     except the work directory, and a PID namespace whose end kills every process in it;
-  - as root, uid/gid 65534 with no capability (bounding set emptied); otherwise its own
-    uid with every capability dropped; ``PR_SET_NO_NEW_PRIVS``;
+  - as root, a fresh uid/gid of the run's own (not ``nobody``, which other processes of the
+    host share) with no capability (bounding set emptied); otherwise its own uid with every
+    capability dropped; ``PR_SET_NO_NEW_PRIVS``; not dumpable; the work directory a tmpfs of
+    ``workdir_bytes`` (the quota);
   - a seccomp filter: no ``socket()`` of any family, no ``exec``, no new processes (with
     the default ``max_processes=1``; threads work), no keyring, ``ptrace``, ``bpf``,
-    ``io_uring``, mounts, namespaces, ``chown`` or extended attributes; ``EPERM``, so the
-    code gets a ``PermissionError``;
+    ``io_uring``, mounts, namespaces, ``chown``, extended attributes or ``memfd_create``
+    (and, without the read-only mount view, no ``chmod`` or ``utime`` on any path);
+    ``EPERM``, so the code gets a ``PermissionError``;
   - Landlock (5.13+): reads only of the Python installation, its ``sys.path``, system
     libraries and ``SandboxLimits.read_paths``; writes only in its work directory; no TCP;
     no signals or abstract UNIX sockets outside;
@@ -80,20 +85,23 @@ allowed system call (``mmap``, ``futex``, file I/O) escapes it. Beyond that:
 - It needs Linux for its layers. Without namespaces (a container without ``CAP_SYS_ADMIN``
   or user namespaces) there is no PID or network namespace and no read-only mount; without
   seccomp (an architecture other than x86_64/aarch64) sockets and ``exec`` rely on the
-  namespaces; without Landlock (kernels before 5.13) uid 65534 may read every
+  namespaces; without Landlock (kernels before 5.13) the sandbox uid may read every
   world-readable file. The result's ``isolation`` lists what was "not in force". macOS has
   none of these: code runs there only with ``allow_unsafe``.
-- Where uid 65534 cannot read the Python installation and no mount namespace can expose
-  it, the code keeps uid 0, without capabilities.
+- Where no unprivileged uid can read the Python installation and no mount namespace can
+  expose it, the sandbox refuses to run (:class:`SandboxUnavailable`); only with
+  ``allow_unsafe`` does the code keep uid 0, without capabilities, with seccomp refusing
+  ``chown``, ``chmod``, ``utime`` and extended attributes on every path.
 - With ``max_processes > 1`` forks are allowed; ``RLIMIT_NPROC`` bounds them, counting
   threads and every process of the sandbox user, so the run's memory is at most
   ``max_processes`` x ``memory_bytes``.
 - Handlers run in the parent with full rights: a handler must validate its arguments (the
   tool registry's pydantic input models do) and must not expose anything dangerous. A slow
   handler cannot be interrupted: the time limit is checked when it returns.
-- The work directory has no disk quota beyond ``RLIMIT_FSIZE`` per file (on a tmpfs
-  ``/tmp`` its files use memory outside ``RLIMIT_AS``). Side channels and what the code
-  chooses to return are out of scope.
+- Without a mount namespace the work directory's quota is measured by the parent every
+  0.2 s (a run can overshoot it briefly; on a tmpfs ``/tmp`` its files use memory outside
+  ``RLIMIT_AS``). With one, the
+  quota's pages count on top of ``memory_bytes``. Side channels are out of scope.
 - POSIX only; Windows is not supported.
 
 For hostile models, run AIM itself in a VM (or gVisor/Firecracker) without network access

@@ -30,7 +30,7 @@ import os
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 try:
     from . import isolation, landlock, seccomp, wire
@@ -237,6 +237,23 @@ def _python_paths(extra_read: list[str]) -> list[str]:
     return sorted(read)
 
 
+def _hidden_dirs(limits: dict[str, Any]) -> list[str]:
+    """The directories to hide: the parent's list, and where this process's own ``sys.path`` finds the packages.
+
+    Only located, never imported (``find_spec`` of a top-level name runs no code of the package).
+    """
+    found = {str(p) for p in limits.get("hidden_paths", [])}
+    import importlib.util
+
+    for name in limits.get("hidden_packages", []):
+        with contextlib.suppress(ImportError, ValueError, AttributeError):
+            spec = importlib.util.find_spec(str(name))
+            for location in (spec.submodule_search_locations or []) if spec is not None else []:
+                if os.path.isdir(location):
+                    found.add(os.path.realpath(location))
+    return sorted(found)
+
+
 def _landlock(workdir: str, extra_read: list[str]) -> tuple[int, str]:
     read = set(_python_paths(extra_read))
     read.update(("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/localtime"))
@@ -325,14 +342,19 @@ def _isolate(limits: dict[str, Any], channel: Channel, parent_pid: int) -> dict[
     """
     workdir = os.getcwd()
     read_paths = [str(p) for p in limits.get("read_paths", [])]
-    state = isolation.enter(
-        workdir,
-        parent_pid,
-        readable=_python_paths(read_paths),
-        keep_fds=[channel._rfd, channel._wfd],
-        namespaces=bool(limits.get("namespaces", True)),
-        hidden=[str(p) for p in limits.get("hidden_paths", [])],
-    )
+    try:
+        state = isolation.enter(
+            workdir,
+            parent_pid,
+            readable=_python_paths(read_paths),
+            keep_fds=[channel._rfd, channel._wfd],
+            namespaces=bool(limits.get("namespaces", True)),
+            hidden=_hidden_dirs(limits),
+            allow_unsafe=bool(limits.get("allow_unsafe")),
+            workdir_bytes=limits.get("workdir_bytes"),
+        )
+    except isolation.Refused as exc:
+        _refuse(channel, str(exc))
     workdir = os.getcwd()
     ready: dict[str, Any] = {"type": "ready", "isolation": state, "landlock_abi": 0}
     ready["rlimits_failed"] = _apply_rlimits(limits)
@@ -347,16 +369,21 @@ def _isolate(limits: dict[str, Any], channel: Channel, parent_pid: int) -> dict[
     ready["fork"] = max_processes != 1
     ready["seccomp"] = "not requested"
     if limits.get("seccomp", True):
-        ok, reason = seccomp.install(allow_fork=max_processes != 1)
+        # without the read-only mount view nothing stops chmod/utime of a file outside the work
+        # directory, and seccomp cannot read paths: refuse those calls everywhere
+        guarded = "read-only except the work directory" in state.get("fs", [])
+        ok, reason = seccomp.install(allow_fork=max_processes != 1, deny_metadata=not guarded)
+        ready["metadata"] = "mount view" if guarded else "seccomp"
         ready["seccomp"] = "in force" if ok else reason
     isolated = state.get("pid_namespace") or ready["seccomp"] == "in force"
     if not isolated and not limits.get("allow_unsafe"):
         lacks = "; ".join([*state.get("problems", []), f"seccomp: {ready['seccomp']}"])
-        _refuse(channel, f"no isolation layer works on this machine ({lacks})")
+        _refuse(channel, f"no isolation layer works on this machine ({lacks}); run AIM on Linux with user "
+                "namespaces (or as root) or seccomp")
     return ready
 
 
-def _refuse(channel: Channel, reason: str) -> None:
+def _refuse(channel: Channel, reason: str) -> NoReturn:
     channel.send({"type": "refused", "error": reason})
     os._exit(3)
 

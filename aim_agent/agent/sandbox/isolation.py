@@ -19,9 +19,19 @@ its ``start`` message; it returns in the process that will run the model's code,
    and init pass the worker's exit status up, so the parent sees the worker's exit code
    or signal.
 4. The worker gives up its privileges for good: as root it empties its capability bounding
-   set and becomes uid/gid 65534 (``nobody``), which clears its capabilities; in a user
-   namespace it keeps its own uid and drops every capability. It dies with init, and the
-   network namespace has no interface but a loopback that is down.
+   set and becomes a *fresh* uid/gid of its own (:func:`fresh_uid`: a random id from
+   :data:`FRESH_UIDS` that no process and no account uses, so no other process on the host
+   can write its work directory, signal it or read its memory), which clears its
+   capabilities; in a user namespace it keeps its own uid and drops every capability. It is
+   not dumpable (no core file, no ``ptrace``/``/proc/<pid>/mem`` by its own uid). It dies
+   with init, and the network namespace has no interface but a loopback that is down.
+5. With a mount namespace, the work directory is a size-limited ``tmpfs`` (the work
+   directory quota): what the code writes there is bounded, and cannot fill the host's disk.
+
+Model code never runs as root: where the fresh uid cannot read the Python installation and
+no mount namespace can expose it (a container without ``CAP_SYS_ADMIN`` and Python under
+``/root``), :func:`enter` raises :class:`Refused` (the child refuses the run) unless
+``allow_unsafe`` is set; only then does the code keep uid 0, without capabilities.
 
 Anything that fails is skipped and reported: the returned dict says what is in force, and
 the runner puts it in ``SandboxResult.isolation``. Standard library and ctypes only: the
@@ -62,8 +72,44 @@ _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 _CAPSET = {"x86_64": 126, "aarch64": 91}
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
-#: the user and group model code runs as when the sandbox starts as root
+#: where the fresh uid/gid of a run is drawn from when the sandbox starts as root: above every
+#: range that distributions, ``/etc/subuid`` allocations and systemd (containers up to
+#: 0x6FFFFFFF, its "foreign" range at 0x7FFE0000) hand out, below 2**31 (ids some tools read as signed)
+FRESH_UIDS = range(0x70000000, 0x7FFE0000)
+#: the user whose permissions decide what a fresh uid may read: it owns no file, so only "other" bits count
 NOBODY = 65534
+
+
+class Refused(Exception):
+    """Isolation cannot be set up without running the code as root; the text says what the machine lacks."""
+
+
+def _ids_in_use() -> set[int]:
+    """Uids and gids of every running process and every account (``/etc/passwd``, ``/etc/group``)."""
+    used: set[int] = set()
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{entry}/status") as f:
+            for line in f:
+                if line.startswith(("Uid:", "Gid:")):
+                    used.update(int(x) for x in line.split()[1:])
+    for table in ("/etc/passwd", "/etc/group"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f:
+                parts = line.split(":")
+                with contextlib.suppress(IndexError, ValueError):
+                    used.add(int(parts[2]))
+    return used
+
+
+def fresh_uid() -> int:
+    """A random uid (also used as the gid) from :data:`FRESH_UIDS` that no process or account uses."""
+    used = _ids_in_use()
+    while True:
+        candidate = FRESH_UIDS.start + int.from_bytes(os.urandom(4), "little") % len(FRESH_UIDS)
+        if candidate not in used:
+            return candidate
 
 
 class _MountAttr(ctypes.Structure):
@@ -229,9 +275,14 @@ def _hide(directories: list[str]) -> int:
     return covered
 
 
-def _read_only_except(workdir: str) -> None:
-    """Every mount read-only (and nosuid), except a bind mount of ``workdir`` on itself."""
-    _mount(workdir, workdir, None, _MS_BIND | _MS_REC)
+def _read_only_except(workdir: str, quota: int | None, uid: int | None) -> None:
+    """Every mount read-only (and nosuid), except ``workdir``: a tmpfs of ``quota`` bytes, or a bind mount."""
+    if quota:
+        owner = f",uid={uid},gid={uid}" if uid else ""
+        inodes = max(64, quota // 8192)
+        _mount("tmpfs", workdir, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={quota},nr_inodes={inodes},mode=0700{owner}")
+    else:
+        _mount(workdir, workdir, None, _MS_BIND | _MS_REC)
     _mount_setattr("/", _AT_RECURSIVE, _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID, 0)
     _mount_setattr(workdir, 0, 0, _MOUNT_ATTR_RDONLY)
     os.chdir(workdir)  # the bind mount, not the read-only directory underneath
@@ -348,20 +399,26 @@ def enter(
     keep_fds: list[int],
     namespaces: bool = True,
     hidden: list[str] | None = None,
+    allow_unsafe: bool = False,
+    workdir_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Isolate this process as far as the machine allows; returns in the worker only.
 
     ``readable`` are the paths the worker must read (Python, ``sys.path``); ``hidden`` are
     directories it must not see at all (an empty tmpfs is mounted over each); ``keep_fds``
-    are the worker's protocol channel (closed in the outer and init). The dict says what is
-    in force: ``namespaces`` (names), ``uid``, ``fs`` (notes), ``problems`` (what failed).
+    are the worker's protocol channel (closed in the outer and init); ``workdir_bytes`` is the
+    size of the work directory's tmpfs (None: no quota). The dict says what is in force:
+    ``namespaces`` (names), ``uid``, ``fs`` (notes), ``problems`` (what failed).
+
+    Raises :class:`Refused` (before anything is forked) when the code could only run as root
+    and ``allow_unsafe`` is not set.
     """
     report: dict[str, Any] = {"namespaces": [], "fs": [], "problems": [], "pid_namespace": False}
     if not sys.platform.startswith("linux"):
         report["problems"].append("namespaces are Linux only")
         return _finish(report, workdir, None, parent_pid)
     root = os.geteuid() == 0
-    target_uid = NOBODY if root else None
+    target_uid = fresh_uid() if root else None
     names = _unshare(root, report) if namespaces else []
     if not namespaces:
         report["problems"].append("namespaces not requested")
@@ -389,15 +446,29 @@ def enter(
     elif hidden:
         report["problems"].append("package directories not hidden (no mount namespace)")
     unreadable = [*blocked, *_unreadable(readable, NOBODY)] if root else []
-    if unreadable:  # the Python installation is out of nobody's reach
+    if unreadable:  # the Python installation is out of reach of any unprivileged uid
+        where = ", ".join(sorted(unreadable))[:300]
+        if not allow_unsafe:
+            lacks = "no mount namespace to expose it" + (f" ({'; '.join(report['problems'])[:300]})"
+                                                          if report["problems"] else "")
+            raise Refused(
+                f"model code would run as root: an unprivileged uid cannot read {where} (the Python "
+                f"installation or sys.path) and there is {lacks}. Install Python where every user may read it, "
+                "or run where namespaces work (CAP_SYS_ADMIN, or unprivileged user namespaces)"
+            )
         target_uid = 0
-        report["problems"].append(f"uid 0 kept: uid {NOBODY} cannot read {', '.join(sorted(unreadable))[:300]}")
+        report["problems"].append(f"uid 0 kept (unsafe sandbox allowed): no other uid can read {where}")
     if private:
         try:
-            _read_only_except(workdir)
+            _read_only_except(workdir, workdir_bytes, target_uid)
             report["fs"].insert(0, "read-only except the work directory")
+            if workdir_bytes:
+                report["fs"].insert(1, f"work directory quota {workdir_bytes // 2**20} MiB")
         except OSError as exc:
             report["problems"].append(f"read-only file system: {exc}")
+    if not private or not workdir_bytes:
+        report["problems"].append("work directory quota measured by the agent, not a tmpfs (no mount namespace)"
+                                  if workdir_bytes else "no work directory quota (not requested)")
     if "pid" in names:
         status_r, status_w = os.pipe()
         alive_r, alive_w = os.pipe()
@@ -449,8 +520,11 @@ def _finish(report: dict[str, Any], workdir: str, target_uid: int | None, expect
                 _drop_capabilities()
         except OSError as exc:
             report["problems"].append(f"privileges: {exc}")
-        with contextlib.suppress(OSError):
-            _prctl(_PR_SET_DUMPABLE, 1)  # its own /proc/self stays its own after the uid change
+        try:  # no core file, and no ptrace or /proc/<pid>/mem by anything else with its uid
+            _prctl(_PR_SET_DUMPABLE, 0)
+            report["dumpable"] = False
+        except OSError as exc:
+            report["problems"].append(f"dumpable: {exc}")
         die_with_parent(expected_ppid)  # after the uid change, which clears the parent-death signal
         report["pdeathsig"] = True
     report["uid"], report["gid"] = os.getuid(), os.getgid()

@@ -28,7 +28,7 @@ from aim_agent.agent.sandbox.spec import (
     SandboxUnavailable,
     signature_of,
 )
-from aim_agent.images import current_store, image_id
+from aim_agent.images import current_store, image_id, pixel_budget
 
 FILENAME = "<experiment>"
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,6 +55,10 @@ _CHUNK = 1 << 20
 _SETTLE_S = 1.0  # how long a finished child may take to exit and flush
 _WORKDIR_PREFIX = "aim-sandbox-"
 _MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
+#: without a tmpfs quota in the child, how often the agent measures the work directory, and the most
+#: entries it walks (more counts as over the quota: a million empty files cost inodes and the walk's time)
+_QUOTA_EVERY_S = 0.2
+_QUOTA_MAX_ENTRIES = 20_000
 
 
 def run_code(
@@ -90,14 +94,8 @@ def run_code(
     return _Run(code, entry, dict(handlers), objects, limits).run()
 
 
-def default_hidden_paths() -> list[str]:
-    """The directories of AIM's own packages and of every loaded plugin's top-level package.
-
-    Model code must not import AIM's internals or read a plugin's data (a synthetic neuron's
-    definition is its ground truth). The sandbox's own modules are loaded before these are hidden.
-    """
-    import importlib.util
-
+def hidden_packages() -> list[str]:
+    """The top-level names of AIM's own package and of every loaded plugin's package."""
     from aim_agent.plugins import plugin_manager
 
     names = {"aim_agent"}
@@ -105,8 +103,21 @@ def default_hidden_paths() -> list[str]:
         module = getattr(plugin, "__name__", "") or getattr(type(plugin), "__module__", "")
         if module:
             names.add(module.split(".")[0])
+    return sorted(names)
+
+
+def default_hidden_paths() -> list[str]:
+    """The directories of AIM's own packages and of every loaded plugin's top-level package.
+
+    Model code must not import AIM's internals or read a plugin's data (a synthetic neuron's
+    definition is its ground truth). The sandbox's own modules are loaded before these are hidden.
+    The child also hides the copies its own ``sys.path`` finds (:func:`hidden_packages`): ``python
+    -I`` ignores ``PYTHONPATH``, so it may find another copy (an editable install) than this process.
+    """
+    import importlib.util
+
     found: list[str] = []
-    for name in sorted(names):
+    for name in hidden_packages():
         with contextlib.suppress(ImportError, ValueError):
             spec = importlib.util.find_spec(name)
             for location in (spec.submodule_search_locations or []) if spec is not None else []:
@@ -241,6 +252,10 @@ class _Run:
         self.selector: selectors.BaseSelector | None = None
         self.killed_by_us = False
         self.streams: dict[int, _CappedText] = {}
+        self.workdir = ""
+        self.watch_quota = False  # no tmpfs quota in the child (no mount namespace): the parent measures
+        self.next_quota_check = 0.0
+        self.over_quota: str | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -249,7 +264,7 @@ class _Run:
         self.deadline = started + self.limits.wall_time_s
         start_frame = wire.dumps(self._start_message(), self.limits.max_message_bytes)
         clean_stale_workdirs()
-        workdir = tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-")
+        workdir = self.workdir = tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-")
         fds: list[int] = []
         try:
             to_child_r, to_child_w = os.pipe()
@@ -276,8 +291,10 @@ class _Run:
             self.to_child, self.from_child = to_child_w, from_child_r
             self.outbox += start_frame
             self._loop()
-            if not self.timed_out and self.violation is None:
+            if not self.timed_out and self.violation is None and self.over_quota is None:
                 self._settle(time.monotonic() + _SETTLE_S)  # let it exit and flush its output
+            if self.watch_quota and self.over_quota is None:
+                self._check_quota(force=True)
         finally:
             self._kill()
             if self.selector is not None:
@@ -301,6 +318,7 @@ class _Run:
                 "memory_bytes": lim.memory_bytes,
                 "cpu_time_s": lim.cpu_time_s,
                 "file_size_bytes": lim.file_size_bytes,
+                "workdir_bytes": lim.workdir_bytes,
                 "open_files": lim.open_files,
                 "max_processes": lim.max_processes,
                 "max_message_bytes": lim.max_message_bytes,
@@ -311,6 +329,7 @@ class _Run:
                 "allow_unsafe": lim.allow_unsafe,
                 "read_paths": list(lim.read_paths),
                 "hidden_paths": list(default_hidden_paths() if lim.hidden_paths is None else lim.hidden_paths),
+                "hidden_packages": hidden_packages() if lim.hidden_paths is None else [],
             },
         }
 
@@ -377,6 +396,8 @@ class _Run:
                 remaining = self.deadline - time.monotonic()
                 if remaining <= 0:
                     self.timed_out = True
+                    return
+                if self.watch_quota and self._check_quota():
                     return
                 events = sel.select(timeout=min(remaining, 0.25))
                 if not events and self._exited():  # it died, but a process it forked holds the channel
@@ -467,6 +488,10 @@ class _Run:
         if kind == "ready":
             self.ready = True
             self.isolation = describe_isolation(message, self.limits)
+            state = message.get("isolation")
+            fs = state.get("fs", []) if isinstance(state, dict) else []
+            quota_in_child = any(str(note).startswith("work directory quota") for note in fs)
+            self.watch_quota = self.limits.workdir_bytes is not None and not quota_in_child
         elif kind == "refused":  # sent before any model code runs, so it cannot be forged by it
             self.refused = str(message.get("error", "no reason given"))[:2000]
             self.done = message
@@ -510,12 +535,14 @@ class _Run:
                 tensors="torch",
                 on_image=_adopt_image,
                 max_image_pixels=self.limits.max_image_pixels,
+                max_items=self.limits.max_items,
             )
             kwargs = wire.decode(
                 message.get("kwargs", {}),
                 tensors="torch",
                 on_image=_adopt_image,
                 max_image_pixels=self.limits.max_image_pixels,
+                max_items=self.limits.max_items,
             )
             if (
                 not isinstance(args, list)
@@ -536,7 +563,8 @@ class _Run:
         error: str | None = None
         frame = b""
         try:
-            value = function(*args, **kwargs)
+            with pixel_budget():  # images the handler decodes from bytes: one budget for the whole call
+                value = function(*args, **kwargs)
         except Exception as exc:
             error_type = type(exc).__name__
             error = f"{obj}.{method}() raised {error_type}: {exc}"
@@ -557,6 +585,24 @@ class _Run:
         )
         return frame if error is None else failed(error_type or "RuntimeError", error)
 
+    def _check_quota(self, force: bool = False) -> bool:
+        """Measure the work directory (at most every :data:`_QUOTA_EVERY_S`); whether it is over the quota."""
+        now = time.monotonic()
+        if not force and now < self.next_quota_check:
+            return False
+        self.next_quota_check = now + _QUOTA_EVERY_S
+        limit = self.limits.workdir_bytes
+        assert limit is not None
+        used = _disk_use(self.workdir, _QUOTA_MAX_ENTRIES)
+        if used is None or used > limit:
+            what = f"more than {_QUOTA_MAX_ENTRIES} files" if used is None else f"{used / 2**20:.0f} MiB"
+            self.over_quota = (
+                f"the code wrote {what} into its work directory, over the quota of {limit / 2**20:.0f} MiB, and was "
+                "stopped (this machine has no mount namespace, so the agent measures the work directory)"
+            )
+            return True
+        return False
+
     # ---------------------------------------------------------------- outcome
 
     def _result(self, started: float, **fields: Any) -> SandboxResult:
@@ -575,14 +621,15 @@ class _Run:
     def _outcome(self, started: float) -> SandboxResult:
         if self.refused is not None:
             raise SandboxUnavailable(
-                f"the sandbox refused to run model-written code: {self.refused}. Run AIM on Linux with user "
-                "namespaces (or as root) or seccomp, or accept the risk explicitly: "
-                "SandboxLimits(allow_unsafe=True), `aim interpret --unsafe-sandbox`"
+                f"the sandbox refused to run model-written code: {self.refused}. To run it anyway, accept the "
+                "risk explicitly: SandboxLimits(allow_unsafe=True), `aim interpret --unsafe-sandbox`"
             )
         if self.violation is not None:
             return self._result(
                 started, kind="protocol_error", error=f"the sandbox broke the protocol: {self.violation}"
             )
+        if self.over_quota is not None:
+            return self._result(started, kind="killed", error=self.over_quota)
         done = self.done
         if done is not None:
             if done.get("ok") is True:
@@ -592,7 +639,10 @@ class _Run:
                         tensors="torch",
                         on_image=_adopt_image,
                         max_image_pixels=self.limits.max_image_pixels,
+                        max_items=self.limits.max_items,
                     )
+                except wire.TooManyValues as exc:
+                    return self._result(started, kind="runtime_error", error=f"the return value was not read: {exc}")
                 except wire.WireError as exc:
                     return self._result(
                         started, kind="protocol_error", error=f"the return value could not be read: {exc}"
@@ -663,11 +713,15 @@ def describe_isolation(ready: Mapping[str, Any], limits: SandboxLimits) -> str:
     uid, caps = state.get("uid"), state.get("capabilities")
     if uid is not None:
         parts.append(f"uid {uid}, " + ("no capabilities" if not caps else f"capabilities {caps}"))
+    if state.get("dumpable") is False:
+        parts.append("not dumpable")
     if state.get("pdeathsig"):
         parts.append("dies with the agent")
     seccomp = ready.get("seccomp")
     if seccomp == "in force":
-        refused = "sockets, exec, keyring, ptrace, mounts" + ("" if ready.get("fork") else ", fork")
+        refused = "sockets, exec, keyring, ptrace, mounts, memfd" + ("" if ready.get("fork") else ", fork")
+        if ready.get("metadata") == "seccomp":
+            refused += ", chmod, utime"
         parts.append(f"seccomp (refuses {refused})")
     else:
         missing.append(f"seccomp: {str(seccomp)[:200]}")
@@ -687,8 +741,22 @@ def describe_isolation(ready: Mapping[str, Any], limits: SandboxLimits) -> str:
         parts.append(f"Landlock ABI {abi} (files, TCP, signals)")
     else:
         missing.append(f"Landlock: {str(ready.get('landlock'))[:200]}")
-    text = ", ".join(parts)
+    text = f"{_mode(state, seccomp == 'in force')}; " + ", ".join(parts)
     return text + (f"; not in force: {'; '.join(missing)}" if missing else "")
+
+
+def _mode(state: Mapping[str, Any], seccomp: bool) -> str:
+    """Which isolation mode a run got (docs/security.md, "Isolation modes"); the reasons follow in the line."""
+    isolated = bool(state.get("pid_namespace"))
+    if state.get("uid") == 0:
+        return "mode unsafe: uid 0 kept"
+    if isolated and seccomp:
+        return "mode full"
+    if seccomp:
+        return "mode degraded: no private process tree, network or mounts"
+    if isolated:
+        return "mode degraded: no system-call filter"
+    return "mode unsafe: no isolation layer"
 
 
 def _gib(size: int | None) -> str:
@@ -725,6 +793,27 @@ def clean_stale_workdirs() -> list[str]:
                 _remove_tree(entry.path)
                 removed.append(entry.path)
     return removed
+
+
+def _disk_use(root: str, max_entries: int) -> int | None:
+    """Bytes allocated under ``root`` (symlinks not followed), or None past ``max_entries`` entries."""
+    total, seen = 0, 0
+    stack = [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            if seen > max_entries:
+                return None
+            with contextlib.suppress(OSError):
+                info = entry.stat(follow_symlinks=False)
+                total += info.st_blocks * 512 if hasattr(info, "st_blocks") else info.st_size
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return total
 
 
 def _adopt_image(image: Any) -> Any:

@@ -17,6 +17,11 @@ with ``EPERM``, so Python raises a readable ``PermissionError``; nothing is kill
   ``io_uring`` (its requests would bypass this filter), mounts and namespaces, ``chroot``,
   modules, ``kexec``, ``reboot``, swap, clocks, host names, quotas, ``open_by_handle_at``;
 - changing owners and extended attributes (``chown``, ``setxattr``, ... any path);
+- ``memfd_create`` and ``memfd_secret``: anonymous files whose pages ``RLIMIT_AS`` does not
+  count (six 256 MiB memfds held 1.5 GiB under a 512 MiB limit);
+- with ``deny_metadata`` (where no read-only mount view guards the paths outside the work
+  directory, and a filter cannot read a path): ``chmod``, ``fchmod``, ``fchmodat``,
+  ``fchmodat2`` and ``utime``, ``utimes``, ``futimesat``, ``utimensat``, on any file;
 - switching user or group ids, ``capset``, ``prctl(PR_SET_PDEATHSIG)`` (so the child cannot
   outlive its parent) and the terminal ioctls ``TIOCSTI``/``TIOCLINUX``;
 - any system call newer than the table (``ENOSYS``), the x32 ABI, and other architectures.
@@ -94,6 +99,14 @@ DENIED = (
     # identities and capabilities
     "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups", "setfsuid",
     "setfsgid", "capset",
+    # memory RLIMIT_AS does not count
+    "memfd_create", "memfd_secret",
+)  # fmt: skip
+
+#: refused too where paths outside the work directory are not read-only (no mount namespace): a
+#: seccomp filter cannot tell a path inside the work directory from one outside
+METADATA = (
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "utime", "utimes", "futimesat", "utimensat",
 )  # fmt: skip
 
 #: x86_64 numbers (arch/x86/entry/syscalls/syscall_64.tbl)
@@ -111,7 +124,8 @@ _X86_64 = {
     "fchownat": 260, "unshare": 272, "perf_event_open": 298, "fanotify_init": 300, "name_to_handle_at": 303,
     "open_by_handle_at": 304, "clock_adjtime": 305, "setns": 308, "process_vm_readv": 310,
     "process_vm_writev": 311, "kcmp": 312, "finit_module": 313, "kexec_file_load": 320, "bpf": 321,
-    "execveat": 322, "userfaultfd": 323,
+    "execveat": 322, "userfaultfd": 323, "chmod": 90, "fchmod": 91, "utime": 132, "utimes": 235,
+    "futimesat": 261, "fchmodat": 268, "utimensat": 280, "memfd_create": 319, "memfd_secret": 447,
 }  # fmt: skip
 
 #: aarch64 (and every architecture on the generic table, include/uapi/asm-generic/unistd.h)
@@ -127,7 +141,8 @@ _GENERIC = {
     "clone": 220, "execve": 221, "swapon": 224, "swapoff": 225, "perf_event_open": 241, "fanotify_init": 262,
     "name_to_handle_at": 264, "open_by_handle_at": 265, "clock_adjtime": 266, "setns": 268,
     "process_vm_readv": 270, "process_vm_writev": 271, "kcmp": 272, "finit_module": 273, "bpf": 280,
-    "execveat": 281, "userfaultfd": 282, "kexec_file_load": 294,
+    "execveat": 281, "userfaultfd": 282, "kexec_file_load": 294, "fchmod": 52, "fchmodat": 53,
+    "utimensat": 88, "memfd_create": 279, "memfd_secret": 447,
 }  # fmt: skip
 
 #: numbers shared by every architecture since Linux 5.1
@@ -136,7 +151,7 @@ _UNIFIED = {
     "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "clone3": 435,
     "pidfd_getfd": 438, "process_madvise": 440, "mount_setattr": 442, "quotactl_fd": 443,
     "process_mrelease": 448, "lsm_set_self_attr": 460, "setxattrat": 463, "removexattrat": 466,
-    "open_tree_attr": 467, "file_setattr": 469,
+    "fchmodat2": 452, "open_tree_attr": 467, "file_setattr": 469,
 }  # fmt: skip
 
 #: the last system call the tables know; anything above it fails with ENOSYS
@@ -172,7 +187,7 @@ def _block(nr: int, body: list[tuple[int, int, int, int]]) -> list[tuple[int, in
     return [_ins(_JEQ, nr, 0, len(body)), *body]
 
 
-def program(arch: _Arch, *, allow_fork: bool) -> list[tuple[int, int, int, int]]:
+def program(arch: _Arch, *, allow_fork: bool, deny_metadata: bool = False) -> list[tuple[int, int, int, int]]:
     """The BPF program: a list of ``(code, jt, jf, k)`` instructions."""
     n = arch.numbers
     allow, deny = _ins(_RET, _RET_ALLOW), _ins(_RET, EPERM)
@@ -207,7 +222,7 @@ def program(arch: _Arch, *, allow_fork: bool) -> list[tuple[int, int, int, int]]
     ioctl = [_ins(_LD_W_ABS, _arg(1)), _ins(_JEQ, _TIOCSTI, 1, 0), _ins(_JEQ, _TIOCLINUX, 0, 1), deny, allow]
     prog += _block(n["ioctl"], ioctl)
     prog.append(reload)
-    for name in DENIED:
+    for name in (*DENIED, *(METADATA if deny_metadata else ())):
         if name in n:
             prog += [_ins(_JEQ, n[name], 0, 1), deny]
     prog.append(allow)
@@ -224,7 +239,7 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def install(*, allow_fork: bool) -> tuple[bool, str]:
+def install(*, allow_fork: bool, deny_metadata: bool = False) -> tuple[bool, str]:
     """Install the filter on this process (for good: it is inherited and cannot be removed).
 
     Returns ``(True, "")``, or ``(False, reason)`` when nothing was installed.
@@ -240,7 +255,7 @@ def install(*, allow_fork: bool) -> tuple[bool, str]:
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
     if prctl(_PR_GET_SECCOMP, 0, None, 0, 0) < 0:
         return False, f"the kernel has no seccomp: {_strerror(ctypes.get_errno())}"
-    instructions = program(arch, allow_fork=allow_fork)
+    instructions = program(arch, allow_fork=allow_fork, deny_metadata=deny_metadata)
     filters = (_SockFilter * len(instructions))(*[_SockFilter(c, jt, jf, k) for c, jt, jf, k in instructions])
     fprog = _SockFprog(len(instructions), filters)
     if prctl(_PR_SET_NO_NEW_PRIVS, 1, None, 0, 0) != 0:

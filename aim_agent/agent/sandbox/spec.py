@@ -145,8 +145,20 @@ class SandboxLimits(BaseModel):
         "memory_bytes caps the whole run; N > 1: forks allowed, RLIMIT_NPROC=N (it counts threads and every "
         "process of the sandbox user); None: no limit",
     )
+    workdir_bytes: int | None = Field(
+        512 * 2**20,
+        gt=0,
+        description="quota of the work directory: it is a tmpfs of this size where a mount namespace exists "
+        "(its pages count on top of memory_bytes); None: a bind mount of the host directory, no quota",
+    )
     max_message_bytes: int = Field(wire.MAX_MESSAGE_BYTES, gt=1024)
     max_image_pixels: int = Field(wire.MAX_IMAGE_PIXELS, gt=0, description="pixels of all images in one message")
+    max_items: int = Field(
+        wire.MAX_ITEMS,
+        gt=0,
+        description="values (list items, dict fields) the parent reads from one message of the code (its "
+        "arguments, its return value), counted before anything is converted; an array counts as one",
+    )
     max_stdout_chars: int = Field(20_000, gt=100)
     max_calls: int = Field(10_000, gt=0)
     max_code_chars: int = Field(1_000_000, gt=0)
@@ -156,7 +168,7 @@ class SandboxLimits(BaseModel):
         True,
         description="run the code in new PID, network, IPC, UTS and mount namespaces (a user namespace too when "
         "not root) with a read-only file system except the work directory. Either way the code runs without "
-        "capabilities, as uid 65534 when AIM is root",
+        "capabilities and never as root: as a fresh uid of its own when AIM is root",
     )
     seccomp: bool = Field(True, description="refuse sockets, exec, fork, keyring, ptrace, mounts with seccomp")
     allow_unsafe: bool = Field(

@@ -51,6 +51,9 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 #: deepest nesting of lists/dicts/tuples the codec accepts
 MAX_DEPTH = 64
+#: default cap on the values (list items, dict entries, ...) the parent reads from one message of the child:
+#: converting a 5-million-item list cost the agent 33 s of CPU outside every limit; an array counts as one value
+MAX_ITEMS = 200_000
 #: zlib level of images on the wire: a call may carry hundreds, and level 1 encodes about twice as fast as the
 #: default 6 for ~10% more bytes (lossless either way; this file stands alone in the child, so not imported)
 PNG_LEVEL = 1
@@ -66,6 +69,10 @@ TensorMode = Literal["torch", "numpy", "if_imported"]
 
 class WireError(ValueError):
     """A frame or value that does not follow the sandbox protocol."""
+
+
+class TooManyValues(WireError):
+    """A value holds more items than the reader accepts; the text says to send an array or a summary."""
 
 
 class MessageTooLarge(ValueError):
@@ -237,6 +244,7 @@ def decode(
     tensors: TensorMode = "if_imported",
     on_image: Callable[[Any], Any] | None = None,
     max_image_pixels: int = MAX_IMAGE_PIXELS,
+    max_items: int | None = None,
 ) -> Any:
     """Rebuild a value from :func:`encode`'s output; :class:`WireError` for anything malformed.
 
@@ -244,14 +252,41 @@ def decode(
     is not installed), ``"numpy"``, or ``"if_imported"`` (torch only when this process has
     already imported it: the child never imports torch on its own). ``on_image`` maps each
     decoded PIL image to the object to return (the parent looks it up in the image store).
-    ``max_image_pixels`` bounds the pixels of all images in ``data`` together.
+    ``max_image_pixels`` bounds the pixels of all images in ``data`` together; ``max_items``
+    the values it holds (:class:`TooManyValues` past it, found before the rest is converted).
     """
+    if max_items is not None:
+        _count(data, max_items)
     try:
         return _decode(data, 0, tensors, on_image, [max_image_pixels])
     except WireError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
         raise WireError(f"malformed value on the sandbox wire: {type(exc).__name__}: {exc}") from None
+
+
+def _count(data: Any, limit: int) -> None:
+    """Raise :class:`TooManyValues` when the JSON value ``data`` holds more than ``limit`` values.
+
+    Iterative and cheap (no conversion), so a hostile value costs at most ``limit`` steps.
+    """
+    left = limit
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            children: Any = value
+        elif isinstance(value, dict) and value.get(TAG) not in ("ndarray", "tensor", "image", "bytes"):
+            children = value.values()
+        else:
+            continue
+        left -= len(children)
+        if left < 0:  # checked before the items are touched
+            raise TooManyValues(
+                f"the value holds more than {limit} items (list entries, dict fields, ...); return a numpy array, "
+                "fewer items, or a summary"
+            )
+        stack.extend(children)
 
 
 def _decode(data: Any, depth: int, tensors: TensorMode, on_image: Any, max_pixels: list[int]) -> Any:
