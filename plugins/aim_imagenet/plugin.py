@@ -45,3 +45,10 @@ def aim_describers() -> list[Any]:
     from aim_imagenet.tagger import photo_taggers
 
     return list(photo_taggers())
+
+
+@hookimpl
+def aim_benchmarks() -> list[Any]:
+    from aim_imagenet import bench
+
+    return [bench]
