@@ -18,6 +18,8 @@ from aim_agent.terms import normal, terms_of
 MAX_CANDIDATES = 8
 #: a concept below this exemplar share is not worth a test
 MIN_SHARE = 0.05
+#: the strongest exemplars whose leading term is always a candidate (what the unit responds to most)
+LEADING = 3
 
 
 @dataclass
@@ -33,6 +35,8 @@ class Reading:
     names: dict[str, str] = field(default_factory=dict)
     described: int = 0
     base: dict[str, float] = field(default_factory=dict)
+    #: the first (most specific) term of each of the :data:`LEADING` strongest exemplars
+    leading: list[str] = field(default_factory=list)
 
     def name(self, concept: str) -> str:
         """The concept as the describer wrote it (``tiger cat``), for labels."""
@@ -43,8 +47,10 @@ class Reading:
         return self.shares.get(concept, 0.0) - self.base.get(concept, 0.0)
 
     def candidates(self, limit: int = MAX_CANDIDATES) -> list[str]:
+        """What the strongest exemplars show first (their leading terms), then the concepts by excess."""
         ranked = sorted(self.shares, key=lambda c: (-self.excess(c), c))
-        return [c for c in ranked if self.excess(c) >= MIN_SHARE][:limit]
+        by_excess = [c for c in ranked if self.excess(c) >= MIN_SHARE]
+        return list(dict.fromkeys([*self.leading, *by_excess]))[:limit]
 
 
 def base_rates(descriptions: Sequence[str]) -> dict[str, float]:
@@ -75,4 +81,7 @@ def read_exemplars(descriptions: Sequence[str], activations: Sequence[float]) ->
             shares[term] = shares.get(term, 0.0) + w * value / total
         for shown in re.findall(r"([^,;:()]+?)\s*\(", text):
             names.setdefault(normal(shown.strip()), shown.strip())
-    return Reading(shares={c: round(v, 4) for c, v in shares.items()}, names=names, described=len(pairs))
+    ordered = sorted(pairs, key=lambda pair: -pair[1])[:LEADING]
+    leading = [next(iter(terms)) for terms in (terms_of(text) for text, _ in ordered) if terms]
+    return Reading(shares={c: round(v, 4) for c, v in shares.items()}, names=names, described=len(pairs),
+                   leading=list(dict.fromkeys(leading)))

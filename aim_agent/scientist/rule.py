@@ -8,7 +8,8 @@
    its excess — controlled effect and exemplar coverage both count.
 3. **Nesting** (read from the measurements: A lies inside B when nearly every image that shows A also
    shows B): the broader B replaces the best A when the images only B predicts fire like A's
-   (their mean lies at least half way from the negatives to A's positives); a narrower A replaces B
+   (their mean lies at least half way from the negatives to A's positives); a narrower A (tested on at
+   least :data:`MIN_NARROW_POSITIVES` images, AUC >= SUPPORT_AUC; no exemplar share needed) replaces B
    when the images B predicts and A gives up stay low (less than half way). One step each way.
 4. **OR**: a second tested concept, not nested with the first, joins the label only when its own
    positives that do not show the first fire alone (AUC >= SUPPORT_AUC against images that show neither,
@@ -31,6 +32,8 @@ from aim_agent.scientist.reading import Reading
 from aim_agent.terms import strength
 
 MIN_POSITIVES = 3
+#: a narrower concept may replace the chosen one on fewer images (a class the dataset shows once or twice)
+MIN_NARROW_POSITIVES = 2
 SUPPORT_AUC = 0.75
 MIN_EXEMPLAR_SHARE = 0.1
 MIN_OR_SHARE = 0.2
@@ -93,7 +96,10 @@ def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading) -> 
                 steps.append(f"broader {b.concept}: the images only it predicts fire too")
                 main = b
                 break
-    for a in sorted(supported, key=lambda f: len(f.positives)):
+    # narrowing needs no exemplar share: the broader concept's own controls decide (its other members stay low)
+    narrower = [f for f in tested if f.auc >= SUPPORT_AUC and len(f.positives) >= MIN_NARROW_POSITIVES
+                and f.mean_pos > f.mean_neg]
+    for a in sorted(narrower, key=lambda f: len(f.positives)):
         if inside(a, main):
             extra = [acts[i] for i in main.positives - a.positives]
             if _position(extra, main.mean_neg, a.mean_pos) < 0.5:
