@@ -533,6 +533,8 @@ def edit_scene(scene: Scene, instruction: str) -> tuple[Scene, EditResult]:
         if broken:  # the scene graph stays true: a negation the edit undid is no longer claimed
             new.negations = [n for n in new.negations if n not in broken]
             result.notes += [f"the prompt's {n.phrase!r} no longer holds after this edit" for n in broken]
+            # the backdrop draws again what that negation had removed ("add a tree" to a forest with no trees)
+            result.background_changed |= new.omitted_details() != scene.omitted_details()
         return record_visibility(new), result
     reason = firm[0] if firm else reasons[-1] if reasons else f"cannot read the instruction {instruction!r}; {HELP}"
     return scene, EditResult(False, [reason])
