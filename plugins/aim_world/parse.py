@@ -65,6 +65,7 @@ NUMBERS: dict[str, int] = {
     "couple of": 2, "several": 3, "a few": 3, "few": 3, "many": 5, "lots of": 5, "a lot of": 5,
     "a group of": 4, "group of": 4, "a bunch of": 4, "bunch of": 4, "a dozen": 12, "dozen": 12,
     "a herd of": 4, "a flock of": 4, "a row of": 4, "row of": 4, "twin": 2, "twins": 2,
+    "a trio of": 3, "trio of": 3, "a triple of": 3, "a quartet of": 4, "half a dozen": 6,
     "a crowd of": 6, "crowd of": 6, "crowds of": 9, "a piece of": 1, "piece of": 1, "a slice of": 1, "slice of": 1,
 }
 RELATIONS: dict[str, str] = {
@@ -88,6 +89,15 @@ RELATIONS: dict[str, str] = {
 COMPOSE: dict[str, str] = {
     "with": "with", "holding": "holding", "carrying": "holding", "wearing": "with", "has": "with",
     "having": "with", "and its": "with", "with its": "with", "on a leash": "with", "grabbing": "holding",
+    "wears": "with", "holds": "holding", "carries": "holding", "grabs": "holding", "clutching": "holding",
+    "clutches": "holding",
+}
+#: passive verbs: the phrase after them is the one acting ("a ball held by a person": a person holding a ball)
+PASSIVES: dict[str, tuple[str, str]] = {  # words -> ("compose" | "relation", what the active voice says)
+    "held by": ("compose", "holding"), "carried by": ("compose", "holding"), "grabbed by": ("compose", "holding"),
+    "being held by": ("compose", "holding"), "worn by": ("compose", "with"), "owned by": ("compose", "with"),
+    "ridden by": ("relation", "on top of"), "topped by": ("relation", "on top of"),
+    "topped with": ("relation", "on top of"),
 }
 HINTS: dict[str, tuple[str, str]] = {
     "on the left": ("x", "left"), "at the left": ("x", "left"), "to the left": ("x", "left"),
@@ -119,7 +129,8 @@ NOT_OBJECTS = frozenset({"day", "daytime", "morning", "evening", "afternoon", "s
                          "weather", "time", "light", "daylight", "landscape", "scenery", "setting", "place",
                          "side", "distance", "foreground", "middle", "center", "centre", "front", "back",
                          "corner", "top", "bottom", "left", "right", "style", "color", "colour", "kind", "sort",
-                         "lot", "one", "ones", "t"})
+                         "lot", "one", "ones", "t", "pattern", "patterns", "print", "design", "motif", "shape",
+                         "colors", "colours", "coloring", "colouring", "shade", "tone", "texture"})
 
 
 @dataclass(frozen=True)
@@ -170,6 +181,10 @@ IDIOMS: dict[str, Idiom] = {}  # filled below, once the vocabulary's plural rule
 BG_PREPOSITIONS = frozenset({"in", "on", "at", "by", "near", "under", "over", "against", "across", "inside",
                              "within", "into", "onto", "through", "along", "beneath", "amid", "among",
                              "above", "below", "underneath", "atop", "upon", "beside"})
+#: prepositions that place one thing against another: after them "a mountain" is an object, "the mountains" the
+#: background ("a sun above a mountain", "a plane over the mountains")
+PLACING_PREPOSITIONS = frozenset({"above", "below", "under", "over", "beneath", "underneath", "atop", "upon",
+                                  "beside"})
 AND_WORDS = frozenset({"and", "plus", "also", "but"})
 IDIOMS.update(_idioms())
 
@@ -304,6 +319,8 @@ def _lexicon_kinds(phrase: str) -> list[tuple[str, object]]:
         return [("closeup", None)]
     if phrase in NEGATIONS:
         return [("negate", NEGATIONS[phrase])]
+    if phrase in PASSIVES:
+        return [("passive", PASSIVES[phrase])]
     kinds: list[tuple[str, object]] = [(kind, table[phrase]) for kind, table in tables if phrase in table]
     if phrase in AND_WORDS:
         kinds.append(("and", None))
@@ -355,6 +372,8 @@ def _choose(kinds: list[tuple[str, object]], phrase: str, before: list[Token], a
     prev_word = before[-1].text if before else ""
     prev2 = before[-2].text if len(before) > 1 else ""
     after_prep = prev_word in BG_PREPOSITIONS or (prev_word in {"the", "a", "an"} and prev2 in BG_PREPOSITIONS)
+    if prev_word in {"a", "an"} and prev2 in PLACING_PREPOSITIONS:  # "a sun above a mountain": one thing
+        after_prep = False
     if "background" in names and "noun" in names:
         # "in the mountains" is a place, "a mountain" is an object
         if after_prep and not (prev and prev.kind in {"color", "size", "texture", "style", "number"}):
@@ -476,6 +495,7 @@ def read(prompt: str) -> Parsed:
     neg_words: list[str] = []
     neg_mods: dict[str, str] = {}
     neg_or: bool = False  # just closed a negation: "no dogs or cats" continues it
+    passive: tuple[str, str] | None = None  # "held by": the next noun phrase acts on the last one
     neg_relation: str | None = None  # "not next to": a negated relation, read as the absence of its object
     np_open = False  # the pending modifiers follow an article or a number: they open a noun phrase
     # "a red and a blue car" / "a red and orange car": modifiers waiting for the noun after "and"
@@ -555,14 +575,14 @@ def read(prompt: str) -> Parsed:
 
     def is_subject(k: int) -> bool:
         """An unknown word names a thing to draw unless a known word it describes follows it ("rocky coast")."""
-        if tokens[k].text in NOT_OBJECTS:
+        if tokens[k].text in NOT_OBJECTS or _describes(tokens[k].text):  # "driving", "fluffy": not things
             return False
         nxt = tokens[k + 1] if k + 1 < len(tokens) else None
         return nxt is None or nxt.kind not in {"noun", "background", "unknown", *modifier_kinds}
 
     def new_group(tok: Token, attrs: dict[str, object], neg_attr_next_mods: dict[str, str]) -> None:
         """A noun phrase: its group, with the relation or attachment pending before it."""
-        nonlocal closeup_pending, pending_compose, pending_rel, main
+        nonlocal closeup_pending, pending_compose, pending_rel, main, passive
         noun = str(tok.value)
         count = int(attrs.pop("count", 0) or 0)  # type: ignore[call-overload]
         if count == 0 and tok.count is not None:  # "a crowd", "a large crowd"
@@ -585,7 +605,15 @@ def read(prompt: str) -> Parsed:
             excluded.append(Excluded(f"{words} {tok.text}", noun, dict(neg_attr_next_mods), group=gi))
         if closeup_pending:
             g.closeup, closeup_pending = True, False
-        if pending_compose and main is not None:
+        if passive is not None and main is not None:  # "a ball held by a person": the person holds the ball
+            how, what = passive
+            if how == "compose":
+                groups[main].parent, groups[main].attach = gi, what
+            else:
+                relations.append((gi, what, main))
+            passive = pending_compose = pending_rel = None
+            main = gi
+        elif pending_compose and main is not None:
             g.parent, g.attach = main, pending_compose
             pending_compose = None
             if pending_rel:
@@ -698,6 +726,9 @@ def read(prompt: str) -> Parsed:
                                          f"not {attrs[key]}")
                         attrs[key] = val
             new_group(tok, attrs, neg_attr_next_mods)
+        elif tok.kind == "passive":
+            flush_mods()
+            passive, pending_rel, pending_compose = tok.value, None, None  # type: ignore[assignment]
         elif tok.kind == "relation":
             flush_mods()
             pending_rel, pending_compose = str(tok.value), None
@@ -988,21 +1019,19 @@ def layout(
     largest = max((real_scale(spec.noun) for i, spec in enumerate(specs) if parents[i] is None), default=0)
 
     def sizes(shrink: float) -> list[float]:
-        out = []
-        for i, spec in enumerate(specs):
+        out = [0.0] * len(specs)
+        for i, spec in enumerate(specs):  # the main objects first: an attached one is sized after its owner
             if parents[i] is None and spec.closeup:
-                out.append(closeup_size)
-                continue
-            if parents[i] is None:
+                out[i] = closeup_size
+            elif parents[i] is None:
                 real = SCALE_STEP ** (largest - real_scale(spec.noun))
                 if spec.size != 1.0:  # "a huge ant next to a tiny elephant": the words outweigh real-world scale
                     real **= SIZED_SCALE_WEIGHT
-                out.append(base * real * spec.size * jitter[i] * shrink)
-            else:
-                worn = NOUN_BY_NAME[spec.noun].worn
-                out.append(out[parents[i]] * (0.42 if worn else 0.5) * spec.size)  # type: ignore[index]
-            # a named thing stays visible (8% of the side) however small it is next to the largest one
-            out[-1] = float(np.clip(out[-1], 0.08 if parents[i] is None else 0.05, 0.9))
+                # a named thing stays visible (8% of the side) however small it is next to the largest one
+                out[i] = float(np.clip(base * real * spec.size * jitter[i] * shrink, 0.08, 0.9))
+        for i in _attached_order(parents):
+            worn = NOUN_BY_NAME[specs[i].noun].worn
+            out[i] = float(np.clip(out[parents[i]] * (0.42 if worn else 0.5) * specs[i].size, 0.05, 0.9))  # type: ignore[index]
         return out
 
     best: tuple[float, list[_Box]] | None = None
@@ -1022,9 +1051,8 @@ def layout(
         for _ in range(2):
             for s, rel, o in (placement_order(relations) if ordered else relations):
                 _place_relative(boxes[s], rel, boxes[o], rng, _grounded(boxes[s], rel, boxes[o], horizon))
-        for i, b in enumerate(boxes):
-            if parents[i] is not None:
-                _attach(b, boxes[parents[i]], specs[i].attach or "with", NOUN_BY_NAME[specs[i].noun].worn, rng)
+        for i in _attached_order(parents):
+            _attach(boxes[i], boxes[parents[i]], specs[i].attach or "with", NOUN_BY_NAME[specs[i].noun].worn, rng)  # type: ignore[index]
         penalty = 0.0
         for i, b in enumerate(boxes):
             if not _inside(b) and not specs[i].closeup:
@@ -1064,6 +1092,20 @@ def layout(
         if p is not None:
             scene_relations.append(SceneRelation(subject=p, relation=specs[i].attach or "with", object=i))  # type: ignore[arg-type]
     return objects, scene_relations, notes, members
+
+
+def _attached_order(parents: list[int | None]) -> list[int]:
+    """The attached objects, each after the one it is attached to (an owner may come later in the prompt: "a hat
+    worn by a dog")."""
+    done = {i for i, p in enumerate(parents) if p is None}
+    order: list[int] = []
+    while len(done) < len(parents):
+        ready = [i for i, p in enumerate(parents) if i not in done and p in done]
+        if not ready:  # a cycle cannot come from the grammar; keep the rest in index order
+            ready = [i for i in range(len(parents)) if i not in done]
+        order += ready
+        done.update(ready)
+    return order
 
 
 def _colors(spec: Group) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aim_world.render import Rendered, object_box, object_pixels, render
+from aim_world.render import object_box, object_pixels
 from aim_world.scene import Scene, SceneRelation
 
 #: two objects "side by side" or "one above the other" may share at most this fraction of the smaller extent
@@ -93,22 +93,19 @@ def holds(relation: str, s: Extent, o: Extent, owner: np.ndarray, si: int, oi: i
     raise ValueError(f"unknown relation {relation!r}")
 
 
-def failed_relations(scene: Scene, rendered: Rendered | None = None) -> list[SceneRelation]:
-    """The relations of ``scene`` its pixels do not show (an object out of the frame shows none of them)."""
+def failed_relations(scene: Scene, size: int = CHECK_SIZE) -> list[SceneRelation]:
+    """The relations of ``scene`` its pixels do not show at ``size`` px (an object out of the frame shows none).
+    Reads only the objects' masks: each one as drawn, and what later objects leave visible of it."""
     if not scene.relations:
         return []
-    size = rendered.image.width if rendered is not None else CHECK_SIZE
-    owner = (rendered or render(scene, size)).owner
-    extents: dict[int, Extent | None] = {}
-
-    def extent(i: int) -> Extent | None:
-        if i not in extents:
-            extents[i] = _extent(scene, i, size)
-        return extents[i]
-
+    extents = [_extent(scene, i, size) for i in range(len(scene.objects))]
+    owner = np.full((size, size), -1, dtype=np.int16)
+    for i, e in enumerate(extents):  # drawing order: later objects cover earlier ones
+        if e is not None:
+            owner[e.mask] = i
     failed = []
     for r in scene.relations:
-        s, o = extent(r.subject), extent(r.object)
+        s, o = extents[r.subject], extents[r.object]
         if s is None or o is None or not holds(r.relation, s, o, owner, r.subject, r.object):
             failed.append(r)
     return failed
