@@ -125,7 +125,7 @@ def resolve(scene: Scene, reference: str, notes: list[str] | None = None) -> lis
         words = ["one", *words] if words and words[0] not in QUANTITIES and not words[0].isdigit() else words
     if words and (words[0] in QUANTITIES or words[0].isdigit()):
         quantity = int(words[0]) if words[0].isdigit() else QUANTITIES[words[0]]
-        words = words[1:]
+        words = words[2:] if quantity == 1 and words[1:2] == ["single"] else words[1:]  # "a single balloon"
     elif words and words[0] in _EVERY:
         every, words = True, words[1:]
     while words[:1] in (["of"], ["the"]):
