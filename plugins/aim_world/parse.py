@@ -99,6 +99,15 @@ PASSIVES: dict[str, tuple[str, str]] = {  # words -> ("compose" | "relation", wh
     "ridden by": ("relation", "on top of"), "topped by": ("relation", "on top of"),
     "topped with": ("relation", "on top of"),
 }
+#: a relation to "it": the phrase before it stands so to the thing it belongs to ("a house with a tree to its left")
+RELATIVE_TO_IT: dict[str, str] = {
+    "to its left": "left of", "on its left": "left of", "to its right": "right of", "on its right": "right of",
+    "on top of it": "on top of", "on it": "on top of", "above it": "above", "over it": "above", "below it": "below",
+    "under it": "below", "beneath it": "below", "beside it": "next to", "next to it": "next to",
+    "behind it": "behind", "in front of it": "in front of",
+}
+#: "next to each other": the relation holds between the two phrases before it
+RECIPROCAL = frozenset({"each other", "one another"})
 HINTS: dict[str, tuple[str, str]] = {
     "on the left": ("x", "left"), "at the left": ("x", "left"), "to the left": ("x", "left"),
     "on the right": ("x", "right"), "at the right": ("x", "right"), "to the right": ("x", "right"),
@@ -321,6 +330,10 @@ def _lexicon_kinds(phrase: str) -> list[tuple[str, object]]:
         return [("negate", NEGATIONS[phrase])]
     if phrase in PASSIVES:
         return [("passive", PASSIVES[phrase])]
+    if phrase in RELATIVE_TO_IT:
+        return [("relative", RELATIVE_TO_IT[phrase])]
+    if phrase in RECIPROCAL:
+        return [("reciprocal", None)]
     kinds: list[tuple[str, object]] = [(kind, table[phrase]) for kind, table in tables if phrase in table]
     if phrase in AND_WORDS:
         kinds.append(("and", None))
@@ -496,6 +509,9 @@ def read(prompt: str) -> Parsed:
     neg_mods: dict[str, str] = {}
     neg_or: bool = False  # just closed a negation: "no dogs or cats" continues it
     passive: tuple[str, str] | None = None  # "held by": the next noun phrase acts on the last one
+    # "next to a car, a dog": a relation before any noun phrase; the first phrase is its reference
+    fronted: str | None = None
+    fronted_ref: int | None = None
     neg_relation: str | None = None  # "not next to": a negated relation, read as the absence of its object
     np_open = False  # the pending modifiers follow an article or a number: they open a noun phrase
     # "a red and a blue car" / "a red and orange car": modifiers waiting for the noun after "and"
@@ -567,6 +583,13 @@ def read(prompt: str) -> Parsed:
             k += 1
         return k < len(tokens) and tokens[k].kind == "noun"
 
+    def clothing_ahead(k: int) -> bool:
+        """Whether the phrase from token ``k`` on names something worn ("in a red hat": wearing it)."""
+        while k < len(tokens) and (tokens[k].kind in modifier_kinds or tokens[k].text in {"a", "an", "the"}):
+            k += 1
+        return k < len(tokens) and tokens[k].kind == "noun" and (
+            NOUN_BY_NAME[str(tokens[k].value)].category == "clothing")
+
     def before_skipping_articles(k: int) -> Token | None:
         k -= 1
         while k >= 0 and tokens[k].kind == "stop" and tokens[k].text in {"a", "an", "the"}:
@@ -582,7 +605,7 @@ def read(prompt: str) -> Parsed:
 
     def new_group(tok: Token, attrs: dict[str, object], neg_attr_next_mods: dict[str, str]) -> None:
         """A noun phrase: its group, with the relation or attachment pending before it."""
-        nonlocal closeup_pending, pending_compose, pending_rel, main, passive
+        nonlocal closeup_pending, pending_compose, pending_rel, main, passive, fronted, fronted_ref
         noun = str(tok.value)
         count = int(attrs.pop("count", 0) or 0)  # type: ignore[call-overload]
         if count == 0 and tok.count is not None:  # "a crowd", "a large crowd"
@@ -605,7 +628,13 @@ def read(prompt: str) -> Parsed:
             excluded.append(Excluded(f"{words} {tok.text}", noun, dict(neg_attr_next_mods), group=gi))
         if closeup_pending:
             g.closeup, closeup_pending = True, False
-        if passive is not None and main is not None:  # "a ball held by a person": the person holds the ball
+        if fronted is not None and fronted_ref is None:  # "next to a car, ...": the car is the reference
+            fronted_ref, main, pending_rel = gi, gi, None
+        elif fronted is not None and fronted_ref is not None and not pending_compose:  # "..., a dog"
+            relations.append((gi, fronted, fronted_ref))
+            fronted = fronted_ref = pending_rel = None
+            main = gi
+        elif passive is not None and main is not None:  # "a ball held by a person": the person holds the ball
             how, what = passive
             if how == "compose":
                 groups[main].parent, groups[main].attach = gi, what
@@ -726,9 +755,29 @@ def read(prompt: str) -> Parsed:
                                          f"not {attrs[key]}")
                         attrs[key] = val
             new_group(tok, attrs, neg_attr_next_mods)
+        elif tok.kind == "stop" and tok.text == "in" and main is not None and clothing_ahead(index + 1):
+            flush_mods()  # "a man in a red hat": wearing it
+            pending_compose, pending_rel = "with", None
         elif tok.kind == "passive":
             flush_mods()
             passive, pending_rel, pending_compose = tok.value, None, None  # type: ignore[assignment]
+        elif tok.kind == "relation" and not groups and fronted is None:
+            fronted = str(tok.value)
+        elif tok.kind == "relation" and index + 1 < len(tokens) and tokens[index + 1].kind == "reciprocal":
+            flush_mods()  # "a cat and a dog next to each other"
+            if len(groups) >= 2:
+                relations.append((len(groups) - 2, str(tok.value), len(groups) - 1))
+            pending_rel = pending_compose = None
+        elif tok.kind == "relative":
+            flush_mods()  # "a house with a tree to its left": the tree is left of the house
+            last = len(groups) - 1
+            owner = groups[last].parent if last >= 0 and groups[last].parent is not None else main
+            if owner is not None and owner != last:
+                groups[last].parent = groups[last].attach = None
+                relations.append((last, str(tok.value), owner))
+                main = owner
+            else:
+                notes.append(f"could not tell what {tok.text!r} refers to")
         elif tok.kind == "relation":
             flush_mods()
             pending_rel, pending_compose = str(tok.value), None
@@ -750,6 +799,8 @@ def read(prompt: str) -> Parsed:
                              f"{tok.value} background as it is; the objects keep their own size and colour")
                 mods, mod_words = {}, []
             flush_mods()
+            if fronted is not None and fronted_ref is None:  # "on the beach, a dog": a place, not a relation
+                fronted = None
             if background and background != tok.value:
                 notes.append(f"several backgrounds named; drew {tok.value!r}, not {background!r}")
             background = str(tok.value)
@@ -779,6 +830,8 @@ def read(prompt: str) -> Parsed:
                 subjects_unknown.append(tok.text)
     end_negation()
     flush_mods()
+    if fronted is not None:
+        notes.append(f"{fronted!r} at the start names no second thing to place; drew the objects without it")
     if closeup_pending and groups:
         groups[main if main is not None else 0].closeup = True
     _obey(groups, excluded, notes)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aim_world.render import object_box, object_pixels
+from aim_world.render import object_box, object_mask
 from aim_world.scene import Scene, SceneRelation
 
 #: two objects "side by side" or "one above the other" may share at most this fraction of the smaller extent
@@ -49,17 +49,19 @@ class Extent:
 
 
 def _extent(scene: Scene, i: int, size: int) -> Extent | None:
-    mask = np.zeros((size, size), dtype=bool)
-    glyph = object_pixels(scene.objects[i], size)[0]
+    glyph = object_mask(scene.objects[i], size)
     x0, y0, x1, y1 = object_box(scene.objects[i], size)
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
-    if cx0 < cx1 and cy0 < cy1:
-        mask[cy0:cy1, cx0:cx1] = glyph[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-    ys, xs = np.nonzero(mask)
+    if cx0 >= cx1 or cy0 >= cy1:
+        return None
+    inside = glyph[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    ys, xs = np.nonzero(inside)
     if not len(xs):
         return None
-    return Extent(mask, float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1),
-                  float(xs.mean()), float(ys.mean()))
+    mask = np.zeros((size, size), dtype=bool)
+    mask[cy0:cy1, cx0:cx1] = inside
+    return Extent(mask, float(xs.min() + cx0), float(ys.min() + cy0), float(xs.max() + 1 + cx0),
+                  float(ys.max() + 1 + cy0), float(xs.mean() + cx0), float(ys.mean() + cy0))
 
 
 def _shared(a0: float, a1: float, b0: float, b1: float) -> float:
