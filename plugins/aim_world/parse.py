@@ -127,6 +127,9 @@ NEGATIONS: dict[str, str] = {
     "not": "not", "non": "not", "never": "not", "but not": "not", "isn t": "not", "aren t": "not",
     "isnt": "not", "arent": "not", "doesn t": "not", "don t": "not", "wasn t": "not", "weren t": "not",
 }
+#: words that bound or stress a count without changing the number drawn ("at least three cats": three)
+COUNT_HEDGES = frozenset({"at least", "at most", "no more than", "no fewer than", "no less than", "up to",
+                          "exactly", "precisely", "approximately", "roughly", "about"})
 #: "close-up of a dog": one subject filling the frame
 CLOSEUP = frozenset({"close up of", "closeup of", "close up shot of", "close up photo of", "close up view of",
                      "macro shot of", "macro photo of", "zoomed in on", "close up", "closeup"})
@@ -326,6 +329,8 @@ def _lexicon_kinds(phrase: str) -> list[tuple[str, object]]:
         return [("idiom", IDIOMS[phrase])]
     if phrase in CLOSEUP:
         return [("closeup", None)]
+    if phrase in COUNT_HEDGES:
+        return [("stop", None)]
     if phrase in NEGATIONS:
         return [("negate", NEGATIONS[phrase])]
     if phrase in PASSIVES:
@@ -514,13 +519,21 @@ def read(prompt: str) -> Parsed:
     fronted_ref: int | None = None
     neg_relation: str | None = None  # "not next to": a negated relation, read as the absence of its object
     np_open = False  # the pending modifiers follow an article or a number: they open a noun phrase
+    split_from: int | None = None  # "two dogs, one black and ...": the phrase whose members take attributes
     # "a red and a blue car" / "a red and orange car": modifiers waiting for the noun after "and"
     elided: tuple[dict[str, object], list[str], bool] | None = None
 
     def flush_mods() -> None:
         """Modifiers with no noun after them describe the last noun ("a dog that is red"), unless an article
         opened them: "two oranges and a lime" names a third thing (a lime), not a colour of the oranges."""
-        nonlocal mods, mod_words, np_open
+        nonlocal mods, mod_words, np_open, split_from
+        if mods and np_open and groups and mod_words[0] in NUMBERS and len(mods) > 1 and split(int(mods["count"])):
+            return
+        if mods and np_open and groups and mod_words[-1] == "one":  # "a black dog and a white one": another dog
+            attrs = {k: v for k, v in mods.items() if k != "count"}
+            mods, mod_words, np_open = {}, [], False
+            new_group(Token("noun", groups[-1].noun, groups[-1].text), {**attrs, "count": 1}, {})
+            return
         if mods and np_open:
             unknown.extend(mod_words)
             subjects_unknown.append(" ".join(mod_words))
@@ -539,6 +552,28 @@ def read(prompt: str) -> Parsed:
         elif mods:
             unknown.extend(mod_words)
         mods, mod_words, np_open = {}, [], False
+
+    def split(k: int) -> bool:
+        """"two dogs, one black and one white": ``k`` of the last counted phrase take the pending attributes."""
+        nonlocal mods, mod_words, np_open, split_from
+        src = split_from if split_from is not None else len(groups) - 1
+        g = groups[src]
+        attrs = {key: val for key, val in mods.items() if key not in {"count", "size"}}
+        if not attrs or g.count < k or (g.count == k and split_from is None):
+            return False
+        mods, mod_words, np_open = {}, [], False
+        if g.count == k:  # the last ones of the phrase: the phrase itself takes the attributes
+            for key, val in attrs.items():
+                setattr(g, key, val)
+            split_from = None
+            return True
+        g.count -= k
+        groups.append(Group(noun=g.noun, count=k, text=g.text, size=g.size, style=g.style, texture=g.texture,
+                            color=g.color, parent=g.parent, attach=g.attach))
+        for key, val in attrs.items():
+            setattr(groups[-1], key, val)
+        split_from = src
+        return True
 
     def phrase_ahead(k: int) -> bool | None:
         """Whether modifiers from token ``k`` on end in a noun: True when an article or number opens them
@@ -735,7 +770,7 @@ def read(prompt: str) -> Parsed:
                 continue
             if not mods:
                 prev = tokens[index - 1] if index else None
-                np_open = tok.kind == "number" or (prev is not None and prev.text in {"a", "an", "another"})
+                np_open = tok.kind == "number" or (prev is not None and prev.text in {"a", "an", "another", "the"})
             if tok.kind == "size" and "size" in mods:
                 mods["size"] = float(mods["size"]) * float(tok.value)  # type: ignore[arg-type]
             else:

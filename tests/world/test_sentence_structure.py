@@ -174,3 +174,12 @@ def test_a_long_prompt_is_quoted_shortened() -> None:
             assert len(str(exc)) < 1500 and "characters)" in str(exc)
         else:
             assert scene.nouns()
+
+
+def test_one_stands_for_the_noun_and_counts_split_among_members() -> None:
+    assert sorted(o.color for o in parse("a black dog and a white one").objects) == ["black", "white"]
+    assert parse("a red car next to the blue one").nouns() == ["car", "car"]
+    cats = parse("three cats, two black and one white", seed=0)
+    assert cats.nouns() == ["cat"] * 3 and sorted(o.color for o in cats.objects) == ["black", "black", "white"]
+    hedged = parse("no more than two dogs", seed=0)
+    assert hedged.nouns() == ["dog", "dog"] and hedged.negations == [] and hedged.unknown_words == []
