@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aim_world.render import object_box, object_mask
+from aim_world.render import object_box, object_pixels
 from aim_world.scene import Scene, SceneRelation
 
 #: two objects "side by side" or "one above the other" may share at most this fraction of the smaller extent
@@ -49,7 +49,7 @@ class Extent:
 
 
 def _extent(scene: Scene, i: int, size: int) -> Extent | None:
-    glyph = object_mask(scene.objects[i], size)
+    glyph = object_pixels(scene.objects[i], size)[0]  # shares the renderer's cache: drawing it next is free
     x0, y0, x1, y1 = object_box(scene.objects[i], size)
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
     if cx0 >= cx1 or cy0 >= cy1:

@@ -349,31 +349,9 @@ def object_pixels(obj: SceneObject, size: int) -> tuple[np.ndarray, np.ndarray]:
                           obj.rotation, obj.flip, obj.shear, obj.shade, obj.grain)
 
 
-@lru_cache(maxsize=4096)
-def _object_mask(noun: str, px: int, texture: str | None, style: str, weight: int, rotation: float, flip: bool,
-                 shear: float) -> np.ndarray:
-    g = glyph(noun, px, weight)
-    if style == "outline":  # the lines, and the texture's marks drawn in the object's colour
-        covered = g.lines | (g.silhouette & texture_pattern(texture, *g.silhouette.shape)) if texture else g.lines
-    else:
-        covered = g.silhouette
-    alpha = np.where(covered, np.uint8(255), np.uint8(0))
-    alpha = np.repeat(alpha[..., None], 4, axis=2)  # the same nearest-pixel transform as the paint's
-    mask = _affine(alpha, rotation, flip, shear)[..., 3] > 0
-    mask.setflags(write=False)
-    return mask
-
-
-def object_mask(obj: SceneObject, size: int) -> np.ndarray:
-    """The mask of :func:`object_pixels` alone (no paint, shading or grain: cheaper), in the object's own box."""
-    px = max(4, round(obj.size * size))
-    return _object_mask(obj.noun, px, obj.texture if obj.style == "outline" else None, obj.style, obj.weight,
-                        obj.rotation, obj.flip, obj.shear)
-
-
 def object_box(obj: SceneObject, size: int) -> tuple[int, int, int, int]:
     """Pixel box (x0, y0, x1, y1) of an object as drawn, possibly reaching outside the image."""
-    h, w = object_mask(obj, size).shape
+    h, w = object_pixels(obj, size)[0].shape
     x0 = round(obj.x * size - w / 2)
     y0 = round(obj.y * size - h / 2)
     return x0, y0, x0 + w, y0 + h
@@ -825,6 +803,6 @@ def _paste(canvas: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int])
 def clear_caches() -> None:
     """Forget every cached glyph, background and pattern (for cold-start timing)."""
     _grain_tile.cache_clear()
-    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _object_mask, _light,
+    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _light,
                _layout, _layout_image, _grade_luts, _background, _font):
         fn.cache_clear()

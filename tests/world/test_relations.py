@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
-
 from aim_world.parse import parse
 from aim_world.relations import failed_relations
 from aim_world.render import render
@@ -67,15 +65,3 @@ def test_a_relation_the_picture_does_not_show_is_dropped_and_said() -> None:
     claimed = {r.relation for r in scene.relations}
     assert "on top of" in claimed or any("not recorded" in n for n in scene.notes)
 
-
-def test_the_mask_alone_is_the_mask_drawn() -> None:
-    """``object_mask`` (the relation check's cheap path) is exactly the mask ``object_pixels`` paints with."""
-    from aim_world.datasets import samples
-    from aim_world.render import object_mask, object_pixels
-
-    scenes = [s.scene for s in samples("random", 40, 3)]
-    scenes += [parse(p, seed=1) for p in ("a striped outlined cat", "an outlined dotted dog", "a wavy outline car")]
-    for scene in scenes:
-        for obj in scene.objects:
-            for size in (224, 96):
-                assert np.array_equal(object_mask(obj, size), object_pixels(obj, size)[0])
