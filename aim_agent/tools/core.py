@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from aim_agent.images import image_id
-from aim_agent.providers import Edited, ProviderError
+from aim_agent.providers import Edited, Generated, ProviderError
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, tool
 
 MAX_PROMPTS = 64  # one call; more is almost always a mistake, and costs minutes on a CPU
@@ -19,6 +19,10 @@ MAX_NOTES = 8  # per image: what a generator or editor could not do
 
 #: one prompt or edit instruction, bounded in length
 Prompt = Annotated[str, StringConstraints(max_length=MAX_PROMPT_CHARS)]
+#: text2image takes longer prompts and refuses each one over MAX_PROMPT_CHARS on its own (the rest are drawn);
+#: this bound only keeps a call's size sane
+MAX_PROMPT_INPUT_CHARS = 100_000
+BatchPrompt = Annotated[str, StringConstraints(max_length=MAX_PROMPT_INPUT_CHARS)]
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -82,7 +86,7 @@ def neuron(ctx: ToolContext, args: NeuronInput) -> ActivationsOutput:
 
 
 class Text2ImageInput(ToolInput):
-    prompts: list[Prompt] = Field(min_length=1, max_length=MAX_PROMPTS, description="one image per prompt")
+    prompts: list[BatchPrompt] = Field(min_length=1, max_length=MAX_PROMPTS, description="one image per prompt")
     seed: int | None = Field(default=None, description="random seed; default: the session seed")
 
 
@@ -107,6 +111,26 @@ def _provider_errors() -> Iterator[None]:
         raise ToolError(str(exc)) from exc
 
 
+def _prompt_error(prompt: str) -> str | None:
+    """Why text2image will not send ``prompt`` to its generator (None: it will)."""
+    if not prompt.strip():
+        return "the prompt is empty; each prompt must describe an image"
+    if len(prompt) > MAX_PROMPT_CHARS:
+        return f"the prompt has {len(prompt)} characters; at most {MAX_PROMPT_CHARS} characters are allowed"
+    return None
+
+
+def _generate(ctx: ToolContext, prompts: list[str], seed: int) -> list[Generated]:
+    """One result per prompt: the generator's for the prompts it can take, an error for the empty or too long."""
+    refused = {i: error for i, p in enumerate(prompts) if (error := _prompt_error(p)) is not None}
+    asked = [p for i, p in enumerate(prompts) if i not in refused]
+    provider = ctx.require("text2image")
+    with _provider_errors():
+        made = iter(provider.generate(asked, size=ctx.image_size, seed=seed) if asked else [])
+    return [Generated(image=None, prompt=p[:MAX_PROMPT_CHARS], error=refused[i]) if i in refused else next(made)
+            for i, p in enumerate(prompts)]
+
+
 def _check_prompts(prompts: list[str]) -> None:
     empty = [i for i, p in enumerate(prompts) if not p.strip()]
     if empty:
@@ -124,10 +148,7 @@ def text2image(ctx: ToolContext, args: Text2ImageInput) -> Text2ImageOutput:
     (the other images are still made).
     Python: ``images = tools.text2image(["a dog on grass", "a car on a road"])``.
     """
-    _check_prompts(args.prompts)
-    provider = ctx.require("text2image")
-    with _provider_errors():
-        made = provider.generate(args.prompts, size=ctx.image_size, seed=ctx.seed if args.seed is None else args.seed)
+    made = _generate(ctx, list(args.prompts), ctx.seed if args.seed is None else args.seed)
     if made and all(g.image is None for g in made):
         raise ToolError("; ".join(f"prompt {i} ({_short(g.prompt)}): {g.error}" for i, g in enumerate(made)))
     for g in made:  # provenance: what the image was made from travels with it in the context's store

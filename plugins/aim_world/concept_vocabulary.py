@@ -136,7 +136,8 @@ class WorldAnnotator:
         scene = Scene.model_validate(data)
         drawn = render(scene, self.size)
         n = len(scene.objects)
-        parts_map, parts = background_parts(scene.background, self.size, scene.seed)
+        parts_map, parts = background_parts(scene.background, self.size, scene.seed,
+                                            scene.omitted_details())
         owner = drawn.owner.astype(np.int32)
         labels = np.where(owner >= 0, owner, n + parts_map.astype(np.int32))
         idx = self._index

@@ -86,7 +86,7 @@ def region_overlaps(scene: Scene, mask: np.ndarray | None) -> tuple[list[Overlap
             rows, cols = np.nonzero(inside)
             where = _part_name(rows, cols, rendered.boxes[i])
         found.append(Overlap(scene.objects[i].phrase(), share, cover, i, where))
-    labels, parts = background_parts(scene.background, size, scene.seed)
+    labels, parts = background_parts(scene.background, size, scene.seed, scene.omitted_details())
     in_bg = rendered.background_mask & region
     if in_bg.any():
         counts = np.bincount(labels[in_bg], minlength=len(parts))

@@ -100,19 +100,32 @@ ORDINALS = {"second": 1, "third": 2, "fourth": 3, "fifth": 4}
 QUANTITIES = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
               "ten": 10, "eleven": 11, "twelve": 12, "a": 1, "an": 1, "single": 1, "a single": 1}
 _EVERY = {"all", "every", "each", "both"}
+#: words that stress a quantity without changing it ("just one", "exactly two", "only the red one")
+_HEDGES = {"just", "only", "exactly", "precisely", "merely", "simply"}
+#: "all but one balloon", "every cat except two", "all the dogs but one": the complement of a count
+_ALL_BUT = re.compile(r"^(?:all|every|each|everything|every\s+one)\s+(?:of\s+)?(?:the\s+)?(?P<first>.*?)\s*"
+                      r"(?:but|except\s+for|except|save|apart\s+from)\s+(?P<n>\w+)\s*(?:of\s+)?(?:the\s+)?"
+                      r"(?P<rest>.*)$")
 
 
 def resolve(scene: Scene, reference: str, notes: list[str] | None = None) -> list[int]:
     """Indices of the objects a phrase refers to: 'the red dog', 'the cars', 'one balloon', 'two of the cats',
     'the left one', 'the biggest balloon', 'the second car' (refused if none). When a phrase picks fewer
     objects than match, or asks for more than there are, ``notes`` says which were taken."""
-    words = reference.split()
+    kept = _ALL_BUT.match(reference)
+    if kept and (kept["n"] in QUANTITIES or kept["n"].isdigit()) and (kept["first"] or kept["rest"]):
+        return _all_but(scene, kept["first"] or kept["rest"], kept["n"], notes)
+    words = [w for w in reference.split() if w not in _HEDGES]
     words = words[1:] if words[:1] == ["the"] else words
     quantity: int | None = None
     every = False
+    if words[:1] == ["any"]:  # "any one balloon", "any balloon": one of them
+        words = words[1:] if len(words) > 1 and (words[1] in QUANTITIES or words[1].isdigit()) else ["one", *words[1:]]
+        words = words[2:] if words[:2] == ["one", "of"] else words
+        words = ["one", *words] if words and words[0] not in QUANTITIES and not words[0].isdigit() else words
     if words and (words[0] in QUANTITIES or words[0].isdigit()):
         quantity = int(words[0]) if words[0].isdigit() else QUANTITIES[words[0]]
-        words = words[1:]
+        words = words[2:] if quantity == 1 and words[1:2] == ["single"] else words[1:]  # "a single balloon"
     elif words and words[0] in _EVERY:
         every, words = True, words[1:]
     while words[:1] in (["of"], ["the"]):
@@ -165,6 +178,18 @@ def resolve(scene: Scene, reference: str, notes: list[str] | None = None) -> lis
     return sorted(picked)
 
 
+def _all_but(scene: Scene, reference: str, count: str, notes: list[str] | None) -> list[int]:
+    """'all but one balloon': every matching object except ``count`` of them (those on the left are kept)."""
+    keep = int(count) if count.isdigit() else QUANTITIES[count]
+    hits = sorted(_matching(scene, reference), key=lambda i: scene.objects[i].x)
+    if keep >= len(hits):
+        raise _Refused(f"'all but {count}' leaves nothing: the scene has {len(hits)} matching {reference!r}",
+                       firm=True)
+    if notes is not None:
+        notes.append(f"kept the {keep} leftmost of the {len(hits)} ({reference}); took the other {len(hits) - keep}")
+    return sorted(hits[keep:])
+
+
 def _matching(scene: Scene, reference: str) -> list[int]:
     """Every object a plain phrase ('the red dog', 'cars', 'it', 'the dog on the left') matches."""
     words = reference.split()
@@ -175,6 +200,10 @@ def _matching(scene: Scene, reference: str) -> list[int]:
     tokens = _meaningful(tokenize(reference))
     nouns = [t for t in tokens if t.kind == "noun"]
     unknown = [t.text for t in tokens if t.kind == "unknown"]
+    counted = [t.text for t in tokens if t.kind == "number"]
+    if counted:  # "a few of the cats", "several dogs": how many is not a number the editor can act on
+        raise _Refused(f"cannot tell how many objects {counted[0]!r} means in {reference!r}; say 'one', 'two', "
+                       "'all' or 'all but one'", firm=True)
     if unknown or len(nouns) != 1:
         raise _Refused(f"cannot tell which object {reference!r} means; the scene has {_inventory(scene)}")
     noun = str(nouns[0].value)
@@ -216,6 +245,9 @@ def _modifiers(text: str) -> dict[str, object] | None:
         if t.kind == "noun" and lookup_color(t.text) and not _after_article(raw, t.text):
             out["color"] = lookup_color(t.text)  # "make the car orange": the colour, not the fruit
         elif t.kind in {"color", "texture", "style"}:
+            if t.kind in out and out[t.kind] != t.value:  # "make the car red and orange"
+                raise _Refused(f"{text!r} names two {t.kind}s ({out[t.kind]}, {t.value}); an object has one "
+                               f"{t.kind}: edit one object at a time ('make the left one {out[t.kind]}')", firm=True)
             out[t.kind] = t.value
         elif t.kind == "size":
             out["resize"] = float(out.get("resize", 1.0)) * float(t.value)  # type: ignore[arg-type]
@@ -533,6 +565,8 @@ def edit_scene(scene: Scene, instruction: str) -> tuple[Scene, EditResult]:
         if broken:  # the scene graph stays true: a negation the edit undid is no longer claimed
             new.negations = [n for n in new.negations if n not in broken]
             result.notes += [f"the prompt's {n.phrase!r} no longer holds after this edit" for n in broken]
+            # the backdrop draws again what that negation had removed ("add a tree" to a forest with no trees)
+            result.background_changed |= new.omitted_details() != scene.omitted_details()
         return record_visibility(new), result
     reason = firm[0] if firm else reasons[-1] if reasons else f"cannot read the instruction {instruction!r}; {HELP}"
     return scene, EditResult(False, [reason])
@@ -590,8 +624,8 @@ def _apply(
         words = f"{ref} {target}".split()
         missing: _Refused | None = None  # the new look was readable but the object was not found
         for cut in range(len(words) - 1, 0, -1):
-            if words[cut - 1] in {"a", "an", "the", "into"}:  # "make the car an orange": the article starts the tail
-                continue
+            if words[cut - 1] in {"a", "an", "the", "into", "and", "or"} or words[cut] in {"and", "or"}:
+                continue  # "make the car an orange": the article starts the tail; "red and orange" is one tail
             head, tail = " ".join(words[:cut]), " ".join(words[cut:])
             plain = tail in {"plain", "solid color", "without pattern", "plain colored"}
             attrs = {"texture": None} if plain else _modifiers(tail)

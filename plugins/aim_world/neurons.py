@@ -399,7 +399,7 @@ def atoms_of(scene: Scene, size: int, key: str | None = None) -> SceneAtoms:
 
     r = render(scene, size)
     n = len(scene.objects)
-    labels, parts = background_parts(scene.background, size, scene.seed)
+    labels, parts = background_parts(scene.background, size, scene.seed, scene.omitted_details())
     owner = r.owner.astype(np.int32)
     atom = np.where(owner >= 0, owner, n + labels.astype(np.int32))
     n_atoms = n + len(parts)

@@ -379,28 +379,30 @@ def _clouds(draw: ImageDraw.ImageDraw, rng: np.random.Generator, s: int, y_max: 
             draw.ellipse([cx + ox - rr * 1.3, cy + oy - rr, cx + ox + rr * 1.3, cy + oy + rr], fill=(250, 252, 255))
 
 
-def _sky(draw, labels, rng, s, y1, top=(80, 140, 220), bottom=(185, 215, 242), clouds=2):
-    """A sky down to ``y1``; with ``clouds`` > 0, 0 to 2 x ``clouds`` clouds (by layout variant)."""
+def _sky(draw, labels, rng, s, y1, top=(80, 140, 220), bottom=(185, 215, 242), clouds=2, omit=()):
+    """A sky down to ``y1``; with ``clouds`` > 0, 0 to 2 x ``clouds`` clouds (by layout variant), none when
+    "clouds" is in ``omit``."""
     _vgradient(draw, (0, 0, s, y1), top, bottom)
     labels.rectangle([0, 0, s, y1], fill=0)
-    if clouds:
+    if clouds and "clouds" not in omit:
         _clouds(draw, rng, s, max(0.05, y1 / s - 0.1), int(rng.integers(0, 2 * clouds + 1)))
 
 
-def _draw_plain(draw, labels, rng, s):
+def _draw_plain(draw, labels, rng, s, omit=()):
     _vgradient(draw, (0, 0, s, s), (242, 242, 240), (222, 222, 218))
     return ["plain backdrop"]
 
 
-def _draw_sky(draw, labels, rng, s):
+def _draw_sky(draw, labels, rng, s, omit=()):
     _vgradient(draw, (0, 0, s, s), (60, 125, 215), (175, 210, 245))
-    _clouds(draw, rng, s, 0.9, int(rng.integers(2, 8)))
+    if "clouds" not in omit:
+        _clouds(draw, rng, s, 0.9, int(rng.integers(2, 8)))
     return ["sky"]
 
 
-def _draw_grass(draw, labels, rng, s):
+def _draw_grass(draw, labels, rng, s, omit=()):
     hz = int(0.38 * s)
-    _sky(draw, labels, rng, s, hz)
+    _sky(draw, labels, rng, s, hz, omit=omit)
     _vgradient(draw, (0, hz, s, s), (125, 190, 75), (50, 135, 40))
     labels.rectangle([0, hz, s, s], fill=1)
     for _ in range(int(2.2 * s)):
@@ -426,9 +428,9 @@ def _waves(draw, rng, s, y0, y1, n, color, dark=False):
         draw.line(pts, fill=color, width=max(1, round(s * (0.003 + 0.004 * depth))))
 
 
-def _draw_water(draw, labels, rng, s):
+def _draw_water(draw, labels, rng, s, omit=()):
     hz = int(0.25 * s)
-    _sky(draw, labels, rng, s, hz, clouds=1)
+    _sky(draw, labels, rng, s, hz, clouds=1, omit=omit)
     _vgradient(draw, (0, hz, s, s), (55, 130, 200), (15, 65, 145))
     labels.rectangle([0, hz, s, s], fill=1)
     _waves(draw, rng, s, hz + 3, s, int(0.5 * s / 4), (135, 190, 235))
@@ -436,9 +438,9 @@ def _draw_water(draw, labels, rng, s):
     return ["sky", "water"]
 
 
-def _draw_snow(draw, labels, rng, s):
+def _draw_snow(draw, labels, rng, s, omit=()):
     hz = int(0.4 * s)
-    _sky(draw, labels, rng, s, hz, top=(165, 185, 210), bottom=(215, 225, 238), clouds=0)
+    _sky(draw, labels, rng, s, hz, top=(165, 185, 210), bottom=(215, 225, 238), clouds=0, omit=omit)
     # distant snowy hills
     pts = [(0, hz)] + [(x, hz - (0.05 + 0.04 * math.sin(x / s * 7 + rng.uniform(0, 6))) * s)
                        for x in np.linspace(0, s, 12)] + [(s, hz)]
@@ -450,16 +452,16 @@ def _draw_snow(draw, labels, rng, s):
         cx, cy = rng.uniform(0, s), rng.uniform(hz + 0.08 * s, s)
         rx, ry = rng.uniform(0.15, 0.35) * s, rng.uniform(0.015, 0.035) * s
         draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=(212, 224, 240))
-    for _ in range(int(0.9 * s)):  # falling snow
+    for _ in range(int(0.9 * s) if "snowfall" not in omit else 0):  # falling snow
         x, y = rng.uniform(0, s), rng.uniform(0, s)
         r = rng.uniform(0.003, 0.007) * s
         draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 255, 255))
     return ["sky", "snow"]
 
 
-def _draw_beach(draw, labels, rng, s):
+def _draw_beach(draw, labels, rng, s, omit=()):
     hz, shore = int(0.36 * s), int(0.5 * s)
-    _sky(draw, labels, rng, s, hz, clouds=2)
+    _sky(draw, labels, rng, s, hz, clouds=2, omit=omit)
     _vgradient(draw, (0, hz, s, shore), (60, 140, 205), (40, 150, 195))
     labels.rectangle([0, hz, s, shore], fill=1)
     _waves(draw, rng, s, hz + 2, shore - 2, int(0.2 * s / 4), (180, 220, 240))
@@ -474,9 +476,9 @@ def _draw_beach(draw, labels, rng, s):
     return ["sky", "sea", "sand"]
 
 
-def _draw_desert(draw, labels, rng, s):
+def _draw_desert(draw, labels, rng, s, omit=()):
     hz = int(0.45 * s)
-    _sky(draw, labels, rng, s, hz, top=(110, 165, 225), bottom=(235, 220, 190), clouds=0)
+    _sky(draw, labels, rng, s, hz, top=(110, 165, 225), bottom=(235, 220, 190), clouds=0, omit=omit)
     shades = [(222, 170, 105), (235, 185, 115), (215, 150, 85), (240, 195, 130)]
     for k, base in enumerate(np.linspace(hz - 0.05 * s, 0.85 * s, 4)):
         ph, f = rng.uniform(0, 6.28), rng.uniform(4, 7)
@@ -488,9 +490,9 @@ def _draw_desert(draw, labels, rng, s):
     return ["sky", "sand dunes"]
 
 
-def _draw_road(draw, labels, rng, s):
+def _draw_road(draw, labels, rng, s, omit=()):
     hz, r0, r1 = int(0.25 * s), int(0.35 * s), int(0.94 * s)
-    _sky(draw, labels, rng, s, hz, clouds=1)
+    _sky(draw, labels, rng, s, hz, clouds=1, omit=omit)
     _vgradient(draw, (0, hz, s, r0), (110, 170, 70), (80, 150, 55))
     labels.rectangle([0, hz, s, r0], fill=1)
     draw.rectangle([0, r1, s, s], fill=(80, 150, 55))
@@ -514,7 +516,7 @@ def _draw_road(draw, labels, rng, s):
     return ["sky", "grass verge", "road"]
 
 
-def _draw_brick_wall(draw, labels, rng, s):
+def _draw_brick_wall(draw, labels, rng, s, omit=()):
     draw.rectangle([0, 0, s, s], fill=(205, 198, 185))
     bh = s / 9
     bw = bh * 2.1
@@ -531,9 +533,14 @@ def _draw_brick_wall(draw, labels, rng, s):
     return ["brick wall"]
 
 
-def _draw_forest(draw, labels, rng, s):
+def _draw_forest(draw, labels, rng, s, omit=()):
     floor = int(0.62 * s)
-    _sky(draw, labels, rng, s, int(0.5 * s), top=(150, 190, 225), bottom=(205, 225, 235), clouds=0)
+    if "trees" in omit:  # a clearing: sky down to the forest floor
+        _sky(draw, labels, rng, s, floor, top=(150, 190, 225), bottom=(205, 225, 235), clouds=0)
+        _vgradient(draw, (0, floor, s, s), (80, 105, 45), (60, 80, 35))
+        labels.rectangle([0, floor, s, s], fill=2)
+        return ["sky", "trees", "forest floor"]
+    _sky(draw, labels, rng, s, int(0.5 * s), top=(150, 190, 225), bottom=(205, 225, 235), clouds=0, omit=omit)
     # far canopy band
     for _ in range(int(rng.integers(12, 24))):
         cx, cy, r = rng.uniform(0, s), rng.uniform(0.12, 0.42) * s, rng.uniform(0.08, 0.14) * s
@@ -564,7 +571,7 @@ def _draw_forest(draw, labels, rng, s):
     return ["sky", "trees", "forest floor"]
 
 
-def _draw_room(draw, labels, rng, s):
+def _draw_room(draw, labels, rng, s, omit=()):
     floor = int(0.62 * s)
     wall = [(228, 212, 182), (205, 220, 210), (230, 205, 200), (215, 210, 230)][int(rng.integers(0, 4))]
     draw.rectangle([0, 0, s, floor], fill=wall)
@@ -598,9 +605,9 @@ def _draw_room(draw, labels, rng, s):
     return ["wall", "window", "floor"]
 
 
-def _draw_night(draw, labels, rng, s):
+def _draw_night(draw, labels, rng, s, omit=()):
     _vgradient(draw, (0, 0, s, s), (8, 12, 38), (35, 45, 90))
-    for _ in range(int(0.6 * s)):
+    for _ in range(int(0.6 * s) if "stars" not in omit else 0):
         x, y = rng.uniform(0, s), rng.uniform(0, 0.85 * s)
         r = rng.uniform(0.002, 0.006) * s
         b = int(rng.integers(170, 255))
@@ -612,10 +619,11 @@ def _draw_night(draw, labels, rng, s):
     return ["night sky", "dark ground"]
 
 
-def _draw_mountains(draw, labels, rng, s):
+def _draw_mountains(draw, labels, rng, s, omit=()):
     base = int(0.6 * s)
-    _sky(draw, labels, rng, s, base, clouds=1)
-    for layer, (col, hmin, hmax) in enumerate([((150, 160, 180), 0.18, 0.42), ((110, 118, 130), 0.3, 0.5)]):
+    _sky(draw, labels, rng, s, base, clouds=1, omit=omit)
+    ranges = [((150, 160, 180), 0.18, 0.42), ((110, 118, 130), 0.3, 0.5)] if "mountains" not in omit else []
+    for layer, (col, hmin, hmax) in enumerate(ranges):
         x = -rng.uniform(0, 0.2) * s
         while x < s:
             w = rng.uniform(0.3, 0.5) * s
@@ -644,16 +652,19 @@ assert set(_DRAWERS) == set(BACKGROUND_BY_NAME), "every background needs a drawe
 
 
 @lru_cache(maxsize=1024)
-def _layout_image(name: str, size: int, variant: int) -> Image.Image:
-    return Image.fromarray(_layout(name, size, variant)[0])
+def _layout_image(name: str, size: int, variant: int, omit: tuple[str, ...] = ()) -> Image.Image:
+    return Image.fromarray(_layout(name, size, variant, omit)[0])
 
 
 @lru_cache(maxsize=1024)
-def _layout(name: str, size: int, variant: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """One layout of a background at its vocabulary horizon and colours (cached in memory and on disk)."""
+def _layout(name: str, size: int, variant: int, omit: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray,
+                                                                                        tuple[str, ...]]:
+    """One layout of a background at its vocabulary horizon and colours (cached in memory and on disk), without
+    the details named in ``omit`` (see :meth:`~aim_world.scene.Scene.omitted_details`)."""
     if name not in _DRAWERS:
         raise KeyError(f"unknown background {name!r}; valid: {', '.join(_DRAWERS)}")
-    pixels, labels, names = cached(f"background|{name}|{size}|{variant}", lambda: _draw_background(name, size, variant))
+    key = f"background|{name}|{size}|{variant}" + (f"|without {','.join(omit)}" if omit else "")
+    pixels, labels, names = cached(key, lambda: _draw_background(name, size, variant, omit))
     return pixels, labels, tuple(bytes(names).decode().split("\n"))
 
 
@@ -676,18 +687,19 @@ def _grade_luts(brightness: float, warmth: float, contrast: float) -> list[int]:
 
 
 @lru_cache(maxsize=256)
-def _background(name: str, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _background(name: str, size: int, seed: int, omit: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray,
+                                                                                        tuple[str, ...]]:
     """A scene's background: its backdrop's layout, ground line moved to its horizon, colours graded (per-channel
     lookup tables: cheap enough for every scene)."""
     look: Backdrop = backdrop(name, seed)
-    labels, parts = _layout(name, size, look.variant)[1:]
+    labels, parts = _layout(name, size, look.variant, omit)[1:]
     base = BACKGROUND_BY_NAME[name].horizon
     rows = None
     if base is not None and look.horizon is not None and look.horizon != base:
         rows = _horizon_rows(size, base, look.horizon)
         labels = labels[rows]
     # ``Image.point`` would first round the 768 entries in Python; they are ints already
-    image = _layout_image(name, size, look.variant)
+    image = _layout_image(name, size, look.variant, omit)
     graded = np.asarray(image._new(image.im.point(_grade_luts(look.brightness, look.warmth, look.contrast), None)))
     if rows is not None:
         graded = graded[rows]
@@ -697,13 +709,13 @@ def _background(name: str, size: int, seed: int) -> tuple[np.ndarray, np.ndarray
     return graded, labels, parts
 
 
-def _draw_background(name: str, size: int, variant: int) -> list[np.ndarray]:
+def _draw_background(name: str, size: int, variant: int, omit: tuple[str, ...] = ()) -> list[np.ndarray]:
     s = size * 2  # draw at twice the size, then downsample: smooth edges
     img = Image.new("RGB", (s, s))
     lab = Image.new("L", (s, s), 0)
     seed = [variant, size, *name.encode()]
     rng = np.random.default_rng(seed)
-    parts = _DRAWERS[name](ImageDraw.Draw(img), ImageDraw.Draw(lab), rng, s)
+    parts = _DRAWERS[name](ImageDraw.Draw(img), ImageDraw.Draw(lab), rng, s, omit)
     pixels = np.asarray(img.resize((size, size), Image.BOX)).copy()
     labels = np.asarray(lab.resize((size, size), Image.NEAREST)).copy()
     pixels.setflags(write=False)
@@ -711,14 +723,18 @@ def _draw_background(name: str, size: int, variant: int) -> list[np.ndarray]:
     return [pixels, labels, np.frombuffer("\n".join(parts).encode(), dtype=np.uint8)]
 
 
-def background_pixels(name: str, size: int, seed: int = 0) -> np.ndarray:
-    """The (read-only) RGB array of a background as a scene with this seed draws it (see :func:`backdrop`)."""
-    return _background(name, size, seed)[0]
+def background_pixels(name: str, size: int, seed: int = 0, omit: tuple[str, ...] = ()) -> np.ndarray:
+    """The (read-only) RGB array of a background as a scene with this seed draws it (see :func:`backdrop`),
+    without the details in ``omit`` (:meth:`~aim_world.scene.Scene.omitted_details`)."""
+    return _background(name, size, seed, tuple(omit))[0]
 
 
-def background_parts(name: str, size: int, seed: int = 0) -> tuple[np.ndarray, tuple[str, ...]]:
-    """(label map (H, W) of part indices, part names), e.g. ('sky', 'sand') for the beach, for a scene seed."""
-    _, labels, parts = _background(name, size, seed)
+def background_parts(
+    name: str, size: int, seed: int = 0, omit: tuple[str, ...] = ()
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(label map (H, W) of part indices, part names), e.g. ('sky', 'sand') for the beach, for a scene seed; a
+    part in ``omit`` keeps its name and has no pixels."""
+    _, labels, parts = _background(name, size, seed, tuple(omit))
     return labels, parts
 
 
@@ -727,7 +743,7 @@ def background_parts(name: str, size: int, seed: int = 0) -> tuple[np.ndarray, t
 
 def render(scene: Scene, size: int = 224) -> Rendered:
     """Draw a scene: the background, then each object in order (later ones on top)."""
-    canvas = background_pixels(scene.background, size, scene.seed).copy()
+    canvas = background_pixels(scene.background, size, scene.seed, scene.omitted_details()).copy()
     owner = np.full((size, size), -1, dtype=np.int16)
     boxes = []
     for i, obj in enumerate(scene.objects):
@@ -787,6 +803,6 @@ def _paste(canvas: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int])
 def clear_caches() -> None:
     """Forget every cached glyph, background and pattern (for cold-start timing)."""
     _grain_tile.cache_clear()
-    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _light, _layout,
-               _layout_image, _grade_luts, _background, _font):
+    for fn in (_master, glyph_extent, glyph, texture_pattern, object_paint, _object_pixels, _light,
+               _layout, _layout_image, _grade_luts, _background, _font):
         fn.cache_clear()

@@ -106,6 +106,10 @@ class Negation(BaseModel):
             self.style is not None and o.style == self.style)
 
 
+#: nouns a backdrop draws as part of itself, and the name of that detail: "no trees" in a forest removes them
+BACKDROP_DETAILS: dict[str, str] = {"tree": "trees", "pine tree": "trees", "cloud": "clouds", "star": "stars",
+                                    "mountain": "mountains", "snowflake": "snowfall"}
+
 N_VARIANTS = 24  # background layouts (cloud, tree, star, ... placements); colours and horizon vary continuously
 
 
@@ -159,6 +163,12 @@ class Scene(BaseModel):
     def backdrop(self) -> Backdrop:
         """How the background is drawn (layout variant, horizon, colours): derived from background and seed."""
         return backdrop(self.background, self.seed)
+
+    def omitted_details(self) -> tuple[str, ...]:
+        """The backdrop details this scene's negations remove ("a forest with no trees": the forest's trees,
+        "a sky without clouds": its clouds), so the picture obeys a negation the backdrop would break."""
+        nouns = {n.noun for n in self.negations if n.noun is not None and not n.objects and not n._names_attribute()}
+        return tuple(sorted({detail for noun, detail in BACKDROP_DETAILS.items() if noun in nouns}))
 
     def broken_negations(self) -> list[Negation]:
         """The negations this scene does not obey (none for a parsed scene; an edit may break one)."""

@@ -75,3 +75,15 @@ def test_the_agent_sees_which_prompt_failed_in_code_mode(ctx: ToolContext) -> No
     with recorder.observing(ctx), use_store(ctx.images):
         text2image.invoke(ctx, {"prompts": PROMPTS})
     assert any("text2image: prompt 1" in n and "NOT DRAWN" in n for n in recorder.notes)
+
+
+def test_an_empty_or_too_long_prompt_fails_only_its_own_image(ctx: ToolContext) -> None:
+    long_prompt = "a dog " * 2000
+    with use_store(ctx.images):
+        out = text2image.invoke(ctx, {"prompts": ["", "a dog on grass", long_prompt]})
+    assert [image is None for image in out.images] == [True, False, True]
+    assert "empty" in (out.errors[0] or "") and out.errors[1] is None
+    assert "at most 1000 characters" in (out.errors[2] or "") and len(out.errors[2] or "") < 200
+    assert all(len(n) < 400 for n in out.notes)  # the long prompt is quoted shortened, never whole
+    with pytest.raises(ToolError, match="at most 1000 characters"):
+        text2image.invoke(ctx, {"prompts": [long_prompt]})
