@@ -288,6 +288,9 @@ async def run_blocking(
         await anyio.to_thread.run_sync(work)
         tg.cancel_scope.cancel()
     done, message = progress.snapshot()
+    if done is None and counter is not None and "error" not in outcome:  # finished: all of the count
+        counted = counter()  # (identical images are stored once: the count itself may stop short)
+        done = (counted[1], counted[1]) if counted is not None else None
     if done is not None:
         await send(done[0], done[1], message or f"{label}: {done[0]:g} of {done[1]:g}")
     else:  # no total from the tool: the last count is the total, so the client sees it complete
