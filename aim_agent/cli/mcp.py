@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from aim_agent.config import add_provider_arguments, add_trust_argument, config_from_args
@@ -119,7 +120,20 @@ def http_token(config: object) -> tuple[str, bool]:
     return generate_token(), True
 
 
+#: OpenMP's idle threads sleep instead of spinning. The server runs each forward pass in a
+#: worker thread; with libgomp's default (active) wait, the idle OpenMP worker of that thread's
+#: team spun on a core between and around forward passes, taking it from the pass itself: on a
+#: busy 2-core machine ``neuron`` over HTTP (one reused worker thread) took 4-9x its stdio time,
+#: and as long as stdio's once this was set (``aim bench mcp``, docs/mcp.md). A user's own
+#: OMP_WAIT_POLICY is kept. It must be set before torch loads libgomp: tools import torch lazily.
+OMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def run(args: argparse.Namespace) -> int:
+    for name, value in OMP_ENV.items():
+        os.environ.setdefault(name, value)
+    if "torch" in sys.modules:  # a plugin imported it already: libgomp has read its settings
+        logging.getLogger("aim_agent.mcp").info("torch was loaded before aim mcp could set %s", OMP_ENV)
     from aim_agent.mcp_server import build_server, serve_http, serve_stdio
 
     address = parse_address(args.http) if args.http else None
