@@ -54,8 +54,8 @@ def test_the_langgraph_agent_of_the_docs_studies_a_unit_over_per_call_sessions(t
     if not CLIENT_PYTHON.exists():
         pytest.skip("langgraph and langchain-mcp-adapters live in .venv-clients: `make .venv-clients/.installed`")
     done = subprocess.run(
-        [str(CLIENT_PYTHON), str(HERE / "clients" / "langgraph_agent.py"), "--chat-model", "scripted", "--",
-         AIM, *FAKE],
+        [str(CLIENT_PYTHON), str(HERE / "clients" / "langgraph_agent.py"), "--chat-model", "scripted",
+         "--unit", "fake-color:relu:1", "--", AIM, *FAKE],
         cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-4000:]
