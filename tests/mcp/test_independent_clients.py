@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from mcp_http import AIM, FAKE, env
+from mcp_http import AIM, FAKE, env, http_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_PYTHON = ROOT / ".venv-clients" / "bin" / "python"
@@ -92,6 +92,27 @@ def test_mcp_inspector_cli_lists_resources_and_calls_tools(tmp_path):
     handle = loaded["structuredContent"]["session"]
     log = inspect("--method", "tools/call", "--tool-name", "list_log", "--tool-arg", f"session={handle}")
     assert "unit 1 of layer relu" in log["structuredContent"]["system"]
+
+
+def test_mcp_inspector_0_15_reaches_the_http_server_with_the_token_in_the_url(tmp_path):
+    """Inspector 0.15 cannot send a header: --token-in-query lets it in; a wrong token shows the server's words."""
+    cli = NODE_MODULES / "@modelcontextprotocol" / "inspector" / "cli" / "build" / "cli.js"
+    node = shutil.which("node")
+    if not cli.exists() or node is None:
+        pytest.skip(f"the MCP Inspector CLI 0.15 is not installed (npm): {INSTALL}")
+
+    def inspect(url: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([node, str(cli), "--cli", url, "--transport", "http", *args], cwd=tmp_path, env=env(),
+                              capture_output=True, text=True, timeout=300)
+
+    with http_server(tmp_path, "--token-in-query") as (url, token, _, _):
+        listed = inspect(f"{url}?token={token}", "--method", "tools/list")
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        assert "load_system" in {t["name"] for t in json.loads(listed.stdout)["tools"]}
+        made = inspect(f"{url}?token={token}", "--method", "tools/call", "--tool-name", "new_session")
+        assert json.loads(made.stdout)["structuredContent"]["session"].startswith("s_")
+        refused = inspect(f"{url}?token=not-{token}", "--method", "tools/list")
+        assert refused.returncode != 0 and "?token=<token> in the URL" in refused.stdout + refused.stderr
 
 
 def test_mcp_inspector_2_strict_finds_no_schema_problem(tmp_path):
