@@ -7,10 +7,11 @@ such as langchain-mcp-adapters' default ``get_tools()``, pays on every call befo
 runs (the first tool that needs the model also imports torch, about a second here). Then, on
 one connection, loads ``--model``/``--layer``/``--unit``, makes ``--images`` images with the
 configured text2image provider and times ``neuron`` on them ``--repeats`` times (request to
-result, JSON and PNGs included). Then the same over streamable HTTP (``aim mcp --http`` on a
-loopback port, a stateless client with a session handle), in the same run at the same load:
-``http_over_stdio`` is the ratio of the medians. Prints medians and the figures they are held
-to (``startup_target_s``, ``neuron_target_ms``, ``http_over_stdio_target``).
+result, JSON and PNGs included), alternating each call with the same call over streamable
+HTTP (``aim mcp --http`` on a loopback port, a stateless client with a session handle), so
+both transports meet the same load: ``http_over_stdio`` is the ratio of the medians. Prints
+medians and the figures they are held to (``startup_target_s``, ``neuron_target_ms``,
+``http_over_stdio_target``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 name = "mcp"
 STARTUP_TARGET_S = 1.5
@@ -56,10 +59,8 @@ def _server_command(extra: list[str], runs_dir: str) -> tuple[str, list[str]]:
                             "--runs-dir", runs_dir, *extra]
 
 
-async def _neuron_times(
-    client: Any, args: argparse.Namespace, session: dict[str, str]
-) -> tuple[float, list[float], int]:
-    """On one connection: load_system, text2image, then ``neuron`` timed ``--repeats`` times after a warm-up."""
+async def _prepare(client: Any, args: argparse.Namespace, session: dict[str, str]) -> tuple[float, list[str]]:
+    """On one connection: load_system (timed), text2image, and one warm-up ``neuron``; the image ids."""
     began = time.perf_counter()
     unit = {"model": args.model, "layer": args.layer, "unit": args.unit, **session}
     loaded = await client.call_tool("load_system", unit)
@@ -72,21 +73,23 @@ async def _neuron_times(
     made = await client.call_tool("text2image", {"prompts": prompts, **session})
     if made.is_error:
         raise RuntimeError(f"text2image failed: {made.content[0].text}")
-    ids = (made.structured_content or {})["images"]
+    ids = list((made.structured_content or {})["images"])
     await client.call_tool("neuron", {"images": ids, **session})  # the first call warms the model's caches
-    times = []
-    for _ in range(args.repeats):
-        began = time.perf_counter()
-        result = await client.call_tool("neuron", {"images": ids, **session})
-        times.append(time.perf_counter() - began)
-        if result.is_error:
-            raise RuntimeError(f"neuron failed: {result.content[0].text}")
-    inlined = sum(c.type == "image" for c in result.content)
-    return load_s, times, inlined
+    return load_s, ids
 
 
-@contextlib.contextmanager
-def _http_server(command: str, argv: list[str], cwd: str, token: str) -> Iterator[str]:
+async def _neuron(client: Any, ids: list[str], session: dict[str, str]) -> tuple[float, int]:
+    """One timed ``neuron`` call (request to result): seconds, and the images inlined."""
+    began = time.perf_counter()
+    result = await client.call_tool("neuron", {"images": ids, **session})
+    took = time.perf_counter() - began
+    if result.is_error:
+        raise RuntimeError(f"neuron failed: {result.content[0].text}")
+    return took, sum(c.type == "image" for c in result.content)
+
+
+@contextlib.asynccontextmanager
+async def _http_server(command: str, argv: list[str], cwd: str, token: str) -> AsyncIterator[str]:
     """``aim mcp --http`` on a free loopback port; yields its URL once it accepts connections."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -105,7 +108,7 @@ def _http_server(command: str, argv: list[str], cwd: str, token: str) -> Iterato
             except OSError:
                 if time.monotonic() > deadline:
                     raise RuntimeError("aim mcp --http did not start within 120 s") from None
-                time.sleep(0.05)
+                await anyio.sleep(0.05)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         process.terminate()
@@ -133,20 +136,25 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
                 await client.list_tools()
                 ready.append(time.perf_counter() - began)  # the tools listed: ready for a first call
 
-        async with Client(params) as client:
-            load_s, times, inlined = await _neuron_times(client, args, {})
-
         token = secrets.token_urlsafe(24)
-        with _http_server(command, argv, runs_dir, token) as url:
-            headers = {"Authorization": f"Bearer {token}"}
-            async with (
-                httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=600)) as http,
-                Client(streamable_http_client(url, http_client=http)) as client,  # stateless: a session handle
-            ):
-                handle = (await client.call_tool("new_session", {})).structured_content or {}
-                session = {"session": str(handle["session"])}
-                _, http_times, _ = await _neuron_times(client, args, session)
-                await client.call_tool("close_session", {"handle": session["session"]})
+        headers = {"Authorization": f"Bearer {token}"}
+        async with (
+            Client(params) as stdio,
+            _http_server(command, argv, runs_dir, token) as url,
+            httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=600)) as http_client,
+            Client(streamable_http_client(url, http_client=http_client)) as http,  # stateless: a session handle
+        ):
+            load_s, ids = await _prepare(stdio, args, {})
+            made = (await http.call_tool("new_session", {})).structured_content or {}
+            session = {"session": str(made["session"])}
+            _, http_ids = await _prepare(http, args, session)
+            times, http_times = [], []
+            for _ in range(args.repeats):  # alternately: both transports at the same load
+                took, inlined = await _neuron(stdio, ids, {})
+                times.append(took)
+                took, _ = await _neuron(http, http_ids, session)
+                http_times.append(took)
+            await http.call_tool("close_session", {"handle": session["session"]})
     startup = statistics.median(starts)
     neuron_ms = 1000 * statistics.median(times)
     http_ms = 1000 * statistics.median(http_times)
@@ -175,7 +183,5 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import anyio
-
     result: dict[str, Any] = anyio.run(_measure, args)
     return result
