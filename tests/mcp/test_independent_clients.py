@@ -129,3 +129,25 @@ def test_mcp_inspector_2_strict_finds_no_schema_problem(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(json.loads(done.stdout)["tools"]) >= 20
     assert "Warning" not in done.stderr and "Error" not in done.stderr, done.stderr[-3000:]
+
+
+def test_mcp_inspector_2_reaches_the_http_server_with_the_bearer_header(tmp_path):
+    """Inspector 2.12 sends the token as a header (no --token-in-query needed) and calls a tool."""
+    cli = NODE_MODULES / "inspector-2" / "clients" / "launcher" / "build" / "index.js"
+    node = NODE_MODULES / "node" / "bin" / "node"
+    if not cli.exists() or not node.exists():
+        pytest.skip(f"the MCP Inspector CLI 2.12 and Node 22 are not installed (npm): {INSTALL}")
+    with http_server(tmp_path) as (url, token, _, _):
+        def inspect(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([str(node), str(cli), "--cli", url, "--transport", "http", *args], cwd=tmp_path,
+                                  env=env(), capture_output=True, text=True, timeout=300)
+
+        listed = inspect("--header", f"Authorization: Bearer {token}", "--method", "tools/list")
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        assert len(json.loads(listed.stdout)["tools"]) >= 19
+        made = inspect("--header", f"Authorization: Bearer {token}", "--method", "tools/call",
+                       "--tool-name", "new_session")
+        assert made.returncode == 0, made.stderr[-3000:]
+        assert json.loads(made.stdout)["structuredContent"]["session"].startswith("s_")
+        refused = inspect("--method", "tools/list")  # without it: 401, which 2.12 takes as a call for OAuth
+        assert refused.returncode != 0 and "auth" in refused.stderr.lower()
