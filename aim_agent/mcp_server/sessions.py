@@ -115,9 +115,6 @@ class McpSession:
     created: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
 
-    def touch(self) -> None:
-        self.last_used = time.monotonic()
-
 
 @dataclass
 class Connection:
@@ -154,14 +151,6 @@ class SessionRegistry:
         self._connections: dict[str, Connection] = {}
         self._default: McpSession | None = None
         self._lock = threading.Lock()
-
-    @property
-    def idle_timeout_s(self) -> float:
-        return self.limits.idle_timeout_s
-
-    @property
-    def max_per_client(self) -> int:
-        return self.limits.max_per_client
 
     # -- connections (the server's lifespan) -----------------------------------------------------
 
@@ -299,11 +288,6 @@ class SessionRegistry:
             if session is not None:
                 session.handle = None  # a connection that held it keeps its session, not the handle
             return session is not None or held is not None
-
-    def handles_of(self, owner: str) -> int:
-        """How many handles ``owner`` holds against its allowance."""
-        with self._lock:
-            return sum(h.counted and h.owner == owner for h in self._held.values())
 
     # -- bookkeeping (lock held) -----------------------------------------------------------------
 

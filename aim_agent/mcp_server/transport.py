@@ -147,10 +147,6 @@ class BearerGuard:
         self._expected = _digest(f"Bearer {token}".encode())
         self._sessions: dict[str, _HttpSession] = {}
 
-    @property
-    def max_request_bytes(self) -> int:
-        return self.options.max_request_bytes
-
     def _authorized(self, scope: Any, headers: dict[bytes, bytes]) -> bool:
         supplied = headers.get(b"authorization", b"")
         if not supplied and self.options.token_in_query:
@@ -178,11 +174,11 @@ class BearerGuard:
             await response(scope, receive, send)
             return
         length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_request_bytes:
+        if length.isdigit() and int(length) > self.options.max_request_bytes:
             response = rpc_error(
                 413,
                 f"413: the request body is {int(length)} bytes; this server accepts at most "
-                f"{self.max_request_bytes} (aim mcp --max-request-mb). Send fewer or smaller images, "
+                f"{self.options.max_request_bytes} (aim mcp --max-request-mb). Send fewer or smaller images, "
                 "or pass the img_… ids of images the server already has",
             )
             await response(scope, receive, send)
