@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
@@ -66,7 +67,14 @@ from aim_agent.mcp_server.handles import HandleStore
 from aim_agent.mcp_server.prompt import neuron_task
 from aim_agent.mcp_server.runs import RunManager, default_runs_dir, writable_runs_dir
 from aim_agent.mcp_server.session_tools import CodeOutput, make_session_tools
-from aim_agent.mcp_server.sessions import CONNECTION_KEY, Limits, McpSession, SessionRegistry, meta_session
+from aim_agent.mcp_server.sessions import (
+    CONNECTION_KEY,
+    Limits,
+    McpSession,
+    SessionRegistry,
+    is_stateless,
+    meta_session,
+)
 from aim_agent.models.trust import ModelPolicy, trusting
 from aim_agent.providers import ProviderError
 from aim_agent.tools.base import ToolContext, ToolError, ToolSpec, error_text, invoke
@@ -248,7 +256,8 @@ class AimMcpState:
         """The handle of ``session`` (minted now if it has none), known to the store from now on."""
         handle = self.registry.give_handle(session)
         if self.handles.load(handle) is None:
-            self.handles.save(handle, log=session.ctx.log.dump() if session.ctx.log is not None else [])
+            client = session.owner if is_stateless(session.owner) else None
+            self.handles.save(handle, log=session.ctx.log.dump() if session.ctx.log is not None else [], client=client)
         return handle
 
     def run_owner(self, session: McpSession) -> str:
@@ -279,6 +288,12 @@ class AimMcpState:
         saved = self.handles.load(handle)
         if saved is None:
             return None
+        client = saved.get("client")
+        stateless = isinstance(client, str) and is_stateless(client)  # its idle rule holds in this process too
+        idle = time.time() - float(saved.get("last_used") or 0)
+        if stateless and idle > self.registry.limits.stateless_idle_s:
+            self.handles.forget(handle)
+            return None
         ctx = self.registry.new_context()
         folder = self.handles.image_dir(handle)
         ctx.images.load_dir(folder)
@@ -286,7 +301,8 @@ class AimMcpState:
             with trusting(*self.policy.trusted()):  # the same rules as the first load_system
                 ctx.system, _ = build_system(self, LoadSystemInput.model_validate(saved["system"]))
         ctx.log = ExperimentLog.load(list(saved.get("log") or []), image_dir=folder, images=ctx.images)
-        return self.registry.adopt(handle, ctx, owner=f"handle:{self.handles.owner_id(handle)}")
+        owner = str(client) if stateless else f"handle:{self.handles.owner_id(handle)}"
+        return self.registry.adopt(handle, ctx, owner=owner)
 
     # -- run_code ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ clock is a test clock, so expiry is exact and no test waits.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -118,6 +119,26 @@ async def test_idle_sessions_with_a_handle_leave_memory_to_make_room_and_come_ba
     assert not listed.is_error, text
     assert [e["text"] for e in listed.structured_content["entries"]] == ["first's evidence"]
     assert server.aim.registry.count() == 2 and {first, second, third}
+
+
+@pytest.mark.anyio
+async def test_a_stateless_handle_keeps_its_owner_and_idle_rule_in_a_later_process(tmp_path):
+    first, _ = _server(tmp_path, stateless_idle_s=600)
+    handle = await _new(first, "10.0.0.9")
+    await _call(first, "log_experiment", {"note": "before the restart", "session": handle}, "10.0.0.9")
+
+    later, _ = _server(tmp_path, stateless_idle_s=600)  # same runs folder: the handle comes back...
+    listed, text = await _call(later, "list_log", {"session": handle}, "10.0.0.9")
+    assert [e["text"] for e in listed.structured_content["entries"]] == ["before the restart"], text
+    assert later.aim.registry.resolve(None, handle).owner == "addr:10.0.0.9"  # ...still the address's
+
+    state = next((tmp_path / "runs" / ".mcp-sessions").glob("*/state.json"))
+    saved = json.loads(state.read_text())
+    state.write_text(json.dumps({**saved, "last_used": saved["last_used"] - 601}))  # unused for 10 min
+    third, _ = _server(tmp_path, stateless_idle_s=600)
+    expired, text = await _call(third, "list_log", {"session": handle}, "10.0.0.9")
+    assert expired.is_error and "expired" in text
+    assert not state.exists()
 
 
 @pytest.mark.anyio
