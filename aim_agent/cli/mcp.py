@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from aim_agent.config import add_provider_arguments, add_trust_argument, config_from_args
-from aim_agent.mcp_server.transport import MIN_TOKEN_CHARS, generate_token, is_loopback, url_host
+from aim_agent.mcp_server.sessions import Limits
+from aim_agent.mcp_server.transport import MIN_TOKEN_CHARS, GuardOptions, generate_token, is_loopback, url_host
 
 __all__ = ["is_loopback", "parse_address", "register", "run"]
 
@@ -61,12 +63,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--runs-dir",
         metavar="DIR",
-        help="where start_interpret writes runs (default: AIM_RUNS_DIR, runs_dir in aim.toml, else ./runs)",
+        help="where start_interpret writes runs and session handles are kept (default: AIM_RUNS_DIR, runs_dir "
+        "in aim.toml, else $XDG_DATA_HOME/aim/runs, i.e. ~/.local/share/aim/runs); it must be writable",
     )
-    parser.add_argument("--max-sessions", type=int, default=64, metavar="N",
-                        help="sessions the server holds at once, all clients together (default 64)")
-    parser.add_argument("--max-sessions-per-client", type=int, default=8, metavar="N",
-                        help="sessions one client may open with new_session (default 8)")
+    limits = Limits()
+    parser.add_argument("--max-sessions", type=int, default=limits.max_sessions, metavar="N",
+                        help="sessions in use at once, all clients together; idle ones with a handle make room "
+                        f"(default {limits.max_sessions})")
+    parser.add_argument("--max-sessions-per-client", type=int, default=limits.max_per_client, metavar="N",
+                        help="sessions one connection or HTTP session may open with new_session "
+                        f"(default {limits.max_per_client})")
+    parser.add_argument("--max-sessions-per-address", type=int, default=limits.max_per_address, metavar="N",
+                        help="session handles the stateless HTTP clients of one address may hold "
+                        f"(default {limits.max_per_address})")
+    parser.add_argument("--max-stateless-sessions", type=int, default=limits.max_stateless_handles, metavar="N",
+                        help="session handles all stateless HTTP clients may hold together "
+                        f"(default {limits.max_stateless_handles})")
+    parser.add_argument("--session-idle-minutes", type=float, default=limits.stateless_idle_s / 60, metavar="MIN",
+                        help="a stateless client's session handle expires after this long unused "
+                        f"(default {limits.stateless_idle_s / 60:g})")
+    guard = GuardOptions()
+    parser.add_argument("--max-http-sessions-per-address", type=int, default=guard.max_sessions_per_address,
+                        metavar="N", help="MCP HTTP sessions one client address may hold open; beyond: 429 "
+                        f"(default {guard.max_sessions_per_address})")
+    parser.add_argument("--handshake-timeout", type=float, default=guard.handshake_timeout_s, metavar="S",
+                        help="an HTTP session whose initialize no request followed ends after S seconds "
+                        f"(default {guard.handshake_timeout_s:g})")
+    parser.add_argument("--token-in-query", action="store_true",
+                        help="also accept the token as ?token=... in the URL, for clients that cannot send an "
+                        "Authorization header (MCP Inspector 0.15). Risk: URLs end up in proxy logs, shell history "
+                        "and browser history; the server keeps no access log then")
     parser.add_argument("--max-request-mb", type=float, default=8.0, metavar="MB",
                         help="largest HTTP request body (default 8 MB)")
     parser.add_argument(
@@ -94,7 +120,20 @@ def http_token(config: object) -> tuple[str, bool]:
     return generate_token(), True
 
 
+#: OpenMP's idle threads sleep instead of spinning. The server runs each forward pass in a
+#: worker thread; with libgomp's default (active) wait, the idle OpenMP worker of that thread's
+#: team spun on a core between and around forward passes, taking it from the pass itself: on a
+#: busy 2-core machine ``neuron`` over HTTP (one reused worker thread) took 4-9x its stdio time,
+#: and as long as stdio's once this was set (``aim bench mcp``, docs/mcp.md). A user's own
+#: OMP_WAIT_POLICY is kept. It must be set before torch loads libgomp: tools import torch lazily.
+OMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def run(args: argparse.Namespace) -> int:
+    for name, value in OMP_ENV.items():
+        os.environ.setdefault(name, value)
+    if "torch" in sys.modules:  # a plugin imported it already: libgomp has read its settings
+        logging.getLogger("aim_agent.mcp").info("torch was loaded before aim mcp could set %s", OMP_ENV)
     from aim_agent.mcp_server import build_server, serve_http, serve_stdio
 
     address = parse_address(args.http) if args.http else None
@@ -103,22 +142,28 @@ def run(args: argparse.Namespace) -> int:
             f"refusing to serve on {address[0]}: it is not a loopback address, and AIM's tools run models and "
             "write files on this machine. Use 127.0.0.1, or add --allow-remote behind TLS"
         )
-    if args.max_sessions < 1 or args.max_sessions_per_client < 1 or args.max_request_mb <= 0:
-        raise ValueError("--max-sessions, --max-sessions-per-client and --max-request-mb must be positive")
+    counts = (args.max_sessions, args.max_sessions_per_client, args.max_sessions_per_address,
+              args.max_stateless_sessions, args.max_http_sessions_per_address)
+    if min(counts) < 1 or min(args.max_request_mb, args.session_idle_minutes, args.handshake_timeout) <= 0:
+        raise ValueError("the --max-* options, --session-idle-minutes and --handshake-timeout must be positive")
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     config = config_from_args(args)
-    if args.runs_dir:
-        config.runs_dir = args.runs_dir
     token, generated = http_token(config) if address else ("", False)
-    server = build_server(
+    server = build_server(  # checks the runs folder: a server that cannot write there does not start
         config=config,
+        runs_dir=args.runs_dir,
         enable_code=args.enable_code,
         require_session=address is not None,
         trusted_models=args.trust_model,
-        max_sessions=args.max_sessions,
-        max_sessions_per_client=args.max_sessions_per_client,
+        limits=Limits(
+            max_sessions=args.max_sessions,
+            max_per_client=args.max_sessions_per_client,
+            max_per_address=args.max_sessions_per_address,
+            max_stateless_handles=args.max_stateless_sessions,
+            stateless_idle_s=60 * args.session_idle_minutes,
+        ),
     )
     if address is None:
         serve_stdio(server)
@@ -129,13 +174,15 @@ def run(args: argparse.Namespace) -> int:
         "<the token in AIM_MCP_TOKEN or aim.toml [mcp] token>"
     )
     print(f"Every request needs the header  Authorization: Bearer {shown}", file=sys.stderr, flush=True)
-    serve_http(
-        server,
-        host=host,
-        port=port,
-        token=token,
-        log_level=args.log_level,
+    if args.token_in_query:
+        print("or the URL http://HOST:PORT/mcp?token=<token> (--token-in-query: URLs get logged, keep it local)",
+              file=sys.stderr, flush=True)
+    options = GuardOptions(
         max_request_bytes=int(args.max_request_mb * 1024 * 1024),
-        max_sessions=args.max_sessions,
+        max_sessions_per_address=args.max_http_sessions_per_address,
+        handshake_timeout_s=args.handshake_timeout,
+        token_in_query=args.token_in_query,
     )
+    serve_http(server, host=host, port=port, token=token, log_level=args.log_level, options=options,
+               max_sessions=args.max_sessions)
     return 0

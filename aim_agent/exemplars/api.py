@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from aim_agent.exemplars.dataset import ImageFolder
+from aim_agent.exemplars.dataset import ImageFolder, default_cache_dir, resolve_dataset
 from aim_agent.exemplars.engine import DEFAULT_K, DEFAULT_QUANTILE, compute_exemplars
 from aim_agent.images import current_store, image_id
 from aim_agent.overlay import unit_overlay
@@ -39,16 +40,28 @@ def exemplars_for_system(
     batch_size: int = 32,
     quantile: float = DEFAULT_QUANTILE,
     progress: bool | None = None,
+    on_images: Callable[[int, int], None] | None = None,
 ) -> ExemplarSet:
     """Top-``k`` exemplars of ``system``'s unit (computed for the whole layer once, then cached).
 
     Sets ``system.threshold`` to the unit's dataset threshold when it has none yet, so later
     overlays from ``system.neuron`` use the same mask rule as the exemplars.
+    ``on_images(done, total)`` is told the dataset images processed so far, batch by batch
+    (and once, all of them, when the layer's pass is done or was cached).
     """
+    folder = resolve_dataset(dataset, cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir())
+    total = len(folder)
+
+    def on_batch(batches: int) -> None:
+        if on_images is not None:
+            on_images(min(batches * batch_size, total), total)
+
     layer = compute_exemplars(
-        system.probe, dataset, k=k, batch_size=batch_size, cache_dir=cache_dir, quantile=quantile,
-        reduce=system.reduce, progress=progress,
+        system.probe, folder, k=k, batch_size=batch_size, cache_dir=cache_dir, quantile=quantile,
+        reduce=system.reduce, progress=progress, on_batch=on_batch,
     )
+    if on_images is not None:
+        on_images(total, total)
     threshold = layer.threshold(system.unit)
     if system.threshold is None:
         system.threshold = threshold

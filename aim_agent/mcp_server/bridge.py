@@ -13,13 +13,15 @@
 - :func:`output_result`: the output model as structured content (images as ``img_…`` ids),
   the same JSON as text, and as many images as MCP image content as fit in one result of
   at most ``max_bytes`` (MCP clients reject larger messages: the SDK's HTTP client and
-  fastmcp refuse an SSE event over 1 MiB). The other images come as resource links
-  (``aim://image/<id>``) with a note.
+  fastmcp refuse an SSE event over 1 MiB). Each other image comes as a small JPEG preview
+  plus a resource link (``aim://image/<id>``) to the full PNG, with a note.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import io
 import json
 import logging
 import re
@@ -66,6 +68,11 @@ def mcp_wording(message: str) -> str:
 #: one tool result, JSON-encoded, stays below this (MCP HTTP clients reject SSE events over 1 MiB)
 MAX_RESULT_BYTES = 900 * 1024
 _IMAGE_OVERHEAD = 64  # the JSON around one image block's base64 data
+#: an image that does not fit inline comes as a preview of at most this many pixels a side
+PREVIEW_SIDE = 128
+PREVIEW_QUALITY = 75
+#: bytes kept free for each later image's preview (a 128 px JPEG is about 3-8 KB in base64)
+PREVIEW_RESERVE = 10 * 1024
 
 
 # -- definitions -------------------------------------------------------------------------------
@@ -214,21 +221,27 @@ class Progress:
             return self._done, self._message
 
 
+#: a count a tool does not report itself, read while it runs: (done, total), or None
+Counter = Callable[[], "tuple[float, float] | None"]
+
+
 async def run_blocking(
     reporter: Any | None,
     fn: Callable[[Progress], Any],
     label: str,
     *,
     interval: float = 1.0,
+    counter: Counter | None = None,
 ) -> Any:
     """Run ``fn(progress)`` in a worker thread; report progress through ``reporter`` meanwhile.
 
     ``reporter`` has ``async report_progress(progress, total, message)`` (the request's
     ``ServerSession``; a no-op when the client asked for no progress). Each notification is
     the tool's own count (``done`` of ``total``, e.g. images processed), sent when it changed;
-    while a tool has reported no total, the seconds it has run, without a total (MCP allows
-    an unknown total), and at the end one more with the total equal to it. Values only ever
-    increase, as MCP requires.
+    else ``counter``'s (e.g. the images a generator has made so far, of the prompts); while
+    there is no count, the seconds it has run, without a total (MCP allows an unknown
+    total), and at the end one more with the total equal to it. Values only ever increase,
+    as MCP requires.
     """
     progress = Progress(label)
     started = time.monotonic()
@@ -264,6 +277,8 @@ async def run_blocking(
                 await anyio.sleep(interval)
                 done, message = progress.snapshot()
                 elapsed = time.monotonic() - started
+                if done is None and counter is not None:
+                    done = counter()
                 if done is not None:
                     await send(done[0], done[1], message or f"{label}: {done[0]:g} of {done[1]:g}")
                 elif last[1] is None:
@@ -273,6 +288,9 @@ async def run_blocking(
         await anyio.to_thread.run_sync(work)
         tg.cancel_scope.cancel()
     done, message = progress.snapshot()
+    if done is None and counter is not None and "error" not in outcome:  # finished: all of the count
+        counted = counter()  # (identical images are stored once: the count itself may stop short)
+        done = (counted[1], counted[1]) if counted is not None else None
     if done is not None:
         await send(done[0], done[1], message or f"{label}: {done[0]:g} of {done[1]:g}")
     else:  # no total from the tool: the last count is the total, so the client sees it complete
@@ -294,6 +312,15 @@ def image_uri(iid: str, handle: str | None = None) -> str:
     return f"aim://image/{iid}" + (f"?session={handle}" if handle else "")
 
 
+def preview_base64(image: Any, side: int = PREVIEW_SIDE) -> str:
+    """A small JPEG of ``image`` (at most ``side`` pixels a side), base64: a few KB a chat model can see."""
+    small = image.convert("RGB")
+    small.thumbnail((side, side))
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=PREVIEW_QUALITY)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def output_result(
     output: ToolOutput,
     ctx: ToolContext,
@@ -304,8 +331,10 @@ def output_result(
 ) -> CallToolResult:
     """Structured content + JSON text + image content, the whole under ``max_bytes`` when encoded.
 
-    Images that do not fit (or beyond ``max_images``) come as resource links to
-    ``aim://image/<id>`` (with ``?session=<handle>`` when the call named a session handle).
+    Images inline as PNG while they fit, leaving room for the rest: each image that does not
+    fit (or comes beyond ``max_images``) is a downscaled JPEG preview inline (so a chat model
+    that cannot fetch links still sees its pixels), followed by a resource link to the full
+    image, ``aim://image/<id>`` (with ``?session=<handle>`` when the call named a session handle).
     """
     structured = output_data(output, ctx)
     text = json.dumps(structured, ensure_ascii=False)
@@ -315,26 +344,37 @@ def output_result(
         used = used // 2 + len(text)
     content: list[Any] = [TextContent(type="text", text=text)]
     images = output.all_images()
+    ids = [ctx.images.ensure(image) for image in images]
+    full = 0
     linked: list[str] = []
-    for image in images:
-        iid = ctx.images.ensure(image)
-        data = to_base64(image) if len(content) - 1 < max_images else ""
-        if data and used + len(data) + _IMAGE_OVERHEAD <= max_bytes:
+    previews = 0
+    for position, (image, iid) in enumerate(zip(images, ids, strict=True)):
+        if iid in linked:
+            continue
+        after = min(len(images) - position - 1, max_images)  # room kept for later images' previews
+        data = to_base64(image) if full < max_images and not linked else ""
+        if data and used + len(data) + _IMAGE_OVERHEAD + after * PREVIEW_RESERVE <= max_bytes:
             content.append(ImageContent(type="image", data=data, mime_type="image/png"))
             used += len(data) + _IMAGE_OVERHEAD
-        else:
-            linked.append(iid)
+            full += 1
+            continue
+        linked.append(iid)
+        preview = preview_base64(image) if previews < max_images else ""
+        link = ResourceLink(type="resource_link", uri=image_uri(iid, handle), name=iid, mime_type="image/png")
+        used += len(link.uri) + len(iid) + _IMAGE_OVERHEAD
+        if preview and used + len(preview) + _IMAGE_OVERHEAD <= max_bytes:
+            content.append(ImageContent(type="image", data=preview, mime_type="image/jpeg"))
+            used += len(preview) + _IMAGE_OVERHEAD
+            previews += 1
+        content.append(link)
     if linked:
-        content.extend(
-            ResourceLink(type="resource_link", uri=image_uri(iid, handle), name=iid, mime_type="image/png")
-            for iid in dict.fromkeys(linked)
-        )
         content.append(
             TextContent(
                 type="text",
-                text=f"{len(linked)} of {len(images)} images are not inlined (one result stays under "
-                f"{max_bytes // 1024} KiB and {max_images} images): read them as the resources linked above "
-                "(aim://image/<id>), or pass their ids to later calls",
+                text=f"{len(linked)} of {len(images)} images are not inlined at full size (one result stays under "
+                f"{max_bytes // 1024} KiB and {max_images} images): {previews} of them come as previews of at most "
+                f"{PREVIEW_SIDE} px (JPEG), each followed by its resource link (aim://image/<id>) to the full PNG; "
+                "or pass their ids to later calls",
             )
         )
     return CallToolResult(content=content, structured_content=structured)

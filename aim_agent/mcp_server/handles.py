@@ -81,8 +81,9 @@ class HandleStore:
     # -- saving --------------------------------------------------------------------------------
 
     def save(self, handle: str, *, system: dict[str, Any] | bool | None = False,
-             log: list[dict[str, Any]] | None = None) -> None:
-        """Save what changed: the ``load_system`` arguments (``system``), the log's entries; touch."""
+             log: list[dict[str, Any]] | None = None, client: str | None = None) -> None:
+        """Save what changed: the ``load_system`` arguments (``system``), the log's entries, the
+        stateless client it was minted for (``client``: its expiry rules hold in a later process); touch."""
         folder = self.dir(handle)
         with self._lock:
             state = self._read(folder) or {"created": time.time(), "system": None, "log": []}
@@ -90,6 +91,8 @@ class HandleStore:
                 state["system"] = system
             if log is not None:
                 state["log"] = log
+            if client is not None:
+                state["client"] = client
             state["last_used"] = time.time()
             data = json.dumps(state).encode()
             if len(data) > MAX_LOG_BYTES:

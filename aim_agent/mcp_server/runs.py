@@ -17,24 +17,66 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import re
 import secrets
+import tempfile
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aim_agent.files import atomic_write
 from aim_agent.models.trust import trusting
 from aim_agent.tools.base import ToolError
+
+if TYPE_CHECKING:
+    from aim_agent.config import AimConfig
 
 logger = logging.getLogger("aim_agent.mcp")
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 _ROUND = re.compile(r"^round (\d+):")
 Status = Literal["running", "finished", "failed", "interrupted"]
+
+
+class RunsDirError(ValueError):
+    """The runs folder cannot be used; the message says which folder, why, and how to choose another."""
+
+
+def default_runs_dir(config: AimConfig) -> Path:
+    """Where an MCP server writes runs and session handles when not told (``--runs-dir``).
+
+    The configured ``runs_dir`` (``AIM_RUNS_DIR``, ``aim.toml``) if one was given, else the
+    user's data folder, ``$XDG_DATA_HOME/aim/runs`` (``~/.local/share/aim/runs``): never the
+    working directory, which for a server a desktop client starts may be ``/``.
+    """
+    if config.describe_source("runs_dir") != "default":
+        return Path(config.runs_dir).expanduser()
+    env = {**os.environ, **config.env}
+    home = env.get("HOME") or str(Path.home())
+    data = env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    return Path(data).expanduser() / "aim" / "runs"
+
+
+def writable_runs_dir(folder: Path) -> Path:
+    """``folder``, absolute, created and checked writable; else :class:`RunsDirError` (before any call)."""
+    path = folder.expanduser().absolute()
+    how = "choose another with --runs-dir DIR or AIM_RUNS_DIR (runs_dir in aim.toml)"
+    if path == Path(path.anchor):
+        raise RunsDirError(f"refusing to write runs into the root folder {path}: {how}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".aim-write-check-"):
+            pass
+    except OSError as exc:
+        raise RunsDirError(
+            f"the runs folder {path} is not writable ({exc.strerror or exc}); AIM's MCP server keeps runs and "
+            f"session handles there: {how}"
+        ) from None
+    return path
 
 
 @dataclass

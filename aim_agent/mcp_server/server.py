@@ -12,10 +12,12 @@ that connection's session (:mod:`.sessions`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
@@ -53,6 +55,7 @@ from aim_agent.log import ExperimentLog
 from aim_agent.mcp_server.bridge import (
     MAX_RESULT_BYTES,
     RESOURCE_NOT_FOUND,
+    Counter,
     error_result,
     input_schema,
     mcp_wording,
@@ -62,9 +65,16 @@ from aim_agent.mcp_server.bridge import (
 )
 from aim_agent.mcp_server.handles import HandleStore
 from aim_agent.mcp_server.prompt import neuron_task
-from aim_agent.mcp_server.runs import RunManager
+from aim_agent.mcp_server.runs import RunManager, default_runs_dir, writable_runs_dir
 from aim_agent.mcp_server.session_tools import CodeOutput, make_session_tools
-from aim_agent.mcp_server.sessions import CONNECTION_KEY, McpSession, SessionRegistry, meta_session
+from aim_agent.mcp_server.sessions import (
+    CONNECTION_KEY,
+    Limits,
+    McpSession,
+    SessionRegistry,
+    is_stateless,
+    meta_session,
+)
 from aim_agent.models.trust import ModelPolicy, trusting
 from aim_agent.providers import ProviderError
 from aim_agent.tools.base import ToolContext, ToolError, ToolSpec, error_text, invoke
@@ -223,8 +233,11 @@ class AimMcpState:
                             ctx.extras.pop(key, None)
 
         reporter = getattr(request, "session", None)
+        counter = _made_images(spec, args, session.ctx.images if session is not None else images)
         try:
-            result: CallToolResult = await run_blocking(reporter, work, spec.name, interval=self.progress_interval)
+            result: CallToolResult = await run_blocking(
+                reporter, work, spec.name, interval=self.progress_interval, counter=counter
+            )
             return result
         except ToolError as exc:
             return error_result(mcp_wording(str(exc)))
@@ -243,7 +256,8 @@ class AimMcpState:
         """The handle of ``session`` (minted now if it has none), known to the store from now on."""
         handle = self.registry.give_handle(session)
         if self.handles.load(handle) is None:
-            self.handles.save(handle, log=session.ctx.log.dump() if session.ctx.log is not None else [])
+            client = session.owner if is_stateless(session.owner) else None
+            self.handles.save(handle, log=session.ctx.log.dump() if session.ctx.log is not None else [], client=client)
         return handle
 
     def run_owner(self, session: McpSession) -> str:
@@ -274,6 +288,12 @@ class AimMcpState:
         saved = self.handles.load(handle)
         if saved is None:
             return None
+        client = saved.get("client")
+        stateless = isinstance(client, str) and is_stateless(client)  # its idle rule holds in this process too
+        idle = time.time() - float(saved.get("last_used") or 0)
+        if stateless and idle > self.registry.limits.stateless_idle_s:
+            self.handles.forget(handle)
+            return None
         ctx = self.registry.new_context()
         folder = self.handles.image_dir(handle)
         ctx.images.load_dir(folder)
@@ -281,7 +301,8 @@ class AimMcpState:
             with trusting(*self.policy.trusted()):  # the same rules as the first load_system
                 ctx.system, _ = build_system(self, LoadSystemInput.model_validate(saved["system"]))
         ctx.log = ExperimentLog.load(list(saved.get("log") or []), image_dir=folder, images=ctx.images)
-        return self.registry.adopt(handle, ctx, owner=f"handle:{self.handles.owner_id(handle)}")
+        owner = str(client) if stateless else f"handle:{self.handles.owner_id(handle)}"
+        return self.registry.adopt(handle, ctx, owner=owner)
 
     # -- run_code ---------------------------------------------------------------------------
 
@@ -298,6 +319,22 @@ class AimMcpState:
         return CodeOutput(ok=result.ok, report=result.report(), return_value=value, images=images[:256])
 
 
+#: tools whose providers report no progress, and how many images a call asks for: while one
+#: runs, its progress is the images it has added to the session's store, of that many
+IMAGES_ASKED: dict[str, Callable[[dict[str, Any]], int]] = {
+    "text2image": lambda args: len(args.get("prompts") or []),
+}
+
+
+def _made_images(spec: ToolSpec, args: dict[str, Any], store: ImageStore) -> Counter | None:
+    asked = IMAGES_ASKED.get(spec.name)
+    total = asked(args) if asked is not None else 0
+    if not total:
+        return None
+    before = len(store)
+    return lambda: (float(min(max(len(store) - before, 0), total)), float(total))
+
+
 def build_server(
     *,
     config: AimConfig | None = None,
@@ -308,9 +345,9 @@ def build_server(
     runs_dir: Path | str | None = None,
     require_session: bool = False,
     trusted_models: Sequence[str] = (),
-    max_sessions: int = 64,
-    max_sessions_per_client: int = 8,
-    session_idle_timeout_s: float = 3600.0,
+    limits: Limits | None = None,
+    max_sessions: int | None = None,
+    max_sessions_per_client: int | None = None,
     max_inline_images: int = 32,
     max_result_bytes: int = MAX_RESULT_BYTES,
     max_running: int = 2,
@@ -326,8 +363,12 @@ def build_server(
     name a handle from ``new_session``. ``enable_code`` adds ``run_code`` (the agent sandbox).
     Clients may load the models of ``config``'s ``[models]`` and ``trusted_models`` (the
     operator's ``--trust-model``), plus the names model plugins register.
-    Session handles (:mod:`.handles`) are saved under ``<runs_dir>/.mcp-sessions``, valid under
-    ``handle_scope`` (:func:`.transport.http_app` sets the bearer token's digest).
+    ``limits`` bounds the sessions (:class:`.sessions.Limits`; ``max_sessions`` and
+    ``max_sessions_per_client`` override two of its fields).
+    ``runs_dir`` defaults to :func:`.runs.default_runs_dir` (the configured one, else the user's
+    data folder); it must be writable, else :class:`.runs.RunsDirError` is raised here, before
+    any call. Session handles (:mod:`.handles`) are saved under ``<runs_dir>/.mcp-sessions``,
+    valid under ``handle_scope`` (:func:`.transport.http_app` sets the bearer token's digest).
     The returned server has the attribute ``aim`` (:class:`AimMcpState`).
     """
     from aim_agent.config import apply_plugins, load_config
@@ -339,12 +380,10 @@ def build_server(
     apply_plugins(config, plugins)  # AIM_PLUGINS / aim.toml modules (already-registered ones are skipped)
     experiment_specs = list(tools) if tools is not None else all_tools(plugins)
     policy = ModelPolicy.from_config(config, trusted_models)
+    overrides = {"max_sessions": max_sessions, "max_per_client": max_sessions_per_client}
+    limits = dataclasses.replace(limits or Limits(), **{k: v for k, v in overrides.items() if v is not None})
     registry = SessionRegistry(
-        context_factory or default_context_factory(config, plugins),
-        max_sessions=max_sessions,
-        max_per_client=max_sessions_per_client,
-        idle_timeout_s=session_idle_timeout_s,
-        require_session=require_session,
+        context_factory or default_context_factory(config, plugins), limits=limits, require_session=require_session
     )
     run_defaults: dict[str, Any] = {kind: config.provider(kind) for kind in ("text2image", "editor", "describer")}
     run_defaults.update(
@@ -353,11 +392,11 @@ def build_server(
         image_size=config.image_size,
         dataset=config.exemplar_dataset,
     )
-    runs = RunManager(
-        Path(runs_dir or config.runs_dir), max_running=max_running, defaults=run_defaults, trusted=policy.trusted()
-    )
+    folder = writable_runs_dir(Path(runs_dir) if runs_dir else default_runs_dir(config))
+    runs = RunManager(folder, max_running=max_running, defaults=run_defaults, trusted=policy.trusted())
     handles = HandleStore(runs.runs_dir / ".mcp-sessions", scope=handle_scope)
-    registry.busy = lambda session: any(runs.is_running(run_id) for run_id in session.runs)
+    registry.busy = lambda run_ids: any(runs.is_running(run_id) for run_id in run_ids)
+    registry.forget = handles.forget
     state = AimMcpState(
         plugins=plugins,
         registry=registry,

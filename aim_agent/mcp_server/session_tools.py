@@ -19,7 +19,7 @@ from pydantic import Field
 
 from aim_agent.log import ExperimentLog
 from aim_agent.mcp_server.runs import plain
-from aim_agent.mcp_server.sessions import ANONYMOUS
+from aim_agent.mcp_server.sessions import ANONYMOUS, is_stateless
 from aim_agent.models.trust import ModelNotAllowed
 from aim_agent.plugins import SYNTHETIC
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, ToolSpec, tool
@@ -233,12 +233,16 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         sessions at most: close those it no longer needs with close_session.
         """
         registry = state.registry
-        session = registry.new_explicit(ctx.extras.get("mcp_client", ANONYMOUS))
-        return SessionOutput(
-            session=state.handle_of(session),
-            note=f"closes after {registry.idle_timeout_s / 60:.0f} min unused, or with close_session; "
-            f"one client holds at most {registry.max_per_client} sessions",
-        )
+        owner = ctx.extras.get("mcp_client", ANONYMOUS)
+        session = registry.new_explicit(owner)
+        limits = registry.limits
+        if is_stateless(owner):
+            note = (f"expires after {limits.stateless_idle_s / 60:g} min unused; call close_session(handle=...) when "
+                    f"done: the clients of one address hold at most {limits.max_per_address} handles")
+        else:
+            note = (f"closes after {limits.idle_timeout_s / 60:g} min unused, or with close_session; "
+                    f"one client holds at most {limits.max_per_client} sessions")
+        return SessionOutput(session=state.handle_of(session), note=note)
 
     @tool(session=True, stateless=True, destructive=True, idempotent=True)
     def close_session(ctx: ToolContext, args: SessionHandleInput) -> ClosedOutput:
@@ -298,11 +302,15 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         """
         session = _session_of(ctx)
         system, kind = build_system(state, args)
-        session.ctx.system = system
-        session.ctx.log = ExperimentLog(session.ctx.log.image_dir if session.ctx.log else None)
-        session.ctx.log.add("note", f"loaded {system.describe()}")
+        log = ExperimentLog(session.ctx.log.image_dir if session.ctx.log else None)
+        log.add("note", f"loaded {system.describe()}")
         handle = state.registry.give_handle(session)
-        state.handles.save(handle, system=args.model_dump(mode="json"), log=session.ctx.log.dump())
+        try:  # saved first: a unit that cannot be saved for later calls is not loaded either
+            state.handles.save(handle, system=args.model_dump(mode="json"), log=log.dump())
+        except OSError as exc:
+            raise ToolError(f"cannot save this session under {state.handles.root}: {exc}; the unit was not loaded") \
+                from None
+        session.ctx.system, session.ctx.log = system, log
         return SystemOutput(
             session=handle,
             description=system.describe(),

@@ -54,7 +54,10 @@ def dataset_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutp
     from aim_agent.exemplars import exemplars_for_system
 
     system = ctx.require_system()
-    found = exemplars_for_system(system, k=args.k, dataset=ctx.extras.get("exemplar_dataset"))
+    def report(done: int, total: int) -> None:
+        ctx.progress(done, total, f"dataset_exemplars: {done} of {total} dataset images")
+
+    found = exemplars_for_system(system, k=args.k, dataset=ctx.extras.get("exemplar_dataset"), on_images=report)
     if ctx.log is not None:
         ctx.log.add("exemplars", f"top {len(found.images)} dataset exemplars", images=found.images,
                     activations=found.activations)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,11 +24,16 @@ AIM = str(Path(sys.executable).parent / "aim")
 FAKE = ["--plugin", "aim_fake_plugin", "mcp", "--text2image", "fake", "--editor", "fake", "--describer", "fake"]
 
 
+#: the servers' data folder ($XDG_DATA_HOME: their default runs folder), never the user's own
+DATA_HOME = tempfile.mkdtemp(prefix="aim-test-data-")
+atexit.register(shutil.rmtree, DATA_HOME, ignore_errors=True)
+
+
 def env(**extra: str) -> dict[str, str]:
     """A clean environment for the server: the fake plugin importable, no user config, offline."""
     path = os.pathsep.join(p for p in [str(HERE), os.environ.get("PYTHONPATH", "")] if p)
     base = {k: v for k, v in os.environ.items() if not k.startswith("AIM_")}
-    return {**base, "PYTHONPATH": path, "AIM_CONFIG": "", "HF_HUB_OFFLINE": "1", **extra}
+    return {**base, "PYTHONPATH": path, "AIM_CONFIG": "", "HF_HUB_OFFLINE": "1", "XDG_DATA_HOME": DATA_HOME, **extra}
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from mcp_http import AIM, FAKE, env
+from mcp_http import AIM, FAKE, env, http_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_PYTHON = ROOT / ".venv-clients" / "bin" / "python"
@@ -54,8 +54,8 @@ def test_the_langgraph_agent_of_the_docs_studies_a_unit_over_per_call_sessions(t
     if not CLIENT_PYTHON.exists():
         pytest.skip("langgraph and langchain-mcp-adapters live in .venv-clients: `make .venv-clients/.installed`")
     done = subprocess.run(
-        [str(CLIENT_PYTHON), str(HERE / "clients" / "langgraph_agent.py"), "--chat-model", "scripted", "--",
-         AIM, *FAKE],
+        [str(CLIENT_PYTHON), str(HERE / "clients" / "langgraph_agent.py"), "--chat-model", "scripted",
+         "--unit", "fake-color:relu:1", "--", AIM, *FAKE],
         cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-4000:]
@@ -94,6 +94,27 @@ def test_mcp_inspector_cli_lists_resources_and_calls_tools(tmp_path):
     assert "unit 1 of layer relu" in log["structuredContent"]["system"]
 
 
+def test_mcp_inspector_0_15_reaches_the_http_server_with_the_token_in_the_url(tmp_path):
+    """Inspector 0.15 cannot send a header: --token-in-query lets it in; a wrong token shows the server's words."""
+    cli = NODE_MODULES / "@modelcontextprotocol" / "inspector" / "cli" / "build" / "cli.js"
+    node = shutil.which("node")
+    if not cli.exists() or node is None:
+        pytest.skip(f"the MCP Inspector CLI 0.15 is not installed (npm): {INSTALL}")
+
+    def inspect(url: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([node, str(cli), "--cli", url, "--transport", "http", *args], cwd=tmp_path, env=env(),
+                              capture_output=True, text=True, timeout=300)
+
+    with http_server(tmp_path, "--token-in-query") as (url, token, _, _):
+        listed = inspect(f"{url}?token={token}", "--method", "tools/list")
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        assert "load_system" in {t["name"] for t in json.loads(listed.stdout)["tools"]}
+        made = inspect(f"{url}?token={token}", "--method", "tools/call", "--tool-name", "new_session")
+        assert json.loads(made.stdout)["structuredContent"]["session"].startswith("s_")
+        refused = inspect(f"{url}?token=not-{token}", "--method", "tools/list")
+        assert refused.returncode != 0 and "?token=<token> in the URL" in refused.stdout + refused.stderr
+
+
 def test_mcp_inspector_2_strict_finds_no_schema_problem(tmp_path):
     """Inspector 2.12's --strict reports tool-schema portability problems; there are none."""
     cli = NODE_MODULES / "inspector-2" / "clients" / "launcher" / "build" / "index.js"
@@ -108,3 +129,25 @@ def test_mcp_inspector_2_strict_finds_no_schema_problem(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(json.loads(done.stdout)["tools"]) >= 20
     assert "Warning" not in done.stderr and "Error" not in done.stderr, done.stderr[-3000:]
+
+
+def test_mcp_inspector_2_reaches_the_http_server_with_the_bearer_header(tmp_path):
+    """Inspector 2.12 sends the token as a header (no --token-in-query needed) and calls a tool."""
+    cli = NODE_MODULES / "inspector-2" / "clients" / "launcher" / "build" / "index.js"
+    node = NODE_MODULES / "node" / "bin" / "node"
+    if not cli.exists() or not node.exists():
+        pytest.skip(f"the MCP Inspector CLI 2.12 and Node 22 are not installed (npm): {INSTALL}")
+    with http_server(tmp_path) as (url, token, _, _):
+        def inspect(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([str(node), str(cli), "--cli", url, "--transport", "http", *args], cwd=tmp_path,
+                                  env=env(), capture_output=True, text=True, timeout=300)
+
+        listed = inspect("--header", f"Authorization: Bearer {token}", "--method", "tools/list")
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        assert len(json.loads(listed.stdout)["tools"]) >= 19
+        made = inspect("--header", f"Authorization: Bearer {token}", "--method", "tools/call",
+                       "--tool-name", "new_session")
+        assert made.returncode == 0, made.stderr[-3000:]
+        assert json.loads(made.stdout)["structuredContent"]["session"].startswith("s_")
+        refused = inspect("--method", "tools/list")  # without it: 401, which 2.12 takes as a call for OAuth
+        assert refused.returncode != 0 and "auth" in refused.stderr.lower()

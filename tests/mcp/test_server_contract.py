@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 
 import numpy as np
@@ -83,12 +85,20 @@ async def test_a_result_stays_under_one_mebibyte(tmp_path):
         assert not result.is_error
         size = len(result.model_dump_json(by_alias=True, exclude_none=True))
         assert size < 1024 * 1024, size
-        inline = [c for c in result.content if c.type == "image"]
+        inline = [c for c in result.content if c.type == "image" and c.mime_type == "image/png"]
         links = [c for c in result.content if c.type == "resource_link"]
         assert 0 < len(inline) < 40 and len(inline) + len(links) == 40
         ids = result.structured_content["images"]
         assert [link.name for link in links] == ids[len(inline):]  # every image is reachable by its id
         assert "not inlined" in _text(result) and "aim://image/" in links[0].uri
+        # a chat model that cannot fetch links still sees every image: a small preview just before its link
+        # (up to 32 previews, as many as images inline at full size at most)
+        kinds = [(c.type, getattr(c, "mime_type", None)) for c in result.content[1 + len(inline):-1]]
+        shown = min(len(links), 32)
+        pairs = [("image", "image/jpeg"), ("resource_link", "image/png")]
+        assert kinds == pairs * shown + [("resource_link", "image/png")] * (len(links) - shown)
+        previews = [c for c in result.content if c.type == "image" and c.mime_type == "image/jpeg"]
+        assert {Image.open(io.BytesIO(base64.b64decode(p.data))).size for p in previews} == {(128, 128)}
         image = await client.read_resource(links[-1].uri)
         assert image.contents[0].mime_type == "image/png"
         assert json.loads(result.content[0].text)["images"] == ids

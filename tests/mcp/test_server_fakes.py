@@ -199,30 +199,65 @@ async def test_concurrent_calls_of_two_sessions(fake_server):
 
 
 async def test_progress_notifications(fake_server, fakes, monkeypatch):
+    """text2image's provider reports nothing: its progress is the images made so far, of the prompts."""
     import time
 
     FakeTextToImage = fakes.FakeTextToImage
+    original = FakeTextToImage.generate
 
     def slow(self, prompts, *, size=224, seed=0):
-        time.sleep(0.3)
-        return original(self, prompts, size=size, seed=seed)
+        out = []
+        for prompt in prompts:  # one image at a time, as a diffusion model draws batch by batch
+            time.sleep(0.15)
+            out += original(self, [prompt], size=size, seed=seed)
+        return out
 
-    original = FakeTextToImage.generate
     monkeypatch.setattr(FakeTextToImage, "generate", slow)
     seen: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress, total, message):
         seen.append((progress, total, message))
 
+    prompts = ["a red square", "a green square", "a blue square", "a red disc"]
     async with Client(fake_server) as client:
-        result = await client.call_tool("text2image", {"prompts": ["a red square"]}, progress_callback=on_progress)
+        result = await client.call_tool("text2image", {"prompts": prompts}, progress_callback=on_progress)
     assert not result.is_error
-    # a tool that reports no total: seconds without a total while it runs, then done = total
+    assert {total for _, total, _ in seen} == {4.0} and seen[-1][:2] == (4.0, 4.0), seen
+    values = [p for p, _, _ in seen]
+    assert values == sorted(values) and len(set(values)) == len(values) and set(values) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert len(values) >= 2 and "4 of 4" in seen[-1][2]
+
+
+async def test_a_tool_that_counts_nothing_reports_seconds(fakes, tmp_path, monkeypatch):
+    import time
+
+    from aim_agent.mcp_server import build_server
+    from aim_agent.system import System
+
+    server = build_server(context_factory=lambda: fakes.fake_context(System(fakes.ColorProbe(), 0)),
+                          runs_dir=tmp_path / "runs", progress_interval=0.05)
+    original = fakes.FakeDescriber.describe
+
+    def slow(self, images):
+        time.sleep(0.3)
+        return original(self, images)
+
+    monkeypatch.setattr(fakes.FakeDescriber, "describe", slow)
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    async with Client(server) as client:
+        made = await client.call_tool("text2image", {"prompts": ["a red square"]})
+        result = await client.call_tool("describe_images", {"images": made.structured_content["images"]},
+                                        progress_callback=on_progress)
+    assert not result.is_error
+    # seconds without a total while it runs, then done = total
     values = [p for p, _, _ in seen]
     assert len(seen) >= 2 and values == sorted(values) and len(set(values)) == len(values)
     assert all(total is None for _, total, _ in seen[:-1]) and seen[-1][0] == seen[-1][1]
     assert "done" in seen[-1][2]
-
 
 
 async def test_neuron_progress_counts_images(fakes, tmp_path, monkeypatch):
@@ -307,3 +342,44 @@ async def test_run_code_only_when_enabled(fakes, tmp_path):
         broken = await client.call_tool("run_code", {"code": "def run_experiment(system, tools):\n    1/0\n"})
         assert not broken.is_error and not broken.structured_content["ok"]
         assert "ZeroDivisionError" in broken.structured_content["report"]
+
+
+async def test_dataset_exemplars_progress_counts_dataset_images(fakes, tmp_path, monkeypatch):
+    """dataset_exemplars reports dataset images processed of the dataset's size, batch by batch."""
+    import time
+
+    from aim_agent.mcp_server import build_server
+    from aim_agent.system import System
+
+    folder = tmp_path / "colours"
+    folder.mkdir()
+    for i in range(70):
+        fakes.draw(["red", "green", "blue"][i % 3], 16).save(folder / f"{i:03d}.png")
+    monkeypatch.setenv("AIM_CACHE", str(tmp_path / "cache"))
+
+    def context():
+        ctx = fakes.fake_context(System(fakes.ColorProbe(), 0))
+        ctx.extras["exemplar_dataset"] = str(folder)
+        return ctx
+
+    server = build_server(context_factory=context, runs_dir=tmp_path / "runs", progress_interval=0.02)
+    forward = fakes.ColorProbe.forward
+
+    def slow(self, images):
+        time.sleep(0.15)
+        return forward(self, images)
+
+    monkeypatch.setattr(fakes.ColorProbe, "forward", slow)
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    async with Client(server) as client:
+        result = await client.call_tool("dataset_exemplars", {"k": 3}, progress_callback=on_progress)
+    assert not result.is_error, result.content[0].text
+    counted = [(p, total) for p, total, _ in seen if total is not None]
+    assert {total for _, total in counted} == {70.0} and counted[-1] == (70.0, 70.0)
+    done = [p for p, _ in counted]
+    assert set(done) <= {32.0, 64.0, 70.0} and len(done) >= 2 and done == sorted(done)
+    assert "70 of 70 dataset images" in seen[-1][2]
