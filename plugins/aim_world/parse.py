@@ -1134,7 +1134,10 @@ def layout(
                 b.x, b.y = 0.5 + rng.uniform(-0.08, 0.08), 0.5 + rng.uniform(-0.08, 0.08)
             elif parents[i] is None:
                 b.x = rng.uniform(*_x_range(b))
-                b.y = rng.uniform(*_y_range(b, horizon))
+                # a retry lets a thing something stands below leave the ground band ("a horse below a traffic
+                # light at night": the night's ground band is too thin for one under the other)
+                lifted = ordered and any(o == i and rel == "below" for _, rel, o in relations)
+                b.y = rng.uniform(*_y_range(b, None if lifted else horizon))
         # twice, so chains of relations settle; a retry places each object only once its reference is placed
         for _ in range(2):
             for s, rel, o in (placement_order(relations) if ordered else relations):
