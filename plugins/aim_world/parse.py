@@ -527,7 +527,8 @@ def read(prompt: str) -> Parsed:
         """Modifiers with no noun after them describe the last noun ("a dog that is red"), unless an article
         opened them: "two oranges and a lime" names a third thing (a lime), not a colour of the oranges."""
         nonlocal mods, mod_words, np_open, split_from
-        if mods and np_open and groups and mod_words[0] in NUMBERS and len(mods) > 1 and split(int(mods["count"])):
+        if mods and np_open and groups and "count" in mods and len(mods) > 1 and mod_words[0] in NUMBERS and split(
+                int(mods["count"])):  # type: ignore[call-overload]
             return
         if mods and np_open and groups and mod_words[-1] == "one":  # "a black dog and a white one": another dog
             attrs = {k: v for k, v in mods.items() if k != "count"}
