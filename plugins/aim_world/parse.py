@@ -527,7 +527,8 @@ def read(prompt: str) -> Parsed:
         """Modifiers with no noun after them describe the last noun ("a dog that is red"), unless an article
         opened them: "two oranges and a lime" names a third thing (a lime), not a colour of the oranges."""
         nonlocal mods, mod_words, np_open, split_from
-        if mods and np_open and groups and mod_words[0] in NUMBERS and len(mods) > 1 and split(int(mods["count"])):
+        if mods and np_open and groups and "count" in mods and len(mods) > 1 and mod_words[0] in NUMBERS and split(
+                int(mods["count"])):  # type: ignore[call-overload]
             return
         if mods and np_open and groups and mod_words[-1] == "one":  # "a black dog and a white one": another dog
             attrs = {k: v for k, v in mods.items() if k != "count"}
@@ -1134,7 +1135,10 @@ def layout(
                 b.x, b.y = 0.5 + rng.uniform(-0.08, 0.08), 0.5 + rng.uniform(-0.08, 0.08)
             elif parents[i] is None:
                 b.x = rng.uniform(*_x_range(b))
-                b.y = rng.uniform(*_y_range(b, horizon))
+                # a retry lets a thing something stands below leave the ground band ("a horse below a traffic
+                # light at night": the night's ground band is too thin for one under the other)
+                lifted = ordered and any(o == i and rel == "below" for _, rel, o in relations)
+                b.y = rng.uniform(*_y_range(b, None if lifted else horizon))
         # twice, so chains of relations settle; a retry places each object only once its reference is placed
         for _ in range(2):
             for s, rel, o in (placement_order(relations) if ordered else relations):
