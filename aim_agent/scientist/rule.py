@@ -11,6 +11,11 @@
    (their mean lies at least half way from the negatives to A's positives); a narrower A (tested on at
    least :data:`MIN_NARROW_POSITIVES` images, AUC >= SUPPORT_AUC; no exemplar share needed) replaces B
    when the images B predicts and A gives up stay low (less than half way). One step each way.
+3b. **The strongest exemplar**: when the strongest exemplar's leading concept A lies inside the chosen
+   concept B and, on the measured images and the exemplars together, the images that show B but not A
+   stay low (less than half way from the images without B to A's), A is the label: B over-claims. The
+   exemplars count here because a concept the dataset shows once (a class in a one-photo-per-class
+   sample) has no other images; the conclusion says so and its confidence is lower.
 4. **OR**: a second tested concept, not nested with the first, joins the label only when its own
    positives that do not show the first fire alone (AUC >= SUPPORT_AUC against images that show neither,
    at least MIN_POSITIVES of them) and its excess is at least :data:`MIN_OR_SHARE`. The
@@ -27,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aim_agent.scientist.evidence import Fit, Record, rank_auc
+from aim_agent.scientist.evidence import SHOWS, Fit, Record, fit, rank_auc
 from aim_agent.scientist.reading import Reading
-from aim_agent.terms import strength
+from aim_agent.terms import normal, strength
 
 MIN_POSITIVES = 3
 #: a narrower concept may replace the chosen one on fewer images (a class the dataset shows once or twice)
@@ -49,6 +54,8 @@ class Choice:
     also: Fit | None
     supported: bool
     steps: tuple[str, ...]
+    #: the main concept was decided on the exemplars too (rule 3b): fewer independent images behind it
+    on_exemplars: bool = False
 
     @property
     def concepts(self) -> list[str]:
@@ -77,7 +84,8 @@ def _position(extra: Sequence[float], low: float, high: float) -> float:
     return (float(np.mean(extra)) - low) / (high - low)
 
 
-def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading) -> Choice | None:
+def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading,
+           exemplars: Sequence[Record] = (), leading: Sequence[str] = ()) -> Choice | None:
     """Apply the rule (module docstring) to the fits of every tested concept; None when nothing was tested."""
     tested = [f for f in fits if f.tested]
     if not tested:
@@ -122,4 +130,29 @@ def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading) -> 
                          f"{main.concept})")
             also = other
             break
+    top = _strongest_narrower(main, records, exemplars, leading)
+    if top is not None:
+        steps.append(f"narrower {top}, what the strongest exemplar shows: on the exemplars and the measured images "
+                     f"the other images of {main.concept} stay low")
+        main = fit(top, [*records, *exemplars])
+        return Choice(main=main, also=also, supported=True, steps=tuple(steps), on_exemplars=True)
     return Choice(main=main, also=also, supported=True, steps=tuple(steps))
+
+
+def _strongest_narrower(main: Fit, records: Sequence[Record], exemplars: Sequence[Record],
+                        leading: Sequence[str]) -> str | None:
+    """Rule 3b: the strongest exemplar's concept A, when it lies inside the chosen B and the images that show B
+    but not A (exemplars included: a class the dataset shows once has no other images) stay low."""
+    if not leading or not exemplars or normal(leading[0]) == main.concept:
+        return None
+    top = normal(leading[0])
+    pool = [*records, *exemplars]
+    shows_a = [r for r in pool if strength(r.terms, top) >= SHOWS]
+    if not shows_a or sum(strength(r.terms, main.concept) >= SHOWS for r in shows_a) < NESTED * len(shows_a):
+        return None
+    b_only = [r.activation for r in pool if strength(r.terms, main.concept) >= SHOWS and strength(r.terms, top) == 0]
+    neg = [r.activation for r in pool if strength(r.terms, main.concept) == 0.0]
+    if len(b_only) < MIN_POSITIVES or len(neg) < MIN_POSITIVES:
+        return None
+    low, high = float(np.mean(neg)), float(np.mean([r.activation for r in shows_a]))
+    return top if _position(b_only, low, high) < 0.5 else None

@@ -13,6 +13,7 @@ from aim_agent.scientist.evidence import PHOTO_PREFIX, Fit, Record, fit, records
 from aim_agent.scientist.experiments import Experiment, Search
 from aim_agent.scientist.reading import MAX_CANDIDATES, Reading, base_rates, read_exemplars
 from aim_agent.scientist.rule import MIN_POSITIVES, Choice, choose, is_supported, merit
+from aim_agent.terms import terms_of
 
 #: images per concept search, controls per experiment, and the random sample that gives base rates
 PER_CONCEPT = 6
@@ -49,7 +50,10 @@ def derive(view: ScientistView) -> Derived:
     records = records_from(view.observations)
     concepts = list(dict.fromkeys([*reading.candidates(limit=3 * MAX_CANDIDATES)]))
     fits = [fit(c, records) for c in concepts] if records else []
-    return Derived(reading, records, fits, choose(fits, records, reading) if records else None)
+    exemplars = [Record(terms=terms_of(t), activation=float(a))
+                 for t, a in zip(view.exemplar_descriptions, view.exemplar_activations, strict=False) if t]
+    choice = choose(fits, records, reading, exemplars, reading.leading) if records else None
+    return Derived(reading, records, fits, choice)
 
 
 def next_experiment(view: ScientistView, d: Derived) -> Experiment | None:
@@ -144,6 +148,8 @@ def _confidence(c: Choice, reading: Reading, *, forced: bool, objection: bool) -
     f = c.main
     value = 0.35 + 0.6 * max(0.0, 2 * f.auc - 1) * min(1.0, f.n_pos / 6)
     value *= 0.7 + 0.3 * min(1.0, max(0.0, reading.excess(f.concept)) / 0.4)
+    if c.on_exemplars:
+        value *= 0.8
     if forced:
         value *= 0.75
     if objection:
@@ -185,12 +191,16 @@ def _fit_text(f: Fit, reading: Reading) -> str:
 def _description(c: Choice, d: Derived) -> str:
     f = c.main
     name = d.reading.name(f.concept)
-    numbers = (f"mean activation {f.mean_pos:.3g} on the {f.n_pos} dataset images (not exemplars) the blind describer "
+    which = "exemplars included" if c.on_exemplars else "not exemplars"
+    numbers = (f"mean activation {f.mean_pos:.3g} on the {f.n_pos} dataset images ({which}) the blind describer "
                f"says show {name} vs {f.mean_neg:.3g} on {f.n_neg} that show nothing of it (AUC {f.auc:.2f}); "
                f"{name} explains {d.reading.shares.get(f.concept, 0.0):.0%} of the exemplars (and "
                f"{d.reading.base.get(f.concept, 0.0):.0%} of a random sample of the dataset)")
     if not c.supported:
         return f"No tested concept is supported; the best tested is {name} ({numbers})."
+    if c.on_exemplars:
+        numbers += ("; decided with the exemplars counted, since the dataset shows it on few other images (the "
+                    "other images of the broader concept fire far less)")
     core = f"Selective for {name}"
     if c.also is not None:
         core = f"Polysemantic: {name} OR {d.reading.name(c.also.concept)} (each fires without the other)"

@@ -98,7 +98,7 @@ async def test_the_desktop_entry_starts_a_server(aim_command, tmp_path):
     server_env = {**env(), **entry["env"], "AIM_RUNS_DIR": str(tmp_path / "runs")}  # the test's own folder
     params = StdioServerParameters(command=str(aim_command), args=entry["args"], env=server_env, cwd="/")
     async with Client(params) as client:
-        assert len((await client.list_tools()).tools) == 19
+        assert len((await client.list_tools()).tools) == 20
         loaded = await client.call_tool("load_system", {"model": "world-cnn", "layer": "conv4", "unit": 7})
         assert not loaded.is_error, loaded.content[0].text
     assert any((tmp_path / "runs" / ".mcp-sessions").iterdir())
