@@ -11,11 +11,13 @@
    (their mean lies at least half way from the negatives to A's positives); a narrower A (tested on at
    least :data:`MIN_NARROW_POSITIVES` images, AUC >= SUPPORT_AUC; no exemplar share needed) replaces B
    when the images B predicts and A gives up stay low (less than half way). One step each way.
-3b. **The strongest exemplar**: when the strongest exemplar's leading concept A lies inside the chosen
-   concept B and, on the measured images and the exemplars together, the images that show B but not A
-   stay low (less than half way from the images without B to A's), A is the label: B over-claims. The
-   exemplars count here because a concept the dataset shows once (a class in a one-photo-per-class
-   sample) has no other images; the conclusion says so and its confidence is lower.
+3b. **The strongest exemplar** (checked before narrowing): let A be the concept the describer is fairly
+   sure (>= :data:`SURE`) the strongest exemplar shows. On the measured images and the exemplars together,
+   A is the label when it lies inside B and the images of B without A stay low (less than half way from
+   the images showing neither to A's), or when it lies beside B, the strongest exemplar does not show B,
+   and A's images fire above B's: B over-claims, or misses the strongest response. The exemplars count
+   here because a concept the dataset shows once (a class in a one-photo-per-class sample) has no other
+   images; the conclusion says so and its confidence is lower.
 4. **OR**: a second tested concept, not nested with the first, joins the label only when its own
    positives that do not show the first fire alone (AUC >= SUPPORT_AUC against images that show neither,
    at least MIN_POSITIVES of them) and its excess is at least :data:`MIN_OR_SHARE`. The
@@ -44,6 +46,8 @@ MIN_EXEMPLAR_SHARE = 0.1
 MIN_OR_SHARE = 0.2
 #: A lies inside B when at least this share of A's positives are B's positives
 NESTED = 0.9
+#: a describer's strength that says it is fairly sure (rule 3b reads only such a description of the top exemplar)
+SURE = 0.4
 
 
 @dataclass(frozen=True)
@@ -104,10 +108,16 @@ def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading,
                 steps.append(f"broader {b.concept}: the images only it predicts fire too")
                 main = b
                 break
+    top = _strongest_exemplar(main, records, exemplars, leading)
+    if top is not None:
+        steps.append(f"{top}, what the strongest exemplar shows: on the exemplars and the measured images it fires "
+                     f"above the rest of {main.concept}")
+        return Choice(main=fit(top, [*records, *exemplars]), also=None, supported=True, steps=tuple(steps),
+                      on_exemplars=True)
     # narrowing needs no exemplar share: the broader concept's own controls decide (its other members stay low)
     narrower = [f for f in tested if f.auc >= SUPPORT_AUC and len(f.positives) >= MIN_NARROW_POSITIVES
                 and f.mean_pos > f.mean_neg]
-    for a in sorted(narrower, key=lambda f: len(f.positives)):
+    for a in sorted(narrower, key=lambda f: (-f.mean_pos, f.concept)):
         if inside(a, main):
             extra = [acts[i] for i in main.positives - a.positives]
             if _position(extra, main.mean_neg, a.mean_pos) < 0.5:
@@ -130,29 +140,30 @@ def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading,
                          f"{main.concept})")
             also = other
             break
-    top = _strongest_narrower(main, records, exemplars, leading)
-    if top is not None:
-        steps.append(f"narrower {top}, what the strongest exemplar shows: on the exemplars and the measured images "
-                     f"the other images of {main.concept} stay low")
-        main = fit(top, [*records, *exemplars])
-        return Choice(main=main, also=also, supported=True, steps=tuple(steps), on_exemplars=True)
     return Choice(main=main, also=also, supported=True, steps=tuple(steps))
 
 
-def _strongest_narrower(main: Fit, records: Sequence[Record], exemplars: Sequence[Record],
+def _strongest_exemplar(main: Fit, records: Sequence[Record], exemplars: Sequence[Record],
                         leading: Sequence[str]) -> str | None:
-    """Rule 3b: the strongest exemplar's concept A, when it lies inside the chosen B and the images that show B
-    but not A (exemplars included: a class the dataset shows once has no other images) stay low."""
-    if not leading or not exemplars or normal(leading[0]) == main.concept:
+    """Rule 3b: the concept A the describer is sure the strongest exemplar shows, over the chosen B, when on the
+    measured images and the exemplars together (a class the dataset shows once has no other images) A's images
+    fire above B's: inside B, the images of B without A stay low; beside B, A's images fire higher than B's."""
+    if not leading or not exemplars:
         return None
     top = normal(leading[0])
+    strongest = max(exemplars, key=lambda r: r.activation)
+    if top == main.concept or strength(strongest.terms, top) < SURE:
+        return None
     pool = [*records, *exemplars]
     shows_a = [r for r in pool if strength(r.terms, top) >= SHOWS]
-    if not shows_a or sum(strength(r.terms, main.concept) >= SHOWS for r in shows_a) < NESTED * len(shows_a):
+    shows_b = [r for r in pool if strength(r.terms, main.concept) >= SHOWS]
+    neg = [r.activation for r in pool if strength(r.terms, main.concept) == 0.0 and strength(r.terms, top) == 0.0]
+    if not shows_a or len(shows_b) < MIN_POSITIVES or len(neg) < MIN_POSITIVES:
         return None
-    b_only = [r.activation for r in pool if strength(r.terms, main.concept) >= SHOWS and strength(r.terms, top) == 0]
-    neg = [r.activation for r in pool if strength(r.terms, main.concept) == 0.0]
-    if len(b_only) < MIN_POSITIVES or len(neg) < MIN_POSITIVES:
-        return None
-    low, high = float(np.mean(neg)), float(np.mean([r.activation for r in shows_a]))
-    return top if _position(b_only, low, high) < 0.5 else None
+    high = float(np.mean([r.activation for r in shows_a]))
+    if sum(strength(r.terms, main.concept) >= SHOWS for r in shows_a) >= NESTED * len(shows_a):  # A inside B
+        b_only = [r.activation for r in shows_b if strength(r.terms, top) == 0.0]
+        return top if b_only and _position(b_only, float(np.mean(neg)), high) < 0.5 else None
+    if strength(strongest.terms, main.concept) >= SHOWS:
+        return None  # the strongest exemplar shows B too: B explains it
+    return top if high > float(np.mean([r.activation for r in shows_b])) else None

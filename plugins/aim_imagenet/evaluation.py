@@ -103,7 +103,7 @@ def most_correlated(pool_terms: list[dict[str, float]], acts: np.ndarray, names:
     y = acts - acts.mean()
     denom = np.sqrt((x**2).sum(axis=0) * (y**2).sum()) + 1e-9
     corr = (x * y[:, None]).sum(axis=0) / denom
-    corr[support < 2] = -1.0
+    corr[support < 1] = -1.0
     best = terms[int(np.argmax(corr))]
     return names.get(best, best)
 
