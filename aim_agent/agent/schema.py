@@ -58,6 +58,29 @@ class Proposal(BaseModel):
         return self.ready_to_conclude and not self.has_experiment
 
 
+class Experiment(Protocol):
+    """One planned experiment that can be written both ways (a rule-based scientist's plan)."""
+
+    def code(self) -> str:
+        """The experiment as ``def run_experiment(system, tools)``."""
+        ...
+
+    def tool_calls(self) -> list[ToolCall]:
+        """The experiment as tool calls chained with ``$k.field`` references."""
+        ...
+
+
+def experiment_proposal(thoughts: list[str], hypotheses: list[Hypothesis], experiment: Experiment,
+                        mode: Mode) -> Proposal:
+    """A proposal that runs ``experiment`` in the run's mode (code, or tool calls)."""
+    proposal = Proposal(thoughts="\n".join(thoughts), hypotheses=hypotheses)
+    if mode == "code":
+        proposal.code = experiment.code()
+    else:
+        proposal.tool_calls = experiment.tool_calls()
+    return proposal
+
+
 class Observation(BaseModel):
     """What an experiment returned, as the scientist will see it."""
 

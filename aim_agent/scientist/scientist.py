@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aim_agent.agent.schema import Conclusion, Hypothesis, Proposal, ScientistView
+from aim_agent.agent.schema import Conclusion, Hypothesis, Proposal, ScientistView, experiment_proposal
 from aim_agent.scientist.evidence import PHOTO_PREFIX, Fit, Record, fit, records_from
 from aim_agent.scientist.experiments import Experiment, Search
 from aim_agent.scientist.reading import MAX_CANDIDATES, Reading, base_rates, read_exemplars
@@ -113,12 +113,7 @@ class ConceptScientist:
             thoughts.append("Planned experiments are done: concluding.")
             return Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses(d), ready_to_conclude=True)
         thoughts.append(f"Next ({exp.phase}): {exp.note}")
-        proposal = Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses(d))
-        if view.mode == "code":
-            proposal.code = exp.code()
-        else:
-            proposal.tool_calls = exp.tool_calls()
-        return proposal
+        return experiment_proposal(thoughts, _hypotheses(d), exp, view.mode)
 
     def conclude(self, view: ScientistView) -> Conclusion:
         d = derive(view)
@@ -168,8 +163,14 @@ def _hypotheses(d: Derived) -> list[Hypothesis]:
                            confidence=round(min(0.5, 0.2 + 0.3 * d.reading.shares[c]), 2))
                 for c in d.reading.candidates()]
     out = []
-    for f in _ranked(d)[:8]:
-        status = "supported" if is_supported(f, d.reading) else "refuted" if f.auc < 0.6 else "open"
+    chosen = d.choice.concepts if d.choice is not None and d.choice.supported else []
+    ranked = _ranked(d)
+    # the concluded concept is always listed first (rule 3b may choose one on the exemplars, outside the top)
+    first = [d.choice.main] if d.choice is not None and d.choice.main.concept not in {f.concept for f in ranked[:8]} \
+        else []
+    for f in [*first, *ranked][:8]:
+        status = ("supported" if f.concept in chosen or is_supported(f, d.reading)
+                  else "refuted" if f.auc < 0.6 else "open")
         out.append(Hypothesis(id=f.concept.replace(" ", "_"), statement=f"the unit detects {d.reading.name(f.concept)}",
                               concepts=[d.reading.name(f.concept)], kind="single", status=status,
                               confidence=round(min(0.97, max(0.05, f.auc)), 2)))

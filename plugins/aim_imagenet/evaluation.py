@@ -213,18 +213,13 @@ def evaluate_classifier(n: int, seed: int, runs_dir: Path, cache_dir: Path, *, m
                         max_rounds: int = 6, say: Say = lambda _: None) -> ClassifierEvaluation:
     """(a): ``n`` seeded random output units of Lite0 over all sample photos."""
     from aim_agent.exemplars import resolve_dataset
-    from aim_agent.exemplars.pool import described_pool
-    from aim_agent.plugins import plugin_manager
-    from aim_agent.terms import normal
 
     tax = taxonomy()
     units = sorted(random.Random(seed).sample(range(len(tax.classes)), n))
     folder = resolve_dataset("imagenet-sample")
     _, acts = folder_activations(MODEL, CLASSIFIER_LAYER, folder.root, cache_dir=cache_dir, say=say)
-    describer = plugin_manager().provider("describer", DESCRIBER)
-    pool = described_pool(folder, describer, cache_dir=cache_dir)
+    pool, names = _described(folder, cache_dir)
     pool_terms = [item.terms for item in pool.items]
-    names = {normal(p.strip()): p.strip() for item in pool.items for p in _term_names(item.description)}
     evaluation = ClassifierEvaluation(seed=seed)
     for k, unit in enumerate(units, 1):
         run = run_unit(CLASSIFIER_LAYER, unit, "imagenet-sample", runs_dir, mode=mode, max_rounds=max_rounds, say=say)
@@ -247,6 +242,16 @@ def evaluate_classifier(n: int, seed: int, runs_dir: Path, cache_dir: Path, *, m
                             strict=True):
             r.judge[m] = score
     return evaluation
+
+
+def _described(folder: Any, cache_dir: Path) -> tuple[Any, dict[str, str]]:
+    """The folder's described pool (the tagger's words for every photo) and each term as the tagger writes it."""
+    from aim_agent.exemplars.pool import described_pool
+    from aim_agent.plugins import plugin_manager
+    from aim_agent.terms import normal
+
+    pool = described_pool(folder, plugin_manager().provider("describer", DESCRIBER), cache_dir=cache_dir)
+    return pool, {normal(p.strip()): p.strip() for item in pool.items for p in _term_names(item.description)}
 
 
 def _term_names(description: str) -> list[str]:
@@ -317,9 +322,6 @@ def evaluate_hidden(layer: str, n: int, seed: int, runs_dir: Path, cache_dir: Pa
                     max_rounds: int = 6, say: Say = lambda _: None) -> HiddenEvaluation:
     """(b): ``n`` seeded random units of ``layer``, interpreted on the discovery half, scored on the held-out half."""
     from aim_agent.exemplars import resolve_dataset
-    from aim_agent.exemplars.pool import described_pool
-    from aim_agent.plugins import plugin_manager
-    from aim_agent.terms import normal
     from aim_imagenet.photos import PhotoView
 
     tax = taxonomy()
@@ -329,10 +331,8 @@ def evaluate_hidden(layer: str, n: int, seed: int, runs_dir: Path, cache_dir: Pa
     h_files, h_acts = folder_activations(MODEL, layer, heldout.root, cache_dir=cache_dir, say=say)
     live = [u for u in range(d_acts.shape[1]) if float(d_acts[:, u].std()) > 1e-6]
     units = sorted(random.Random(seed).sample(live, min(n, len(live))))
-    describer = plugin_manager().provider("describer", DESCRIBER)
-    pool = described_pool(discovery, describer, cache_dir=cache_dir)
+    pool, names = _described(discovery, cache_dir)
     pool_terms = [item.terms for item in pool.items]
-    names = {normal(p.strip()): p.strip() for item in pool.items for p in _term_names(item.description)}
     runs = []
     for k, unit in enumerate(units, 1):
         run = run_unit(layer, unit, "imagenet-sample-discovery", runs_dir, mode=mode, max_rounds=max_rounds, say=say)

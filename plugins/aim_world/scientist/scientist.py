@@ -3,7 +3,7 @@ the best of them (see the package docstring for the strategy)."""
 
 from __future__ import annotations
 
-from aim_agent.agent.schema import Conclusion, Hypothesis, Proposal, ScientistView
+from aim_agent.agent.schema import Conclusion, Hypothesis, Proposal, ScientistView, experiment_proposal
 from aim_agent.scientist import ConceptScientist
 from aim_world.scientist.hypotheses import Hyp, condition_phrase, hyp_id
 from aim_world.scientist.plan import State, derive, next_experiment
@@ -56,12 +56,7 @@ class OfflineScientist:
             thoughts.append("Planned experiments are done and the critic has no open request: concluding.")
             return Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses_out(state), ready_to_conclude=True)
         thoughts.append(f"Next ({exp.phase}): {exp.note}")
-        proposal = Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses_out(state))
-        if view.mode == "code":
-            proposal.code = exp.code()
-        else:
-            proposal.tool_calls = exp.tool_calls()
-        return proposal
+        return experiment_proposal(thoughts, _hypotheses_out(state), exp, view.mode)
 
     def conclude(self, view: ScientistView) -> Conclusion:
         reading = reading_for(view)
