@@ -452,9 +452,9 @@ def exemplar_coverage(state: AgentState, conclusion: Conclusion, vocabulary: Voc
     for d in descriptions:
         if d in shown:
             continue
-        for c in vocabulary.concepts_in(d):
-            if c.kind != "category":
-                counts[c.name] = counts.get(c.name, 0) + 1
+        # each concept once per description (several vocabularies, or several senses of a word, may name it)
+        for name in {c.name for c in vocabulary.concepts_in(d) if c.kind != "category"}:
+            counts[name] = counts.get(name, 0) + 1
     top = sorted(counts, key=lambda k: (-counts[k], k))[:4]
     others = f"; the others mostly show {', '.join(f'{k} ({counts[k]})' for k in top)}" if top else ""
     return (f"Caution: only {len(shown)} of {len(descriptions)} dataset exemplars show what this conclusion names"

@@ -10,16 +10,16 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "aim_agent"
-PLUGIN_PACKAGES = {"aim_world", "aim_transformers", "aim_diffusers", "aim_occlusion"}
+PLUGIN_PACKAGES = {"aim_world", "aim_transformers", "aim_diffusers", "aim_occlusion", "aim_imagenet"}
 #: the layers, bottom up; a top-level name of aim_agent/ -> its layer
 LAYERS = {
     # 0: data that travels: images and their records, files, provider contracts, a unit, the log
-    "images": 0, "files": 0, "providers": 0, "overlay": 0, "system": 0, "log": 0,
+    "images": 0, "files": 0, "providers": 0, "overlay": 0, "system": 0, "log": 0, "terms": 0,
     # 1: building blocks: models, exemplars, SAEs, tools and their one call path, plugins, configuration
     "models": 1, "exemplars": 1, "sae": 1, "tools": 1, "plugins": 1, "hookspecs": 1, "config": 1, "session": 1,
     "circuits": 1, "vocabulary": 1,
     # 2: the agent (graph, scientist, critic, sandbox) and its report
-    "agent": 2, "report": 2,
+    "agent": 2, "report": 2, "scientist": 2,
     # 3: the ways in: command line, MCP server, benchmarks, evaluation, sweeps
     "mcp_server": 3, "cli": 3, "benchmarks": 3, "eval": 3, "sweep": 3, "__init__": 3, "__main__": 3,
 }

@@ -60,7 +60,8 @@ def without_world(resnet_dir: Path, image_folder: Path, tmp_path_factory: pytest
         "world_cnn": ["layers", "world-cnn"],
     }
     env = {k: v for k, v in os.environ.items() if k not in ("GOOGLE_API_KEY", "AIM_PLUGINS", "AIM_CONFIG")}
-    env.update(AIM_DISABLE_PLUGINS="world", AIM_CACHE=cache, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    # imagenet ships named models too: left out, so "named models: 0" means the world's are gone
+    env.update(AIM_DISABLE_PLUGINS="world,imagenet", AIM_CACHE=cache, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     done = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(commands)], env=env, cwd=tmp,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -115,7 +116,8 @@ def test_disabled_plugins_are_blocked_and_named() -> None:
     assert plugins.pm.is_blocked("world") and not plugins.has_plugin("world")
     assert plugins.has_plugin("transformers")
     assert "world" not in plugins.provider_names("text2image")
-    assert plugins.provider_names("scientist") == [] and plugins.unit_sources() == []
+    # the core's concept scientist is a plugin of the core itself: it stays
+    assert plugins.provider_names("scientist") == ["concepts"] and plugins.unit_sources() == []
     with pytest.raises(MissingPlugin, match=r"the demo needs the world plugin \(aim_world\), which is disabled"):
         plugins.require("world", "the demo")
     with pytest.raises(MissingPlugin, match=r"the describer 'world' comes from the world plugin"):
@@ -151,7 +153,7 @@ async def test_mcp_server_lists_tools_and_studies_a_model_without_the_world(resn
     from aim_agent.config import load_config
     from aim_agent.mcp_server import build_server
 
-    plugins = AimPlugins(disable=["world"])
+    plugins = AimPlugins(disable=["world", "imagenet"])  # imagenet lists named models of its own
     config = load_config({"exemplar_dataset": str(image_folder)}, env={"AIM_CACHE": str(tmp_path)}, cwd=tmp_path)
     # MCP clients load only what the operator offers: here the one model this test saved
     server = build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs", trusted_models=[str(resnet_dir)])
