@@ -458,8 +458,8 @@ def exemplar_coverage(state: AgentState, conclusion: Conclusion, vocabulary: Voc
     top = sorted(counts, key=lambda k: (-counts[k], k))[:4]
     others = f"; the others mostly show {', '.join(f'{k} ({counts[k]})' for k in top)}" if top else ""
     return (f"Caution: only {len(shown)} of {len(descriptions)} dataset exemplars show what this conclusion names"
-            f"{others}. The numbers above come from the images this run generated, so the unit's strongest "
-            "natural images are not explained by this conclusion.")
+            f"{others}. The numbers above come from the images this run made or found, not the exemplars, so the "
+            "unit's strongest natural images are not explained by this conclusion.")
 
 
 # --------------------------------------------------------------------------------------------
