@@ -339,7 +339,7 @@ def test_the_conclusion_says_when_most_exemplars_do_not_show_it():
              + ["The highlighted region contains a red car (70% of the region)."] * 5}
     note = exemplar_coverage(state, Conclusion(description="dogs", labels=["dog"]), vocabulary)
     assert note and note.startswith("Caution: only 2 of 7 dataset exemplars") and "car (5)" in note
-    assert "generated" in note
+    assert "made or found" in note
     assert exemplar_coverage(state, Conclusion(description="cars", labels=["car"]), vocabulary) is None
     assert exemplar_coverage(state, Conclusion(description="vehicles", labels=["vehicles"]), vocabulary) is None
 
