@@ -11,8 +11,10 @@ image show X, and how strongly" without knowing which describer wrote the text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
+#: a description names a concept when its strength is at least this (a tagger's probability; plain words are 1.0)
+SHOWS = 0.15
 #: ``term (0.62)`` or ``term (63%)``
 _SCORED = re.compile(r"([^,;:()]+?)\s*\((\d+(?:\.\d+)?)(%?)\)")
 #: section names a describer may put before a list (``kinds: ...``); they are not terms themselves
@@ -53,6 +55,6 @@ def strength(terms: Mapping[str, float], concept: str) -> float:
     return terms.get(normal(concept), 0.0)
 
 
-def shows(terms: Mapping[str, float], concepts: Iterable[str], minimum: float) -> bool:
-    """Whether the terms name any of ``concepts`` with at least ``minimum`` strength."""
-    return any(strength(terms, c) >= minimum for c in concepts)
+def named(text: str) -> list[str]:
+    """The scored terms of a description as the describer wrote them ("tiger cat"), in order: for labels."""
+    return [name for m in _SCORED.finditer(text) if (name := _SECTION.sub("", m.group(1)).strip())]

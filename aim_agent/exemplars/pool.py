@@ -21,12 +21,10 @@ from typing import Any
 from aim_agent.exemplars.dataset import ImageFolder, default_cache_dir
 from aim_agent.files import atomic_write
 from aim_agent.providers import Describer
-from aim_agent.terms import normal, strength, terms_of
+from aim_agent.terms import SHOWS, normal, terms_of
 
 #: images described per describer call (and per saved chunk of the cache)
 CHUNK = 64
-#: a description names a concept when its strength is at least this (a tagger's probability; plain words are 1.0)
-MIN_STRENGTH = 0.15
 #: the pool's cache file format; bump when the file layout changes
 FORMAT = 2
 
@@ -51,11 +49,8 @@ class DescribedPool:
     def __len__(self) -> int:
         return len(self.items)
 
-    def strength(self, position: int, concept: str) -> float:
-        return strength(self.items[position].terms, concept)
-
     def search(self, concepts: list[str], without: list[str], n: int, *, skip: int = 0,
-               minimum: float = MIN_STRENGTH, leave_out: set[str] | frozenset[str] = frozenset()) -> list[PoolImage]:
+               minimum: float = SHOWS, leave_out: set[str] | frozenset[str] = frozenset()) -> list[PoolImage]:
         """Up to ``n`` images that show any of ``concepts`` (all images when empty) and none of ``without``.
 
         Images that show a concept come strongest first; the others (controls) in a fixed

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from aim_agent.agent.schema import Observation
-from aim_agent.terms import strength, terms_of
+from aim_agent.terms import SHOWS, strength, terms_of
 
-#: a record shows a concept when the describer gives it at least this strength (a tagger's probability)
-SHOWS = 0.15
 #: the provenance prefix of an image found by dataset_search
 PHOTO_PREFIX = "photo: "
 

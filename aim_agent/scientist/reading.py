@@ -8,11 +8,10 @@ largest shares; nothing else (no list of answers, no file names) goes into them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from aim_agent.terms import normal, terms_of
+from aim_agent.terms import named, normal, terms_of
 
 #: candidates tested by the first experiment (each costs a search and a forward pass)
 MAX_CANDIDATES = 8
@@ -79,8 +78,8 @@ def read_exemplars(descriptions: Sequence[str], activations: Sequence[float]) ->
     for (text, _), w in zip(pairs, weights, strict=True):
         for term, value in terms_of(text).items():
             shares[term] = shares.get(term, 0.0) + w * value / total
-        for shown in re.findall(r"([^,;:()]+?)\s*\(", text):
-            names.setdefault(normal(shown.strip()), shown.strip())
+        for shown in named(text):
+            names.setdefault(normal(shown), shown)
     ordered = sorted(pairs, key=lambda pair: -pair[1])[:LEADING]
     leading = [next(iter(terms)) for terms in (terms_of(text) for text, _ in ordered) if terms]
     return Reading(shares={c: round(v, 4) for c, v in shares.items()}, names=names, described=len(pairs),

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aim_agent.scientist.evidence import SHOWS, Fit, Record, fit, rank_auc
+from aim_agent.scientist.evidence import Fit, Record, fit, rank_auc
 from aim_agent.scientist.reading import Reading
-from aim_agent.terms import normal, strength
+from aim_agent.terms import SHOWS, normal, strength
 
 MIN_POSITIVES = 3
 #: a narrower concept may replace the chosen one on fewer images (a class the dataset shows once or twice)

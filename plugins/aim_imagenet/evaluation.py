@@ -248,21 +248,17 @@ def _described(folder: Any, cache_dir: Path) -> tuple[Any, dict[str, str]]:
     """The folder's described pool (the tagger's words for every photo) and each term as the tagger writes it."""
     from aim_agent.exemplars.pool import described_pool
     from aim_agent.plugins import plugin_manager
-    from aim_agent.terms import normal
+    from aim_agent.terms import named, normal
 
     pool = described_pool(folder, plugin_manager().provider("describer", DESCRIBER), cache_dir=cache_dir)
-    return pool, {normal(p.strip()): p.strip() for item in pool.items for p in _term_names(item.description)}
-
-
-def _term_names(description: str) -> list[str]:
-    import re
-
-    return [m.split(":")[-1] for m in re.findall(r"([^,;()]+?)\s*\(", description)]
+    return pool, {normal(p): p for item in pool.items for p in named(item.description)}
 
 
 def _first_term(description: str) -> str:
-    names = _term_names(description)
-    return names[0].strip() if names else description.split(",")[0].strip()
+    from aim_agent.terms import named
+
+    names = named(description)
+    return names[0] if names else description.split(",")[0].strip()
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from aim_agent.exemplars.pool import described_pool, pool_cache_path
 from aim_agent.scientist.evidence import Record, fit
 from aim_agent.scientist.reading import read_exemplars
 from aim_agent.scientist.rule import choose
-from aim_agent.terms import normal, terms_of
+from aim_agent.terms import named, normal, terms_of
 
 
 def test_terms_read_tagger_lists_percentages_and_plain_words() -> None:
@@ -24,6 +24,7 @@ def test_terms_read_tagger_lists_percentages_and_plain_words() -> None:
     assert terms_of("trees (63%), sky (20%)") == {"tree": 0.63, "sky": 0.2}
     assert terms_of("a red dog, sand and the sea") == {"red dog": 1.0, "sand": 1.0, "sea": 1.0}
     assert normal("Boxes") == normal("box") == "box"
+    assert named("tabby (0.62), tiger cat (0.21); kinds: domestic cat (0.93)") == ["tabby", "tiger cat", "domestic cat"]
 
 
 @pytest.fixture
