@@ -40,6 +40,8 @@ class Fit:
     mean_pos: float
     mean_neg: float
     positives: frozenset[int]
+    #: the Mann-Whitney z of the AUC: how far above chance it lies for this many images (1.645 is p = 0.05)
+    z: float = 0.0
 
     @property
     def tested(self) -> bool:
@@ -68,11 +70,34 @@ def rank_auc(pos: Sequence[float], neg: Sequence[float]) -> float:
     return float(((p > n).sum() + 0.5 * (p == n).sum()) / (p.size * n.size))
 
 
+def rank_z(auc: float, n_pos: int, n_neg: int) -> float:
+    """The AUC's distance from chance in standard errors under the null (normal approximation of Mann-Whitney U)."""
+    if n_pos == 0 or n_neg == 0:
+        return 0.0
+    return (auc - 0.5) / float(np.sqrt((n_pos + n_neg + 1) / (12.0 * n_pos * n_neg)))
+
+
 def fit(concept: str, records: Sequence[Record]) -> Fit:
     """Score ``concept`` on the records: positives name it (>= :data:`SHOWS`), negatives do not name it at all."""
     pos_idx = [i for i, r in enumerate(records) if strength(r.terms, concept) >= SHOWS]
     neg = [r.activation for r in records if strength(r.terms, concept) == 0.0]
     pos = [records[i].activation for i in pos_idx]
-    return Fit(concept=concept, auc=rank_auc(pos, neg), n_pos=len(pos), n_neg=len(neg),
+    auc = rank_auc(pos, neg)
+    return Fit(concept=concept, auc=auc, n_pos=len(pos), n_neg=len(neg),
                mean_pos=float(np.mean(pos)) if pos else 0.0, mean_neg=float(np.mean(neg)) if neg else 0.0,
-               positives=frozenset(pos_idx))
+               positives=frozenset(pos_idx), z=rank_z(auc, len(pos), len(neg)))
+
+
+#: one-sided p < 0.05: an AUC this many standard errors above chance is a measured effect
+EVIDENT_Z = 1.645
+
+
+def correlated(records: Sequence[Record], min_positives: int, limit: int) -> list[str]:
+    """The concepts whose presence over ``records`` (a random sample) tracks the unit: the describer names them
+    on at least ``min_positives`` images and they fire above the rest (z >= :data:`EVIDENT_Z`), strongest first.
+    A random sample finds what the exemplars may not show: a broad concept that raises the unit a little
+    everywhere."""
+    terms = {t for r in records for t, v in r.terms.items() if v >= SHOWS}
+    fits = [f for f in (fit(t, records) for t in sorted(terms))
+            if f.n_pos >= min_positives and f.n_neg >= min_positives and f.z >= EVIDENT_Z]
+    return [f.concept for f in sorted(fits, key=lambda f: (-f.z, f.concept))[:limit]]

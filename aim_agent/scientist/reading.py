@@ -36,6 +36,8 @@ class Reading:
     base: dict[str, float] = field(default_factory=dict)
     #: the first (most specific) term of each of the :data:`LEADING` strongest exemplars
     leading: list[str] = field(default_factory=list)
+    #: concepts whose presence tracks the unit over the survey's random sample (set once the survey ran)
+    correlated: list[str] = field(default_factory=list)
 
     def name(self, concept: str) -> str:
         """The concept as the describer wrote it (``tiger cat``), for labels."""
@@ -46,10 +48,11 @@ class Reading:
         return self.shares.get(concept, 0.0) - self.base.get(concept, 0.0)
 
     def candidates(self, limit: int = MAX_CANDIDATES) -> list[str]:
-        """What the strongest exemplars show first (their leading terms), then the concepts by excess."""
+        """What the strongest exemplars show first (their leading terms), then what tracks the unit over the
+        survey, then the concepts by excess."""
         ranked = sorted(self.shares, key=lambda c: (-self.excess(c), c))
         by_excess = [c for c in ranked if self.excess(c) >= MIN_SHARE]
-        return list(dict.fromkeys([*self.leading, *by_excess]))[:limit]
+        return list(dict.fromkeys([*self.leading, *self.correlated, *by_excess]))[:limit]
 
 
 def base_rates(descriptions: Sequence[str]) -> dict[str, float]:

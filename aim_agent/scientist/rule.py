@@ -14,16 +14,22 @@
 3b. **The strongest exemplar** (checked before narrowing): let A be the concept the describer is fairly
    sure (>= :data:`SURE`) the strongest exemplar shows. On the measured images and the exemplars together,
    A is the label when it lies inside B and the images of B without A stay low (less than half way from
-   the images showing neither to A's), or when it lies beside B, the strongest exemplar does not show B,
-   and A's images fire above B's: B over-claims, or misses the strongest response. The exemplars count
+   the images showing neither to A's): B over-claims. A concept beside B never replaces it: the strongest
+   exemplar is the dataset's maximum by construction, so its concept would always seem to fire highest.
+   The exemplars count
    here because a concept the dataset shows once (a class in a one-photo-per-class sample) has no other
    images; the conclusion says so and its confidence is lower.
 4. **OR**: a second tested concept, not nested with the first, joins the label only when its own
    positives that do not show the first fire alone (AUC >= SUPPORT_AUC against images that show neither,
    at least MIN_POSITIVES of them) and its excess is at least :data:`MIN_OR_SHARE`. The
    first concept is the main one.
-5. No supported concept: the conclusion is the best tested concept, marked untested/refuted, with a low
-   confidence.
+5. No supported concept: the conclusion is, in this order of evidence, (a) the concept with a *measured
+   effect* short of support (at least MIN_POSITIVES images each side, its AUC above chance at one-sided
+   p < 0.05 by the Mann-Whitney test, :data:`~aim_agent.scientist.evidence.EVIDENT_Z`) with the highest
+   merit, or what the strongest exemplar shows in its place by rule 3b; (b) when no tested concept has a
+   measured effect, what the strongest exemplar shows first (the describer's leading term for it): the
+   exemplars are then the only evidence, and a concept tested on two or three images is no better than a
+   guess. Either way the conclusion says it is not supported, with a low confidence.
 """
 
 from __future__ import annotations
@@ -31,10 +37,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from aim_agent.scientist.evidence import Fit, Record, fit, rank_auc
+from aim_agent.scientist.evidence import EVIDENT_Z, Fit, Record, fit, rank_auc
 from aim_agent.scientist.reading import Reading
 from aim_agent.terms import SHOWS, normal, strength
 
@@ -56,10 +63,15 @@ class Choice:
 
     main: Fit
     also: Fit | None
-    supported: bool
+    #: what the main concept rests on: support (rule 1), a measured effect short of it, or the exemplars alone
+    basis: Literal["supported", "effect", "exemplars"]
     steps: tuple[str, ...]
     #: the main concept was decided on the exemplars too (rule 3b): fewer independent images behind it
     on_exemplars: bool = False
+
+    @property
+    def supported(self) -> bool:
+        return self.basis == "supported"
 
     @property
     def concepts(self) -> list[str]:
@@ -69,6 +81,11 @@ class Choice:
 def is_supported(f: Fit, reading: Reading) -> bool:
     return (f.n_pos >= MIN_POSITIVES and f.n_neg >= MIN_POSITIVES and f.auc >= SUPPORT_AUC
             and f.mean_pos > f.mean_neg and reading.excess(f.concept) >= MIN_EXEMPLAR_SHARE)
+
+
+def has_effect(f: Fit) -> bool:
+    """Rule 5a: enough images each side, and an AUC above chance at one-sided p < 0.05."""
+    return f.n_pos >= MIN_POSITIVES and f.n_neg >= MIN_POSITIVES and f.z >= EVIDENT_Z and f.mean_pos > f.mean_neg
 
 
 def merit(f: Fit, reading: Reading) -> float:
@@ -96,8 +113,7 @@ def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading,
         return None
     supported = [f for f in tested if is_supported(f, reading)]
     if not supported:
-        best = max(tested, key=lambda f: (f.auc, reading.shares.get(f.concept, 0.0), f.concept))
-        return Choice(main=best, also=None, supported=False, steps=("no concept is supported",))
+        return _unsupported(tested, records, reading, exemplars, leading)
     main = max(supported, key=lambda f: (merit(f, reading), f.concept))
     steps = [f"best supported: {main.concept} (merit {merit(main, reading):.2f})"]
     acts = [r.activation for r in records]
@@ -112,7 +128,7 @@ def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading,
     if top is not None:
         steps.append(f"{top}, what the strongest exemplar shows: on the exemplars and the measured images it fires "
                      f"above the rest of {main.concept}")
-        return Choice(main=fit(top, [*records, *exemplars]), also=None, supported=True, steps=tuple(steps),
+        return Choice(main=fit(top, [*records, *exemplars]), also=None, basis="supported", steps=tuple(steps),
                       on_exemplars=True)
     # narrowing needs no exemplar share: the broader concept's own controls decide (its other members stay low)
     narrower = [f for f in tested if f.auc >= SUPPORT_AUC and len(f.positives) >= MIN_NARROW_POSITIVES
@@ -140,14 +156,37 @@ def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading,
                          f"{main.concept})")
             also = other
             break
-    return Choice(main=main, also=also, supported=True, steps=tuple(steps))
+    return Choice(main=main, also=also, basis="supported", steps=tuple(steps))
+
+
+def _unsupported(tested: Sequence[Fit], records: Sequence[Record], reading: Reading, exemplars: Sequence[Record],
+                 leading: Sequence[str]) -> Choice:
+    """Rule 5: a measured effect short of support, else what the strongest exemplar shows."""
+    effects = [f for f in tested if has_effect(f)]
+    if effects:
+        best = max(effects, key=lambda f: (merit(f, reading), f.z, f.concept))
+        steps = [f"no concept is supported; {best.concept} has a measured effect short of it (AUC {best.auc:.2f}, "
+                 f"z {best.z:.1f} on {best.n_pos} images)"]
+        top = _strongest_exemplar(best, records, exemplars, leading)
+        if top is None:
+            return Choice(main=best, also=None, basis="effect", steps=tuple(steps))
+        steps.append(f"{top}, what the strongest exemplar shows, fires above the rest of {best.concept}")
+        return Choice(main=fit(top, [*records, *exemplars]), also=None, basis="effect", steps=tuple(steps),
+                      on_exemplars=True)
+    if leading:
+        guess = normal(leading[0])
+        return Choice(main=fit(guess, [*records, *exemplars]), also=None, basis="exemplars", on_exemplars=True,
+                      steps=(f"no tested concept has a measured effect: {guess}, what the strongest exemplar shows, "
+                             "untested",))
+    best = max(tested, key=lambda f: (f.auc, reading.shares.get(f.concept, 0.0), f.concept))
+    return Choice(main=best, also=None, basis="exemplars", steps=("no concept is supported or has an effect",))
 
 
 def _strongest_exemplar(main: Fit, records: Sequence[Record], exemplars: Sequence[Record],
                         leading: Sequence[str]) -> str | None:
-    """Rule 3b: the concept A the describer is sure the strongest exemplar shows, over the chosen B, when on the
-    measured images and the exemplars together (a class the dataset shows once has no other images) A's images
-    fire above B's: inside B, the images of B without A stay low; beside B, A's images fire higher than B's."""
+    """Rule 3b: the concept A the describer is sure the strongest exemplar shows, over the chosen B, when A lies
+    inside B and, on the measured images and the exemplars together (a class the dataset shows once has no
+    other images), the images of B without A stay low."""
     if not leading or not exemplars:
         return None
     top = normal(leading[0])
@@ -160,10 +199,10 @@ def _strongest_exemplar(main: Fit, records: Sequence[Record], exemplars: Sequenc
     neg = [r.activation for r in pool if strength(r.terms, main.concept) == 0.0 and strength(r.terms, top) == 0.0]
     if not shows_a or len(shows_b) < MIN_POSITIVES or len(neg) < MIN_POSITIVES:
         return None
+    if sum(strength(r.terms, main.concept) >= SHOWS for r in shows_a) < NESTED * len(shows_a):
+        # A beside B: the strongest exemplar is the dataset's maximum by construction, so "A's images fire
+        # above B's" would hold for almost any A; B, measured on other images, stands
+        return None
     high = float(np.mean([r.activation for r in shows_a]))
-    if sum(strength(r.terms, main.concept) >= SHOWS for r in shows_a) >= NESTED * len(shows_a):  # A inside B
-        b_only = [r.activation for r in shows_b if strength(r.terms, top) == 0.0]
-        return top if b_only and _position(b_only, float(np.mean(neg)), high) < 0.5 else None
-    if strength(strongest.terms, main.concept) >= SHOWS:
-        return None  # the strongest exemplar shows B too: B explains it
-    return top if high > float(np.mean([r.activation for r in shows_b])) else None
+    b_only = [r.activation for r in shows_b if strength(r.terms, top) == 0.0]
+    return top if b_only and _position(b_only, float(np.mean(neg)), high) < 0.5 else None

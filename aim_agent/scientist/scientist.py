@@ -9,16 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aim_agent.agent.schema import Conclusion, Hypothesis, Proposal, ScientistView, experiment_proposal
-from aim_agent.scientist.evidence import PHOTO_PREFIX, Fit, Record, fit, records_from
+from aim_agent.scientist.evidence import PHOTO_PREFIX, Fit, Record, correlated, fit, records_from
 from aim_agent.scientist.experiments import Experiment, Search
 from aim_agent.scientist.reading import MAX_CANDIDATES, Reading, base_rates, read_exemplars
 from aim_agent.scientist.rule import MIN_POSITIVES, Choice, choose, is_supported, merit
-from aim_agent.terms import terms_of
+from aim_agent.terms import named, normal, terms_of
 
 #: images per concept search, controls per experiment, and the random sample that gives base rates
 PER_CONCEPT = 6
 CONTROLS = 16
-SURVEY = 32
+SURVEY = 128
+#: concepts that track the unit over the survey, added to the candidates
+CORRELATED = 4
 #: concepts replicated on fresh images in the second round
 REPLICATE = 4
 
@@ -47,6 +49,10 @@ def derive(view: ScientistView) -> Derived:
     if view.observations:  # the first round is the survey: a random sample gives each concept's base rate
         reading.base = base_rates([p[len(PHOTO_PREFIX):] for p in view.observations[0].prompts
                                    if p.startswith(PHOTO_PREFIX)])
+        reading.correlated = correlated(records_from(view.observations[:1]), MIN_POSITIVES, CORRELATED)
+        for prompt in view.observations[0].prompts:  # the describer's spelling of what the survey showed
+            for shown in named(prompt):
+                reading.names.setdefault(normal(shown), shown)
     records = records_from(view.observations)
     concepts = list(dict.fromkeys([*reading.candidates(limit=3 * MAX_CANDIDATES)]))
     fits = [fit(c, records) for c in concepts] if records else []
@@ -138,8 +144,8 @@ def _label(c: Choice, reading: Reading) -> str:
 
 def _confidence(c: Choice, reading: Reading, *, forced: bool, objection: bool) -> float:
     """Higher with separation, sample size and exemplar coverage; lower when forced or over an open objection."""
-    if not c.supported:
-        return 0.15
+    if not c.supported:  # a measured effect short of support, or the exemplars alone
+        return 0.25 if c.basis == "effect" else 0.15
     f = c.main
     value = 0.35 + 0.6 * max(0.0, 2 * f.auc - 1) * min(1.0, f.n_pos / 6)
     value *= 0.7 + 0.3 * min(1.0, max(0.0, reading.excess(f.concept)) / 0.4)
@@ -160,7 +166,7 @@ def _hypotheses(d: Derived) -> list[Hypothesis]:
     if not any(f.tested for f in d.fits):  # before any test: the candidates, open, at their exemplar share
         return [Hypothesis(id=c.replace(" ", "_"), statement=f"the unit detects {d.reading.name(c)}",
                            concepts=[d.reading.name(c)], status="open",
-                           confidence=round(min(0.5, 0.2 + 0.3 * d.reading.shares[c]), 2))
+                           confidence=round(min(0.5, 0.2 + 0.3 * d.reading.shares.get(c, 0.0)), 2))
                 for c in d.reading.candidates()]
     out = []
     chosen = d.choice.concepts if d.choice is not None and d.choice.supported else []
@@ -180,7 +186,8 @@ def _hypotheses(d: Derived) -> list[Hypothesis]:
 def _reading_text(reading: Reading) -> str:
     top = reading.candidates(limit=6)
     return f"Exemplar concepts (activation-weighted share of {reading.described} descriptions): " + ", ".join(
-        f"{reading.name(c)} {reading.shares[c]:.2f}" for c in top)
+        f"{reading.name(c)} {reading.shares.get(c, 0.0):.2f}" for c in top) + (
+        "; tracking the unit over the random sample: " + ", ".join(reading.correlated) if reading.correlated else "")
 
 
 def _fit_text(f: Fit, reading: Reading) -> str:
@@ -197,8 +204,12 @@ def _description(c: Choice, d: Derived) -> str:
                f"says show {name} vs {f.mean_neg:.3g} on {f.n_neg} that show nothing of it (AUC {f.auc:.2f}); "
                f"{name} explains {d.reading.shares.get(f.concept, 0.0):.0%} of the exemplars (and "
                f"{d.reading.base.get(f.concept, 0.0):.0%} of a random sample of the dataset)")
-    if not c.supported:
-        return f"No tested concept is supported; the best tested is {name} ({numbers})."
+    if c.basis == "effect":
+        return (f"No tested concept is supported; {name} has a measured effect short of support, a weak answer "
+                f"({numbers}).")
+    if c.basis == "exemplars":
+        return (f"No tested concept is supported or has a measured effect on other images; {name} is what the "
+                f"strongest exemplar shows, untested ({numbers}).")
     if c.on_exemplars:
         numbers += ("; decided with the exemplars counted, since the dataset shows it on few other images (the "
                     "other images of the broader concept fire far less)")

@@ -102,6 +102,41 @@ def test_rule_supports_nothing_the_exemplars_hardly_show() -> None:
     assert choice is not None and not choice.supported
 
 
+def test_strongest_exemplar_replaces_the_broader_concept_only_from_inside_it() -> None:
+    records = _records([("purse (0.9); kinds: bag (0.9)", 0.3)] * 6 + [("tree (0.9)", 0.0)] * 10)
+    others = [("purse (0.8); kinds: bag (0.9)", 1.0)] * 4
+    inside = _records([("backpack (0.9); kinds: bag (0.9)", 5.0), *others])
+    reading = read_exemplars([t for t, _ in [("backpack (0.9); kinds: bag (0.9)", 5.0), *others]], [5.0] + [1.0] * 4)
+    choice = choose([fit(c, records) for c in ("bag", "purse")], records, reading, inside, ["backpack"])
+    assert choice is not None and choice.concepts == ["backpack"] and choice.on_exemplars
+    # beside: the strongest exemplar is the maximum by construction; a concept it alone shows does not replace bag
+    beside = _records([("snowplow (0.9)", 5.0), *others])
+    choice = choose([fit(c, records) for c in ("bag", "purse")], records, reading, beside, ["snowplow"])
+    assert choice is not None and choice.concepts in (["bag"], ["purse"]) and choice.supported
+
+
+def test_unsupported_rule_takes_a_measured_effect_before_the_exemplars() -> None:
+    # 'warm' fires a little above the rest on many images: short of support (AUC < 0.75), but above chance
+    rows = [("warm (0.9)", 1.0 + 0.1 * (i % 3)) for i in range(12)] + [("warm (0.9)", 0.0)] * 4 \
+        + [("cool (0.9)", 0.0 + 0.1 * (i % 2)) for i in range(20)] + [("cool (0.9)", 1.05)] * 4 \
+        + [("cricket (0.9)", 3.0)] * 2  # the highest AUC, on two images: no measured effect
+    records = _records(rows)
+    reading = read_exemplars(["warm (0.9)"] * 5 + ["scorpion (0.8)"], [1.0] * 5 + [0.5])
+    choice = choose([fit(c, records) for c in ("warm", "cool", "cricket", "scorpion")], records, reading,
+                    leading=["scorpion"])
+    assert choice is not None and not choice.supported and choice.basis == "effect"
+    assert choice.concepts == ["warm"] and fit("warm", records).auc < 0.75
+
+
+def test_unsupported_rule_without_any_effect_names_what_the_strongest_exemplar_shows() -> None:
+    # two images of 'cricket' fire high by chance: too few to count, so the strongest exemplar's concept stands
+    records = _records([("cricket (0.9)", 2.0)] * 2 + [("tree (0.9)", float(i % 5)) for i in range(20)])
+    exemplars = _records([("scorpion (0.9); kinds: arachnid (0.9)", 9.0), ("crab (0.6)", 3.0)])
+    reading = read_exemplars(["scorpion (0.9); kinds: arachnid (0.9)", "crab (0.6)"], [9.0, 3.0])
+    choice = choose([fit(c, records) for c in ("cricket", "tree")], records, reading, exemplars, reading.leading)
+    assert choice is not None and choice.basis == "exemplars" and choice.concepts == ["scorpion"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["tools", "code"])
 def test_a_whole_run_finds_the_red_unit_on_photos(tmp_path: Path, mode: str, monkeypatch) -> None:
