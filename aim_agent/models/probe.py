@@ -289,8 +289,7 @@ def open_probe(
     other model is loaded and hooked with :class:`ModelProbe`. With ``sae`` (a directory saved
     by :class:`aim_agent.sae.SparseAutoencoder`) the units are that SAE's latents.
     """
-    from aim_agent.models.base import load_model, load_probe
-    from aim_agent.models.user_loader import open_model
+    from aim_agent.models.base import load_model, load_probe, open_model
 
     probe: LayerProbe | None = load_probe(spec, layer, loaders)
     if probe is None:
