@@ -296,7 +296,7 @@ def open_probe(
         model = load_model(spec, loaders) if loaders is not None else open_model(spec, input_size=input_size)
         probe = ModelProbe(model, layer, stop_early=stop_early)
     if sae:
-        from aim_agent.sae import SAEProbe, SparseAutoencoder
+        from aim_agent.sae import SAEProbe, load_sae
 
-        probe = SAEProbe(probe, SparseAutoencoder.load(sae))  # the units are its latents
+        probe = SAEProbe(probe, load_sae(sae))  # the units are its latents
     return probe
