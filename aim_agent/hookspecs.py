@@ -8,6 +8,8 @@ several things.
 A plugin can be switched off without uninstalling it: ``AIM_DISABLE_PLUGINS=world`` (a
 comma-separated list of plugin names, as ``aim plugins`` shows them) blocks it before the
 entry points load (:class:`aim_agent.plugins.AimPlugins`).
+
+The types the hooks promise live in :mod:`aim_agent.contracts`, below everything that uses them.
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from aim_agent.eval.tasks import EvalTask, TaskScientist
-    from aim_agent.models.base import ModelLoader
-    from aim_agent.plugins import Benchmark, CliCommand, ScientistFactory, UnitSource
-    from aim_agent.tools.base import ToolSpec
-    from aim_agent.vocabulary import Vocabulary
+    from aim_agent.contracts import (
+        Benchmark,
+        CliCommand,
+        EvalTask,
+        ModelLoader,
+        ScientistFactory,
+        TaskScientist,
+        UnitSource,
+        Vocabulary,
+    )
 
 PROJECT = "aim_agent"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -29,13 +36,14 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def aim_tools() -> list[ToolSpec]:
-    """Experiment tools (see ``aim_agent.tools.base.tool``) this plugin adds."""
+def aim_tools() -> list[Any]:
+    """Experiment tools this plugin adds: :class:`aim_agent.tools.base.ToolSpec` objects, made with
+    ``@aim_agent.tools.base.tool``."""
 
 
 @hookspec
 def aim_model_loaders() -> list[ModelLoader]:
-    """Model loaders (``aim_agent.models.base.ModelLoader``).
+    """Model loaders (:class:`aim_agent.contracts.ModelLoader`).
 
     A loader may also have ``known_models() -> list[dict]`` (``name``, ``available``, ``note``):
     the named models it ships or knows, listed by ``aim layers`` and the MCP tool ``list_models``.
@@ -108,20 +116,20 @@ def aim_benchmarks() -> list[Benchmark]:
 
 @hookspec
 def aim_vocabularies() -> list[Vocabulary]:
-    """Concept vocabularies (``aim_agent.vocabulary.Vocabulary``): which words a broader word covers (the
+    """Concept vocabularies (:class:`aim_agent.contracts.Vocabulary`): which words a broader word covers (the
     critic counts a frog for "animal"), the concepts a text names, exact concept masks of the datasets they
     know (``aim dissect``) and prompts that show one concept (``aim eval units``)."""
 
 
 @hookspec
 def aim_eval_tasks() -> list[EvalTask]:
-    """Model-level evaluation tasks (:class:`aim_agent.eval.tasks.EvalTask`): a model, labelled images of its
+    """Model-level evaluation tasks (:class:`aim_agent.contracts.EvalTask`): a model, labelled images of its
     splits, and the held-out answer (domains of the test set, planted biases) that ``aim eval spurious`` and
     ``aim eval bias`` read only after every agent answer is in. Never shown to a scientist."""
 
 
 @hookspec
 def aim_task_scientists() -> list[TaskScientist]:
-    """Scientists for model-level questions about one unit (:class:`aim_agent.eval.tasks.TaskScientist`): is
+    """Scientists for model-level questions about one unit (:class:`aim_agent.contracts.TaskScientist`): is
     this unit SELECTIVE or SPURIOUS, where is this class under-recognised. ``name`` is the backend
     (``offline``)."""

@@ -11,21 +11,22 @@ raises :class:`MissingPlugin`, whose message names the plugin and why it is abse
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.metadata
 import os
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from aim_agent import hookspecs
+from aim_agent.contracts import Benchmark as Benchmark
+from aim_agent.contracts import CliCommand as CliCommand
+from aim_agent.contracts import ScientistFactory as ScientistFactory
+from aim_agent.contracts import UnitSource as UnitSource
 
 if TYPE_CHECKING:
-    from aim_agent.agent.config import RunConfig
-    from aim_agent.agent.schema import Scientist
     from aim_agent.system import System
 
 PROVIDER_KINDS = {
@@ -77,53 +78,6 @@ PROVIDED_BY: Mapping[tuple[str, str], str] = {
     ("editor", "instruct-pix2pix"): "diffusers",
     ("editor", "flux-kontext"): "diffusers",
 }
-
-
-@runtime_checkable
-class ScientistFactory(Protocol):
-    """A scientist that needs no chat model, by name (hook ``aim_scientists``)."""
-
-    name: str
-
-    def make(self, config: RunConfig, runtime: Any) -> Scientist:
-        """The scientist for one run; ``runtime`` is the run's ``AgentRuntime`` (tools, run folder, meter)."""
-        ...
-
-
-@runtime_checkable
-class UnitSource(Protocol):
-    """Named units that are not a model layer, e.g. synthetic neurons with known answers (hook ``aim_units``).
-
-    ``system`` returns a :class:`~aim_agent.system.System` whose probe may know each unit's
-    ground truth (``unit_label``); the agent, its sandbox and MCP clients never see the probe.
-    """
-
-    name: str
-    description: str
-
-    def unit_names(self) -> list[str]: ...
-
-    def system(self, unit: str | int) -> System: ...
-
-
-@runtime_checkable
-class CliCommand(Protocol):
-    """An ``aim NAME`` command (hook ``aim_cli_commands``); a module with these attributes will do."""
-
-    name: str
-
-    def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
-
-
-@runtime_checkable
-class Benchmark(Protocol):
-    """An ``aim bench NAME`` benchmark (hook ``aim_benchmarks``); a module with these attributes will do."""
-
-    name: str
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
-
-    def run(self, args: argparse.Namespace) -> dict[str, Any]: ...
 
 
 class MissingPlugin(LookupError):

@@ -18,102 +18,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
-import numpy as np
-
-
-@dataclass(frozen=True)
-class ConceptInfo:
-    """One concept of a vocabulary: ``key`` is ``kind:name`` (``object:dog``, ``color:red``, ``region:sky``).
-
-    ``words`` are the ways a label may name it ("dog", "puppy"; "stripes", "striped"); ``category`` is
-    the broader concept it belongs to, if any ("animal"), with the words that name that category.
-    """
-
-    key: str
-    kind: str
-    name: str
-    words: tuple[str, ...] = ()
-    category: str | None = None
-    category_words: tuple[str, ...] = ()
-
-
-@dataclass
-class Annotation:
-    """Exact concept masks of one image, compactly: every pixel holds one *atom* (an object, a background
-    part), and every atom belongs to several concepts (``object:dog``, ``color:brown``, ``texture:dots``).
-
-    ``labels`` is ``(S, S)`` int (an atom index, -1 for none); ``atoms[i]`` lists the indices (into the
-    annotator's :attr:`ConceptAnnotator.concepts`) of the concepts atom ``i`` belongs to.
-    """
-
-    labels: np.ndarray
-    atoms: list[tuple[int, ...]]
-
-    def masks(self) -> dict[int, np.ndarray]:
-        """Concept index -> boolean ``(S, S)`` mask, for every concept with at least one pixel."""
-        out: dict[int, np.ndarray] = {}
-        for atom, concepts in enumerate(self.atoms):
-            where = self.labels == atom
-            if not where.any():
-                continue
-            for c in concepts:
-                out[c] = out[c] | where if c in out else where
-        return out
-
-
-@runtime_checkable
-class ConceptAnnotator(Protocol):
-    """Exact masks for the images of one dataset (a folder): what ``aim dissect`` needs."""
-
-    #: every concept an image of the dataset may hold
-    concepts: list[ConceptInfo]
-    #: side of the masks, in pixels
-    size: int
-
-    def fingerprint(self) -> str:
-        """Changes whenever the masks could change (part of the dissection cache key)."""
-        ...
-
-    def annotate(self, file: str) -> Annotation | None:
-        """The masks of the image at ``file`` (relative to the dataset root), or None when unknown."""
-        ...
-
-
-@runtime_checkable
-class Vocabulary(Protocol):
-    """What a plugin knows about concept words (hook ``aim_vocabularies``)."""
-
-    name: str
-
-    def members(self, term: str) -> frozenset[str]:
-        """The narrower words a broader ``term`` covers ("animal" or "animals" -> dog, frog, ...); empty when
-        ``term`` is not a broader word of this vocabulary."""
-        ...
-
-    def concepts_in(self, text: str) -> list[ConceptInfo]:
-        """The concepts a text (a description, a label) names, in order, without repeats."""
-        ...
-
-    def concept(self, key: str) -> ConceptInfo | None:
-        """The concept ``key`` (``object:dog``), or None when this vocabulary does not know it."""
-        ...
-
-    def annotator(self, root: Path) -> ConceptAnnotator | None:
-        """Exact concept masks for the dataset at ``root``, or None when this vocabulary cannot annotate it."""
-        ...
-
-    def concept_prompts(self, key: str, n: int) -> list[str]:
-        """``n`` text-to-image prompts that show concept ``key`` alone, in varied contexts."""
-        ...
-
-    def control_prompts(self, avoid: Sequence[str], n: int) -> list[str]:
-        """``n`` prompts of varied scenes that show none of the concepts ``avoid`` (keys)."""
-        ...
-
+from aim_agent.contracts import Annotation as Annotation
+from aim_agent.contracts import ConceptAnnotator as ConceptAnnotator
+from aim_agent.contracts import ConceptInfo as ConceptInfo
+from aim_agent.contracts import Vocabulary as Vocabulary
 
 _SPLIT = re.compile(r"\s*,\s*(?:or\s+)?|\s+or\s+", re.I)
 

@@ -23,7 +23,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from langchain.chat_models import init_chat_model
@@ -484,6 +485,31 @@ def _call_failure(exc: BaseException, spec: BackendSpec, role: str, attempts: in
     return ModelCallError(f"the {role} model ({spec.label()}): {hint}. {detail}")
 
 
+# --------------------------------------------------------------------------------------------
+# the active tape (one per process: ``aim interpret`` opens it around one run); a
+# :class:`aim_agent.agent.tape.Tape`, kept here so that chat clients find it without importing the tape
+
+_ACTIVE: list[Any] = []
+
+
+def active_tape() -> Any | None:
+    """The tape chat clients built now record to or replay from (:func:`use_tape`), or None."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+@contextmanager
+def use_tape(tape: Any | None) -> Iterator[Any | None]:
+    """Make ``tape`` the one chat clients built inside the block record to or replay from."""
+    if tape is None:
+        yield None
+        return
+    _ACTIVE.append(tape)
+    try:
+        yield tape
+    finally:
+        _ACTIVE.remove(tape)
+
+
 class ChatClient:
     """A chat model used for one role, with retries, usage accounting and reply checks.
 
@@ -515,8 +541,6 @@ class ChatClient:
     @classmethod
     def from_spec(cls, spec: BackendSpec, *, role: str = "agent", meter: UsageMeter | None = None) -> ChatClient:
         """The client of ``spec``; under an active replay tape its model answers from the recording."""
-        from aim_agent.agent.tape import active_tape
-
         tape = active_tape()
         model = tape.chat_model(spec, role) if tape is not None and tape.replaying else make_chat_model(spec)
         return cls(model, spec, role=role, meter=meter, tape=tape)

@@ -187,6 +187,15 @@ class RunRecord(_Strict):
         return path
 
 
+def conclusion_label(record: Any) -> str:
+    """The agent's final label: its labels joined by '; ' (the description when it gave none)."""
+    conclusion = getattr(record, "conclusion", None)
+    if conclusion is None:
+        return ""
+    labels = [label.strip() for label in conclusion.labels if label.strip()]
+    return "; ".join(labels) if labels else conclusion.description.strip()
+
+
 def read_run_record(where: str | Path) -> RunRecord:
     """The :class:`RunRecord` in ``where`` (a run directory or its ``result.json``).
 

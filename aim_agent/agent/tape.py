@@ -31,8 +31,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict
 
 from aim_agent.agent.backends import BackendSpec, ModelCallError
+from aim_agent.agent.backends import active_tape as active_tape  # the active tape lives with the chat clients
+from aim_agent.agent.backends import use_tape as use_tape
 
 FORMAT = "aim-tape/1"
 TAPE_FILE, EXCHANGES_FILE, IMAGE_DIR = "tape.json", "exchanges.jsonl", "images"
@@ -375,29 +376,6 @@ class ReplayChatModel(BaseChatModel):
                   **kwargs: Any) -> ChatResult:
         reply = self.tape.answer(self.role, self.backend, messages, self.tools)
         return ChatResult(generations=[ChatGeneration(message=reply)])
-
-
-# --------------------------------------------------------------------------------------------
-# the active tape (one per process: ``aim interpret`` opens it around one run)
-
-_ACTIVE: list[Tape] = []
-
-
-def active_tape() -> Tape | None:
-    return _ACTIVE[-1] if _ACTIVE else None
-
-
-@contextmanager
-def use_tape(tape: Tape | None) -> Iterator[Tape | None]:
-    """Make ``tape`` the one chat clients built inside the block record to or replay from."""
-    if tape is None:
-        yield None
-        return
-    _ACTIVE.append(tape)
-    try:
-        yield tape
-    finally:
-        _ACTIVE.remove(tape)
 
 
 # --------------------------------------------------------------------------------------------

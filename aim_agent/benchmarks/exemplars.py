@@ -55,7 +55,7 @@ def _resnet50(folder: Path) -> Any:
     way a user's model is (through the model loaders plugins register)."""
     from transformers import ResNetConfig, ResNetModel
 
-    from aim_agent.models.user_loader import open_model
+    from aim_agent.models.base import open_model
 
     torch.manual_seed(0)
     model = ResNetModel(ResNetConfig(embedding_size=64, hidden_sizes=[256, 512, 1024, 2048], depths=[3, 4, 6, 3],
@@ -131,8 +131,8 @@ def _engine(probe: Any, folder: Any, batch_size: int) -> tuple[float, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from aim_agent.config import cli_trust
     from aim_agent.exemplars import ImageFolder
+    from aim_agent.models.base import open_model
     from aim_agent.models.probe import ModelProbe
-    from aim_agent.models.user_loader import open_model
 
     layer = args.layer or DEFAULT_LAYER
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aim_agent.config import cli_trust
+    from aim_agent.models.base import open_model
     from aim_agent.models.probe import list_layers
-    from aim_agent.models.user_loader import open_model
 
     if not args.model:
         return list_named()

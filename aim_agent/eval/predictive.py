@@ -173,11 +173,11 @@ def evaluate_predictive(
     the same chat model as the AIM runs, each request a fresh conversation); ``meter`` collects its usage."""
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
+    from aim_agent.agent.record import conclusion_label
     from aim_agent.agent.runner import run_interpret
     from aim_agent.eval.baselines import exemplar_view, one_shot_label, random_label
     from aim_agent.eval.dissect import dissect
     from aim_agent.eval.prompt_writers import PromptReplyError, prompt_writer
-    from aim_agent.eval.synthetic import conclusion_label
     from aim_agent.eval.units import pick_units
     from aim_agent.images import ImageStore, use_store
     from aim_agent.models.probe import open_probe

@@ -107,15 +107,6 @@ def evaluable_source(source: str) -> EvaluableUnits:
     return found  # type: ignore[no-any-return]
 
 
-def conclusion_label(record: Any) -> str:
-    """The agent's final label: its labels joined by '; ' (the description when it gave none)."""
-    conclusion = getattr(record, "conclusion", None)
-    if conclusion is None:
-        return ""
-    labels = [label.strip() for label in conclusion.labels if label.strip()]
-    return "; ".join(labels) if labels else conclusion.description.strip()
-
-
 def default_eval_id(set_name: str, seed: int, n: int, backend: str) -> str:
     """``fresh-s7-n60-offline``: the same command names the same folder, so running it again continues."""
     from aim_agent.sweep.units import slug

@@ -31,7 +31,7 @@ from aim_agent.agent.config import RunConfig
 from aim_agent.agent.llm_scientist import section
 from aim_agent.agent.prompts import bias_task, spurious_task
 from aim_agent.agent.schema import Mode
-from aim_agent.eval.tasks import Finding, Generate, Observation, TaskAnswer, TaskQuestion
+from aim_agent.contracts import Finding, Generate, Observation, TaskAnswer, TaskQuestion
 from aim_agent.providers import Generated
 from aim_agent.system import System
 from aim_agent.tools.base import ToolContext, ToolSpec, tool

@@ -19,116 +19,18 @@ names a planted answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any
 
-if TYPE_CHECKING:
-    from PIL import Image
-
-    from aim_agent.system import System
-
-TaskName = Literal["spurious", "bias"]
-Generate = Callable[[list[str], int], list["Image.Image"]]
-
-
-@dataclass
-class LabelledImages:
-    """Images of one split with their class labels."""
-
-    images: list[Image.Image]
-    labels: list[str]
-
-
-@runtime_checkable
-class EvalTask(Protocol):
-    """One model-level task a plugin offers (hook ``aim_eval_tasks``)."""
-
-    #: ``spurious`` or ``bias``
-    name: str
-    #: model spec, as ``aim layers`` takes it
-    model: str
-    #: the class names, in the model's output order
-    classes: tuple[str, ...]
-    #: spurious: the environments of the training domain, which a scientist may render (not their pairings)
-    domain: tuple[str, ...]
-    #: the layer whose units are the model's final features (spurious), and the logits layer
-    feature_layer: str
-    logits_layer: str
-
-    def images(self, split: str, n: int, seed: int) -> LabelledImages:
-        """``n`` labelled images of ``split``: spurious ``validation`` (unbalanced, like train), ``test``
-        (shifted), ``balanced``; bias ``test``."""
-        ...
-
-    def truth(self) -> dict[str, Any]:
-        """The held-out answer; read by the evaluator after the scientists concluded."""
-        ...
-
-
-@dataclass
-class Observation:
-    """One measured image: the prompt (or edit) that made it and the unit's response."""
-
-    prompt: str
-    activation: float
-    image: Image.Image | None = None
-
-
-@dataclass
-class Finding:
-    """One bias of class ``cls`` about ``value`` of a ``feature`` (background, colour, companion object).
-
-    ``kind`` ``preference``: ``cls`` is recognised with the value and under-recognised without it;
-    ``suppressor``: ``cls`` is under-recognised with the value.
-    """
-
-    cls: str
-    feature: str
-    value: str
-    with_value: float | None  # mean class probability with the value (None: a VLM did not say)
-    without_value: float | None  # ... without it (preference: the other values' mean; suppressor: their median)
-    kind: Literal["preference", "suppressor"] = "preference"
-    description: str = ""
-
-
-@dataclass
-class TaskQuestion:
-    """What a scientist gets for one unit."""
-
-    task: TaskName
-    system: System
-    generate: Generate  # prompts, seed -> images
-    classes: tuple[str, ...]
-    domain: tuple[str, ...] = ()
-    target: str | None = None  # bias: the class whose probability the unit is
-    exemplars: list[Image.Image] = field(default_factory=list)
-    exemplar_activations: list[float] = field(default_factory=list)  # the unit's activation on each exemplar
-
-
-@dataclass
-class TaskAnswer:
-    """A scientist's answer: spurious ``SELECTIVE``/``SPURIOUS``; bias ``BIASED``/``UNIFORM`` with findings;
-    ``ERROR`` (with the reason as ``reasoning``) when a chat model's run gave no answer that could be read."""
-
-    verdict: str
-    reasoning: str
-    selective_for: str | None = None
-    findings: list[Finding] = field(default_factory=list)
-    evidence: list[Observation] = field(default_factory=list)
-    run_dir: str | None = None  # the run behind the answer (result.json, report.html), for chat-model scientists
-
-
-@runtime_checkable
-class TaskScientist(Protocol):
-    """Answers task questions (hook ``aim_task_scientists``); ``name`` is the ``--backend`` that picks it."""
-
-    name: str
-
-    def answer(self, question: TaskQuestion) -> TaskAnswer:
-        """Run experiments on ``question.system`` and conclude."""
-        ...
+from aim_agent.contracts import EvalTask as EvalTask
+from aim_agent.contracts import Finding as Finding
+from aim_agent.contracts import Generate as Generate
+from aim_agent.contracts import LabelledImages as LabelledImages
+from aim_agent.contracts import Observation as Observation
+from aim_agent.contracts import TaskAnswer as TaskAnswer
+from aim_agent.contracts import TaskName as TaskName
+from aim_agent.contracts import TaskQuestion as TaskQuestion
+from aim_agent.contracts import TaskScientist as TaskScientist
 
 
 def _collect(hook: str) -> list[Any]:

@@ -28,8 +28,9 @@ new server process, see :mod:`.handles`. Clients load only the models the operat
 Over HTTP every request needs the server's bearer token (:mod:`.transport`).
 """
 
-from aim_agent.mcp_server.server import AimMcpState, build_server, default_context_factory
+from aim_agent.mcp_server.server import build_server, default_context_factory
 from aim_agent.mcp_server.sessions import SESSION_META_KEY, McpSession
+from aim_agent.mcp_server.state import AimMcpState
 from aim_agent.mcp_server.transport import http_app, serve_http, serve_stdio
 
 __all__ = [

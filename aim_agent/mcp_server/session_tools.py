@@ -17,15 +17,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from aim_agent.images import use_store
 from aim_agent.log import ExperimentLog
 from aim_agent.mcp_server.runs import plain
 from aim_agent.mcp_server.sessions import ANONYMOUS, is_stateless
-from aim_agent.models.trust import ModelNotAllowed
+from aim_agent.mcp_server.systems import LoadSystemInput, build_system, offered
 from aim_agent.plugins import SYNTHETIC
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, ToolSpec, tool
 
 if TYPE_CHECKING:
-    from aim_agent.mcp_server.server import AimMcpState
+    from collections.abc import Sequence
+
+    from aim_agent.mcp_server.state import AimMcpState
 
 
 class NoInput(ToolInput):
@@ -67,17 +70,6 @@ class ModelInput(ToolInput):
 class LayersOutput(ToolOutput):
     model: str = Field(description="the model, as given")
     layers: list[dict[str, Any]] = Field(description="probe-able layers, in forward order")
-
-
-class LoadSystemInput(ToolInput):
-    model: str | None = Field(default=None, max_length=500, description="a model list_models offers")
-    layer: str | None = Field(default=None, max_length=200, description="layer name (see list_layers)")
-    unit: int | None = Field(default=None, ge=0, description="unit index in the layer")
-    synthetic: str | None = Field(default=None, max_length=200, description="or: a synthetic neuron's name")
-    sae: str | None = Field(
-        default=None, max_length=500, description="with model and layer: a configured SAE; unit = latent"
-    )
-    reduce: Literal["max", "mean"] = Field(default="max", description="how a spatial map becomes one activation")
 
 
 class SystemOutput(ToolOutput):
@@ -184,39 +176,21 @@ def _session_of(ctx: ToolContext) -> Any:
 
 def _offered(state: AimMcpState, spec: str, what: str = "model") -> str:
     """The spec to load for a model (or SAE) a client named, if this server offers it."""
-    try:
-        return state.policy.resolve(spec, state.plugins.model_loaders(), what=what)
-    except ModelNotAllowed as exc:
-        raise ToolError(str(exc)) from None
+    return offered(state.policy, state.plugins, spec, what)
 
 
-def build_system(state: AimMcpState, args: LoadSystemInput) -> tuple[Any, Literal["neuron", "synthetic", "sae"]]:
-    """The system ``load_system`` (or a restored handle) asks for, under the server's model policy."""
-    if args.synthetic:
-        if args.model or args.layer or args.sae:
-            raise ToolError("give either synthetic, or model + layer + unit (+ sae), not both")
-        try:
-            return state.plugins.unit_system(SYNTHETIC, args.synthetic), "synthetic"
-        except LookupError as exc:  # an unknown unit, or the plugin that provides synthetic neurons is absent
-            raise ToolError(str(exc)) from None
-    missing = [n for n in ("model", "layer", "unit") if getattr(args, n) is None]
-    if missing:
-        raise ToolError(
-            f"load_system needs model, layer and unit (missing: {', '.join(missing)}), or synthetic=NAME; "
-            "list_models and list_layers show what exists"
-        )
-    from aim_agent.models.probe import open_probe
-    from aim_agent.system import System
+def _run_code(ctx: ToolContext, specs: Sequence[ToolSpec], code: str, timeout_s: float) -> CodeOutput:
+    """Run ``code`` in the agent's sandbox with ``specs`` as its tools (the tool ``run_code``)."""
+    from aim_agent.agent.experiment import code_handlers, image_ids_in, plain_value
+    from aim_agent.agent.sandbox import SandboxLimits, run_code
 
-    model = _offered(state, str(args.model))
-    sae = _offered(state, args.sae, "sae") if args.sae else None
-    try:
-        probe = open_probe(model, str(args.layer), sae=sae, loaders=state.plugins.model_loaders())
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError) as exc:
-        if not sae:
-            raise
-        raise ToolError(f"cannot load the SAE {args.sae!r}: {exc}") from None
-    return System(probe, int(args.unit), reduce=args.reduce), ("sae" if args.sae else "neuron")  # type: ignore[arg-type]
+    ctx.require_system()
+    handlers = code_handlers(ctx, specs)
+    result = run_code(code, handlers=handlers, limits=SandboxLimits(wall_time_s=timeout_s))
+    with use_store(ctx.images):
+        value = plain_value(result.return_value)
+    images = [ctx.images.pixels(iid) for iid in dict.fromkeys(image_ids_in(value))]
+    return CodeOutput(ok=result.ok, report=result.report(), return_value=value, images=images[:256])
 
 
 def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list[ToolSpec]:
@@ -301,7 +275,7 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         passes it as ``session`` to every later call.
         """
         session = _session_of(ctx)
-        system, kind = build_system(state, args)
+        system, kind = build_system(state.policy, state.plugins, args)
         log = ExperimentLog(session.ctx.log.image_dir if session.ctx.log else None)
         log.add("note", f"loaded {system.describe()}")
         handle = state.registry.give_handle(session)
@@ -418,7 +392,7 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
             inside; the code runs in a separate, resource-limited process without the model or
             keys. Returns the sandbox's report and what ``run_experiment`` returned.
             """
-            return state.run_code(ctx, args.code, args.timeout_s)
+            return _run_code(ctx, state.experiment_specs, args.code, args.timeout_s)
 
         specs.append(run_code)
     return specs

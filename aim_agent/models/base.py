@@ -7,57 +7,20 @@ loader looked and how to provide weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any
 
-import torch
-from PIL import Image
-
-
-@dataclass
-class LoadedModel:
-    """A vision model ready for probing.
-
-    ``preprocess`` turns PIL images into the input batch; ``run`` calls the module on that
-    batch (transformers models want ``pixel_values=``); ``prefix_tokens`` is how many leading
-    tokens (CLS, registers) a token layer carries before its patch grid.
-    """
-
-    name: str
-    module: torch.nn.Module
-    preprocess: Callable[[Sequence[Image.Image]], torch.Tensor]
-    input_size: int
-    fingerprint: str
-    run: Callable[[torch.nn.Module, torch.Tensor], Any] = field(default=lambda m, x: m(x))
-    prefix_tokens: int = 1
-    labels: list[str] | None = None
-    source: str = ""
+from aim_agent import plugins
+from aim_agent.contracts import LoadedModel as LoadedModel
+from aim_agent.contracts import ModelLoader as ModelLoader
 
 
 class ModelNotFound(LookupError):
     """No loader could load a model spec; the message says where each looked."""
 
 
-@runtime_checkable
-class ModelLoader(Protocol):
-    """A way to load models. ``can_load`` must be cheap and never raise."""
-
-    name: str
-
-    def can_load(self, spec: str) -> bool: ...
-
-    def load(self, spec: str) -> LoadedModel: ...
-
-    def where_looked(self, spec: str) -> str:
-        """One line: where this loader looked for ``spec`` and how a user provides it."""
-        ...
-
-
 def _plugin_loaders() -> Sequence[ModelLoader]:
-    from aim_agent.plugins import plugin_manager
-
-    return plugin_manager().model_loaders()
+    return plugins.plugin_manager().model_loaders()
 
 
 def load_model(spec: str, loaders: Sequence[ModelLoader] | None = None) -> LoadedModel:
@@ -67,9 +30,7 @@ def load_model(spec: str, loaders: Sequence[ModelLoader] | None = None) -> Loade
         if loader.can_load(spec):
             return loader.load(spec)
     tried = "\n".join(f"  - {lo.name}: {lo.where_looked(spec)}" for lo in loaders) or "  (no loaders)"
-    from aim_agent.plugins import plugin_manager
-
-    hint = plugin_manager().missing_hint("model", spec.split(":", 1)[0])
+    hint = plugins.plugin_manager().missing_hint("model", spec.split(":", 1)[0])
     raise ModelNotFound(
         (f"{hint}.\n" if hint else "")
         + f"cannot load model {spec!r}. Looked in:\n{tried}\n"
@@ -89,6 +50,16 @@ def known_models(loaders: Sequence[ModelLoader] | None = None) -> list[dict[str,
         if callable(listing):
             found += [{**item, "loader": loader.name} for item in listing()]
     return found
+
+
+def open_model(spec: str, *, input_size: int | None = None) -> LoadedModel:
+    """:func:`load_model` with every plugin loader, passing ``input_size`` to loaders that take one."""
+    loaders = plugins.plugin_manager().model_loaders()
+    if input_size is not None:
+        for loader in loaders:
+            if hasattr(loader, "input_size"):
+                loader.input_size = input_size
+    return load_model(spec, loaders)
 
 
 def load_probe(spec: str, layer: str, loaders: Sequence[ModelLoader] | None = None) -> Any | None:

@@ -289,15 +289,14 @@ def open_probe(
     other model is loaded and hooked with :class:`ModelProbe`. With ``sae`` (a directory saved
     by :class:`aim_agent.sae.SparseAutoencoder`) the units are that SAE's latents.
     """
-    from aim_agent.models.base import load_model, load_probe
-    from aim_agent.models.user_loader import open_model
+    from aim_agent.models.base import load_model, load_probe, open_model
 
     probe: LayerProbe | None = load_probe(spec, layer, loaders)
     if probe is None:
         model = load_model(spec, loaders) if loaders is not None else open_model(spec, input_size=input_size)
         probe = ModelProbe(model, layer, stop_early=stop_early)
     if sae:
-        from aim_agent.sae import SAEProbe, SparseAutoencoder
+        from aim_agent.sae import SAEProbe, load_sae
 
-        probe = SAEProbe(probe, SparseAutoencoder.load(sae))  # the units are its latents
+        probe = SAEProbe(probe, load_sae(sae))  # the units are its latents
     return probe

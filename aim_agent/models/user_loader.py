@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from aim_agent.models.base import LoadedModel, ModelLoader, load_model
+from aim_agent.contracts import LoadedModel, ModelLoader
 from aim_agent.models.fingerprint import module_fingerprint
 from aim_agent.models.preprocess import imagenet_preprocess
 from aim_agent.models.trust import FACTORY_SPEC as _FACTORY
@@ -192,14 +192,3 @@ def _torch_load(path: Path, spec: str) -> Any:
 def builtin_loaders(input_size: int = DEFAULT_INPUT_SIZE) -> list[ModelLoader]:
     return [ModuleFactoryLoader(input_size), SavedModuleLoader(input_size)]
 
-
-def open_model(spec: str, *, input_size: int | None = None) -> LoadedModel:
-    """:func:`load_model` with every plugin loader, passing ``input_size`` to loaders that take one."""
-    from aim_agent.plugins import plugin_manager
-
-    loaders = plugin_manager().model_loaders()
-    if input_size is not None:
-        for loader in loaders:
-            if hasattr(loader, "input_size"):
-                loader.input_size = input_size
-    return load_model(spec, loaders)

@@ -134,7 +134,8 @@ class SparseAutoencoder(torch.nn.Module):
         return {"d_in": self.d_in, "n_latents": self.n_latents, "activation": self.activation, "k": self.k}
 
     def save(self, directory: str | Path) -> Path:
-        """Weights (safetensors) and ``sae.json`` (config + meta) into ``directory``."""
+        """Weights (safetensors) and ``sae.json`` (config + meta) into ``directory`` (read back with
+        :func:`aim_agent.sae.formats.load_sae`, which opens SAELens and overcomplete checkpoints too)."""
         from safetensors.torch import save_file
 
         from aim_agent.files import atomic_write
@@ -154,10 +155,3 @@ class SparseAutoencoder(torch.nn.Module):
         k = info.get("k")
         return cls(int(info["d_in"]), int(info["n_latents"]), activation=cast(Activation, activation),
                    k=int(k) if k is not None else None)
-
-    @classmethod
-    def load(cls, path: str | Path) -> SparseAutoencoder:
-        """An SAE saved by AIM, SAELens or overcomplete (see :func:`aim_agent.sae.formats.load_sae`)."""
-        from aim_agent.sae.formats import load_sae
-
-        return load_sae(path)

@@ -130,7 +130,7 @@ def interpret_row(payload: dict[str, Any]) -> UnitRow:
 
     Work functions that do more per unit (an evaluation's baselines) start from this one.
     """
-    from aim_agent.eval.synthetic import conclusion_label
+    from aim_agent.agent.record import conclusion_label
     from aim_agent.models.trust import trusting
 
     started = time.monotonic()

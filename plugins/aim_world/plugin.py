@@ -68,7 +68,7 @@ def aim_scientists() -> list[Any]:
 @hookimpl
 def aim_units() -> list[Any]:
     from aim_world.fresh import FreshNeurons
-    from aim_world.neurons import SyntheticNeurons
+    from aim_world.units import SyntheticNeurons
 
     return [SyntheticNeurons(), FreshNeurons()]
 

@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 from aim_agent.models import LoadedModel, ModelNotFound, UntrustedModel, load_model, trusting
+from aim_agent.models.base import open_model
 from aim_agent.models.preprocess import from_hf_preprocessor
 from aim_agent.models.probe import ModelProbe, list_layers
-from aim_agent.models.user_loader import ModuleFactoryLoader, SavedModuleLoader, open_model
+from aim_agent.models.user_loader import ModuleFactoryLoader, SavedModuleLoader
 from aim_agent.plugins import plugin_manager
 
 

@@ -64,7 +64,7 @@ def test_save_reload_is_identical(tmp_path) -> None:
         sae.threshold.fill_(0.3)
     sae.meta = {"layer": "conv4", "history": [{"fvu": 0.2, "l0": 4.0}], "metrics": {"fvu": 0.2}}
     sae.eval().save(tmp_path / "s")
-    loaded = SparseAutoencoder.load(tmp_path / "s")
+    loaded = load_sae(tmp_path / "s")
     assert loaded.config() == sae.config() and loaded.meta == {**sae.meta, "format": "aim"}
     for key, value in sae.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
