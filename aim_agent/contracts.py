@@ -101,7 +101,11 @@ class UnitSource(Protocol):
 
 @runtime_checkable
 class CliCommand(Protocol):
-    """An ``aim NAME`` command (hook ``aim_cli_commands``); a module with these attributes will do."""
+    """An ``aim NAME`` command (hook ``aim_cli_commands``); a module with these attributes will do.
+
+    It may also have ``help``: the one-line help that ``aim --help`` lists without calling
+    ``register`` (without it, ``aim --help`` registers the command to read its help).
+    """
 
     name: str
 

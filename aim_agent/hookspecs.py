@@ -103,7 +103,9 @@ def aim_cli_commands() -> list[CliCommand]:
     """Command-line commands: objects (modules will do) with ``name`` and ``register(subparsers)``.
 
     ``register`` adds the ``aim NAME`` parser and sets ``func(args) -> int`` on it, as the
-    core commands in ``aim_agent/cli/`` do.
+    core commands in ``aim_agent/cli/`` do. An optional ``help`` attribute (one line) is what
+    ``aim --help`` lists, so listing the commands need not build their parsers. ``aim NAME``
+    builds only NAME's parser.
     """
 
 

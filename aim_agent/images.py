@@ -104,6 +104,8 @@ class ImageStore:
         self._pixels: OrderedDict[str, Image.Image] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._saved: dict[Path, set[str]] = {}  # folder -> ids whose PNG and record are written there
+        self._save_lock = threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
@@ -196,26 +198,45 @@ class ImageStore:
     # -- persistence next to a run's images ---------------------------------------------------
 
     def save_record(self, image_dir: Path, iid: str) -> None:
-        """Write what is known about ``iid`` as ``<id>.json`` (and ``<id>.mask.png``) in ``image_dir``.
+        """Write ``iid`` as ``image_dir/<id>.png`` and what is known about it as a line of ``records.jsonl``.
 
         Parents are written too (their PNG and record), so a scene behind an overlay or an
-        edit survives the process. Files are written atomically and only once.
+        edit survives the process. Each PNG is written atomically and only once; the records of
+        a folder are one append-only file (:data:`RECORDS`: scene, parent, edit, meta and the
+        highlight mask, bit-packed), not a ``.json`` and a ``.mask.png`` per image.
         """
-        for record in self.lineage(iid):
-            path = image_dir / f"{record.id}.json"
-            if path.exists():
-                continue
-            with contextlib.suppress(KeyError):
-                _write_png(image_dir / f"{record.id}.png", self.pixels(record.id))
-            if record.mask is not None:
-                mask = Image.fromarray(record.mask.astype(np.uint8) * 255)
-                _write_png(image_dir / f"{record.id}.mask.png", mask)
-            atomic_write(path, json.dumps(record.public()).encode(), fsync=False)
+        image_dir = Path(image_dir)
+        with self._save_lock:
+            saved = self._saved.get(image_dir)
+            if saved is None:
+                saved = self._saved[image_dir] = _saved_ids(image_dir)
+            lines = []
+            for record in self.lineage(iid):
+                png = image_dir / f"{record.id}.png"
+                if record.id in saved and png.exists():
+                    continue
+                if record.id in saved:  # its PNG is gone (an MCP session pruned it, or the folder was emptied)
+                    saved = self._saved[image_dir] = _saved_ids(image_dir)
+                with contextlib.suppress(KeyError):
+                    _write_png(png, self.pixels(record.id))
+                if record.id in saved or not png.exists():
+                    continue  # its record is there already (an MCP session pruned the PNG); or no pixels to save
+                lines.append(json.dumps(_record_line(record)) + "\n")
+                saved.add(record.id)
+            if lines:
+                with open(image_dir / RECORDS, "a", encoding="utf-8") as f:
+                    f.write("".join(lines))
 
     def load_dir(self, image_dir: Path) -> int:
-        """Register every ``img_*.png`` of ``image_dir`` with its saved record; how many were new."""
+        """Register every ``img_*.png`` of ``image_dir`` with its saved record; how many were new.
+
+        Records come from ``records.jsonl``, or from a folder written before it existed, from each
+        image's ``<id>.json`` and ``<id>.mask.png``.
+        """
+        image_dir = Path(image_dir)
         if not image_dir.is_dir():
             return 0
+        lines = _read_records(image_dir)
         count = 0
         for path in sorted(image_dir.glob("img_*.png")):
             if path.name.endswith(".mask.png"):
@@ -223,18 +244,23 @@ class ImageStore:
             iid = path.stem
             known = self.record(iid)
             info: dict[str, Any] = {}
+            data = lines.get(iid)
             meta_path = path.with_suffix(".json")
-            if meta_path.is_file():
+            if data is None and meta_path.is_file():  # a folder written before records.jsonl
                 try:
                     data = json.loads(meta_path.read_text())
                 except (OSError, ValueError):
                     data = {}
-                info = {k: data.get(k) for k in ("scene", "parent", "edit")}
-                info["meta"] = data.get("meta") or {}
                 mask_path = image_dir / f"{iid}.mask.png"
                 if mask_path.is_file():
                     with Image.open(mask_path) as m:
                         info["mask"] = np.asarray(m.convert("L")) > 127
+            if data is not None:
+                info.update({k: data.get(k) for k in ("scene", "parent", "edit")})
+                info["meta"] = data.get("meta") or {}
+                if isinstance(data.get("mask"), dict):
+                    with contextlib.suppress(KeyError, TypeError, ValueError, binascii.Error):
+                        info["mask"] = _unpack_mask(data["mask"])
             if known is not None and not info:
                 continue
             with Image.open(path) as im:
@@ -242,6 +268,55 @@ class ImageStore:
             self.register(image, **info)
             count += known is None
         return count
+
+
+#: the records of a folder of images, one JSON object a line (:meth:`ImageStore.save_record`)
+RECORDS = "records.jsonl"
+
+
+def _record_line(record: ImageRecord) -> dict[str, Any]:
+    data = record.public()
+    if record.mask is not None:
+        # as the mask PNGs were: 255 where the mask is set, read back as > 127
+        bits = (record.mask.astype(np.uint8) * 255) > 127
+        data["mask"] = {"shape": list(bits.shape), "bits": base64.b64encode(np.packbits(bits)).decode("ascii")}
+    return data
+
+
+def _unpack_mask(data: dict[str, Any]) -> np.ndarray:
+    shape = tuple(int(n) for n in data["shape"])
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(data["bits"]), dtype=np.uint8), count=int(np.prod(shape)))
+    return bits.reshape(shape).astype(bool)
+
+
+def _read_records(image_dir: Path) -> dict[str, dict[str, Any]]:
+    """Id -> record data from ``records.jsonl`` (a line a killed writer left half-written is skipped)."""
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        text = (image_dir / RECORDS).read_text(encoding="utf-8")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            out[data["id"]] = data
+    return out
+
+
+def _saved_ids(image_dir: Path) -> set[str]:
+    """Ids whose record a folder holds already (records.jsonl, or an older folder's ``<id>.json``); a half
+    line a killed writer left is ended, so the next record starts on a line of its own."""
+    path = image_dir / RECORDS
+    with contextlib.suppress(OSError), open(path, "rb+") as f:
+        f.seek(0, io.SEEK_END)
+        if f.tell() > 0:
+            f.seek(-1, io.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+    return set(_read_records(image_dir)) | {p.stem for p in image_dir.glob("img_*.json")}
 
 
 #: zlib level of the PNGs AIM writes for itself (run folders, the sandbox wire): a run writes thousands, and

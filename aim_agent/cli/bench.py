@@ -10,7 +10,7 @@ import pkgutil
 from typing import Any
 
 import aim_agent.benchmarks as benchmarks
-from aim_agent.cli import add_missing_placeholders
+from aim_agent.cli import COMMANDS, add_missing_placeholders
 from aim_agent.plugins import plugin_manager
 
 
@@ -19,7 +19,7 @@ def _names() -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("bench", help="measure speed: prints numbers and ratios measured in one run")
+    parser = sub.add_parser("bench", help=COMMANDS["bench"])
     bench_sub = parser.add_subparsers(dest="bench", metavar="BENCHMARK")
     found: dict[str, Any] = {name: importlib.import_module(f"aim_agent.benchmarks.{name}") for name in _names()}
     for bench in plugin_manager().benchmarks():

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aim_agent.cli import COMMANDS
+
 if TYPE_CHECKING:
     from aim_agent.circuits.discover import Interpreter
 
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     parser = sub.add_parser(
         "circuit",
-        help="find the upstream units that drive a unit, interpret each, verify each edge by ablation",
+        help=COMMANDS["circuit"],
         description="On the unit's top dataset exemplars: ranks the upstream units (the previous layer's channels, "
         "or an SAE's latents with --upstream-sae) by attribution (activation x gradient, or integrated gradients), "
         "keeps the top ones, ablates each (and all together) to measure its effect on the unit, interprets the "

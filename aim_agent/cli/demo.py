@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from aim_agent.cli import COMMANDS
+
 if TYPE_CHECKING:
     from aim_agent.agent.config import RunConfig
 
@@ -38,7 +40,7 @@ REAL_DATASET = "imagenet-sample"
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "demo",
-        help="run the offline scientist on one unit of the world CNN and write an HTML report (no network)",
+        help=COMMANDS["demo"],
         description="Interprets one unit of the shipped world CNN with the rule-based offline scientist: "
         "dataset exemplars, blind descriptions, controlled experiments with generated and edited images, a "
         "critic, a conclusion. Prints where report.html is.",

@@ -7,11 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+from aim_agent.cli import COMMANDS
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "dissect",
-        help="label every unit of a layer by the concept whose exact masks best match where it fires",
+        help=COMMANDS["dissect"],
         description="Network Dissection on a dataset with exact concept masks (the world's datasets): for each "
         "unit, the concept whose masks best overlap the unit's top-quantile region (IoU) and the concept whose "
         "presence best predicts the unit's activation (AUC). One pass over the dataset, cached.",

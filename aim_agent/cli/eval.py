@@ -19,7 +19,7 @@ def evaluation_modules() -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("eval", help="evaluate the agent: synthetic, units, predictive, spurious, bias")
+    parser = sub.add_parser("eval", help=aim_agent.cli.COMMANDS["eval"])
     evals = parser.add_subparsers(dest="eval_command", metavar="EVALUATION")
     def usage(args: argparse.Namespace) -> int:
         parser.print_help()

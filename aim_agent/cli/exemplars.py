@@ -7,13 +7,14 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
+from aim_agent.cli import COMMANDS
 from aim_agent.exemplars.engine import DEFAULT_K, DEFAULT_QUANTILE
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "exemplars",
-        help="top-activating dataset images and thresholds for every unit of a layer (cached, resumable)",
+        help=COMMANDS["exemplars"],
         description="One streaming pass over the dataset computes, for every unit of LAYER, its top images "
         "(with activation maps) and its threshold (a high quantile of its activations). Results are cached "
         "and reused; an interrupted pass resumes where it stopped.",

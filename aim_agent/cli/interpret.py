@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aim_agent.cli import COMMANDS
 from aim_agent.config import PROVIDER_FIELDS, Settings
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     parser = sub.add_parser(
         "interpret",
-        help="explain what a unit detects: a VLM (or the offline scientist) runs experiments on it",
+        help=COMMANDS["interpret"],
         description="The agent looks at the unit's dataset exemplars, forms hypotheses, runs experiments "
         "(code in a sandbox, or tool calls), answers a critic, and concludes with a description and labels. "
         "Each run writes runs/<id>/result.json, log.jsonl, images/ and report.html; a stopped run "

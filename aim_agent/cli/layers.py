@@ -11,11 +11,13 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
+from aim_agent.cli import COMMANDS
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "layers",
-        help="list a model's probe-able layers (kind, output shape, units); without MODEL, the named models",
+        help=COMMANDS["layers"],
         description="Load MODEL (a transformers directory or cached id, 'package.module:factory', a "
         "TorchScript/torch.save file, or a plugin model such as world-cnn) and list its layers from one "
         "forward pass of a blank image. Without MODEL: the models the installed plugins know by name, "

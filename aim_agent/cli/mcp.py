@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from aim_agent.cli import COMMANDS
 from aim_agent.config import add_provider_arguments, add_trust_argument, config_from_args
 from aim_agent.mcp_server.sessions import Limits
 from aim_agent.mcp_server.transport import MIN_TOKEN_CHARS, GuardOptions, generate_token, is_loopback, url_host
@@ -38,7 +39,7 @@ def parse_address(value: str) -> tuple[str, int]:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "mcp",
-        help="serve AIM's experiment tools to MCP clients (stdio, or --http)",
+        help=COMMANDS["mcp"],
         description="Serve every AIM tool (and the plugins' tools), the unit under study, runs and reports "
         "over the Model Context Protocol. Default transport: stdio (for desktop clients). Clients load only "
         "the models this command offers: the world models, aim.toml [models], and --trust-model.",

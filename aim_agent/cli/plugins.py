@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from aim_agent.cli import COMMANDS
 from aim_agent.config import PROVIDER_FIELDS, AimConfig, add_provider_arguments, apply_plugins, config_from_args
 from aim_agent.plugins import DISABLE_ENV
 
@@ -15,7 +16,7 @@ CORE = "aim_agent"
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "plugins",
-        help="list installed plugins, their providers and tools, and which providers are active",
+        help=COMMANDS["plugins"],
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_provider_arguments(parser)

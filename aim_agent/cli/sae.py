@@ -8,11 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aim_agent.cli import COMMANDS
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from aim_agent.config import add_trust_argument
 
-    parser = sub.add_parser("sae", help="sparse autoencoders over a layer (their latents are units)")
+    parser = sub.add_parser("sae", help=COMMANDS["sae"])
     sae_sub = parser.add_subparsers(dest="sae_command", metavar="SAE_COMMAND")
     train = sae_sub.add_parser(
         "train",

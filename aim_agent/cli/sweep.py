@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aim_agent.cli import COMMANDS
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from aim_agent.cli.interpret import BACKENDS_HELP
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     parser = sub.add_parser(
         "sweep",
-        help="interpret many units (a whole layer) as Ray jobs: resumable, with a sortable index.html",
+        help=COMMANDS["sweep"],
         description="One `aim interpret` run per unit, run by Ray workers (a local Ray with --workers, or a "
         "cluster with --ray-address). The layer's exemplars are computed once before the workers start; each "
         "worker loads the world and the model once. Results land in DIR/sweep.sqlite as units finish; the same "

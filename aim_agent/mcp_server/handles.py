@@ -111,6 +111,7 @@ class HandleStore:
         pngs = sorted(folder.glob("img_*.png"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
         pngs = [p for p in pngs if not p.name.endswith(".mask.png")]
         for path in pngs[: max(0, len(pngs) - self.max_images)]:
+            # (records.jsonl keeps the record's line: a PNG saved again finds it; .json/.mask.png: older folders)
             for extra in (path, path.with_suffix(".json"), folder / f"{path.stem}.mask.png"):
                 extra.unlink(missing_ok=True)
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 #: the command's name: ``aim world``
 name = "world"
+#: its one-line help (``aim --help`` lists it without calling :func:`register`)
+help = "the embedded image world: render prompts, build datasets, train the world model"
 Registrar = Callable[[argparse._SubParsersAction], None]
 SUBCOMMANDS: list[Registrar] = []
 
@@ -27,9 +29,7 @@ def subcommand(registrar: Registrar) -> Registrar:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "world", help="the embedded image world: render prompts, build datasets, train the world model"
-    )
+    parser = subparsers.add_parser("world", help=help)
     world_sub = parser.add_subparsers(dest="world_command", metavar="WORLD_COMMAND")
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
     for registrar in SUBCOMMANDS:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -526,7 +526,10 @@ def plurals(word: str) -> list[str]:
     return [prefix + f for f in forms]
 
 
+@lru_cache(maxsize=65536)
 def _normalize(text: str) -> str:
+    """Lower case, hyphens and underscores as spaces, single spaces; remembered (a run looks up the same
+    words hundreds of thousands of times)."""
     return " ".join(text.lower().replace("-", " ").replace("_", " ").split())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import time
 
@@ -54,6 +55,55 @@ def test_records_survive_the_process_with_scene_mask_parent_and_edit(tmp_path):
     assert record is not None and record.mask is not None and (record.mask == mask).all()
     assert fresh.record(image_id(edited)).edit == {"kind": "recolor", "target": "dog", "to": "red"}
     assert fresh.record(image_id(original)).meta["prompt"] == "a dog"
+
+
+def test_a_folder_holds_one_png_per_image_and_one_records_file(tmp_path):
+    store = ImageStore()
+    original, overlay = _solid(1), _solid(2)
+    mask = np.zeros((32, 32), dtype=bool)
+    mask[3:7, 5:30] = True
+    store.register(original, scene={"objects": ["cat"]})
+    store.register(overlay, parent=image_id(original), mask=mask)
+    for _ in range(2):  # written once
+        store.save_record(tmp_path, image_id(overlay))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{image_id(original)}.png", f"{image_id(overlay)}.png", "records.jsonl"])
+    lines = (tmp_path / "records.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+
+    # a killed writer's half line is skipped, and the next record starts on a line of its own
+    with open(tmp_path / "records.jsonl", "a") as f:
+        f.write('{"id": "img_half')
+    later = ImageStore()
+    later.load_dir(tmp_path)
+    third = _solid(3)
+    later.register(third, parent=image_id(original), meta={"prompt": "a cat"})
+    later.save_record(tmp_path, image_id(third))
+    fresh = ImageStore()
+    assert fresh.load_dir(tmp_path) == 3
+    assert (fresh.record(image_id(overlay)).mask == mask).all()
+    assert fresh.record(image_id(third)).meta == {"prompt": "a cat"}
+
+    # a pruned PNG is written again when its image is saved again; its record stays readable
+    (tmp_path / f"{image_id(overlay)}.png").unlink()
+    fresh.save_record(tmp_path, image_id(overlay))
+    again = ImageStore()
+    assert again.load_dir(tmp_path) == 3 and (again.record(image_id(overlay)).mask == mask).all()
+
+
+def test_a_folder_written_before_records_jsonl_is_read(tmp_path):
+    overlay, mask = _solid(2), np.zeros((32, 32), dtype=bool)
+    mask[1:4, 1:4] = True
+    iid = image_id(overlay)
+    overlay.save(tmp_path / f"{iid}.png")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / f"{iid}.mask.png")
+    (tmp_path / f"{iid}.json").write_text(json.dumps({"id": iid, "scene": None, "parent": None, "edit": None,
+                                                      "meta": {"unit": 7}}))
+    store = ImageStore()
+    assert store.load_dir(tmp_path) == 1
+    assert store.record(iid).meta == {"unit": 7} and (store.record(iid).mask == mask).all()
+    store.save_record(tmp_path, iid)  # already saved there: nothing new
+    assert not (tmp_path / "records.jsonl").exists()
 
 
 def test_a_decompression_bomb_is_refused_before_decoding():

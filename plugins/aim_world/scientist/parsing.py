@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
 from aim_world import vocabulary as vocab
@@ -285,12 +285,21 @@ def _parse_clause(tokens: list[str], out: Parsed) -> None:
 @lru_cache(maxsize=65536)
 def prompt_features(text: str) -> frozenset[str]:
     """``parse_text(text).features()``, remembered (experiments repeat prompts; the scientist re-reads its
-    whole evidence every round)."""
-    return parse_text(text).features()
+    whole evidence, and the exemplars' descriptions, every round)."""
+    return _parse_shared(text, MIN_OBJECT_SHARE).features()
+
+
+@lru_cache(maxsize=16384)
+def text_concepts(text: str) -> tuple[Concept, ...]:
+    """``parse_text(text).concepts()``, remembered (the same descriptions are read every round)."""
+    return tuple(_parse_shared(text, MIN_OBJECT_SHARE).concepts())
 
 
 def parse_text(text: str, min_object_share: int = MIN_OBJECT_SHARE) -> Parsed:
     """Objects (with colour and texture), backgrounds and free attributes named in ``text``.
+
+    A text is parsed once per process (a run reads the same descriptions and prompts every round);
+    each call returns its own copy, which the caller may change.
 
     A describer's object phrase counts when it fills ``min_object_share`` % of the highlighted region (0: every
     object named, for a whole image where a small companion matters as much as a large one).
@@ -300,6 +309,14 @@ def parse_text(text: str, min_object_share: int = MIN_OBJECT_SHARE) -> Parsed:
     "background"; a colour that is also an object ("orange") is a colour when it modifies
     the next word.
     """
+    shared = _parse_shared(text, min_object_share)
+    return Parsed([replace(t) for t in shared.things], list(shared.backgrounds), list(shared.colors),
+                  list(shared.textures), list(shared.regions))
+
+
+@lru_cache(maxsize=16384)
+def _parse_shared(text: str, min_object_share: int) -> Parsed:
+    """:func:`parse_text`'s parse, remembered; shared by every caller, so never changed."""
     out = Parsed()
     part_things: list[Thing] = []
     lowered = _SLIVERS.sub(_sliver_dropper(min_object_share), text.lower().replace("_", " "))

@@ -37,7 +37,7 @@ from aim_world.scientist.design import (
 from aim_world.scientist.evidence import Record, evidence_from
 from aim_world.scientist.experiment import Experiment
 from aim_world.scientist.hypotheses import Hyp, hyp_id, present
-from aim_world.scientist.parsing import parse_text
+from aim_world.scientist.parsing import prompt_features, text_concepts
 from aim_world.scientist.reading import Reading, _is_member, reading_for
 from aim_world.scientist.scenes import Palette
 from aim_world.scientist.scoring import Scored, _scale, best, score
@@ -106,7 +106,7 @@ def critic_concepts(view: ScientistView) -> list[Concept]:
     found: list[Concept] = []
     for report in view.critic:
         for request in report.requests:
-            found += parse_text(re.sub(r"\([^)]*\)", " ", request)).concepts()  # drop "(so far: ...)" asides
+            found += text_concepts(re.sub(r"\([^)]*\)", " ", request))  # drop "(so far: ...)" asides
     return list(dict.fromkeys(found))
 
 
@@ -211,7 +211,7 @@ def exemplar_partners(reading: Reading, lead: Concept) -> list[Concept]:
 
 
 def _exemplar_features(reading: Reading) -> list[frozenset[str]]:
-    return [frozenset(parse_text(text).features() | {c.key for c in ms})
+    return [prompt_features(text) | {c.key for c in ms}
             for text, ms in zip(reading.texts, reading.mentions, strict=True)]
 
 
@@ -234,8 +234,8 @@ def uncovered(reading: Reading, h: Hyp) -> list[int]:
     for i, (text, w) in enumerate(zip(reading.texts, reading.weights, strict=True)):
         if w < 0.5:
             continue
-        features = parse_text(text).features() | {c.key for c in reading.mentions[i]}
-        if not h.fires(frozenset(features)):
+        features = prompt_features(text) | {c.key for c in reading.mentions[i]}
+        if not h.fires(features):
             out.append(i)
     return out
 

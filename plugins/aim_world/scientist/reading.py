@@ -16,7 +16,7 @@ from aim_world.scientist.concepts import (
     noun_category,
 )
 from aim_world.scientist.hypotheses import Hyp, hyp_id
-from aim_world.scientist.parsing import parse_text
+from aim_world.scientist.parsing import text_concepts
 
 MAX_CANDIDATES = 4  # single-concept hypotheses tested in the screen
 MAX_PAIRS = 2  # OR / conditional hypotheses tested in the pairs phase
@@ -53,16 +53,16 @@ def _weights(activations: Sequence[float], n: int) -> list[float]:
 
 def read_exemplars(descriptions: Sequence[str], activations: Sequence[float]) -> Reading:
     """Score concepts by activation-weighted frequency and form single/OR/conditional hypotheses."""
-    parsed = [parse_text(d) for d in descriptions]
+    parsed = [text_concepts(d) for d in descriptions]
     weights = _weights(activations, len(descriptions))
-    mentions = _with_categories([set(p.concepts()) for p in parsed], weights)
+    mentions = _with_categories([set(p) for p in parsed], weights)
     total = sum(weights) or 1.0
     scores: dict[Concept, float] = {}
     first: dict[Concept, list[int]] = {}
     for p, ms, w in zip(parsed, mentions, weights, strict=True):
         for c in ms:
             scores[c] = scores.get(c, 0.0) + w / total
-        for pos, c in enumerate(p.concepts()):
+        for pos, c in enumerate(p):
             first.setdefault(c, []).append(pos)
     first_pos = {c: sum(v) / len(v) for c, v in first.items()}
     ranked = sorted(scores, key=lambda c: (-round(scores[c], 6), KIND_ORDER[c.kind], first_pos.get(c, 99), c.name))

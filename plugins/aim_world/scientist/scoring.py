@@ -79,24 +79,24 @@ def _scale(records: list[Record], exemplar_acts: Sequence[float]) -> float:
 def score(h: Hyp, records: list[Record], scale: float) -> Scored:
     """Separation, effect, per-context consistency and edit agreement of one hypothesis."""
     s = Scored(h)
-    pos = [r.activation for r in records if h.fires(r.features)]
-    neg = [r.activation for r in records if not h.fires(r.features)]
+    fires = [h.fires(r.features) for r in records]  # the hypothesis's presence table, asked once per image
+    pos = [r.activation for r, f in zip(records, fires, strict=True) if f]
+    neg = [r.activation for r, f in zip(records, fires, strict=True) if not f]
     s.n_pos, s.n_neg = len(pos), len(neg)
     s.mean_pos = sum(pos) / len(pos) if pos else 0.0
     s.mean_neg = sum(neg) / len(neg) if neg else 0.0
     s.auc = _auc(pos, neg)
     s.r2 = _r2(pos, neg)
     for bg in sorted({r.background or "plain" for r in records}):
-        p = [r.activation for r in records if r.background == bg and h.fires(r.features)]
-        q = [r.activation for r in records if r.background == bg and not h.fires(r.features)]
+        p = [r.activation for r, f in zip(records, fires, strict=True) if r.background == bg and f]
+        q = [r.activation for r, f in zip(records, fires, strict=True) if r.background == bg and not f]
         if p and q:
             s.contexts_total += 1
             s.contexts_agree += sum(p) / len(p) - sum(q) / len(q) >= 0.1 * scale
-    for r in records:
+    for r, after in zip(records, fires, strict=True):
         if r.pair is None:
             continue
-        orig = records[r.pair]
-        before, after = h.fires(orig.features), h.fires(r.features)
+        orig, before = records[r.pair], fires[r.pair]
         delta = r.activation - orig.activation
         if before != after:
             s.edits_total += 1
