@@ -463,7 +463,7 @@ def critic_text(report: CriticReport, escalations: Sequence[Escalation] = ()) ->
 
 
 def _critic_comment(rt: AgentRuntime, state: AgentState, report: CriticReport) -> str:
-    lead = leading_hypothesis(state.get("hypotheses", []))
+    lead = next((h for h in state.get("hypotheses", []) if h.id == report.checks.get("leading")), None)
     body = {
         "leading_hypothesis": lead.model_dump() if lead else None,
         "evidence": report.checks.get("evidence", []),

@@ -397,6 +397,10 @@ def _progress_line(name: str, delta: dict[str, Any]) -> str | None:
         if report is not None and not report.satisfied and report.requests:
             return f"critic: {report.requests[0][:110]}" + (f" (+{len(report.requests) - 1} more)"
                                                             if len(report.requests) > 1 else "")
+        escalated = delta.get("escalations") or []
+        if escalated:
+            return f"critic escalates: {escalated[0].text()[:140]}" + (f" (+{len(escalated) - 1} more)"
+                                                                     if len(escalated) > 1 else "")
     if name == "conclude":
         conclusion = delta.get("conclusion")
         if conclusion is not None:
