@@ -20,11 +20,18 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aim_agent.agent.schema import CriticReport, Hypothesis
+from aim_agent.agent.schema import (
+    CriticReport,
+    Hypothesis,
+    Objection,
+    ObjectionKind,
+    SuggestedAction,
+    SuggestedExperiment,
+)
 from aim_agent.agent.state import Measurement
 from aim_agent.providers import EditChange
 from aim_agent.vocabulary import Vocabularies
@@ -229,24 +236,26 @@ def evidence_for(group: Sequence[str], measurements: Sequence[Measurement],
     }
 
 
-def _requests(ev: dict[str, Any], rules: CriticRules) -> list[str]:
+def objections_for(ev: dict[str, Any], rules: CriticRules, hypothesis: str | None = None) -> list[Objection]:
+    """What the critic holds against one concept set's evidence, each with the experiment that would answer it."""
     concept = ev["concept"]
     out = []
+
+    def add(kind: ObjectionKind, text: str, action: SuggestedAction, count: int, basis: int) -> None:
+        out.append(Objection(kind=kind, text=text, concept=concept, hypothesis=hypothesis, basis=basis,
+                             experiment=SuggestedExperiment(action=action, concept=concept, count=max(0, count))))
+
     if ev["images"] < rules.min_images:
-        out.append(
-            f"test '{concept}' on {rules.min_images - ev['images']} more distinct images "
-            f"(so far {ev['images']} image(s) show it)"
-        )
+        add("more_images", f"test '{concept}' on {rules.min_images - ev['images']} more distinct images "
+            f"(so far {ev['images']} image(s) show it)", "more_images", rules.min_images - ev["images"], ev["images"])
     if ev["contexts"] < rules.min_contexts:
         seen = ", ".join(ev["context_list"]) or "none"
-        out.append(
-            f"test '{concept}' on {rules.min_contexts - ev['contexts']} more backgrounds/contexts (so far: {seen})"
-        )
+        add("more_contexts", f"test '{concept}' on {rules.min_contexts - ev['contexts']} more backgrounds/contexts "
+            f"(so far: {seen})", "more_contexts", rules.min_contexts - ev["contexts"], ev["contexts"])
     if ev["controls"] < rules.min_controls:
-        out.append(
-            f"run a control without '{concept}': {rules.min_controls - ev['controls']} more image(s) of similar "
-            f"scenes where '{concept}' is absent (e.g. edit_images that replace or remove it)"
-        )
+        add("controls", f"run a control without '{concept}': {rules.min_controls - ev['controls']} more image(s) of "
+            f"similar scenes where '{concept}' is absent (e.g. edit_images that replace or remove it)",
+            "controls_without", rules.min_controls - ev["controls"], ev["controls"])
     enough = ev["images"] >= 2 and ev["controls"] >= 2
     if enough:
         ratio_ok = ev["ratio_infinite"] or (ev["ratio"] is not None and ev["ratio"] >= rules.min_ratio)
@@ -254,12 +263,12 @@ def _requests(ev: dict[str, Any], rules: CriticRules) -> list[str]:
         if ev["mean_without"] is not None and ev["mean_without"] <= 0 < (ev["mean_with"] or 0):
             ratio_ok = True  # controls at or below zero: any positive response is a clear margin
         if not ratio_ok or d is None or d < rules.min_effect:
-            out.append(
+            # only new images of the concept can move a margin measured over many controls: they are its basis
+            add("thin_margin",
                 f"the margin for '{concept}' is thin: mean activation {_fmt(ev['mean_with'])} with it vs "
                 f"{_fmt(ev['mean_without'])} without (ratio {'inf' if ev['ratio_infinite'] else _fmt(ev['ratio'])}, "
                 f"effect size {_fmt(d)}; want ratio >= {rules.min_ratio} and effect size >= {rules.min_effect}); "
-                "test a more specific or a different concept"
-            )
+                "test a more specific or a different concept", "more_specific", 0, ev["images"])
     return out
 
 
@@ -269,38 +278,80 @@ def critique(
     measurements: Sequence[Measurement],
     rules: CriticRules | None = None,
     vocabulary: Vocabularies | None = None,
+    *,
+    dropped: Mapping[str, Sequence[Objection]] | None = None,
+    earlier: Sequence[CriticReport] = (),
 ) -> CriticReport:
     """The verdict on the leading hypothesis: satisfied, or concrete requests for more evidence.
 
     ``vocabulary`` (the installed concept vocabularies) lets a category or a listed group count its
-    members: an image of a frog is evidence for "animals".
+    members: an image of a frog is evidence for "animals". ``dropped`` maps a hypothesis id to the escalated
+    objections it was dropped for: it is not judged while one of them still stands on the same evidence (new
+    evidence brings it back). An objection that one of the ``earlier`` reports already raised on the same
+    evidence (same kind, concept and basis) is escalated: open, but no longer requested (:class:`CriticReport`).
     """
     rules = rules or CriticRules()
-    lead = leading_hypothesis(hypotheses)
+    dropped = dropped or {}
+    # the leading hypothesis first (as :func:`leading_hypothesis`: the first of equal confidence), then the others
+    live = sorted((h for h in hypotheses if h.status != "refuted"), key=lambda h: -h.confidence)
+    lead, objections, evidence = None, [], []
+    for h in live:
+        groups = _groups(h)
+        evidence = [evidence_for(g, measurements, vocabulary) for g in groups]
+        objections = [o for ev in evidence for o in objections_for(ev, rules, h.id)]
+        if not groups:
+            objections = [Objection(kind="no_concepts", hypothesis=h.id,
+                                    text=f"name the concept(s) of hypothesis {h.id} ('{h.statement}') so they can be "
+                                         "tested", experiment=SuggestedExperiment(action="name_concepts"))]
+        if not any(same(o, d) for o in objections for d in dropped.get(h.id, ())):
+            lead = h
+            break
     if lead is None:
-        return CriticReport(
-            round=round,
-            satisfied=False,
-            requests=["state at least one hypothesis, with the concept(s) it names, before concluding"],
-            checks={"leading": None},
-        )
-    groups = _groups(lead)
-    if not groups:
-        return CriticReport(
-            round=round,
-            satisfied=False,
-            requests=[f"name the concept(s) of hypothesis {lead.id} ('{lead.statement}') so they can be tested"],
-            checks={"leading": lead.id},
-        )
-    evidence = [evidence_for(g, measurements, vocabulary) for g in groups]
-    requests = [r for ev in evidence for r in _requests(ev, rules)]
-    return CriticReport(
-        round=round,
-        satisfied=not requests,
-        requests=requests,
-        checks={"leading": lead.id, "statement": lead.statement, "evidence": evidence,
-                "rules": rules.__dict__.copy()},
-    )
+        text = ("every hypothesis was dropped after objections that came back with no new evidence: state a new "
+                "hypothesis, test a dropped one anew, or conclude" if live else
+                "state at least one hypothesis, with the concept(s) it names, before concluding")
+        return _report(round, [Objection(kind="no_hypothesis", text=text, experiment=SuggestedExperiment(
+            action="state_hypothesis"))], earlier, {"leading": None})
+    if not _groups(lead):
+        return _report(round, objections, earlier, {"leading": lead.id})
+    return _report(round, objections, earlier, {"leading": lead.id, "statement": lead.statement,
+                                                "evidence": evidence, "rules": rules.__dict__.copy()})
+
+
+def same(a: Objection, b: Objection) -> bool:
+    """The same objection on the same evidence (kind, concept, hypothesis and basis)."""
+    return a.key == b.key and a.hypothesis == b.hypothesis and a.basis == b.basis
+
+
+def still_standing(objection: Objection, measurements: Sequence[Measurement], rules: CriticRules | None = None,
+                   vocabulary: Vocabularies | None = None) -> bool:
+    """Whether ``objection`` would be raised again on ``measurements``, on the same evidence."""
+    if not objection.concept:
+        return True
+    ev = evidence_for(objection.concept.split(" & "), measurements, vocabulary)
+    return any(same(o, objection) for o in objections_for(ev, rules or CriticRules(), objection.hypothesis))
+
+
+def repeated_from(objection: Objection, earlier: Sequence[CriticReport]) -> int | None:
+    """The round of the first earlier report that raised ``objection`` on the same evidence, or None."""
+    for report in earlier:
+        for o in [*report.objections, *report.escalated]:
+            if same(o, objection):
+                return report.round
+    return None
+
+
+def _report(round: int, objections: list[Objection], earlier: Sequence[CriticReport],
+            checks: dict[str, Any]) -> CriticReport:
+    asked, escalated = [], []
+    for o in objections:
+        first = repeated_from(o, earlier)
+        if first is None:
+            asked.append(o)
+        else:
+            escalated.append(o.model_copy(update={"repeated_from": first}))
+    return CriticReport(round=round, satisfied=not objections, requests=[o.text for o in asked], objections=asked,
+                        escalated=escalated, checks=checks)
 
 
 def evidence_lines(report: CriticReport) -> list[str]:

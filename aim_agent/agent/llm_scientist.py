@@ -29,6 +29,7 @@ from aim_agent.agent.schema import (
     Observation,
     Proposal,
     ScientistView,
+    SuggestedExperiment,
     ToolCall,
 )
 from aim_agent.images import ImageStore, current_store
@@ -237,6 +238,38 @@ def summarize_observation(obs: Observation) -> str:
     return f"round {obs.round}: {status}{acts}{shown}; {first}"
 
 
+def critic_section(view: ScientistView) -> str:
+    """The critic's last report for the scientist: each objection with the experiment that answers it, those
+    no longer asked for (they came back on the same evidence), and the hypotheses it dropped for that."""
+    report = view.critic[-1]
+    lines = [f"# Critic (after round {report.round})"]
+    if report.satisfied:
+        lines.append("The evidence behind your leading hypothesis passes the checks.")
+    elif report.objections:
+        lines += [f"- {o.text}" + (f" [suggested experiment: {suggestion_text(o.experiment)}]" if o.experiment else "")
+                  for o in report.objections]
+    else:
+        lines += [f"- {r}" for r in report.requests]
+    if report.escalated:
+        lines.append("Open, but no longer asked for: these came back with no new evidence since they were first "
+                     "raised, so the run stops spending rounds on them; a conclusion that stands on them is marked "
+                     "untested on that point:")
+        lines += [f"- {o.text}" for o in report.escalated]
+    if view.dropped:
+        lines.append("Dropped hypotheses (the critic no longer judges them; new evidence for them brings them back):")
+        lines += [f"- {e.hypothesis}: {e.statement or ''} (objection: {e.objection.text})" for e in view.dropped]
+    comment = report.checks.get("comment")
+    if comment:
+        lines.append(f"Reviewer's comment: {comment}")
+    return "\n".join(lines)
+
+
+def suggestion_text(experiment: SuggestedExperiment) -> str:
+    """A suggested experiment in a few words: "more_images of 'dog' (3+)"."""
+    what = experiment.action + (f" of '{experiment.concept}'" if experiment.concept else "")
+    return what + (f" ({experiment.count}+)" if experiment.count else "")
+
+
 class ViewRenderer:
     """Turns a view into message content: text sections and a bounded number of images."""
 
@@ -318,16 +351,11 @@ class ViewRenderer:
             blocks += part
 
         if view.critic:
-            report = view.critic[-1]
-            lines = [f"# Critic (after round {report.round})"]
-            if report.satisfied:
-                lines.append("The evidence behind your leading hypothesis passes the checks.")
-            else:
-                lines += [f"- {r}" for r in report.requests]
-            comment = report.checks.get("comment")
-            if comment:
-                lines.append(f"Reviewer's comment: {comment}")
-            text("\n".join(lines))
+            text(critic_section(view))
+        if view.refused is not None:
+            text(f"# Refused\nYour last proposal repeats the one of round {view.refused.repeats} (same hypotheses, "
+                 "same experiment): it was not run, since it could only give the same result. Run what the critic "
+                 "asks for, revise your hypotheses, or conclude. Proposing it again ends the run.")
 
         text(ANSWER_FORMATS[view.answer].conclusion_request() if concluding
              else "Now reply in the format given in the instructions.")

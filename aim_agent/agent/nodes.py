@@ -19,7 +19,15 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from aim_agent.agent.backends import summarize_usage
-from aim_agent.agent.critic import concept_words, critique, evidence_lines, leading_hypothesis, mentions_any
+from aim_agent.agent.critic import (
+    concept_words,
+    critique,
+    evidence_lines,
+    leading_hypothesis,
+    mentions,
+    mentions_any,
+    still_standing,
+)
 from aim_agent.agent.experiment import (
     MAX_OBSERVATION_IMAGES,
     Recorder,
@@ -29,7 +37,16 @@ from aim_agent.agent.experiment import (
 )
 from aim_agent.agent.prompts import CRITIC_SYSTEM
 from aim_agent.agent.runtime import AgentRuntime, runtime_for
-from aim_agent.agent.schema import Conclusion, CriticReport, Observation, Proposal, ScientistView
+from aim_agent.agent.schema import (
+    Conclusion,
+    CriticReport,
+    Escalation,
+    Objection,
+    Observation,
+    Proposal,
+    RefusedProposal,
+    ScientistView,
+)
 from aim_agent.agent.state import AgentState, PendingExperiment
 from aim_agent.images import ImageStore, image_id, use_store
 from aim_agent.log import LogEntry, save_image
@@ -42,6 +59,8 @@ Update = dict[str, Any]
 ROUND_CAP, TOKEN_CAP, COST_CAP, TIME_CAP = "round cap", "token budget", "cost budget", "time budget"
 #: the critic sent the conclusion back as often as it may, and its requests were still open
 VETO_CAP = "critic veto limit"
+#: the scientist proposed an experiment it had already run, and again when told so
+REPEAT_CAP = "repeated proposal"
 
 
 def node(name: str) -> Callable[[Callable[[AgentState, AgentRuntime], Update]], Callable[..., Update]]:
@@ -91,7 +110,18 @@ def make_view(state: AgentState, rt: AgentRuntime, *, must_conclude: bool = Fals
         api_text=rt.api,
         must_conclude=must_conclude,
         answer=rt.config.answer,
+        dropped=[e for e in state.get("escalations", []) if e.action == "dropped"],
     )
+
+
+def proposal_key(proposal: Proposal) -> str:
+    """What makes two proposals the same: their hypotheses (the claims, not their confidences or statuses) and
+    their experiment (code, or tool calls with their arguments)."""
+    hypotheses = sorted([h.statement.strip(), sorted(h.concepts), h.kind, h.condition or ""]
+                        for h in proposal.hypotheses)
+    calls = [[c.tool, c.args] for c in proposal.tool_calls]
+    return json.dumps({"hypotheses": hypotheses, "code": (proposal.code or "").strip(), "tool_calls": calls},
+                      sort_keys=True, default=str)
 
 
 def budget_reason(state: AgentState, rt: AgentRuntime) -> str | None:
@@ -184,14 +214,39 @@ def hypothesize(state: AgentState, rt: AgentRuntime) -> Update:
     reason = budget_reason(state, rt)
     if reason:
         return {"forced": reason, "proposal": None}
-    proposal = rt.scientist.propose(make_view(state, rt))
     done = state.get("round", 0)
+    view = make_view(state, rt)
+    proposal = rt.scientist.propose(view)
+    # a proposal that repeats an earlier one (same hypotheses, same experiment) would spend a round learning
+    # nothing: it is refused, counted, and the scientist asked once more with the refusal in its view
+    earlier = list(state.get("proposal_keys", []))
+    refused: list[RefusedProposal] = []
+    key = proposal_key(proposal)
+    while proposal.has_experiment and key in earlier and len(refused) < 2:
+        refusal = RefusedProposal(round=done + 1, repeats=earlier.index(key) + 1, thoughts=proposal.thoughts[:500])
+        refused.append(refusal)
+        if len(refused) < 2:
+            proposal = rt.scientist.propose(view.model_copy(update={"refused": refusal}))
+            key = proposal_key(proposal)
+    log = rt.sync_log(state.get("log", []), done)
+    start = len(log.entries)
+    for r in refused:
+        log.add("note", f"refused a proposal that repeats round {r.repeats}'s (same hypotheses, same experiment); "
+                "it was not run", data={"refused_proposal": r.model_dump(mode="json")})
+    notes = [f"round {r.round}: refused a proposal that repeats round {r.repeats}'s" for r in refused]
+    if len(refused) == 2:  # told it was repeating itself, it repeated itself again: nothing new will come
+        update: Update = {"forced": f"{REPEAT_CAP}: the scientist proposed round {refused[-1].repeats}'s experiment "
+                                    "again after a refusal", "proposal": None}
+        return {**update, "refused_proposals": refused, "notes": notes, "log": log.since(start)}
     # every proposal is logged: one that runs an experiment opens the next round; a bare request to
     # conclude belongs to the round it answers (the critic judges it there)
-    log = rt.sync_log(state.get("log", []), done if proposal.only_asks_to_conclude else done + 1)
-    start = len(log.entries)
+    log.round = done if proposal.only_asks_to_conclude else done + 1
     log.add("hypothesis", proposal.thoughts, data={"proposal": proposal.model_dump(mode="json")})
-    update: Update = {"proposal": proposal, "log": log.since(start)}
+    update = {"proposal": proposal, "log": log.since(start)}
+    if refused:
+        update |= {"refused_proposals": refused, "notes": notes}
+    if proposal.has_experiment:
+        update["proposal_keys"] = [key]
     if proposal.hypotheses:
         update["hypotheses"] = proposal.hypotheses
     return update
@@ -330,38 +385,85 @@ def write_log(run_dir: Path, entries: Sequence[LogEntry]) -> None:
 
 @node("critic")
 def critic(state: AgentState, rt: AgentRuntime) -> Update:
-    """Check the evidence behind the leading hypothesis; decide whether the run may conclude."""
+    """Check the evidence behind the leading hypothesis; decide whether the run may conclude.
+
+    An objection that comes back on the same evidence is escalated, never asked for again: while the scientist
+    experiments, the hypothesis it is about is dropped (the critic judges the next one); when the scientist asks
+    to conclude, it no longer blocks, and the conclusion is marked as standing over it.
+    """
     round_no = state.get("round", 0)
-    report = critique(round_no, state.get("hypotheses", []), state.get("measurements", []), rt.critic_rules,
-                      installed_vocabularies())
-    if rt.critic_client is not None:
-        report.checks["comment"] = _critic_comment(rt, state, report)
+    hypotheses = state.get("hypotheses", [])
+    dropped: dict[str, list[Objection]] = {}
+    for e in state.get("escalations", []):
+        if e.action == "dropped" and e.hypothesis:
+            dropped.setdefault(e.hypothesis, []).append(e.objection)
     proposal = state.get("proposal")
     wants = bool(proposal and proposal.ready_to_conclude)
+    # a round whose experiment failed brought no evidence, but the scientist did try: nothing is a repeat then
+    observations = state.get("observations", [])
+    failed = bool(proposal and proposal.has_experiment and observations and observations[-1].round == round_no
+                  and not observations[-1].ok)
+    earlier = [] if failed else state.get("critic", [])
+
+    def judge() -> CriticReport:
+        return critique(round_no, hypotheses, state.get("measurements", []), rt.critic_rules,
+                        installed_vocabularies(), dropped=dropped, earlier=earlier)
+
+    report = judge()
+    escalations: list[Escalation] = []
+    while report.escalated and not wants and report.checks.get("leading") is not None:
+        lead_id = report.checks["leading"]
+        statement = next((h.statement for h in hypotheses if h.id == lead_id), None)
+        escalations += [Escalation(round=round_no, objection=o, hypothesis=lead_id, statement=statement,
+                                   action="dropped") for o in report.escalated]
+        dropped.setdefault(lead_id, []).extend(report.escalated)
+        report = judge()
+    if escalations:
+        report.checks["dropped"] = sorted({e.hypothesis for e in escalations if e.hypothesis})
+    if rt.critic_client is not None:
+        report.checks["comment"] = _critic_comment(rt, state, report)
     vetoes = state.get("vetoes", 0)
     update: Update = {"critic": [report]}
     reason = budget_reason(state, rt)
     if reason:
         update["forced"] = reason
-    elif wants and not report.satisfied and vetoes < rt.config.max_critic_vetoes:
+    elif wants and report.requests and vetoes < rt.config.max_critic_vetoes:
         update["vetoes"] = vetoes + 1
         report.checks["vetoed_conclusion"] = True
     elif wants:
         update["conclude_now"] = True
-        if not report.satisfied:  # the veto limit ran out: the conclusion stands on evidence the critic rejects
+        if report.requests:  # the veto limit ran out: the conclusion stands on evidence the critic rejects
             report.checks["overruled"] = f"concluding after {vetoes} vetoes; open requests remain"
             update["forced"] = (f"{VETO_CAP}: the critic sent the conclusion back {vetoes} time(s) and "
                                 f"{len(report.requests)} request(s) remain open")
+        lead = report.checks.get("leading")
+        statement = next((h.statement for h in hypotheses if h.id == lead), None)
+        escalations += [Escalation(round=round_no, objection=o, hypothesis=lead, statement=statement,
+                                   action="concluded_open") for o in report.escalated]
+    if escalations:
+        update["escalations"] = escalations
     log = rt.sync_log(state.get("log", []), round_no)
     start = len(log.entries)
-    text = "satisfied" if report.satisfied else "requests:\n" + "\n".join(f"- {r}" for r in report.requests)
-    log.add("critic", text, data=report.model_dump(mode="json"))
+    log.add("critic", critic_text(report, escalations), data=report.model_dump(mode="json"))
     update["log"] = log.since(start)
     return update
 
 
+def critic_text(report: CriticReport, escalations: Sequence[Escalation] = ()) -> str:
+    """The critic's report as a person reads it (the run log, progress lines)."""
+    lines = [f"escalated: {e.text()}" for e in escalations]
+    if report.satisfied:
+        return "\n".join(["satisfied", *lines])
+    if report.requests:
+        lines += ["requests:", *(f"- {r}" for r in report.requests)]
+    if report.escalated:
+        lines += ["open, no longer asked for (repeated with no new evidence):",
+                  *(f"- {o.text}" for o in report.escalated)]
+    return "\n".join(lines)
+
+
 def _critic_comment(rt: AgentRuntime, state: AgentState, report: CriticReport) -> str:
-    lead = leading_hypothesis(state.get("hypotheses", []))
+    lead = next((h for h in state.get("hypotheses", []) if h.id == report.checks.get("leading")), None)
     body = {
         "leading_hypothesis": lead.model_dump() if lead else None,
         "evidence": report.checks.get("evidence", []),
@@ -400,6 +502,12 @@ def conclude(state: AgentState, rt: AgentRuntime) -> Update:
     else:
         conclusion = rt.scientist.conclude(make_view(state, rt, must_conclude=bool(forced)))
     conclusion.forced = bool(forced)
+    open_ = [e for e in open_objections(state.get("escalations", []), conclusion)
+             if still_standing(e.objection, state.get("measurements", []), rt.critic_rules, installed_vocabularies())]
+    if open_:
+        conclusion.open_objections = [*conclusion.open_objections, *(e.objection.text for e in open_)]
+        conclusion.evidence = [*conclusion.evidence, *(
+            f"Open objection: {e.text()}. The conclusion is untested on that point." for e in open_)]
     # the caution about unexplained exemplars reads labels as concepts: only a description's labels are
     describes = rt.config.answer == "describe"
     coverage = exemplar_coverage(state, conclusion, installed_vocabularies()) if describes else None
@@ -418,6 +526,20 @@ def conclude(state: AgentState, rt: AgentRuntime) -> Update:
     new = log.since(start)
     write_log(rt.run_dir, [*state.get("log", []), *new])
     return {"conclusion": conclusion, "log": new}
+
+
+def open_objections(escalations: Sequence[Escalation], conclusion: Conclusion) -> list[Escalation]:
+    """The escalated objections a conclusion stands over: those whose concept its labels name (whether the
+    hypothesis was dropped or the scientist concluded with it open), one per objection."""
+    out: dict[str, Escalation] = {}
+    for e in escalations:
+        concepts = [c for c in (e.objection.concept or "").split(" & ") if c.strip()]
+        names = bool(concepts) and all(
+            any(mentions(label, c) or label.strip().lower() == c.strip().lower() for label in conclusion.labels)
+            for c in concepts)
+        if names:
+            out.setdefault(f"{e.hypothesis}|{e.objection.key}", e)
+    return list(out.values())
 
 
 def _main_concepts(conclusion: Conclusion, state: AgentState, vocabulary: Vocabularies) -> list[list[str]]:
@@ -486,10 +608,13 @@ __all__ = [
     "after_hypothesize",
     "conclude",
     "critic",
+    "critic_text",
     "describe",
     "exemplars",
     "experiment",
     "hypothesize",
     "log_results",
     "make_view",
+    "open_objections",
+    "proposal_key",
 ]

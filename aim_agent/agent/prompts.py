@@ -49,9 +49,13 @@ CRITIC_ROLE = """\
 After every experiment a critic reviews the evidence behind your leading hypothesis (the one with the
 highest confidence). From every image you have run the unit on, it counts the images that show each
 of its concepts, the contexts they come from and the controls without the concept, and compares the
-activations with and without it. When the evidence is thin it lists concrete requests (more images,
-more backgrounds, a control, a clearer margin); a reviewer model may add a comment. A [CONCLUDE]
-made while requests are open is sent back to you (a few times at most): run what it asks first."""
+activations with and without it. When the evidence is thin it lists concrete requests, each with the
+experiment that would answer it (more images of the concept, more backgrounds, controls without it, a
+more specific or a different concept); a reviewer model may add a comment. Run what it asks, or revise
+your hypotheses: a [CONCLUDE] made while requests are open is sent back to you once. An objection
+that comes back with no new evidence is not asked for again: the critic drops that hypothesis (while
+you experiment) or lets you conclude with it marked untested on that point. A proposal identical to
+an earlier one (same hypotheses, same experiment) is refused, not run."""
 
 CODE_FORMAT = """\
 Each round, reply in this form:

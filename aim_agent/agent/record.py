@@ -26,7 +26,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aim_agent.agent.backends import CallUsage, UsageSummary, summarize_usage
 from aim_agent.agent.config import RunConfig
-from aim_agent.agent.schema import Conclusion, CriticReport, Hypothesis, Observation, Proposal
+from aim_agent.agent.schema import (
+    Conclusion,
+    CriticReport,
+    Escalation,
+    Hypothesis,
+    Observation,
+    Proposal,
+    RefusedProposal,
+)
 from aim_agent.agent.state import Measurement
 from aim_agent.files import atomic_write
 from aim_agent.log import LogEntry
@@ -51,7 +59,9 @@ __all__ = [
 
 RESULT_FILE = "result.json"
 #: bumped whenever the shape of :class:`RunRecord` changes in a way older readers cannot take
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: versions this AIM reads: 2 lacks only fields that have defaults (repeated proposals, escalations)
+READABLE_VERSIONS = (2, SCHEMA_VERSION)
 RunStatus = Literal["finished", "stopped", "failed"]
 
 
@@ -138,6 +148,8 @@ class RunSummary(_Strict):
     conclusion: Conclusion | None
     rounds_run: int
     forced: str | None
+    repeated_proposals: int = 0
+    escalations: int = Field(default=0, description="objections that came back on the same evidence")
     ground_truth: str | None
     total_tokens: int
     cost_usd: float | None
@@ -165,6 +177,13 @@ class RunRecord(_Strict):
     exemplars: Exemplars = Field(default_factory=Exemplars)
     rounds: list[RoundRecord] = Field(default_factory=list)
     rounds_run: int = Field(default=0, ge=0, description="experiments finished")
+    repeated_proposals: int = Field(
+        default=0, ge=0, description="proposals the agent refused because they repeated an earlier one")
+    refused_proposals: list[RefusedProposal] = Field(default_factory=list, description="those proposals, in order")
+    escalations: list[Escalation] = Field(
+        default_factory=list, description="critic objections that came back on the same evidence, and what the run "
+                                          "did instead of asking again (dropped the hypothesis, or concluded with "
+                                          "the objection open)")
     usage: RunUsage = Field(default_factory=RunUsage)
     resumed: bool = False
     notes: list[str] = Field(default_factory=list)
@@ -175,7 +194,8 @@ class RunRecord(_Strict):
     def summary(self) -> RunSummary:
         return RunSummary(
             run_id=self.run_id, status=self.status, unit_label=self.unit_label, conclusion=self.conclusion,
-            rounds_run=self.rounds_run, forced=self.forced, ground_truth=self.ground_truth,
+            rounds_run=self.rounds_run, forced=self.forced, repeated_proposals=self.repeated_proposals,
+            escalations=len(self.escalations), ground_truth=self.ground_truth,
             total_tokens=self.usage.totals.total_tokens, cost_usd=self.usage.totals.cost_usd,
             wall_time_s=self.usage.wall_time_s, resumed=self.resumed, error=self.error, notes=self.notes,
         )
@@ -220,13 +240,13 @@ def read_run_record(where: str | Path) -> RunRecord:
     if not isinstance(data, dict):
         raise RunRecordError(f"the run record {path} holds a JSON {type(data).__name__}, not an object; {resume}")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         written = "an older AIM (no schema_version)" if version is None else f"schema version {version!r}"
         raise RunRecordError(
             f"the run record {path} was written by {written}; this AIM reads schema version {SCHEMA_VERSION}: "
             f"{resume}")
     try:
-        return RunRecord.model_validate(data)
+        return RunRecord.model_validate({**data, "schema_version": SCHEMA_VERSION})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()[:5])

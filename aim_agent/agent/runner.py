@@ -397,6 +397,10 @@ def _progress_line(name: str, delta: dict[str, Any]) -> str | None:
         if report is not None and not report.satisfied and report.requests:
             return f"critic: {report.requests[0][:110]}" + (f" (+{len(report.requests) - 1} more)"
                                                             if len(report.requests) > 1 else "")
+        escalated = delta.get("escalations") or []
+        if escalated:
+            return f"critic escalates: {escalated[0].text()[:140]}" + (f" (+{len(escalated) - 1} more)"
+                                                                     if len(escalated) > 1 else "")
     if name == "conclude":
         conclusion = delta.get("conclusion")
         if conclusion is not None:
@@ -458,6 +462,9 @@ def build_record(
         ),
         rounds=rounds_from_state(state),
         rounds_run=state.get("round", 0),
+        repeated_proposals=len(state.get("refused_proposals", [])),
+        refused_proposals=state.get("refused_proposals", []),
+        escalations=state.get("escalations", []),
         usage=usage_of(state, earlier + seconds),
         resumed=resumed,
         notes=[*state.get("notes", []), *notes],

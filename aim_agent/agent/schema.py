@@ -94,13 +94,86 @@ class Observation(BaseModel):
     traceback: str | None = None
 
 
+#: what an objection is about: no hypothesis, no concepts, too few images / contexts / controls, a thin margin
+ObjectionKind = Literal["no_hypothesis", "no_concepts", "more_images", "more_contexts", "controls", "thin_margin"]
+#: what would answer it: state a hypothesis, name its concepts, more images of the concept, on more contexts,
+#: controls without it, or a more specific (or different) concept than the one whose margin is thin
+SuggestedAction = Literal["state_hypothesis", "name_concepts", "more_images", "more_contexts", "controls_without",
+                          "more_specific"]
+
+
+class SuggestedExperiment(BaseModel):
+    """The experiment that would answer an objection, in a form a program can act on."""
+
+    action: SuggestedAction
+    concept: str | None = Field(default=None, description="the concept to show, or to leave out (controls)")
+    count: int = Field(default=0, ge=0, description="how many more images (or contexts) it needs at least")
+
+
+class Objection(BaseModel):
+    """One thing the critic holds against the leading hypothesis, with the experiment that would answer it."""
+
+    kind: ObjectionKind
+    text: str = Field(description="the request as a person reads it")
+    concept: str | None = Field(default=None, description="the concept (or ' & '-joined concept set) it is about")
+    hypothesis: str | None = Field(default=None, description="id of the hypothesis it is about")
+    experiment: SuggestedExperiment | None = None
+    basis: int = Field(default=0, description="the evidence count that answers it (images, contexts or controls "
+                                              "of the concept): the same objection on the same basis is a repeat")
+    repeated_from: int | None = Field(
+        default=None, description="the round whose critic raised this objection on the same evidence (a repeat)")
+
+    @property
+    def key(self) -> str:
+        """What makes two objections the same one: their kind and concept (not their numbers)."""
+        return f"{self.kind}:{self.concept or ''}"
+
+
 class CriticReport(BaseModel):
-    """The critic's verdict on the evidence behind the leading hypothesis."""
+    """The critic's verdict on the evidence behind the leading hypothesis.
+
+    ``objections`` are all it holds against it; ``requests`` are the texts of those still to answer; an
+    objection raised again on the same evidence is ``escalated`` instead: the run stops spending rounds on it
+    (it neither blocks a conclusion nor asks for the experiment again), and the hypothesis it is about is
+    dropped or concluded with the objection open (:class:`Escalation`).
+    """
 
     round: int
-    satisfied: bool
+    satisfied: bool = Field(description="no objection at all (escalated ones count: they are still open)")
     requests: list[str] = Field(default_factory=list, description="concrete experiments to run next")
+    objections: list[Objection] = Field(default_factory=list, description="the requests, machine-readable")
+    escalated: list[Objection] = Field(
+        default_factory=list, description="objections repeated on the same evidence: open, but no longer asked for")
     checks: dict[str, Any] = Field(default_factory=dict)
+
+
+class Escalation(BaseModel):
+    """An objection that came back on the same evidence, and what the run did instead of asking again."""
+
+    round: int
+    objection: Objection
+    hypothesis: str | None = Field(default=None, description="id of the hypothesis it was about")
+    statement: str | None = None
+    action: Literal["dropped", "concluded_open"] = Field(
+        description="dropped: the critic stops judging that hypothesis (the scientist was still experimenting); "
+                    "concluded_open: the scientist concluded with the objection open")
+
+    def text(self) -> str:
+        what = (f"hypothesis {self.hypothesis} ('{self.statement}') was dropped" if self.action == "dropped"
+                else "the run concluded with it open")
+        first = self.objection.repeated_from
+        again = first is not None and first != self.round
+        when = f"rounds {first} and {self.round}" if again else f"round {self.round}"
+        return (f"the critic's objection \"{self.objection.text}\" came back in {when} with no new evidence "
+                f"between: {what}")
+
+
+class RefusedProposal(BaseModel):
+    """A proposal the agent did not run: it repeated an earlier one (same hypotheses, same experiment)."""
+
+    round: int = Field(description="the round it would have opened")
+    repeats: int = Field(description="the round whose proposal it repeats")
+    thoughts: str = ""
 
 
 class Conclusion(BaseModel):
@@ -111,6 +184,9 @@ class Conclusion(BaseModel):
     evidence: list[str] = Field(default_factory=list)
     confidence: float = Field(default=0.5, ge=0.0, le=1.0)
     forced: bool = Field(default=False, description="true when a budget cap forced the conclusion")
+    open_objections: list[str] = Field(
+        default_factory=list, description="critic objections the conclusion stands over (repeated with no new "
+                                          "evidence, so not asked for again): it is untested on those points")
     answer_text: str | None = Field(
         default=None, description="a model-level task's final reply as given (aim eval spurious/bias read it)")
 
@@ -135,6 +211,12 @@ class ScientistView(BaseModel):
     critic: list[CriticReport] = Field(default_factory=list)
     api_text: str = ""
     must_conclude: bool = False
+    dropped: list[Escalation] = Field(
+        default_factory=list, description="hypotheses the critic no longer judges: an objection to them came back "
+                                          "on the same evidence (run a new experiment for them, or move on)")
+    refused: RefusedProposal | None = Field(
+        default=None, description="set when the agent refused the last proposal as a repeat: run what the critic "
+                                  "asks, or revise the hypotheses")
     answer: AnswerName = Field(default="describe", description="the final answer's form (prompts.ANSWER_FORMATS)")
 
 

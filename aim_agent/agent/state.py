@@ -21,10 +21,14 @@ from aim_agent.agent.config import RunConfig
 from aim_agent.agent.schema import (
     Conclusion,
     CriticReport,
+    Escalation,
     Hypothesis,
     Mode,
+    Objection,
     Observation,
     Proposal,
+    RefusedProposal,
+    SuggestedExperiment,
     ToolCall,
 )
 from aim_agent.log import LogEntry
@@ -102,6 +106,12 @@ class AgentState(TypedDict, total=False):
     log: Annotated[list[LogEntry], operator.add]
     usage: Annotated[list[CallUsage], operator.add]
     notes: Annotated[list[str], operator.add]
+    #: objections that came back on the same evidence, and what the run did instead of asking again
+    escalations: Annotated[list[Escalation], operator.add]
+    #: proposals the agent did not run because they repeated an earlier one
+    refused_proposals: Annotated[list[RefusedProposal], operator.add]
+    #: a fingerprint of every proposal that ran an experiment (hypotheses and experiment), in order
+    proposal_keys: Annotated[list[str], operator.add]
     #: image id -> the prompt behind it, for every generated or edited image
     image_prompts: Annotated[dict[str, str], merge_dicts]
     #: seconds spent in each node, summed over the run (and over resumes)
@@ -116,7 +126,11 @@ STATE_MODELS: tuple[type[BaseModel], ...] = (
     ToolCall,
     Proposal,
     Observation,
+    SuggestedExperiment,
+    Objection,
     CriticReport,
+    Escalation,
+    RefusedProposal,
     Conclusion,
     Measurement,
     PendingExperiment,

@@ -66,6 +66,9 @@ class UnitResult:
     renders: list[RenderCheck] = field(default_factory=list)
     follows: str | None = None  # the candidate the unit follows on controlled renders
     follows_role: str | None = None
+    rounds: int = 0
+    repeated_proposals: int = 0  # proposals the agent refused as repeats of earlier ones
+    open_objections: int = 0  # critic objections the conclusion stands over (escalated, not answered)
 
 
 @dataclass
@@ -108,6 +111,9 @@ class UnitsEvaluation:
             "renders_follow_reference": sum(bool(u.follows_role and u.follows_role.startswith("reference"))
                                             for u in disagree),
             "forced_conclusions": sum(bool(u.forced) for u in self.units),
+            "runs_with_repeated_proposals": sum(u.repeated_proposals > 0 for u in self.units),
+            "conclusions_over_open_objections": sum(u.open_objections > 0 for u in self.units),
+            "median_rounds": statistics.median(u.rounds for u in self.units) if self.units else 0,
             "unevaluated": len(self.unevaluated),
         }
 
@@ -255,6 +261,8 @@ def evaluate_units(
         row = UnitResult(
             unit=unit, labels=labels, description=conclusion.description if conclusion else "",
             confidence=conclusion.confidence if conclusion else 0.0, forced=record.forced, run_dir=str(run_dir),
+            rounds=record.rounds_run, repeated_proposals=record.repeated_proposals,
+            open_objections=len(conclusion.open_objections) if conclusion else 0,
             reference=ref.iou_concept, reference_iou=ref.iou[0].score if ref.iou else None,
             auc_concept=ref.auc_concept, auc=ref.auc[0].score if ref.auc else None,
             agent_concepts=[c.key for c in agent],

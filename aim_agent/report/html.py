@@ -315,8 +315,13 @@ def critic_block(report: CriticReport, title: str = "Critic") -> str:
         head += " " + badge("sent the conclusion back", "warn")
     if checks.get("overruled"):
         head += " " + badge(str(checks["overruled"]), "neutral")
+    if checks.get("dropped"):
+        head += " " + badge(f"dropped {', '.join(map(str, checks['dropped']))}", "neutral")
     req = ('<ul class="evidence">' + "".join(f"<li>{esc(r)}</li>" for r in report.requests) + "</ul>"
            if report.requests else "")
+    if report.escalated:  # repeated on the same evidence: open, but no longer asked for
+        req += ("<p>open, no longer asked for (came back with no new evidence):</p><ul class=\"evidence\">"
+                + "".join(f"<li>{esc(o.text)}</li>" for o in report.escalated) + "</ul>")
     comment = checks.get("comment")
     note = f'<p class="thoughts">{esc(comment)}</p>' if comment else ""
     chk = ""

@@ -96,7 +96,8 @@ def test_describer_is_blind(tmp_path):
 
 
 def test_round_cap_forces_a_conclusion(tmp_path):
-    scientist = ScriptedScientist([tool_round(["a red ball on grass"])])  # never ready, never enough
+    # never ready, never enough; each round a new image (the same experiment twice would be refused)
+    scientist = ScriptedScientist([tool_round([p]) for p in RED_PROMPTS[:3]])
     result = run_interpret(fake_config(tmp_path, run_id="cap", max_rounds=3), scientist=scientist,
                            tools=[fake_exemplars])
     assert len(scientist.views) == 3 and [v.round for v in scientist.views] == [0, 1, 2]
@@ -286,7 +287,8 @@ def test_a_conclusion_the_critic_keeps_sending_back_is_forced_when_its_vetoes_ru
     """Thin evidence, asked to conclude every round: after max_critic_vetoes the run concludes, marked forced."""
     from aim_agent.agent.nodes import VETO_CAP
 
-    scientist = ScriptedScientist([tool_round(RED_PROMPTS[:2], ready=True)])  # never enough controls
+    # a new red image each round (never the same experiment twice), never enough of them
+    scientist = ScriptedScientist([tool_round([p], ready=True) for p in RED_PROMPTS])
     result = run_interpret(fake_config(tmp_path, run_id="vetoed", max_critic_vetoes=1), scientist=scientist,
                            tools=[fake_exemplars])
     assert result.forced and result.forced.startswith(VETO_CAP) and result.conclusion.forced

@@ -31,6 +31,10 @@ def test_eval_units_runs_the_agent_and_reports_json(tiny_world: Path, tmp_path: 
     summary, units = printed["summary"], printed["units"]
     assert summary["units"] == len(units) == 2 and summary["match_iou_reference"] == sum(u["match"] for u in units)
     assert 0.0 <= summary["agreement"] <= 1.0
+    # the run records' repeated proposals and open objections are counted (one round: none of either)
+    assert summary["runs_with_repeated_proposals"] == sum(u["repeated_proposals"] > 0 for u in units) == 0
+    assert summary["conclusions_over_open_objections"] == sum(u["open_objections"] > 0 for u in units)
+    assert all(u["rounds"] == 1 for u in units) and summary["median_rounds"] == 1
     for u in units:
         assert {"unit", "labels", "reference", "reference_iou", "auc_concept", "auc", "match", "match_auc",
                 "renders", "follows", "run_dir", "agent_concepts"} <= set(u)

@@ -76,9 +76,17 @@ def _row(section: str, statement: str) -> str:
     return rows[0]
 
 
-def test_report_shows_each_round_of_a_real_run_as_recorded(world_run: RunResult) -> None:
+def test_report_shows_each_round_of_a_real_run_as_recorded(world_run: RunResult, tmp_path: Path) -> None:
     record = read_run_record(world_run.run_dir)
-    assert record == world_run.record and record.schema_version == 2
+    assert record == world_run.record and record.schema_version == 3
+    # a record of schema 2 (before repeated proposals and escalations were recorded) still reads
+    data = json.loads((world_run.run_dir / "result.json").read_text())
+    for field in ("repeated_proposals", "refused_proposals", "escalations"):
+        data.pop(field)
+    old = tmp_path / "v2"
+    old.mkdir()
+    (old / "result.json").write_text(json.dumps({**data, "schema_version": 2}))
+    assert read_run_record(old).repeated_proposals == 0 and read_run_record(old).schema_version == 3
     assert world_run.report_path is not None
     page = world_run.report_path.read_text()
     sections = _sections(page)
@@ -314,7 +322,7 @@ OLD_RESULT = {  # what AIM wrote before result.json had a schema (one flat dict)
 
 
 @pytest.mark.parametrize("content, expected", [
-    (json.dumps(OLD_RESULT), r"written by an older AIM \(no schema_version\); this AIM reads schema version 2"),
+    (json.dumps(OLD_RESULT), r"written by an older AIM \(no schema_version\); this AIM reads schema version 3"),
     (json.dumps({**OLD_RESULT, "schema_version": 99}), "written by schema version 99"),
     ('{"schema_version": 2, "run_id": "x", "stat', "is not valid JSON"),
     ("[1, 2]", "holds a JSON list, not an object"),

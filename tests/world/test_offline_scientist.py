@@ -14,12 +14,21 @@ from collections.abc import Callable
 import pytest
 from aim_testing import prompt_exemplars
 
-from aim_agent.agent.schema import CriticReport, Observation, Proposal, Scientist, ScientistView
+from aim_agent.agent.schema import (
+    CriticReport,
+    Objection,
+    Observation,
+    Proposal,
+    Scientist,
+    ScientistView,
+    SuggestedExperiment,
+)
 from aim_world.scientist import (
     MAX_CRITIC_ROUNDS,
     Concept,
     OfflineScientist,
     apply_edit,
+    critic_concepts,
     derive,
     parse_text,
     read_exemplars,
@@ -329,6 +338,19 @@ def test_gives_up_on_the_critic_after_a_few_rounds() -> None:
     assert proposals[-1].ready_to_conclude
     planned = derive(view).plan.steps
     assert len(view.observations) == len(planned) + MAX_CRITIC_ROUNDS
+
+
+def test_a_thin_margin_it_cannot_narrow_ends_the_critic_rounds_and_objections_are_read_by_concept() -> None:
+    """The critic's objection carries its concept: the scientist tests that (not words of the request's text), and
+    when the only objection is a thin margin on concepts it has measured, it runs nothing more for it."""
+    thin = Objection(kind="thin_margin", concept="dog", hypothesis="H:object:dog", basis=9,
+                     text="the margin for 'dog' is thin: ...; test a more specific or a different concept (lamp)",
+                     experiment=SuggestedExperiment(action="more_specific", concept="dog"))
+    never = lambda v: CriticReport(round=v.round, satisfied=False, requests=[thin.text], objections=[thin])  # noqa: E731
+    view, proposals = run(MONO_DOG, lambda f: "object:dog" in f, critic=never)
+    assert [c.key for c in critic_concepts(view)] == ["object:dog"]  # not the 'lamp' of its text
+    assert proposals[-1].ready_to_conclude
+    assert len(view.observations) == len(derive(view).plan.steps), "no critic round for a margin it cannot narrow"
 
 
 def test_must_conclude_stops_at_once() -> None:

@@ -101,12 +101,18 @@ class State:
         return best(self.scored, self.records, self.coverage)
 
 
-def critic_concepts(view: ScientistView) -> list[Concept]:
-    """Concepts named in any critic request, in order (alternatives the critic wants tested)."""
+def critic_concepts(view: ScientistView, last_only: bool = False) -> list[Concept]:
+    """Concepts the critic's objections are about, in order (alternatives the critic wants tested): their
+    machine-readable concept where the report has one, else the words of its requests."""
     found: list[Concept] = []
-    for report in view.critic:
-        for request in report.requests:
-            found += text_concepts(re.sub(r"\([^)]*\)", " ", request))  # drop "(so far: ...)" asides
+    for report in view.critic[-1:] if last_only else view.critic:
+        structured = [o.concept for o in [*report.objections, *report.escalated] if o.concept]
+        if structured or report.objections or report.escalated:
+            texts = structured
+        else:
+            texts = [re.sub(r"\([^)]*\)", " ", r) for r in report.requests]  # drop "(so far: ...)" asides
+        for text in texts:
+            found += text_concepts(text)
     return list(dict.fromkeys(found))
 
 
@@ -274,13 +280,24 @@ def _edit_target(state: State) -> Hyp:
     return Hyp("single", state.reading.candidates[0])
 
 
-def design_for_requests(view: ScientistView, state: State, requests: list[str], offset: int) -> Experiment:
-    """Answer the critic: test concepts it names, run edits when it asks for causal evidence, else replicate."""
+def design_for_requests(view: ScientistView, state: State, requests: list[str], offset: int) -> Experiment | None:
+    """Answer the critic: test concepts it names, run edits when it asks for causal evidence, else replicate.
+
+    None when nothing this scientist can run would answer it: every objection is a thin margin (it asks for a
+    more specific or a different concept) and each concept it names, or each narrower one a group lists, has
+    been measured already: replicating them would only repeat the measurement.
+    """
     text = " ".join(requests).lower()
     def images_of(c: Concept) -> int:
         return sum(present(c, r.features) for r in state.records)
 
-    new = [c for c in critic_concepts(view) if images_of(c) < 3]  # named by the critic and barely tested yet
+    objections = view.critic[-1].objections if view.critic else []
+    if objections:  # the last report's objections, by their machine-readable concepts
+        new = [c for c in critic_concepts(view, last_only=True) if images_of(c) < 3]
+        if not new and all(o.kind == "thin_margin" for o in objections):
+            return None
+    else:
+        new = [c for c in critic_concepts(view) if images_of(c) < 3]  # named by the critic and barely tested yet
     lead = _edit_target(state)
     asked = "; ".join(requests)
     if new:

@@ -51,7 +51,10 @@ class OfflineScientist:
             thoughts += _summaries(state.scored, limit=5)
         if view.critic and view.critic[-1].requests:
             thoughts.append("Critic requests: " + "; ".join(view.critic[-1].requests))
-        exp = None if view.must_conclude or view.round >= view.max_rounds else next_experiment(view, state)
+        if view.refused is not None:  # its plan proposed an experiment already run: nothing new to run
+            thoughts.append(f"The agent refused my proposal: it repeats round {view.refused.repeats}'s.")
+        stop = view.must_conclude or view.round >= view.max_rounds or view.refused is not None
+        exp = None if stop else next_experiment(view, state)
         if exp is None or not exp.prompts:
             thoughts.append("Planned experiments are done and the critic has no open request: concluding.")
             return Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses_out(state), ready_to_conclude=True)
