@@ -8,7 +8,8 @@ The core uses it without knowing where it comes from:
 - the conclude node checks whether the exemplars show the concluded concept
   (:meth:`Vocabulary.concepts_in`);
 - ``aim dissect`` reads exact concept masks of a dataset (:meth:`Vocabulary.annotator`);
-- ``aim eval units`` draws controlled images of a concept (:meth:`Vocabulary.concept_prompts`).
+- ``aim eval units`` draws controlled images of a concept (:meth:`Vocabulary.concept_prompts`), and the
+  render dissection draws every concept a vocabulary lists (:class:`ConceptListing`).
 
 Without any vocabulary every call answers "nothing known" (:class:`Vocabularies` over none), so the
 core runs the same as before, only with plain word matching.
@@ -24,6 +25,15 @@ from aim_agent.contracts import Annotation as Annotation
 from aim_agent.contracts import ConceptAnnotator as ConceptAnnotator
 from aim_agent.contracts import ConceptInfo as ConceptInfo
 from aim_agent.contracts import Vocabulary as Vocabulary
+
+@runtime_checkable
+class ConceptListing(Protocol):
+    """A vocabulary that can list its concepts (optional: the render dissection draws every one of them)."""
+
+    def concepts(self) -> Sequence[ConceptInfo]:
+        """Every concept :meth:`Vocabulary.concept_prompts` can show alone."""
+        ...
+
 
 _SPLIT = re.compile(r"\s*,\s*(?:or\s+)?|\s+or\s+", re.I)
 
@@ -62,6 +72,16 @@ class Vocabularies:
         for v in self.items:
             for c in v.concepts_in(text):
                 found.setdefault(c.key, c)
+        return list(found.values())
+
+    def concepts(self) -> list[ConceptInfo]:
+        """Every concept the vocabularies that list theirs (:class:`ConceptListing`) can show alone; the first
+        vocabulary that lists a key owns it."""
+        found: dict[str, ConceptInfo] = {}
+        for v in self.items:
+            if isinstance(v, ConceptListing):
+                for c in v.concepts():
+                    found.setdefault(c.key, c)
         return list(found.values())
 
     def annotator(self, root: Path) -> ConceptAnnotator | None:

@@ -15,10 +15,20 @@ Where they disagree, neither is taken on trust: **controlled renders** decide. E
 random scenes without any candidate are the controls; the unit is measured on all of them, and the
 candidate that best separates its images from the controls (AUC, then mean activation) is the one the
 unit *follows*.
+
+A second reference does not depend on the dataset's co-occurrences: the **render dissection**
+(:mod:`aim_agent.eval.render_dissect`: every concept of the vocabularies drawn alone, with controls, the
+whole layer measured once and cached). Per unit the evaluation reports whether the label's main concept
+(the first it names) agrees with each reference, how many concepts the label names, its **precision**
+(the share of those concepts that fire alone in the render dissection: AUC against their controls at
+least :data:`~aim_agent.eval.render_dissect.FIRES_ALONE`), whether the run was forced, and its
+**repeated proposals** (read from the run's ``log.jsonl``: a ``hypothesis`` entry whose proposal is the
+same as the one before it, its free-text thoughts aside).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 from collections.abc import Callable, Sequence
@@ -27,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from aim_agent.agent.critic import mentions_any
+from aim_agent.eval import render_dissect as rd
 from aim_agent.eval.dissect import Dissection, dissect
 from aim_agent.providers import drawn_images
 from aim_agent.sweep.units import slug
@@ -69,6 +80,12 @@ class UnitResult:
     rounds: int = 0
     repeated_proposals: int = 0  # proposals the agent refused as repeats of earlier ones
     open_objections: int = 0  # critic objections the conclusion stands over (escalated, not answered)
+    render_reference: str | None = None  # the render dissection's concept; None: no clear concept
+    render_best: str | None = None  # its best concept, clear or not
+    render_auc: float | None = None  # the best concept's AUC
+    match_render_main: bool = False  # the label's main concept is the render reference or its category
+    fires_alone: list[str] = field(default_factory=list)  # the label's concepts that fire alone (render dissection)
+    precision: float | None = None  # len(fires_alone) / len(agent_concepts); None when the label names none
 
 
 @dataclass
@@ -87,6 +104,7 @@ class UnitsEvaluation:
     seed: int
     units: list[UnitResult]
     dissection_cache: str | None = None
+    render_dissection_cache: str | None = None
     sweep_dir: str | None = None  # the sweep of the units' runs: sweep.sqlite, index.html, runs/<unit>/
     unevaluated: list[Unevaluated] = field(default_factory=list)
 
@@ -97,6 +115,7 @@ class UnitsEvaluation:
     def summary(self) -> dict[str, Any]:
         n = len(self.units)
         disagree = [u for u in self.units if not u.match]
+        named = sum(len(u.agent_concepts) for u in self.units)
         return {
             "units": n,
             "match_iou_reference": sum(u.match for u in self.units),
@@ -105,13 +124,21 @@ class UnitsEvaluation:
             "match_main_concept": sum(u.match_main for u in self.units),
             "concepts_per_label": round(statistics.fmean(len(u.agent_concepts) for u in self.units), 2)
             if self.units else 0.0,
+            "concepts_per_label_median": statistics.median(len(u.agent_concepts) for u in self.units)
+            if self.units else 0.0,
+            "match_main_render_reference": sum(u.match_render_main for u in self.units),
+            "render_reference_unclear": sum(u.render_best is not None and u.render_reference is None
+                                            for u in self.units),
+            # the share of all named concepts (over every label) that fire alone in the render dissection
+            "precision": round(sum(len(u.fires_alone) for u in self.units) / named, 4) if named else None,
+            "repeated_proposals": sum(u.repeated_proposals for u in self.units),
+            "runs_with_repeated_proposals": sum(u.repeated_proposals > 0 for u in self.units),
             "agreement": round(self.agreement, 4),
             "disagreements": len(disagree),
             "renders_follow_agent": sum(u.follows_role == "agent" for u in disagree),
             "renders_follow_reference": sum(bool(u.follows_role and u.follows_role.startswith("reference"))
                                             for u in disagree),
             "forced_conclusions": sum(bool(u.forced) for u in self.units),
-            "runs_with_repeated_proposals": sum(u.repeated_proposals > 0 for u in self.units),
             "conclusions_over_open_objections": sum(u.open_objections > 0 for u in self.units),
             "median_rounds": statistics.median(u.rounds for u in self.units) if self.units else 0,
             "unevaluated": len(self.unevaluated),
@@ -119,7 +146,9 @@ class UnitsEvaluation:
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "layer": self.layer, "dataset": self.dataset, "seed": self.seed,
-                "dissection_cache": self.dissection_cache, "sweep_dir": self.sweep_dir, "summary": self.summary(),
+                "dissection_cache": self.dissection_cache,
+                "render_dissection_cache": self.render_dissection_cache, "sweep_dir": self.sweep_dir,
+                "summary": self.summary(),
                 "units": [asdict(u) for u in self.units], "unevaluated": [asdict(u) for u in self.unevaluated]}
 
 
@@ -131,12 +160,54 @@ def names_concept(labels: Sequence[str], info: ConceptInfo) -> bool:
 
 def label_concepts(labels: Sequence[str], vocabularies: Vocabularies) -> list[ConceptInfo]:
     """Every concept the labels name, in order (the first is the main one: 'dog' of 'dog, only when a leash
-    is present'; 'dog' of 'dog, cat or cow')."""
+    is present'; 'dog' of 'dog, cat or cow'). Each label is read by the first installed vocabulary that finds a
+    concept in it, so one word is one concept ('dog' is not also WordNet's dog)."""
     out: dict[str, ConceptInfo] = {}
     for label in labels:
-        for c in vocabularies.concepts_in(label):
-            out.setdefault(c.key, c)
+        for v in vocabularies.items:
+            found = v.concepts_in(label)
+            if found:
+                for c in found:
+                    out.setdefault(c.key, c)
+                break
     return list(out.values())
+
+
+def main_names(agent: Sequence[ConceptInfo], reference: ConceptInfo | None) -> bool:
+    """Whether the label's main concept (the first of ``agent``) is ``reference`` or its category."""
+    return bool(reference and agent and names_concept(list(agent[0].words[:1]), reference))
+
+
+def render_verdict(agent: Sequence[ConceptInfo], renders: rd.RenderDissection, unit: int) -> dict[str, Any]:
+    """The label's concepts ``agent`` against the render dissection of ``unit``: the reference (None: no clear
+    concept), whether the main concept names it, which concepts fire alone and the label's precision (a concept
+    the dissection could not draw alone does not fire alone)."""
+    ref = renders.reference(unit)
+    fires = [c.key for c in agent if renders.fires_alone(c.key, unit)]
+    return {"render_reference": ref.concept, "render_best": ref.best.concept if ref.best else None,
+            "render_auc": ref.best.auc if ref.best else None,
+            "match_render_main": main_names(agent, renders.concept(ref.concept) if ref.concept else None),
+            "fires_alone": fires, "precision": round(len(fires) / len(agent), 4) if agent else None}
+
+
+def repeated_proposals(run_dir: str | Path) -> int:
+    """How many of the run's proposals repeat the one before (``log.jsonl``: consecutive ``hypothesis`` entries
+    whose proposals are the same, the free-text thoughts aside); 0 when the run has no log."""
+    path = Path(run_dir) / "log.jsonl"
+    if not path.is_file():
+        return 0
+    count, previous = 0, None
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        entry = json.loads(line)
+        if entry.get("kind") != "hypothesis":
+            continue
+        proposal = dict((entry.get("data") or {}).get("proposal") or {})
+        proposal.pop("thoughts", None)
+        count += previous is not None and proposal == previous
+        previous = proposal
+    return count
 
 
 def live_units(result: Dissection) -> list[int]:
@@ -224,6 +295,9 @@ def evaluate_units(
     reference = dissect(probe, dataset)
     vocabularies = installed_vocabularies()
     text2image = plugin_manager().provider("text2image", "world")
+    renders = rd.render_dissect(probe, text2image, vocabularies=vocabularies, seed=seed, image_size=image_size)
+    say(f"render dissection of {layer}: {len(renders.concepts)} concepts, {renders.images} images "
+        f"({'cached' if renders.from_cache else f'{renders.seconds:.0f} s'})")
 
     def generate(prompts: list[str]) -> list[Any]:
         return drawn_images(text2image.generate(prompts, size=image_size, seed=seed))
@@ -241,7 +315,8 @@ def evaluate_units(
     rows = {r.unit: r for r in SweepStore(out_dir).rows()}
 
     evaluation = UnitsEvaluation(model=model, layer=layer, dataset=reference.dataset, seed=seed, units=[],
-                                 dissection_cache=reference.cache_path, sweep_dir=str(out_dir))
+                                 dissection_cache=reference.cache_path,
+                                 render_dissection_cache=renders.cache_path, sweep_dir=str(out_dir))
     for unit in picked:
         run_dir = out_dir / "runs" / run_id_of(str(unit))
         try:
@@ -261,14 +336,17 @@ def evaluate_units(
         row = UnitResult(
             unit=unit, labels=labels, description=conclusion.description if conclusion else "",
             confidence=conclusion.confidence if conclusion else 0.0, forced=record.forced, run_dir=str(run_dir),
-            rounds=record.rounds_run, repeated_proposals=record.repeated_proposals,
+            rounds=record.rounds_run,
+            # refused by the agent (the record), or repeated in the log by a run from before refusals
+            repeated_proposals=max(record.repeated_proposals, repeated_proposals(run_dir)),
             open_objections=len(conclusion.open_objections) if conclusion else 0,
             reference=ref.iou_concept, reference_iou=ref.iou[0].score if ref.iou else None,
             auc_concept=ref.auc_concept, auc=ref.auc[0].score if ref.auc else None,
             agent_concepts=[c.key for c in agent],
             match=bool(ref_info and names_concept(labels, ref_info)),
             match_auc=bool(auc_info and names_concept(labels, auc_info)),
-            match_main=bool(ref_info and agent and names_concept(list(agent[0].words[:1]), ref_info)),
+            match_main=main_names(agent, ref_info),
+            **render_verdict(agent, renders, unit),
         )
         if not row.match:
             candidates = [(k, r) for k, r in ((ref.iou_concept, "reference (IoU)"), (ref.auc_concept,
@@ -284,7 +362,10 @@ def evaluate_units(
                 row.follows, row.follows_role = best.concept, best.role
         evaluation.units.append(row)
         verdict = "match" if row.match else f"differs (renders follow {row.follows or '?'})"
-        say(f"unit {unit}: agent {labels} vs reference {ref.iou_concept} (IoU {row.reference_iou}): {verdict}")
+        say(f"unit {unit}: agent {labels} vs reference {ref.iou_concept} (IoU {row.reference_iou}): {verdict}; "
+            f"render reference {row.render_reference or rd.NO_CLEAR} "
+            f"(main concept {'agrees' if row.match_render_main else 'differs'}), "
+            f"precision {row.precision}, repeated proposals {row.repeated_proposals}")
         if on_unit is not None:
             on_unit(replace(evaluation, units=list(evaluation.units), unevaluated=list(evaluation.unevaluated)))
     return evaluation
@@ -295,11 +376,17 @@ def units_table(evaluation: UnitsEvaluation) -> Any:
     from rich.table import Table
 
     s = evaluation.summary()
+    precision = "-" if s["precision"] is None else f"{s['precision']:.2f}"
     table = Table(title=f"agent vs dissection: {evaluation.model} {evaluation.layer}, {s['units']} random units "
                         f"(seed {evaluation.seed}): {s['match_iou_reference']}/{s['units']} labels name the "
-                        f"reference, {s['match_main_concept']}/{s['units']} as their main concept")
-    for name in ("unit", "agent label", "reference (IoU)", "AUC concept", "match", "controlled renders"):
-        table.add_column(name, justify="right" if name == "unit" else "left", overflow="fold")
+                        f"reference, {s['match_main_concept']}/{s['units']} as their main concept; main concept is "
+                        f"the render-dissection reference {s['match_main_render_reference']}/{s['units']} "
+                        f"({s['render_reference_unclear']} with no clear concept); concepts per label (median) "
+                        f"{s['concepts_per_label_median']}; precision {precision}; forced {s['forced_conclusions']}; "
+                        f"repeated proposals {s['repeated_proposals']} in {s['runs_with_repeated_proposals']} runs")
+    for name in ("unit", "agent label", "reference (IoU)", "AUC concept", "match", "controlled renders",
+                 "render reference", "main = render ref", "fire alone", "repeats"):
+        table.add_column(name, justify="right" if name in ("unit", "repeats") else "left", overflow="fold")
     for u in evaluation.units:
         renders = ""
         if u.renders:
@@ -309,5 +396,9 @@ def units_table(evaluation: UnitsEvaluation) -> Any:
                       f"{u.reference} ({u.reference_iou:.3f})" if u.reference_iou is not None else "-",
                       f"{u.auc_concept} ({u.auc:.2f})" if u.auc is not None else "-",
                       ("main" if u.match_main else "yes") if u.match else ("AUC only" if u.match_auc else "no"),
-                      renders)
+                      renders,
+                      f"{u.render_reference or rd.NO_CLEAR} ({u.render_best} {u.render_auc:.2f})"
+                      if u.render_auc is not None else "-",
+                      "yes" if u.match_render_main else "no",
+                      f"{len(u.fires_alone)}/{len(u.agent_concepts)}", str(u.repeated_proposals))
     return table

@@ -209,6 +209,11 @@ class WorldVocabulary:
 
 
 
+    def concepts(self) -> list[ConceptInfo]:
+        """Every concept of the world and every category of its nouns (all can be drawn alone)."""
+        categories = [self.concept(f"category:{cat}") for cat in _category_words()]
+        return [*world_concepts(), *(c for c in categories if c is not None)]
+
     def annotator(self, root: Path) -> WorldAnnotator | None:
         return WorldAnnotator(root) if (Path(root) / SCENES_FILE).is_file() else None
 

@@ -12,6 +12,18 @@ from aim_agent.eval.units import names_concept
 from aim_agent.vocabulary import ConceptInfo
 
 
+@pytest.fixture(autouse=True)
+def _few_concepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The render dissection draws every concept of the world (minutes); here a few of each kind."""
+    from aim_world.concept_vocabulary import WorldVocabulary
+
+    everything = WorldVocabulary.concepts
+    keep = {"object:dog", "object:cat", "object:car", "object:person", "object:tree", "color:red", "color:blue",
+            "texture:stripes", "texture:dots", "background:beach", "background:grass", "region:sky", "region:sand",
+            "category:animal", "category:vehicle"}
+    monkeypatch.setattr(WorldVocabulary, "concepts", lambda self: [c for c in everything(self) if c.key in keep])
+
+
 @pytest.fixture(scope="module")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from aim_world.datasets import write_dataset
@@ -27,7 +39,8 @@ def test_eval_units_runs_the_agent_and_reports_json(tiny_world: Path, tmp_path: 
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text())
-    assert {"model", "layer", "dataset", "seed", "summary", "units", "dissection_cache"} <= set(printed)
+    assert {"model", "layer", "dataset", "seed", "summary", "units", "dissection_cache",
+            "render_dissection_cache"} <= set(printed)
     summary, units = printed["summary"], printed["units"]
     assert summary["units"] == len(units) == 2 and summary["match_iou_reference"] == sum(u["match"] for u in units)
     assert 0.0 <= summary["agreement"] <= 1.0
@@ -35,10 +48,15 @@ def test_eval_units_runs_the_agent_and_reports_json(tiny_world: Path, tmp_path: 
     assert summary["runs_with_repeated_proposals"] == sum(u["repeated_proposals"] > 0 for u in units) == 0
     assert summary["conclusions_over_open_objections"] == sum(u["open_objections"] > 0 for u in units)
     assert all(u["rounds"] == 1 for u in units) and summary["median_rounds"] == 1
+    assert summary["match_main_render_reference"] == sum(u["match_render_main"] for u in units)
+    assert summary["repeated_proposals"] == sum(u["repeated_proposals"] for u in units)
+    named = sum(len(u["agent_concepts"]) for u in units)
+    assert summary["precision"] == (round(sum(len(u["fires_alone"]) for u in units) / named, 4) if named else None)
     for u in units:
         assert {"unit", "labels", "reference", "reference_iou", "auc_concept", "auc", "match", "match_auc",
                 "renders", "follows", "run_dir", "agent_concepts"} <= set(u)
         assert u["labels"] and u["reference"] and Path(u["run_dir"], "result.json").is_file()
+        assert u["render_best"] and set(u["fires_alone"]) <= set(u["agent_concepts"])
         if not u["match"]:  # controlled renders decided between the candidates
             assert u["renders"] and u["follows"] in {r["concept"] for r in u["renders"]}
             assert all(r["n"] > 0 and 0.0 <= r["auc"] <= 1.0 for r in u["renders"])
