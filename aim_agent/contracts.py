@@ -216,6 +216,15 @@ class Vocabulary(Protocol):
         ...
 
 
+@runtime_checkable
+class ConceptListing(Protocol):
+    """A vocabulary that can list its concepts (optional: the render dissection draws every one of them)."""
+
+    def concepts(self) -> Sequence[ConceptInfo]:
+        """Every concept :meth:`Vocabulary.concept_prompts` can show alone."""
+        ...
+
+
 # -- model-level evaluation tasks (hooks aim_eval_tasks, aim_task_scientists) ---------------------
 
 

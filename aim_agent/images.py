@@ -279,7 +279,8 @@ def _record_line(record: ImageRecord) -> dict[str, Any]:
     if record.mask is not None:
         # as the mask PNGs were: 255 where the mask is set, read back as > 127
         bits = (record.mask.astype(np.uint8) * 255) > 127
-        data["mask"] = {"shape": list(bits.shape), "bits": base64.b64encode(np.packbits(bits)).decode("ascii")}
+        packed = np.packbits(bits).tobytes()
+        data["mask"] = {"shape": list(bits.shape), "bits": base64.b64encode(packed).decode("ascii")}
     return data
 
 

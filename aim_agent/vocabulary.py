@@ -24,16 +24,8 @@ from pathlib import Path
 from aim_agent.contracts import Annotation as Annotation
 from aim_agent.contracts import ConceptAnnotator as ConceptAnnotator
 from aim_agent.contracts import ConceptInfo as ConceptInfo
+from aim_agent.contracts import ConceptListing as ConceptListing
 from aim_agent.contracts import Vocabulary as Vocabulary
-
-@runtime_checkable
-class ConceptListing(Protocol):
-    """A vocabulary that can list its concepts (optional: the render dissection draws every one of them)."""
-
-    def concepts(self) -> Sequence[ConceptInfo]:
-        """Every concept :meth:`Vocabulary.concept_prompts` can show alone."""
-        ...
-
 
 _SPLIT = re.compile(r"\s*,\s*(?:or\s+)?|\s+or\s+", re.I)
 

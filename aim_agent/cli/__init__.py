@@ -100,14 +100,14 @@ def summary_parser() -> argparse.ArgumentParser:
             print(f"aim: warning: a plugin's command {command.name!r} clashes with an existing one; skipped",
                   file=sys.stderr)
             continue
-        help_text = getattr(command, "help", None)
-        if help_text is None:
+        plugin_help: str | None = getattr(command, "help", None)
+        if plugin_help is None:
             _, scratch = _root_parser()
             _register_plugin_command(scratch, command)
             if command.name not in scratch.choices:
                 continue
-            help_text = next((a.help for a in scratch._choices_actions if a.dest == command.name), None)
-        sub.add_parser(command.name, help=help_text)
+            plugin_help = next((a.help for a in scratch._choices_actions if a.dest == command.name), None)
+        sub.add_parser(command.name, help=plugin_help)
     add_missing_placeholders(sub, "command", "aim {}")
     return parser
 
