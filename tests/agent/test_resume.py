@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from aim_testing import HANG_S
 
 from aim_agent.agent.record import read_run_record
 
@@ -46,7 +47,7 @@ SCRIPT = textwrap.dedent(
 def _run(tmp: Path, mode: str, action: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": PYTHONPATH}
     return subprocess.run([sys.executable, "-c", SCRIPT, str(tmp), mode, action], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=tmp)
+                          text=True, timeout=HANG_S, cwd=tmp)
 
 
 @pytest.mark.parametrize("mode", ["code", "tools"])
@@ -132,7 +133,7 @@ def test_resumed_rounds_describe_and_edit_world_images_of_earlier_rounds(tmp_pat
 
     def run(action: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-c", WORLD_SCRIPT, str(tmp_path), action], env=env,
-                              capture_output=True, text=True, timeout=180, cwd=tmp_path)
+                              capture_output=True, text=True, timeout=HANG_S, cwd=tmp_path)
 
     crashed = run("crash")
     assert crashed.returncode == 17, crashed.stderr[-3000:]

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aim_testing import HANG_S
+
 from aim_agent.cli import COMMANDS, build_parser, summary_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +38,7 @@ def _modules_after(argv: list[str]) -> dict:
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, cwd=ROOT,
-                         timeout=120)
+                         timeout=HANG_S)
     line = next(x for x in out.stdout.splitlines() if x.startswith("@@"))
     return json.loads(line[2:]) | {"stdout": out.stdout, "stderr": out.stderr}
 

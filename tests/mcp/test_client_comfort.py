@@ -10,6 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from aim_testing import HANG_S
 from jsonschema import Draft202012Validator
 from mcp import Client, MCPError
 
@@ -312,6 +313,6 @@ def test_aim_mcp_serves_without_importing_torch_or_langchain(tmp_path):
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.DEVNULL, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

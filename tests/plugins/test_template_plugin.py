@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from aim_testing import HANG_S
 from PIL import Image
 
 from aim_agent.log import ExperimentLog
@@ -102,7 +103,7 @@ def plugins(installed):
 def test_aim_plugins_lists_the_installed_plugin(installed):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run(
-        [AIM, "plugins", "--json"], capture_output=True, text=True, env=env, timeout=120, cwd=installed
+        [AIM, "plugins", "--json"], capture_output=True, text=True, env=env, timeout=HANG_S, cwd=installed
     )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
@@ -110,7 +111,8 @@ def test_aim_plugins_lists_the_installed_plugin(installed):
     assert occlusion["module"] == "aim_occlusion.plugin"
     assert occlusion["source"].startswith("entry point aim_agent:occlusion (aim-plugin-occlusion 0.1.0")
     assert occlusion["tools"] == ["occlusion_map"]
-    text = subprocess.run([AIM, "plugins"], capture_output=True, text=True, env=env, timeout=120, cwd=installed).stdout
+    text = subprocess.run([AIM, "plugins"], capture_output=True, text=True, env=env, timeout=HANG_S,
+                          cwd=installed).stdout
     assert "occlusion" in text and "tools: occlusion_map" in text
 
 

@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from aim_agent.tools.base import ToolContext, ToolSpec, tool
 from aim_agent.tools.core import ActivationsOutput, ExemplarsInput
 
+#: the wall-clock limit of a test's child process: it only catches a hang, so a slow or loaded machine (a
+#: Python start-up with torch takes tens of seconds at load 15) never reaches it
+HANG_S = 900
+
 
 def prompt_exemplars(prompts: Sequence[str]) -> ToolSpec:
     """A ``dataset_exemplars`` tool over a few generated images (no dataset pass: fast).

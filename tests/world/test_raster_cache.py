@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aim_testing import HANG_S
 
 from aim_world.parse import parse
 from aim_world.raster_cache import RasterCache, using
@@ -115,10 +116,10 @@ def test_processes_filling_one_cache_at_once_agree(tmp_path: Path) -> None:
         return [sys.executable, "-c", script, str(folder), str(bound)]
 
     procs = [subprocess.Popen(run(tmp_path, 64 << 20), stdout=subprocess.PIPE, text=True) for _ in range(4)]
-    digests = {p.communicate(timeout=120)[0].strip() for p in procs}
+    digests = {p.communicate(timeout=HANG_S)[0].strip() for p in procs}
     assert all(p.returncode == 0 for p in procs)
     assert len(digests) == 1
     assert not list(tmp_path.rglob(".tmp-*"))  # no half-written entry left behind
-    again = subprocess.run(run(tmp_path, 64 << 20), capture_output=True, text=True, timeout=120, check=True)
-    uncached = subprocess.run(run(tmp_path / "off", 0), capture_output=True, text=True, timeout=120, check=True)
+    again = subprocess.run(run(tmp_path, 64 << 20), capture_output=True, text=True, timeout=HANG_S, check=True)
+    uncached = subprocess.run(run(tmp_path / "off", 0), capture_output=True, text=True, timeout=HANG_S, check=True)
     assert digests == {again.stdout.strip()} == {uncached.stdout.strip()}  # read back or computed: same pixels
