@@ -148,12 +148,17 @@ def context_of(prompt: str, concepts: Sequence[str], edits: Sequence[EditChange 
     return " ".join(words) or "plain"
 
 
-def leading_hypothesis(hypotheses: Sequence[Hypothesis]) -> Hypothesis | None:
-    """The open or supported hypothesis with the highest confidence (first one on ties)."""
-    live = [h for h in hypotheses if h.status != "refuted"]
-    if not live:
-        return None
-    return max(live, key=lambda h: h.confidence)  # max keeps the first of equal ones
+def leading_hypothesis(hypotheses: Sequence[Hypothesis], lead: str | None = None) -> Hypothesis | None:
+    """The hypothesis the scientist leads with (``lead``, its id) when it is live; else the open or supported
+    hypothesis with the highest confidence (first one on ties)."""
+    live = _by_lead(hypotheses, lead)
+    return live[0] if live else None
+
+
+def _by_lead(hypotheses: Sequence[Hypothesis], lead: str | None) -> list[Hypothesis]:
+    """The live (not refuted) hypotheses, the scientist's lead first, then by confidence (stable on ties)."""
+    live = sorted((h for h in hypotheses if h.status != "refuted"), key=lambda h: -h.confidence)
+    return sorted(live, key=lambda h: h.id != lead) if lead else live
 
 
 def _groups(h: Hypothesis) -> list[list[str]]:
@@ -281,6 +286,7 @@ def critique(
     *,
     dropped: Mapping[str, Sequence[Objection]] | None = None,
     earlier: Sequence[CriticReport] = (),
+    lead: str | None = None,
 ) -> CriticReport:
     """The verdict on the leading hypothesis: satisfied, or concrete requests for more evidence.
 
@@ -292,9 +298,12 @@ def critique(
     """
     rules = rules or CriticRules()
     dropped = dropped or {}
-    # the leading hypothesis first (as :func:`leading_hypothesis`: the first of equal confidence), then the others
-    live = sorted((h for h in hypotheses if h.status != "refuted"), key=lambda h: -h.confidence)
-    lead, objections, evidence = None, [], []
+    # the hypothesis the scientist would conclude with (``lead``) first, so the critic judges what the run will
+    # say; then the others by confidence (as :func:`leading_hypothesis`)
+    live = _by_lead(hypotheses, lead)
+    judged: Hypothesis | None = None
+    objections: list[Objection] = []
+    evidence: list[dict[str, Any]] = []
     for h in live:
         groups = _groups(h)
         evidence = [evidence_for(g, measurements, vocabulary) for g in groups]
@@ -304,17 +313,17 @@ def critique(
                                     text=f"name the concept(s) of hypothesis {h.id} ('{h.statement}') so they can be "
                                          "tested", experiment=SuggestedExperiment(action="name_concepts"))]
         if not any(same(o, d) for o in objections for d in dropped.get(h.id, ())):
-            lead = h
+            judged = h
             break
-    if lead is None:
+    if judged is None:
         text = ("every hypothesis was dropped after objections that came back with no new evidence: state a new "
                 "hypothesis, test a dropped one anew, or conclude" if live else
                 "state at least one hypothesis, with the concept(s) it names, before concluding")
         return _report(round, [Objection(kind="no_hypothesis", text=text, experiment=SuggestedExperiment(
             action="state_hypothesis"))], earlier, {"leading": None})
-    if not _groups(lead):
-        return _report(round, objections, earlier, {"leading": lead.id})
-    return _report(round, objections, earlier, {"leading": lead.id, "statement": lead.statement,
+    if not _groups(judged):
+        return _report(round, objections, earlier, {"leading": judged.id})
+    return _report(round, objections, earlier, {"leading": judged.id, "statement": judged.statement,
                                                 "evidence": evidence, "rules": rules.__dict__.copy()})
 
 

@@ -407,7 +407,8 @@ def critic(state: AgentState, rt: AgentRuntime) -> Update:
 
     def judge() -> CriticReport:
         return critique(round_no, hypotheses, state.get("measurements", []), rt.critic_rules,
-                        installed_vocabularies(), dropped=dropped, earlier=earlier)
+                        installed_vocabularies(), dropped=dropped, earlier=earlier,
+                        lead=proposal.lead if proposal else None)
 
     report = judge()
     escalations: list[Escalation] = []

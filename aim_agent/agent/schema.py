@@ -46,6 +46,8 @@ class Proposal(BaseModel):
     code: str | None = Field(default=None, description="def run_experiment(system, tools): ...")
     tool_calls: list[ToolCall] = Field(default_factory=list)
     ready_to_conclude: bool = False
+    lead: str | None = Field(default=None, description="id of the hypothesis the scientist would conclude with now: "
+                             "the critic judges that one (without it, the most confident)")
 
     @property
     def has_experiment(self) -> bool:
@@ -71,9 +73,9 @@ class Experiment(Protocol):
 
 
 def experiment_proposal(thoughts: list[str], hypotheses: list[Hypothesis], experiment: Experiment,
-                        mode: Mode) -> Proposal:
+                        mode: Mode, lead: str | None = None) -> Proposal:
     """A proposal that runs ``experiment`` in the run's mode (code, or tool calls)."""
-    proposal = Proposal(thoughts="\n".join(thoughts), hypotheses=hypotheses)
+    proposal = Proposal(thoughts="\n".join(thoughts), hypotheses=hypotheses, lead=lead)
     if mode == "code":
         proposal.code = experiment.code()
     else:

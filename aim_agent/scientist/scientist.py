@@ -117,9 +117,10 @@ class ConceptScientist:
         exp = None if view.must_conclude or view.round >= view.max_rounds else next_experiment(view, d)
         if exp is None:
             thoughts.append("Planned experiments are done: concluding.")
-            return Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses(d), ready_to_conclude=True)
+            return Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses(d), ready_to_conclude=True,
+                            lead=_lead(d))
         thoughts.append(f"Next ({exp.phase}): {exp.note}")
-        return experiment_proposal(thoughts, _hypotheses(d), exp, view.mode)
+        return experiment_proposal(thoughts, _hypotheses(d), exp, view.mode, lead=_lead(d))
 
     def conclude(self, view: ScientistView) -> Conclusion:
         d = derive(view)
@@ -136,6 +137,15 @@ class ConceptScientist:
         return Conclusion(description=_description(c, d), labels=[_label(c, d.reading)],
                           evidence=_evidence(c, d, open_objection), forced=view.must_conclude,
                           confidence=_confidence(c, d.reading, forced=view.must_conclude, objection=open_objection))
+
+
+def _lead(d: Derived) -> str | None:
+    """The id of the hypothesis the conclusion would name first now (the critic judges it)."""
+    return _hid(d.choice.main.concept) if d.choice is not None else None
+
+
+def _hid(concept: str) -> str:
+    return concept.replace(" ", "_")
 
 
 def _label(c: Choice, reading: Reading) -> str:
@@ -164,7 +174,7 @@ def _ranked(d: Derived) -> list[Fit]:
 
 def _hypotheses(d: Derived) -> list[Hypothesis]:
     if not any(f.tested for f in d.fits):  # before any test: the candidates, open, at their exemplar share
-        return [Hypothesis(id=c.replace(" ", "_"), statement=f"the unit detects {d.reading.name(c)}",
+        return [Hypothesis(id=_hid(c), statement=f"the unit detects {d.reading.name(c)}",
                            concepts=[d.reading.name(c)], status="open",
                            confidence=round(min(0.5, 0.2 + 0.3 * d.reading.shares.get(c, 0.0)), 2))
                 for c in d.reading.candidates()]
@@ -177,7 +187,7 @@ def _hypotheses(d: Derived) -> list[Hypothesis]:
     for f in [*first, *ranked][:8]:
         status = ("supported" if f.concept in chosen or is_supported(f, d.reading)
                   else "refuted" if f.auc < 0.6 else "open")
-        out.append(Hypothesis(id=f.concept.replace(" ", "_"), statement=f"the unit detects {d.reading.name(f.concept)}",
+        out.append(Hypothesis(id=_hid(f.concept), statement=f"the unit detects {d.reading.name(f.concept)}",
                               concepts=[d.reading.name(f.concept)], kind="single", status=status,
                               confidence=round(min(0.97, max(0.05, f.auc)), 2)))
     return out

@@ -181,3 +181,16 @@ def test_a_hypothesis_whose_objection_comes_back_unanswered_is_dropped(tmp_path)
     assert report.checks["dropped"] == ["h1"] and report.checks["leading"] == "h2"
     assert [e.hypothesis for e in scientist.views[2].dropped] == ["h1" for _ in dropped]
     assert "Dropped hypotheses" in critic_section(scientist.views[2])
+
+
+def test_the_critic_judges_the_hypothesis_the_scientist_would_conclude_with():
+    # 'blue' is the more confident hypothesis, but the scientist leads with 'red': the critic judges red
+    blue = Hypothesis(id="h2", statement="the unit detects blue", concepts=["blue"], confidence=0.9)
+    red = red_hypothesis()
+    assert red.confidence < blue.confidence
+    measurements = _red(2) + _controls(3)
+    assert critique(1, [red, blue], measurements).checks["leading"] == "h2"
+    report = critique(1, [red, blue], measurements, lead="h1")
+    assert report.checks["leading"] == "h1" and all(o.hypothesis == "h1" for o in report.objections)
+    # a lead that is refused (refuted, or not listed) falls back to the most confident
+    assert critique(1, [red, blue], measurements, lead="h9").checks["leading"] == "h2"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -151,5 +152,11 @@ def test_a_whole_run_finds_the_red_unit_on_photos(tmp_path: Path, mode: str, mon
     record = read_run_record(result.run_dir)
     tested = {h.concepts[0] for h in record.hypotheses}
     assert "red" in tested  # the conclusion is one of the hypotheses the run tested
+    # the scientist leads with what it concludes, and the critic judged that hypothesis
+    log = [json.loads(line) for line in (Path(result.run_dir) / "log.jsonl").read_text().splitlines()]
+    last = [e["data"]["proposal"] for e in log if e["kind"] == "hypothesis" and (e.get("data") or {}).get("proposal")]
+    assert last and last[-1]["lead"] == "red"
+    judged = [e["data"]["checks"].get("leading") for e in log if e["kind"] == "critic"]
+    assert judged and judged[-1] == "red"
     assert not record.forced
     assert 0.5 < result.conclusion.confidence <= 0.97

@@ -57,9 +57,10 @@ class OfflineScientist:
         exp = None if stop else next_experiment(view, state)
         if exp is None or not exp.prompts:
             thoughts.append("Planned experiments are done and the critic has no open request: concluding.")
-            return Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses_out(state), ready_to_conclude=True)
+            return Proposal(thoughts="\n".join(thoughts), hypotheses=_hypotheses_out(state), ready_to_conclude=True,
+                            lead=_lead(state))
         thoughts.append(f"Next ({exp.phase}): {exp.note}")
-        return experiment_proposal(thoughts, _hypotheses_out(state), exp, view.mode)
+        return experiment_proposal(thoughts, _hypotheses_out(state), exp, view.mode, lead=_lead(state))
 
     def conclude(self, view: ScientistView) -> Conclusion:
         reading = reading_for(view)
@@ -93,6 +94,11 @@ def cannot_start(view: ScientistView, reading: Reading) -> str | None:
     if reading.start:
         return SILENT_NOTE if view.exemplar_descriptions else NO_EXEMPLARS_NOTE
     return NON_WORLD_NOTE
+
+
+def _lead(state: State) -> str | None:
+    """The id of the hypothesis :meth:`OfflineScientist.conclude` would conclude with now (the critic judges it)."""
+    return hyp_id(state.leader.hyp) if state.leader is not None and state.records else None
 
 
 def _hypotheses_out(state: State) -> list[Hypothesis]:
