@@ -78,7 +78,8 @@ class UnitResult:
     follows: str | None = None  # the candidate the unit follows on controlled renders
     follows_role: str | None = None
     rounds: int = 0
-    repeated_proposals: int = 0  # proposals the agent refused as repeats of earlier ones
+    # proposals the agent refused as repeats of earlier ones, plus logged proposals the same as the one before
+    repeated_proposals: int = 0
     open_objections: int = 0  # critic objections the conclusion stands over (escalated, not answered)
     render_reference: str | None = None  # the render dissection's concept; None: no clear concept
     render_best: str | None = None  # its best concept, clear or not
@@ -337,8 +338,8 @@ def evaluate_units(
             unit=unit, labels=labels, description=conclusion.description if conclusion else "",
             confidence=conclusion.confidence if conclusion else 0.0, forced=record.forced, run_dir=str(run_dir),
             rounds=record.rounds_run,
-            # refused by the agent (the record), or repeated in the log by a run from before refusals
-            repeated_proposals=max(record.repeated_proposals, repeated_proposals(run_dir)),
+            # two disjoint counts: a refused proposal is replaced before it is logged, so the log never shows it
+            repeated_proposals=record.repeated_proposals + repeated_proposals(run_dir),
             open_objections=len(conclusion.open_objections) if conclusion else 0,
             reference=ref.iou_concept, reference_iou=ref.iou[0].score if ref.iou else None,
             auc_concept=ref.auc_concept, auc=ref.auc[0].score if ref.auc else None,
