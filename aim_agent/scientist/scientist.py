@@ -14,6 +14,7 @@ from aim_agent.scientist.experiments import Experiment, Search
 from aim_agent.scientist.reading import MAX_CANDIDATES, Reading, base_rates, read_exemplars
 from aim_agent.scientist.rule import MIN_POSITIVES, Choice, choose, is_supported, merit
 from aim_agent.terms import named, normal, terms_of
+from aim_agent.tools.core import MAX_PROMPTS
 
 #: images per concept search, controls per experiment, and the random sample that gives base rates
 PER_CONCEPT = 6
@@ -69,7 +70,7 @@ def next_experiment(view: ScientistView, d: Derived) -> Experiment | None:
     if done == 0:
         return Experiment("survey", "A random sample of the dataset (the exemplars left out): how often each concept "
                           "appears anyway (its base rate), and how the unit responds to ordinary images.",
-                          (Search((), (), SURVEY),))
+                          _survey())
     if done == 1:
         return Experiment("screen", "Each concept the exemplars show, on dataset images the describer says show "
                           "it (the exemplars themselves left out), against controls that show none of them.",
@@ -96,6 +97,11 @@ def next_experiment(view: ScientistView, d: Derived) -> Experiment | None:
                           (Search((main,), (), 2 * PER_CONCEPT, 2 * PER_CONCEPT),
                            Search((), tuple(candidates), 2 * CONTROLS, 2 * CONTROLS)))
     return None
+
+
+def _survey() -> tuple[Search, ...]:
+    """The random sample in pages of at most one search's limit (``dataset_search`` takes MAX_PROMPTS images)."""
+    return tuple(Search((), (), min(MAX_PROMPTS, SURVEY - skip), skip) for skip in range(0, SURVEY, MAX_PROMPTS))
 
 
 class ConceptScientist:

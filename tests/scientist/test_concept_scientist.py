@@ -15,8 +15,20 @@ from aim_agent.exemplars import ImageFolder
 from aim_agent.exemplars.pool import described_pool, pool_cache_path
 from aim_agent.scientist.evidence import Record, fit
 from aim_agent.scientist.reading import read_exemplars
+from aim_agent.scientist.experiments import Experiment
 from aim_agent.scientist.rule import choose
+from aim_agent.scientist.scientist import SURVEY, _survey
 from aim_agent.terms import named, normal, terms_of
+from aim_agent.tools.core import SearchInput
+
+
+def test_the_survey_is_paged_within_one_search_s_limit() -> None:
+    survey = _survey()
+    assert sum(s.n for s in survey) == SURVEY
+    assert len({s.skip for s in survey}) == len(survey)  # pages, not the same images again
+    for call in Experiment("survey", "", survey).tool_calls():
+        if call.tool == "dataset_search":
+            SearchInput.model_validate(call.args)  # raises where the tool would refuse the call
 
 
 def test_terms_read_tagger_lists_percentages_and_plain_words() -> None:
@@ -160,3 +172,8 @@ def test_a_whole_run_finds_the_red_unit_on_photos(tmp_path: Path, mode: str, mon
     assert judged and judged[-1] == "red"
     assert not record.forced
     assert 0.5 < result.conclusion.confidence <= 0.97
+    # every planned search was valid: a refused one leaves its round without images (an empty search, on this
+    # small dataset, makes the next neuron call fail in tool mode: that is not a refusal)
+    refused = [line for e in log if e["kind"] == "experiment" for line in e["text"].splitlines()
+               if "dataset_search(" in line and "-> ERROR" in line]
+    assert not refused, refused
