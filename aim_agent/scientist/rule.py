@@ -13,7 +13,8 @@
    when the images B predicts and A gives up stay low (less than half way). One step each way.
 3b. **The strongest exemplar** (checked before narrowing): let A be the concept the describer is fairly
    sure (>= :data:`SURE`) the strongest exemplar shows. On the measured images and the exemplars together,
-   A is the label when it lies inside B and the images of B without A stay low (less than half way from
+   A is the label when it lies inside B (on the images the describer is sure show A) and the images of B
+   without A stay low (less than half way from
    the images showing neither to A's): B over-claims. A concept beside B never replaces it: the strongest
    exemplar is the dataset's maximum by construction, so its concept would always seem to fire highest.
    The exemplars count
@@ -199,7 +200,10 @@ def _strongest_exemplar(main: Fit, records: Sequence[Record], exemplars: Sequenc
     neg = [r.activation for r in pool if strength(r.terms, main.concept) == 0.0 and strength(r.terms, top) == 0.0]
     if not shows_a or len(shows_b) < MIN_POSITIVES or len(neg) < MIN_POSITIVES:
         return None
-    if sum(strength(r.terms, main.concept) >= SHOWS for r in shows_a) < NESTED * len(shows_a):
+    # nesting is read on the images the describer is sure show A: a tagger lists a capped number of kinds, so
+    # an image that shows A faintly (a second guess) often has B, a far ancestor, cut from its list
+    sure_a = [r for r in shows_a if strength(r.terms, top) >= SURE] or shows_a
+    if sum(strength(r.terms, main.concept) >= SHOWS for r in sure_a) < NESTED * len(sure_a):
         # A beside B: the strongest exemplar is the dataset's maximum by construction, so "A's images fire
         # above B's" would hold for almost any A; B, measured on other images, stands
         return None

@@ -128,6 +128,18 @@ def test_strongest_exemplar_replaces_the_broader_concept_only_from_inside_it() -
     assert choice is not None and choice.concepts in (["bag"], ["purse"]) and choice.supported
 
 
+def test_strongest_exemplar_nesting_is_read_where_the_describer_is_sure() -> None:
+    # the second exemplar shows 'backpack' as a faint second guess, and its capped kinds list lost 'bag': it says
+    # nothing about whether a backpack is a bag, so it does not keep backpack from narrowing bag
+    records = _records([("purse (0.9); kinds: bag (0.9)", 0.3)] * 6 + [("tree (0.9)", 0.0)] * 10)
+    faint = ("suitcase (0.5), backpack (0.2); kinds: luggage (0.5)", 1.0)
+    exemplars = [("backpack (0.9); kinds: bag (0.9)", 5.0), faint, *[("purse (0.8); kinds: bag (0.9)", 0.8)] * 3]
+    reading = read_exemplars([t for t, _ in exemplars], [a for _, a in exemplars])
+    choice = choose([fit(c, records) for c in ("bag", "purse")], records, reading, _records(exemplars),
+                    ["backpack"])
+    assert choice is not None and choice.concepts == ["backpack"]
+
+
 def test_unsupported_rule_takes_a_measured_effect_before_the_exemplars() -> None:
     # 'warm' fires a little above the rest on many images: short of support (AUC < 0.75), but above chance
     rows = [("warm (0.9)", 1.0 + 0.1 * (i % 3)) for i in range(12)] + [("warm (0.9)", 0.0)] * 4 \
