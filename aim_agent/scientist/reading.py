@@ -38,6 +38,8 @@ class Reading:
     leading: list[str] = field(default_factory=list)
     #: concepts whose presence tracks the unit over the survey's random sample (set once the survey ran)
     correlated: list[str] = field(default_factory=list)
+    #: the strongest exemplar's activation: the most the unit is known to fire (None without exemplars)
+    peak: float | None = None
 
     def name(self, concept: str) -> str:
         """The concept as the describer wrote it (``tiger cat``), for labels."""
@@ -86,4 +88,4 @@ def read_exemplars(descriptions: Sequence[str], activations: Sequence[float]) ->
     ordered = sorted(pairs, key=lambda pair: -pair[1])[:LEADING]
     leading = [next(iter(terms)) for terms in (terms_of(text) for text, _ in ordered) if terms]
     return Reading(shares={c: round(v, 4) for c, v in shares.items()}, names=names, described=len(pairs),
-                   leading=list(dict.fromkeys(leading)))
+                   leading=list(dict.fromkeys(leading)), peak=high)

@@ -5,7 +5,10 @@
    :data:`MIN_EXEMPLAR_SHARE` more than a random sample of the dataset does (its *excess*: a concept the
    exemplars hardly show, or one every image shows, is no answer to "what makes this unit fire").
 2. Among supported concepts the best is the one with the highest *merit*: AUC times the square root of
-   its excess — controlled effect and exemplar coverage both count.
+   its excess times the square root of its *reach* — controlled effect, exemplar coverage and strength all
+   count. The reach is how far the concept's images lift the unit towards its strongest exemplar
+   ((mean with it - mean without it) / (strongest exemplar - mean without it)): a concept that ranks images
+   reliably but lifts them a little explains less of what makes the unit fire than one that lifts them far.
 3. **Nesting** (read from the measurements: A lies inside B when nearly every image that shows A also
    shows B): the broader B replaces the best A when the images only B predicts fire like A's
    (their mean lies at least half way from the negatives to A's positives); a narrower A (tested on at
@@ -89,8 +92,16 @@ def has_effect(f: Fit) -> bool:
     return f.n_pos >= MIN_POSITIVES and f.n_neg >= MIN_POSITIVES and f.z >= EVIDENT_Z and f.mean_pos > f.mean_neg
 
 
+def reach(f: Fit, reading: Reading) -> float:
+    """How far the concept's images lift the unit towards the strongest exemplar, in [0, 1] (1 without exemplars)."""
+    if reading.peak is None or reading.peak <= f.mean_neg:
+        return 1.0
+    return max(0.0, min(1.0, (f.mean_pos - f.mean_neg) / (reading.peak - f.mean_neg)))
+
+
 def merit(f: Fit, reading: Reading) -> float:
-    return f.auc * math.sqrt(max(0.0, reading.excess(f.concept)))
+    """Rule 2: controlled effect (AUC), exemplar coverage (excess) and strength (reach) together."""
+    return f.auc * math.sqrt(max(0.0, reading.excess(f.concept))) * math.sqrt(reach(f, reading))
 
 
 def inside(a: Fit, b: Fit) -> bool:

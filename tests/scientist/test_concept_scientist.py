@@ -14,8 +14,8 @@ from aim_agent.agent.runner import run_interpret
 from aim_agent.exemplars import ImageFolder
 from aim_agent.exemplars.pool import described_pool, pool_cache_path
 from aim_agent.scientist.evidence import Record, fit
-from aim_agent.scientist.reading import read_exemplars
 from aim_agent.scientist.experiments import Experiment
+from aim_agent.scientist.reading import Reading, read_exemplars
 from aim_agent.scientist.rule import choose
 from aim_agent.scientist.scientist import SURVEY, _survey
 from aim_agent.terms import named, normal, terms_of
@@ -106,6 +106,18 @@ def test_rule_names_a_second_concept_only_when_it_fires_alone() -> None:
     records = _records(together)
     choice = choose([fit(c, records) for c in ("dog", "car")], records, reading)
     assert choice is not None and choice.concepts == ["dog"]
+
+
+def test_rule_prefers_the_concept_that_lifts_the_unit_far_over_one_that_lifts_it_a_little() -> None:
+    # both rank their images perfectly; 'broad' covers more exemplars but lifts the unit to a tenth of its peak
+    records = _records([("broad (0.9)", 0.5)] * 20 + [("narrow (0.9)", 4.0)] * 5 + [("tree (0.9)", 0.0)] * 40)
+    reading = Reading(shares={"broad": 0.6, "narrow": 0.2}, peak=5.0)
+    choice = choose([fit(c, records) for c in ("broad", "narrow")], records, reading)
+    assert choice is not None and choice.concepts[0] == "narrow"
+    # without a known peak, strength does not count: coverage decides
+    reading = Reading(shares={"broad": 0.6, "narrow": 0.2})
+    choice = choose([fit(c, records) for c in ("broad", "narrow")], records, reading)
+    assert choice is not None and choice.concepts[0] == "broad"
 
 
 def test_rule_supports_nothing_the_exemplars_hardly_show() -> None:
