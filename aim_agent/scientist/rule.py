@@ -14,10 +14,10 @@
    (their mean lies at least half way from the negatives to A's positives); a narrower A (tested on at
    least :data:`MIN_NARROW_POSITIVES` images, AUC >= SUPPORT_AUC; no exemplar share needed) replaces B
    when the images B predicts and A gives up stay low (less than half way). One step each way.
-3b. **The strongest exemplar** (checked before narrowing): let A be the concept the describer is fairly
-   sure (>= :data:`SURE`) the strongest exemplar shows. On the measured images and the exemplars together,
-   A is the label when it lies inside B (on the images the describer is sure show A) and the images of B
-   without A stay low (less than half way from
+3b. **The strongest exemplar** (checked before narrowing): let A be the describer's first term for the
+   strongest exemplar (its best guess; the test below, not the describer's certainty, decides). On the
+   measured images and the exemplars together, A is the label when it lies inside B (read on the images the
+   describer is fairly sure, >= :data:`SURE`, show A) and the images of B without A stay low (less than half way from
    the images showing neither to A's): B over-claims. A concept beside B never replaces it: the strongest
    exemplar is the dataset's maximum by construction, so its concept would always seem to fire highest.
    The exemplars count
@@ -29,11 +29,13 @@
    first concept is the main one.
 5. No supported concept: the conclusion is, in this order of evidence, (a) the concept with a *measured
    effect* short of support (at least MIN_POSITIVES images each side, its AUC above chance at one-sided
-   p < 0.05 by the Mann-Whitney test, :data:`~aim_agent.scientist.evidence.EVIDENT_Z`) with the highest
-   merit, or what the strongest exemplar shows in its place by rule 3b; (b) when no tested concept has a
-   measured effect, what the strongest exemplar shows first (the describer's leading term for it): the
-   exemplars are then the only evidence, and a concept tested on two or three images is no better than a
-   guess. Either way the conclusion says it is not supported, with a low confidence.
+   p < 0.05 by the Mann-Whitney test, :data:`~aim_agent.scientist.evidence.EVIDENT_Z`, and the exemplars
+   show it more than the dataset does: an effect of something the exemplars show less than ordinary images
+   is no answer to what makes the unit fire) with the highest merit, or what the strongest exemplar shows in
+   its place by rule 3b; (b) when no tested concept has a measured effect, what the strongest exemplar
+   shows first (the describer's leading term for it): the exemplars are then the only evidence, and a
+   concept tested on two or three images is no better than a guess. Either way the conclusion says it is
+   not supported, with a low confidence.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ MIN_EXEMPLAR_SHARE = 0.1
 MIN_OR_SHARE = 0.2
 #: A lies inside B when at least this share of A's positives are B's positives
 NESTED = 0.9
-#: a describer's strength that says it is fairly sure (rule 3b reads only such a description of the top exemplar)
+#: a describer's strength that says it is fairly sure (rule 3b reads nesting on such images)
 SURE = 0.4
 
 
@@ -174,7 +176,7 @@ def choose(fits: Sequence[Fit], records: Sequence[Record], reading: Reading,
 def _unsupported(tested: Sequence[Fit], records: Sequence[Record], reading: Reading, exemplars: Sequence[Record],
                  leading: Sequence[str]) -> Choice:
     """Rule 5: a measured effect short of support, else what the strongest exemplar shows."""
-    effects = [f for f in tested if has_effect(f)]
+    effects = [f for f in tested if has_effect(f) and reading.excess(f.concept) > 0]
     if effects:
         best = max(effects, key=lambda f: (merit(f, reading), f.z, f.concept))
         steps = [f"no concept is supported; {best.concept} has a measured effect short of it (AUC {best.auc:.2f}, "
@@ -203,7 +205,7 @@ def _strongest_exemplar(main: Fit, records: Sequence[Record], exemplars: Sequenc
         return None
     top = normal(leading[0])
     strongest = max(exemplars, key=lambda r: r.activation)
-    if top == main.concept or strength(strongest.terms, top) < SURE:
+    if top == main.concept or strength(strongest.terms, top) < SHOWS:
         return None
     pool = [*records, *exemplars]
     shows_a = [r for r in pool if strength(r.terms, top) >= SHOWS]

@@ -152,6 +152,29 @@ def test_strongest_exemplar_nesting_is_read_where_the_describer_is_sure() -> Non
     assert choice is not None and choice.concepts == ["backpack"]
 
 
+def test_strongest_exemplar_narrows_on_the_describer_s_best_guess_when_the_test_says_so() -> None:
+    # the describer is unsure which class the strongest exemplar is (0.3), but it fires far above every other
+    # piece of furniture: the test decides, not the describer's certainty
+    records = _records([("table (0.9); kinds: furniture (0.9)", 0.5)] * 6 + [("tree (0.9)", 0.0)] * 10)
+    exemplars = [("desk (0.3), table (0.2); kinds: furniture (0.6)", 6.0),
+                 *[("table (0.8); kinds: furniture (0.9)", 0.6)] * 4]
+    reading = read_exemplars([t for t, _ in exemplars], [a for _, a in exemplars])
+    choice = choose([fit(c, records) for c in ("furniture", "table")], records, reading, _records(exemplars),
+                    ["desk"])
+    assert choice is not None and choice.concepts == ["desk"] and choice.on_exemplars
+
+
+def test_unsupported_rule_skips_an_effect_the_exemplars_show_less_than_the_dataset() -> None:
+    # 'tool' lifts the unit a little over many images, but the exemplars show it less than ordinary images do
+    rows = [("tool (0.9)", 1.0 + 0.1 * (i % 3)) for i in range(12)] + [("tool (0.9)", 0.0)] * 4 \
+        + [("dog (0.9)", 0.0 + 0.1 * (i % 2)) for i in range(20)] + [("dog (0.9)", 1.05)] * 4
+    records = _records(rows)
+    reading = read_exemplars(["dog (0.9)"] * 9 + ["tool (0.5)"], [1.0] * 10)
+    reading.base = {"tool": 0.3, "dog": 0.1}
+    choice = choose([fit(c, records) for c in ("tool", "dog")], records, reading, leading=["saint bernard"])
+    assert choice is not None and choice.basis == "exemplars" and choice.concepts == ["saint bernard"]
+
+
 def test_unsupported_rule_takes_a_measured_effect_before_the_exemplars() -> None:
     # 'warm' fires a little above the rest on many images: short of support (AUC < 0.75), but above chance
     rows = [("warm (0.9)", 1.0 + 0.1 * (i % 3)) for i in range(12)] + [("warm (0.9)", 0.0)] * 4 \
