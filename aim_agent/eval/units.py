@@ -296,9 +296,6 @@ def evaluate_units(
     reference = dissect(probe, dataset)
     vocabularies = installed_vocabularies()
     text2image = plugin_manager().provider("text2image", "world")
-    renders = rd.render_dissect(probe, text2image, vocabularies=vocabularies, seed=seed, image_size=image_size)
-    say(f"render dissection of {layer}: {len(renders.concepts)} concepts, {renders.images} images "
-        f"({'cached' if renders.from_cache else f'{renders.seconds:.0f} s'})")
 
     def generate(prompts: list[str]) -> list[Any]:
         return drawn_images(text2image.generate(prompts, size=image_size, seed=seed))
@@ -313,6 +310,10 @@ def evaluate_units(
                      executor=executor_for(workers, address), address=address, unit_timeout_s=unit_timeout_s,
                      gpus_per_worker=gpus_per_worker)
     run_sweep(plan, progress=say, live=live)
+    # the render dissection only scores: drawn after the runs, so they start at once (a fresh one takes minutes)
+    renders = rd.render_dissect(probe, text2image, vocabularies=vocabularies, seed=seed, image_size=image_size)
+    say(f"render dissection of {layer}: {len(renders.concepts)} concepts, {renders.images} images "
+        f"({'cached' if renders.from_cache else f'{renders.seconds:.0f} s'})")
     rows = {r.unit: r for r in SweepStore(out_dir).rows()}
 
     evaluation = UnitsEvaluation(model=model, layer=layer, dataset=reference.dataset, seed=seed, units=[],
