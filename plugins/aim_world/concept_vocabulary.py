@@ -113,7 +113,9 @@ class WorldAnnotator:
     def __init__(self, root: Path, size: int = MASK_SIZE) -> None:
         self.root = Path(root)
         self.size = size
-        self.concepts = list(world_concepts())
+        # the pattern (any texture) has no masks of its own here: its textures' are there (and the cache key of a
+        # dissection, which follows these concepts, stays that of the world before the pattern concept)
+        self.concepts = [c for c in world_concepts() if c.kind != "pattern"]
         self._index = {c.key: i for i, c in enumerate(self.concepts)}
         self._scenes: dict[str, dict[str, Any]] | None = None
 
@@ -195,7 +197,10 @@ class WorldVocabulary:
         for cat, words in _category_words().items():
             if word in words:
                 return frozenset(n.name for n in vocab.NOUNS if n.category == cat)
-        return frozenset()
+        # a background part (sand, sky, water) is shown by every background that holds it: "a cup on a beach"
+        # shows sand, though its prompt never says the word
+        holders = _part_backgrounds().get(word) or _part_backgrounds().get(word.removesuffix(" regions"))
+        return frozenset(b for b in holders or () if b != word)
 
     def concepts_in(self, text: str) -> list[ConceptInfo]:
         from aim_agent.agent.critic import mentions

@@ -107,3 +107,14 @@ def test_confidence_says_when_the_conclusion_is_forced_open_or_explains_few_exem
     assert "explains only" in conclusion.description
 
 
+
+
+def test_the_critic_counts_a_background_part_as_shown_by_the_backgrounds_that_hold_it() -> None:
+    from aim_agent.agent.critic import concept_present
+    from aim_agent.vocabulary import installed_vocabularies
+
+    vocabulary = installed_vocabularies()
+    assert concept_present("a red cup on a beach", "sand", vocabulary=vocabulary)
+    assert concept_present("a red cup in the desert", "sky", vocabulary=vocabulary)
+    assert not concept_present("a red cup in a room", "sand", vocabulary=vocabulary)
+    assert not concept_present("a red cup on a beach", "dog", vocabulary=vocabulary)
