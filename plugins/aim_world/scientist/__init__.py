@@ -55,8 +55,8 @@ measurements.
 5. **Conclude** by the rule written in :func:`.scoring.best` (only tested hypotheses; exemplar coverage first
    among those their controls did not refute; a list only when every member fired on its own images), with a
    confidence capped when the run was forced, an evidence objection is open, or few exemplars are explained
-   (:func:`.scientist.calibrated`). Before that rule: the supported hypothesis that separates best; near ties go to the one
-   explaining more variance, with a small price on every extra concept; then, among nested
+   (:func:`.scientist.calibrated`). Within it: the supported hypothesis that separates best; near ties go to
+   the one explaining more variance, with a small price on every extra concept; then, among nested
    hypotheses, a broader one wins when the images only it predicts fire (dog -> dog OR car),
    a narrower one when the images it gives up stay low (animals -> the birds). MAIA's format,
    with the numbers.
