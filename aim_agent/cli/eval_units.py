@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="where the evaluation's sweep folder is made (default runs/eval-units)")
     parser.add_argument("--out", metavar="PATH", help="write the evaluation as JSON to PATH (after every unit)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--score-only", action="store_true",
+                        help="run nothing: score the units whose runs finished (the others are listed as not "
+                             "evaluated), e.g. an evaluation stopped by a deadline")
     add_engine_arguments(parser.add_argument_group("how the units run (a sweep, docs/scale.md)"), one_in_process=True)
     parser.set_defaults(func=main)
 
@@ -55,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
                             backend=args.backend, mode=args.mode, runs_dir=args.runs_dir,
                             max_rounds=args.max_rounds, workers=engine["workers"], address=engine["address"],
                             unit_timeout_s=engine["unit_timeout_s"], gpus_per_worker=engine["gpus_per_worker"],
-                            progress=say, live=not args.json, on_unit=write if args.out else None)
+                            progress=say, live=not args.json, on_unit=write if args.out else None,
+                            score_only=args.score_only)
     data = result.to_json()
     if args.out:
         write(result)

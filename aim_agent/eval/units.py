@@ -278,9 +278,11 @@ def evaluate_units(
     progress: Callable[[str], None] | None = None,
     live: bool = False,
     on_unit: Callable[[UnitsEvaluation], None] | None = None,
+    score_only: bool = False,
 ) -> UnitsEvaluation:
     """Run the agent on ``n`` random live units of ``layer`` (a sweep in :func:`units_dir`) and compare its labels
-    with the dissection; ``on_unit`` gets the evaluation so far after every unit it scores."""
+    with the dissection; ``on_unit`` gets the evaluation so far after every unit it scores. ``score_only``: run
+    nothing, score the units whose runs finished (the others are unevaluated)."""
     from aim_agent.agent.backends import BackendSpec
     from aim_agent.agent.config import RunConfig
     from aim_agent.agent.record import RunRecordError, read_run_record
@@ -296,9 +298,6 @@ def evaluate_units(
     reference = dissect(probe, dataset)
     vocabularies = installed_vocabularies()
     text2image = plugin_manager().provider("text2image", "world")
-    renders = rd.render_dissect(probe, text2image, vocabularies=vocabularies, seed=seed, image_size=image_size)
-    say(f"render dissection of {layer}: {len(renders.concepts)} concepts, {renders.images} images "
-        f"({'cached' if renders.from_cache else f'{renders.seconds:.0f} s'})")
 
     def generate(prompts: list[str]) -> list[Any]:
         return drawn_images(text2image.generate(prompts, size=image_size, seed=seed))
@@ -312,8 +311,13 @@ def evaluate_units(
     plan = SweepPlan(out_dir=out_dir, template=template, units=[str(u) for u in picked], workers=workers,
                      executor=executor_for(workers, address), address=address, unit_timeout_s=unit_timeout_s,
                      gpus_per_worker=gpus_per_worker)
-    run_sweep(plan, progress=say, live=live)
-    rows = {r.unit: r for r in SweepStore(out_dir).rows()}
+    if not score_only:
+        run_sweep(plan, progress=say, live=live)
+    # the render dissection only scores: drawn after the runs, so they start at once (a fresh one takes minutes)
+    renders = rd.render_dissect(probe, text2image, vocabularies=vocabularies, seed=seed, image_size=image_size)
+    say(f"render dissection of {layer}: {len(renders.concepts)} concepts, {renders.images} images "
+        f"({'cached' if renders.from_cache else f'{renders.seconds:.0f} s'})")
+    rows = {r.unit: r for r in SweepStore(out_dir).rows()} if (out_dir / "sweep.sqlite").is_file() else {}
 
     evaluation = UnitsEvaluation(model=model, layer=layer, dataset=reference.dataset, seed=seed, units=[],
                                  dissection_cache=reference.cache_path,
@@ -327,6 +331,9 @@ def evaluate_units(
             error = (stored.error if stored else None) or str(exc)
             evaluation.unevaluated.append(Unevaluated(unit=unit, error=error))
             say(f"unit {unit}: not evaluated ({error[:200]})")
+            continue
+        if score_only and record.status != "finished":  # cut short by the deadline that stopped the evaluation
+            evaluation.unevaluated.append(Unevaluated(unit=unit, error=f"run {record.status}, not finished"))
             continue
         ref = reference.units[unit]
         conclusion = record.conclusion

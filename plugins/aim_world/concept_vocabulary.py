@@ -23,6 +23,8 @@ MASK_SIZE = 56
 SCENES_FILE = "scenes.jsonl"
 #: words that name a category but mean "anything" in a label ("red objects"): never read as that category
 _GENERIC_WORDS = frozenset({"object", "objects", "thing", "things"})
+#: words that name the pattern concept (any texture) in a label
+PATTERN_WORDS = ("patterned", "pattern", "patterns")
 
 
 def _plural(word: str) -> str:
@@ -71,9 +73,10 @@ def _part_backgrounds() -> dict[str, tuple[str, ...]]:
 
 @cache
 def world_concepts() -> tuple[ConceptInfo, ...]:
-    """Every concept of the world: objects, colours, textures, backgrounds, regions (in that order)."""
+    """Every concept of the world: objects, colours, textures, the pattern, backgrounds, regions (in that order)."""
     from aim_world import vocabulary as vocab
     from aim_world.scene import TEXTURE_ADJECTIVES
+    from aim_world.scientist.concepts import PATTERN
 
     cats = _category_words()
     out = [ConceptInfo(f"object:{n.name}", "object", n.name, (n.name, *n.synonyms), n.category, cats[n.category])
@@ -87,6 +90,9 @@ def world_concepts() -> tuple[ConceptInfo, ...]:
         tex_words.setdefault(texture, []).append(word)
     out += [ConceptInfo(f"texture:{t}", "texture", t, tuple(dict.fromkeys([t, TEXTURE_ADJECTIVES[t], *tex_words[t]])))
             for t in vocab.TEXTURES]
+    # a patterned surface of any texture (a unit that fires on stripes, dots and waves alike): drawn as the
+    # textures in turn on neutral objects, against the same objects plain
+    out.append(ConceptInfo(f"pattern:{PATTERN}", "pattern", PATTERN, PATTERN_WORDS))
     out += [ConceptInfo(f"background:{b}", "background", b, (b,)) for b in vocab.BACKGROUND_BY_NAME]
     for region, bgs in sorted(_part_backgrounds().items()):
         home = bgs[0] if len(bgs) == 1 else None  # a part of one background belongs to it ('sand' of the beach)
@@ -107,7 +113,9 @@ class WorldAnnotator:
     def __init__(self, root: Path, size: int = MASK_SIZE) -> None:
         self.root = Path(root)
         self.size = size
-        self.concepts = list(world_concepts())
+        # the pattern (any texture) has no masks of its own here: its textures' are there (and the cache key of a
+        # dissection, which follows these concepts, stays that of the world before the pattern concept)
+        self.concepts = [c for c in world_concepts() if c.kind != "pattern"]
         self._index = {c.key: i for i, c in enumerate(self.concepts)}
         self._scenes: dict[str, dict[str, Any]] | None = None
 
@@ -189,7 +197,10 @@ class WorldVocabulary:
         for cat, words in _category_words().items():
             if word in words:
                 return frozenset(n.name for n in vocab.NOUNS if n.category == cat)
-        return frozenset()
+        # a background part (sand, sky, water) is shown by every background that holds it: "a cup on a beach"
+        # shows sand, though its prompt never says the word
+        holders = _part_backgrounds().get(word) or _part_backgrounds().get(word.removesuffix(" regions"))
+        return frozenset(b for b in holders or () if b != word)
 
     def concepts_in(self, text: str) -> list[ConceptInfo]:
         from aim_agent.agent.critic import mentions
@@ -200,6 +211,8 @@ class WorldVocabulary:
             info = _by_key().get(c.key)
             if info is not None:
                 found.append(info)
+        if any(mentions(text, w) for w in PATTERN_WORDS):
+            found.append(next(c for c in world_concepts() if c.kind == "pattern"))
         for cat, words in _category_words().items():
             named = [w for w in words if w not in _GENERIC_WORDS]
             if any(mentions(text, w) for w in named[1:]) or (named and mentions(text, named[0]) and not found):

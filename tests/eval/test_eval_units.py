@@ -88,6 +88,15 @@ def test_the_runs_are_a_sweep_and_the_same_evaluation_again_scores_them_without_
     assert again.to_json() == final.to_json()
     assert all(r.attempts == 1 for r in SweepStore(sweep_dir).rows())  # no unit ran again
 
+    # --score-only runs nothing: a unit whose run is missing (an evaluation stopped by a deadline) is unevaluated
+    import shutil
+
+    shutil.rmtree(Path(final.units[1].run_dir))
+    scored = evaluate_units("world-cnn", "conv5", n=2, seed=1, dataset=str(tiny_world), max_rounds=1,
+                            runs_dir=tmp_path / "runs", score_only=True)
+    assert [u.unit for u in scored.units] == [final.units[0].unit] and len(scored.unevaluated) == 1
+    assert all(r.attempts == 1 for r in SweepStore(sweep_dir).rows())
+
 
 def test_a_label_matches_the_reference_or_its_category() -> None:
     dog = ConceptInfo("object:dog", "object", "dog", ("dog", "puppy"), "animal", ("animal", "animals"))

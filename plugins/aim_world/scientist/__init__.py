@@ -29,6 +29,8 @@ measurements.
    from the observations before it (:mod:`.plan`):
 
    - ``screen``: each candidate concept alone in several contexts plus neutral controls;
+   - ``patterns`` (when a texture or the pattern is a candidate): every texture on each of several nouns and the
+     same nouns plain, so a pattern unit (any texture, any object) is told from an object unit;
    - ``pairs``: for OR and conditional candidates, the 2x2 design A+B, A only, B only,
      neither, in several contexts;
    - ``survey``: the whole vocabulary, one concept per image (every object alone, every
@@ -50,8 +52,11 @@ measurements.
    run's largest activation, by its consistency across backgrounds and by the edit pairs; an
    OR or conditional hypothesis must also fit its 2x2 cells. Statuses and confidences are
    recomputed from all evidence every round, so the scientist holds no hidden state.
-5. **Conclude** with the supported hypothesis that separates best; near ties go to the one
-   explaining more variance, with a small price on every extra concept; then, among nested
+5. **Conclude** by the rule written in :func:`.scoring.best` (only tested hypotheses; exemplar coverage first
+   among those their controls did not refute; a list only when every member fired on its own images), with a
+   confidence capped when the run was forced, an evidence objection is open, or few exemplars are explained
+   (:func:`.scientist.calibrated`). Within it: the supported hypothesis that separates best; near ties go to
+   the one explaining more variance, with a small price on every extra concept; then, among nested
    hypotheses, a broader one wins when the images only it predicts fire (dog -> dog OR car),
    a narrower one when the images it gives up stay low (animals -> the birds). MAIA's format,
    with the numbers.

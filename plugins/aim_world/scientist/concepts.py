@@ -9,7 +9,8 @@ from typing import Literal
 from aim_world import vocabulary as vocab
 from aim_world.scene import TEXTURE_ADJECTIVES
 
-ConceptKind = Literal["object", "group", "category", "color", "texture", "background", "region"]
+ConceptKind = Literal["object", "group", "category", "color", "texture", "pattern", "background", "region"]
+PATTERN = "any"  # the one ``pattern`` concept: a patterned surface, whichever of the world's textures
 
 
 @dataclass(frozen=True, order=True)
@@ -18,7 +19,8 @@ class Concept:
 
     ``object`` (a noun: dog), ``group`` (any of several nouns the exemplars show: bird, eagle,
     owl), ``category`` (every noun of a vocabulary category: animal),
-    ``color`` and ``texture`` (of any object), ``background`` (a whole scene: beach), ``region``
+    ``color`` and ``texture`` (of any object), ``pattern`` (a patterned surface of any texture, on any
+    object: stripes, dots, checkers, spirals or waves alike), ``background`` (a whole scene: beach), ``region``
     (a part of a background: the sky above grass, beach, snow, ...; the sand of a beach).
     """
 
@@ -36,6 +38,8 @@ class Concept:
             return f"{self.name} background"
         if self.kind == "texture":
             return f"{TEXTURE_ADJECTIVES[self.name]} texture"
+        if self.kind == "pattern":
+            return "patterned surfaces, on any object"
         if self.kind == "category":
             return CATEGORY_PHRASES.get(self.name, f"{self.name}s")
         if self.kind == "region":
@@ -50,8 +54,17 @@ class Concept:
         return self.name.split("+") if self.kind == "group" else [self.name]
 
     @property
+    def textures(self) -> list[str]:
+        """The textures that show a texture or pattern concept (a pattern: every texture of the world)."""
+        if self.kind == "pattern":
+            return list(vocab.TEXTURES)
+        return [self.name] if self.kind == "texture" else []
+
+    @property
     def term(self) -> str:
         """The word the experiment prompts use for it ('dog', 'red', 'striped', 'grass')."""
+        if self.kind == "pattern":
+            return "patterned"
         return TEXTURE_ADJECTIVES[self.name] if self.kind == "texture" else self.members[0]
 
     @property
@@ -63,12 +76,15 @@ class Concept:
             return f"{', '.join(head)} or {last}" if head else last
         if self.kind == "category":
             return CATEGORY_PHRASES.get(self.name, f"{self.name}s")
+        if self.kind == "pattern":  # the alternatives a prompt names it by
+            *head, last = [TEXTURE_ADJECTIVES[t] for t in self.textures]
+            return f"{', '.join(head)} or {last}"
         return self.term
 
-KIND_ORDER: dict[str, int] = {"object": 0, "group": 1, "category": 2, "color": 3, "texture": 4, "background": 5,
-                              "region": 6}
+KIND_ORDER: dict[str, int] = {"object": 0, "group": 1, "category": 2, "color": 3, "texture": 4, "pattern": 5,
+                              "background": 6, "region": 7}
 OBJECT_KINDS = ("object", "group", "category")
-ATTRIBUTE_KINDS = ("color", "texture")
+ATTRIBUTE_KINDS = ("color", "texture", "pattern")
 CATEGORY_PHRASES = {"animal": "animals", "vehicle": "vehicles", "food": "food", "plant": "plants",
                     "building": "buildings", "person": "people", "instrument": "musical instruments",
                     "clothing": "clothing", "electronics": "electronics", "sport": "sports gear",

@@ -96,6 +96,43 @@ def design_screen(reading: Reading) -> Experiment:
     return _cells_experiment("screen", note, cells, range(SCREEN_CONTEXTS), palette)
 
 
+PATTERN_NOUNS = 8  # nouns the pattern design draws every texture on
+
+
+def pattern_nouns(reading: Reading) -> list[str]:
+    """Nouns for the pattern design: the exemplars' most frequent nouns first (is it them, or their pattern?),
+    then one noun of each other vocabulary category in turn (a pattern unit fires on any of them)."""
+    seen = [c.name for c in sorted(reading.scores, key=lambda c: (-reading.scores[c], c)) if c.kind == "object"]
+    nouns = seen[:3]
+    categories = list(dict.fromkeys(n.category for n in vocab.NOUNS))
+    k = 0
+    while len(nouns) < PATTERN_NOUNS and k < 4 * len(categories):
+        members = [n.name for n in vocab.NOUNS if n.category == categories[k % len(categories)]]
+        noun = members[(7 * (k // len(categories)) + 3) % len(members)]
+        if noun not in nouns:
+            nouns.append(noun)
+        k += 1
+    return nouns
+
+
+def design_patterns(reading: Reading, offset: int) -> Experiment:
+    """Every texture on many nouns, and the same nouns plain: a pattern unit fires on the patterned versions of
+    every noun (and an object unit on its noun whatever the pattern), so the pattern and the nouns are told
+    apart on the same images."""
+    palette = Palette.avoiding([], [])
+    prompts: list[str] = []
+    for k, noun in enumerate(pattern_nouns(reading)):
+        color = palette.color_for(noun, offset + k)
+        background = palette.background(offset + k)
+        for texture in (None, *vocab.TEXTURES):
+            prompt = Spec((Obj(noun, color, texture),), background).prompt()
+            if prompt not in prompts:
+                prompts.append(prompt)
+    note = ("patterns: every texture of the world on each of several nouns (the exemplars' and others), and each "
+            "noun plain: is it the pattern, whatever the object, or the object, whatever its pattern?")
+    return Experiment("patterns", note, prompts)
+
+
 def design_pairs(reading: Reading, pairs: list[Hyp], offset: int) -> Experiment:
     """The 2x2 design (A+B, A only, B only, neither) for each OR / conditional hypothesis."""
     palette = Palette.avoiding(reading.candidates, reading.mentioned)
@@ -226,7 +263,7 @@ def _adding_instruction(spec: Spec, c: Concept, i: int, palette: Palette, beside
         return f"change the background to {palette.background_with([c.name], i)}"
     if c.kind == "color":
         return f"change the color of the {main} to {c.name}"
-    return f"replace the {main} with a {TEXTURE_ADJECTIVES[c.name]} {main}"
+    return f"replace the {main} with a {TEXTURE_ADJECTIVES[_cycle(c.textures, i)]} {main}"
 
 
 def design_replication(reading: Reading, h: Hyp, offset: int, n: int = 6) -> Experiment:

@@ -100,7 +100,10 @@ def condition_phrase(a: Concept, b: Concept) -> str:
     if b.kind == "category":
         return f"only when {b.phrase} are present"
     if b.kind in ATTRIBUTE_KINDS and a.kind not in OBJECT_KINDS:  # water, only when blue objects are present
-        return f"only when {TEXTURE_ADJECTIVES.get(b.name, b.name)} objects are present"
+        word = b.term if b.kind == "pattern" else TEXTURE_ADJECTIVES.get(b.name, b.name)
+        return f"only when {word} objects are present"
+    if b.kind == "pattern":
+        return "only when it is patterned"
     if b.kind == "color":
         return f"only when it is {b.name}"
     return f"only when it is {TEXTURE_ADJECTIVES[b.name]}"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
 from aim_world import vocabulary as vocab
-from aim_world.scientist.concepts import Concept, noun_category
+from aim_world.scientist.concepts import PATTERN, Concept, noun_category
 
 MIN_OBJECT_SHARE = 10  # % of a highlighted region an object must fill to count (slivers are noise)
 MIN_REGION_SHARE = 25  # % of a highlighted region a background part must fill to count as a concept
@@ -88,9 +88,13 @@ class Parsed:
         for thing in self.things:
             category = noun_category(thing.noun)
             feats.add(f"category:{category}")
-            for attr, value in (("color", thing.color), ("texture", thing.texture)):
+            pattern = PATTERN if thing.texture else None  # any texture is a patterned surface
+            for attr, value in (("color", thing.color), ("texture", thing.texture), ("pattern", pattern)):
                 if value:
-                    feats |= {f"object:{thing.noun}|{attr}:{value}", f"category:{category}|{attr}:{value}"}
+                    feats |= {f"object:{thing.noun}|{attr}:{value}", f"category:{category}|{attr}:{value}",
+                              f"{attr}:{value}"}
+        if self.textures:
+            feats.add(f"pattern:{PATTERN}")
         return frozenset(feats)
 
 

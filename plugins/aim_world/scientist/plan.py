@@ -29,6 +29,7 @@ from aim_world.scientist.design import (
     design_coverage,
     design_edits,
     design_pairs,
+    design_patterns,
     design_replication,
     design_screen,
     design_survey,
@@ -157,6 +158,8 @@ def build_plan(view: ScientistView, reading: Reading) -> Plan:
     if not reading.candidates:
         return plan
     add("screen", lambda: design_screen(reading))
+    if any(c.kind in ("texture", "pattern") for c in reading.candidates):
+        add("patterns", lambda: design_patterns(reading, offset=SCREEN_CONTEXTS))
     pairs = _pair_hyps(reading)
     if pairs:
         add("pairs", lambda: design_pairs(reading, pairs, offset=SCREEN_CONTEXTS))

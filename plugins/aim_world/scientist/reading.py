@@ -12,6 +12,7 @@ from aim_world.scientist.concepts import (
     ATTRIBUTE_KINDS,
     KIND_ORDER,
     OBJECT_KINDS,
+    PATTERN,
     Concept,
     noun_category,
 )
@@ -23,6 +24,7 @@ MAX_PAIRS = 2  # OR / conditional hypotheses tested in the pairs phase
 MIN_SCORE = 0.3  # exemplar frequency a concept needs to become a hypothesis
 MIN_CATEGORY_NOUNS = 3  # distinct nouns among the exemplars before their group and category become concepts
 MAX_GROUP = 6  # nouns named in a group concept
+MIN_PATTERN_TEXTURES = 2  # distinct textures among the firing exemplars before "patterned surfaces" is a concept
 SURVEY_TOP = 15  # survey images read as exemplars
 # What the describer writes for an exemplar where the unit did not fire.
 _EMPTY_REGION = re.compile(r"nothing is highlighted|region is empty", re.I)
@@ -133,11 +135,17 @@ def _with_categories(mentions: list[set[Concept]], weights: list[float]) -> list
     total = sum(w for w in weights if w > 0) or 1.0
     if len(weight) >= MIN_CATEGORY_NOUNS and max(weight.values()) / total < 0.6:
         groups = [Concept("group", "+".join(sorted(weight, key=lambda n: (-weight[n], n))[:MAX_GROUP]))]
+    # a patterned surface, whichever texture: when the firing exemplars show several textures (stripes on a
+    # peacock, waves on a dog, checkers on a pear), what they share may be the pattern, not a noun
+    textures = {c.name for ms, w in zip(mentions, weights, strict=True) if w > 0 for c in ms if c.kind == "texture"}
+    pattern = Concept("pattern", PATTERN) if len(textures) >= MIN_PATTERN_TEXTURES else None
     out = []
     for ms in mentions:
         nouns = {c.name for c in ms if c.kind == "object"}
         more = {Concept("category", noun_category(n)) for n in nouns if noun_category(n) in broad}
         more |= {g for g in groups if nouns & set(g.members)}
+        if pattern is not None and any(c.kind == "texture" for c in ms):
+            more.add(pattern)
         out.append(ms | more)
     return out
 

@@ -120,6 +120,8 @@ def realize(cell: Sequence[Concept], i: int, palette: Palette) -> Spec | None:
     objects = named("object") + [palette.member(cat, i) for cat in named("category")]
     objects += [_cycle(c.members, i) for c in cell if c.kind == "group"]
     colors, textures = named("color"), named("texture")
+    # a pattern: a different texture in each context, so its images show every texture of the world in turn
+    textures += [_cycle(c.textures, i) for c in cell if c.kind == "pattern"]
     backgrounds, regions = named("background"), named("region")
     if len(backgrounds) > 1 or (backgrounds and not set(regions) <= set(regions_of(backgrounds[0]))):
         return None

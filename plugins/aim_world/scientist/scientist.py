@@ -80,9 +80,50 @@ class OfflineScientist:
             return Conclusion(
                 description=f"Untested guess from the exemplars only: {c.phrase} (no experiment ran).",
                 labels=[c.phrase], evidence=[_reading_text(reading)], confidence=0.2, forced=view.must_conclude)
-        return Conclusion(description=_description(lead, state), labels=lead.hyp.labels(),
-                          evidence=_evidence(lead, state, reading), confidence=lead.confidence,
+        confidence, caveats = calibrated(lead, state, view)
+        description = _description(lead, state) + "".join(f" {c}" for c in caveats)
+        return Conclusion(description=description, labels=lead.hyp.labels(),
+                          evidence=[*_evidence(lead, state, reading), *caveats], confidence=confidence,
                           forced=view.must_conclude)
+
+
+FORCED_CAP = 0.5  # confidence at most, when a budget or the critic's veto limit forced the conclusion
+OPEN_OBJECTION_CAP = 0.6  # ... when the critic's objection to it is still open (escalated, not answered)
+FEW_EXEMPLARS = 0.5  # a conclusion explaining less than this share of the exemplars ...
+FEW_EXEMPLARS_CAP = 0.3  # ... is capped at this plus FEW_EXEMPLARS_CAP times the share
+
+
+def calibrated(lead: Scored, state: State, view: ScientistView) -> tuple[float, list[str]]:
+    """The conclusion's confidence, and the sentences that say why it is lower than the evidence alone gives.
+
+    The measured confidence (separation, sample size, edit pairs: :func:`.scoring._judge`) is capped when the
+    conclusion is weaker than its numbers: forced by a budget or the critic's veto limit (at most
+    :data:`FORCED_CAP`), standing over an objection of the critic that is still open in its last report and
+    asks for evidence (images, contexts, controls; at most :data:`OPEN_OBJECTION_CAP`), or explaining few of the
+    unit's dataset exemplars (less than :data:`FEW_EXEMPLARS` of them, activation-weighted: at most
+    ``FEW_EXEMPLARS_CAP + FEW_EXEMPLARS_CAP * share``).
+    Each cap that applies is said in words."""
+    confidence, caveats = lead.confidence, []
+    if view.must_conclude:
+        confidence = min(confidence, FORCED_CAP)
+        caveats.append(f"Forced: the run had to conclude before its experiments were done (confidence capped at "
+                       f"{FORCED_CAP}).")
+    named = {c.words.lower() for c in lead.hyp.concepts} | {c.term.lower() for c in lead.hyp.concepts}
+    # evidence the critic still finds missing (images, contexts, controls); a thin margin is not counted: the
+    # measured confidence already weighs the separation, and an OR's part has a thin margin by its nature
+    open_ = [o for report in view.critic[-1:] for o in report.escalated if o.kind != "thin_margin"
+             and o.concept and any(part.strip().lower() in named for part in o.concept.split(" & "))]
+    if open_:
+        confidence = min(confidence, OPEN_OBJECTION_CAP)
+        caveats.append(f"The critic's objection ({open_[-1].text[:160]}) is still open (confidence capped at "
+                       f"{OPEN_OBJECTION_CAP}).")
+    share = state.coverage.get(hyp_id(lead.hyp))
+    if share is not None and state.reading.texts and share < FEW_EXEMPLARS:
+        cap = round(FEW_EXEMPLARS_CAP + FEW_EXEMPLARS_CAP * share, 2)
+        confidence = min(confidence, cap)
+        caveats.append(f"It explains only {share:.0%} of the dataset exemplars (activation-weighted; confidence "
+                       f"capped at {cap}).")
+    return round(confidence, 2), caveats
 
 
 def cannot_start(view: ScientistView, reading: Reading) -> str | None:

@@ -106,8 +106,36 @@ def score(h: Hyp, records: list[Record], scale: float) -> Scored:
             s.edits_agree += r.activation >= 0.5 * orig.activation
     if h.kind != "single":
         _check_cells(s, records)
+    if not s.flaw and h.kind != "conditional":
+        _check_members(s, records)
     _judge(s, scale)
     return s
+
+
+def _check_members(s: Scored, records: Sequence[Record]) -> None:
+    """A list (a group of nouns, an OR) is a conclusion only when every member fired on its own images: each
+    member's images must reach :data:`OR_PART` of the way from the images the hypothesis leaves out to its
+    strongest member (a member never drawn is not judged here). Otherwise the list names a member that does
+    not drive the unit, and ``flaw`` says which."""
+    members: list[tuple[str, str]] = []  # (how it reads, feature key)
+    for c in s.hyp.concepts:
+        if c.kind == "group":
+            members += [(m, f"object:{m}") for m in c.members]
+        else:
+            members.append((c.phrase, c.key))
+    if len(members) < 2 or s.n_neg < 2:
+        return
+    means = {}
+    for name, key in members:
+        acts = [r.activation for r in records if key in r.features]
+        if acts:
+            means[name] = sum(acts) / len(acts)
+    if len(means) < 2:
+        return
+    base, top = s.mean_neg, max(means.values())
+    weak = [name for name, m in means.items() if m < base + OR_PART * (top - base)]
+    if weak:
+        s.flaw = f"{', '.join(weak[:3])} did not fire on {'its' if len(weak) == 1 else 'their'} own images"
 
 
 def _check_cells(s: Scored, records: list[Record]) -> None:
@@ -171,7 +199,27 @@ MIN_NESTED = 3  # images a broader or narrower hypothesis must differ on before 
 
 def best(scored: list[Scored], records: Sequence[Record] | None = None,
          coverage: dict[str, float] | None = None) -> Scored | None:
-    """Supported before open before refuted; within a status the best separation (AUC).
+    """The conclusion rule (issue 23): which of the tested hypotheses the run concludes with.
+
+    1. Only a *tested* hypothesis may be the conclusion (at least 2 images where it predicts firing and 2 where
+       it does not): the conclusion is always one of the hypotheses the run measured.
+    2. Among the tested hypotheses that their controls did not refute, **coverage first**: the one that explains
+       the largest activation-weighted share of the dataset exemplars wins, at a price of
+       :data:`COVERAGE_PRICE` per extra thing it names. So a narrow concept with a high AUC does not beat a
+       broad one that explains most exemplars, unless the broad one fails its controls (refuted: AUC below
+       0.65, no effect, edits that disagree, a 2x2 cell that contradicts it, or a member that does not fire).
+    3. Near ties in coverage: supported before open, then the best separation (AUC), then variance explained
+       with a price on complexity (below).
+    4. A *list* (a group of nouns, an OR) stands only when every member fired on its own images
+       (:func:`_check_members`, and each part of an OR alone in its 2x2 cells: :func:`_check_cells`); else it
+       is refuted and a narrower hypothesis is chosen.
+    5. The label's first concept is the main one: an OR puts the concept that explains more exemplars first
+       (the reading's order), a conditional its focus, a group its most frequent member.
+    6. Then :func:`refine` moves to a broader or narrower nested hypothesis when the images they differ on say
+       so.
+
+    Without ``coverage`` (the plan's choices before the exemplars are scored): supported before open before
+    refuted; within a status the best separation (AUC).
 
     Near ties in AUC (a unit that fires a lot on dogs and a little on cars ranks dog images
     first either way) are settled by the variance explained, with a small price on every
@@ -189,7 +237,8 @@ def best(scored: list[Scored], records: Sequence[Record] | None = None,
         return None
     if coverage is not None:
         # what explains the exemplars, among the hypotheses the experiments did not refute
-        live = [s for s in scored if s.status != "refuted"] or scored
+        tested = [s for s in scored if s.n_pos >= 2 and s.n_neg >= 2] or scored  # the conclusion was tested
+        live = [s for s in tested if s.status != "refuted"] or tested
 
         def explains(s: Scored) -> float:
             return coverage.get(hyp_id(s.hyp), 0.0) - COVERAGE_PRICE * (s.hyp.names - 1)

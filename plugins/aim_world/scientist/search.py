@@ -102,7 +102,7 @@ def survey_findings(survey: Observation, lead: Concept | None) -> SurveyFindings
 
 
 Image = tuple[frozenset[str], float]  # (features, activation)
-_EXPLAINING_KINDS = ("object", "category", "color", "texture", "background", "region")
+_EXPLAINING_KINDS = ("object", "category", "color", "texture", "pattern", "background", "region")
 
 
 def _concept_of(key: str) -> Concept:
