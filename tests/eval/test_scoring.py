@@ -150,7 +150,7 @@ def test_the_summary_table_by_kind_and_without_the_judge(monkeypatch: pytest.Mon
         })
         for unit, agent in (("mono_dog", "dogs"), ("or_dog_car", "dog"))
     ]
-    summary = summarize(results, vocabulary())
+    summary = summarize(results, vocabulary()).model_dump()
     assert summary["judge"] is None and "not installed" in summary["judge_note"]
     rows = {(r["kind"], r["method"]): r for r in summary["table"]}
     assert rows["mono", "agent"]["strict"] == 1.0 and rows["or", "agent"]["strict"] == 0.0
@@ -158,4 +158,4 @@ def test_the_summary_table_by_kind_and_without_the_judge(monkeypatch: pytest.Mon
     assert rows["all", "agent"]["strict"] == 0.5 and rows["all", "agent"]["rounds"] == 3.0
     assert rows["all", "random"]["strict"] == 0.0
     assert rows["all", "agent"]["two_afc"] is None and summary["head_to_head"] == []
-    assert "| mono | agent | 1 | 1.00 |" in markdown(summary)
+    assert "| mono | agent | 1 | 1.00 |" in markdown(summarize(results, vocabulary()))
