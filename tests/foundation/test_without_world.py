@@ -151,12 +151,13 @@ async def test_mcp_server_lists_tools_and_studies_a_model_without_the_world(resn
     from mcp import Client
 
     from aim_agent.config import load_config
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
     plugins = AimPlugins(disable=["world", "imagenet"])  # imagenet lists named models of its own
     config = load_config({"exemplar_dataset": str(image_folder)}, env={"AIM_CACHE": str(tmp_path)}, cwd=tmp_path)
     # MCP clients load only what the operator offers: here the one model this test saved
-    server = build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs", trusted_models=[str(resnet_dir)])
+    server = build_server(ServerOptions(config=config, plugins=plugins, runs_dir=tmp_path / "runs",
+                                        trusted_models=[str(resnet_dir)]))
     async with Client(server) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
         assert {"list_models", "load_system", "neuron", "dataset_exemplars", "text2image"} <= tools

@@ -22,12 +22,13 @@ def _text(result) -> str:
 
 @pytest.fixture
 def server(tmp_path):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
     plugins = AimPlugins()
     plugins.add_module("aim_fake_plugin", source="test")
     config = load_config({"text2image": "fake", "editor": "fake", "describer": "fake"}, env={}, cwd=tmp_path)
-    return build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs", progress_interval=0.05)
+    return build_server(ServerOptions(config=config, plugins=plugins, runs_dir=tmp_path / "runs",
+                                      progress_interval=0.05))
 
 
 async def test_list_models_layers_and_load_a_system(server):
@@ -168,7 +169,7 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
 
 
 async def test_sae_latents_as_units(tmp_path):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
     from aim_agent.sae import SparseAutoencoder
 
     SparseAutoencoder(4, 8, activation="relu").save(tmp_path / "sae")
@@ -182,7 +183,7 @@ async def test_sae_latents_as_units(tmp_path):
     plugins = AimPlugins()
     plugins.add_module("aim_fake_plugin", source="test")
     config = load_config({"text2image": "fake", "editor": "fake", "describer": "fake"}, env={}, cwd=tmp_path)
-    server = build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs")
+    server = build_server(ServerOptions(config=config, plugins=plugins, runs_dir=tmp_path / "runs"))
     async with Client(server, mode="legacy") as client:
         loaded = await client.call_tool(
             "load_system", {"model": "fake-color", "layer": "relu", "unit": 7, "sae": str(tmp_path / "sae")}

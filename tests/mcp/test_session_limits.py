@@ -31,14 +31,14 @@ class Clock:
 
 
 def _server(tmp_path, **limits):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
-    server = build_server(
+    server = build_server(ServerOptions(
         context_factory=lambda: fakes.fake_context(System(fakes.ColorProbe(), 0)),
         runs_dir=tmp_path / "runs",
         require_session=True,
         limits=Limits(**limits),
-    )
+    ))
     clock = Clock()
     server.aim.registry.clock = clock
     return server, clock

@@ -121,9 +121,9 @@ async def _experiment(client: Client, model: str) -> None:
 
 async def test_world_in_process(world_model, world_env, tmp_path):
     from aim_agent.config import load_config
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
-    server = build_server(config=load_config(), runs_dir=tmp_path / "runs")
+    server = build_server(ServerOptions(config=load_config(), runs_dir=tmp_path / "runs"))
     async with Client(server) as client:
         await _experiment(client, world_model)
 
@@ -145,10 +145,10 @@ async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
     import anyio
 
     from aim_agent.config import load_config
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
     names = [n if isinstance(n, str) else n.name for n in neurons.list_synthetic()]
-    server = build_server(config=load_config(), runs_dir=tmp_path / "runs")
+    server = build_server(ServerOptions(config=load_config(), runs_dir=tmp_path / "runs"))
     async with Client(server) as client:
         listed = (await client.call_tool("list_models", {})).structured_content
         synthetic = {source["name"]: source for source in listed["unit_sources"]}["synthetic"]

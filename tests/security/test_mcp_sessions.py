@@ -52,14 +52,14 @@ def fake_runner(monkeypatch):
 
 
 def _server(tmp_path, **options):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
-    return build_server(
+    return build_server(ServerOptions(
         context_factory=lambda: fakes.fake_context(System(fakes.ColorProbe(), 0)),
         runs_dir=tmp_path / "runs",
         progress_interval=0.05,
         **options,
-    )
+    ))
 
 
 async def _finished(client, run_id, **extra):
