@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from aim_testing import HANG_S
 
 from aim_agent.plugins import AimPlugins, MissingPlugin, disabled_from_env
 
@@ -63,7 +64,7 @@ def without_world(resnet_dir: Path, image_folder: Path, tmp_path_factory: pytest
     # imagenet ships named models too: left out, so "named models: 0" means the world's are gone
     env.update(AIM_DISABLE_PLUGINS="world,imagenet", AIM_CACHE=cache, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     done = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(commands)], env=env, cwd=tmp,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 

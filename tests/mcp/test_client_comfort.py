@@ -8,9 +8,8 @@ import sys
 import types
 from pathlib import Path
 
-import anyio
 import pytest
-from aim_testing import HANG_S
+from aim_testing import HANG_S, poll
 from jsonschema import Draft202012Validator
 from mcp import Client, MCPError
 
@@ -35,6 +34,11 @@ def _server(tmp_path: Path, **options):
     config = load_config({"text2image": "fake", "editor": "fake", "describer": "fake"}, env={}, cwd=tmp_path)
     return build_server(ServerOptions(config=config, plugins=plugins, runs_dir=tmp_path / "runs",
                                       progress_interval=0.05, **options))
+
+
+async def _read_result(client, run_id: str) -> dict:
+    """read_result's structured answer for ``run_id``."""
+    return (await client.call_tool("read_result", {"run_id": run_id})).structured_content
 
 
 # -- schemas -------------------------------------------------------------------------------------
@@ -276,11 +280,7 @@ async def test_runs_from_an_earlier_process_are_read_with_the_handle(tmp_path, m
         started = await client.call_tool("start_interpret", args)
         assert not started.is_error, _text(started)
         run_id, handle = started.structured_content["run_id"], started.structured_content["session"]
-        for _ in range(200):
-            status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
-            if status["status"] != "running":
-                break
-            await anyio.sleep(0.02)
+        status = await poll(lambda: _read_result(client, run_id), lambda s: bool(s["status"] != "running"))
         assert status["status"] == "finished" and (status["round"], status["max_rounds"]) == (2, 4)
 
     later = _server(tmp_path)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from aim_testing import HANG_S
 from mcp import Client, StdioServerParameters
 from PIL import Image
 
@@ -168,7 +169,7 @@ async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
         )
         assert not started.is_error, _text(started)
         run_id = started.structured_content["run_id"]
-        with anyio.fail_after(300):  # a hang guard, not a speed check: the run computes exemplars first
+        with anyio.fail_after(HANG_S):  # a hang guard, not a speed check: the run computes exemplars first
             while True:
                 status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
                 if status["status"] != "running":

@@ -80,7 +80,7 @@ def installed(tmp_path_factory):
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_S,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert list(target.glob("aim_plugin_occlusion-*.dist-info"))

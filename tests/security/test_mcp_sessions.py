@@ -11,6 +11,7 @@ from pathlib import Path
 import aim_fake_plugin as fakes
 import anyio
 import pytest
+from aim_testing import HANG_S
 from mcp import Client
 
 from aim_agent.agent.record import Backends, RunRecord
@@ -41,7 +42,7 @@ def fake_runner(monkeypatch):
         RunRecord(run_id=config.run_id, status="finished", task="what fires it?", unit_label="unit 0",
                   config=config, backends=Backends(scientist="offline", describer="fake", critic="rules only"),
                   conclusion=Conclusion(description="secret", labels=["secret"]), rounds_run=1).write(run_dir)
-        release.wait(10)
+        release.wait(HANG_S)  # the test sets it when it is done with the running run
         return RunResult(description="secret", run_dir=run_dir)
 
     module = types.ModuleType("aim_agent.agent.runner")
