@@ -415,6 +415,7 @@ EXEMPLAR_PROMPTS = [
 world_exemplars = prompt_exemplars(EXEMPLAR_PROMPTS)
 
 
+@pytest.mark.slow  # whole agent runs
 @pytest.mark.parametrize(("neuron", "mode", "labels"), [
     ("mono_dog", "tools", ["dog"]),
     ("or_dog_car", "code", ["car", "dog"]),
