@@ -40,7 +40,7 @@ def make_context(
         log=ExperimentLog(log_dir),
         image_size=image_size,
         seed=seed,
-        extras={"exemplar_dataset": exemplar_dataset} if exemplar_dataset else {},
+        exemplar_dataset=exemplar_dataset or None,
     )
 
 

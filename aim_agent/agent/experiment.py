@@ -16,10 +16,9 @@ import json
 import math
 import re
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -29,14 +28,37 @@ from aim_agent.agent.schema import Observation, ToolCall
 from aim_agent.agent.state import Measurement
 from aim_agent.images import ImageStore, current_store, image_id, load_image, use_store
 from aim_agent.providers import EditChange
-from aim_agent.tools.base import ToolContext, ToolError, ToolOutput, ToolSpec, invoke, output_data
+from aim_agent.tools.base import (
+    ToolContext,
+    ToolError,
+    ToolInput,
+    ToolOutput,
+    ToolSpec,
+    invoke,
+    output_data,
+    parse_args,
+    tool_method,
+)
 
 if TYPE_CHECKING:
     from aim_agent.agent.sandbox import ObjectHandler, SandboxResult
 
 #: most images one observation shows the scientist (the log keeps them all)
 MAX_OBSERVATION_IMAGES = 24
+#: most characters of one observation's text (a tool-calling round's, and the default cut of :func:`_cut`)
 MAX_TEXT = 6000
+#: most characters of what the experiment code printed that the scientist reads back
+PRINTED_TEXT = 3000
+#: most characters of the JSON of what ``run_experiment`` returned, as the scientist reads it
+RETURNED_TEXT = 2000
+#: most characters of the numbered listing of code that failed (the traceback's line numbers point into it)
+FAILED_CODE_TEXT = 4000
+#: most characters of one tool call's arguments, and of its result, in a tool-calling round's observation
+CALL_ARGS_TEXT, CALL_RESULT_TEXT = 400, 1500
+#: most characters of the scientist's remarks after its tool calls, as the next turn reads them
+REMARKS_TEXT = 1500
+#: most tool notes ('text2image: prompt 1 NOT DRAWN ...') one observation lists
+MAX_NOTES = 20
 #: how an edit reads in the text of an image's provenance ('a dog on grass | edit: replace the dog with a cat')
 EDIT_SEP = " | edit: "
 _REF = re.compile(r"^\$(\d+)\.([A-Za-z_]\w*)(?:\.(\d+))?$")
@@ -48,7 +70,12 @@ _REF = re.compile(r"^\$(\d+)\.([A-Za-z_]\w*)(?:\.(\d+))?$")
 
 @dataclass
 class Recorder:
-    """Collects what an experiment did: measurements, prompts of new images, images to show."""
+    """Collects what an experiment did: measurements, prompts of new images, images to show.
+
+    The experiment runner hands it each tool call's output as the call returns
+    (:meth:`tool_output`) and each raw measurement of ``system.activations`` (:meth:`measure`);
+    ``images`` is the store of the context the experiment runs in (given at construction).
+    """
 
     round: int
     known_prompts: dict[str, str] = field(default_factory=dict)
@@ -85,16 +112,6 @@ class Recorder:
         """The text for people of how image ``iid`` was made ('prompt | edit: instruction'), or ''."""
         return self.provenance(iid)[2]
 
-    @contextmanager
-    def observing(self, ctx: ToolContext) -> Iterator[None]:
-        """Hear every tool call made through ``ctx`` during the block; measurements use ``ctx.images``."""
-        self.images = ctx.images
-        ctx.observers.append(self.tool_output)
-        try:
-            yield
-        finally:
-            ctx.observers.remove(self.tool_output)
-
     def tool_output(self, spec: ToolSpec, args: BaseModel, output: ToolOutput) -> None:
         """Learn from a tool's output: how its images were made, its notes, the activations it measured."""
         images = output.all_images()
@@ -118,6 +135,7 @@ class Recorder:
         overlays: Sequence[Image.Image] | None,
         source: str,
     ) -> None:
+        """Note one measurement per image (with how it was made) and keep the overlays to show."""
         for image, act in zip(images, activations, strict=True):
             iid = self.images.ensure(image)
             source_prompt, edits, text = self.provenance(iid)
@@ -131,16 +149,45 @@ class Recorder:
             if isinstance(overlay, Image.Image):
                 self.overlays.append(self.images.ensure(overlay))
 
+    def observation(self, *, ok: bool, text: str, shown: Sequence[str], error: str | None,
+                    traceback: str | None = None, round: int | None = None) -> Observation:
+        """The round's :class:`Observation`: ``shown`` images (at most :data:`MAX_OBSERVATION_IMAGES`) and
+        every measurement's activation and prompt (``round`` defaults to the recorder's)."""
+        return Observation(
+            round=self.round if round is None else round,
+            ok=ok,
+            text=text,
+            image_ids=list(shown)[:MAX_OBSERVATION_IMAGES],
+            activations=[m.activation for m in self.measurements],
+            prompts=[m.prompt for m in self.measurements],
+            error=error,
+            traceback=traceback,
+        )
+
+    def notes_text(self) -> str:
+        """The tool notes as one block for an observation ('' without notes)."""
+        return "tool notes:\n" + "\n".join(self.notes[:MAX_NOTES]) if self.notes else ""
+
+
+def recorded_invoke(spec: ToolSpec, args: ToolInput | Mapping[str, Any], ctx: ToolContext,
+                    recorder: Recorder | None) -> ToolOutput:
+    """:func:`invoke` one call and hand its output to ``recorder`` (when given) as the call returns."""
+    parsed = parse_args(spec, args, ctx)
+    output = invoke(spec, parsed, ctx)
+    if recorder is not None:
+        recorder.tool_output(spec, parsed, output)
+    return output
+
 
 # --------------------------------------------------------------------------------------------
 # code mode
 
 
-def system_handler(ctx: ToolContext, on_measure: Callable[..., None] | None = None) -> ObjectHandler:
+def system_handler(ctx: ToolContext, recorder: Recorder | None = None) -> ObjectHandler:
     """``system`` as model-written code sees it: :data:`aim_agent.system.SYSTEM_METHODS` and attributes only.
 
     ``system.neuron`` is the ``neuron`` tool (one call path); ``system.activations`` gives
-    raw numbers. ``on_measure(images, activations, overlays, source)`` hears every measurement.
+    raw numbers. ``recorder`` (when given) notes every measurement of both.
     """
     from aim_agent.agent.sandbox import ObjectHandler
     from aim_agent.system import SYSTEM_ATTRIBUTES, SYSTEM_METHODS, System
@@ -150,7 +197,7 @@ def system_handler(ctx: ToolContext, on_measure: Callable[..., None] | None = No
     system = ctx.require_system()
 
     def neuron(image_list: Sequence[Any]) -> tuple[list[float], list[Image.Image]]:
-        output = invoke(neuron_tool, {"images": list(image_list)}, ctx)
+        output = recorded_invoke(neuron_tool, {"images": list(image_list)}, ctx, recorder)
         assert isinstance(output, ActivationsOutput)
         return output.python()
 
@@ -158,8 +205,8 @@ def system_handler(ctx: ToolContext, on_measure: Callable[..., None] | None = No
         with use_store(ctx.images):
             pil = [load_image(x) for x in images]
             response = system.activations(pil)
-        if on_measure is not None:
-            on_measure(pil, [float(a) for a in response.activations], None, "system.activations")
+        if recorder is not None:
+            recorder.measure(pil, [float(a) for a in response.activations], None, "system.activations")
         return response
 
     neuron.__doc__ = System.neuron.__doc__
@@ -174,29 +221,26 @@ def system_handler(ctx: ToolContext, on_measure: Callable[..., None] | None = No
     )
 
 
-def tools_handler(ctx: ToolContext, specs: Sequence[ToolSpec]) -> ObjectHandler:
-    """``tools`` as model-written code sees it: one method per tool, each through :func:`invoke`."""
+def tools_handler(ctx: ToolContext, specs: Sequence[ToolSpec], recorder: Recorder | None = None) -> ObjectHandler:
+    """``tools`` as model-written code sees it: one method per tool, each through :func:`invoke`
+    (its output handed to ``recorder``, when given)."""
     from aim_agent.agent.sandbox import ObjectHandler
 
-    def make(spec: ToolSpec) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return invoke(spec, spec.bind(*args, **kwargs), ctx).python()
+    def run(spec: ToolSpec, args: dict[str, Any]) -> ToolOutput:
+        return recorded_invoke(spec, args, ctx, recorder)
 
-        call.__name__ = spec.name
-        call.__doc__ = spec.doc
-        return call
-
-    return ObjectHandler(methods={spec.name: make(spec) for spec in specs if not spec.session},
+    return ObjectHandler(methods={spec.name: tool_method(spec, run) for spec in specs if not spec.session},
                          doc="experiment tools")
 
 
 def code_handlers(ctx: ToolContext, specs: Sequence[ToolSpec],
-                  on_measure: Callable[..., None] | None = None) -> dict[str, ObjectHandler]:
-    """``{"system": ..., "tools": ...}`` for the sandbox (the agent's code mode and MCP's run_code)."""
+                  recorder: Recorder | None = None) -> dict[str, ObjectHandler]:
+    """``{"system": ..., "tools": ...}`` for the sandbox (the agent's code mode and MCP's run_code); ``recorder``
+    (the agent's round) notes what every call measured."""
     from aim_agent.agent.sandbox import ObjectHandler
 
-    system = system_handler(ctx, on_measure) if ctx.system is not None else ObjectHandler(doc="no system is loaded")
-    return {"system": system, "tools": tools_handler(ctx, specs)}
+    system = system_handler(ctx, recorder) if ctx.system is not None else ObjectHandler(doc="no system is loaded")
+    return {"system": system, "tools": tools_handler(ctx, specs, recorder)}
 
 
 def plain_value(value: Any, depth: int = 0) -> Any:
@@ -275,9 +319,9 @@ def run_code_experiment(
     """
     from aim_agent.agent.sandbox import SandboxLimits, run_code
 
-    handlers = code_handlers(ctx, specs, recorder.measure)
+    handlers = code_handlers(ctx, specs, recorder)
     limits = SandboxLimits(wall_time_s=timeout_s, cpu_time_s=max(1, int(timeout_s)), allow_unsafe=unsafe_sandbox)
-    with recorder.observing(ctx), use_store(ctx.images):
+    with use_store(ctx.images):
         result: SandboxResult = run_code(code, entry="run_experiment", handlers=handlers, limits=limits)
     with use_store(ctx.images):
         returned = plain_value(result.return_value) if result.ok else None
@@ -288,22 +332,19 @@ def run_code_experiment(
         calls[key] = calls.get(key, 0) + 1
     parts.append("calls: " + (", ".join(f"{k} x{n}" if n > 1 else k for k, n in calls.items()) or "none"))
     if result.stdout.strip():
-        parts.append("printed:\n" + _cut(result.stdout.rstrip(), 3000))
+        parts.append("printed:\n" + _cut(result.stdout.rstrip(), PRINTED_TEXT))
     if result.ok and returned is not None:
-        parts.append("returned: " + _cut(json.dumps(returned), 2000))
+        parts.append("returned: " + _cut(json.dumps(returned), RETURNED_TEXT))
     if recorder.notes:
-        parts.append("tool notes:\n" + "\n".join(recorder.notes[:20]))
+        parts.append(recorder.notes_text())
     if not result.ok:
         numbered = "\n".join(f"{i:3d}  {line}" for i, line in enumerate(code.splitlines(), 1))
-        parts.append(f"the code that failed ({result.kind}):\n{_cut(numbered, 4000)}")
+        parts.append(f"the code that failed ({result.kind}):\n{_cut(numbered, FAILED_CODE_TEXT)}")
     image_ids = list(dict.fromkeys([*recorder.overlays, *image_ids_in(returned)]))
-    observation = Observation(
-        round=recorder.round,
+    observation = recorder.observation(
         ok=result.ok,
         text="\n".join(parts),
-        image_ids=image_ids[:MAX_OBSERVATION_IMAGES],
-        activations=[m.activation for m in recorder.measurements],
-        prompts=[m.prompt for m in recorder.measurements],
+        shown=image_ids,
         error=None if result.ok else (result.error or result.kind or "failed"),
         traceback=None if result.ok else result.traceback,
     )
@@ -365,35 +406,60 @@ class ToolStep(BaseModel):
     image_ids: list[str] = []
 
 
+class ToolCallResult(NamedTuple):
+    """What one tool call of a round gave: the step the scientist reads, and the output later calls refer to."""
+
+    step: ToolStep
+    """the call, its JSON result (images as ids) or its error"""
+    output: ToolOutput | None
+    """the tool's output (what ``$k.field`` resolves in), or None when the call failed"""
+
+
 def run_tool_call(
     index: int,
     call: ToolCall,
     ctx: ToolContext,
     specs: dict[str, ToolSpec],
     recorder: Recorder,
-    outputs: list[ToolOutput | None],
-) -> ToolStep:
-    """Run one call (resolving references to earlier outputs); append its output to ``outputs``."""
+    earlier: Sequence[ToolOutput | None],
+) -> ToolCallResult:
+    """Run one call (resolving references to the ``earlier`` outputs of the round); its step and output."""
     spec = specs.get(call.tool)
     try:
         if call.error:  # the model's call could not be read (e.g. its arguments were not JSON)
             raise ToolError(call.error)
         if spec is None or spec.session:
             raise ToolError(f"unknown tool {call.tool!r}; available: {', '.join(sorted(specs))}")
-        args = resolve_refs(call.args, outputs)
-        with recorder.observing(ctx):
-            output = invoke(spec, args, ctx)
+        args = resolve_refs(call.args, earlier)
+        output = recorded_invoke(spec, args, ctx, recorder)
     except (ToolError, BadReference) as exc:
-        outputs.append(None)
-        return ToolStep(index=index, call=call, ok=False, error=f"{type(exc).__name__}: {exc}")
-    outputs.append(output)
+        return ToolCallResult(ToolStep(index=index, call=call, ok=False, error=f"{type(exc).__name__}: {exc}"), None)
     data = output_data(output, ctx)
-    return ToolStep(index=index, call=call, ok=True, result=data, image_ids=[image_id(i) for i in output.all_images()])
+    step = ToolStep(index=index, call=call, ok=True, result=data, image_ids=[image_id(i) for i in output.all_images()])
+    return ToolCallResult(step, output)
 
 
-def step_text(step: ToolStep, limit: int = 1500) -> str:
+def run_tool_calls(
+    calls: Sequence[ToolCall],
+    ctx: ToolContext,
+    specs: dict[str, ToolSpec],
+    recorder: Recorder,
+    earlier: Sequence[ToolOutput | None] = (),
+) -> tuple[list[ToolStep], list[ToolOutput | None]]:
+    """Run ``calls`` in order, numbered after the ``earlier`` outputs of the round (each may refer to those and
+    to the calls before it); their steps and outputs."""
+    steps: list[ToolStep] = []
+    outputs = list(earlier)
+    for call in calls:
+        step, output = run_tool_call(len(outputs), call, ctx, specs, recorder, outputs)
+        steps.append(step)
+        outputs.append(output)
+    return steps, outputs[len(earlier):]
+
+
+def step_text(step: ToolStep, limit: int = CALL_RESULT_TEXT) -> str:
     args = json.dumps(step.call.args)
-    head = f"[{step.index}] {step.call.tool}({_cut(args, 400)})"
+    head = f"[{step.index}] {step.call.tool}({_cut(args, CALL_ARGS_TEXT)})"
     if not step.ok:
         return f"{head} -> ERROR {step.error}"
     return f"{head} -> {_cut(json.dumps(step.result), limit)}"
@@ -403,18 +469,16 @@ def tool_steps_observation(round: int, steps: Sequence[ToolStep], recorder: Reco
     """The observation of a tool-calling round."""
     lines = [step_text(s) for s in steps] or ["no tool calls were made"]
     if recorder.notes:
-        lines.append("tool notes:\n" + "\n".join(recorder.notes[:20]))
+        lines.append(recorder.notes_text())
     if remarks.strip():
-        lines.append("your remarks after the calls:\n" + textwrap.shorten(remarks, 1500))
+        lines.append("your remarks after the calls:\n" + textwrap.shorten(remarks, REMARKS_TEXT))
     failed = [s for s in steps if not s.ok]
     shown = list(dict.fromkeys([*recorder.overlays, *(i for s in steps for i in s.image_ids)]))
-    return Observation(
+    return recorder.observation(
         round=round,
         ok=bool(steps) and not failed,
         text=_cut("\n".join(lines)),
-        image_ids=shown[:MAX_OBSERVATION_IMAGES],
-        activations=[m.activation for m in recorder.measurements],
-        prompts=[m.prompt for m in recorder.measurements],
+        shown=shown,
         error="; ".join(f"call {s.index} ({s.call.tool}): {s.error}" for s in failed) or
               (None if steps else "no tool calls were made"),
     )

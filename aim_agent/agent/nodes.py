@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -32,15 +32,18 @@ from aim_agent.agent.experiment import (
     MAX_OBSERVATION_IMAGES,
     Recorder,
     run_code_experiment,
-    run_tool_call,
+    run_tool_calls,
     tool_steps_observation,
 )
+from aim_agent.agent.llm_scientist import default_resolver, text_of
 from aim_agent.agent.prompts import CRITIC_SYSTEM
 from aim_agent.agent.runtime import AgentRuntime, runtime_for
 from aim_agent.agent.schema import (
+    ChoosesExemplarCount,
     Conclusion,
     CriticReport,
     Escalation,
+    FollowsUp,
     Objection,
     Observation,
     Proposal,
@@ -48,12 +51,14 @@ from aim_agent.agent.schema import (
     ScientistView,
 )
 from aim_agent.agent.state import AgentState, PendingExperiment
+from aim_agent.exemplars.engine import DEFAULT_K
 from aim_agent.images import ImageStore, image_id, use_store
 from aim_agent.log import LogEntry, save_image
-from aim_agent.tools.base import ToolOutput, invoke
+from aim_agent.tools.base import invoke
 from aim_agent.vocabulary import Vocabularies, installed_vocabularies
 
-Update = dict[str, Any]
+#: what a node returns: the state keys it adds or changes (the reducers append its lists to the state's)
+Update = AgentState
 
 #: prefixes of ``state["forced"]``: why a conclusion was forced
 ROUND_CAP, TOKEN_CAP, COST_CAP, TIME_CAP = "round cap", "token budget", "cost budget", "time budget"
@@ -68,10 +73,7 @@ def node(name: str) -> Callable[[Callable[[AgentState, AgentRuntime], Update]], 
 
     def decorate(fn: Callable[[AgentState, AgentRuntime], Update]) -> Callable[..., Update]:
         def run(state: AgentState, runtime: Runtime) -> Update:
-            rt = runtime_for(runtime.context, state)  # type: ignore[arg-type]
-            system = rt.ctx.system
-            if system is not None and system.threshold is None and state.get("unit_threshold") is not None:
-                system.threshold = state["unit_threshold"]  # a resumed run: the exemplar step ran before
+            rt = runtime_for(runtime.context, state)
             started = time.perf_counter()
             with use_store(rt.ctx.images):  # providers called by the node find the run's images
                 update = fn(state, rt)
@@ -143,8 +145,6 @@ def budget_reason(state: AgentState, rt: AgentRuntime) -> str | None:
 
 
 def _images(rt: AgentRuntime, ids: list[str]) -> list[Any]:
-    from aim_agent.agent.llm_scientist import default_resolver
-
     resolve = default_resolver(rt.image_dir, rt.ctx.images)
     found = [resolve(i) for i in ids]
     return [im for im in found if im is not None]
@@ -157,19 +157,16 @@ def _images(rt: AgentRuntime, ids: list[str]) -> list[Any]:
 def exemplar_count(rt: AgentRuntime) -> int:
     """How many dataset exemplars the run shows: the config's number, else the scientist's own (a rule-based
     scientist reads more than a VLM can look at), else :data:`~aim_agent.exemplars.engine.DEFAULT_K`."""
-    from aim_agent.exemplars.engine import DEFAULT_K
-
     if rt.config.exemplars_k is not None:
         return rt.config.exemplars_k
-    wanted = getattr(rt.scientist, "exemplars_k", None)
+    wanted = rt.scientist.exemplars_k if isinstance(rt.scientist, ChoosesExemplarCount) else None
     return int(wanted) if isinstance(wanted, int) and 1 <= wanted <= 100 else DEFAULT_K
 
 
 @node("exemplars")
 def exemplars(state: AgentState, rt: AgentRuntime) -> Update:
     """Top-activating dataset images of the unit (the tool ``dataset_exemplars``)."""
-    log = rt.sync_log(state.get("log", []), 0)
-    start = len(log.entries)
+    log = rt.node_log(state.get("log", []), 0)
     spec = rt.spec_by_name.get("dataset_exemplars")
     if spec is None:
         return {"exemplar_image_ids": [], "exemplar_activations": [], "notes": ["no dataset_exemplars tool"]}
@@ -178,15 +175,15 @@ def exemplars(state: AgentState, rt: AgentRuntime) -> Update:
     except Exception as exc:  # a missing dataset must not end the run: the agent can still experiment
         note = f"dataset exemplars unavailable: {type(exc).__name__}: {exc}"
         log.add("note", note)
-        return {"exemplar_image_ids": [], "exemplar_activations": [], "notes": [note], "log": log.since(start)}
+        return {"exemplar_image_ids": [], "exemplar_activations": [], "notes": [note], "log": log.entries}
     images = output.all_images()
     activations = [float(a) for a in getattr(output, "activations", [])]
     ids = [image_id(im) for im in images]
-    logged = {i for e in log.since(start) for i in e.image_ids}
+    logged = {i for e in log.entries for i in e.image_ids}
     if not set(ids) <= logged:  # make sure they are on disk for the report and for a resume
         log.add("exemplars", f"top {len(ids)} dataset exemplars", images=images, activations=activations)
     threshold = rt.ctx.system.threshold if rt.ctx.system is not None else None
-    return {"exemplar_image_ids": ids, "exemplar_activations": activations, "log": log.since(start),
+    return {"exemplar_image_ids": ids, "exemplar_activations": activations, "log": log.entries,
             "unit_threshold": threshold}
 
 
@@ -202,10 +199,9 @@ def describe(state: AgentState, rt: AgentRuntime) -> Update:
         descriptions = list(describer.describe(images))  # images only: no task, no hypotheses
     except Exception as exc:
         return {"exemplar_descriptions": [], "notes": [f"describer failed: {type(exc).__name__}: {exc}"]}
-    log = rt.sync_log(state.get("log", []), 0)
-    start = len(log.entries)
+    log = rt.node_log(state.get("log", []), 0)
     log.add("note", "blind descriptions of the exemplars", images=images, descriptions=descriptions)
-    return {"exemplar_descriptions": descriptions, "log": log.since(start)}
+    return {"exemplar_descriptions": descriptions, "log": log.entries}
 
 
 @node("hypothesize")
@@ -228,21 +224,20 @@ def hypothesize(state: AgentState, rt: AgentRuntime) -> Update:
         if len(refused) < 2:
             proposal = rt.scientist.propose(view.model_copy(update={"refused": refusal}))
             key = proposal_key(proposal)
-    log = rt.sync_log(state.get("log", []), done)
-    start = len(log.entries)
+    log = rt.node_log(state.get("log", []), done)
     for r in refused:
         log.add("note", f"refused a proposal that repeats round {r.repeats}'s (same hypotheses, same experiment); "
                 "it was not run", data={"refused_proposal": r.model_dump(mode="json")})
     notes = [f"round {r.round}: refused a proposal that repeats round {r.repeats}'s" for r in refused]
     if len(refused) == 2:  # told it was repeating itself, it repeated itself again: nothing new will come
-        update: Update = {"forced": f"{REPEAT_CAP}: the scientist proposed round {refused[-1].repeats}'s experiment "
-                                    "again after a refusal", "proposal": None}
-        return {**update, "refused_proposals": refused, "notes": notes, "log": log.since(start)}
+        return {"forced": f"{REPEAT_CAP}: the scientist proposed round {refused[-1].repeats}'s experiment again "
+                          "after a refusal", "proposal": None,
+                "refused_proposals": refused, "notes": notes, "log": log.entries}
     # every proposal is logged: one that runs an experiment opens the next round; a bare request to
     # conclude belongs to the round it answers (the critic judges it there)
     log.round = done if proposal.only_asks_to_conclude else done + 1
     log.add("hypothesis", proposal.thoughts, data={"proposal": proposal.model_dump(mode="json")})
-    update = {"proposal": proposal, "log": log.since(start)}
+    update: Update = {"proposal": proposal, "log": log.entries}
     if refused:
         update |= {"refused_proposals": refused, "notes": notes}
     if proposal.has_experiment:
@@ -257,9 +252,8 @@ def experiment(state: AgentState, rt: AgentRuntime) -> Update:
     """Run the proposal: code in the sandbox, or tool calls (with follow-up turns for LLM scientists)."""
     proposal = state.get("proposal") or Proposal()
     round_no = state.get("round", 0) + 1
-    log = rt.sync_log(state.get("log", []), round_no)
-    start = len(log.entries)
-    recorder = Recorder(round=round_no, known_prompts=dict(state.get("image_prompts", {})))
+    log = rt.node_log(state.get("log", []), round_no)
+    recorder = Recorder(round=round_no, known_prompts=dict(state.get("image_prompts", {})), images=rt.ctx.images)
     mode = state.get("mode", rt.config.mode)
     if proposal.code and proposal.code.strip() and (mode == "code" or not proposal.tool_calls):
         outcome = run_code_experiment(proposal.code, rt.ctx, rt.specs, recorder, timeout_s=rt.config.code_timeout_s,
@@ -273,11 +267,11 @@ def experiment(state: AgentState, rt: AgentRuntime) -> Update:
             round=round_no, ok=False, text=f"your reply began: {proposal.thoughts[:300]!r}",
             error=f"no experiment was given: the reply must contain {expected}",
         )
-    observation = with_log_entries(observation, log.since(start))
+    observation = with_log_entries(observation, log.entries)
     pending = PendingExperiment(
         observation=observation,
         measurements=recorder.measurements,
-        log_entries=log.since(start),
+        log_entries=log.entries,
         image_prompts=recorder.new_prompts,
         code=proposal.code,
         tool_calls=proposal.tool_calls,
@@ -307,20 +301,19 @@ def _tool_round(
 ) -> Observation:
     """Run the proposal's tool calls, then the scientist's follow-up turns (up to ``react_steps``)."""
     specs = rt.spec_by_name
-    outputs: list[ToolOutput | None] = []
-    steps = [run_tool_call(i, call, rt.ctx, specs, recorder, outputs) for i, call in enumerate(proposal.tool_calls)]
+    steps, outputs = run_tool_calls(proposal.tool_calls, rt.ctx, specs, recorder)
     turns = [(proposal, list(steps))]
     remarks = ""
-    followup = getattr(rt.scientist, "followup", None)
-    if callable(followup):
+    if isinstance(rt.scientist, FollowsUp):
         view = make_view(state, rt)
         for _ in range(rt.config.react_steps):
-            more = followup(view, turns)
+            more = rt.scientist.followup(view, turns)
             if not more.tool_calls:
                 remarks = more.thoughts
                 break
-            new = [run_tool_call(len(outputs), call, rt.ctx, specs, recorder, outputs) for call in more.tool_calls]
+            new, new_outputs = run_tool_calls(more.tool_calls, rt.ctx, specs, recorder, outputs)
             steps += new
+            outputs += new_outputs
             turns.append((more, new))
     return tool_steps_observation(round_no, steps, recorder, remarks)
 
@@ -332,9 +325,8 @@ def log_results(state: AgentState, rt: AgentRuntime) -> Update:
     if pending is None:
         return {}
     obs = pending.observation
-    log = rt.sync_log(state.get("log", []), obs.round)
-    start = len(log.entries)
-    log.entries.extend(pending.log_entries)
+    log = rt.node_log(state.get("log", []), obs.round)
+    log.extend(pending.log_entries)
     measured = {m.image_id: m for m in pending.measurements}
     inputs = _images(rt, list(measured))
     save_images(rt.image_dir, _images(rt, obs.image_ids), rt.ctx.images)
@@ -354,7 +346,7 @@ def log_results(state: AgentState, rt: AgentRuntime) -> Update:
             "measurements": [m.model_dump() for m in pending.measurements],
         },
     )
-    new = log.since(start)
+    new = log.entries
     write_log(rt.run_dir, [*state.get("log", []), *new])
     return {
         "observations": [obs],
@@ -406,9 +398,7 @@ def critic(state: AgentState, rt: AgentRuntime) -> Update:
     earlier = [] if failed else state.get("critic", [])
 
     def judge() -> CriticReport:
-        return critique(round_no, hypotheses, state.get("measurements", []), rt.critic_rules,
-                        installed_vocabularies(), dropped=dropped, earlier=earlier,
-                        lead=proposal.lead if proposal else None)
+        return judge_evidence(state, rt, dropped=dropped, earlier=earlier, lead=proposal.lead if proposal else None)
 
     report = judge()
     escalations: list[Escalation] = []
@@ -443,11 +433,24 @@ def critic(state: AgentState, rt: AgentRuntime) -> Update:
                                    action="concluded_open") for o in report.escalated]
     if escalations:
         update["escalations"] = escalations
-    log = rt.sync_log(state.get("log", []), round_no)
-    start = len(log.entries)
+    log = rt.node_log(state.get("log", []), round_no)
     log.add("critic", critic_text(report, escalations), data=report.model_dump(mode="json"))
-    update["log"] = log.since(start)
+    update["log"] = log.entries
     return update
+
+
+def judge_evidence(
+    state: AgentState,
+    rt: AgentRuntime,
+    *,
+    dropped: dict[str, list[Objection]] | None = None,
+    earlier: Sequence[CriticReport] = (),
+    lead: str | None = None,
+) -> CriticReport:
+    """The critic's rules (:func:`~aim_agent.agent.critic.critique`) on the state's hypotheses and measurements,
+    with the installed vocabularies."""
+    return critique(state.get("round", 0), state.get("hypotheses", []), state.get("measurements", []),
+                    rt.critic_rules, installed_vocabularies(), dropped=dropped, earlier=earlier, lead=lead)
 
 
 def critic_text(report: CriticReport, escalations: Sequence[Escalation] = ()) -> str:
@@ -473,8 +476,6 @@ def _critic_comment(rt: AgentRuntime, state: AgentState, report: CriticReport) -
     }
     assert rt.critic_client is not None
     try:
-        from aim_agent.agent.llm_scientist import text_of
-
         reply = rt.critic_client.invoke(
             [SystemMessage(content=CRITIC_SYSTEM), HumanMessage(content=json.dumps(body, default=str))]
         )
@@ -517,14 +518,11 @@ def conclude(state: AgentState, rt: AgentRuntime) -> Update:
         conclusion.evidence = [*conclusion.evidence, coverage]
     if not conclusion.evidence:
         reports = state.get("critic", [])
-        last = reports[-1] if reports else critique(state.get("round", 0), state.get("hypotheses", []),
-                                                     state.get("measurements", []), rt.critic_rules,
-                                                     installed_vocabularies())
+        last = reports[-1] if reports else judge_evidence(state, rt)
         conclusion.evidence = evidence_lines(last)
-    log = rt.sync_log(state.get("log", []), state.get("round", 0))
-    start = len(log.entries)
+    log = rt.node_log(state.get("log", []), state.get("round", 0))
     log.add("conclusion", conclusion.maia_text(), data={**conclusion.model_dump(), "forced_by": forced})
-    new = log.since(start)
+    new = log.entries
     write_log(rt.run_dir, [*state.get("log", []), *new])
     return {"conclusion": conclusion, "log": new}
 
@@ -589,7 +587,9 @@ def exemplar_coverage(state: AgentState, conclusion: Conclusion, vocabulary: Voc
 # routing
 
 
-def after_hypothesize(state: AgentState) -> str:
+def after_hypothesize(state: AgentState) -> Literal["conclude", "critic", "experiment"]:
+    """Where a round goes after the scientist answered: a forced stop concludes, a bare request to conclude goes
+    to the critic, an experiment runs."""
     if state.get("forced"):
         return "conclude"
     proposal = state.get("proposal")
@@ -598,7 +598,8 @@ def after_hypothesize(state: AgentState) -> str:
     return "experiment"
 
 
-def after_critic(state: AgentState) -> str:
+def after_critic(state: AgentState) -> Literal["conclude", "hypothesize"]:
+    """Where a round goes after the critic: conclude when forced or allowed, else back to the scientist."""
     if state.get("forced") or state.get("conclude_now"):
         return "conclude"
     return "hypothesize"

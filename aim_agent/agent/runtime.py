@@ -11,7 +11,7 @@ import importlib
 import inspect
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,48 @@ from aim_agent.agent.critic import CriticRules
 from aim_agent.agent.schema import Scientist
 from aim_agent.config import DEFAULTS
 from aim_agent.images import ImageStore
-from aim_agent.log import ExperimentLog, LogEntry
+from aim_agent.log import EntryKind, ExperimentLog, LogEntry
 from aim_agent.providers import TextToImage
 from aim_agent.system import System
 from aim_agent.tools.api_text import api_text
 from aim_agent.tools.base import ToolContext, ToolSpec
 from aim_agent.tools.registry import all_tools
+
+
+@dataclass
+class NodeLog:
+    """The entries one graph node adds to the run's experiment log (:meth:`AgentRuntime.node_log`).
+
+    A node adds entries through it and returns :attr:`entries` as its ``log`` update; the state's
+    reducer appends them to the checkpointed log.
+    """
+
+    log: ExperimentLog
+    """the tools' experiment log, equal to the checkpointed one when the node started"""
+    start: int
+    """how many entries the log had then"""
+
+    def add(self, kind: EntryKind, text: str = "", **fields: Any) -> LogEntry:
+        """Add an entry (:meth:`ExperimentLog.add`) in the current round."""
+        return self.log.add(kind, text, **fields)
+
+    def extend(self, entries: Sequence[LogEntry]) -> None:
+        """Add entries made elsewhere (a pending experiment's) as they are."""
+        self.log.entries.extend(entries)
+
+    @property
+    def round(self) -> int:
+        """The round new entries belong to."""
+        return self.log.round
+
+    @round.setter
+    def round(self, value: int) -> None:
+        self.log.round = value
+
+    @property
+    def entries(self) -> list[LogEntry]:
+        """What this node added so far, in order."""
+        return self.log.since(self.start)
 
 
 @dataclass
@@ -66,6 +102,17 @@ class AgentRuntime:
             log.entries = list(entries)
         log.round = round
         return log
+
+    def node_log(self, entries: Sequence[LogEntry], round: int) -> NodeLog:
+        """The log a node adds to in ``round``, after making the tools' log equal to the checkpointed ``entries``."""
+        log = self.sync_log(entries, round)
+        return NodeLog(log, len(log.entries))
+
+    def restore_threshold(self, threshold: float | None) -> None:
+        """Give the unit the dataset threshold the exemplar step found before a resume (its overlays need it)."""
+        system = self.ctx.system
+        if system is not None and system.threshold is None and threshold is not None:
+            system.threshold = threshold
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,7 +249,7 @@ def build_runtime(
         images=images,
         image_size=config.image_size,
         seed=config.seed,
-        extras={"exemplar_dataset": config.exemplar_dataset} if config.exemplar_dataset else {},
+        exemplar_dataset=config.exemplar_dataset or None,
     )
     specs = merge_tools(tools)
     rt = AgentRuntime(config=config, run_dir=run_dir, ctx=ctx, specs=specs, scientist=scientist,  # type: ignore[arg-type]
@@ -229,8 +276,15 @@ def register_runtime(rt: AgentRuntime) -> None:
         _CACHE[rt.run_id] = rt
 
 
-def runtime_for(context: Any, state: dict[str, Any]) -> AgentRuntime:
-    """The runtime of a graph call: the one passed as context, else one built from the state's config."""
+def runtime_for(context: Any, state: Mapping[str, Any]) -> AgentRuntime:
+    """The runtime of a graph call (the one passed as context, else one built from the state's config), with the
+    unit's threshold from the state (a resumed run: the exemplar step ran before)."""
+    rt = _runtime_for(context, state)
+    rt.restore_threshold(state.get("unit_threshold"))
+    return rt
+
+
+def _runtime_for(context: Any, state: Mapping[str, Any]) -> AgentRuntime:
     if isinstance(context, AgentRuntime):
         return context
     run_id = state.get("run_id")

@@ -9,6 +9,7 @@ the graph does not care which one it drives.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -229,3 +230,21 @@ class Scientist(Protocol):
     def propose(self, view: ScientistView) -> Proposal: ...
 
     def conclude(self, view: ScientistView) -> Conclusion: ...
+
+
+@runtime_checkable
+class FollowsUp(Protocol):
+    """A scientist that may add tool calls after seeing a tool-calling round's results (a chat model does)."""
+
+    def followup(self, view: ScientistView, turns: Sequence[tuple[Proposal, Sequence[Any]]]) -> Proposal:
+        """The next turn of the round: more tool calls, or none (its thoughts are then its remarks)."""
+        ...
+
+
+@runtime_checkable
+class ChoosesExemplarCount(Protocol):
+    """A scientist that reads more (or fewer) dataset exemplars than the default (a rule-based one reads more
+    than a VLM can look at)."""
+
+    exemplars_k: int
+

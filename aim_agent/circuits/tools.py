@@ -5,7 +5,7 @@ an SAE latent, its SAE. The upstream units are the channels of an earlier layer 
 layer just before the unit's own) or the latents of an SAE trained on that layer (``sae``).
 
 A caller names an upstream SAE the way MCP clients name models: only SAEs the person who
-started AIM chose can be loaded. That is a name the context offers (``ctx.extras["saes"]``,
+started AIM chose can be loaded. That is a name the context offers (``ctx.saes``,
 name -> path) or a path in the current trust scope (:mod:`aim_agent.models.trust`: the
 command line's models and ``--trust-model``, an MCP server's configured ``[models]``).
 """
@@ -53,7 +53,7 @@ def offered_sae(ctx: ToolContext, text: str) -> str:
     """The path of the SAE a call named, if the person who started AIM offered it (see the module docstring)."""
     from aim_agent.models.trust import HOW_TO_TRUST, is_trusted
 
-    offered = ctx.extras.get("saes") or {}
+    offered = ctx.saes
     if text in offered:
         return str(offered[text])
     if is_trusted(text):

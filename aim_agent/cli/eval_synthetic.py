@@ -100,13 +100,13 @@ def main(args: argparse.Namespace) -> int:
                        workers=engine["workers"], address=engine["address"],
                        unit_timeout_s=engine["unit_timeout_s"], gpus_per_worker=engine["gpus_per_worker"],
                        plugins=plugins, progress=say, live=not args.quiet)
-    failed = 1 if summary["unevaluated"] else 0  # a partial evaluation: the same command again completes it
+    failed = 1 if summary.unevaluated else 0  # a partial evaluation: the same command again completes it
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary.model_dump(mode="json"), indent=2))
         return failed
     out = Console(highlight=False, soft_wrap=True)
     text = markdown(summary)
     out.print(text.split("\n## Units")[0], markup=False)
-    out.print(f"summary {Path(summary['eval_dir']) / 'summary.md'}", markup=False)
-    out.print(f"index   {summary['index']}", markup=False)
+    out.print(f"summary {Path(summary.eval_dir or '.') / 'summary.md'}", markup=False)
+    out.print(f"index   {summary.index}", markup=False)
     return failed

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault(name, value)
     if "torch" in sys.modules:  # a plugin imported it already: libgomp has read its settings
         logging.getLogger("aim_agent.mcp").info("torch was loaded before aim mcp could set %s", OMP_ENV)
-    from aim_agent.mcp_server import build_server, serve_http, serve_stdio
+    from aim_agent.mcp_server import ServerOptions, build_server, serve_http, serve_stdio
 
     address = parse_address(args.http) if args.http else None
     if address and not is_loopback(address[0]) and not args.allow_remote:
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     )
     config = config_from_args(args)
     token, generated = http_token(config) if address else ("", False)
-    server = build_server(  # checks the runs folder: a server that cannot write there does not start
+    server = build_server(ServerOptions(  # checks the runs folder: a server that cannot write there does not start
         config=config,
         runs_dir=args.runs_dir,
         enable_code=args.enable_code,
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             max_stateless_handles=args.max_stateless_sessions,
             stateless_idle_s=60 * args.session_idle_minutes,
         ),
-    )
+    ))
     if address is None:
         serve_stdio(server)
         return 0

@@ -33,11 +33,17 @@ if TYPE_CHECKING:
     from aim_agent.agent.config import RunConfig
     from aim_agent.system import System
 
+#: the baselines' names (the keys of :data:`BASELINES` and of :func:`baseline_labels`)
+ONE_SHOT, FREQUENT, RANDOM = "one_shot", "frequent", "random"
 BASELINES: dict[str, str] = {
-    "one_shot": "one-shot exemplar summary (MILAN-like)",
-    "frequent": "describer's most frequent concept",
-    "random": "random vocabulary label",
+    ONE_SHOT: "one-shot exemplar summary (MILAN-like)",
+    FREQUENT: "describer's most frequent concept",
+    RANDOM: "random vocabulary label",
 }
+#: the baselines that read the describer's summary of the exemplars, and so spend its tokens
+READS_SUMMARY: tuple[str, ...] = (ONE_SHOT,)
+#: the baselines an evaluation's table of units shows beside the agent (the random one adds nothing to read)
+SHOWN_PER_UNIT: tuple[str, ...] = (ONE_SHOT, FREQUENT)
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -106,7 +112,7 @@ def exemplar_view(system: System, config: RunConfig) -> ExemplarView:
 def baseline_labels(view: ExemplarView, vocabulary: list[ConceptTruth], seed: int, unit: str) -> dict[str, str]:
     """Every baseline's label for one unit."""
     return {
-        "one_shot": one_shot_label(view.summary, vocabulary),
-        "frequent": frequent_label(view.descriptions, vocabulary),
-        "random": random_label(vocabulary, seed, unit),
+        ONE_SHOT: one_shot_label(view.summary, vocabulary),
+        FREQUENT: frequent_label(view.descriptions, vocabulary),
+        RANDOM: random_label(vocabulary, seed, unit),
     }

@@ -37,13 +37,22 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from aim_agent.agent.config import RunConfig
-from aim_agent.eval.baselines import BASELINES, baseline_labels, exemplar_view
+from aim_agent.eval.baselines import (
+    BASELINES,
+    FREQUENT,
+    ONE_SHOT,
+    RANDOM,
+    READS_SUMMARY,
+    SHOWN_PER_UNIT,
+    baseline_labels,
+    exemplar_view,
+)
 from aim_agent.eval.truth import KIND_NAMES, KINDS, ConceptTruth, EvaluableUnits, UnitTruth
 
 #: ``--set`` names and the unit sources they read; any other unit source is accepted by its own name
@@ -56,6 +65,8 @@ SPEC_FILE = "eval.json"
 #: the key of :func:`evaluate_unit`'s data that holds the unit's :class:`UnitResult` (beside the sweep row's)
 RESULT_KEY = "result"
 Progress = Callable[[str], None]
+#: the column heading of a baseline in the table of units
+UNIT_COLUMNS: dict[str, str] = {ONE_SHOT: "one-shot", FREQUENT: "frequent", RANDOM: "random"}
 
 
 class MethodLabel(BaseModel):
@@ -90,6 +101,77 @@ class EvalSpec(BaseModel):
     config: dict[str, Any] = Field(description="the run config of every unit (its unit and run id aside)")
 
 
+class TableRow(BaseModel):
+    """One row of the table by kind: one method's mean scores over the units of one kind (None: not scored)."""
+
+    kind: str = Field(description="a kind of neuron (mono, or, conditional) or 'all'")
+    method: str = Field(description="'agent' or a baseline's name")
+    n: int = Field(description="units of that kind")
+    strict: float | None = Field(description="share of labels that name every ground-truth concept")
+    concepts: float | None = Field(description="mean share of ground-truth concepts named")
+    two_afc: float | None = Field(description="the judge's 2AFC (None without the judge)")
+    retrieval: float | None = Field(description="the judge's top-1 retrieval among the set's truths (None without it)")
+    mentions: float | None = Field(description="mean vocabulary concepts a label names")
+    rounds: float | None = Field(description="mean rounds")
+    seconds: float | None = Field(description="mean seconds per unit")
+    tokens: float | None = Field(description="mean tokens per unit")
+
+
+class HeadToHead(BaseModel):
+    """The agent against one baseline on the units of one kind (by the judge)."""
+
+    kind: str = Field(description="a kind of neuron or 'all'")
+    baseline: str = Field(description="the baseline's name")
+    n: int = Field(description="units of that kind")
+    agent_preferred: float | None = Field(description="share of units whose agent label is closer to the truth")
+
+
+class EvalSummary(BaseModel):
+    """What an evaluation found (``summary.json``): the scores (:func:`summarize`) and how the run went
+    (:func:`run_eval`; None in a summary of scores alone)."""
+
+    judge: str | None = Field(description="the judge's name; None when it is not installed or could not run")
+    judge_note: str | None = Field(description="why there are no judge scores, when there are none")
+    methods: list[str] = Field(description="'agent' and the baselines, in table order")
+    method_names: dict[str, str] = Field(description="method -> what it is, in words")
+    table: list[TableRow] = Field(description="mean scores by kind of neuron and method")
+    head_to_head: list[HeadToHead] = Field(description="agent vs each baseline by kind (with the judge only)")
+    neurons: list[dict[str, Any]] = Field(
+        description="one record per unit: unit, ref, kind, ground_truth, run_id, status, forced, error, labels "
+                    "(method -> MethodLabel) and scores (method -> strict, concepts, named, mentions, and with the "
+                    "judge two_afc, retrieval, similarity)")
+    failed: int = Field(description="agent runs that did not finish")
+    set: str | None = Field(default=None, description="the evaluation set (--set)")
+    source: str | None = Field(default=None, description="the unit source it reads")
+    seed: int | None = Field(default=None, description="the set's seed")
+    n: int | None = Field(default=None, description="units in the set")
+    backend: str | None = Field(default=None, description="the scientist ('offline', or provider-model)")
+    describer: str | None = Field(default=None, description="the describer of the runs")
+    max_rounds: int | None = Field(default=None, description="the rounds each run may take")
+    eval_dir: str | None = Field(default=None, description="the evaluation's folder")
+    wall_time_s: float | None = Field(default=None, description="seconds this invocation took")
+    ran_now: int | None = Field(default=None, description="units run by this invocation")
+    reused: int | None = Field(default=None, description="units finished by an earlier invocation")
+    agent_seconds_total: float | None = Field(default=None, description="seconds of all the agent's runs")
+    workers: int | None = Field(default=None, description="sweep workers")
+    index: str | None = Field(default=None, description="the sweep's index.html")
+    unevaluated: list[dict[str, Any]] = Field(
+        default_factory=list, description="units whose job failed ({'unit', 'error'}); the same command tries again")
+
+
+class JudgeScores(NamedTuple):
+    """The embedding judge's scores of every method's labels (empty when the judge is not installed)."""
+
+    judge: str | None
+    """the judge's name, None without it"""
+    scores: dict[str, dict[str, np.ndarray]]
+    """method -> {'two_afc': per unit, 'retrieval': per unit}"""
+    own: dict[str, np.ndarray]
+    """method -> each label's similarity to its own unit's truth (-inf for an empty label)"""
+    note: str | None
+    """why there are no scores, when there are none"""
+
+
 def resolve_set(name: str) -> str:
     """The unit source an evaluation set reads: ``shipped`` -> ``synthetic``, ``fresh`` -> ``fresh``."""
     return SETS.get(name, name)
@@ -100,11 +182,11 @@ def evaluable_source(source: str) -> EvaluableUnits:
     from aim_agent.plugins import plugin_manager
 
     found = plugin_manager().provider("units", source)
-    missing = [m for m in ("eval_units", "ground_truth", "vocabulary") if not callable(getattr(found, m, None))]
-    if missing:
+    if not isinstance(found, EvaluableUnits):
+        missing = [m for m in ("eval_units", "ground_truth", "vocabulary") if not callable(getattr(found, m, None))]
         raise LookupError(f"the unit source {source!r} has no known answers to evaluate against (it lacks "
                           f"{', '.join(missing)}); evaluation sets: {', '.join(SETS)}")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def default_eval_id(set_name: str, seed: int, n: int, backend: str) -> str:
@@ -173,7 +255,8 @@ def evaluate_unit(payload: dict[str, Any]) -> dict[str, Any]:
     labels = {AGENT: agent}
     per_baseline = round(view.seconds, 3)
     for name, label in baseline_labels(view, vocabulary, seed, unit).items():
-        labels[name] = MethodLabel(label=label, seconds=per_baseline, tokens=view.tokens if name == "one_shot" else 0)
+        tokens = view.tokens if name in READS_SUMMARY else 0
+        labels[name] = MethodLabel(label=label, seconds=per_baseline, tokens=tokens)
     truth = evaluable.ground_truth(unit)  # read only now: the run and the baselines are done
     result = UnitResult(unit=unit, ref=config.synthetic or unit, run_id=row.run_id, status=row.status,
                         forced=row.forced, error=row.error, labels=labels, truth=UnitTruth.model_validate(truth))
@@ -216,7 +299,7 @@ def run_eval(
     plugins: Sequence[str] = (),
     progress: Progress | None = None,
     live: bool = False,
-) -> dict[str, Any]:
+) -> EvalSummary:
     """Evaluate the agent and the baselines on a set of synthetic neurons; the summary (also written to disk).
 
     The units run as a sweep in ``out_dir`` (:func:`aim_agent.sweep.run.run_sweep`): on Ray with
@@ -264,8 +347,7 @@ def run_eval(
     # scored with the source's current truth (the line keeps the truth as it was read after the run)
     ordered = [done[u].model_copy(update={"truth": UnitTruth.model_validate(evaluable.ground_truth(u))})
                for u in units if u in done]
-    summary = summarize(ordered, list(evaluable.vocabulary()), say=say)
-    summary.update({
+    summary = summarize(ordered, list(evaluable.vocabulary()), say=say).model_copy(update={
         "set": set_name, "source": source, "seed": seed, "n": len(units), "backend": backend_label,
         "describer": template.describer, "max_rounds": template.max_rounds,
         "eval_dir": str(out_dir), "wall_time_s": round(time.monotonic() - started, 1),
@@ -280,8 +362,7 @@ def run_eval(
 # --------------------------------------------------------------------------------------------- scoring
 
 
-def _judge_scores(results: list[UnitResult], say: Progress) -> tuple[str | None, dict[str, dict[str, np.ndarray]],
-                                                                     dict[str, np.ndarray], str | None]:
+def _judge_scores(results: list[UnitResult], say: Progress) -> JudgeScores:
     """2AFC, retrieval and similarity-to-own-truth per method (empty when the judge is not installed)."""
     from aim_agent.eval.judge import JudgeUnavailable, load_judge, retrieval, two_afc
 
@@ -289,7 +370,7 @@ def _judge_scores(results: list[UnitResult], say: Progress) -> tuple[str | None,
         judge = load_judge()
     except JudgeUnavailable as exc:
         say(str(exc))
-        return None, {}, {}, str(exc)
+        return JudgeScores(None, {}, {}, str(exc))
     truths = [r.truth.label for r in results]
     truth_vecs = judge.embed(truths)
     scores: dict[str, dict[str, np.ndarray]] = {}
@@ -304,7 +385,7 @@ def _judge_scores(results: list[UnitResult], say: Progress) -> tuple[str | None,
         diag[empty] = -np.inf
         scores[method] = {"two_afc": afc, "retrieval": top1}
         own[method] = diag
-    return judge.name, scores, own, None
+    return JudgeScores(judge.name, scores, own, None)
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -313,13 +394,14 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def summarize(results: list[UnitResult], vocabulary: list[ConceptTruth], *, say: Progress | None = None
-              ) -> dict[str, Any]:
+              ) -> EvalSummary:
     """Scores per unit and the tables by kind (see :func:`write_summary` for the columns)."""
     from aim_agent.eval.judge import head_to_head as pairwise
     from aim_agent.eval.score import named_count, strict_score
 
     say = say or (lambda _line: None)
-    judge, judged, own, judge_note = _judge_scores(results, say) if len(results) > 1 else (None, {}, {}, None)
+    judge, judged, own, judge_note = _judge_scores(results, say) if len(results) > 1 else JudgeScores(None, {}, {},
+                                                                                                        None)
     if len(results) <= 1:
         judge_note = "the judge needs two or more units"
     neurons: list[dict[str, Any]] = []
@@ -338,8 +420,8 @@ def summarize(results: list[UnitResult], vocabulary: list[ConceptTruth], *, say:
         neurons.append({"unit": r.unit, "ref": r.ref, "kind": r.truth.kind, "ground_truth": r.truth.label,
                         "run_id": r.run_id, "status": r.status, "forced": r.forced, "error": r.error,
                         "labels": {m: r.labels[m].model_dump() for m in METHODS}, "scores": scores})
-    table = []
-    head_to_head = []
+    table: list[TableRow] = []
+    head_to_head: list[HeadToHead] = []
     for kind in (*KINDS, "all"):
         rows = [i for i, r in enumerate(results) if kind == "all" or r.truth.kind == kind]
         if not rows:
@@ -347,25 +429,25 @@ def summarize(results: list[UnitResult], vocabulary: list[ConceptTruth], *, say:
         for method in METHODS:
             picked = [neurons[i]["scores"][method] for i in rows]
             labels = [results[i].labels[method] for i in rows]
-            table.append({
-                "kind": kind, "method": method, "n": len(rows),
-                "strict": _mean([float(s["strict"]) for s in picked]),
-                "concepts": _mean([s["concepts"] for s in picked]),
-                "two_afc": _mean([s["two_afc"] for s in picked]) if judged else None,
-                "retrieval": _mean([float(s["retrieval"]) for s in picked]) if judged else None,
-                "mentions": _mean([float(s["mentions"]) for s in picked]),
-                "rounds": _mean([float(x.rounds) for x in labels]),
-                "seconds": _mean([x.seconds for x in labels]),
-                "tokens": _mean([float(x.tokens) for x in labels]),
-            })
+            table.append(TableRow(
+                kind=kind, method=method, n=len(rows),
+                strict=_mean([float(s["strict"]) for s in picked]),
+                concepts=_mean([s["concepts"] for s in picked]),
+                two_afc=_mean([s["two_afc"] for s in picked]) if judged else None,
+                retrieval=_mean([float(s["retrieval"]) for s in picked]) if judged else None,
+                mentions=_mean([float(s["mentions"]) for s in picked]),
+                rounds=_mean([float(x.rounds) for x in labels]),
+                seconds=_mean([x.seconds for x in labels]),
+                tokens=_mean([float(x.tokens) for x in labels]),
+            ))
         if own:
             for method in BASELINES:
                 wins = pairwise(own[AGENT][rows], own[method][rows])
-                head_to_head.append({"kind": kind, "baseline": method, "n": len(rows),
-                                     "agent_preferred": _mean(list(wins))})
-    return {"judge": judge, "judge_note": judge_note, "methods": list(METHODS), "method_names": METHOD_NAMES,
-            "table": table, "head_to_head": head_to_head, "neurons": neurons,
-            "failed": sum(1 for r in results if r.status != "finished")}
+                head_to_head.append(HeadToHead(kind=kind, baseline=method, n=len(rows),
+                                               agent_preferred=_mean(list(wins))))
+    return EvalSummary(judge=judge, judge_note=judge_note, methods=list(METHODS), method_names=METHOD_NAMES,
+                       table=table, head_to_head=head_to_head, neurons=neurons,
+                       failed=sum(1 for r in results if r.status != "finished"))
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -378,62 +460,65 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return fmt(value, digits)
 
 
-def markdown(summary: dict[str, Any]) -> str:
+def markdown(summary: EvalSummary) -> str:
     """The summary as Markdown: parameters, the table by kind, agent vs baselines, every unit."""
     lines = [
-        f"# aim eval synthetic: {summary.get('set')} set, seed {summary.get('seed')}, n={summary.get('n')}",
+        f"# aim eval synthetic: {summary.set} set, seed {summary.seed}, n={summary.n}",
         "",
-        f"scientist `{summary.get('backend')}`, describer `{summary.get('describer')}`, "
-        f"max rounds {summary.get('max_rounds')}, judge `{summary.get('judge') or 'not installed'}`; "
-        f"agent runs {_fmt(summary.get('agent_seconds_total'), 0)} s in all; "
-        f"this invocation {_fmt(summary.get('wall_time_s'), 1)} s "
-        f"({summary.get('ran_now')} units run now, {summary.get('reused')} from an earlier run); "
-        f"failed agent runs: {summary.get('failed', 0)}.",
+        f"scientist `{summary.backend}`, describer `{summary.describer}`, "
+        f"max rounds {summary.max_rounds}, judge `{summary.judge or 'not installed'}`; "
+        f"agent runs {_fmt(summary.agent_seconds_total, 0)} s in all; "
+        f"this invocation {_fmt(summary.wall_time_s, 1)} s "
+        f"({summary.ran_now} units run now, {summary.reused} from an earlier run); "
+        f"failed agent runs: {summary.failed}.",
         "",
+    ]
+    if summary.unevaluated:
+        lines += ["Not evaluated (the unit's job failed; the same command again tries it again): "
+                  + "; ".join(f"{u['unit']} ({u['error'][:120]})" for u in summary.unevaluated), ""]
+    lines += [
         "| kind | method | n | strict | concepts | 2AFC | retrieval | mentions | rounds | s/neuron | tokens/neuron |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    if summary.get("unevaluated"):
-        lines[4:4] = ["Not evaluated (the unit's job failed; the same command again tries it again): "
-                      + "; ".join(f"{u['unit']} ({u['error'][:120]})" for u in summary["unevaluated"]), ""]
-    names = summary.get("method_names", METHOD_NAMES)
-    for row in summary["table"]:
-        kind = KIND_NAMES.get(row["kind"], row["kind"])
+    names = summary.method_names
+    for row in summary.table:
+        kind = KIND_NAMES.get(row.kind, row.kind)
         lines.append(
-            f"| {kind} | {names.get(row['method'], row['method'])} | {row['n']} | {_fmt(row['strict'])} | "
-            f"{_fmt(row['concepts'])} | {_fmt(row['two_afc'])} | {_fmt(row['retrieval'])} | "
-            f"{_fmt(row['mentions'], 1)} | {_fmt(row['rounds'], 1)} | {_fmt(row['seconds'], 1)} | "
-            f"{_fmt(row['tokens'], 0)} |")
-    if summary.get("head_to_head"):
+            f"| {kind} | {names.get(row.method, row.method)} | {row.n} | {_fmt(row.strict)} | "
+            f"{_fmt(row.concepts)} | {_fmt(row.two_afc)} | {_fmt(row.retrieval)} | "
+            f"{_fmt(row.mentions, 1)} | {_fmt(row.rounds, 1)} | {_fmt(row.seconds, 1)} | "
+            f"{_fmt(row.tokens, 0)} |")
+    if summary.head_to_head:
         lines += ["", "Agent vs baseline (MAIA's 2AFC, judged by the embedder: share of units whose agent label "
                   "is closer to the ground truth):", "", "| kind | n | "
                   + " | ".join(f"vs {names.get(b, b)}" for b in BASELINES) + " |",
                   "|---|---:|" + "---:|" * len(BASELINES)]
         by_kind: dict[str, dict[str, Any]] = {}
-        for row in summary["head_to_head"]:
-            by_kind.setdefault(row["kind"], {"n": row["n"]})[row["baseline"]] = row["agent_preferred"]
-        for kind, row in by_kind.items():
-            lines.append(f"| {KIND_NAMES.get(kind, kind)} | {row['n']} | "
-                         + " | ".join(_fmt(row.get(b)) for b in BASELINES) + " |")
-    if summary.get("judge_note"):
-        lines += ["", f"Judge: {summary['judge_note']}"]
-    lines += ["", "## Units", "", "| unit | kind | ground truth | agent | strict | one-shot | frequent |",
-              "|---|---|---|---|:-:|---|---|"]
+        for pair in summary.head_to_head:
+            by_kind.setdefault(pair.kind, {"n": pair.n})[pair.baseline] = pair.agent_preferred
+        for kind, cells in by_kind.items():
+            lines.append(f"| {KIND_NAMES.get(kind, kind)} | {cells['n']} | "
+                         + " | ".join(_fmt(cells.get(b)) for b in BASELINES) + " |")
+    if summary.judge_note:
+        lines += ["", f"Judge: {summary.judge_note}"]
+    lines += ["", "## Units", "", "| unit | kind | ground truth | agent | strict | "
+              + " | ".join(UNIT_COLUMNS[b] for b in SHOWN_PER_UNIT) + " |",
+              "|---|---|---|---|:-:|" + "---|" * len(SHOWN_PER_UNIT)]
     def cell(text: str) -> str:
         return text.replace("|", "/").replace("\n", " ")[:90]
 
-    for u in summary["neurons"]:
+    for u in summary.neurons:
         mark = "✓" if u["scores"][AGENT]["strict"] else "✗"
         lines.append(f"| {u['unit']} | {KIND_NAMES[u['kind']]} | {cell(u['ground_truth'])} | "
-                     f"{cell(u['labels'][AGENT]['label'])} | {mark} | {cell(u['labels']['one_shot']['label'])} | "
-                     f"{cell(u['labels']['frequent']['label'])} |")
+                     f"{cell(u['labels'][AGENT]['label'])} | {mark} | "
+                     + " | ".join(cell(u["labels"][b]["label"]) for b in SHOWN_PER_UNIT) + " |")
     lines += ["", "Columns: docs/evaluation.md.", ""]
     return "\n".join(lines)
 
 
-def write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
+def write_summary(out_dir: Path, summary: EvalSummary) -> None:
     """``summary.json`` and ``summary.md`` in ``out_dir``, atomically."""
     from aim_agent.files import atomic_write
 
-    atomic_write(out_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    atomic_write(out_dir / "summary.json", (json.dumps(summary.model_dump(mode="json"), indent=2) + "\n").encode())
     atomic_write(out_dir / "summary.md", markdown(summary).encode())

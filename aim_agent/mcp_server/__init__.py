@@ -28,7 +28,7 @@ new server process, see :mod:`.handles`. Clients load only the models the operat
 Over HTTP every request needs the server's bearer token (:mod:`.transport`).
 """
 
-from aim_agent.mcp_server.server import build_server, default_context_factory
+from aim_agent.mcp_server.server import AimServer, ServerOptions, build_server, default_context_factory
 from aim_agent.mcp_server.sessions import SESSION_META_KEY, McpSession
 from aim_agent.mcp_server.state import AimMcpState
 from aim_agent.mcp_server.transport import http_app, serve_http, serve_stdio
@@ -36,7 +36,9 @@ from aim_agent.mcp_server.transport import http_app, serve_http, serve_stdio
 __all__ = [
     "SESSION_META_KEY",
     "AimMcpState",
+    "AimServer",
     "McpSession",
+    "ServerOptions",
     "build_server",
     "default_context_factory",
     "http_app",

@@ -15,6 +15,7 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -57,7 +58,6 @@ from aim_agent.mcp_server.bridge import (
 from aim_agent.mcp_server.handles import HandleStore
 from aim_agent.mcp_server.prompt import neuron_task
 from aim_agent.mcp_server.runs import RunManager, default_runs_dir, writable_runs_dir
-from aim_agent.mcp_server.session_tools import make_session_tools
 from aim_agent.mcp_server.sessions import (
     CONNECTION_KEY,
     Limits,
@@ -65,7 +65,7 @@ from aim_agent.mcp_server.sessions import (
     SessionRegistry,
     meta_session,
 )
-from aim_agent.mcp_server.state import AimMcpState
+from aim_agent.mcp_server.state import AimMcpState, SessionRestorer
 from aim_agent.models.trust import ModelPolicy
 from aim_agent.providers import ProviderError
 from aim_agent.tools.base import ToolContext, ToolError, ToolSpec
@@ -114,7 +114,6 @@ def default_context_factory(config: AimConfig, plugins: AimPlugins) -> Callable[
             return _Unavailable(kind, name, exc)
 
     def make() -> ToolContext:
-        extras = {"exemplar_dataset": config.exemplar_dataset} if config.exemplar_dataset else {}
         return ToolContext(
             system=None,
             text2image=provider("text2image"),
@@ -124,62 +123,96 @@ def default_context_factory(config: AimConfig, plugins: AimPlugins) -> Callable[
             image_size=config.image_size,
             seed=config.seed,
             images=ImageStore(max_bytes=SESSION_IMAGE_BYTES),
-            extras=extras,
+            exemplar_dataset=config.exemplar_dataset or None,
         )
 
     return make
 
 
-def build_server(
-    *,
-    config: AimConfig | None = None,
-    plugins: AimPlugins | None = None,
-    tools: Sequence[ToolSpec] | None = None,
-    context_factory: Callable[[], ToolContext] | None = None,
-    enable_code: bool = False,
-    runs_dir: Path | str | None = None,
-    require_session: bool = False,
-    trusted_models: Sequence[str] = (),
-    limits: Limits | None = None,
-    max_sessions: int | None = None,
-    max_sessions_per_client: int | None = None,
-    max_inline_images: int = 32,
-    max_result_bytes: int = MAX_RESULT_BYTES,
-    max_running: int = 2,
-    progress_interval: float = 1.0,
-    name: str = "aim",
-    handle_scope: str = "stdio",
-) -> Server:
+@dataclass(frozen=True)
+class ServerOptions:
+    """How to build an AIM MCP server (:func:`build_server`); every field has a default."""
+
+    config: AimConfig | None = None
+    """providers, models and folders (default: :func:`aim_agent.config.load_config`)"""
+    plugins: AimPlugins | None = None
+    """the plugin manager (default: the process's)"""
+    tools: Sequence[ToolSpec] | None = None
+    """the experiment tools (default: every registered tool, core + plugins)"""
+    context_factory: Callable[[], ToolContext] | None = None
+    """makes each new session's :class:`ToolContext` (default: providers from ``config``)"""
+    enable_code: bool = False
+    """add ``run_code`` (the agent's sandbox)"""
+    runs_dir: Path | str | None = None
+    """where runs go (default :func:`.runs.default_runs_dir`: the configured one, else the user's data folder); it
+    must be writable, else :class:`.runs.RunsDirError` is raised before any call. Session handles
+    (:mod:`.handles`) are saved under ``<runs_dir>/.mcp-sessions``"""
+    require_session: bool = False
+    """a request that carries no session identity (stateless HTTP) must name a handle from ``new_session``"""
+    trusted_models: Sequence[str] = ()
+    """models clients may load besides ``config``'s ``[models]`` and the names model plugins register (the
+    operator's ``--trust-model``)"""
+    limits: Limits | None = None
+    """bounds on the sessions (:class:`.sessions.Limits`)"""
+    max_sessions: int | None = None
+    """overrides ``limits.max_sessions``"""
+    max_sessions_per_client: int | None = None
+    """overrides ``limits.max_per_client``"""
+    max_inline_images: int = 32
+    """most images one tool result carries as image content"""
+    max_result_bytes: int = MAX_RESULT_BYTES
+    """most bytes of one tool result"""
+    max_running: int = 2
+    """agent runs (``start_interpret``) at once"""
+    progress_interval: float = 1.0
+    """seconds between progress notifications of a running tool"""
+    name: str = "aim"
+    """the server's name in the MCP handshake"""
+    handle_scope: str = "stdio"
+    """what session handles are valid under (:func:`.transport.http_app` sets the bearer token's digest)"""
+
+
+class AimServer(Server[dict[str, Any]]):
+    """The low-level ``mcp.server.Server`` with what it answers from: :attr:`aim`."""
+
+    def __init__(self, state: AimMcpState, name: str) -> None:
+        handlers = _Handlers(state)
+        super().__init__(
+            name,
+            version=_version(),
+            instructions=INSTRUCTIONS,
+            lifespan=handlers.lifespan,
+            get_tool_input_schema=handlers.tool_input_schema,
+            on_list_tools=handlers.list_tools,
+            on_call_tool=handlers.call_tool,
+            on_list_resources=handlers.list_resources,
+            on_list_resource_templates=handlers.list_resource_templates,
+            on_read_resource=handlers.read_resource,
+            on_list_prompts=handlers.list_prompts,
+            on_get_prompt=handlers.get_prompt,
+        )
+        #: the server's sessions, runs, tool specs, model policy and options
+        self.aim = state
+
+
+def build_server(options: ServerOptions | None = None) -> AimServer:
     """Build the AIM MCP server (a low-level ``mcp.server.Server``; serve it with :mod:`.transport`).
 
-    ``tools`` defaults to every registered tool (core + plugins); ``context_factory`` makes
-    each new session's :class:`ToolContext` (default: providers from ``config``). With
-    ``require_session`` a request that carries no session identity (stateless HTTP) must
-    name a handle from ``new_session``. ``enable_code`` adds ``run_code`` (the agent sandbox).
-    Clients may load the models of ``config``'s ``[models]`` and ``trusted_models`` (the
-    operator's ``--trust-model``), plus the names model plugins register.
-    ``limits`` bounds the sessions (:class:`.sessions.Limits`; ``max_sessions`` and
-    ``max_sessions_per_client`` override two of its fields).
-    ``runs_dir`` defaults to :func:`.runs.default_runs_dir` (the configured one, else the user's
-    data folder); it must be writable, else :class:`.runs.RunsDirError` is raised here, before
-    any call. Session handles (:mod:`.handles`) are saved under ``<runs_dir>/.mcp-sessions``,
-    valid under ``handle_scope`` (:func:`.transport.http_app` sets the bearer token's digest).
-    The returned server has the attribute ``aim`` (:class:`AimMcpState`).
+    Everything is wired here, once, top-down: the session registry gets the run manager's ``busy`` and the
+    handle store's ``restore``/``forget``; the state gets the registry and makes its session tools.
     """
     from aim_agent.config import apply_plugins, load_config
     from aim_agent.plugins import plugin_manager
     from aim_agent.tools.registry import all_tools
 
-    config = config or load_config()
-    plugins = plugins or plugin_manager()
+    options = options or ServerOptions()
+    config = options.config or load_config()
+    plugins = options.plugins or plugin_manager()
     apply_plugins(config, plugins)  # AIM_PLUGINS / aim.toml modules (already-registered ones are skipped)
-    experiment_specs = list(tools) if tools is not None else all_tools(plugins)
-    policy = ModelPolicy.from_config(config, trusted_models)
-    overrides = {"max_sessions": max_sessions, "max_per_client": max_sessions_per_client}
-    limits = dataclasses.replace(limits or Limits(), **{k: v for k, v in overrides.items() if v is not None})
-    registry = SessionRegistry(
-        context_factory or default_context_factory(config, plugins), limits=limits, require_session=require_session
-    )
+    experiment_specs = list(options.tools) if options.tools is not None else all_tools(plugins)
+    policy = ModelPolicy.from_config(config, options.trusted_models)
+    overrides = {"max_sessions": options.max_sessions, "max_per_client": options.max_sessions_per_client}
+    limits = dataclasses.replace(options.limits or Limits(), **{k: v for k, v in overrides.items() if v is not None})
     run_defaults: dict[str, Any] = {kind: config.provider(kind) for kind in ("text2image", "editor", "describer")}
     run_defaults.update(
         plugins=list(config.plugins) or None,
@@ -187,46 +220,31 @@ def build_server(
         image_size=config.image_size,
         dataset=config.exemplar_dataset,
     )
+    runs_dir = options.runs_dir
     folder = writable_runs_dir(Path(runs_dir) if runs_dir else default_runs_dir(config))
-    runs = RunManager(folder, max_running=max_running, defaults=run_defaults, trusted=policy.trusted())
-    handles = HandleStore(runs.runs_dir / ".mcp-sessions", scope=handle_scope)
-    registry.busy = lambda run_ids: any(runs.is_running(run_id) for run_id in run_ids)
-    registry.forget = handles.forget
+    runs = RunManager(folder, max_running=options.max_running, defaults=run_defaults, trusted=policy.trusted())
+    handles = HandleStore(runs.runs_dir / ".mcp-sessions", scope=options.handle_scope)
+    registry = SessionRegistry(
+        options.context_factory or default_context_factory(config, plugins),
+        limits=limits,
+        require_session=options.require_session,
+        busy=lambda run_ids: any(runs.is_running(run_id) for run_id in run_ids),
+        restore=SessionRestorer(handles, policy, plugins),
+        forget=handles.forget,
+    )
     state = AimMcpState(
         plugins=plugins,
         registry=registry,
         runs=runs,
         policy=policy,
         experiment_specs=experiment_specs,
-        max_inline_images=max_inline_images,
-        max_result_bytes=max_result_bytes,
-        progress_interval=progress_interval,
+        max_inline_images=options.max_inline_images,
+        max_result_bytes=options.max_result_bytes,
+        progress_interval=options.progress_interval,
         handles=handles,
+        enable_code=options.enable_code,
     )
-    registry.restore = state.restore_session
-    session_specs = make_session_tools(state, enable_code=enable_code)
-    clash = {s.name for s in session_specs} & {s.name for s in experiment_specs}
-    if clash:
-        raise ValueError(f"plugin tool name(s) {', '.join(sorted(clash))} clash with AIM's MCP session tools")
-    state.specs = {spec.name: spec for spec in [*experiment_specs, *session_specs]}
-
-    handlers = _Handlers(state)
-    server: Server = Server(
-        name,
-        version=_version(),
-        instructions=INSTRUCTIONS,
-        lifespan=handlers.lifespan,
-        get_tool_input_schema=handlers.tool_input_schema,
-        on_list_tools=handlers.list_tools,
-        on_call_tool=handlers.call_tool,
-        on_list_resources=handlers.list_resources,
-        on_list_resource_templates=handlers.list_resource_templates,
-        on_read_resource=handlers.read_resource,
-        on_list_prompts=handlers.list_prompts,
-        on_get_prompt=handlers.get_prompt,
-    )
-    server.aim = state  # type: ignore[attr-defined]
-    return server
+    return AimServer(state, options.name)
 
 
 def _version() -> str:
@@ -415,4 +433,4 @@ class _Handlers:
         )
 
 
-__all__ = ["AimMcpState", "build_server", "default_context_factory"]
+__all__ = ["AimMcpState", "AimServer", "ServerOptions", "build_server", "default_context_factory"]

@@ -2,8 +2,8 @@
 
 They are declared like every other tool (pydantic input and output, a docstring for the
 model, flags for what kind of tool each is) and called through the same ``invoke``;
-``ctx.extras["mcp_session"]`` is the caller's :class:`~aim_agent.mcp_server.sessions.McpSession`
-(absent for ``stateless`` tools), ``ctx.extras["mcp_client"]`` who the caller is.
+``ctx.caller.session`` is the caller's :class:`~aim_agent.mcp_server.sessions.McpSession`
+(None for ``stateless`` tools), ``ctx.caller.client`` who the caller is.
 
 Models are chosen by the operator, not the client: ``list_layers``, ``load_system`` and
 ``start_interpret`` accept the names and specs of the server's :class:`ModelPolicy` only.
@@ -13,22 +13,49 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import Field
 
 from aim_agent.images import use_store
 from aim_agent.log import ExperimentLog
-from aim_agent.mcp_server.runs import plain
-from aim_agent.mcp_server.sessions import ANONYMOUS, is_stateless
+from aim_agent.mcp_server.handles import HandleStore
+from aim_agent.mcp_server.runs import RunManager, plain
+from aim_agent.mcp_server.sessions import ANONYMOUS, McpSession, SessionRegistry, is_stateless
 from aim_agent.mcp_server.systems import LoadSystemInput, build_system, offered
 from aim_agent.plugins import SYNTHETIC
 from aim_agent.tools.base import AimImage, ToolContext, ToolError, ToolInput, ToolOutput, ToolSpec, tool
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from PIL import Image
 
-    from aim_agent.mcp_server.state import AimMcpState
+    from aim_agent.models.trust import ModelPolicy
+    from aim_agent.plugins import AimPlugins
+
+
+class SessionHost(Protocol):
+    """What the session tools use of their server (:class:`aim_agent.mcp_server.state.AimMcpState`), and no more."""
+
+    plugins: AimPlugins
+    registry: SessionRegistry
+    handles: HandleStore
+    runs: RunManager
+    policy: ModelPolicy
+    #: the tools ``run_code``'s sandbox may call
+    experiment_specs: list[ToolSpec]
+
+    def handle_of(self, session: McpSession) -> str:
+        """The handle of ``session`` (minted now if it has none)."""
+        ...
+
+    def run_owner(self, session: McpSession) -> str:
+        """Who owns the runs ``session`` starts."""
+        ...
+
+    def image(self, iid: str, ctx: ToolContext) -> Image.Image:
+        """An image of the session by id."""
+        ...
 
 
 class NoInput(ToolInput):
@@ -167,14 +194,14 @@ def _names(items: Any) -> list[str]:
     return out
 
 
-def _session_of(ctx: ToolContext) -> Any:
-    session = ctx.extras.get("mcp_session")
-    if session is None:
+def _session_of(ctx: ToolContext) -> McpSession:
+    session = ctx.caller.session if ctx.caller is not None else None
+    if not isinstance(session, McpSession):
         raise ToolError("this tool needs an MCP session")
     return session
 
 
-def _offered(state: AimMcpState, spec: str, what: str = "model") -> str:
+def _offered(state: SessionHost, spec: str, what: str = "model") -> str:
     """The spec to load for a model (or SAE) a client named, if this server offers it."""
     return offered(state.policy, state.plugins, spec, what)
 
@@ -193,8 +220,8 @@ def _run_code(ctx: ToolContext, specs: Sequence[ToolSpec], code: str, timeout_s:
     return CodeOutput(ok=result.ok, report=result.report(), return_value=value, images=images[:256])
 
 
-def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list[ToolSpec]:
-    """The MCP-only tools, bound to one server's state."""
+def make_session_tools(state: SessionHost, *, enable_code: bool = False) -> list[ToolSpec]:
+    """The MCP-only tools, bound to what they use of one server (``state``)."""
 
     @tool(session=True, stateless=True)
     def new_session(ctx: ToolContext, args: NoInput) -> SessionOutput:
@@ -207,7 +234,7 @@ def make_session_tools(state: AimMcpState, *, enable_code: bool = False) -> list
         sessions at most: close those it no longer needs with close_session.
         """
         registry = state.registry
-        owner = ctx.extras.get("mcp_client", ANONYMOUS)
+        owner = ctx.caller.client if ctx.caller is not None else ANONYMOUS
         session = registry.new_explicit(owner)
         limits = registry.limits
         if is_stateless(owner):

@@ -134,17 +134,21 @@ class SessionRegistry:
         limits: Limits | None = None,
         require_session: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        busy: Callable[[list[str]], bool] = lambda runs: False,
+        restore: Callable[[SessionRegistry, str], McpSession | None] = lambda registry, handle: None,
+        forget: Callable[[str], object] = lambda handle: None,
     ) -> None:
         self._factory = context_factory
         self.limits = limits or Limits()
         self.require_session = require_session
         self.clock = clock
         #: whether one of these runs (a session's) is still going: its session is kept although idle
-        self.busy: Callable[[list[str]], bool] = lambda runs: False
-        #: the session saved under a handle this process does not hold (None: unknown or expired)
-        self.restore: Callable[[str], McpSession | None] = lambda handle: None
+        self.busy = busy
+        #: the session saved under a handle this process does not hold (None: unknown or expired); it is
+        #: handed this registry, to make the session's context and adopt it
+        self.restore = restore
         #: remove what is saved under an expired handle
-        self.forget: Callable[[str], object] = lambda handle: None
+        self.forget = forget
         self._explicit: dict[str, McpSession] = {}
         self._held: dict[str, _Held] = {}
         self._http: dict[str, McpSession] = {}
@@ -202,7 +206,7 @@ class SessionRegistry:
         if session is None:
             with self._lock:  # a restored session counts like any other: refused when the server is full
                 self._make_room(f"handle:{handle}", new_handle=False)
-            session = self.restore(handle)
+            session = self.restore(self, handle)
             if session is not None:
                 with self._lock:
                     held = self._held.get(handle)

@@ -22,10 +22,11 @@ from aim_agent.log import ExperimentLog
 from aim_agent.mcp_server.bridge import Counter, error_result, mcp_wording, output_result, run_blocking
 from aim_agent.mcp_server.handles import HandleStore
 from aim_agent.mcp_server.runs import RunManager
+from aim_agent.mcp_server.session_tools import make_session_tools
 from aim_agent.mcp_server.sessions import McpSession, SessionRegistry, is_stateless, meta_session
 from aim_agent.mcp_server.systems import LoadSystemInput, build_system
 from aim_agent.models.trust import ModelPolicy, trusting
-from aim_agent.tools.base import ToolContext, ToolError, ToolSpec, error_text, invoke
+from aim_agent.tools.base import Caller, ToolContext, ToolError, ToolSpec, error_text, invoke
 
 if TYPE_CHECKING:
     from aim_agent.plugins import AimPlugins
@@ -50,6 +51,7 @@ class AimMcpState:
         max_result_bytes: int,
         progress_interval: float,
         handles: HandleStore,
+        enable_code: bool = False,
     ) -> None:
         self.plugins = plugins
         self.handles = handles
@@ -58,12 +60,17 @@ class AimMcpState:
         self.policy = policy
         #: the tools run_code's sandbox may call; :attr:`specs` adds the MCP session tools to them
         self.experiment_specs = list(experiment_specs)
-        self.specs: dict[str, ToolSpec] = {}
         self.max_inline_images = max_inline_images
         self.max_result_bytes = max_result_bytes
         self.progress_interval = progress_interval
         self._model_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        session_specs = make_session_tools(self, enable_code=enable_code)
+        clash = {s.name for s in session_specs} & {s.name for s in self.experiment_specs}
+        if clash:
+            raise ValueError(f"plugin tool name(s) {', '.join(sorted(clash))} clash with AIM's MCP session tools")
+        #: every tool this server offers: the experiment tools and the MCP session tools
+        self.specs: dict[str, ToolSpec] = {spec.name: spec for spec in [*self.experiment_specs, *session_specs]}
 
     def model_lock(self, ctx: ToolContext) -> threading.Lock | None:
         """One lock per model name: two sessions never run the same module's hooks at once."""
@@ -107,11 +114,11 @@ class AimMcpState:
         def work(progress: Any) -> CallToolResult:
             with trusting(*self.policy.trusted()):  # what the operator configured, nothing a client sent
                 if session is None:
-                    ctx = ToolContext(images=images, extras={"progress": progress, "mcp_client": client})
+                    ctx = ToolContext(images=images, caller=Caller(client=client, progress=progress))
                     return self._result(invoke(spec, args, ctx), ctx, None)
                 with session.lock:
                     ctx = session.ctx
-                    ctx.extras.update(progress=progress, mcp_session=session, mcp_client=client)
+                    ctx.caller = Caller(client=client, progress=progress, session=session)
                     try:
                         with ExitStack() as stack:
                             lock = self.model_lock(ctx)
@@ -123,8 +130,7 @@ class AimMcpState:
                             self.save_session(session, output)
                         return result
                     finally:
-                        for key in ("progress", "mcp_session", "mcp_client"):
-                            ctx.extras.pop(key, None)
+                        ctx.caller = None
 
         reporter = getattr(request, "session", None)
         counter = _made_images(spec, args, session.ctx.images if session is not None else images)
@@ -175,18 +181,29 @@ class AimMcpState:
         self.handles.prune_images(handle)
         self.handles.save(handle, log=entries)
 
-    def restore_session(self, handle: str) -> McpSession | None:
-        """The session saved under ``handle`` by an earlier call (another connection or process)."""
+
+
+class SessionRestorer:
+    """Brings back a session saved under a handle by an earlier call (another connection or process): the
+    registry's ``restore`` (:class:`.sessions.SessionRegistry`), which hands it the registry to adopt it."""
+
+    def __init__(self, handles: HandleStore, policy: ModelPolicy, plugins: AimPlugins) -> None:
+        self.handles = handles
+        self.policy = policy
+        self.plugins = plugins
+
+    def __call__(self, registry: SessionRegistry, handle: str) -> McpSession | None:
+        """The session saved under ``handle``, adopted by ``registry``; None when unknown or expired."""
         saved = self.handles.load(handle)
         if saved is None:
             return None
         client = saved.get("client")
         stateless = isinstance(client, str) and is_stateless(client)  # its idle rule holds in this process too
         idle = time.time() - float(saved.get("last_used") or 0)
-        if stateless and idle > self.registry.limits.stateless_idle_s:
+        if stateless and idle > registry.limits.stateless_idle_s:
             self.handles.forget(handle)
             return None
-        ctx = self.registry.new_context()
+        ctx = registry.new_context()
         folder = self.handles.image_dir(handle)
         ctx.images.load_dir(folder)
         if saved.get("system"):
@@ -194,7 +211,7 @@ class AimMcpState:
                 ctx.system, _ = build_system(self.policy, self.plugins, LoadSystemInput.model_validate(saved["system"]))
         ctx.log = ExperimentLog.load(list(saved.get("log") or []), image_dir=folder, images=ctx.images)
         owner = str(client) if stateless else f"handle:{self.handles.owner_id(handle)}"
-        return self.registry.adopt(handle, ctx, owner=owner)
+        return registry.adopt(handle, ctx, owner=owner)
 
 
 #: tools whose providers report no progress, and how many images a call asks for: while one

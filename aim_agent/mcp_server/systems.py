@@ -1,5 +1,5 @@
 """Opening a unit for an MCP session under the server's model policy: the tool ``load_system``, and a
-session restored from its handle (:meth:`aim_agent.mcp_server.state.AimMcpState.restore_session`)."""
+session restored from its handle (:class:`aim_agent.mcp_server.state.SessionRestorer`)."""
 
 from __future__ import annotations
 

@@ -43,6 +43,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.responses import JSONResponse
 
+from aim_agent.mcp_server.server import AimServer
+
 logger = logging.getLogger("aim_agent.mcp")
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 MIN_TOKEN_CHARS = 16
@@ -309,7 +311,8 @@ def http_app(
     return BearerGuard(app, token, options, on_close=registry.forget_http if registry else None)
 
 
-def serve_http(server: Server, *, host: str, port: int, token: str, log_level: str = "warning", **options: Any) -> None:
+def serve_http(server: AimServer, *, host: str, port: int, token: str, log_level: str = "warning",
+               **options: Any) -> None:
     """Serve ``server`` over HTTP until stopped; then record unfinished runs as interrupted."""
     import uvicorn
 
@@ -323,9 +326,9 @@ def serve_http(server: Server, *, host: str, port: int, token: str, log_level: s
         _record_interrupted(server)
 
 
-def serve_stdio(server: Server, *, wait_for_runs: bool = True) -> None:
+def serve_stdio(server: AimServer, *, wait_for_runs: bool = True) -> None:
     """Serve one client over stdin/stdout; after it disconnects, let its runs finish (see the module doc)."""
-    runs = server.aim.runs  # type: ignore[attr-defined]
+    runs = server.aim.runs
 
     def stop(signum: int, frame: Any) -> None:  # SIGTERM: record what runs, then go
         _record_interrupted(server)
@@ -360,7 +363,7 @@ async def _serve_stdio(server: Server) -> None:
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
-def _record_interrupted(server: Server) -> None:
-    for record in server.aim.runs.interrupt_unfinished():  # type: ignore[attr-defined]
+def _record_interrupted(server: AimServer) -> None:
+    for record in server.aim.runs.interrupt_unfinished():
         print(f"aim mcp: run {record.id} interrupted; resume it with: {record.resume_command()}",
               file=sys.stderr, flush=True)

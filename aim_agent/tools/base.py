@@ -110,6 +110,21 @@ class ToolError(RuntimeError):
 
 #: what a tool reports to whoever called it: ``observer(spec, args, output)`` after each call
 Observer = Callable[["ToolSpec", "ToolInput", "ToolOutput"], None]
+#: how a running tool reports progress: ``progress(done, total, message)`` (``total`` None when unknown)
+Progress = Callable[[float, "float | None", str], None]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, for the length of one call: set by the MCP server around each call, None elsewhere."""
+
+    client: str
+    """who the caller is (an MCP client's identity; its sessions and runs are its own)"""
+    progress: Progress | None = None
+    """where the running tool's progress goes (an MCP client sees it as a fraction)"""
+    session: object | None = None
+    """the caller's MCP session (``aim_agent.mcp_server.sessions.McpSession``; None for ``stateless`` tools),
+    which the MCP session tools read"""
 
 
 @dataclass
@@ -118,7 +133,8 @@ class ToolContext:
 
     ``images`` is this context's own image store: ids a tool returns resolve only here, so two
     contexts (two runs, two MCP sessions) never see each other's images. ``observers`` are
-    told about every successful call (the agent's recorder uses it to count evidence).
+    told about every successful call (for callers outside AIM; the agent's recorder is handed
+    each output by the experiment runner instead).
     """
 
     system: System | None = None
@@ -130,7 +146,12 @@ class ToolContext:
     seed: int = DEFAULTS["seed"]
     images: ImageStore = field(default_factory=ImageStore)
     observers: list[Observer] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    exemplar_dataset: str | None = None
+    """the dataset ``dataset_exemplars`` and ``dataset_search`` read (a name or a folder); None: the default one"""
+    saes: dict[str, str] = field(default_factory=dict)
+    """SAEs offered by name (name -> path) to the circuit tools' ``sae`` argument"""
+    caller: Caller | None = None
+    """who is calling now (MCP); None outside a server call"""
 
     def require_system(self) -> System:
         if self.system is None:
@@ -145,9 +166,8 @@ class ToolContext:
 
     def progress(self, done: float, total: float | None = None, message: str = "") -> None:
         """Report progress of the running tool (an MCP client sees it as a fraction); a no-op elsewhere."""
-        report = self.extras.get("progress")
-        if callable(report):
-            report(done, total, message)
+        if self.caller is not None and self.caller.progress is not None:
+            self.caller.progress(done, total, message)
 
 
 @dataclass(frozen=True)
@@ -379,6 +399,18 @@ def output_data(output: ToolOutput, ctx: ToolContext) -> dict[str, Any]:
         return output.model_dump(mode="json", context={"images": ctx.images})
 
 
+def tool_method(spec: ToolSpec, run: Callable[[ToolSpec, dict[str, Any]], ToolOutput]) -> Callable[..., Any]:
+    """``spec`` as a Python method of model-written code: Python-style arguments (:meth:`ToolSpec.bind`) go
+    to ``run(spec, args)`` (which calls :func:`invoke`), and the caller gets ``output.python()``."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return run(spec, spec.bind(*args, **kwargs)).python()
+
+    call.__name__ = spec.name
+    call.__doc__ = spec.doc
+    return call
+
+
 class Tools:
     """The ``tools`` object of model-written code: one method per registered tool.
 
@@ -401,11 +433,4 @@ class Tools:
         specs = self.__dict__.get("_specs", {})
         if name not in specs:
             raise AttributeError(f"tools has no tool {name!r}; available: {', '.join(sorted(specs))}")
-        spec = specs[name]
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return invoke(spec, spec.bind(*args, **kwargs), self._ctx).python()
-
-        call.__name__ = name
-        call.__doc__ = spec.doc
-        return call
+        return tool_method(specs[name], lambda spec, args: invoke(spec, args, self._ctx))

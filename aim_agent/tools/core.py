@@ -57,7 +57,7 @@ def dataset_exemplars(ctx: ToolContext, args: ExemplarsInput) -> ActivationsOutp
     def report(done: int, total: int) -> None:
         ctx.progress(done, total, f"dataset_exemplars: {done} of {total} dataset images")
 
-    found = exemplars_for_system(system, k=args.k, dataset=ctx.extras.get("exemplar_dataset"), on_images=report)
+    found = exemplars_for_system(system, k=args.k, dataset=ctx.exemplar_dataset, on_images=report)
     if ctx.log is not None:
         ctx.log.add("exemplars", f"top {len(found.images)} dataset exemplars", images=found.images,
                     activations=found.activations)
@@ -361,7 +361,7 @@ def dataset_search(ctx: ToolContext, args: SearchInput) -> SearchOutput:
     from aim_agent.exemplars.pool import described_pool
 
     describer = ctx.require("describer")
-    folder = resolve_dataset(ctx.extras.get("exemplar_dataset"))
+    folder = resolve_dataset(ctx.exemplar_dataset)
     key = (folder.fingerprint(), describer.name)
     if key not in _POOLS:
         with _provider_errors():

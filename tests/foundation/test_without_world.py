@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from aim_testing import HANG_S
 
 from aim_agent.plugins import AimPlugins, MissingPlugin, disabled_from_env
 
@@ -63,7 +64,7 @@ def without_world(resnet_dir: Path, image_folder: Path, tmp_path_factory: pytest
     # imagenet ships named models too: left out, so "named models: 0" means the world's are gone
     env.update(AIM_DISABLE_PLUGINS="world,imagenet", AIM_CACHE=cache, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     done = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(commands)], env=env, cwd=tmp,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -151,12 +152,13 @@ async def test_mcp_server_lists_tools_and_studies_a_model_without_the_world(resn
     from mcp import Client
 
     from aim_agent.config import load_config
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
     plugins = AimPlugins(disable=["world", "imagenet"])  # imagenet lists named models of its own
     config = load_config({"exemplar_dataset": str(image_folder)}, env={"AIM_CACHE": str(tmp_path)}, cwd=tmp_path)
     # MCP clients load only what the operator offers: here the one model this test saved
-    server = build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs", trusted_models=[str(resnet_dir)])
+    server = build_server(ServerOptions(config=config, plugins=plugins, runs_dir=tmp_path / "runs",
+                                        trusted_models=[str(resnet_dir)]))
     async with Client(server) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
         assert {"list_models", "load_system", "neuron", "dataset_exemplars", "text2image"} <= tools

@@ -45,10 +45,10 @@ def fakes() -> SimpleNamespace:
 @pytest.fixture
 def fake_server(tmp_path):
     """An AIM MCP server over the fakes: every session starts with red unit 0 of the colour probe."""
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
-    return build_server(
+    return build_server(ServerOptions(
         context_factory=lambda: aim_fake_plugin.fake_context(System(aim_fake_plugin.ColorProbe(), 0)),
         runs_dir=tmp_path / "runs",
         progress_interval=0.05,
-    )
+    ))

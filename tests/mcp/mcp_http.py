@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx2
+from aim_testing import HANG_S
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -54,7 +55,7 @@ def http_server(tmp_path: Path, *args: str, host: str = "127.0.0.1", token: str 
             env=env(AIM_MCP_TOKEN=token), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + HANG_S  # Python and the server start slowly on a loaded machine
             while True:
                 if process.poll() is not None:
                     raise AssertionError(log_path.read_text())
@@ -82,7 +83,7 @@ async def connect(url: str, token: str | None, *, mode: str = "auto", headers: d
     if token:
         sent["Authorization"] = f"Bearer {token}"
     async with (
-        httpx2.AsyncClient(headers=sent, timeout=httpx2.Timeout(30, read=300)) as http,
+        httpx2.AsyncClient(headers=sent, timeout=httpx2.Timeout(HANG_S)) as http,
         Client(streamable_http_client(url, http_client=http), mode=mode) as client,
     ):
         yield client

@@ -8,14 +8,13 @@ import sys
 import types
 from pathlib import Path
 
-import anyio
 import pytest
-from aim_testing import HANG_S
+from aim_testing import HANG_S, poll
 from jsonschema import Draft202012Validator
 from mcp import Client, MCPError
 
 from aim_agent.config import load_config
-from aim_agent.mcp_server import build_server
+from aim_agent.mcp_server import ServerOptions, build_server
 from aim_agent.mcp_server.bridge import RESOURCE_NOT_FOUND, mcp_wording
 from aim_agent.plugins import AimPlugins
 
@@ -33,7 +32,13 @@ def _server(tmp_path: Path, **options):
     plugins = AimPlugins()
     plugins.add_module("aim_fake_plugin", source="test")
     config = load_config({"text2image": "fake", "editor": "fake", "describer": "fake"}, env={}, cwd=tmp_path)
-    return build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs", progress_interval=0.05, **options)
+    return build_server(ServerOptions(config=config, plugins=plugins, runs_dir=tmp_path / "runs",
+                                      progress_interval=0.05, **options))
+
+
+async def _read_result(client, run_id: str) -> dict:
+    """read_result's structured answer for ``run_id``."""
+    return (await client.call_tool("read_result", {"run_id": run_id})).structured_content
 
 
 # -- schemas -------------------------------------------------------------------------------------
@@ -84,7 +89,8 @@ def schema_problems(schema: dict, where: str, *, inputs: bool = True) -> list[st
 
 async def test_every_schema_is_strict_typed_and_described(tmp_path):
     """Every tool AIM and its plugins (the world's too) serve: Draft 2020-12 valid and lint-clean."""
-    server = build_server(runs_dir=tmp_path / "runs", enable_code=True)  # the installed plugins' tools as well
+    # the installed plugins' tools as well
+    server = build_server(ServerOptions(runs_dir=tmp_path / "runs", enable_code=True))
     async with Client(server) as client:
         tools = (await client.list_tools()).tools
     assert len(tools) >= 20
@@ -126,7 +132,7 @@ async def test_lint_catches_what_it_should():
 
 
 async def test_annotations_come_from_the_tool_definitions(tmp_path):
-    server = build_server(runs_dir=tmp_path / "runs", enable_code=True)
+    server = build_server(ServerOptions(runs_dir=tmp_path / "runs", enable_code=True))
     specs = server.aim.specs
     async with Client(server) as client:
         tools = (await client.list_tools()).tools
@@ -274,11 +280,7 @@ async def test_runs_from_an_earlier_process_are_read_with_the_handle(tmp_path, m
         started = await client.call_tool("start_interpret", args)
         assert not started.is_error, _text(started)
         run_id, handle = started.structured_content["run_id"], started.structured_content["session"]
-        for _ in range(200):
-            status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
-            if status["status"] != "running":
-                break
-            await anyio.sleep(0.02)
+        status = await poll(lambda: _read_result(client, run_id), lambda s: bool(s["status"] != "running"))
         assert status["status"] == "finished" and (status["round"], status["max_rounds"]) == (2, 4)
 
     later = _server(tmp_path)

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from aim_testing import HANG_S
 from mcp import Client, StdioServerParameters
 from mcp_http import AIM, env, http_server
 
@@ -79,7 +80,7 @@ def _run(python: Path | str, code: str, tmp_path: Path, **extra: str) -> list[fl
     script = tmp_path / "snippet.py"
     script.write_text(code)
     done = subprocess.run([str(python), str(script)], cwd=tmp_path, env={**env(), **extra},
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-4000:]
     printed = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     assert all(isinstance(x, float) for x in printed), printed
@@ -134,7 +135,7 @@ def test_the_langgraph_agent_with_its_scripted_model_against_a_real_aim_mcp(aim_
         pytest.skip("langgraph and langchain-mcp-adapters live in .venv-clients: `make .venv-clients/.installed`")
     script = Path(__file__).parent / "clients" / "langgraph_agent.py"
     done = subprocess.run([str(CLIENT_PYTHON), str(script), "--chat-model", "scripted", "--", str(aim_command), "mcp"],
-                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=900)
+                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-4000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["tool_calls"] == ["load_system", "text2image", "neuron"]

@@ -13,6 +13,7 @@ import time
 
 import httpx2
 import pytest
+from aim_testing import HANG_S
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_http import connect, http_server
@@ -34,7 +35,7 @@ def _text(result) -> str:
 
 def _post(url: str, body: dict | bytes, **headers: str) -> httpx2.Response:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx2.post(url, content=data, headers={**ACCEPT, **headers}, timeout=60)
+    return httpx2.post(url, content=data, headers={**ACCEPT, **headers}, timeout=HANG_S)
 
 
 async def _script(url: str, token: str, unit: int) -> float:
@@ -109,7 +110,7 @@ async def test_the_token_in_the_url_only_when_the_operator_opts_in(tmp_path):
     with http_server(tmp_path, "--token-in-query") as (url, token, _, log_path):
         assert _post(f"{url}?token={token}x", INITIALIZE).status_code == 401
         async with (
-            httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300)) as http,
+            httpx2.AsyncClient(timeout=httpx2.Timeout(HANG_S)) as http,
             Client(streamable_http_client(f"{url}?token={token}", http_client=http), mode="legacy") as client,
         ):
             assert not (await client.call_tool("list_log", {})).is_error

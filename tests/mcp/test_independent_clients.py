@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from aim_testing import HANG_S
 from mcp_http import AIM, FAKE, env, http_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ def test_langchain_mcp_adapters_per_call_sessions_keep_state_with_the_handle(tmp
                     "which `make test` runs, builds it")
     done = subprocess.run(
         [str(CLIENT_PYTHON), str(HERE / "clients" / "langchain_session.py"), AIM, *FAKE],
-        cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=HANG_S,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
@@ -56,7 +57,7 @@ def test_the_langgraph_agent_of_the_docs_studies_a_unit_over_per_call_sessions(t
     done = subprocess.run(
         [str(CLIENT_PYTHON), str(HERE / "clients" / "langgraph_agent.py"), "--chat-model", "scripted",
          "--unit", "fake-color:relu:1", "--", AIM, *FAKE],
-        cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=HANG_S,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
@@ -78,7 +79,7 @@ def test_mcp_inspector_cli_lists_resources_and_calls_tools(tmp_path):
 
     def inspect(*args: str) -> dict:
         done = subprocess.run([node, str(cli), "--cli", AIM, *FAKE, *args], cwd=tmp_path, env=env(),
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=HANG_S)
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout)
 
@@ -103,7 +104,7 @@ def test_mcp_inspector_0_15_reaches_the_http_server_with_the_token_in_the_url(tm
 
     def inspect(url: str, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([node, str(cli), "--cli", url, "--transport", "http", *args], cwd=tmp_path, env=env(),
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=HANG_S)
 
     with http_server(tmp_path, "--token-in-query") as (url, token, _, _):
         listed = inspect(f"{url}?token={token}", "--method", "tools/list")
@@ -124,7 +125,7 @@ def test_mcp_inspector_2_strict_finds_no_schema_problem(tmp_path):
     done = subprocess.run(
         [str(node), str(cli), "--cli", "--strict", "-e", f"PYTHONPATH={env()['PYTHONPATH']}", AIM, *FAKE,
          "--enable-code", "--method", "tools/list"],
-        cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=HANG_S,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(json.loads(done.stdout)["tools"]) >= 20
@@ -140,7 +141,7 @@ def test_mcp_inspector_2_reaches_the_http_server_with_the_bearer_header(tmp_path
     with http_server(tmp_path) as (url, token, _, _):
         def inspect(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run([str(node), str(cli), "--cli", url, "--transport", "http", *args], cwd=tmp_path,
-                                  env=env(), capture_output=True, text=True, timeout=300)
+                                  env=env(), capture_output=True, text=True, timeout=HANG_S)
 
         listed = inspect("--header", f"Authorization: Bearer {token}", "--method", "tools/list")
         assert listed.returncode == 0, listed.stderr[-3000:]

@@ -63,10 +63,10 @@ async def test_annotations_and_session_argument_come_from_flags(fake_server):
 
 
 async def test_a_plugin_tool_flagged_stateless_needs_no_session(tmp_path):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
-    server = build_server(tools=[noise_images, count_calls], runs_dir=tmp_path, require_session=True,
-                          context_factory=lambda: ToolContext(system=None))
+    server = build_server(ServerOptions(tools=[noise_images, count_calls], runs_dir=tmp_path, require_session=True,
+                          context_factory=lambda: ToolContext(system=None)))
     async with Client(server) as client:
         # in process there is a connection; over stateless HTTP there would be none: ask the registry directly
         free = await server.aim.call(server.aim.specs["noise_images"], {"n": 1}, None)
@@ -76,10 +76,10 @@ async def test_a_plugin_tool_flagged_stateless_needs_no_session(tmp_path):
 
 
 async def test_a_result_stays_under_one_mebibyte(tmp_path):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
-    server = build_server(tools=[noise_images], runs_dir=tmp_path,
-                          context_factory=lambda: ToolContext(system=None))
+    server = build_server(ServerOptions(tools=[noise_images], runs_dir=tmp_path,
+                          context_factory=lambda: ToolContext(system=None)))
     async with Client(server, mode="legacy") as client:
         result = await client.call_tool("noise_images", {"n": 40})
         assert not result.is_error
@@ -111,10 +111,11 @@ def session_noise(ctx: ToolContext, args: CountInput) -> NoiseOutput:
 
 
 async def test_links_carry_the_session_handle(tmp_path):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
-    server = build_server(tools=[session_noise], runs_dir=tmp_path, require_session=True, max_result_bytes=300 * 1024,
-                          context_factory=lambda: ToolContext(system=None))
+    server = build_server(ServerOptions(tools=[session_noise], runs_dir=tmp_path, require_session=True,
+                                        max_result_bytes=300 * 1024,
+                          context_factory=lambda: ToolContext(system=None)))
     async with Client(server) as client:
         handle = (await client.call_tool("new_session", {})).structured_content["session"]
         result = await client.call_tool("session_noise", {"n": 5, "session": handle})

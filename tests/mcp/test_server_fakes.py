@@ -233,11 +233,11 @@ async def test_progress_notifications(fake_server, fakes, monkeypatch):
 async def test_a_tool_that_counts_nothing_reports_seconds(fakes, tmp_path, monkeypatch):
     import time
 
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
     from aim_agent.system import System
 
-    server = build_server(context_factory=lambda: fakes.fake_context(System(fakes.ColorProbe(), 0)),
-                          runs_dir=tmp_path / "runs", progress_interval=0.05)
+    server = build_server(ServerOptions(context_factory=lambda: fakes.fake_context(System(fakes.ColorProbe(), 0)),
+                          runs_dir=tmp_path / "runs", progress_interval=0.05))
     original = fakes.FakeDescriber.describe
 
     def slow(self, images):
@@ -266,14 +266,14 @@ async def test_neuron_progress_counts_images(fakes, tmp_path, monkeypatch):
     """neuron reports images processed of the total, batch by batch: a real fraction of the work."""
     import time
 
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
     from aim_agent.system import System
 
-    server = build_server(
+    server = build_server(ServerOptions(
         context_factory=lambda: fakes.fake_context(System(fakes.ColorProbe(), 0, batch_size=2)),
         runs_dir=tmp_path / "runs",
         progress_interval=0.02,
-    )
+    ))
     forward = fakes.ColorProbe.forward
 
     def slow(self, images):
@@ -315,14 +315,14 @@ async def test_prompt_and_templates(fake_server):
 
 
 async def test_run_code_only_when_enabled(fakes, tmp_path):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
     from aim_agent.system import System
 
-    server = build_server(
+    server = build_server(ServerOptions(
         context_factory=lambda: fakes.fake_context(System(fakes.ColorProbe(), 0)),
         runs_dir=tmp_path,
         enable_code=True,
-    )
+    ))
     code = (
         "def run_experiment(system, tools):\n"
         "    images = tools.text2image(['a red square', 'a blue square'])\n"
@@ -350,7 +350,7 @@ async def test_dataset_exemplars_progress_counts_dataset_images(fakes, tmp_path,
     """dataset_exemplars reports dataset images processed of the dataset's size, batch by batch."""
     import time
 
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
     from aim_agent.system import System
 
     folder = tmp_path / "colours"
@@ -361,10 +361,10 @@ async def test_dataset_exemplars_progress_counts_dataset_images(fakes, tmp_path,
 
     def context():
         ctx = fakes.fake_context(System(fakes.ColorProbe(), 0))
-        ctx.extras["exemplar_dataset"] = str(folder)
+        ctx.exemplar_dataset = str(folder)
         return ctx
 
-    server = build_server(context_factory=context, runs_dir=tmp_path / "runs", progress_interval=0.02)
+    server = build_server(ServerOptions(context_factory=context, runs_dir=tmp_path / "runs", progress_interval=0.02))
     forward = fakes.ColorProbe.forward
 
     def slow(self, images):

@@ -6,8 +6,8 @@ import sys
 import threading
 import types
 
-import anyio
 import pytest
+from aim_testing import HANG_S, poll
 from mcp import Client
 
 from aim_agent.config import load_config
@@ -16,18 +16,24 @@ from aim_agent.plugins import AimPlugins
 pytestmark = pytest.mark.anyio
 
 
+async def _status(client, run_id: str) -> dict:
+    """read_result's structured answer for ``run_id``."""
+    return (await client.call_tool("read_result", {"run_id": run_id})).structured_content
+
+
 def _text(result) -> str:
     return "\n".join(c.text for c in result.content if c.type == "text")
 
 
 @pytest.fixture
 def server(tmp_path):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
     plugins = AimPlugins()
     plugins.add_module("aim_fake_plugin", source="test")
     config = load_config({"text2image": "fake", "editor": "fake", "describer": "fake"}, env={}, cwd=tmp_path)
-    return build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs", progress_interval=0.05)
+    return build_server(ServerOptions(config=config, plugins=plugins, runs_dir=tmp_path / "runs",
+                                      progress_interval=0.05))
 
 
 async def test_list_models_layers_and_load_a_system(server):
@@ -101,7 +107,7 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
         progress("round 1: testing red")
         if config.unit == 13:
             raise RuntimeError("the scientist gave up")
-        release.wait(10)
+        release.wait(HANG_S)  # set by the test once it has seen the run running
         if config.unit != 14:  # unit 14: the runner "forgets" its record
             RunRecord(run_id=config.run_id, status="finished", task="what fires it?", unit_label="unit 0",
                       config=agent_config.RunConfig(model=config.model, layer=config.layer, unit=config.unit),
@@ -123,18 +129,10 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
         status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
         assert status["status"] == "running" and status["result"] is None
         assert seen[0].text2image == "fake" and seen[0].run_id == run_id  # the server's providers are used
-        for _ in range(100):
-            status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
-            if status["progress"]:
-                break
-            await anyio.sleep(0.02)
+        status = await poll(lambda: _status(client, run_id), lambda s: bool(s["progress"]))
         assert status["progress"] == ["round 1: testing red"]
         release.set()
-        for _ in range(200):
-            status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
-            if status["status"] != "running":
-                break
-            await anyio.sleep(0.02)
+        status = await poll(lambda: _status(client, run_id), lambda s: bool(s["status"] != "running"))
         assert status["status"] == "finished", status
         assert status["result"]["conclusion"]["labels"] == ["red"] and status["result"]["rounds_run"] == 1
         report = await client.read_resource(f"aim://runs/{run_id}/report.html")
@@ -144,20 +142,12 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
 
         failing = await client.call_tool("start_interpret", {"model": "fake-color", "layer": "relu", "unit": 13})
         failing_id = failing.structured_content["run_id"]
-        for _ in range(200):
-            status = (await client.call_tool("read_result", {"run_id": failing_id})).structured_content
-            if status["status"] != "running":
-                break
-            await anyio.sleep(0.02)
+        status = await poll(lambda: _status(client, failing_id), lambda s: bool(s["status"] != "running"))
         assert status["status"] == "failed" and "gave up" in status["error"]
 
         silent = await client.call_tool("start_interpret", {"model": "fake-color", "layer": "relu", "unit": 14})
         silent_id = silent.structured_content["run_id"]
-        for _ in range(200):
-            status = (await client.call_tool("read_result", {"run_id": silent_id})).structured_content
-            if status["status"] != "running":
-                break
-            await anyio.sleep(0.02)
+        status = await poll(lambda: _status(client, silent_id), lambda s: bool(s["status"] != "running"))
         assert status["status"] == "failed" and f"no run record at {tmp_path}" in status["error"]
         assert f"{silent_id}/result.json" in status["error"]
 
@@ -168,7 +158,7 @@ async def test_interpret_runs_in_the_background(server, monkeypatch, tmp_path):
 
 
 async def test_sae_latents_as_units(tmp_path):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
     from aim_agent.sae import SparseAutoencoder
 
     SparseAutoencoder(4, 8, activation="relu").save(tmp_path / "sae")
@@ -182,7 +172,7 @@ async def test_sae_latents_as_units(tmp_path):
     plugins = AimPlugins()
     plugins.add_module("aim_fake_plugin", source="test")
     config = load_config({"text2image": "fake", "editor": "fake", "describer": "fake"}, env={}, cwd=tmp_path)
-    server = build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs")
+    server = build_server(ServerOptions(config=config, plugins=plugins, runs_dir=tmp_path / "runs"))
     async with Client(server, mode="legacy") as client:
         loaded = await client.call_tool(
             "load_system", {"model": "fake-color", "layer": "relu", "unit": 7, "sae": str(tmp_path / "sae")}

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import aim_fake_plugin as fakes
 import pytest
+from aim_testing import HANG_S
 from mcp_http import AIM, FAKE, env
 
 from aim_agent.mcp_server.sessions import Limits
@@ -31,14 +32,14 @@ class Clock:
 
 
 def _server(tmp_path, **limits):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
-    server = build_server(
+    server = build_server(ServerOptions(
         context_factory=lambda: fakes.fake_context(System(fakes.ColorProbe(), 0)),
         runs_dir=tmp_path / "runs",
         require_session=True,
         limits=Limits(**limits),
-    )
+    ))
     clock = Clock()
     server.aim.registry.clock = clock
     return server, clock
@@ -186,7 +187,7 @@ def test_a_server_that_cannot_write_its_runs_folder_does_not_start(tmp_path, whe
     blocker.write_text("")
     folder = str(blocker / "runs") if where == "file" else "/"
     done = subprocess.run([AIM, *FAKE, "--runs-dir", folder], input="", cwd=tmp_path, env=env(),
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 2 and done.stdout == ""  # refused before any call
     expected = "is not writable" if where == "file" else "root folder"
     assert expected in done.stderr and "--runs-dir" in done.stderr, done.stderr

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from aim_testing import HANG_S
 from mcp import Client, StdioServerParameters
 from PIL import Image
 
@@ -121,9 +122,9 @@ async def _experiment(client: Client, model: str) -> None:
 
 async def test_world_in_process(world_model, world_env, tmp_path):
     from aim_agent.config import load_config
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
-    server = build_server(config=load_config(), runs_dir=tmp_path / "runs")
+    server = build_server(ServerOptions(config=load_config(), runs_dir=tmp_path / "runs"))
     async with Client(server) as client:
         await _experiment(client, world_model)
 
@@ -145,10 +146,10 @@ async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
     import anyio
 
     from aim_agent.config import load_config
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
     names = [n if isinstance(n, str) else n.name for n in neurons.list_synthetic()]
-    server = build_server(config=load_config(), runs_dir=tmp_path / "runs")
+    server = build_server(ServerOptions(config=load_config(), runs_dir=tmp_path / "runs"))
     async with Client(server) as client:
         listed = (await client.call_tool("list_models", {})).structured_content
         synthetic = {source["name"]: source for source in listed["unit_sources"]}["synthetic"]
@@ -168,7 +169,7 @@ async def test_synthetic_neuron_and_a_real_run(world_env, tmp_path):
         )
         assert not started.is_error, _text(started)
         run_id = started.structured_content["run_id"]
-        with anyio.fail_after(300):  # a hang guard, not a speed check: the run computes exemplars first
+        with anyio.fail_after(HANG_S):  # a hang guard, not a speed check: the run computes exemplars first
             while True:
                 status = (await client.call_tool("read_result", {"run_id": run_id})).structured_content
                 if status["status"] != "running":

@@ -80,7 +80,7 @@ def installed(tmp_path_factory):
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_S,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert list(target.glob("aim_plugin_occlusion-*.dist-info"))
@@ -149,9 +149,9 @@ async def test_the_tool_is_served_over_mcp(plugins, tmp_path):
     from mcp import Client
 
     from aim_agent.images import to_base64
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
-    server = build_server(plugins=plugins, context_factory=context, runs_dir=tmp_path)
+    server = build_server(ServerOptions(plugins=plugins, context_factory=context, runs_dir=tmp_path))
     image = to_base64(red_square_top_left())
     async with Client(server) as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}

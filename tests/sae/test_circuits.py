@@ -164,9 +164,9 @@ def test_tools_on_an_sae_latent_and_clear_errors(two_conv, tmp_path) -> None:
     with trusting(str(tmp_path / "up")):  # what a command line or an MCP operator's [models] opens
         out = invoke(attribute_tool, call, ctx)
     assert out.upstream == "latents of an SAE (8) on conv1" and all(0 <= u.unit < 8 for u in out.units)
-    ctx.extras["saes"] = {"conv1-sae": str(tmp_path / "up")}  # or by a name the context offers
+    ctx.saes = {"conv1-sae": str(tmp_path / "up")}  # or by a name the context offers
     assert invoke(attribute_tool, {**call, "sae": "conv1-sae"}, ctx).upstream == out.upstream
-    ctx.extras["saes"] = {"gone": str(tmp_path / "none")}
+    ctx.saes = {"gone": str(tmp_path / "none")}
     with pytest.raises(ToolError, match="no SAE at"):
         invoke(ablate_tool, {"units": [0], "images": images, "layer": "conv1", "sae": "gone"}, ctx)
     with pytest.raises(ToolError, match="no system is loaded"):
@@ -186,12 +186,13 @@ def test_tools_on_an_sae_latent_and_clear_errors(two_conv, tmp_path) -> None:
 async def test_tools_over_mcp(two_conv, tmp_path) -> None:
     from mcp import Client
 
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
     w2 = torch.tensor([[0.1, 5.0, 0.1, 0.2], [1.0, 1.0, 1.0, 1.0]])
     model = two_conv(W1, w2)
-    server = build_server(context_factory=lambda: ToolContext(system=System(ModelProbe(model, "conv2"), 0)),
-                          runs_dir=tmp_path / "runs")
+    server = build_server(ServerOptions(context_factory=lambda: ToolContext(system=System(ModelProbe(model, "conv2"),
+                                                                                          0)),
+                          runs_dir=tmp_path / "runs"))
     images = [_png(im) for im in noise_images(3, seed=9)]
     async with Client(server) as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}

@@ -29,12 +29,12 @@ def _text(result) -> str:
 
 
 def _server(tmp_path: Path, **options):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
     plugins = AimPlugins()
     plugins.add_module("aim_fake_plugin", source="test")
     config = load_config({"text2image": "fake", "editor": "fake", "describer": "fake"}, env={}, cwd=tmp_path)
-    return build_server(config=config, plugins=plugins, runs_dir=tmp_path / "runs", **options)
+    return build_server(ServerOptions(config=config, plugins=plugins, runs_dir=tmp_path / "runs", **options))
 
 
 async def test_a_pickle_the_sandbox_wrote_is_never_loaded(tmp_path, monkeypatch):
@@ -88,12 +88,13 @@ async def test_what_the_operator_trusts_does_load(tmp_path, monkeypatch):
     write_factory_module(tmp_path, "operator_models", marker)
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "aim.toml").write_text('[models.named]\nfactory = "operator_models:build"\n')
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
     plugins = AimPlugins()
     plugins.add_module("aim_fake_plugin", source="test")
-    server = build_server(config=load_config(env={}, cwd=tmp_path), plugins=plugins, runs_dir=tmp_path / "runs",
-                          trusted_models=[str(tmp_path / "color.pt")])
+    server = build_server(ServerOptions(config=load_config(env={}, cwd=tmp_path), plugins=plugins,
+                                        runs_dir=tmp_path / "runs",
+                          trusted_models=[str(tmp_path / "color.pt")]))
     async with Client(server) as client:
         pickled = await client.call_tool("list_layers", {"model": str(tmp_path / "color.pt")})
         assert not pickled.is_error, _text(pickled)

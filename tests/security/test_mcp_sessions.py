@@ -11,6 +11,7 @@ from pathlib import Path
 import aim_fake_plugin as fakes
 import anyio
 import pytest
+from aim_testing import HANG_S
 from mcp import Client
 
 from aim_agent.agent.record import Backends, RunRecord
@@ -41,7 +42,7 @@ def fake_runner(monkeypatch):
         RunRecord(run_id=config.run_id, status="finished", task="what fires it?", unit_label="unit 0",
                   config=config, backends=Backends(scientist="offline", describer="fake", critic="rules only"),
                   conclusion=Conclusion(description="secret", labels=["secret"]), rounds_run=1).write(run_dir)
-        release.wait(10)
+        release.wait(HANG_S)  # the test sets it when it is done with the running run
         return RunResult(description="secret", run_dir=run_dir)
 
     module = types.ModuleType("aim_agent.agent.runner")
@@ -52,14 +53,14 @@ def fake_runner(monkeypatch):
 
 
 def _server(tmp_path, **options):
-    from aim_agent.mcp_server import build_server
+    from aim_agent.mcp_server import ServerOptions, build_server
 
-    return build_server(
+    return build_server(ServerOptions(
         context_factory=lambda: fakes.fake_context(System(fakes.ColorProbe(), 0)),
         runs_dir=tmp_path / "runs",
         progress_interval=0.05,
         **options,
-    )
+    ))
 
 
 async def _finished(client, run_id, **extra):

@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from aim_testing import HANG_S
 
 from aim_agent.agent.sandbox import SandboxLimits, run_code
 
@@ -110,7 +111,8 @@ def marked_processes(marker: str) -> list[int]:
     return found
 
 
-def wait_until_gone(marker: str, seconds: float = 5.0) -> list[int]:
+def wait_until_gone(marker: str, seconds: float = HANG_S) -> list[int]:
+    """The processes still marked once none are left (at once, then), or after ``seconds`` (a hang)."""
     deadline = time.monotonic() + seconds
     while (left := marked_processes(marker)) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -299,7 +301,7 @@ run_code(code, handlers={}, limits=limits)
 def test_killed_agent_takes_its_sandbox_along_and_its_work_dir_is_cleaned(marker: str) -> None:
     agent = subprocess.Popen([sys.executable, "-c", AGENT, marker], cwd=tempfile.gettempdir())
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANG_S  # ends when the code starts; a loaded machine starts it slowly
         found: list[str] = []
         while not found and time.monotonic() < deadline and agent.poll() is None:
             time.sleep(0.05)
@@ -308,7 +310,7 @@ def test_killed_agent_takes_its_sandbox_along_and_its_work_dir_is_cleaned(marker
         workdir = os.path.dirname(found[0])
         assert marked_processes(marker)
         agent.send_signal(signal.SIGKILL)
-        agent.wait(10)
+        agent.wait(HANG_S)
         assert wait_until_gone(marker) == [], "the sandbox outlived its agent"
         result = run_code("def run_experiment():\n    return 2\n", handlers={}, limits=LIMITS)  # the next run
         assert result.ok and result.return_value == 2

@@ -24,7 +24,7 @@ def test_one_worker_in_process_and_two_ray_workers_score_the_same(local_ray: Any
     template = RunConfig(synthetic="synthetic:placeholder", max_rounds=1, exemplar_dataset=str(tiny_world),
                          exemplars_k=4)
     runs = {workers: run_eval(set_name="fresh", seed=5, n=2, template=template, out_dir=tmp_path / f"w{workers}",
-                              workers=workers) for workers in (1, 2)}
+                              workers=workers).model_dump() for workers in (1, 2)}
     one, two = runs[1], runs[2]
     assert one["workers"] == 1 and two["workers"] == 2
     assert one["ran_now"] == two["ran_now"] == 2 and one["unevaluated"] == two["unevaluated"] == []

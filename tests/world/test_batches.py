@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from aim_agent.agent.experiment import Recorder, run_tool_call, tool_steps_observation
+from aim_agent.agent.experiment import Recorder, recorded_invoke, run_tool_call, tool_steps_observation
 from aim_agent.agent.schema import ToolCall
 from aim_agent.images import use_store
 from aim_agent.providers import ProviderError, drawn_images
@@ -60,9 +60,8 @@ def test_edit_images_skips_pairs_whose_original_could_not_be_drawn(ctx: ToolCont
 def test_the_agent_sees_which_prompt_failed_in_tool_calling_mode(ctx: ToolContext) -> None:
     recorder = Recorder(round=1, images=ctx.images)
     specs = {spec.name: spec for spec in CORE_TOOLS}
-    outputs: list = []
     with use_store(ctx.images):
-        step = run_tool_call(0, ToolCall(tool="text2image", args={"prompts": PROMPTS}), ctx, specs, recorder, outputs)
+        step, _ = run_tool_call(0, ToolCall(tool="text2image", args={"prompts": PROMPTS}), ctx, specs, recorder, [])
     assert step.ok and len(step.image_ids) == 2
     observation = tool_steps_observation(1, [step], recorder)
     assert "lighthouse" in observation.text and "NOT DRAWN" in observation.text
@@ -70,10 +69,10 @@ def test_the_agent_sees_which_prompt_failed_in_tool_calling_mode(ctx: ToolContex
 
 
 def test_the_agent_sees_which_prompt_failed_in_code_mode(ctx: ToolContext) -> None:
-    """Code mode's observation lists the recorder's tool notes; the recorder hears every call."""
+    """Code mode's observation lists the recorder's tool notes; the recorder is handed every call's output."""
     recorder = Recorder(round=1, images=ctx.images)
-    with recorder.observing(ctx), use_store(ctx.images):
-        text2image.invoke(ctx, {"prompts": PROMPTS})
+    with use_store(ctx.images):
+        recorded_invoke(text2image, {"prompts": PROMPTS}, ctx, recorder)
     assert any("text2image: prompt 1" in n and "NOT DRAWN" in n for n in recorder.notes)
 
 

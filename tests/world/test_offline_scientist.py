@@ -23,16 +23,12 @@ from aim_agent.agent.schema import (
     ScientistView,
     SuggestedExperiment,
 )
-from aim_world.scientist import (
-    MAX_CRITIC_ROUNDS,
-    Concept,
-    OfflineScientist,
-    apply_edit,
-    critic_concepts,
-    derive,
-    parse_text,
-    read_exemplars,
-)
+from aim_world.scientist import OfflineScientist
+from aim_world.scientist.concepts import Concept
+from aim_world.scientist.parsing import parse_text
+from aim_world.scientist.plan import MAX_CRITIC_ROUNDS, critic_concepts, derive
+from aim_world.scientist.reading import read_exemplars
+from aim_world.scientist.scene_edits import apply_edit
 
 EDIT = " | edit: "
 
@@ -419,6 +415,7 @@ EXEMPLAR_PROMPTS = [
 world_exemplars = prompt_exemplars(EXEMPLAR_PROMPTS)
 
 
+@pytest.mark.slow  # whole agent runs
 @pytest.mark.parametrize(("neuron", "mode", "labels"), [
     ("mono_dog", "tools", ["dog"]),
     ("or_dog_car", "code", ["car", "dog"]),

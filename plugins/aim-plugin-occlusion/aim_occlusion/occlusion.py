@@ -88,7 +88,6 @@ def occlusion_map(ctx: ToolContext, args: OcclusionInput) -> OcclusionOutput:
             f"{len(xs) * len(ys)} patch positions is more than {MAX_POSITIONS}; raise stride "
             f"(now {args.stride}) or patch"
         )
-    progress = ctx.extras.get("progress")
     base = float(system.activations([image]).activations[0])
 
     boxes = [(x, y, x + patch, y + patch) for y in ys for x in xs]
@@ -101,8 +100,7 @@ def occlusion_map(ctx: ToolContext, args: OcclusionInput) -> OcclusionOutput:
             copy.paste((args.fill,) * 3, box)
             copies.append(copy)
         acts += [float(a) for a in system.activations(copies).activations]
-        if callable(progress):
-            progress(len(acts), len(boxes), f"occlusion_map: {len(acts)}/{len(boxes)} patches")
+        ctx.progress(len(acts), len(boxes), f"occlusion_map: {len(acts)}/{len(boxes)} patches")
 
     drops = np.array([base - a for a in acts]).reshape(len(ys), len(xs))
     heat = np.zeros((height, width))

@@ -78,86 +78,15 @@ Modules
 - :mod:`.search`: reading the survey and the context sweep (groups, partners, conditions);
 - :mod:`.scoring`: step 4, scoring hypotheses on the evidence;
 - :mod:`.plan`: the state derived from the view, and which experiment comes next;
-- :mod:`.scientist`: :class:`OfflineScientist` (propose, conclude; step 5) and what it writes.
+- :mod:`.scientist`: :class:`OfflineScientist` (propose, conclude; step 5) and what it writes;
+- :mod:`.tasks`: :class:`~.tasks.OfflineTaskScientist`, the answers to model-level task questions (hook
+  ``aim_task_scientists``), from
+- :mod:`.spurious`: is a unit SELECTIVE or SPURIOUS across the training environments (MAIA's question), and
+- :mod:`.bias`: where is a class under-recognised (MAIA's bias question).
+
+The package exports the scientist; its parts (designs, tunables, parsing) are imported from their modules.
 """
 
-from aim_world.scientist.concepts import (
-    ATTRIBUTE_KINDS,
-    CATEGORY_PHRASES,
-    KIND_ORDER,
-    MAX_NAMED,
-    OBJECT_KINDS,
-    Concept,
-    ConceptKind,
-    group_phrase,
-    noun_category,
-)
-from aim_world.scientist.design import (
-    EDIT_CONTEXTS,
-    PAIR_CONTEXTS,
-    SCREEN_CONTEXTS,
-    SURVEY_BACKGROUND_IMAGES,
-    SurveyItem,
-    design_context,
-    design_coverage,
-    design_edits,
-    design_pairs,
-    design_replication,
-    design_screen,
-    design_survey,
-    survey_items,
-    survey_prompts,
-    sweep_items,
-)
-from aim_world.scientist.evidence import Record, evidence_from
-from aim_world.scientist.experiment import CHUNK, Experiment
-from aim_world.scientist.hypotheses import Hyp, condition_phrase, hyp_id, present
-from aim_world.scientist.parsing import (
-    MIN_OBJECT_SHARE,
-    MIN_REGION_SHARE,
-    Parsed,
-    Thing,
-    backgrounds_showing,
-    backgrounds_with,
-    noun_parts,
-    parse_text,
-    region_names,
-    regions_of,
-)
-from aim_world.scientist.plan import (
-    MAX_CRITIC_ROUNDS,
-    Plan,
-    State,
-    build_plan,
-    critic_concepts,
-    derive,
-    design_for_requests,
-    exemplar_partners,
-    next_experiment,
-    uncovered,
-)
-from aim_world.scientist.reading import (
-    MAX_CANDIDATES,
-    MAX_GROUP,
-    MAX_PAIRS,
-    MIN_CATEGORY_NOUNS,
-    MIN_SCORE,
-    SURVEY_TOP,
-    Reading,
-    read_exemplars,
-    reading_for,
-)
-from aim_world.scientist.scene_edits import apply_edit, is_edit_instruction
-from aim_world.scientist.scenes import (
-    BACKGROUND_PHRASES,
-    CONTEXT_BACKGROUNDS,
-    NEUTRAL_COLORS,
-    NEUTRAL_NOUNS,
-    Obj,
-    Palette,
-    Spec,
-    realize,
-)
 from aim_world.scientist.scientist import (
     NO_EXEMPLARS_NOTE,
     NON_WORLD_NOTE,
@@ -165,21 +94,5 @@ from aim_world.scientist.scientist import (
     OfflineScientist,
     cannot_start,
 )
-from aim_world.scientist.scoring import STATUS_RANK, Scored, best, score
-from aim_world.scientist.search import SurveyFindings, survey_findings, sweep_conditions
 
-__all__ = [
-    "ATTRIBUTE_KINDS", "BACKGROUND_PHRASES", "CATEGORY_PHRASES", "CHUNK", "CONTEXT_BACKGROUNDS", "EDIT_CONTEXTS",
-    "KIND_ORDER", "MAX_CANDIDATES", "MAX_CRITIC_ROUNDS", "MAX_GROUP", "MAX_NAMED", "MAX_PAIRS",
-    "MIN_CATEGORY_NOUNS", "MIN_OBJECT_SHARE", "MIN_REGION_SHARE", "MIN_SCORE", "NEUTRAL_COLORS", "NEUTRAL_NOUNS",
-    "NON_WORLD_NOTE", "NO_EXEMPLARS_NOTE", "OBJECT_KINDS", "PAIR_CONTEXTS", "SCREEN_CONTEXTS", "SILENT_NOTE",
-    "STATUS_RANK", "SURVEY_BACKGROUND_IMAGES", "SURVEY_TOP", "Concept", "ConceptKind", "Experiment", "Hyp", "Obj",
-    "OfflineScientist", "Palette", "Parsed", "Plan", "Reading", "Record", "Scored", "Spec", "State", "SurveyFindings",
-    "SurveyItem", "Thing", "apply_edit", "backgrounds_showing", "backgrounds_with", "best", "build_plan",
-    "cannot_start", "condition_phrase", "critic_concepts", "derive", "design_context", "design_coverage",
-    "design_edits", "design_for_requests", "design_pairs", "design_replication", "design_screen", "design_survey",
-    "evidence_from", "exemplar_partners", "group_phrase", "hyp_id", "is_edit_instruction", "next_experiment",
-    "noun_category", "noun_parts", "parse_text", "present", "read_exemplars", "reading_for", "realize",
-    "region_names", "regions_of", "score", "survey_findings", "survey_items", "survey_prompts", "sweep_conditions",
-    "sweep_items", "uncovered",
-]
+__all__ = ["NON_WORLD_NOTE", "NO_EXEMPLARS_NOTE", "SILENT_NOTE", "OfflineScientist", "cannot_start"]

@@ -12,7 +12,7 @@ from aim_world.scene import TEXTURE_ADJECTIVES
 from aim_world.scientist.concepts import OBJECT_KINDS, Concept, _with_article, noun_category
 from aim_world.scientist.experiment import Experiment
 from aim_world.scientist.hypotheses import Hyp
-from aim_world.scientist.reading import Reading, _is_member
+from aim_world.scientist.reading import Reading, is_member
 from aim_world.scientist.scenes import (
     CONTEXT_BACKGROUNDS,
     NEUTRAL_COLORS,
@@ -75,8 +75,9 @@ def design_survey() -> Experiment:
     return Experiment("survey", note, survey_prompts())
 
 
-def _cells_experiment(phase: str, note: str, cells: list[list[Concept]], contexts: Iterable[int],
-                      palette: Palette) -> Experiment:
+def cells_experiment(phase: str, note: str, cells: list[list[Concept]], contexts: Iterable[int],
+                     palette: Palette) -> Experiment:
+    """One image of every cell (a set of concepts) in each of ``contexts`` (scene indices for :func:`realize`)."""
     prompts: list[str] = []
     for i in contexts:
         for cell in cells:
@@ -93,7 +94,7 @@ def design_screen(reading: Reading) -> Experiment:
     names = ", ".join(c.phrase for c in reading.candidates)
     note = (f"screen: each candidate ({names}) alone on {SCREEN_CONTEXTS} backgrounds with other colours and "
             "objects, plus neutral controls without any candidate")
-    return _cells_experiment("screen", note, cells, range(SCREEN_CONTEXTS), palette)
+    return cells_experiment("screen", note, cells, range(SCREEN_CONTEXTS), palette)
 
 
 PATTERN_NOUNS = 8  # nouns the pattern design draws every texture on
@@ -144,7 +145,7 @@ def design_pairs(reading: Reading, pairs: list[Hyp], offset: int) -> Experiment:
                 cells.append(cell)
     names = "; ".join(f"{h.a.phrase} with/without {h.b.phrase}" for h in pairs if h.b)
     note = f"pairs: 2x2 designs ({names}) on {PAIR_CONTEXTS} new backgrounds"
-    return _cells_experiment("pairs", note, cells, range(offset, offset + PAIR_CONTEXTS), palette)
+    return cells_experiment("pairs", note, cells, range(offset, offset + PAIR_CONTEXTS), palette)
 
 
 def design_coverage(reading: Reading, lead: Concept, others: list[Concept], offset: int) -> Experiment:
@@ -155,7 +156,7 @@ def design_coverage(reading: Reading, lead: Concept, others: list[Concept], offs
     note = (f"coverage: strong exemplars or survey images show {names} but no {lead.phrase}; does each drive the "
             "unit on its own (then it responds to either)?")
     cells = [[o] for o in others] + [[lead], []]
-    return _cells_experiment("coverage", note, cells, range(offset, offset + SCREEN_CONTEXTS), palette)
+    return cells_experiment("coverage", note, cells, range(offset, offset + SCREEN_CONTEXTS), palette)
 
 
 def sweep_items(reading: Reading, a: Concept, offset: int) -> list[SweepItem]:
@@ -171,7 +172,7 @@ def sweep_items(reading: Reading, a: Concept, offset: int) -> list[SweepItem]:
     companions += [Concept("background", b) for b in CONTEXT_BACKGROUNDS]
     companions += [Concept("color", c) for c in NEUTRAL_COLORS] + [Concept("texture", t) for t in vocab.TEXTURES]
     for k, c in enumerate(companions):
-        if c == a or _is_member(a, c) or _is_member(c, a) or c.kind == a.kind == "background":
+        if c == a or is_member(a, c) or is_member(c, a) or c.kind == a.kind == "background":
             continue
         spec = realize([a, c], offset + k, palette)
         if spec is not None:
@@ -274,4 +275,4 @@ def design_replication(reading: Reading, h: Hyp, offset: int, n: int = 6) -> Exp
         cells += [[h.a], [h.b]]  # type: ignore[list-item]
     cells.append([])
     note = f"replication: '{h.short()}' with and without its concepts on {n} new contexts"
-    return _cells_experiment("replication", note, cells, range(offset, offset + n), palette)
+    return cells_experiment("replication", note, cells, range(offset, offset + n), palette)

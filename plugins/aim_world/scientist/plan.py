@@ -17,14 +17,15 @@ a phase has run, and a resumed run continues exactly where it stopped):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from aim_agent.agent.schema import ScientistView
+from aim_agent.agent.schema import Observation, ScientistView
 from aim_world.scientist.concepts import KIND_ORDER, OBJECT_KINDS, Concept
 from aim_world.scientist.design import (
     SCREEN_CONTEXTS,
-    _cells_experiment,
+    cells_experiment,
     design_context,
     design_coverage,
     design_edits,
@@ -39,15 +40,28 @@ from aim_world.scientist.evidence import Record, evidence_from
 from aim_world.scientist.experiment import Experiment
 from aim_world.scientist.hypotheses import Hyp, hyp_id, present
 from aim_world.scientist.parsing import prompt_features, text_concepts
-from aim_world.scientist.reading import Reading, _is_member, reading_for
+from aim_world.scientist.reading import Reading, is_member, reading_for
 from aim_world.scientist.scenes import Palette
-from aim_world.scientist.scoring import Scored, _scale, best, score
+from aim_world.scientist.scoring import Scored, best, response_scale, score
 from aim_world.scientist.search import SurveyFindings, survey_findings, sweep_conditions
 
 MAX_CRITIC_ROUNDS = 3  # experiments run on the critic's requests before concluding anyway
 MAX_EXEMPLAR_PARTNERS = 2  # concepts of exemplars the lead leaves out, tested as partners
 MAX_TESTED_PARTNERS = 4  # partners tested in the coverage phase (survey's first, then exemplars')
 WEAK_AUC = 0.8  # separation of a concept whose response is weak, before it can lead the context sweep
+# Where each phase's scenes start (the context index ``realize`` draws a scene from), so that no two phases show
+# the same scenes and a phase's images are new evidence: the screen takes 0-4 and the pairs 5-7
+#: the edits' originals (12 onwards: after the screen and the pairs)
+EDITS_AT = 12
+#: the coverage phase's contexts (17 onwards: after the edits' originals and their additions)
+COVERAGE_AT = 17
+#: the context sweep's scenes (30 onwards: after the coverage phase's)
+CONTEXT_SWEEP_AT = 30
+#: the confirming 2x2 designs (45 onwards: after the context sweep's)
+CONFIRM_AT = 45
+#: the first experiment on the critic's requests (60 onwards, after every phase) and how far each later one moves
+#: on (a replication draws 6 contexts)
+CRITIC_AT, CRITIC_STEP = 60, 6
 
 
 @dataclass
@@ -76,7 +90,7 @@ class Plan:
         for p in self.partners:
             out.append(Hyp("single", p))
             for a in dict.fromkeys(c for c in (self.lead, base) if c is not None):
-                if a != p and not _is_member(a, p) and not _is_member(p, a):
+                if a != p and not is_member(a, p) and not is_member(p, a):
                     out.append(Hyp("or", a, p))
         if self.context is not None:
             out += [Hyp("conditional", self.context, c) for c in self.conditions]
@@ -102,6 +116,29 @@ class State:
         return best(self.scored, self.records, self.coverage)
 
 
+class Measured(NamedTuple):
+    """Hypotheses scored on the evidence of some observations."""
+
+    records: list[Record]
+    """what each measured image showed, and its activation"""
+    scale: float
+    """the largest activation seen (records and exemplars)"""
+    scored: list[Scored]
+    """one score per hypothesis, in order"""
+
+
+def measure(observations: Sequence[Observation], exemplar_activations: Sequence[float], hyps: list[Hyp]) -> Measured:
+    """Score ``hyps`` on the evidence of ``observations`` (effects relative to the largest activation seen)."""
+    records = evidence_from(list(observations))
+    scale = response_scale(records, exemplar_activations)
+    return Measured(records, scale, [score(h, records, scale) for h in hyps])
+
+
+def edit_target(lead: Scored | None, reading: Reading) -> Hyp:
+    """What causal edits test: the leading hypothesis, else the exemplars' first candidate alone."""
+    return lead.hyp if lead is not None else Hyp("single", reading.candidates[0])
+
+
 def critic_concepts(view: ScientistView, last_only: bool = False) -> list[Concept]:
     """Concepts the critic's objections are about, in order (alternatives the critic wants tested): their
     machine-readable concept where the report has one, else the words of its requests."""
@@ -125,10 +162,8 @@ def _leading_concept(view: ScientistView, reading: Reading, hyps: list[Hyp], upt
     """The best single hypothesis on the first ``upto`` observations; when every one was refuted, the one that
     separates best although weakly (a conditional unit's concept alone leaks only a little: what it needs is
     for the context sweep to find); the top exemplar concept when none is better than chance."""
-    records = evidence_from(view.observations[:upto])
-    scale = _scale(records, view.exemplar_activations)
     singles = [h for h in hyps if h.kind == "single"]
-    scored = [score(h, records, scale) for h in singles]
+    records, _, scored = measure(view.observations[:upto], view.exemplar_activations, singles)
     lead = best([s for s in scored if s.status != "refuted" and s.auc > 0.6], records, coverage_of(reading, singles))
     if lead is not None:
         return lead.hyp.a
@@ -178,7 +213,7 @@ def build_plan(view: ScientistView, reading: Reading) -> Plan:
     plan.partners = [p for p in plan.partners if p != plan.lead][:MAX_TESTED_PARTNERS]
     if plan.partners and plan.lead is not None:
         lead, partners = plan.lead, list(plan.partners)
-        add("coverage", lambda: design_coverage(reading, lead, partners, offset=17))
+        add("coverage", lambda: design_coverage(reading, lead, partners, offset=COVERAGE_AT))
         if not ran():
             return plan
 
@@ -187,23 +222,21 @@ def build_plan(view: ScientistView, reading: Reading) -> Plan:
     plan.context = _leading_concept(view, reading, hyps, len(plan.steps))
     if plan.context is not None:
         context, at = plan.context, len(plan.steps)
-        add("context", lambda: design_context(reading, context, offset=30))
+        add("context", lambda: design_context(reading, context, offset=CONTEXT_SWEEP_AT))
         if not ran():
             return plan
-        plan.conditions = sweep_conditions(obs[at], sweep_items(reading, context, 30), context)
+        plan.conditions = sweep_conditions(obs[at], sweep_items(reading, context, CONTEXT_SWEEP_AT), context)
         if plan.conditions:
             confirm = [Hyp("conditional", context, c) for c in plan.conditions]
-            add("confirm", lambda: design_pairs(reading, confirm, offset=45))
+            add("confirm", lambda: design_pairs(reading, confirm, offset=CONFIRM_AT))
             if not ran():
                 return plan
 
     # causal edits for whatever leads now
     hyps = [*reading.hypotheses, *plan.hypotheses()]
-    records = evidence_from(obs[: len(plan.steps)])
-    scale = _scale(records, view.exemplar_activations)
-    lead = best([score(h, records, scale) for h in hyps], records, coverage_of(reading, hyps))
-    target = lead.hyp if lead is not None else Hyp("single", reading.candidates[0])
-    add("edits", lambda: design_edits(reading, target, offset=12))
+    records, _, scored = measure(obs[: len(plan.steps)], view.exemplar_activations, hyps)
+    target = edit_target(best(scored, records, coverage_of(reading, hyps)), reading)
+    add("edits", lambda: design_edits(reading, target, offset=EDITS_AT))
     return plan
 
 
@@ -213,7 +246,7 @@ def exemplar_partners(reading: Reading, lead: Concept) -> list[Concept]:
     counts: dict[Concept, float] = {}
     for i in left_out:
         for c in reading.mentions[i]:
-            if c != lead and not _is_member(c, lead) and not _is_member(lead, c):
+            if c != lead and not is_member(c, lead) and not is_member(lead, c):
                 counts[c] = counts.get(c, 0.0) + reading.weights[i]
     ranked = sorted(counts, key=lambda c: (-round(counts[c], 6), c.kind not in OBJECT_KINDS, KIND_ORDER[c.kind], c))
     return ranked[:MAX_EXEMPLAR_PARTNERS]
@@ -256,9 +289,7 @@ def derive(view: ScientistView) -> State:
     hyps = list(dict.fromkeys([*reading.hypotheses, *plan.hypotheses()]))
     named = {c for h in hyps for c in h.concepts}
     hyps += [Hyp("single", c) for c in critic_concepts(view) if c not in named]  # alternatives the critic raised
-    records = evidence_from(view.observations)
-    scale = _scale(records, view.exemplar_activations)
-    scored = [score(h, records, scale) for h in hyps]
+    records, scale, scored = measure(view.observations, view.exemplar_activations, hyps)
     return State(reading, hyps, records, scored, scale, len(view.observations), plan, coverage_of(reading, hyps))
 
 
@@ -273,14 +304,11 @@ def next_experiment(view: ScientistView, state: State) -> Experiment | None:
     last = view.critic[-1]
     if last.satisfied or not last.requests:
         return None
-    return design_for_requests(view, state, last.requests, offset=60 + 6 * critic_rounds)
+    return design_for_requests(view, state, last.requests, offset=CRITIC_AT + CRITIC_STEP * critic_rounds)
 
 
 def _edit_target(state: State) -> Hyp:
-    lead = state.leader
-    if lead is not None:
-        return lead.hyp
-    return Hyp("single", state.reading.candidates[0])
+    return edit_target(state.leader, state.reading)
 
 
 def design_for_requests(view: ScientistView, state: State, requests: list[str], offset: int) -> Experiment | None:
@@ -307,7 +335,7 @@ def design_for_requests(view: ScientistView, state: State, requests: list[str], 
         palette = Palette.avoiding([*lead.concepts, *new], state.reading.mentioned)
         cells = [[c] for c in new] + [list(lead.concepts)] + [[]]
         note = f"critic: testing the concepts it named ({', '.join(c.phrase for c in new)}); it asked: {asked}"
-        return _cells_experiment("critic", note, cells, range(offset, offset + SCREEN_CONTEXTS), palette)
+        return cells_experiment("critic", note, cells, range(offset, offset + SCREEN_CONTEXTS), palette)
     if any(w in text for w in ("edit", "causal", "remove", "replace", "intervention", "counterfactual")):
         exp = design_edits(state.reading, lead, offset)
         exp.phase, exp.note = "critic", f"critic asked for causal evidence ({asked}); {exp.note}"

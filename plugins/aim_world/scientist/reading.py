@@ -185,7 +185,7 @@ def _explained_by_another(reading: Reading, a: Concept, b: Concept) -> bool:
     return False
 
 
-def _is_member(a: Concept, b: Concept) -> bool:
+def is_member(a: Concept, b: Concept) -> bool:
     """Whether ``b`` is part of the broader ``a`` (dog and animals, or dog and 'dog, cat or cow', are not a pair)."""
     if b.kind not in ("object", "group"):
         return False
@@ -203,7 +203,7 @@ def _initial_hypotheses(reading: Reading) -> list[Hyp]:
             if a.kind == b.kind == "background":
                 continue
             pa, pb = reading.scores[a], reading.scores[b]
-            if _explained_by_another(reading, a, b) or _is_member(a, b) or _is_member(b, a):
+            if _explained_by_another(reading, a, b) or is_member(a, b) or is_member(b, a):
                 continue
             both = _share(reading, lambda ms, a=a, b=b: a in ms and b in ms)
             either = _share(reading, lambda ms, a=a, b=b: a in ms or b in ms)

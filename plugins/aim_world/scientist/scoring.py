@@ -71,7 +71,8 @@ def _r2(pos: list[float], neg: list[float]) -> float:
     return between / total
 
 
-def _scale(records: list[Record], exemplar_acts: Sequence[float]) -> float:
+def response_scale(records: list[Record], exemplar_acts: Sequence[float]) -> float:
+    """The largest activation seen (records and exemplars), the unit scores' effects are measured in."""
     values = [abs(r.activation) for r in records] + [abs(float(a)) for a in exemplar_acts]
     return max(values, default=1.0) or 1.0
 
