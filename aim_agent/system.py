@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from aim_agent.activations import ActivationCache, cache_for
-from aim_agent.images import ImageLike, current_store, image_id, load_image
+from aim_agent.images import ImageLike, current_store, fast_path, image_id, load_image
 from aim_agent.overlay import unit_overlay, upsample_maps
 
 Reduce = Literal["max", "mean"]
@@ -184,9 +184,10 @@ class System:
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(pil):
             by_size.setdefault(image.size, []).append(i)
-        for size, index in by_size.items():  # one interpolation per image size, not one per image
-            for i, up in zip(index, upsample_maps(response.maps[index], size), strict=True):
-                full[i] = up
+        if fast_path():  # one interpolation per image size, not one per image (the same maps)
+            for size, index in by_size.items():
+                for i, up in zip(index, upsample_maps(response.maps[index], size), strict=True):
+                    full[i] = up
         return [
             unit_overlay(image, grid, self.threshold,
                          {"activation": float(act), "unit": self.unit, "layer": self.layer}, full_map)

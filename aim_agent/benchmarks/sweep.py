@@ -13,8 +13,9 @@ The layer's exemplars are computed before anything is timed (a sweep computes th
 Units per minute count the engine's loop only: from the first unit handed to a started worker to the
 last result; worker start-up is reported apart. The benchmark then checks that both paths gave every
 unit the same label, description and confidence, and reports the activation cache's hits, the files one
-unit's run wrote, and the machine's load average (on a shared machine the ratio is whatever the other
-processes leave).
+unit's run wrote, the CPU seconds of a unit (its worker's and its sandboxes': on a shared machine the
+units per minute are whatever the other processes leave, the CPU seconds are not) and the machine's
+load average.
 """
 
 from __future__ import annotations
@@ -77,9 +78,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for name in paths:
                 cache: dict[str, int] = {}
 
-                def count(_row: Any, data: dict[str, Any] | None, cache: dict[str, int] = cache) -> None:
+                cpu: list[float] = []
+
+                def count(_row: Any, data: dict[str, Any] | None, cache: dict[str, int] = cache,
+                          cpu: list[float] = cpu) -> None:
                     for key, value in ((data or {}).get("activation_cache") or {}).items():
                         cache[key] = cache.get(key, 0) + int(value)
+                    if data and isinstance(data.get("cpu_s"), int | float):
+                        cpu.append(float(data["cpu_s"]))
 
                 plan = SweepPlan(out_dir=root / name, template=template, units=units, workers=args.workers)
                 env = {"AIM_FAST_PATH": PATHS[name], "AIM_ACTIVATION_CACHE": str(root / f"activations-{name}")}
@@ -104,12 +110,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "units_per_min": summary["units_per_min"], "run_s": summary["run_s"],
                     "worker_startup_s": summary["worker_startup_s"],
                     "mean_unit_seconds": round(sum(r.seconds for r in rows) / len(rows), 2),
+                    "mean_unit_cpu_s": round(sum(cpu) / len(cpu), 2) if cpu else None,
                     "files_per_unit": round(sum(files) / len(files), 1) if files else None,
                     "activation_cache": {**cache, "hit_rate": round(
                         (cache.get("memory_hits", 0) + cache.get("disk_hits", 0)) / asked, 3) if asked else None},
                 }
     if "old" in result and "new" in result and result["old"]["units_per_min"]:
         result["speedup_new_over_old"] = round(result["new"]["units_per_min"] / result["old"]["units_per_min"], 2)
+    if "old" in result and "new" in result and result["old"]["mean_unit_cpu_s"] and result["new"]["mean_unit_cpu_s"]:
+        # CPU seconds a unit costs (worker and its sandboxes): what a shared machine's load does not inflate
+        result["cpu_ratio_old_over_new"] = round(result["old"]["mean_unit_cpu_s"] / result["new"]["mean_unit_cpu_s"], 2)
     if len(labels) == 2:
         first, second = labels.values()
         differ = sorted(u for u in first.keys() | second.keys() if first.get(u) != second.get(u))

@@ -84,6 +84,7 @@ def test_bench_sweep_measures_the_old_and_the_new_path_and_compares_their_labels
     result = json.loads(capsys.readouterr().out)
     old, new = result["old"], result["new"]
     assert old["units_per_min"] > 0 and new["units_per_min"] > 0 and old["mean_unit_seconds"] > 0
+    assert old["mean_unit_cpu_s"] > 0 and new["mean_unit_cpu_s"] > 0 and result["cpu_ratio_old_over_new"] > 0
     assert result["speedup_new_over_old"] == round(new["units_per_min"] / old["units_per_min"], 2)
     # the same labels on both paths, every unit compared
     assert result["identical_labels"] is True and result["units_compared"] == 2 and result["units_differing"] == []
