@@ -134,19 +134,20 @@ class System:
         acts = flat.max(axis=1) if self.reduce == "max" else flat.mean(axis=1)
         return UnitResponse(activations=acts.astype(np.float64), maps=grid)
 
-    def _layer_maps(self, pil: Sequence[Image.Image]) -> list[torch.Tensor]:
+    def _layer_maps(self, pil: Sequence[Image.Image], pad_single: bool = False) -> list[torch.Tensor]:
         """The probe's maps ``(B, U, h, w)`` of ``pil``, batch by batch.
 
-        A batch of one image is run as two (the image twice) and the first kept: a CPU convolution takes
-        another path for a batch of one, whose results differ in the last bits (world-cnn conv5: 1.5e-5)
-        from the same image's in any larger batch, which all agree. So an image's maps do not depend on
-        the batch it was measured in, and maps kept by the activation cache equal a fresh measurement.
+        ``pad_single``: a batch of one image is run as two (the image twice) and the first kept. A CPU
+        convolution takes another path for a batch of one, whose results differ in the last bits (world-cnn
+        conv5: 1.5e-5) from the same image's in any larger batch, which all agree; the activation cache
+        keeps only maps measured in a batch of two or more, so that they equal what a call with several
+        images measures.
         """
         out = []
         for start in range(0, len(pil), self.batch_size):
             batch = list(pil[start : start + self.batch_size])
             with torch.inference_mode():
-                maps = self.probe.forward(batch * 2 if len(batch) == 1 else batch)
+                maps = self.probe.forward(batch * 2 if pad_single and len(batch) == 1 else batch)
             out.append(maps[: len(batch)])
         return out
 
@@ -154,6 +155,8 @@ class System:
         return np.concatenate([b[:, self.unit].float().cpu().numpy() for b in self._layer_maps(pil)], axis=0)
 
     def _cached_maps(self, pil: Sequence[Image.Image], cache: ActivationCache) -> np.ndarray:
+        if len(pil) == 1:  # measured alone, as without the cache (see _layer_maps: a batch of one differs)
+            return self._maps(pil)
         ids = [image_id(im) for im in pil]
         found: dict[str, np.ndarray] = {}
         todo: list[int] = []  # the first image of each id the cache does not hold
@@ -168,7 +171,7 @@ class System:
                 found[iid] = maps
         if todo:
             start = 0
-            for batch in self._layer_maps([pil[i] for i in todo]):
+            for batch in self._layer_maps([pil[i] for i in todo], pad_single=True):
                 for maps in batch.float().cpu().numpy():
                     iid = ids[todo[start]]
                     cache.put(iid, maps)
