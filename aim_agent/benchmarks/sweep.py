@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="offline", help="scientist (default offline)")
     parser.add_argument("--dataset", default=None, help="exemplar dataset (default: the world dataset)")
     parser.add_argument("--k", type=int, default=None, help="exemplars per unit (default 15)")
+    parser.add_argument("--code-timeout", type=float, default=1800.0,
+                        help="wall-clock limit of one experiment's code, seconds (default 1800: far above what a "
+                             "round needs, so that a loaded machine cannot stop one path's experiment and not "
+                             "the other's, and change its label)")
     parser.add_argument("--keep", metavar="DIR", default=None,
                         help="write the sweeps under DIR and keep them (default: a temporary folder)")
 
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.workers < 1 or args.units < 1:
         raise ValueError("--workers and --units take 1 or more")
     values: dict[str, Any] = {"model": args.model, "layer": args.layer, "unit": 0, "max_rounds": args.max_rounds,
-                              "backend": BackendSpec.parse(args.backend)}
+                              "backend": BackendSpec.parse(args.backend), "code_timeout_s": args.code_timeout}
     if args.dataset:
         values["exemplar_dataset"] = args.dataset
     if args.k:
