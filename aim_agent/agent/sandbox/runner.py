@@ -642,7 +642,7 @@ class _Run:
                         done.get("value"),
                         tensors="torch",
                         on_image=_adopt_image,
-                on_raw=_known_raw_image,
+                        on_raw=_known_raw_image,
                         max_image_pixels=self.limits.max_image_pixels,
                         max_items=self.limits.max_items,
                     )
