@@ -24,8 +24,10 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -78,12 +80,50 @@ def _jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, default=str))
 
 
-def image_id(image: Image.Image) -> str:
-    """Content id of an image: the same pixels always give the same id."""
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    digest = hashlib.blake2b(rgb.tobytes(), digest_size=10)
-    digest.update(f"{rgb.width}x{rgb.height}".encode())
+def fast_path() -> bool:
+    """Whether issue 27's fast path is on (the default): image ids remembered per object, images as raw
+    pixels on the sandbox wire, a unit's activations served from the layer's activation cache.
+
+    ``AIM_FAST_PATH=0`` turns it off: every image is hashed at each use and sent as PNG, every activation
+    is a forward pass (the path before; ``aim bench sweep`` measures both in one run).
+    """
+    return os.environ.get("AIM_FAST_PATH", "1").strip() not in ("0", "false", "no", "off")
+
+
+#: ids of the image objects this process already hashed and keeps (stored pixels, decoded wire images):
+#: ``id(object)`` -> (a weak reference to it, its content id). An image AIM keeps is never changed in place
+#: (the store hands the same object to every reader), so its id is computed once, not at every use.
+_ID_MEMO: dict[int, tuple[weakref.ref[Image.Image], str]] = {}
+
+
+def raw_image_id(raw: bytes, size: tuple[int, int]) -> str:
+    """The id of an RGB image from its raw pixel bytes (row-major, 3 bytes a pixel) and (width, height)."""
+    digest = hashlib.blake2b(raw, digest_size=10)
+    digest.update(f"{size[0]}x{size[1]}".encode())
     return "img_" + digest.hexdigest()
+
+
+def image_id(image: Image.Image) -> str:
+    """Content id of an image: the same pixels always give the same id (a hash of the RGB pixel bytes)."""
+    known = _ID_MEMO.get(id(image))
+    if known is not None and known[0]() is image:
+        return known[1]
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return raw_image_id(rgb.tobytes(), rgb.size)
+
+
+def remember_id(image: Image.Image, iid: str) -> None:
+    """Remember that ``image`` (an object AIM keeps and never changes) has the id ``iid``."""
+    if not fast_path():
+        return
+    key = id(image)
+
+    def forget(ref: weakref.ref[Image.Image], key: int = key) -> None:
+        entry = _ID_MEMO.get(key)
+        if entry is not None and entry[0] is ref:
+            _ID_MEMO.pop(key, None)
+
+    _ID_MEMO[key] = (weakref.ref(image, forget), iid)
 
 
 def _nbytes(image: Image.Image) -> int:
@@ -149,6 +189,7 @@ class ImageStore:
         if iid not in self._pixels:
             self._pixels[iid] = image.convert("RGB") if image.mode != "RGB" else image
             self._bytes += _nbytes(self._pixels[iid])
+            remember_id(self._pixels[iid], iid)
         self._pixels.move_to_end(iid)
         while len(self._records) > 1 and (len(self._records) > self.max_images or self._bytes > self.max_bytes):
             old, _ = self._records.popitem(last=False)

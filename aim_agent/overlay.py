@@ -62,13 +62,24 @@ def make_overlay(image: Image.Image, mask: np.ndarray) -> Image.Image:
     return Image.fromarray(out)
 
 
-def unit_overlay(image: Image.Image, grid: np.ndarray, threshold: float | None, meta: dict[str, Any]) -> Image.Image:
+def upsample_maps(grids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`upsample_map` of a stack of maps ``(B, h, w)`` in one call: ``(B, height, width)``, each the same
+    as alone (bilinear interpolation treats each map by itself)."""
+    t = torch.as_tensor(np.asarray(grids, dtype=np.float32))[:, None]
+    width, height = size
+    if t.shape[-2:] == (height, width):
+        return t[:, 0].numpy()
+    return F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[:, 0].numpy()
+
+
+def unit_overlay(image: Image.Image, grid: np.ndarray, threshold: float | None, meta: dict[str, Any],
+                 full_map: np.ndarray | None = None) -> Image.Image:
     """The overlay of a unit's map ``grid`` (probe resolution) on ``image``, upsampled to its size.
 
     The overlay is registered in the image store with its mask, ``parent`` = the image's id
-    and ``meta``.
+    and ``meta``. ``full_map``: the map already upsampled to the image's size (:func:`upsample_maps`).
     """
-    mask = activation_mask(upsample_map(grid, image.size), threshold)
+    mask = activation_mask(upsample_map(grid, image.size) if full_map is None else full_map, threshold)
     overlay = make_overlay(image, mask)
     current_store().register(overlay, parent=image_id(image), mask=mask, meta=meta)
     return overlay

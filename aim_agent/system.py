@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aim_agent.images import ImageLike, current_store, load_image
-from aim_agent.overlay import unit_overlay
+from aim_agent.activations import ActivationCache, cache_for
+from aim_agent.images import ImageLike, current_store, fast_path, image_id, load_image
+from aim_agent.overlay import unit_overlay, upsample_maps
 
 Reduce = Literal["max", "mean"]
 
@@ -43,6 +44,9 @@ class LayerProbe(ABC):
     layer: str
     #: number of units in the layer
     num_units: int
+    #: whether the maps are a function of the pixels alone, so that :mod:`aim_agent.activations` may keep
+    #: them per image id (a model layer: yes; synthetic neurons that read scene graphs: no)
+    cacheable: bool = False
 
     @abstractmethod
     def forward(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -116,28 +120,81 @@ class System:
         return f"unit {self.unit} of layer {self.layer} of {self.model_name}"
 
     def activations(self, images: Sequence[ImageLike]) -> UnitResponse:
-        """Activation (spatial max or mean) and spatial map of this unit for each image."""
+        """Activation (spatial max or mean) and spatial map of this unit for each image.
+
+        The layer's maps of an image the probe's activation cache holds (:mod:`aim_agent.activations`:
+        another unit of the sweep, another round, a rerun already showed it) are read, not computed.
+        """
         pil = [load_image(im) for im in images]
         if not pil:
             raise ValueError("no images given: pass a non-empty list of images")
-        maps = []
-        for start in range(0, len(pil), self.batch_size):
-            with torch.inference_mode():
-                out = self.probe.forward(pil[start : start + self.batch_size])
-            maps.append(out[:, self.unit].float().cpu().numpy())
-        grid = np.concatenate(maps, axis=0)
+        cache = cache_for(self.probe)
+        grid = self._maps(pil) if cache is None else self._cached_maps(pil, cache)
         flat = grid.reshape(grid.shape[0], -1)
         acts = flat.max(axis=1) if self.reduce == "max" else flat.mean(axis=1)
         return UnitResponse(activations=acts.astype(np.float64), maps=grid)
+
+    def _layer_maps(self, pil: Sequence[Image.Image], pad_single: bool = False) -> list[torch.Tensor]:
+        """The probe's maps ``(B, U, h, w)`` of ``pil``, batch by batch.
+
+        ``pad_single``: a batch of one image is run as two (the image twice) and the first kept. A CPU
+        convolution takes another path for a batch of one, whose results differ in the last bits (world-cnn
+        conv5: 1.5e-5) from the same image's in any larger batch, which all agree; the activation cache
+        keeps only maps measured in a batch of two or more, so that they equal what a call with several
+        images measures.
+        """
+        out = []
+        for start in range(0, len(pil), self.batch_size):
+            batch = list(pil[start : start + self.batch_size])
+            with torch.inference_mode():
+                maps = self.probe.forward(batch * 2 if pad_single and len(batch) == 1 else batch)
+            out.append(maps[: len(batch)])
+        return out
+
+    def _maps(self, pil: Sequence[Image.Image]) -> np.ndarray:
+        return np.concatenate([b[:, self.unit].float().cpu().numpy() for b in self._layer_maps(pil)], axis=0)
+
+    def _cached_maps(self, pil: Sequence[Image.Image], cache: ActivationCache) -> np.ndarray:
+        if len(pil) == 1:  # measured alone, as without the cache (see _layer_maps: a batch of one differs)
+            return self._maps(pil)
+        ids = [image_id(im) for im in pil]
+        found: dict[str, np.ndarray] = {}
+        todo: list[int] = []  # the first image of each id the cache does not hold
+        for i, iid in enumerate(ids):
+            if iid in found:
+                continue
+            maps = cache.get(iid)
+            if maps is None:
+                found[iid] = np.empty(0, dtype=np.float32)  # placeholder: computed below
+                todo.append(i)
+            else:
+                found[iid] = maps
+        if todo:
+            start = 0
+            for batch in self._layer_maps([pil[i] for i in todo], pad_single=True):
+                for maps in batch.float().cpu().numpy():
+                    iid = ids[todo[start]]
+                    cache.put(iid, maps)
+                    found[iid] = maps
+                    start += 1
+        return np.stack([found[iid][self.unit] for iid in ids]).astype(np.float32, copy=False)
 
     def overlays(self, images: Sequence[ImageLike], response: UnitResponse | None = None) -> list[Image.Image]:
         """Overlay images for ``images`` (registered in the image store with their masks)."""
         pil = [load_image(im) for im in images]
         response = response or self.activations(pil)
+        full: list[np.ndarray | None] = [None] * len(pil)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(pil):
+            by_size.setdefault(image.size, []).append(i)
+        if fast_path():  # one interpolation per image size, not one per image (the same maps)
+            for size, index in by_size.items():
+                for i, up in zip(index, upsample_maps(response.maps[index], size), strict=True):
+                    full[i] = up
         return [
             unit_overlay(image, grid, self.threshold,
-                         {"activation": float(act), "unit": self.unit, "layer": self.layer})
-            for image, grid, act in zip(pil, response.maps, response.activations, strict=True)
+                         {"activation": float(act), "unit": self.unit, "layer": self.layer}, full_map)
+            for image, grid, act, full_map in zip(pil, response.maps, response.activations, full, strict=True)
         ]
 
     def neuron(self, image_list: Sequence[ImageLike]) -> tuple[list[float], list[Image.Image]]:

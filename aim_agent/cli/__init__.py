@@ -158,6 +158,11 @@ def _is_plugin_command(name: str) -> bool:
     return any(c.name == name for c in plugin_manager().cli_commands())
 
 
+#: the words of the command line :func:`main` is parsing (a command may build less from them: ``aim bench
+#: NAME`` imports only the benchmark NAME)
+ARGV: list[str] = []
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         _preload_plugins(argv)
@@ -165,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aim: error: {exc}", file=sys.stderr)
         return 2
     words = sys.argv[1:] if argv is None else argv
+    ARGV[:] = words
     # the command word, when nothing before it takes a value (only --plugin MODULE does)
     at = next((i for i, (w, before) in enumerate(zip(words, [None, *words], strict=False))
                if not w.startswith("-") and before != "--plugin"), None)

@@ -142,6 +142,8 @@ def _dummy_batch(model: LoadedModel) -> torch.Tensor:
 class ModelProbe(LayerProbe):
     """All units of one layer of a :class:`LoadedModel`, read with a forward hook."""
 
+    cacheable = True  # the maps are a function of the pixels and the weights (the fingerprint)
+
     def __init__(self, model: LoadedModel, layer: str, *, stop_early: bool = True) -> None:
         self.model = model
         self.model_name = model.name

@@ -10,6 +10,7 @@ during it, summarised as a row of the sweep's table.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -122,7 +123,28 @@ def interpret_unit(payload: dict[str, Any]) -> dict[str, Any]:
     """One unit of a sweep (the default work of :class:`~aim_agent.sweep.run.SweepPlan`): ``payload`` holds
     ``unit``, ``config`` (RunConfig data), ``out_dir`` and ``trust`` (models the person named); returns a
     :class:`~aim_agent.sweep.store.UnitRow` as data."""
-    return interpret_row(payload).model_dump(mode="json")
+    from aim_agent import activations
+    from aim_agent.exemplars.dataset import default_cache_dir
+
+    # the activation cache ($AIM_CACHE/activations): an image's maps of the whole layer are computed once for
+    # every unit, worker and rerun of the sweep (off with AIM_FAST_PATH=0)
+    before = activations.all_stats()
+    cpu = _cpu_seconds()
+    folder = os.environ.get("AIM_ACTIVATION_CACHE", "").strip()
+    with activations.enabled(Path(folder).expanduser() if folder else default_cache_dir() / "activations"):
+        row = interpret_row(payload).model_dump(mode="json")
+    after = activations.all_stats()
+    row["activation_cache"] = {key: after[key] - before[key] for key in after}
+    row["cpu_s"] = round(_cpu_seconds() - cpu, 3)  # this process and its finished children (the sandboxes)
+    return row
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its children that have finished."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def interpret_row(payload: dict[str, Any]) -> UnitRow:

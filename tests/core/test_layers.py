@@ -35,6 +35,7 @@ PLUGIN_ROOTS = {
 LAYERS = {
     # 0: data that travels: images and their records, files, provider contracts, a unit, the log
     "images": 0, "files": 0, "providers": 0, "overlay": 0, "system": 0, "log": 0, "terms": 0,
+    "activations": 0,
     # 1: the plugin contract: the types the hooks promise, and the hooks
     "contracts": 1, "hookspecs": 1,
     # 2: building blocks: models, exemplars, SAEs, tools and their one call path, plugins, configuration

@@ -76,19 +76,26 @@ def test_a_sweep_writes_its_table_runs_and_index_and_a_rerun_skips_finished_unit
             update={"template": RunConfig(model="world-cnn", layer="conv4", unit=0)}))
 
 
-def test_bench_sweep_measures_units_per_minute_for_each_worker_count(local_ray: Any, tiny_world: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_sweep_measures_the_old_and_the_new_path_and_compares_their_labels(
+        local_ray: Any, tiny_world: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     from aim_agent.cli import main
 
-    assert main(["bench", "sweep", "--json", "--units", "2", "--workers", "1,2", "--max-rounds", "1",
+    assert main(["bench", "sweep", "--json", "--units", "2", "--workers", "2", "--max-rounds", "1",
                  "--dataset", str(tiny_world), "--k", "4"]) == 0
     result = json.loads(capsys.readouterr().out)
-    one, two = result["workers_1"], result["workers_2"]
-    assert one["units_per_min"] > 0 and two["units_per_min"] > 0 and one["mean_unit_seconds"] > 0
-    assert result["ratio_2_over_1"] == round(two["units_per_min"] / one["units_per_min"], 2)
-    assert len(result["load_average_before"]) == 3 and result["cpus"] >= 1
+    old, new = result["old"], result["new"]
+    assert old["units_per_min"] > 0 and new["units_per_min"] > 0 and old["mean_unit_seconds"] > 0
+    assert old["mean_unit_cpu_s"] > 0 and new["mean_unit_cpu_s"] > 0 and result["cpu_ratio_old_over_new"] > 0
+    assert result["speedup_new_over_old"] == round(new["units_per_min"] / old["units_per_min"], 2)
+    # the same labels on both paths, every unit compared
+    assert result["identical_labels"] is True and result["units_compared"] == 2 and result["units_differing"] == []
+    # the old path never asks the activation cache; the new one does, and computes each image once
+    assert old["activation_cache"]["hit_rate"] is None
+    cache = new["activation_cache"]
+    assert cache["misses"] > 0 and 0 < cache["written"] <= cache["misses"]
+    assert new["files_per_unit"] > 0 and len(result["load_average_before"]) == 3 and result["cpus"] >= 1
 
 
 def test_rays_notice_that_it_turned_token_auth_on_is_dropped_and_its_other_warnings_kept() -> None:

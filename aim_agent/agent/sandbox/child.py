@@ -392,6 +392,7 @@ def main(rfd: int, wfd: int, parent_pid: int) -> None:
     channel = Channel(rfd, wfd)
     isolation.die_with_parent(parent_pid)
     start = channel.recv()
+    wire.IMAGE_FORMAT = "png" if start.get("images") == "png" else "raw"
     limits = start.get("limits", {})
     channel.limit = int(limits.get("max_message_bytes", wire.MAX_MESSAGE_BYTES))
     # line buffering: prints reach the parent even when the child is killed mid-run

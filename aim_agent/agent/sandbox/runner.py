@@ -28,7 +28,7 @@ from aim_agent.agent.sandbox.spec import (
     SandboxUnavailable,
     signature_of,
 )
-from aim_agent.images import current_store, image_id, pixel_budget
+from aim_agent.images import current_store, fast_path, image_id, pixel_budget, raw_image_id
 
 FILENAME = "<experiment>"
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -311,6 +311,7 @@ class _Run:
         lim = self.limits
         return {
             "type": "start",
+            "images": "raw" if fast_path() else "png",
             "code": self.code,
             "entry": self.entry,
             "objects": self.objects,
@@ -534,6 +535,7 @@ class _Run:
                 message.get("args", []),
                 tensors="torch",
                 on_image=_adopt_image,
+                on_raw=_known_raw_image,
                 max_image_pixels=self.limits.max_image_pixels,
                 max_items=self.limits.max_items,
             )
@@ -541,6 +543,7 @@ class _Run:
                 message.get("kwargs", {}),
                 tensors="torch",
                 on_image=_adopt_image,
+                on_raw=_known_raw_image,
                 max_image_pixels=self.limits.max_image_pixels,
                 max_items=self.limits.max_items,
             )
@@ -570,7 +573,8 @@ class _Run:
             error = f"{obj}.{method}() raised {error_type}: {exc}"
         else:
             try:
-                encoded = wire.encode(value, limit=self.limits.max_message_bytes)
+                encoded = wire.encode(value, limit=self.limits.max_message_bytes,
+                                      images="raw" if fast_path() else "png")
                 frame = wire.dumps(
                     {"type": "result", "id": call_id, "ok": True, "value": encoded}, self.limits.max_message_bytes
                 )
@@ -638,6 +642,7 @@ class _Run:
                         done.get("value"),
                         tensors="torch",
                         on_image=_adopt_image,
+                        on_raw=_known_raw_image,
                         max_image_pixels=self.limits.max_image_pixels,
                         max_items=self.limits.max_items,
                     )
@@ -814,6 +819,16 @@ def _disk_use(root: str, max_entries: int) -> int | None:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
     return total
+
+
+def _known_raw_image(mode: str, size: tuple[int, int], raw: bytes) -> Any:
+    """The stored image whose pixels are ``raw`` (RGB), found by the hash of the bytes that came over the wire
+    without building an image; None when the store does not hold it (then it is decoded and adopted)."""
+    if mode != "RGB":
+        return None
+    with contextlib.suppress(KeyError):
+        return current_store().pixels(raw_image_id(raw, size))
+    return None
 
 
 def _adopt_image(image: Any) -> Any:

@@ -15,7 +15,9 @@ that JSON cannot hold travel as objects tagged with :data:`TAG`:
 ``dict``       only when a key is not a string: ``{"__aim__": "dict", "items": [[k, v], ...]}``
 ``bytes``      ``{"__aim__": "bytes", "data": base64}``
 ``complex``    ``{"__aim__": "complex", "real": x, "imag": y}``
-``image``      a PIL image: ``{"__aim__": "image", "png": base64 PNG}``
+``image``      a PIL image as raw pixels: ``{"__aim__": "image", "mode": "RGB", "size": [w, h], "raw": base64}``
+               (row-major, the mode's bytes per pixel; :data:`IMAGE_FORMAT` ``"png"`` sends
+               ``{"__aim__": "image", "png": base64 PNG}`` instead, the format before issue 27)
 ``ndarray``    ``{"__aim__": "ndarray", "dtype": "<f4", "shape": [...], "data": base64}``
 ``tensor``     a torch tensor, same fields as ``ndarray`` (bfloat16 travels as float32)
 ``record``     a pydantic model, dataclass or namedtuple: ``{"__aim__": "record", "name": ..., "fields": {...}}``
@@ -24,9 +26,9 @@ that JSON cannot hold travel as objects tagged with :data:`TAG`:
 Records decode as :class:`Record` (fields read as attributes or items) on both sides.
 
 Decoding never runs code and never trusts the sender: array dtypes must be plain numbers
-(no ``object``), byte counts must match shapes, images must be PNG and not larger than a
-pixel budget, nesting is bounded. Anything else raises :class:`WireError`. The parent
-never unpickles anything the child sends.
+(no ``object``), byte counts must match shapes, images must be PNG or raw pixels whose bytes match
+their size and mode, and not larger than a pixel budget, nesting is bounded. Anything else raises
+:class:`WireError`. The parent never unpickles anything the child sends.
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ MAX_ITEMS = 200_000
 #: zlib level of images on the wire: a call may carry hundreds, and level 1 encodes about twice as fast as the
 #: default 6 for ~10% more bytes (lossless either way; this file stands alone in the child, so not imported)
 PNG_LEVEL = 1
+#: how images are sent: ``"raw"`` (pixels with a small header: no encoding, and the receiver can hash the
+#: bytes it got into the image's id without building an image) or ``"png"`` (before issue 27; kept for
+#: ``AIM_FAST_PATH=0``). Both are always decoded.
+IMAGE_FORMAT: Literal["raw", "png"] = "raw"
+#: image modes sent as raw pixels (bytes per pixel); any other mode is sent as RGBA or RGB
+RAW_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "I": 4, "F": 4}
 
 _DTYPE = re.compile(r"^[<>|=]?[biufc][0-9]{1,2}$")
 _SENDABLE = (
@@ -130,9 +138,10 @@ class Record:
 class _Budget:
     """Counts the payload bytes of one message while it is encoded, to fail early and cheaply."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, images: str | None = None) -> None:
         self.limit = limit
         self.used = 0
+        self.images = images or IMAGE_FORMAT
 
     def add(self, size: int) -> None:
         self.used += size
@@ -145,9 +154,12 @@ def _b64(data: bytes, budget: _Budget) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def encode(value: Any, *, limit: int = MAX_MESSAGE_BYTES) -> Any:
-    """``value`` as JSON-ready data; TypeError for anything that cannot be sent."""
-    return _encode(value, _Budget(limit), 0)
+def encode(value: Any, *, limit: int = MAX_MESSAGE_BYTES, images: Literal["raw", "png"] | None = None) -> Any:
+    """``value`` as JSON-ready data; TypeError for anything that cannot be sent.
+
+    ``images`` chooses how images travel (default :data:`IMAGE_FORMAT`).
+    """
+    return _encode(value, _Budget(limit, images), 0)
 
 
 def _encode(value: Any, budget: _Budget, depth: int) -> Any:
@@ -216,6 +228,22 @@ def _record(name: str, fields: dict[str, Any], budget: _Budget, depth: int) -> d
 
 
 def _encode_image(image: Any, budget: _Budget) -> dict[str, Any]:
+    if budget.images == "png":
+        return _encode_png(image, budget)
+    if image.mode not in RAW_MODES:
+        try:
+            image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+        except (OSError, ValueError) as exc:
+            raise TypeError(
+                f"cannot send a PIL image of mode {image.mode!r} ({exc}); convert it first, "
+                "e.g. image.convert('RGB'), or send a numpy array"
+            ) from None
+    width, height = image.size
+    budget.add(width * height * RAW_MODES[image.mode] * 4 // 3)
+    return {TAG: "image", "mode": image.mode, "size": [width, height], "raw": _b64(image.tobytes(), budget)}
+
+
+def _encode_png(image: Any, budget: _Budget) -> dict[str, Any]:
     buf = io.BytesIO()
     try:
         image.save(buf, format="PNG", compress_level=PNG_LEVEL)
@@ -245,6 +273,7 @@ def decode(
     on_image: Callable[[Any], Any] | None = None,
     max_image_pixels: int = MAX_IMAGE_PIXELS,
     max_items: int | None = None,
+    on_raw: Callable[[str, tuple[int, int], bytes], Any] | None = None,
 ) -> Any:
     """Rebuild a value from :func:`encode`'s output; :class:`WireError` for anything malformed.
 
@@ -252,13 +281,16 @@ def decode(
     is not installed), ``"numpy"``, or ``"if_imported"`` (torch only when this process has
     already imported it: the child never imports torch on its own). ``on_image`` maps each
     decoded PIL image to the object to return (the parent looks it up in the image store).
+    ``on_raw`` (raw images only) is asked first with ``(mode, (width, height), pixel bytes)`` and may return
+    the object to use without an image being built (the parent finds a known image by the hash of those
+    bytes); None goes on as without it.
     ``max_image_pixels`` bounds the pixels of all images in ``data`` together; ``max_items``
     the values it holds (:class:`TooManyValues` past it, found before the rest is converted).
     """
     if max_items is not None:
         _count(data, max_items)
     try:
-        return _decode(data, 0, tensors, on_image, [max_image_pixels])
+        return _decode(data, 0, tensors, (on_image, on_raw), [max_image_pixels])
     except WireError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
@@ -289,7 +321,7 @@ def _count(data: Any, limit: int) -> None:
         stack.extend(children)
 
 
-def _decode(data: Any, depth: int, tensors: TensorMode, on_image: Any, max_pixels: list[int]) -> Any:
+def _decode(data: Any, depth: int, tensors: TensorMode, on_image: tuple[Any, Any], max_pixels: list[int]) -> Any:
     if depth > MAX_DEPTH + 2:
         raise WireError(f"value nested more than {MAX_DEPTH} levels deep")
     if data is None or isinstance(data, bool | int | float | str):
@@ -321,8 +353,19 @@ def _decode(data: Any, depth: int, tensors: TensorMode, on_image: Any, max_pixel
             raise WireError("record fields must be an object")
         return Record(str(data["name"]), {str(k): down(v) for k, v in fields.items()})
     if tag == "image":
-        image = _decode_image(_unb64(data["png"]), max_pixels)
-        return on_image(image) if on_image is not None else image
+        adopt, on_raw = on_image
+        if "raw" in data:
+            mode, size, raw = _raw_image(data, max_pixels)
+            if on_raw is not None:
+                known = on_raw(mode, size, raw)
+                if known is not None:
+                    return known
+            from PIL import Image
+
+            image = Image.frombytes(mode, size, raw)
+        else:
+            image = _decode_image(_unb64(data["png"]), max_pixels)
+        return adopt(image) if adopt is not None else image
     if tag in ("ndarray", "tensor"):
         array = _decode_array(data)
         if tag == "tensor" and tensors != "numpy":
@@ -363,6 +406,28 @@ def _unb64(value: Any) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise WireError(f"bad base64 data: {exc}") from None
+
+
+def _raw_image(data: dict[str, Any], budget: list[int]) -> tuple[str, tuple[int, int], bytes]:
+    """Mode, size and pixel bytes of a raw image, checked (mode, size, byte count, pixel budget) before use."""
+    mode, size = data["mode"], data["size"]
+    if not isinstance(mode, str) or mode not in RAW_MODES:
+        raise WireError(f"image mode {mode!r} is not one of {', '.join(RAW_MODES)}")
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in size)):
+        raise WireError(f"image size {size!r} must be [width, height], two positive integers")
+    width, height = size
+    if width * height > budget[0]:
+        raise WireError(
+            f"image of {width}x{height} pixels is over what is left of the limit of pixels per message; "
+            "send fewer or smaller images"
+        )
+    raw = _unb64(data["raw"])
+    if len(raw) != width * height * RAW_MODES[mode]:
+        raise WireError(f"image data has {len(raw)} bytes, but {width}x{height} of mode {mode} needs "
+                        f"{width * height * RAW_MODES[mode]}")
+    budget[0] -= width * height
+    return mode, (width, height), raw
 
 
 def _decode_image(png: bytes, budget: list[int]) -> Any:
