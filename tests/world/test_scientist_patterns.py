@@ -8,9 +8,14 @@ from __future__ import annotations
 from test_offline_scientist import region, run
 
 from aim_agent.agent.schema import CriticReport, Objection, SuggestedExperiment
-from aim_world.scientist import Concept, Hyp, OfflineScientist, Record, best, read_exemplars, realize, score
-from aim_world.scientist.scenes import Palette
+from aim_world.scientist import OfflineScientist
+from aim_world.scientist.concepts import Concept
+from aim_world.scientist.evidence import Record
+from aim_world.scientist.hypotheses import Hyp
+from aim_world.scientist.reading import read_exemplars
+from aim_world.scientist.scenes import Palette, realize
 from aim_world.scientist.scientist import FEW_EXEMPLARS_CAP, FORCED_CAP, OPEN_OBJECTION_CAP
+from aim_world.scientist.scoring import best, score
 
 PATTERNED = [region("a black striped peacock", "mountains"), region("a white wavy dog", "grass"),
              region("a green checkered pear", "room"), region("a red striped rose", "sky"),
