@@ -31,16 +31,18 @@ def test_eval_synthetic_progress_is_on_stderr_and_its_json_alone_on_stdout(
         quiet: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from aim_agent.eval import synthetic
 
-    def run_eval(**kw: Any) -> dict[str, Any]:
+    def run_eval(**kw: Any) -> synthetic.EvalSummary:
         assert (kw["progress"] is None) == quiet and kw["live"] == (not quiet)
         if kw["progress"]:
             kw["progress"]("neuron 1/1")
-        return {"unevaluated": [], "n": 1}
+        return synthetic.EvalSummary(judge=None, judge_note=None, methods=[], method_names={}, table=[],
+                                     head_to_head=[], neurons=[], failed=0, n=1)
 
     monkeypatch.setattr(synthetic, "run_eval", run_eval)
     assert main(["eval", "synthetic", "--n", "1", "--json", *(["--quiet"] if quiet else [])]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out) == {"unevaluated": [], "n": 1}
+    printed = json.loads(captured.out)
+    assert printed["n"] == 1 and printed["unevaluated"] == []
     assert ("aim eval synthetic neuron 1/1" in captured.err) != quiet
 
 
