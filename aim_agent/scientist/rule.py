@@ -17,12 +17,11 @@
 3b. **The strongest exemplar** (checked before narrowing): let A be the describer's first term for the
    strongest exemplar (its best guess; the test below, not the describer's certainty, decides). On the
    measured images and the exemplars together, A is the label when it lies inside B (read on the images the
-   describer is fairly sure, >= :data:`SURE`, show A) and the images of B without A stay low (less than half way from
-   the images showing neither to A's): B over-claims. A concept beside B never replaces it: the strongest
-   exemplar is the dataset's maximum by construction, so its concept would always seem to fire highest.
-   The exemplars count
-   here because a concept the dataset shows once (a class in a one-photo-per-class sample) has no other
-   images; the conclusion says so and its confidence is lower.
+   describer is fairly sure, >= :data:`SURE`, show A) and the images of B without A stay low (less than half
+   way from the images showing neither to A's): B over-claims. A concept beside B never replaces it: the
+   strongest exemplar is the dataset's maximum by construction, so its concept would always seem to fire
+   highest. The exemplars count here because a concept the dataset shows once (a class in a
+   one-photo-per-class sample) has no other images; the conclusion says so and its confidence is lower.
 4. **OR**: a second tested concept, not nested with the first, joins the label only when its own
    positives that do not show the first fire alone (AUC >= SUPPORT_AUC against images that show neither,
    at least MIN_POSITIVES of them) and its excess is at least :data:`MIN_OR_SHARE`. The
